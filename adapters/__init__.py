@@ -4,6 +4,14 @@ An adapter knows its framework's arrays, devices and autodiff, and lists its *bi
 cross-entropy API each, with the capabilities it declares and the convention it documents.
 Built-in adapters are listed in :data:`BUILTIN`; an external one (a custom kernel) is any object
 satisfying :class:`Adapter`, passed as ``--adapter=module:attr``.
+
+For the benchmark sweep (``--bench``) an adapter also offers, each optional:
+``prepare(binding, problem, *, grad, mode, device)`` returning a zero-argument call that runs the
+binding and waits for the result (inputs converted beforehand); ``compile(f)`` for the compiled
+mode; ``set_threads(n)``; ``bare(binding_name, problem, *, grad, device)``, a hand-written native
+call for the adapter-overhead ratio; ``exp_kernels(device)`` and ``read_kernels(device)``,
+candidate kernels for the physical floor; ``device_peak_bytes(call, device)`` from the device
+allocator. :class:`adapters.framework.FrameworkAdapter` implements ``prepare`` for array frameworks.
 """
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""Shared machinery for array-framework adapters: inputs conversion and the run loop.
+"""Shared machinery for array-framework adapters: inputs conversion, the run loop and timing closures.
 
-A concrete adapter supplies array conversion and one autodiff primitive (:meth:`value_and_vjp`);
-everything else (which inputs to convert, how the cotangent is shaped) is the same for all.
+A concrete adapter supplies array conversion and one autodiff primitive (:meth:`value_and_vjp`),
+and optionally a compiler (:meth:`compile`) and a completion barrier (:meth:`block`); everything
+else (which inputs to convert, how the cotangent is shaped, what a compiled step contains) is the
+same for all.
 """
 from __future__ import annotations
 
@@ -10,14 +12,18 @@ from typing import Any, Callable
 import numpy as np
 
 from xentcheck.problem import Problem
+from xentcheck.reference import output_shape
 
 from . import Binding, Inputs, Output
 
 
 class FrameworkAdapter:
-    """Base class: subclasses set ``name`` and implement the four primitives below."""
+    """Base class: subclasses set ``name`` and implement the primitives below."""
 
     name = "?"
+    #: True: the compiled step is value and VJP together (jax.jit, tf.function). False: only the
+    #: forward is compiled and autodiff runs outside, as torch.compile is used in practice.
+    compile_whole_step = True
 
     # -- primitives ---------------------------------------------------------------------------
     def asarray(self, a: np.ndarray, dtype: str, device: str) -> Any:
@@ -34,6 +40,16 @@ class FrameworkAdapter:
         """(float64 array, dtype name) of a framework array, forcing the computation to complete."""
         raise NotImplementedError
 
+    def compile(self, f: Callable) -> Callable:
+        """The framework's compiler applied to ``f`` (raise NotImplementedError if it has none)."""
+        raise NotImplementedError(f"{self.name} has no compiled mode")
+
+    def block(self, out: Any) -> None:
+        """Wait until ``out`` (an array or a tuple of arrays) is computed. Synchronous frameworks: nothing."""
+
+    def set_threads(self, n: int) -> None:
+        """Use ``n`` threads for intra-op parallelism (benchmarks set the same count everywhere)."""
+
     # -- shared ---------------------------------------------------------------------------------
     def inputs(self, problem: Problem, device: str) -> Inputs:
         def conv(a):
@@ -42,22 +58,47 @@ class FrameworkAdapter:
         target = self.asindex(problem.target, device) if problem.target_kind == "index" else conv(problem.target)
         return Inputs(problem, target, conv(problem.class_weight), conv(problem.sample_weight), conv(problem.pos_weight))
 
-    def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
-            mode: str = "eager", device: str = "cpu") -> Output:
-        if mode != "eager":
-            raise ValueError(f"{self.name}: mode {mode!r} is not implemented")
+    def prepare(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None = None,
+                mode: str = "eager", device: str = "cpu") -> Callable[[], Any]:
+        """A zero-argument callable evaluating ``binding`` on ``problem`` (value, or (value, VJP) with
+        ``grad``) and waiting for the result. Inputs are converted here, once, so timing the callable
+        times the binding alone; a compiled mode compiles on the first call."""
+        if mode not in ("eager", "compiled"):
+            raise ValueError(f"{self.name}: unknown mode {mode!r}")
         inp = self.inputs(problem, device)
         x = self.asarray(problem.x, problem.dtype, device)
-        def f(x_):
-            return binding.fn(x_, inp)
-
-        if not grad:
-            value, vdtype = self.to_numpy(f(x))
-            return Output(value, None, vdtype)
         cot = None
-        if problem.reduction == "none" and cotangent is not None:
+        if grad and problem.reduction == "none":
+            if cotangent is None:  # timing: pull back ones, shaped like the unreduced loss
+                cotangent = np.ones(output_shape(problem, binding.convention_for(problem)))
             cot = self.asarray(cotangent, problem.dtype, device)
-        value, g = self.value_and_vjp(f, x, cot)
-        value, vdtype = self.to_numpy(value)
-        g, _ = self.to_numpy(g)
+        extras = (inp.target, inp.class_weight, inp.sample_weight, inp.pos_weight)
+        compiled = mode == "compiled"
+
+        # Inputs travel as arguments, not closure constants, so a compiler does not bake them in.
+        def forward(x_, target, cw, sw, pw):
+            return binding.fn(x_, Inputs(problem, target, cw, sw, pw))
+
+        if compiled and not self.compile_whole_step:
+            forward = self.compile(forward)
+        if grad:
+            def step(x_, *args):
+                return self.value_and_vjp(lambda v: forward(v, *args), x_, cot)
+        else:
+            step = forward
+        if compiled and self.compile_whole_step:
+            step = self.compile(step)
+
+        def call():
+            out = step(x, *extras)
+            self.block(out)
+            return out
+
+        return call
+
+    def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
+            mode: str = "eager", device: str = "cpu") -> Output:
+        out = self.prepare(binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=device)()
+        value, vdtype = self.to_numpy(out[0] if grad else out)
+        g = self.to_numpy(out[1])[0] if grad else None
         return Output(value, g, vdtype)

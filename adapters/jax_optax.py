@@ -96,6 +96,42 @@ class JaxAdapter(FrameworkAdapter):
         (g,) = pullback(cotangent if cotangent is not None else jnp.ones_like(y))
         return y, g
 
+    def compile(self, f):
+        return jax.jit(f)
+
+    def block(self, out):
+        jax.block_until_ready(out)
+
+    def bare(self, binding_name, problem, *, grad, device):
+        """Hand-written native optax call on integer labels (the adapter-overhead baseline)."""
+        if binding_name != "optax.softmax_cross_entropy_with_integer_labels" or problem.x.ndim != 2:
+            return None
+        x = self.asarray(problem.x, problem.dtype, device)
+        t = self.asindex(problem.target, device)
+
+        def loss(z):
+            return optax.softmax_cross_entropy_with_integer_labels(z, t)
+
+        def forward():
+            return jax.block_until_ready(loss(x))
+
+        def forward_backward():
+            y, pullback = jax.vjp(loss, x)
+            return jax.block_until_ready((y, pullback(jnp.ones_like(y))[0]))
+
+        return forward_backward if grad else forward
+
+    def exp_kernels(self, device):
+        """Candidates for the floor's exp throughput (name -> factory(n, dtype))."""
+        def jitted(n, dtype):
+            a = self.asarray(np.random.default_rng(0).random(n), dtype, device)
+            return lambda f=jax.jit(jnp.exp): f(a).block_until_ready()
+
+        return {"jax.jit(jnp.exp)": jitted}
+
+    def device_peak_bytes(self, call, device):
+        return None  # XLA's allocator statistics cannot be reset between calls
+
     def to_numpy(self, t):
         t = jax.block_until_ready(t)
         return np.asarray(t).astype(np.float64), str(t.dtype)

@@ -97,6 +97,7 @@ def _bindings() -> list[Binding]:
 
 class TorchAdapter(FrameworkAdapter):
     name = "torch"
+    compile_whole_step = False  # torch.compile the loss; autograd (AOTAutograd's compiled backward) runs outside
 
     def environment(self) -> dict:
         env = {"torch": torch.__version__, "torch.threads": torch.get_num_threads(),
@@ -120,6 +121,76 @@ class TorchAdapter(FrameworkAdapter):
         y = f(x)
         (g,) = torch.autograd.grad(y, x, grad_outputs=cotangent if y.ndim else None)
         return y.detach(), g
+
+    def compile(self, f):
+        # A fresh Dynamo state per compiled call: every binding and shape gets its own static-shape
+        # graph (no shared automatic-dynamic graph, no silent eager fallback at the recompile limit),
+        # and the first call's time is that compile.
+        torch._dynamo.reset()
+        return torch.compile(f, dynamic=False)
+
+    def block(self, out):
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+
+    def set_threads(self, n):
+        torch.set_num_threads(n)
+
+    def bare(self, binding_name, problem, *, grad, device):
+        """Hand-written native ``F.cross_entropy`` on index targets (the adapter-overhead baseline)."""
+        if binding_name != "F.cross_entropy" or problem.target_kind != "index" or problem.x.ndim != 2:
+            return None
+        x = torch.as_tensor(problem.x, dtype=_TORCH_DTYPES[problem.dtype], device=device)
+        t = torch.as_tensor(problem.target, device=device)
+        red = problem.reduction
+
+        def forward():
+            y = F.cross_entropy(x, t, reduction=red)
+            self.block(y)
+            return y
+
+        def forward_backward():
+            xr = x.detach().requires_grad_(True)
+            y = F.cross_entropy(xr, t, reduction=red)
+            (g,) = torch.autograd.grad(y, xr, grad_outputs=None if y.ndim == 0 else torch.ones_like(y))
+            self.block(g)
+            return y, g
+
+        return forward_backward if grad else forward
+
+    def exp_kernels(self, device):
+        """Candidates for the floor's exp throughput (name -> factory(n, dtype))."""
+        def eager(n, dtype):
+            a = torch.rand(n, dtype=_TORCH_DTYPES[dtype], device=device)
+            out = torch.empty_like(a)
+            return lambda: self.block(torch.exp(a, out=out))
+
+        def compiled(n, dtype):
+            a = torch.rand(n, dtype=_TORCH_DTYPES[dtype], device=device)
+            return lambda f=torch.compile(torch.exp, dynamic=False): self.block(f(a))
+
+        return {"torch.exp": eager, "torch.compile(torch.exp)": compiled}
+
+    def read_kernels(self, device):
+        """Candidates for the floor's read bandwidth on the device (name -> factory(nbytes))."""
+        if device == "cpu":
+            return {}  # NumPy's kernels measure the host
+
+        def total(nbytes):
+            a = torch.ones(nbytes // 4, device=device)
+            return lambda: self.block(a.sum())
+
+        return {"torch.sum on the device": total}
+
+    def device_peak_bytes(self, call, device):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        out = call()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - before
+        del out
+        return peak
 
     def to_numpy(self, t):
         t = t.detach()

@@ -164,9 +164,65 @@ class TensorflowAdapter(FrameworkAdapter):
         t = tf.convert_to_tensor(t)
         return t.numpy().astype(np.float64), t.dtype.name
 
-    def run(self, binding, problem, *, grad, cotangent, mode="eager", device="cpu"):
+    def compile(self, f):
+        return tf.function(f, jit_compile=True)
+
+    def block(self, out):
+        if tf.config.list_logical_devices("GPU"):
+            tf.test.experimental.sync_devices()
+
+    def set_threads(self, n):
+        try:  # only possible before TensorFlow's runtime starts; TF_NUM_INTRAOP_THREADS covers the rest
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+        except RuntimeError:
+            pass
+
+    def prepare(self, binding, problem, *, grad, cotangent=None, mode="eager", device="cpu"):
         with tf.device(self._device(device)):
-            return super().run(binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=device)
+            call = super().prepare(binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=device)
+
+        def on_device():
+            with tf.device(self._device(device)):
+                return call()
+
+        return on_device
+
+    def bare(self, binding_name, problem, *, grad, device):
+        """Hand-written native tf.nn call on integer labels (the adapter-overhead baseline)."""
+        if binding_name != "tf.nn.sparse_softmax_cross_entropy_with_logits" or problem.x.ndim != 2:
+            return None
+        x = self.asarray(problem.x, problem.dtype, device)
+        t = self.asindex(problem.target, device)
+
+        def forward():
+            return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x)
+
+        def forward_backward():
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x)
+            return y, tape.gradient(y, x)
+
+        return forward_backward if grad else forward
+
+    def exp_kernels(self, device):
+        """Candidates for the floor's exp throughput (name -> factory(n, dtype))."""
+        def eager(n, dtype):
+            a = self.asarray(np.random.default_rng(0).random(n), dtype, device)
+            return lambda: self.block(tf.exp(a))
+
+        def xla(n, dtype):
+            a = self.asarray(np.random.default_rng(0).random(n), dtype, device)
+            return lambda f=tf.function(tf.exp, jit_compile=True): self.block(f(a))
+
+        return {"tf.exp": eager, "tf.function(tf.exp, jit_compile=True)": xla}
+
+    def device_peak_bytes(self, call, device):
+        tf.config.experimental.reset_memory_stats("GPU:0")
+        before = tf.config.experimental.get_memory_info("GPU:0")["current"]
+        out = call()
+        self.block(out)
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] - before
 
 
 ADAPTER = TensorflowAdapter()

@@ -88,3 +88,29 @@ class HangingAdapter(FakeAdapter):
 
 
 HANGING = HangingAdapter("hangs")
+
+
+class TimedAdapter(FakeAdapter):
+    """A benchmarkable fake: each binding's call sleeps a fixed time (``slowdown`` scales it), so
+    the benchmark harness and the run-vs-run comparison can be tested end to end without a
+    framework and without depending on how busy the machine's CPU is."""
+
+    DELAYS_S = (0.0015, 0.002, 0.0025, 0.003)
+
+    def __init__(self, name: str, slowdown: float = 1.0):
+        super().__init__(name)
+        self.slowdown = slowdown
+
+    def bindings(self) -> list[Binding]:
+        return [Binding(f"timed.{i}", f"fake.timed.{i}", CAPS, fn=None, convention=MEAN_BY_WEIGHT)
+                for i in range(len(self.DELAYS_S))]
+
+    def prepare(self, binding, problem, *, grad, mode="eager", device="cpu"):
+        import time
+
+        delay = self.DELAYS_S[int(binding.name.rsplit(".", 1)[1])] * self.slowdown * (2 if grad else 1)
+        return lambda: time.sleep(delay)
+
+
+TIMED = TimedAdapter("timed")
+TIMED_SLOWER = TimedAdapter("timed", slowdown=1.25)  # a planted 25% slowdown

@@ -102,3 +102,25 @@ def test_a_hang_is_cut_by_the_timeout_and_the_run_goes_on(tmp_path):
     hung = by_id["hangs-fake.softmax_ce-tutorial_logits-float64-eager-none-value"]
     assert hung["outcome"] == "error" and "Timeout" in hung["reason"]
     assert by_id["hangs-fake.softmax_ce-soft_dirichlet-float64-eager-none-value"]["outcome"] == "pass"
+
+
+def test_baseline_reports_changes_and_fails_on_a_regression(tmp_path):
+    base = tmp_path / "base.json"
+    common = ("suites", "--frameworks=", "--adapter=tests.fake_adapter:HONEST", "-k", "random",
+              f"--report={tmp_path / 'r.html'}")
+    assert pytest_run(*common, f"--results={base}").returncode == 0
+    same = pytest_run(*common, f"--results={tmp_path / 'same.json'}", f"--baseline={base}")
+    assert same.returncode == 0 and "xentcheck: baseline: 0 outcome changes (0 regressions)" in same.stdout
+    doc = json.loads(base.read_text())  # pretend a documented deviation used to fire on one check
+    doc["records"][0].update(outcome="deviation", expectation="some-entry")
+    base.write_text(json.dumps(doc))
+    changed = pytest_run(*common, f"--results={tmp_path / 'new.json'}", f"--baseline={base}")
+    assert changed.returncode == 1
+    assert f"xentcheck: baseline: REGRESSION {doc['records'][0]['id']}: deviation [some-entry] -> pass" in changed.stdout
+
+
+def test_unreadable_baseline_fails_at_once_with_one_line(tmp_path):
+    r = pytest_run("suites", "--frameworks=", f"--baseline={tmp_path / 'nope.json'}")
+    assert r.returncode == 4
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and "--baseline:" in err[0] and "no such results file" in err[0]

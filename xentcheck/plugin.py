@@ -16,9 +16,11 @@ from adapters import BUILTIN, AdapterError, load_builtin, load_external, missing
 from cases import CaseError, load_catalog
 
 from . import checks
+from .bench.plan import BenchPlan, add_options
+from .bench.sweep import BenchSpec, SweepError
 from .environment import base_environment
 from .expectations import ExpectationError, audit, load_registry
-from .results import document, write_atomic
+from .results import ResultsError, document, load, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = Path("results/results.json")
@@ -38,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--report", default=None, help=f"where to write the HTML report (default {DEFAULT_REPORT})")
     g.addoption("--expectations", default=None, action="append",
                 help="expectations registry file(s) (default suites/expectations.toml)")
+    g.addoption("--baseline", default=None, metavar="PATH",
+                help="compare this run with an earlier results file; a regression fails the run")
+    add_options(g)
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,16 @@ class XentSession:
             raise pytest.UsageError(str(e)) from None
         for flag, path in (("--results", self.results_path), ("--report", self.report_path)):
             _check_writable(flag, path)
+        self.baseline = None
+        if opt("baseline"):
+            try:  # read now: an unreadable baseline must not cost a whole run
+                self.baseline = load(opt("baseline"))
+            except ResultsError as e:
+                raise pytest.UsageError(f"--baseline: {e}") from None
+        try:  # before any framework is imported: it fixes the thread settings
+            self.bench = BenchPlan(opt) if opt("bench") else None
+        except SweepError as e:
+            raise pytest.UsageError(str(e)) from None
         self.adapters: dict | None = None
         self.skipped: dict[str, str] = {}
         self.records: list[dict] = []
@@ -95,6 +110,7 @@ class XentSession:
         self._journal = None
         self.lines: list[str] = []
         self.write_failed = False
+        self.regressed = False
         self.announced = False
         self.filtered_audit = False
 
@@ -116,6 +132,8 @@ class XentSession:
             self.adapters[a.name] = a
         for name, a in self.adapters.items():
             try:
+                if self.bench and hasattr(a, "set_threads"):
+                    a.set_threads(self.bench.threads)
                 self.environment["frameworks"][name] = a.environment()
                 self.bindings(name)
             except Exception as e:  # a broken adapter is skipped, the others still run
@@ -150,6 +168,13 @@ class XentSession:
                                 out.append(CheckSpec(fw, b.name, case.name, b.caps.op, dtype, red, chk))
         return out
 
+    def bench_specs(self) -> list[BenchSpec]:
+        """Every benchmark to run (none without --bench)."""
+        return self.bench.specs(self.load_adapters(), self.bindings) if self.bench else []
+
+    def run_bench(self, spec: BenchSpec, benchmark) -> dict:
+        return self.bench.run(self.adapters, self.bindings(spec.framework)[spec.binding], spec, benchmark, self.device)
+
     # -- running ------------------------------------------------------------------------------
     def problem(self, spec: CheckSpec):
         key = (spec.case, spec.op, spec.dtype, spec.reduction)
@@ -165,9 +190,9 @@ class XentSession:
                                 self.problem(spec), spec.check, registry=self.registry, versions=self._versions,
                                 mode=spec.mode, device=self.device)
 
-    def add(self, rec: dict) -> None:
+    def add(self, rec: dict, *, benchmark: bool = False) -> None:
         """Keep a record, and journal it at once so a crash later in the run loses nothing before it."""
-        self.records.append(rec)
+        (self.bench.records if benchmark else self.records).append(rec)
         if self._journal is None:  # the folder was checked writable at start-up
             self._journal = open(self.results_path.with_name(self.results_path.name + ".partial.jsonl"), "w")
         self._journal.write(json.dumps(rec) + "\n")
@@ -175,7 +200,8 @@ class XentSession:
 
     def finish(self) -> list[str]:
         """Write results and report; returns the lines to print at the end of the run."""
-        if not self.records:
+        benchmarks = self.bench.section() if self.bench else None
+        if not self.records and not benchmarks:
             return []
         stale, unused = audit(self.registry, self.records, set(self.environment["frameworks"]))
         opt = self.config.option
@@ -185,8 +211,14 @@ class XentSession:
             stale = []
             self.filtered_audit = True
         expectations = {"entries": [e.as_dict() for e in self.registry.entries], "stale": stale, "unused": unused}
-        doc = document(self.environment, self.records, expectations)
-        lines = ["xentcheck: " + ", ".join(f"{doc['summary'].get(k, 0)} {k}" for k in checks.OUTCOMES)]
+        doc = document(self.environment, self.records, expectations, benchmarks)
+        lines = []
+        if self.records:
+            lines.append("xentcheck: " + ", ".join(f"{doc['summary'].get(k, 0)} {k}" for k in checks.OUTCOMES))
+        if benchmarks:
+            counts = {o: sum(r["outcome"] == o for r in benchmarks["records"]) for o in ("ok", "unsupported", "error")}
+            lines.append(f"xentcheck: {counts['ok']} benchmarks timed, {counts['unsupported']} unsupported, "
+                         f"{counts['error']} error")
         lines += [f"xentcheck: STALE {s}" for s in stale]
         lines += [f"xentcheck: warning: {u}" for u in unused]
         if self.filtered_audit:
@@ -205,6 +237,12 @@ class XentSession:
             Path(self._journal.name).unlink(missing_ok=True)
         lines.append(f"xentcheck: results written to {self.results_path}")
         lines.append(f"xentcheck: report written to {self.report_path}")
+        if self.baseline is not None:
+            from reports.diff import diff, lines as diff_lines
+
+            changes = diff(self.baseline, doc)
+            lines += [f"xentcheck: baseline: {line}" for line in diff_lines(changes)]
+            self.regressed = bool(changes.regressions)
         return lines
 
     # -- pytest hooks (this object is registered as a plugin) ----------------------------------
@@ -224,9 +262,12 @@ class XentSession:
         if self.is_worker:
             return
         props = [v for k, v in report.user_properties if k == "xentcheck"]
-        if report.when == "call" and props:
+        timed = [v for k, v in report.user_properties if k == "xentcheck_bench"]
+        if report.when == "call" and (props or timed):
             for rec in props:
                 self.add(rec)
+            for rec in timed:
+                self.add(rec, benchmark=True)
         elif report.failed and report.when != "setup" and report.nodeid.startswith("suites/test_conformance.py::"):
             self.add(self.crash_record(report))  # timed out, or its process died: no record came back
 
@@ -267,7 +308,7 @@ class XentSession:
             session.exitstatus = 3
             return
         stale = any(line.startswith("xentcheck: STALE") for line in self.lines)
-        if (stale or self.write_failed) and session.exitstatus == 0:
+        if (stale or self.write_failed or self.regressed) and session.exitstatus == 0:
             session.exitstatus = 1
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:

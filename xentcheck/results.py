@@ -79,8 +79,8 @@ def summarize(records: list[dict]) -> dict:
     return out
 
 
-def document(environment: dict, records: list[dict], expectations: dict) -> dict:
-    """Assemble a results document (validated before it is returned)."""
+def document(environment: dict, records: list[dict], expectations: dict, benchmarks: dict | None = None) -> dict:
+    """Assemble a results document (validated before it is returned); ``benchmarks`` when timed."""
     records = sorted(records, key=lambda r: r["id"])
     doc = {
         "schema_version": SCHEMA_VERSION,
@@ -90,5 +90,7 @@ def document(environment: dict, records: list[dict], expectations: dict) -> dict
         "expectations": expectations,
         "records": records,
     }
+    if benchmarks:
+        doc["benchmarks"] = benchmarks
     validate(doc)
     return doc

@@ -1,0 +1,74 @@
+"""What changed between two results files: check outcomes, numbers beyond tolerance, timings.
+
+Regressions (the exit status of ``python -m reports diff`` is 1 when there is one): a check that
+newly fails or errors, a documented deviation that changed (a different expectation fired, or it
+stopped happening: the registry needs updating), and a statistically significant slowdown.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from xentcheck.bench import stats
+
+BAD = ("fail", "error")
+
+
+@dataclass
+class Diff:
+    """The changes between an old and a new results document."""
+
+    outcomes: list[dict] = field(default_factory=list)   # outcome or expectation changed
+    numbers: list[dict] = field(default_factory=list)    # same outcome, error moved by > 1 tolerance unit
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    speed: list[stats.Change] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[str]:
+        out = [f"{c['id']}: {c['old']} -> {c['new']}" for c in self.outcomes if c["regression"]]
+        out += [f"{c.name}: {c.ratio:.2f}x slower (p={c.p_adjusted:.2g})" for c in self.speed if c.verdict == "slower"]
+        return out
+
+
+def _is_regression(old: dict, new: dict) -> bool:
+    if new["outcome"] in BAD and old["outcome"] not in BAD:
+        return True
+    return old["outcome"] == "deviation" and (new["outcome"], new["expectation"]) != ("deviation", old["expectation"])
+
+
+def _label(r: dict) -> str:
+    return r["outcome"] + (f" [{r['expectation']}]" if r.get("expectation") else "")
+
+
+def diff(old: dict, new: dict, *, alpha: float = stats.ALPHA, min_effect: float = stats.MIN_EFFECT) -> Diff:
+    """Compare two results documents (old first)."""
+    a = {r["id"]: r for r in old["records"]}
+    b = {r["id"]: r for r in new["records"]}
+    d = Diff(added=sorted(b.keys() - a.keys()), removed=sorted(a.keys() - b.keys()))
+    for rid in sorted(a.keys() & b.keys()):
+        ro, rn = a[rid], b[rid]
+        if (ro["outcome"], ro["expectation"]) != (rn["outcome"], rn["expectation"]):
+            d.outcomes.append({"id": rid, "old": _label(ro), "new": _label(rn), "regression": _is_regression(ro, rn),
+                               "reason": rn["reason"]})
+        elif ro["errors"] and rn["errors"] and abs(rn["errors"]["tol_units"] - ro["errors"]["tol_units"]) > 1:
+            d.numbers.append({"id": rid, "old_tol_units": ro["errors"]["tol_units"],
+                              "new_tol_units": rn["errors"]["tol_units"]})
+    d.speed = stats.compare((old.get("benchmarks") or {}).get("records", []),
+                            (new.get("benchmarks") or {}).get("records", []), alpha=alpha, min_effect=min_effect)
+    return d
+
+
+def lines(d: Diff) -> list[str]:
+    """The terminal summary, regressions first."""
+    out = [f"REGRESSION {r}" for r in d.regressions]
+    out += [f"changed    {c['id']}: {c['old']} -> {c['new']}" for c in d.outcomes if not c["regression"]]
+    out += [f"numbers    {c['id']}: error {c['old_tol_units']:.3g} -> {c['new_tol_units']:.3g} tolerance units"
+            for c in d.numbers]
+    out += [f"faster     {c.name}: {1 / c.ratio:.2f}x faster (p={c.p_adjusted:.2g})" for c in d.speed
+            if c.verdict == "faster"]
+    timed = len(d.speed)
+    out.append(f"{len(d.outcomes)} outcome changes ({sum(c['regression'] for c in d.outcomes)} regressions), "
+               f"{len(d.numbers)} numeric changes beyond one tolerance unit, {len(d.added)} checks added, "
+               f"{len(d.removed)} removed; {timed} benchmarks compared: "
+               f"{sum(c.verdict == 'slower' for c in d.speed)} slower, {sum(c.verdict == 'faster' for c in d.speed)} faster")
+    return out

@@ -1,0 +1,100 @@
+"""The benchmark sweep end to end, in subprocesses, on a fake adapter whose calls sleep: records in
+the results document and in pytest-benchmark's own JSON, the speed section of the report, and the
+two demonstrations of the comparison: an A/A pair of runs flags nothing, and a planted 25%
+slowdown is flagged as a regression (exit status 1)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from xentcheck.results import load
+
+from .test_plugin import ROOT, pytest_run
+
+
+def bench_run(tmp_path, name: str, adapter: str, *extra: str):
+    res = tmp_path / f"{name}.json"
+    r = pytest_run("suites", "--frameworks=", f"--adapter=tests.fake_adapter:{adapter}", "--bench", "--benchmark-only",
+                   "--bench-sizes=32x10,64x100", "--bench-time=0.25", f"--results={res}",
+                   f"--report={tmp_path / name}.html", *extra)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    return res, r
+
+
+def reports_diff(old, new):
+    return subprocess.run([sys.executable, "-m", "reports", "diff", str(old), str(new)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    a, ra = bench_run(tmp, "a", "TIMED", f"--benchmark-json={tmp / 'pb.json'}")
+    b, _ = bench_run(tmp, "b", "TIMED")
+    slow, _ = bench_run(tmp, "slow", "TIMED_SLOWER")
+    return tmp, a, b, slow, ra
+
+
+def test_records_floor_and_threads_are_in_the_results(runs):
+    tmp, a, _, _, r = runs
+    doc = load(a)  # validates against the schema
+    bench = doc["benchmarks"]
+    recs = bench["records"]
+    assert len(recs) == 4 * 2 * 2 * 2  # bindings x sizes x modes x passes
+    ok = [x for x in recs if x["outcome"] == "ok"]
+    assert len(ok) == 16 and all(x["mode"] == "eager" for x in ok)
+    assert {x["reason"] for x in recs if x["outcome"] == "unsupported"} == {"timed has no compiler"}
+    for x in ok:
+        assert x["stats"]["rounds"] >= 5 and len(x["samples"]) == x["stats"]["rounds"]
+        assert x["floor_multiple"] > 1 and x["bytes"] > 0 and x["threads"] == bench["threads"]["threads"]
+    fwd = next(x for x in ok if x["binding"] == "timed.1" and x["pass"] == "forward" and x["batch"] == 32)
+    assert 0.002 <= fwd["stats"]["median_s"] < 0.004  # it sleeps 2 ms
+    assert bench["floor"]["bandwidth"]["bytes_per_s"] > 0 and bench["floor"]["exp"]["float32"]["exp_per_s"] > 0
+    assert "xentcheck: 16 benchmarks timed, 16 unsupported, 0 error" in r.stdout
+
+
+def test_pytest_benchmark_json_carries_the_same_facts(runs):
+    tmp = runs[0]
+    pb = json.loads((tmp / "pb.json").read_text())
+    infos = [b["extra_info"] for b in pb["benchmarks"]]
+    assert len(infos) == 16 and {i["framework"] for i in infos} == {"timed"}
+    assert {"binding", "mode", "dtype", "pass", "batch", "classes", "threads"} <= set(infos[0])
+
+
+def test_report_has_the_speed_section(runs):
+    tmp = runs[0]
+    html = (tmp / "a.html").read_text()
+    assert 'id="speed"' in html and "timed.3" in html and "floor" in html and "GB/s" in html
+    assert "8 configurations not timed" in html  # 4 bindings x 2 passes, compiled (sizes folded)
+
+
+def test_aa_runs_flag_nothing(runs):
+    _, a, b, _, _ = runs
+    r = reports_diff(a, b)
+    assert r.returncode == 0, r.stdout
+    assert "16 benchmarks compared: 0 slower, 0 faster" in r.stdout
+
+
+def test_planted_slowdown_is_a_regression(runs):
+    _, a, _, slow, _ = runs
+    r = reports_diff(a, slow)
+    assert r.returncode == 1, r.stdout
+    regressions = [line for line in r.stdout.splitlines() if line.startswith("REGRESSION")]
+    assert len(regressions) == 16 and all("slower" in line for line in regressions)
+    assert "16 benchmarks compared: 16 slower, 0 faster" in r.stdout
+
+
+def test_bad_bench_option_is_one_line():
+    r = pytest_run("suites", "--frameworks=", "--bench", "--bench-sizes=huge")
+    assert r.returncode == 4
+    assert [line for line in r.stderr.splitlines() if line.strip()] == [
+        "ERROR: --bench-sizes: 'huge' is not BATCHxCLASSES (e.g. 4096x32000, classes >= 2) nor one of quick, full, llm"]
+
+
+def test_without_bench_nothing_is_timed(tmp_path):
+    res = tmp_path / "r.json"
+    r = pytest_run("suites/test_benchmarks.py", "--frameworks=", "--adapter=tests.fake_adapter:TIMED",
+                   f"--results={res}", "-rs")
+    assert r.returncode == 0 and "benchmarks run only with --bench" in r.stdout
+    assert not res.exists()

@@ -1,0 +1,69 @@
+"""``python -m reports diff``: outcome changes, numeric changes and regressions between two results."""
+import copy
+import json
+import subprocess
+import sys
+
+from reports.diff import diff, lines
+
+from .test_plugin import ROOT
+from .test_results import _doc
+
+
+def _pair():
+    old = _doc()
+    return old, copy.deepcopy(old)
+
+
+def test_identical_results_have_no_changes():
+    old, new = _pair()
+    d = diff(old, new)
+    assert d.outcomes == [] and d.numbers == [] and d.regressions == [] and d.speed == []
+    assert lines(d)[-1].startswith("0 outcome changes (0 regressions), 0 numeric changes")
+
+
+def test_a_new_fail_is_a_regression_and_a_fix_is_not():
+    old, new = _pair()
+    new["records"][0].update(outcome="fail", reason="boom")
+    d = diff(old, new)
+    assert len(d.regressions) == 1 and "pass -> fail" in d.regressions[0]
+    d = diff(new, old)  # the other way round: fail -> pass is a change, not a regression
+    assert d.regressions == [] and len(d.outcomes) == 1
+
+
+def test_a_deviation_that_changes_or_stops_is_a_regression():
+    old, new = _pair()
+    old["records"][0].update(outcome="deviation", expectation="torch-bce-log-clamp")
+    new["records"][0].update(outcome="deviation", expectation="another-entry")
+    assert len(diff(old, new).regressions) == 1
+    new["records"][0].update(outcome="pass", expectation=None)
+    assert "deviation [torch-bce-log-clamp] -> pass" in diff(old, new).regressions[0]
+
+
+def test_numbers_moving_by_more_than_a_tolerance_unit_are_listed():
+    old, new = _pair()
+    new["records"][1]["errors"]["tol_units"] = old["records"][1]["errors"]["tol_units"] + 1.5
+    d = diff(old, new)
+    assert len(d.numbers) == 1 and d.regressions == []
+
+
+def test_added_and_removed_checks_are_counted():
+    old, new = _pair()
+    new["records"].pop()
+    d = diff(old, new)
+    assert len(d.removed) == 1 and d.added == []
+
+
+def test_cli_exit_status(tmp_path):
+    old, new = _pair()
+    new["records"][0].update(outcome="error", reason="raised")
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(old))
+    b.write_text(json.dumps(new))
+    run = [sys.executable, "-m", "reports", "diff"]
+    same = subprocess.run([*run, str(a), str(a)], cwd=ROOT, capture_output=True, text=True)
+    worse = subprocess.run([*run, str(a), str(b)], cwd=ROOT, capture_output=True, text=True)
+    missing = subprocess.run([*run, str(a), str(tmp_path / "nope.json")], cwd=ROOT, capture_output=True, text=True)
+    assert same.returncode == 0 and worse.returncode == 1 and missing.returncode == 2
+    assert worse.stdout.startswith("REGRESSION ") and "pass -> error" in worse.stdout
+    assert missing.stderr.count("\n") == 1 and "no such results file" in missing.stderr

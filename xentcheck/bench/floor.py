@@ -1,0 +1,109 @@
+"""The physical floor, measured in the same run on the same machine.
+
+A cross-entropy call cannot be faster than the larger of (a) streaming its bytes once at the
+achievable memory bandwidth and (b) evaluating one exponential per logit at the machine's
+cache-resident exp throughput. Both rates are measured here with several kernels (NumPy's own, and
+any exp kernel an adapter offers), and the fastest of each is kept: a floor must be a lower bound,
+so it takes the best the machine was seen to do.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+#: elements per call in the exp measurement: from L2-resident to L3-resident in float32
+EXP_SIZES = (1 << 17, 1 << 20, 1 << 22)
+
+
+def _best(call: Callable[[], Any], repeats: int) -> float:
+    call()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def last_level_cache_bytes() -> int:
+    """The largest CPU cache (bytes), from sysfs; 32 MiB when unknown."""
+    sizes = []
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = f.read_text().strip().upper()
+        mult = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:], 1)
+        try:
+            sizes.append(int(text.rstrip("KMG")) * mult)
+        except ValueError:
+            pass
+    return max(sizes, default=32 * 1024**2)
+
+
+def measure_bandwidth(threads: int, kernels: dict[str, Callable[[int], Callable[[], Any]]] | None = None,
+                      *, host: bool = True, repeats: int = 5) -> dict:
+    """Achievable read bandwidth (bytes/s): the fastest of several streaming read kernels over a
+    buffer far larger than the last-level cache. ``kernels`` are ``name -> factory(nbytes)`` from
+    the adapters (on the device under test); ``host`` adds NumPy's own (for the CPU)."""
+    nbytes = max(256 * 1024**2, 8 * last_level_cache_bytes())
+    rates = {}
+    with ThreadPoolExecutor(threads) as pool:
+        factories = dict(kernels or {})
+        if host:
+            a = np.ones(nbytes // 4, dtype=np.float32)
+            chunks = np.array_split(a, threads)
+            m, v = a.reshape(-1, 4096), np.ones(4096, dtype=np.float32)
+            factories["numpy.max, one chunk per thread"] = lambda n: lambda: list(pool.map(np.max, chunks))
+            factories["numpy.sum, one chunk per thread"] = lambda n: lambda: list(pool.map(np.sum, chunks))
+            factories["BLAS sgemv (matrix read once)"] = lambda n: lambda: m @ v
+        for name, factory in factories.items():
+            try:
+                rates[name] = nbytes / _best(factory(nbytes), repeats)
+            except Exception:  # a failing kernel is only one candidate fewer
+                continue
+    best = max(rates, key=rates.get)
+    return {"bytes_per_s": rates[best], "kernel": best, "buffer_bytes": nbytes, "kernels": rates}
+
+
+def numpy_exp_kernel(threads: int, pool: ThreadPoolExecutor) -> Callable[[int, str], Callable[[], Any]]:
+    """NumPy's exp over one chunk per thread (NumPy ufuncs release the GIL)."""
+    def factory(n: int, dtype: str) -> Callable[[], Any]:
+        rng = np.random.default_rng(0)
+        bufs = [rng.random(n // threads).astype(dtype) for _ in range(threads)]
+        outs = [np.empty_like(b) for b in bufs]
+        return lambda: list(pool.map(lambda i: np.exp(bufs[i], out=outs[i]), range(threads)))
+    return factory
+
+
+def measure_exp(threads: int, dtype: str, kernels: dict[str, Callable[[int, str], Callable[[], Any]]] | None = None,
+                *, host: bool = True, repeats: int = 5) -> dict:
+    """Cache-resident exp throughput (exponentials/s) in ``dtype``: the best of NumPy and the
+    ``kernels`` adapters offer (``name -> factory(n, dtype)`` returning a call that computes n exps),
+    each at several cache-resident sizes (per-call overhead favours the larger ones)."""
+    rates = {}
+    with ThreadPoolExecutor(threads) as pool:
+        factories = dict(kernels or {})
+        if host and dtype in ("float32", "float64"):
+            factories["numpy.exp, one chunk per thread"] = numpy_exp_kernel(threads, pool)
+        for name, factory in factories.items():
+            for n in EXP_SIZES:
+                try:
+                    rate = n / _best(factory(n, dtype), repeats)
+                except Exception:  # e.g. no exp in that dtype: that kernel is no candidate
+                    break
+                if rate > rates.get(name, (0, 0))[0]:
+                    rates[name] = (rate, n)
+    if not rates:
+        return {"exp_per_s": None, "kernel": None, "kernels": {}}
+    best = max(rates, key=lambda k: rates[k][0])
+    return {"exp_per_s": rates[best][0], "kernel": f"{best} ({rates[best][1]} elements)",
+            "kernels": {k: v[0] for k, v in rates.items()}}
+
+
+def floor_seconds(nbytes: int, exps: int, bandwidth: dict, exp: dict) -> tuple[float, str]:
+    """(floor time, which bound it is: ``bandwidth`` or ``exp``)."""
+    t_mem = nbytes / bandwidth["bytes_per_s"]
+    t_exp = exps / exp["exp_per_s"] if exp.get("exp_per_s") else 0.0
+    return (t_mem, "bandwidth") if t_mem >= t_exp else (t_exp, "exp")

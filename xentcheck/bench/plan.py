@@ -1,0 +1,139 @@
+"""The benchmark part of one pytest session: options, the specs to run, cached inputs, the floor
+measured once, and the records collected (written into the results document's ``benchmarks``)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import floor as floor_mod
+from . import memory, runner, sweep, threads
+from .sweep import BenchSpec
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+_NO_COMPILE_CACHES = {"XENTCHECK_JAX_CACHE": "off", "TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
+                      "TORCHINDUCTOR_AUTOGRAD_CACHE": "0"}
+
+
+def add_options(group) -> None:
+    """The ``--bench*`` command-line options."""
+    group.addoption("--bench", action="store_true", default=False,
+                    help="also run the benchmark sweep (add --benchmark-only to skip the conformance checks)")
+    group.addoption("--bench-sizes", default="quick", metavar="SWEEP|NxC,...",
+                    help=f"sizes to time: {', '.join(sweep.SWEEPS)} or a list like 32x10,4096x32000 (default quick)")
+    group.addoption("--bench-modes", default="eager,compiled", help="modes to time (default eager,compiled)")
+    group.addoption("--bench-passes", default="forward,forward+backward",
+                    help="passes to time (default forward,forward+backward)")
+    group.addoption("--bench-dtypes", default="float32", help="dtypes to time (default float32)")
+    group.addoption("--bench-threads", type=int, default=None,
+                    help="threads for every framework (default: the CPUs this process may use)")
+    group.addoption("--bench-time", type=float, default=0.5,
+                    help="seconds of timed rounds per benchmark, at most 200 rounds (default 0.5)")
+
+
+class BenchPlan:
+    """Created when ``--bench`` is given; raises sweep.SweepError on a malformed option."""
+
+    def __init__(self, opt):
+        self.sizes = sweep.parse_sizes(opt("bench_sizes"))
+        self.modes = sweep.parse_list("--bench-modes", opt("bench_modes"), sweep.MODES)
+        self.passes = sweep.parse_list("--bench-passes", opt("bench_passes"), sweep.PASSES)
+        self.dtypes = sweep.parse_list("--bench-dtypes", opt("bench_dtypes"), DTYPES)
+        n = opt("bench_threads") or threads.available()
+        if not 1 <= n <= threads.available():
+            raise sweep.SweepError(f"--bench-threads={n}: this process may use 1 to {threads.available()} CPUs")
+        self.budget_s = opt("bench_time")
+        if not self.budget_s > 0:
+            raise sweep.SweepError("--bench-time: give a positive number of seconds, e.g. 0.5")
+        self.thread_facts = threads.apply(n)  # before any framework is imported
+        # compile times must be real compiles, not loads from the frameworks' on-disk caches
+        for var, value in _NO_COMPILE_CACHES.items():
+            os.environ.setdefault(var, value)
+        self.threads = n
+        self.records: list[dict] = []
+        self.floor: dict | None = None
+        self._problem_key: tuple | None = None
+        self._problem = None
+
+    def specs(self, adapters: dict, bindings) -> list[BenchSpec]:
+        """Size-major order, so one size's inputs are built once and dropped before the next."""
+        out = []
+        for batch, classes in self.sizes:
+            for fw in adapters:
+                for b in bindings(fw).values():
+                    for dtype in self.dtypes:
+                        for mode in self.modes:
+                            for pass_ in self.passes:
+                                out.append(BenchSpec(fw, b.name, b.caps.op, batch, classes, dtype, mode, pass_))
+        return out
+
+    def problem(self, binding, spec: BenchSpec):
+        caps = binding.caps
+        target = sweep.canonical_target(spec.op, caps.targets)
+        reduction = "mean" if "mean" in caps.reductions else "none"
+        key = (spec.op, target, reduction, spec.batch, spec.classes, spec.dtype)
+        if key != self._problem_key:
+            self._problem, self._problem_key = None, None  # free the previous size first
+            self._problem = sweep.problem(spec.op, target, reduction, spec.batch, spec.classes, spec.dtype)
+            self._problem_key = key
+        return self._problem
+
+    def measure_floor(self, adapters: dict, device: str) -> dict:
+        """Bandwidth and exp throughput on ``device``, once per run, before the first benchmark.
+        Adapters offer kernels on the device (``read_kernels(device)``, ``exp_kernels(device)``);
+        on the CPU NumPy's own kernels are candidates too."""
+        if self.floor is None:
+            host = device == "cpu"
+            reads, exps = {}, {}
+            for a in adapters.values():
+                for attr, into in (("read_kernels", reads), ("exp_kernels", exps)):
+                    offer = getattr(a, attr, None)
+                    if offer is not None:
+                        into.update(offer(device) or {})
+            exp = {dtype: floor_mod.measure_exp(self.threads, dtype, exps, host=host)
+                   for dtype in sorted(set(self.dtypes) | {"float32"})}
+            self.floor = {"device": device, "bandwidth": floor_mod.measure_bandwidth(self.threads, reads, host=host),
+                          "exp": exp, "last_level_cache_bytes": floor_mod.last_level_cache_bytes(),
+                          "process_peak_memory": memory.process_peak_available()}
+        return self.floor
+
+    def run(self, adapters: dict, binding, spec: BenchSpec, benchmark, device: str) -> dict:
+        """One benchmark record; ``unsupported`` with the reason where the binding cannot do it.
+        ``adapters`` are all loaded ones: each may offer an exp kernel to the floor."""
+        adapter = adapters[spec.framework]
+        rec = runner.base_record(spec, binding.api, device, self.threads)
+        problem = self.problem(binding, spec)
+        why = binding.caps.why_unsupported(problem, mode="eager", device=device)
+        if why is None and spec.grad and not binding.caps.grad:
+            why = "no gradient: the framework has no autodiff"
+        if why is None and not hasattr(adapter, "prepare"):
+            why = f"adapter {spec.framework} offers no prepare() for timing"
+        if why is None and spec.mode == "compiled" and not _can_compile(adapter):
+            why = f"{spec.framework} has no compiler"
+        if why:
+            rec.update(outcome="unsupported", reason=why)
+            return rec
+        floor = self.measure_floor(adapters, device)
+        try:
+            return runner.measure(adapter, binding, spec, problem, benchmark, floor=floor, budget_s=self.budget_s,
+                                  device=device, threads=self.threads)
+        except Exception as e:  # one binding's failure is recorded; the sweep goes on
+            rec.update(outcome="error", reason=f"{type(e).__name__}: {e}".splitlines()[0][:500])
+            return rec
+
+    def section(self) -> dict[str, Any] | None:
+        """The results document's ``benchmarks`` object (None when nothing was timed)."""
+        if not self.records:
+            return None
+        sizes = [list(s) for s in self.sizes]
+        return {"threads": self.thread_facts, "sizes": sizes, "modes": list(self.modes), "passes": list(self.passes),
+                "dtypes": list(self.dtypes), "budget_s": self.budget_s, "floor": self.floor,
+                "records": sorted(self.records, key=lambda r: r["id"])}
+
+
+def _can_compile(adapter) -> bool:
+    from adapters.framework import FrameworkAdapter
+
+    own = getattr(type(adapter), "compile", None)
+    if isinstance(adapter, FrameworkAdapter):  # the base class's compile() is the "no compiler" default
+        return own is not FrameworkAdapter.compile
+    return own is not None

@@ -1,0 +1,92 @@
+"""One benchmark: prepare the call outside the timed region, measure the first call (compile time
+in a compiled mode), calibrate, time with pytest-benchmark, then measure peak memory and the
+adapter's overhead against a hand-written native call. Returns one benchmark record."""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from typing import Any, Callable
+
+from . import memory
+from .floor import floor_seconds
+from .sweep import BenchSpec, bytes_moved, exps_needed
+
+#: the shortest timed round: tiny calls are repeated inside a round so the timer's resolution and
+#: the loop's own cost stay negligible
+MIN_ROUND_S = 1e-3
+MIN_ROUNDS, MAX_ROUNDS = 5, 200
+MAX_SAMPLES = 200
+#: alternations of adapter and native call for the overhead ratio (at least)
+OVERHEAD_ROUNDS = 9
+
+
+def _time_once(call: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0
+
+
+def base_record(spec: BenchSpec, api: str, device: str, threads: int) -> dict:
+    return {"id": spec.id, "framework": spec.framework, "binding": spec.binding, "api": api, "op": spec.op,
+            "mode": spec.mode, "dtype": spec.dtype, "pass": spec.pass_, "batch": spec.batch,
+            "classes": spec.classes, "device": device, "threads": threads, "outcome": "ok", "reason": ""}
+
+
+def plan_rounds(t_call: float, budget_s: float) -> tuple[int, int]:
+    """(rounds, iterations per round) for a call taking ``t_call`` within about ``budget_s``."""
+    iterations = max(1, math.ceil(MIN_ROUND_S / max(t_call, 1e-9)))
+    rounds = int(min(MAX_ROUNDS, max(MIN_ROUNDS, round(budget_s / max(t_call * iterations, 1e-9)))))
+    return rounds, iterations
+
+
+def interleaved_ratio(a: Callable[[], Any], b: Callable[[], Any], rounds: int, iterations: int) -> dict:
+    """Median time of ``a`` over median time of ``b``, timed alternately so drift hits both alike."""
+    ta, tb = [], []
+    for _ in range(rounds):
+        for call, sink in ((a, ta), (b, tb)):
+            t0 = time.perf_counter()
+            for _ in range(iterations):
+                call()
+            sink.append((time.perf_counter() - t0) / iterations)
+    ma, mb = statistics.median(ta), statistics.median(tb)
+    return {"adapter_median_s": ma, "bare_median_s": mb, "ratio": ma / mb, "rounds": rounds}
+
+
+def measure(adapter, binding, spec: BenchSpec, problem, benchmark, *, floor: dict, budget_s: float,
+            device: str, threads: int) -> dict:
+    """Time ``binding`` on ``problem`` as ``spec`` says; the record carries stats, floor and memory."""
+    rec = base_record(spec, binding.api, device, threads)
+    call = adapter.prepare(binding, problem, grad=spec.grad, mode=spec.mode, device=device)
+    first = _time_once(call)  # compiles, in a compiled mode; eager frameworks may also warm caches
+    t_call = min(_time_once(call), _time_once(call))
+    rounds, iterations = plan_rounds(t_call, budget_s)
+    benchmark.extra_info.update({k: rec[k] for k in ("framework", "binding", "api", "op", "mode", "dtype", "pass",
+                                                     "batch", "classes", "device", "threads")})
+    benchmark.pedantic(call, rounds=rounds, iterations=iterations, warmup_rounds=0)
+    st = benchmark.stats.stats
+    median = st.median
+    nbytes = bytes_moved(spec.batch, spec.classes, spec.dtype, spec.grad)
+    exp = floor["exp"].get(spec.dtype) or floor["exp"].get("float32")
+    floor_s, bound = floor_seconds(nbytes, exps_needed(spec.batch, spec.classes), floor["bandwidth"], exp)
+    rec.update({
+        "target": problem.target_kind, "reduction": problem.reduction,
+        "stats": {"median_s": median, "min_s": st.min, "max_s": st.max, "mean_s": st.mean, "stddev_s": st.stddev,
+                  "q1_s": st.q1, "q3_s": st.q3, "iqr_s": st.iqr, "rounds": st.rounds, "iterations": iterations},
+        "samples": list(st.data[:MAX_SAMPLES]),
+        "first_call_s": first,
+        "compile_s": max(0.0, first - median) if spec.mode == "compiled" else None,
+        "bytes": nbytes, "gbps": nbytes / median / 1e9,
+        "floor_s": floor_s, "floor_bound": bound, "floor_multiple": median / floor_s,
+    })
+    device_peak = getattr(adapter, "device_peak_bytes", None)
+    if device != "cpu" and device_peak is not None:
+        rec["peak_bytes"], rec["peak_kind"] = device_peak(call, device), "device allocator"
+    else:
+        rec["peak_bytes"], rec["peak_kind"] = memory.process_peak(call), "process RSS"
+    bare = getattr(adapter, "bare", None)
+    native = bare(binding.name, problem, grad=spec.grad, device=device) if bare and spec.mode == "eager" else None
+    if native is not None:
+        native()
+        rec["overhead"] = interleaved_ratio(call, native, max(OVERHEAD_ROUNDS, min(rounds, 30)), iterations)
+    return rec
