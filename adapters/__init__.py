@@ -22,7 +22,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from xentcheck.problem import Problem
+from xentcheck.problem import DTYPES, Problem
 from xentcheck.reference import MATH, Convention
 
 #: framework name -> (adapter module, the top-level packages it needs installed)
@@ -35,6 +35,8 @@ BUILTIN: dict[str, tuple[str, tuple[str, ...]]] = {
 
 ALL_REDUCTIONS = frozenset({"none", "sum", "mean"})
 FLOATS = frozenset({"float32", "float64"})
+#: every dtype the suite knows; low precision is declared per binding, as the framework supports it
+ALL_FLOATS = frozenset(DTYPES)
 
 
 class AdapterError(Exception):

@@ -27,10 +27,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from . import ALL_REDUCTIONS, Binding, Capabilities, Inputs  # noqa: E402
+from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs  # noqa: E402
 from .framework import FrameworkAdapter  # noqa: E402
 
-DTYPES = frozenset({"float32", "float64"})
+DTYPES = ALL_FLOATS
 NONE_ONLY = frozenset({"none"})
 DENSE = frozenset({"onehot", "soft"})
 SPATIAL = frozenset({"spatial"})

@@ -15,12 +15,14 @@ import scipy.special as sp
 from xentcheck.problem import Problem, numpy_dtype
 from xentcheck.reference import Convention
 
-from . import ALL_REDUCTIONS, Binding, Capabilities, Inputs
+from . import ALL_REDUCTIONS, FLOATS, Binding, Capabilities, Inputs
 from .framework import FrameworkAdapter
 
 CATEGORICAL = frozenset({"index", "onehot", "soft"})
 BINARY = frozenset({"binary", "soft"})
 OPTS = frozenset({"sample_weight", "spatial"})
+#: bfloat16 is not a NumPy dtype (only the ml_dtypes extension adds it), so it is not offered
+DTYPES = FLOATS | {"float16"}
 WEIGHTED_MEAN = Convention(mean_by="weight_sum")
 
 
@@ -100,26 +102,26 @@ def _sklearn_log_loss(p, inp):
 def _bindings() -> list[Binding]:
     out = [
         Binding("log_softmax", "scipy.special.log_softmax",
-                Capabilities("softmax_ce", CATEGORICAL, options=OPTS, grad=False), _log_softmax_ce, WEIGHTED_MEAN,
+                Capabilities("softmax_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False), _log_softmax_ce, WEIGHTED_MEAN,
                 "-sum(y * log_softmax(z)) (take_along_axis for index targets)"),
         Binding("logsumexp", "scipy.special.logsumexp",
-                Capabilities("softmax_ce", CATEGORICAL, options=OPTS, grad=False), _logsumexp_ce, WEIGHTED_MEAN,
+                Capabilities("softmax_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False), _logsumexp_ce, WEIGHTED_MEAN,
                 "sum(y * (logsumexp(z) - z)) over classes with target mass"),
         Binding("xlogy_categorical", "scipy.special.xlogy",
-                Capabilities("categorical_ce", CATEGORICAL, options=OPTS, grad=False), _xlogy_categorical,
+                Capabilities("categorical_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False), _xlogy_categorical,
                 WEIGHTED_MEAN, "-sum(xlogy(y, p))"),
         Binding("xlogy_binary", "scipy.special.xlogy",
-                Capabilities("bce", BINARY, options=OPTS, grad=False), _xlogy_binary, WEIGHTED_MEAN,
+                Capabilities("bce", BINARY, options=OPTS, dtypes=DTYPES, grad=False), _xlogy_binary, WEIGHTED_MEAN,
                 "-(xlogy(t, p) + xlogy(1 - t, 1 - p))"),
         Binding("log_expit", "scipy.special.log_expit",
-                Capabilities("sigmoid_bce", BINARY, options=OPTS | {"pos_weight"}, grad=False), _log_expit_binary,
+                Capabilities("sigmoid_bce", BINARY, options=OPTS | {"pos_weight"}, dtypes=DTYPES, grad=False), _log_expit_binary,
                 WEIGHTED_MEAN, "-(pw * t * log_expit(z) + (1 - t) * log_expit(-z))"),
     ]
     if importlib.util.find_spec("sklearn") is not None:
         out.append(Binding(
             "sklearn.log_loss", "sklearn.metrics.log_loss",
             Capabilities("categorical_ce", frozenset({"index"}), reductions=ALL_REDUCTIONS - {"none"},
-                         options=frozenset({"sample_weight"}), grad=False),
+                         options=frozenset({"sample_weight"}), dtypes=DTYPES, grad=False),
             _sklearn_log_loss, WEIGHTED_MEAN, "mean (normalize=True) or sum (normalize=False), weighted average"))
     return out
 

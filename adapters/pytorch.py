@@ -15,10 +15,10 @@ from torch import nn
 from xentcheck.problem import Problem
 from xentcheck.reference import Convention
 
-from . import Binding, Capabilities, Inputs
+from . import ALL_FLOATS, Binding, Capabilities, Inputs
 from .framework import FrameworkAdapter
 
-DTYPES = frozenset({"float32", "float64"})
+DTYPES = ALL_FLOATS
 CATEGORICAL = frozenset({"index", "onehot", "soft"})
 BINARY = frozenset({"binary", "soft"})
 

@@ -18,10 +18,10 @@ import tensorflow as tf  # noqa: E402
 from xentcheck.problem import Problem  # noqa: E402
 from xentcheck.reference import MATH, Convention  # noqa: E402
 
-from . import ALL_REDUCTIONS, Binding, Capabilities, Inputs  # noqa: E402
+from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs  # noqa: E402
 from .framework import FrameworkAdapter  # noqa: E402
 
-DTYPES = frozenset({"float32", "float64"})
+DTYPES = ALL_FLOATS
 NONE_ONLY = frozenset({"none"})
 DENSE = frozenset({"onehot", "soft"})
 INDEX = frozenset({"index"})

@@ -112,11 +112,12 @@ def test_baseline_reports_changes_and_fails_on_a_regression(tmp_path):
     same = pytest_run(*common, f"--results={tmp_path / 'same.json'}", f"--baseline={base}")
     assert same.returncode == 0 and "xentcheck: baseline: 0 outcome changes (0 regressions)" in same.stdout
     doc = json.loads(base.read_text())  # pretend a documented deviation used to fire on one check
-    doc["records"][0].update(outcome="deviation", expectation="some-entry")
+    rec = next(r for r in doc["records"] if r["outcome"] == "pass")
+    rec.update(outcome="deviation", expectation="some-entry")
     base.write_text(json.dumps(doc))
     changed = pytest_run(*common, f"--results={tmp_path / 'new.json'}", f"--baseline={base}")
     assert changed.returncode == 1
-    assert f"xentcheck: baseline: REGRESSION {doc['records'][0]['id']}: deviation [some-entry] -> pass" in changed.stdout
+    assert f"xentcheck: baseline: REGRESSION {rec['id']}: deviation [some-entry] -> pass" in changed.stdout
 
 
 def test_unreadable_baseline_fails_at_once_with_one_line(tmp_path):

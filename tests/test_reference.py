@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import mpmath as mp
 import numpy as np
@@ -217,6 +218,34 @@ def test_grad_floor_policy_matches_its_formula():
     g = R.evaluate(p, R.Convention(grad_denominator_floor=1e-12), cotangent=np.ones((1, 3))).grad[0]
     assert g[0] == -1e12 and g[1] == 0.0  # at p = t = 0 the floored formula gives 0, the derivative is 1
     assert g[2] == pytest.approx(-1 / 0.3, rel=1e-15)
+
+
+def test_grad_floor_is_rounded_to_the_dtype_like_a_cpp_constant():
+    # 1e-12 is 0 in float16 (smallest subnormal 2**-24): p = t = 0 gives 0 / 0
+    p = _problem("bce", [[0.0, 0.5]], [[0.0, 1.0]], "binary")
+    conv = R.Convention(grad_denominator_floor=1e-12)
+    g16 = R.evaluate(replace(p, dtype="float16"), conv, cotangent=np.ones((1, 2))).grad[0]
+    assert np.isnan(g16[0]) and g16[1] == -2.0
+    assert R.evaluate(replace(p, dtype="bfloat16"), conv, cotangent=np.ones((1, 2))).grad[0][0] == 0.0
+
+
+def test_plain_products_policy_gives_nan_for_zero_times_log_zero_in_bce():
+    p = _problem("bce", [[1.0, 0.25]], [[1.0, 1.0]], "binary")
+    plain = R.evaluate(p, R.Convention(zero_times_inf=True), cotangent=np.ones((1, 2)))
+    limit = R.evaluate(p, cotangent=np.ones((1, 2)))
+    assert limit.value[0, 0] == 0.0 and np.isnan(plain.value[0, 0])
+    assert plain.value[0, 1] == limit.value[0, 1] == math.log(4)
+    assert np.isnan(plain.grad[0, 0]) and plain.grad[0, 1] == limit.grad[0, 1] == -4.0
+
+
+def test_labels_in_dtype_policy_is_the_problem_with_the_rounded_label():
+    z = np.random.default_rng(0).standard_normal((2, 3000))
+    p = Problem(case="t", op="softmax_ce", dtype="float16", x=z, target=np.array([2049, 7]), target_kind="index")
+    got = R.evaluate(p, R.Convention(labels_in_dtype=True))
+    want = R.evaluate(replace(p, target=np.array([2048, 7])))  # 2049 is not a float16: it rounds to 2048
+    np.testing.assert_array_equal(got.value, want.value)
+    np.testing.assert_array_equal(got.grad, want.grad)
+    assert got.value[0] != R.evaluate(p).value[0]
 
 
 def test_probability_clip_policy_vs_mpmath():

@@ -15,7 +15,7 @@ A :class:`Convention` carries what a binding documents about itself: how its mea
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,7 +38,11 @@ class Convention:
         class with no target mass at a -inf logit gives ``0 * -inf = NaN`` instead of the limit 0.
     empty_mean_zero: a mean over nothing (divisor 0) is 0 instead of 0/0 = NaN.
     empty_reduced_is_empty: sum and mean of an empty batch return the empty unreduced array.
-    grad_denominator_floor: bce: the gradient is ``(p - t) / max(p (1 - p), floor)``.
+    grad_denominator_floor: bce: the gradient is ``(p - t) / max(p (1 - p), floor)`` (floor rounded to
+        the dtype, as a C++ constant converted to the element type: 1e-12 is 0 in float16).
+    labels_in_dtype: index labels pass through the floating dtype before use, so a label the dtype
+        cannot represent (above 2048 in float16, 256 in bfloat16) becomes the nearest one it can.
+    zero_times_inf also covers bce: ``t log p + (1 - t) log(1 - p)`` as plain products.
     """
 
     mean_by: str = "count"
@@ -50,11 +54,12 @@ class Convention:
     zero_times_inf: bool | None = None
     empty_mean_zero: bool | None = None
     empty_reduced_is_empty: bool | None = None
+    labels_in_dtype: bool | None = None
 
     def policies(self) -> dict:
         """The numerical policies in force (those that change the mathematics), by name."""
         names = ("prob_clip", "renormalize", "log_clamp", "grad_denominator_floor", "zero_times_inf",
-                 "empty_mean_zero", "empty_reduced_is_empty")
+                 "empty_mean_zero", "empty_reduced_is_empty", "labels_in_dtype")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
@@ -193,11 +198,17 @@ def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str):
     log1, log0 = np.log(q), np.log1p(-q)
     if conv.log_clamp is not None:
         log1, log0 = np.maximum(log1, conv.log_clamp), np.maximum(log0, conv.log_clamp)
-    loss = -(_where0(t != 0, t * log1) + _where0(t != 1, (1 - t) * log0))
+    if conv.zero_times_inf:  # plain products: 0 * log 0 = NaN, in the loss and in its gradient
+        loss = -(t * log1 + (1 - t) * log0)
+    else:
+        loss = -(_where0(t != 0, t * log1) + _where0(t != 1, (1 - t) * log0))
     if conv.grad_denominator_floor is not None:
-        den = np.maximum(q * (1 - q), conv.grad_denominator_floor)
+        den = np.maximum(q * (1 - q), round_to(conv.grad_denominator_floor, dtype))
         grad = (q - t) / den
         ga = (np.abs(q) + np.abs(t)) / den
+    elif conv.zero_times_inf:
+        grad = -t * (1 / q) + (1 - t) * (1 / (1 - q))
+        ga = np.abs(t) / q + np.abs(1 - t) / (1 - q)
     else:
         grad = _where0(t != 0, -t / q) + _where0(t != 1, (1 - t) / (1 - q))
         ga = _where0(t != 0, np.abs(t / q)) + _where0(t != 1, np.abs((1 - t) / (1 - q)))
@@ -293,6 +304,8 @@ def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | 
     For ``reduction='none'`` the gradient is the VJP with ``cotangent`` (shape :func:`output_shape`);
     for ``sum``/``mean`` it is the gradient of the scalar.
     """
+    if conv.labels_in_dtype and problem.target_kind == "index":
+        problem = replace(problem, target=round_to(problem.target, problem.dtype).astype(np.int64))
     loss, dloss, (va, vs), (ga, gs) = unreduced(problem, conv)
     shape = loss.shape
     if problem.reduction == "none" or (conv.empty_reduced_is_empty and loss.size == 0):

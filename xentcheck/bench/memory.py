@@ -25,7 +25,8 @@ def process_peak_available() -> bool:
 
 
 def process_peak(call: Callable[[], Any]) -> int | None:
-    """Bytes the process's resident set grew to above its size before ``call`` (None if unknown).
+    """Run ``call`` once; return the bytes the process's resident set grew to above its size
+    before the call (None where the kernel does not say).
 
     Writing 5 to /proc/self/clear_refs resets VmHWM to the current RSS, so the high-water mark
     after the call is this call's own peak.
@@ -33,9 +34,12 @@ def process_peak(call: Callable[[], Any]) -> int | None:
     try:
         _CLEAR.write_text("5")
         before = _status_kb("VmRSS")
-        out = call()
+    except OSError:
+        call()
+        return None
+    call()
+    try:
         peak = _status_kb("VmHWM")
-        del out
     except OSError:
         return None
     return max(0, peak - before) * 1024
