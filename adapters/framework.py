@@ -7,6 +7,7 @@ same for all.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
@@ -24,6 +25,9 @@ class FrameworkAdapter:
     #: True: the compiled step is value and VJP together (jax.jit, tf.function). False: only the
     #: forward is compiled and autodiff runs outside, as torch.compile is used in practice.
     compile_whole_step = True
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple, Output] = {}
 
     # -- primitives ---------------------------------------------------------------------------
     def asarray(self, a: np.ndarray, dtype: str, device: str) -> Any:
@@ -51,6 +55,15 @@ class FrameworkAdapter:
         """Use ``n`` threads for intra-op parallelism (benchmarks set the same count everywhere)."""
 
     # -- shared ---------------------------------------------------------------------------------
+    @property
+    def has_compiler(self) -> bool:
+        return type(self).compile is not FrameworkAdapter.compile
+
+    def declare(self, bindings: list[Binding], devices: frozenset[str]) -> list[Binding]:
+        """``bindings`` with the devices found and, where the framework has a compiler, the compiled mode."""
+        modes = frozenset({"eager", "compiled"}) if self.has_compiler else frozenset({"eager"})
+        return [replace(b, caps=replace(b.caps, devices=devices, modes=modes)) for b in bindings]
+
     def inputs(self, problem: Problem, device: str) -> Inputs:
         def conv(a):
             return None if a is None else self.asarray(a, problem.dtype, device)
@@ -98,6 +111,25 @@ class FrameworkAdapter:
 
     def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
             mode: str = "eager", device: str = "cpu") -> Output:
+        if mode == "compiled" and binding.caps.grad:
+            # Compiling is the expensive part: one compiled value-and-gradient step serves both the value
+            # and the gradient check of a problem (the training path); a step that fails to compile with
+            # the gradient falls back to a forward-only compile for the value check.
+            key = (binding.name, id(problem), problem.case, device)
+            if key not in self._compiled:
+                try:
+                    self._compiled[key] = self._run(binding, problem, True, cotangent, mode, device)
+                except Exception:
+                    if grad:
+                        raise
+                    return self._run(binding, problem, False, cotangent, mode, device)
+                while len(self._compiled) > 8:  # value and grad checks of one problem run side by side
+                    self._compiled.pop(next(iter(self._compiled)))
+            out = self._compiled[key]
+            return out if grad else Output(out.value, None, out.dtype)
+        return self._run(binding, problem, grad, cotangent, mode, device)
+
+    def _run(self, binding, problem, grad, cotangent, mode, device) -> Output:
         out = self.prepare(binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=device)()
         value, vdtype = self.to_numpy(out[0] if grad else out)
         g = self.to_numpy(out[1])[0] if grad else None

@@ -6,7 +6,6 @@ dtypes, so float32 cases stay float32). optax losses return per-example values o
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import jax
@@ -80,7 +79,7 @@ class JaxAdapter(FrameworkAdapter):
     def bindings(self) -> list[Binding]:
         has_gpu = any(d.platform == "gpu" for d in jax.devices())
         devices = frozenset({"cpu", "cuda"}) if has_gpu else frozenset({"cpu"})
-        return [replace(b, caps=replace(b.caps, devices=devices)) for b in _bindings()]
+        return self.declare(_bindings(), devices)
 
     def _device(self, device: str):
         return jax.devices("gpu" if device == "cuda" else "cpu")[0]

@@ -5,7 +5,6 @@ inside the differentiated function, so gradients come back in the canonical layo
 """
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -108,7 +107,7 @@ class TorchAdapter(FrameworkAdapter):
 
     def bindings(self) -> list[Binding]:
         devices = frozenset({"cpu", "cuda"}) if torch.cuda.is_available() else frozenset({"cpu"})
-        return [replace(b, caps=replace(b.caps, devices=devices)) for b in _bindings()]
+        return self.declare(_bindings(), devices)
 
     def asarray(self, a, dtype, device):
         return torch.as_tensor(np.asarray(a), dtype=_TORCH_DTYPES[dtype], device=device)

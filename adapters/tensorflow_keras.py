@@ -7,7 +7,6 @@ Keras casts to its float32 default). Class axis last everywhere.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the report
 
@@ -140,7 +139,7 @@ class TensorflowAdapter(FrameworkAdapter):
 
     def bindings(self) -> list[Binding]:
         devices = frozenset({"cpu", "cuda"}) if tf.config.list_physical_devices("GPU") else frozenset({"cpu"})
-        return [replace(b, caps=replace(b.caps, devices=devices)) for b in _tf_nn() + _keras()]
+        return self.declare(_tf_nn() + _keras(), devices)
 
     def _device(self, device: str) -> str:
         return "/GPU:0" if device == "cuda" else "/CPU:0"

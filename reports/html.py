@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jinja2
 
+from .coverage import coverage_view
 from .speed import speed_view
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -90,7 +91,7 @@ def render(docs: list[dict]) -> str:
     return _env().get_template("report.html.j2").render(
         docs=docs, categories=categories, matrix=matrix, problems=problems, deviations=deviations,
         accuracy=accuracy_table(records), capabilities=sorted(bindings.values(), key=lambda b: (b["framework"], b["binding"])),
-        totals=dict(totals), outcomes=OUTCOME_ORDER, speed=speed_view(docs),
+        totals=dict(totals), outcomes=OUTCOME_ORDER, speed=speed_view(docs), coverage=coverage_view(docs),
         stale=[s for d in docs for s in d["expectations"]["stale"]],
         unused=[u for d in docs for u in d["expectations"]["unused"]],
     )

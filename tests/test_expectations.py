@@ -57,3 +57,14 @@ def test_entries_that_apply_together_combine(tmp_path):
     hit = load_registry([f]).find("torch", "F.binary_cross_entropy", "c", "cat", "float64", "value",
                                   {"torch": "2.1"})
     assert hit.id == "x+y" and hit.expect == {"log_clamp": -100.0, "compute_dtype": "float32"}
+
+
+def test_an_entry_narrowed_to_a_mode_applies_only_there(tmp_path):
+    f = tmp_path / "e.toml"
+    f.write_text(ENTRY.replace('versions = ">=2.0,<3"', 'modes = ["compiled"]'))
+    e = load_registry([f]).entries[0]
+    args = ("torch", "F.binary_cross_entropy", "c", "cat", "float32", "value", {})
+    assert e.applies(*args, "compiled") and not e.applies(*args, "eager")
+    f.write_text(ENTRY.replace('versions = ">=2.0,<3"', 'modes = ["jit"]'))
+    with pytest.raises(ExpectationError, match="modes entry 'jit' must be one of eager, compiled"):
+        load_registry([f])

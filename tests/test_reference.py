@@ -276,3 +276,16 @@ def test_renormalized_gradient_vs_mpmath():
 
     for j in range(3):
         assert close(g[j], mp_grad(f, probs, j), rel=1e-10)
+
+
+def test_upcast_half_rounds_constants_to_float32_and_the_result_back():
+    """Inductor's float16 BCE backward: the 1e-12 floor survives (float32), and -1/1e-12 overflows
+    float16 to -inf; without the upcast the floor is 0 in float16 and p = t = 0 gives 0/0."""
+    from xentcheck.problem import Problem
+    from xentcheck.reference import Convention, evaluate
+
+    p = Problem("c", "bce", "float16", np.array([[0.0, 0.0]]), np.array([[0.0, 1.0]]), "binary", reduction="sum")
+    eager = evaluate(p, Convention(grad_denominator_floor=1e-12))
+    compiled = evaluate(p, Convention(grad_denominator_floor=1e-12, upcast_half=True))
+    assert np.isnan(eager.grad[0, 0]) and eager.grad[0, 1] == -np.inf  # -1 / 0
+    assert compiled.grad[0, 0] == 0.0 and compiled.grad[0, 1] == -np.inf

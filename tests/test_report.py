@@ -43,3 +43,24 @@ def test_report_cli_rejects_a_bad_results_file_with_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "reports", "build", str(bad), "-o", str(tmp_path / "o.html")],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "schema_version 0 is not supported" in r.stderr
+
+
+def test_coverage_marks_every_cell_run_ruled_out_or_a_gap():
+    from reports.coverage import coverage_view
+
+    doc = _doc()
+    caps = {"op": "softmax_ce", "targets": ["index"], "reductions": ["mean"], "options": [],
+            "dtypes": ["float32", "float64"], "grad": True, "modes": ["eager", "compiled"], "devices": ["cpu"]}
+    doc["environment"]["bindings"] = {f"fake::{r['binding']}": {"framework": "fake", "binding": r["binding"],
+                                                                 "api": r["api"], "doc": "", "capabilities": caps}
+                                      for r in doc["records"]}
+    view = coverage_view([doc])
+    eager, compiled = view["tables"]
+    assert eager["mode"] == "eager" and eager["run"] and not compiled["run"]
+    marks = {m["dtype"]: m for m in eager["rows"][0]["cells"]["ordinary"]}
+    assert marks["32"]["status"] == "pass"
+    assert marks["64"]["status"] == "no case"          # the case ran in float32 only: a listed gap
+    assert all(m["status"] == "not run" for m in compiled["rows"][0]["cells"]["ordinary"])
+    assert {(g["mode"], g["dtype"]) for g in view["gaps"]} == {("eager", "float64"), ("compiled", "float32"),
+                                                              ("compiled", "float64")}
+    assert "Coverage" in render([doc])

@@ -55,6 +55,21 @@ def _compare(got: np.ndarray, ev: reference.Evaluation, check: str, dtype: str) 
     return compare(got, exp, bound(scale, dtype), scale_a=scale[0], eps=2 * unit_roundoff(dtype))
 
 
+def _vs_eager(adapter: Any, binding: Any, problem: Problem, check: str, cot, got: np.ndarray,
+              ev: reference.Evaluation, dtype: str, device: str) -> dict:
+    """How far a compiled result lies from the same binding's eager result, in units of twice the bound
+    of the evaluation the check was judged by (each may err by one bound): a compiler that changes the
+    numbers beyond rounding is visible even where both results pass."""
+    try:
+        eager = adapter.run(binding, problem, grad=check == "grad", cotangent=cot, mode="eager", device=device)
+    except Exception as e:
+        return {"error": f"{type(e).__name__}: {e}".splitlines()[0][:200]}
+    double = (lambda sc: (2 * sc[0], 2 * sc[1]))
+    c = _compare(got, reference.Evaluation(eager.value, eager.grad, double(ev.value_scale), double(ev.grad_scale)),
+                 check, dtype)
+    return {**_errors(c), "same": c.ok, "detail": c.detail[:300]}
+
+
 def run_check(adapter: Any, binding: Any, problem: Problem, check: str, *, registry: Registry, versions: dict,
               mode: str = "eager", device: str = "cpu") -> dict:
     """Run one check and return its results record (see docs/results.md for the fields)."""
@@ -95,7 +110,20 @@ def run_check(adapter: Any, binding: Any, problem: Problem, check: str, *, regis
     math_ev = reference.evaluate(problem, conv, cot)
     vs_math = _compare(got, math_ev, check, dtype)
     rec["errors"] = _errors(vs_math)
-    entry = registry.find(framework, binding.name, problem.case, problem.category, problem.dtype, check, versions)
+    rec = _judge(rec, got, problem, check, conv, cot, math_ev, vs_math, dtype, registry, versions, mode)
+    if mode != "eager":
+        rec["vs_eager"] = _vs_eager(adapter, binding, problem, check, cot, got, rec.pop("_judged_by"), dtype, device)
+    rec.pop("_judged_by", None)
+    return rec
+
+
+def _judge(rec: dict, got: np.ndarray, problem: Problem, check: str, conv: reference.Convention, cot,
+           math_ev: reference.Evaluation, vs_math: Comparison, dtype: str, registry: Registry, versions: dict,
+           mode: str) -> dict:
+    """The outcome against the mathematics and the registry; ``_judged_by`` keeps the evaluation used."""
+    framework, binding = rec["framework"], rec["binding"]
+    rec["_judged_by"] = math_ev
+    entry = registry.find(framework, binding, problem.case, problem.category, problem.dtype, check, versions, mode)
     if entry is None:
         rec["outcome"] = "pass" if vs_math.ok else "fail"
         rec["reason"] = vs_math.detail
@@ -118,6 +146,7 @@ def run_check(adapter: Any, binding: Any, problem: Problem, check: str, *, regis
             rec["outcome"] = "pass"  # the policy makes no difference on this input
         return rec
     if vs_policy.ok:
+        rec["_judged_by"] = dev_ev
         rec["outcome"] = "deviation"
         rec["reason"] = f"{entry.reason} (as documented: {entry.expect}); vs mathematics: {vs_math.detail}"
         rec["errors_vs_expectation"] = _errors(vs_policy)
@@ -134,7 +163,7 @@ def _invalid_target_check(rec: dict, adapter: Any, binding: Any, problem: Proble
     wrap-around is a deviation; any other returned number is silent garbage (fail). Valid rows must
     still be exact."""
     entry = registry.find(adapter.name, binding.name, problem.case, problem.category, problem.dtype, "value",
-                          versions)
+                          versions, mode)
     documented = entry.expect.get("invalid_targets") if entry else None
     if entry is not None and documented:
         rec["expectation"], rec["expectation_differs"] = entry.id, True
@@ -153,6 +182,8 @@ def _invalid_target_check(rec: dict, adapter: Any, binding: Any, problem: Proble
     rec["duration_s"] = time.perf_counter() - t0
     conv = binding.convention_for(problem)
     dtype = compute_dtype(problem.dtype, out.dtype)
+    if entry is not None and entry.compute_dtype:  # e.g. TF1 losses: float64 inputs, float32 accuracy
+        dtype = compute_dtype(entry.compute_dtype, dtype)
     rec["result_dtype"], rec["compute_dtype"] = out.dtype, dtype
     got = np.asarray(out.value, dtype=np.float64)
     bad = problem.invalid_rows()

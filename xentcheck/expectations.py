@@ -25,7 +25,7 @@ from .reference import Convention
 # row is NaN; "wrap": a negative label counts from the end, as NumPy indexing does).
 _CONVENTION_KEYS = {f.name for f in fields(Convention)} - {"mean_by", "mean_last_axis"}
 _POLICY_KEYS = _CONVENTION_KEYS | {"compute_dtype", "invalid_targets"}
-_KEYS = {"id", "framework", "package", "bindings", "checks", "cases", "categories", "dtypes", "versions",
+_KEYS = {"id", "framework", "package", "bindings", "checks", "cases", "categories", "dtypes", "modes", "versions",
          "expect", "reason", "source"}
 _REQUIRED = ("id", "framework", "bindings", "expect", "reason", "source")
 
@@ -49,10 +49,11 @@ class Expectation:
     cases: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     dtypes: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ()
     versions: str = ""
 
     def applies(self, framework: str, binding: str, case: str, category: str, dtype: str, check: str,
-                versions: dict) -> bool:
+                versions: dict, mode: str = "eager") -> bool:
         """Whether this entry covers the check (version taken from ``versions[package or framework]``)."""
         if framework != self.framework or binding not in self.bindings or check not in self.checks:
             return False
@@ -61,6 +62,8 @@ class Expectation:
         if self.categories and category not in self.categories:
             return False
         if self.dtypes and dtype not in self.dtypes:
+            return False
+        if self.modes and mode not in self.modes:
             return False
         if self.versions:
             v = versions.get(self.package or self.framework)
@@ -102,10 +105,10 @@ def _entry(raw: dict, where: str) -> Expectation:
             SpecifierSet(raw["versions"])
         except InvalidSpecifier:
             raise ExpectationError(f"{where}: versions {raw['versions']!r} is not a version specifier like '>=2.0,<3'") from None
-    for key in ("checks",):
+    for key, allowed in (("checks", ("value", "grad")), ("modes", ("eager", "compiled"))):
         for c in raw.get(key, ()):
-            if c not in ("value", "grad"):
-                raise ExpectationError(f"{where}: checks entry {c!r} must be 'value' or 'grad'")
+            if c not in allowed:
+                raise ExpectationError(f"{where}: {key} entry {c!r} must be one of {', '.join(allowed)}")
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()}
     return Expectation(**kw)
 
@@ -117,10 +120,10 @@ class Registry:
     entries: tuple[Expectation, ...] = ()
 
     def find(self, framework: str, binding: str, case: str, category: str, dtype: str, check: str,
-             versions: dict) -> Expectation | None:
+             versions: dict, mode: str = "eager") -> Expectation | None:
         """The entry covering this check, if any. Several entries that apply together (e.g. a policy and
         a compute_dtype) combine into one whose id joins theirs with '+'."""
-        hits = [e for e in self.entries if e.applies(framework, binding, case, category, dtype, check, versions)]
+        hits = [e for e in self.entries if e.applies(framework, binding, case, category, dtype, check, versions, mode)]
         if len(hits) <= 1:
             return hits[0] if hits else None
         expect: dict = {}
@@ -151,9 +154,10 @@ def audit(registry: Registry, records: list[dict], frameworks: set[str]) -> tupl
             if r.get("outcome") == "deviation":
                 fired[e] = fired.get(e, 0) + 1
     stale, unused = [], []
+    modes_run = {r.get("mode") for r in records}
     for e in registry.entries:
-        if e.framework not in frameworks:
-            continue
+        if e.framework not in frameworks or (e.modes and not set(e.modes) & modes_run):
+            continue  # its framework or its mode did not run
         if e.id not in covered:
             unused.append(f"expectation {e.id!r} matched no check in this run (bindings {list(e.bindings)})")
         elif e.id not in applied:

@@ -36,6 +36,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--adapter", action="append", default=[], metavar="MODULE:ATTR",
                 help="add an external adapter object (repeatable), tested like the built-in ones")
     g.addoption("--device", default="cpu", choices=("cpu", "cuda"), help="device to run the bindings on")
+    g.addoption("--modes", default="eager", metavar="eager,compiled",
+                help="execution modes to check: eager (default), compiled (torch.compile, "
+                     "tf.function(jit_compile=True), jax.jit; one compile per binding and problem), or both")
+    g.addoption("--relation-examples", type=int, default=None, metavar="N",
+                help="hypothesis inputs drawn per binding and relation (default 2, in float32; given, also in float64)")
+    g.addoption("--fuzz", action="store_true",
+                help="long property run: random (not derandomized) draws, 300 per binding and relation")
     g.addoption("--results", default=None, help=f"where to write the results JSON (default {DEFAULT_RESULTS})")
     g.addoption("--report", default=None, help=f"where to write the HTML report (default {DEFAULT_REPORT})")
     g.addoption("--expectations", default=None, action="append",
@@ -77,6 +84,13 @@ class XentSession:
         if unknown:
             raise pytest.UsageError(f"--frameworks: unknown framework {unknown[0]!r}; known: {', '.join(BUILTIN)}")
         self.device = opt("device")
+        self.fuzz = opt("fuzz")
+        self.relation_examples = opt("relation_examples") or (300 if self.fuzz else 2)
+        if self.relation_examples < 1:
+            raise pytest.UsageError("--relation-examples: give a positive number of inputs, e.g. 20")
+        self.modes = [m.strip() for m in opt("modes").split(",") if m.strip()]
+        if not self.modes or set(self.modes) - {"eager", "compiled"}:
+            raise pytest.UsageError(f"--modes={opt('modes')}: give eager, compiled or eager,compiled")
         try:  # external adapters load at once, so a bad --adapter fails before anything runs
             self.externals = [load_external(spec) for spec in opt("adapter")]
         except AdapterError as e:
@@ -155,18 +169,47 @@ class XentSession:
         return cache[framework]
 
     def specs(self) -> list[CheckSpec]:
-        """Every check to run: binding x case x dtype x reduction x (value, grad), where the op matches."""
+        """Every check to run: binding x case x mode x dtype x reduction x (value, grad), where the op matches."""
         out = []
         for fw in self.load_adapters():
             for b in self.bindings(fw).values():
                 for case in self.cases.values():
                     if b.caps.op not in case.ops:
                         continue
-                    for dtype in case.dtypes:
-                        for red in case.reductions:
-                            for chk in case.checks:
-                                out.append(CheckSpec(fw, b.name, case.name, b.caps.op, dtype, red, chk))
+                    for mode in self.modes:
+                        for dtype in case.dtypes:
+                            for red in case.reductions:
+                                for chk in case.checks:
+                                    out.append(CheckSpec(fw, b.name, case.name, b.caps.op, dtype, red, chk, mode))
         return out
+
+    def relation_specs(self) -> list[tuple[str, str, str, str]]:
+        """(framework, binding, relation, dtype) for the relations layer (eager; drawn in float32 and float64,
+        the half-precision dtypes are recorded as unsupported with the reason)."""
+        from .problem import DTYPES
+        from .relations import RELATIONS
+
+        # the default run draws in float32 only (the budget); --fuzz or --relation-examples adds float64
+        dtypes = DTYPES if (self.fuzz or self.config.getoption("relation_examples")) else ("float16", "bfloat16", "float32")
+        return [(fw, b, r.name, dt) for fw in self.load_adapters() for b in self.bindings(fw)
+                for r in RELATIONS for dt in dtypes]
+
+    def run_relation(self, framework: str, binding: str, relation: str, dtype: str) -> dict:
+        from .relations import BY_NAME, run_relation
+
+        bindings = self.bindings(framework)
+
+        def documented(name: str, check: str = "grad"):  # an entry covering every case of the binding
+            return self.registry.find(framework, name, "relation", "relations", dtype, check, self.versions(), "eager")
+
+        def same(name: str) -> bool:
+            return all(getattr(documented(name, c), "id", None) == getattr(documented(binding, c), "id", None)
+                       for c in ("value", "grad"))
+        # a sibling whose documented behaviour differs may legitimately disagree: not a relation partner
+        others = [b for name, b in bindings.items() if name != binding and same(name)]
+        return run_relation(self.adapters[framework], bindings[binding], others, BY_NAME[relation], dtype,
+                            examples=self.relation_examples, derandomize=not self.fuzz, device=self.device,
+                            documented=documented)
 
     def bench_specs(self) -> list[BenchSpec]:
         """Every benchmark to run (none without --bench)."""
@@ -182,12 +225,16 @@ class XentSession:
             self._problems[key] = self.cases[spec.case].problem(spec.op, spec.dtype, spec.reduction)
         return self._problems[key]
 
-    def run(self, spec: CheckSpec) -> dict:
-        if self._versions is None:  # package -> version, for the registry's version ranges
+    def versions(self) -> dict:
+        """package -> version, for the registry's version ranges."""
+        if self._versions is None:
             self._versions = {k: v for facts in self.environment["frameworks"].values()
                               for k, v in facts.items() if isinstance(v, str)}
+        return self._versions
+
+    def run(self, spec: CheckSpec) -> dict:
         return checks.run_check(self.adapters[spec.framework], self.bindings(spec.framework)[spec.binding],
-                                self.problem(spec), spec.check, registry=self.registry, versions=self._versions,
+                                self.problem(spec), spec.check, registry=self.registry, versions=self.versions(),
                                 mode=spec.mode, device=self.device)
 
     def add(self, rec: dict, *, benchmark: bool = False) -> None:

@@ -43,6 +43,8 @@ class Convention:
     labels_in_dtype: index labels pass through the floating dtype before use, so a label the dtype
         cannot represent (above 2048 in float16, 256 in bfloat16) becomes the nearest one it can.
     zero_times_inf also covers bce: ``t log p + (1 - t) log(1 - p)`` as plain products.
+    upcast_half: float16/bfloat16 inputs are computed in float32 and the result rounded back (as
+        Inductor's CPU code does), so the policies' constants are float32 constants there.
     """
 
     mean_by: str = "count"
@@ -55,11 +57,16 @@ class Convention:
     empty_mean_zero: bool | None = None
     empty_reduced_is_empty: bool | None = None
     labels_in_dtype: bool | None = None
+    upcast_half: bool | None = None
+
+    def constants_dtype(self, dtype: str) -> str:
+        """The dtype a policy's constants (clip bounds, floors) are rounded to for inputs in ``dtype``."""
+        return "float32" if self.upcast_half and dtype in ("float16", "bfloat16") else dtype
 
     def policies(self) -> dict:
         """The numerical policies in force (those that change the mathematics), by name."""
         names = ("prob_clip", "renormalize", "log_clamp", "grad_denominator_floor", "zero_times_inf",
-                 "empty_mean_zero", "empty_reduced_is_empty", "labels_in_dtype")
+                 "empty_mean_zero", "empty_reduced_is_empty", "labels_in_dtype", "upcast_half")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
@@ -256,13 +263,13 @@ def unreduced(problem: Problem, conv: Convention = MATH):
                 plain = bool(conv.zero_times_inf) and problem.target_kind != "index"
                 loss, grad, vsc, gsc = _softmax_ce(x, a, plain)
             else:
-                loss, grad, vsc, gsc = _categorical_ce(x, a, conv, problem.dtype)
+                loss, grad, vsc, gsc = _categorical_ce(x, a, conv, conv.constants_dtype(problem.dtype))
         else:
             if problem.op == "sigmoid_bce":
                 pw = problem.pos_weight if problem.pos_weight is not None else np.ones(1)
                 loss, grad, vsc, gsc = _sigmoid_bce(x, y, pw)
             else:
-                loss, grad, vsc, gsc = _bce(x, y, conv, problem.dtype)
+                loss, grad, vsc, gsc = _bce(x, y, conv, conv.constants_dtype(problem.dtype))
             if problem.class_weight is not None:  # elementwise rescaling weight, broadcast on the class axis
                 cw = problem.class_weight
                 loss, grad = loss * cw, grad * cw
@@ -326,4 +333,8 @@ def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | 
         cg = c[..., None] if (problem.categorical or problem.x.ndim > c.ndim) else c
         grad = _where0(cg != 0, dloss * cg)
         gscale = (_where0(cg != 0, ga * np.abs(cg)), _where0(cg != 0, gs * np.abs(cg)))
-    return Evaluation(np.asarray(value, dtype=np.float64), grad, vscale, gscale)
+    value = np.asarray(value, dtype=np.float64)
+    if conv.constants_dtype(problem.dtype) != problem.dtype:  # computed wider, rounded back: may overflow
+        with np.errstate(over="ignore"):
+            value, grad = round_to(value, problem.dtype), round_to(grad, problem.dtype)
+    return Evaluation(value, grad, vscale, gscale)
