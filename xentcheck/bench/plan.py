@@ -133,7 +133,6 @@ class BenchPlan:
 def _can_compile(adapter) -> bool:
     from adapters.framework import FrameworkAdapter
 
-    own = getattr(type(adapter), "compile", None)
     if isinstance(adapter, FrameworkAdapter):  # the base class's compile() is the "no compiler" default
-        return own is not FrameworkAdapter.compile
-    return own is not None
+        return adapter.has_compiler
+    return getattr(type(adapter), "compile", None) is not None
