@@ -12,6 +12,10 @@ mode; ``set_threads(n)``; ``bare(binding_name, problem, *, grad, device)``, a ha
 call for the adapter-overhead ratio; ``exp_kernels(device)`` and ``read_kernels(device)``,
 candidate kernels for the physical floor; ``device_peak_bytes(call, device)`` from the device
 allocator. :class:`adapters.framework.FrameworkAdapter` implements ``prepare`` for array frameworks.
+
+For reproduction snippets an adapter offers ``repro(binding, problem, check, cotangent, expected,
+mode)``; :class:`~adapters.framework.FrameworkAdapter` writes them from its ``dialect`` and each
+binding's ``call`` (see :mod:`adapters.repro`; ``suites/test_repro.py`` runs every one).
 """
 from __future__ import annotations
 
@@ -119,6 +123,9 @@ class Binding:
     fn: Callable[[Any, Inputs], Any] = field(repr=False)
     convention: Convention | Callable[[Problem], Convention] = MATH
     doc: str = ""
+    #: the loss as one expression in the framework's own API, for reproduction snippets
+    #: (see adapters/repro.py): a format string, or a function of the problem returning one
+    call: str | Callable[[Problem], str] = ""
 
     def convention_for(self, problem: Problem) -> Convention:
         c = self.convention

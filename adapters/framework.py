@@ -16,12 +16,15 @@ from xentcheck.problem import Problem
 from xentcheck.reference import output_shape
 
 from . import Binding, Inputs, Output
+from .repro import Dialect, snippet
 
 
 class FrameworkAdapter:
     """Base class: subclasses set ``name`` and implement the primitives below."""
 
     name = "?"
+    #: how this framework spells a reproduction snippet (None: no snippets)
+    dialect: Dialect | None = None
     #: True: the compiled step is value and VJP together (jax.jit, tf.function). False: only the
     #: forward is compiled and autodiff runs outside, as torch.compile is used in practice.
     compile_whole_step = True
@@ -55,6 +58,14 @@ class FrameworkAdapter:
         """Use ``n`` threads for intra-op parallelism (benchmarks set the same count everywhere)."""
 
     # -- shared ---------------------------------------------------------------------------------
+    def repro(self, binding: Binding, problem: Problem, check: str, cotangent: np.ndarray | None,
+              expected: np.ndarray | None, mode: str = "eager") -> str | None:
+        """A standalone snippet reproducing ``binding`` on ``problem`` (None when it declares no call)."""
+        call = binding.call(problem) if callable(binding.call) else binding.call
+        if not call or self.dialect is None:
+            return None
+        return snippet(self.dialect, call, problem, check, mode=mode, cotangent=cotangent, expected=expected)
+
     @property
     def has_compiler(self) -> bool:
         return type(self).compile is not FrameworkAdapter.compile

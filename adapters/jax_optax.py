@@ -28,6 +28,7 @@ import optax  # noqa: E402
 
 from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs  # noqa: E402
 from .framework import FrameworkAdapter  # noqa: E402
+from .repro import Dialect  # noqa: E402
 
 DTYPES = ALL_FLOATS
 NONE_ONLY = frozenset({"none"})
@@ -44,31 +45,48 @@ def _idiomatic(z, inp: Inputs):
     return {"none": loss, "sum": jnp.sum(loss), "mean": jnp.mean(loss)}[inp.reduction]
 
 
+def _idiomatic_call(problem) -> str:
+    """_idiomatic, spelled for a reproduction snippet."""
+    logp = "jax.nn.log_softmax({x}, axis=-1)"
+    loss = (f"-jnp.take_along_axis({logp}, {{t}}[..., None], axis=-1)[..., 0]" if problem.target_kind == "index"
+            else f"-jnp.sum({{t}} * {logp}, axis=-1)")
+    return "{{'none': lambda l: l, 'sum': jnp.sum, 'mean': jnp.mean}}[{reduction}](" + loss + ")"
+
+
 def _bindings() -> list[Binding]:
     out = [
         Binding("optax.softmax_cross_entropy", "optax.softmax_cross_entropy",
                 Capabilities("softmax_ce", DENSE, NONE_ONLY, SPATIAL, DTYPES),
-                lambda z, i: optax.softmax_cross_entropy(z, i.target)),
+                lambda z, i: optax.softmax_cross_entropy(z, i.target), call="optax.softmax_cross_entropy({x}, {t})"),
         Binding("optax.softmax_cross_entropy_with_integer_labels",
                 "optax.softmax_cross_entropy_with_integer_labels",
                 Capabilities("softmax_ce", frozenset({"index"}), NONE_ONLY, SPATIAL, DTYPES),
-                lambda z, i: optax.softmax_cross_entropy_with_integer_labels(z, i.target)),
+                lambda z, i: optax.softmax_cross_entropy_with_integer_labels(z, i.target),
+                call="optax.softmax_cross_entropy_with_integer_labels({x}, {t})"),
         Binding("optax.sigmoid_binary_cross_entropy", "optax.sigmoid_binary_cross_entropy",
                 Capabilities("sigmoid_bce", frozenset({"binary", "soft"}), NONE_ONLY, frozenset(), DTYPES),
-                lambda z, i: optax.sigmoid_binary_cross_entropy(z, i.target)),
+                lambda z, i: optax.sigmoid_binary_cross_entropy(z, i.target),
+                call="optax.sigmoid_binary_cross_entropy({x}, {t})"),
         Binding("jax.nn.log_softmax", "jax.nn.log_softmax",
                 Capabilities("softmax_ce", frozenset({"index", "onehot", "soft"}), ALL_REDUCTIONS, SPATIAL, DTYPES),
-                _idiomatic, doc="-sum(y * jax.nn.log_softmax(z)), then jnp.mean / jnp.sum"),
+                _idiomatic, doc="-sum(y * jax.nn.log_softmax(z)), then jnp.mean / jnp.sum", call=_idiomatic_call),
     ]
     if hasattr(optax, "safe_softmax_cross_entropy"):  # added in optax 0.2.3
         out.insert(2, Binding("optax.safe_softmax_cross_entropy", "optax.safe_softmax_cross_entropy",
                               Capabilities("softmax_ce", DENSE, NONE_ONLY, SPATIAL, DTYPES),
-                              lambda z, i: optax.safe_softmax_cross_entropy(z, i.target)))
+                              lambda z, i: optax.safe_softmax_cross_entropy(z, i.target),
+                              call="optax.safe_softmax_cross_entropy({x}, {t})"))
     return out
 
 
 class JaxAdapter(FrameworkAdapter):
     name = "jax"
+    dialect = Dialect(
+        imports="import jax\nimport jax.numpy as jnp\nimport optax\n\njax.config.update('jax_enable_x64', True)",
+        array=lambda lit, dt: f"jnp.asarray({lit}, dtype=jnp.{dt})",
+        index=lambda lit: f"jnp.asarray({lit}, dtype=jnp.int64)",
+        grad="loss, vjp = jax.vjp(loss_fn, x)\n(grad,) = vjp(jnp.ones_like(loss) if cot is None else cot)",
+        compile="loss_fn = jax.jit(loss_fn)")
 
     def environment(self) -> dict:
         import jaxlib

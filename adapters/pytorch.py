@@ -16,6 +16,7 @@ from xentcheck.reference import Convention
 
 from . import ALL_FLOATS, Binding, Capabilities, Inputs
 from .framework import FrameworkAdapter
+from .repro import Dialect
 
 DTYPES = ALL_FLOATS
 CATEGORICAL = frozenset({"index", "onehot", "soft"})
@@ -68,34 +69,52 @@ def _bindings() -> list[Binding]:
     weight_sum = Convention(mean_by="weight_sum")
     return [
         Binding("F.cross_entropy", "torch.nn.functional.cross_entropy", ce_caps,
-                lambda x, i: F.cross_entropy(_channels_first(x), _target_cf(i), **_ce_kwargs(i)), _ce_convention),
+                lambda x, i: F.cross_entropy(_channels_first(x), _target_cf(i), **_ce_kwargs(i)), _ce_convention,
+                call="F.cross_entropy({x}, {t}{opts}, reduction={reduction})"),
         Binding("nn.CrossEntropyLoss", "torch.nn.CrossEntropyLoss", ce_caps,
-                lambda x, i: nn.CrossEntropyLoss(**_ce_kwargs(i))(_channels_first(x), _target_cf(i)), _ce_convention),
+                lambda x, i: nn.CrossEntropyLoss(**_ce_kwargs(i))(_channels_first(x), _target_cf(i)), _ce_convention,
+                call="nn.CrossEntropyLoss(reduction={reduction}{opts})({x}, {t})"),
         Binding("F.nll_loss+log_softmax", "torch.nn.functional.nll_loss", nll_caps,
                 lambda x, i: F.nll_loss(F.log_softmax(_channels_first(x), dim=1), i.target, **_nll_kwargs(i)),
-                weight_sum, "F.nll_loss(F.log_softmax(x, dim=1), target)"),
+                weight_sum, "F.nll_loss(F.log_softmax(x, dim=1), target)",
+                call="F.nll_loss(F.log_softmax({x}, dim=1), {t}{opts}, reduction={reduction})"),
         Binding("nn.NLLLoss+LogSoftmax", "torch.nn.NLLLoss", nll_caps,
                 lambda x, i: nn.NLLLoss(**_nll_kwargs(i))(nn.LogSoftmax(dim=1)(_channels_first(x)), i.target),
-                weight_sum, "nn.NLLLoss()(nn.LogSoftmax(dim=1)(x), target)"),
+                weight_sum, "nn.NLLLoss()(nn.LogSoftmax(dim=1)(x), target)",
+                call="nn.NLLLoss(reduction={reduction}{opts})(nn.LogSoftmax(dim=1)({x}), {t})"),
         Binding("F.binary_cross_entropy", "torch.nn.functional.binary_cross_entropy", bce_caps,
-                lambda x, i: F.binary_cross_entropy(x, i.target, weight=_bce_weight(i), reduction=i.reduction)),
+                lambda x, i: F.binary_cross_entropy(x, i.target, weight=_bce_weight(i), reduction=i.reduction),
+                call="F.binary_cross_entropy({x}, {t}{opts}, reduction={reduction})"),
         Binding("nn.BCELoss", "torch.nn.BCELoss", bce_caps,
-                lambda x, i: nn.BCELoss(weight=_bce_weight(i), reduction=i.reduction)(x, i.target)),
+                lambda x, i: nn.BCELoss(weight=_bce_weight(i), reduction=i.reduction)(x, i.target),
+                call="nn.BCELoss(reduction={reduction}{opts})({x}, {t})"),
         Binding("F.binary_cross_entropy_with_logits", "torch.nn.functional.binary_cross_entropy_with_logits",
                 bcel_caps,
                 lambda x, i: F.binary_cross_entropy_with_logits(x, i.target, weight=_bce_weight(i),
-                                                                pos_weight=i.pos_weight, reduction=i.reduction)),
+                                                                pos_weight=i.pos_weight, reduction=i.reduction),
+                call="F.binary_cross_entropy_with_logits({x}, {t}{opts}, reduction={reduction})"),
         Binding("nn.BCEWithLogitsLoss", "torch.nn.BCEWithLogitsLoss", bcel_caps,
                 lambda x, i: nn.BCEWithLogitsLoss(weight=_bce_weight(i), pos_weight=i.pos_weight,
-                                                  reduction=i.reduction)(x, i.target)),
+                                                  reduction=i.reduction)(x, i.target),
+                call="nn.BCEWithLogitsLoss(reduction={reduction}{opts})({x}, {t})"),
         Binding("F.multilabel_soft_margin_loss", "torch.nn.functional.multilabel_soft_margin_loss", msm_caps,
                 lambda x, i: F.multilabel_soft_margin_loss(x, i.target, weight=_bce_weight(i), reduction=i.reduction),
-                Convention(mean_last_axis=True), "per-sample loss is the mean over the C labels"),
+                Convention(mean_last_axis=True), "per-sample loss is the mean over the C labels",
+                call="F.multilabel_soft_margin_loss({x}, {t}{opts}, reduction={reduction})"),
     ]
 
 
 class TorchAdapter(FrameworkAdapter):
     name = "torch"
+    dialect = Dialect(
+        imports="import torch\nimport torch.nn as nn\nimport torch.nn.functional as F",
+        array=lambda lit, dt: f"torch.tensor({lit}, dtype=torch.{dt})",
+        index=lambda lit: f"torch.tensor({lit})",
+        grad="x.requires_grad_(True)\nloss = loss_fn(x)\nloss.backward(cot)\ngrad = x.grad",
+        options={"class_weight": "weight=class_weight", "pos_weight": "pos_weight=pos_weight",
+                 "ignore_index": "ignore_index=ignore_index", "label_smoothing": "label_smoothing=label_smoothing"},
+        channels_first=lambda name: f"{name}.movedim(-1, 1)",
+        compile="loss_fn = torch.compile(loss_fn, dynamic=False)")
     compile_whole_step = False  # torch.compile the loss; autograd (AOTAutograd's compiled backward) runs outside
 
     def environment(self) -> dict:

@@ -19,6 +19,7 @@ from xentcheck.reference import MATH, Convention  # noqa: E402
 
 from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs  # noqa: E402
 from .framework import FrameworkAdapter  # noqa: E402
+from .repro import Dialect  # noqa: E402
 
 DTYPES = ALL_FLOATS
 NONE_ONLY = frozenset({"none"})
@@ -31,6 +32,9 @@ _V1_REDUCTION = {"none": _V1.Reduction.NONE, "sum": _V1.Reduction.SUM, "mean": _
 # TF1 losses' default reduction divides the weighted sum by the number of non-zero weights.
 V1_MEAN = Convention(mean_by="nonzero_weight_count")
 _KERAS_REDUCTION = {"none": None, "sum": "sum", "mean": "sum_over_batch_size"}
+# the same two mappings, spelled in reproduction snippets (format strings: doubled braces)
+_V1_CALL = "{{'none': tf.compat.v1.losses.Reduction.NONE, 'sum': tf.compat.v1.losses.Reduction.SUM, 'mean': tf.compat.v1.losses.Reduction.SUM_BY_NONZERO_WEIGHTS}}[{reduction}]"
+_KERAS_CALL = "{{'none': None, 'sum': 'sum', 'mean': 'sum_over_batch_size'}}[{reduction}]"
 
 
 def _v1_weights(inp: Inputs, ndim: int):
@@ -44,33 +48,44 @@ def _tf_nn() -> list[Binding]:
     return [
         Binding("tf.nn.softmax_cross_entropy_with_logits", "tf.nn.softmax_cross_entropy_with_logits",
                 Capabilities("softmax_ce", DENSE, NONE_ONLY, frozenset({"spatial"}), DTYPES),
-                lambda x, i: tf.nn.softmax_cross_entropy_with_logits(labels=i.target, logits=x)),
+                lambda x, i: tf.nn.softmax_cross_entropy_with_logits(labels=i.target, logits=x),
+                call="tf.nn.softmax_cross_entropy_with_logits(labels={t}, logits={x})"),
         Binding("tf.nn.sparse_softmax_cross_entropy_with_logits", "tf.nn.sparse_softmax_cross_entropy_with_logits",
                 Capabilities("softmax_ce", INDEX, NONE_ONLY, frozenset({"spatial"}), DTYPES),
-                lambda x, i: tf.nn.sparse_softmax_cross_entropy_with_logits(labels=i.target, logits=x)),
+                lambda x, i: tf.nn.sparse_softmax_cross_entropy_with_logits(labels=i.target, logits=x),
+                call="tf.nn.sparse_softmax_cross_entropy_with_logits(labels={t}, logits={x})"),
         Binding("tf.nn.sigmoid_cross_entropy_with_logits", "tf.nn.sigmoid_cross_entropy_with_logits",
                 Capabilities("sigmoid_bce", BINARY, NONE_ONLY, frozenset(), DTYPES),
-                lambda x, i: tf.nn.sigmoid_cross_entropy_with_logits(labels=i.target, logits=x)),
+                lambda x, i: tf.nn.sigmoid_cross_entropy_with_logits(labels=i.target, logits=x),
+                call="tf.nn.sigmoid_cross_entropy_with_logits(labels={t}, logits={x})"),
         Binding("tf.nn.weighted_cross_entropy_with_logits", "tf.nn.weighted_cross_entropy_with_logits",
                 Capabilities("sigmoid_bce", BINARY, NONE_ONLY, frozenset({"pos_weight"}), DTYPES),
                 lambda x, i: tf.nn.weighted_cross_entropy_with_logits(
-                    labels=i.target, logits=x, pos_weight=i.pos_weight if i.pos_weight is not None else 1.0)),
+                    labels=i.target, logits=x, pos_weight=i.pos_weight if i.pos_weight is not None else 1.0),
+                call="tf.nn.weighted_cross_entropy_with_logits(labels={t}, logits={x}, "
+                     "pos_weight=1.0 if pos_weight is None else pos_weight)"),
         Binding("tf.compat.v1.losses.softmax_cross_entropy", "tf.compat.v1.losses.softmax_cross_entropy",
                 Capabilities("softmax_ce", DENSE, ALL_REDUCTIONS, frozenset({"sample_weight", "label_smoothing"}),
                              DTYPES),
                 lambda x, i: _V1.softmax_cross_entropy(i.target, x, weights=_v1_weights(i, 1),
                                                        label_smoothing=i.problem.label_smoothing,
-                                                       reduction=_V1_REDUCTION[i.reduction]), V1_MEAN),
+                                                       reduction=_V1_REDUCTION[i.reduction]), V1_MEAN,
+                call="tf.compat.v1.losses.softmax_cross_entropy({t}, {x}, weights=1.0 if sample_weight is None "
+                     "else sample_weight, label_smoothing=label_smoothing, reduction=" + _V1_CALL + ")"),
         Binding("tf.compat.v1.losses.sparse_softmax_cross_entropy", "tf.compat.v1.losses.sparse_softmax_cross_entropy",
                 Capabilities("softmax_ce", INDEX, ALL_REDUCTIONS, frozenset({"sample_weight"}), DTYPES),
                 lambda x, i: _V1.sparse_softmax_cross_entropy(i.target, x, weights=_v1_weights(i, 1),
-                                                              reduction=_V1_REDUCTION[i.reduction]), V1_MEAN),
+                                                              reduction=_V1_REDUCTION[i.reduction]), V1_MEAN,
+                call="tf.compat.v1.losses.sparse_softmax_cross_entropy({t}, {x}, weights=1.0 if sample_weight is "
+                     "None else sample_weight, reduction=" + _V1_CALL + ")"),
         Binding("tf.compat.v1.losses.sigmoid_cross_entropy", "tf.compat.v1.losses.sigmoid_cross_entropy",
                 Capabilities("sigmoid_bce", BINARY, ALL_REDUCTIONS, frozenset({"sample_weight", "label_smoothing"}),
                              DTYPES),
                 lambda x, i: _V1.sigmoid_cross_entropy(i.target, x, weights=_v1_weights(i, 2),
                                                        label_smoothing=i.problem.label_smoothing,
-                                                       reduction=_V1_REDUCTION[i.reduction]), V1_MEAN),
+                                                       reduction=_V1_REDUCTION[i.reduction]), V1_MEAN,
+                call="tf.compat.v1.losses.sigmoid_cross_entropy({t}, {x}, weights=1.0 if sample_weight is None "
+                     "else sample_weight[:, None], label_smoothing=label_smoothing, reduction=" + _V1_CALL + ")"),
     ]
 
 
@@ -121,16 +136,27 @@ def _keras() -> list[Binding]:
             out.append(Binding(
                 f"keras.{name}{suffix}", f"keras.losses.{name}",
                 Capabilities(op, targets, ALL_REDUCTIONS, frozenset(options | {"sample_weight"}), DTYPES),
-                call_class, class_conv))
+                call_class, class_conv,
+                call=f"keras.losses.{name}(from_logits={from_logits}, reduction={_KERAS_CALL}, "
+                     f"dtype=x.dtype.name{{opts}})({{t}}, {{x}}, sample_weight=sample_weight)"))
             out.append(Binding(
                 f"keras.{fn.__name__}{suffix}", f"keras.losses.{fn.__name__}",
                 Capabilities(op, targets, NONE_ONLY, frozenset(options), DTYPES),
-                call_fn, Convention(mean_last_axis=last_axis) if last_axis else MATH))
+                call_fn, Convention(mean_last_axis=last_axis) if last_axis else MATH,
+                call=f"keras.losses.{fn.__name__}({{t}}, {{x}}, from_logits={from_logits}{{opts}})"))
     return out
 
 
 class TensorflowAdapter(FrameworkAdapter):
     name = "tensorflow"
+    dialect = Dialect(
+        imports="import tensorflow as tf\nimport keras",
+        array=lambda lit, dt: f"tf.constant({lit}, dtype=tf.{dt})",
+        index=lambda lit: f"tf.constant({lit}, dtype=tf.int64)",
+        grad="with tf.GradientTape() as tape:\n    tape.watch(x)\n    loss = loss_fn(x)\n"
+             "grad = tape.gradient(loss, x, output_gradients=cot)",
+        options={"label_smoothing": "label_smoothing=label_smoothing", "ignore_index": "ignore_class=ignore_index"},
+        compile="loss_fn = tf.function(loss_fn, jit_compile=True)")
 
     def environment(self) -> dict:
         return {"tensorflow": tf.__version__, "keras": keras.__version__, "keras.backend": keras.backend.backend(),

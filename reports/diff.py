@@ -22,6 +22,7 @@ class Diff:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     speed: list[stats.Change] = field(default_factory=list)
+    stability: list[dict] = field(default_factory=list)  # sweep points whose status changed (informational)
 
     @property
     def regressions(self) -> list[str]:
@@ -53,9 +54,25 @@ def diff(old: dict, new: dict, *, alpha: float = stats.ALPHA, min_effect: float 
         elif ro["errors"] and rn["errors"] and abs(rn["errors"]["tol_units"] - ro["errors"]["tol_units"]) > 1:
             d.numbers.append({"id": rid, "old_tol_units": ro["errors"]["tol_units"],
                               "new_tol_units": rn["errors"]["tol_units"]})
+    d.stability = stability_changes(old.get("stability", []), new.get("stability", []))
     d.speed = stats.compare((old.get("benchmarks") or {}).get("records", []),
                             (new.get("benchmarks") or {}).get("records", []), alpha=alpha, min_effect=min_effect)
     return d
+
+
+def stability_changes(old: list[dict], new: list[dict]) -> list[dict]:
+    """Points of the stability sweep (same binding, axis, dtype and x) whose loss or gradient status
+    changed, e.g. a loss that became NaN at large logits. The checks give the verdicts; this says where."""
+    before = {(r["id"], p["x"]): p for r in old for p in r["points"]}
+    out = []
+    for r in new:
+        for p in r["points"]:
+            q = before.get((r["id"], p["x"]))
+            for check in ("value", "grad"):
+                key = f"{check}_status"
+                if q is not None and key in p and key in q and p[key] != q[key]:
+                    out.append({"id": r["id"], "x": p["x"], "check": check, "old": q[key], "new": p[key]})
+    return out
 
 
 def lines(d: Diff) -> list[str]:
@@ -64,11 +81,12 @@ def lines(d: Diff) -> list[str]:
     out += [f"changed    {c['id']}: {c['old']} -> {c['new']}" for c in d.outcomes if not c["regression"]]
     out += [f"numbers    {c['id']}: error {c['old_tol_units']:.3g} -> {c['new_tol_units']:.3g} tolerance units"
             for c in d.numbers]
+    out += [f"stability  {c['id']} at x={c['x']:.3g} ({c['check']}): {c['old']} -> {c['new']}" for c in d.stability]
     out += [f"faster     {c.name}: {1 / c.ratio:.2f}x faster (p={c.p_adjusted:.2g})" for c in d.speed
             if c.verdict == "faster"]
     timed = len(d.speed)
     out.append(f"{len(d.outcomes)} outcome changes ({sum(c['regression'] for c in d.outcomes)} regressions), "
                f"{len(d.numbers)} numeric changes beyond one tolerance unit, {len(d.added)} checks added, "
-               f"{len(d.removed)} removed; {timed} benchmarks compared: "
+               f"{len(d.removed)} removed, {len(d.stability)} stability points changed; {timed} benchmarks compared: "
                f"{sum(c.verdict == 'slower' for c in d.speed)} slower, {sum(c.verdict == 'faster' for c in d.speed)} faster")
     return out

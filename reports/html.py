@@ -11,7 +11,9 @@ from pathlib import Path
 
 import jinja2
 
+from .charts import library, speed_charts, stability_charts
 from .coverage import coverage_view
+from .history import changes, run_labels, trends
 from .speed import speed_view
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -38,8 +40,9 @@ def summary_matrix(records: list[dict]) -> tuple[list[str], list[dict]]:
     categories = sorted({r["category"] for r in records})
     rows: dict = {}
     for r in records:
-        key = (r["framework"], r["binding"])
-        row = rows.setdefault(key, {"framework": r["framework"], "binding": r["binding"], "api": r["api"],
+        key = (r["framework"], r.get("run", ""), r["binding"])
+        row = rows.setdefault(key, {"framework": r["framework"], "run": r.get("run", ""), "binding": r["binding"],
+                                    "api": r["api"],
                                     "op": r["op"], "cells": defaultdict(lambda: defaultdict(int)),
                                     "total": defaultdict(int)})
         row["cells"][r["category"]][r["outcome"]] += 1
@@ -52,7 +55,7 @@ def summary_matrix(records: list[dict]) -> tuple[list[str], list[dict]]:
         out.append(row)
     # failures first, then by framework and binding
     out.sort(key=lambda r: (OUTCOME_ORDER.index(r["worst"]) if r["worst"] in OUTCOME_ORDER else 9,
-                            r["framework"], r["binding"]))
+                            r["framework"], r["run"], r["binding"]))
     return categories, out
 
 
@@ -62,20 +65,40 @@ def accuracy_table(records: list[dict]) -> list[dict]:
     for r in records:
         if r["outcome"] != "pass" or not r["errors"]:
             continue
-        key = (r["framework"], r["binding"], r["dtype"], r["check"])
+        key = (r["framework"], r.get("run", ""), r["binding"], r["dtype"], r["check"])
         cur = best.get(key)
         if cur is None or r["errors"]["tol_units"] > cur["tol_units"]:
-            best[key] = {"framework": r["framework"], "binding": r["binding"], "dtype": r["dtype"],
+            best[key] = {"framework": r["framework"], "run": r.get("run", ""), "binding": r["binding"], "dtype": r["dtype"],
                          "check": r["check"], "tol_units": r["errors"]["tol_units"],
                          "eps_units": r["errors"]["eps_units"], "case": r["case"]}
-    return sorted(best.values(), key=lambda x: (x["framework"], x["binding"], x["dtype"], x["check"]))
+    return sorted(best.values(), key=lambda x: (x["framework"], x["run"], x["binding"], x["dtype"], x["check"]))
+
+
+def _label_runs(docs: list[dict], labels: list[str]) -> list[dict]:
+    """Copies of the documents whose records and sweeps carry ``run``: the run's label where another
+    run checked the same framework (two versions side by side), else empty."""
+    count: dict = defaultdict(int)
+    for d in docs:
+        for fw in d["environment"]["frameworks"]:
+            count[fw] += 1
+    out = []
+    for d, label in zip(docs, labels):
+        def tag(r: dict) -> dict:
+            return {**r, "run": label if count[r["framework"]] > 1 else ""}
+        out.append({**d, "records": [tag(r) for r in d["records"]],
+                    "stability": [tag(r) for r in d.get("stability", [])]})
+    return out
 
 
 def render(docs: list[dict]) -> str:
-    """Render one page from one or more results documents."""
+    """Render one page from one or more results documents (oldest first when they are versions)."""
+    labels = run_labels(docs) if len(docs) > 1 else [""]
+    history = {"changes": changes(docs, labels), "trends": trends(docs, labels)} if len(docs) > 1 else None
+    docs = _label_runs(docs, labels)
     records = [r for d in docs for r in d["records"]]
     categories, matrix = summary_matrix(records)
-    problems = [r for r in records if r["outcome"] in ("fail", "error")]
+    problems = [{"repro": None, "repro_missing": "the adapter declares no call for this binding, or the input is too large", **r}
+                for r in records if r["outcome"] in ("fail", "error")]
     fired = defaultdict(int)
     for r in records:
         if r["outcome"] == "deviation" and r["expectation"]:
@@ -88,10 +111,17 @@ def render(docs: list[dict]) -> str:
     totals = defaultdict(int)
     for r in records:
         totals[r["outcome"]] += 1
+    speed = speed_view(docs)
+    stability = stability_charts(docs)
+    groups = [{"id": f"stability-{g['axis']}", "charts": g["charts"]} for g in stability]
+    speed_group = {"id": "speed", "charts": speed_charts(speed)}
+    if speed_group["charts"]:
+        groups.append(speed_group)
     return _env().get_template("report.html.j2").render(
-        docs=docs, categories=categories, matrix=matrix, problems=problems, deviations=deviations,
+        docs=docs, labels=labels, history=history, stability=stability, chart_groups=groups,
+        chart_lib=library() if groups else None, categories=categories, matrix=matrix, problems=problems, deviations=deviations,
         accuracy=accuracy_table(records), capabilities=sorted(bindings.values(), key=lambda b: (b["framework"], b["binding"])),
-        totals=dict(totals), outcomes=OUTCOME_ORDER, speed=speed_view(docs), coverage=coverage_view(docs),
+        totals=dict(totals), outcomes=OUTCOME_ORDER, speed=speed, coverage=coverage_view(docs),
         stale=[s for d in docs for s in d["expectations"]["stale"]],
         unused=[u for d in docs for u in d["expectations"]["unused"]],
     )

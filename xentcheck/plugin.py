@@ -18,6 +18,7 @@ from cases import CaseError, load_catalog
 from . import checks
 from .bench.plan import BenchPlan, add_options
 from .bench.sweep import BenchSpec, SweepError
+from .problem import DTYPES
 from .environment import base_environment
 from .expectations import ExpectationError, audit, load_registry
 from .results import ResultsError, document, load, write_atomic
@@ -117,6 +118,7 @@ class XentSession:
         self.adapters: dict | None = None
         self.skipped: dict[str, str] = {}
         self.records: list[dict] = []
+        self.stability: list[dict] = []
         self.environment = base_environment(self.device, ["pytest", *config.invocation_params.args])
         self._problems: dict = {}
         self._bindings: dict = {}
@@ -186,7 +188,6 @@ class XentSession:
     def relation_specs(self) -> list[tuple[str, str, str, str]]:
         """(framework, binding, relation, dtype) for the relations layer (eager; drawn in float32 and float64,
         the half-precision dtypes are recorded as unsupported with the reason)."""
-        from .problem import DTYPES
         from .relations import RELATIONS
 
         # the default run draws in float32 only (the budget); --fuzz or --relation-examples adds float64
@@ -210,6 +211,20 @@ class XentSession:
         return run_relation(self.adapters[framework], bindings[binding], others, BY_NAME[relation], dtype,
                             examples=self.relation_examples, derandomize=not self.fuzz, device=self.device,
                             documented=documented)
+
+    def stability_specs(self) -> list[tuple[str, str, str, str]]:
+        """(framework, binding, axis, dtype) for the stability sweep: every axis of the binding's op in
+        every dtype it declares (eager; one batch per axis, so this is cheap)."""
+        from .stability import AXES
+
+        return [(fw, name, ax.name, dt) for fw in self.load_adapters() for name, b in self.bindings(fw).items()
+                for ax in AXES if b.caps.op in ax.ops for dt in sorted(b.caps.dtypes, key=DTYPES.index)]
+
+    def run_stability(self, framework: str, binding: str, axis: str, dtype: str) -> dict:
+        from .stability import BY_NAME, sweep
+
+        return sweep(self.adapters[framework], self.bindings(framework)[binding], BY_NAME[axis], dtype,
+                     registry=self.registry, versions=self.versions(), device=self.device)
 
     def bench_specs(self) -> list[BenchSpec]:
         """Every benchmark to run (none without --bench)."""
@@ -237,9 +252,11 @@ class XentSession:
                                 self.problem(spec), spec.check, registry=self.registry, versions=self.versions(),
                                 mode=spec.mode, device=self.device)
 
-    def add(self, rec: dict, *, benchmark: bool = False) -> None:
-        """Keep a record, and journal it at once so a crash later in the run loses nothing before it."""
-        (self.bench.records if benchmark else self.records).append(rec)
+    def add(self, rec: dict, *, kind: str = "check") -> None:
+        """Keep a record (a check, a benchmark or a stability sweep), and journal it at once so a crash
+        later in the run loses nothing before it."""
+        {"check": self.records, "bench": self.bench.records if self.bench else None,
+         "stability": self.stability}[kind].append(rec)
         if self._journal is None:  # the folder was checked writable at start-up
             self._journal = open(self.results_path.with_name(self.results_path.name + ".partial.jsonl"), "w")
         self._journal.write(json.dumps(rec) + "\n")
@@ -248,7 +265,7 @@ class XentSession:
     def finish(self) -> list[str]:
         """Write results and report; returns the lines to print at the end of the run."""
         benchmarks = self.bench.section() if self.bench else None
-        if not self.records and not benchmarks:
+        if not self.records and not benchmarks and not self.stability:
             return []
         stale, unused = audit(self.registry, self.records, set(self.environment["frameworks"]))
         opt = self.config.option
@@ -258,7 +275,7 @@ class XentSession:
             stale = []
             self.filtered_audit = True
         expectations = {"entries": [e.as_dict() for e in self.registry.entries], "stale": stale, "unused": unused}
-        doc = document(self.environment, self.records, expectations, benchmarks)
+        doc = document(self.environment, self.records, expectations, benchmarks, self.stability)
         lines = []
         if self.records:
             lines.append("xentcheck: " + ", ".join(f"{doc['summary'].get(k, 0)} {k}" for k in checks.OUTCOMES))
@@ -308,13 +325,11 @@ class XentSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
-        props = [v for k, v in report.user_properties if k == "xentcheck"]
-        timed = [v for k, v in report.user_properties if k == "xentcheck_bench"]
-        if report.when == "call" and (props or timed):
-            for rec in props:
-                self.add(rec)
-            for rec in timed:
-                self.add(rec, benchmark=True)
+        kinds = {"xentcheck": "check", "xentcheck_bench": "bench", "xentcheck_stability": "stability"}
+        props = [(kinds[k], v) for k, v in report.user_properties if k in kinds]
+        if report.when == "call" and props:
+            for kind, rec in props:
+                self.add(rec, kind=kind)
         elif report.failed and report.when != "setup" and report.nodeid.startswith("suites/test_conformance.py::"):
             self.add(self.crash_record(report))  # timed out, or its process died: no record came back
 

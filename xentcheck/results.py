@@ -79,8 +79,10 @@ def summarize(records: list[dict]) -> dict:
     return out
 
 
-def document(environment: dict, records: list[dict], expectations: dict, benchmarks: dict | None = None) -> dict:
-    """Assemble a results document (validated before it is returned); ``benchmarks`` when timed."""
+def document(environment: dict, records: list[dict], expectations: dict, benchmarks: dict | None = None,
+             stability: list[dict] | None = None) -> dict:
+    """Assemble a results document (validated before it is returned); ``benchmarks`` when timed,
+    ``stability`` when the stability sweep ran."""
     records = sorted(records, key=lambda r: r["id"])
     doc = {
         "schema_version": SCHEMA_VERSION,
@@ -92,5 +94,7 @@ def document(environment: dict, records: list[dict], expectations: dict, benchma
     }
     if benchmarks:
         doc["benchmarks"] = benchmarks
+    if stability:
+        doc["stability"] = sorted(stability, key=lambda r: r["id"])
     validate(doc)
     return doc
