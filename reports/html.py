@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jinja2
 
+from .agreement import agreement
 from .charts import library, speed_charts, stability_charts
 from .coverage import coverage_view
 from .history import changes, run_labels, trends
@@ -119,6 +120,7 @@ def render(docs: list[dict]) -> str:
         groups.append(speed_group)
     return _env().get_template("report.html.j2").render(
         docs=docs, labels=labels, history=history, stability=stability, chart_groups=groups,
+        agreement=agreement(docs),
         chart_lib=library() if groups else None, categories=categories, matrix=matrix, problems=problems, deviations=deviations,
         accuracy=accuracy_table(records), capabilities=sorted(bindings.values(), key=lambda b: (b["framework"], b["binding"])),
         totals=dict(totals), outcomes=OUTCOME_ORDER, speed=speed, coverage=coverage_view(docs),

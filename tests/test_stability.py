@@ -56,3 +56,17 @@ def test_stability_records_validate_in_a_results_document():
     doc = document(env, [], {"entries": [], "stale": [], "unused": []}, stability=[_sweep(HONEST, "float32")])
     validate(doc)
     assert doc["stability"][0]["axis"] == "logit_magnitude"
+
+
+def test_the_agreement_matrix_counts_points_where_two_bindings_answer_differently():
+    from reports.agreement import agreement
+
+    honest, twin, buggy = _sweep(HONEST, "float32"), _sweep(HONEST, "float32"), _sweep(FakeAdapter("fake", shift=False), "float32")
+    twin["binding"], buggy["binding"] = "twin", "no_shift"
+    (m,) = agreement([{"stability": [honest, twin, buggy]}])
+    cells = {(row["binding"], b): c for row in m["rows"] for b, c in zip(m["bindings"], row["cells"])}
+    assert cells[("fake: fake.softmax_ce", "fake: twin")]["differ"] == 0
+    bad = cells[("fake: fake.softmax_ce", "fake: no_shift")]
+    assert bad == cells[("fake: no_shift", "fake: fake.softmax_ce")] and 0 < bad["differ"] < bad["compared"]
+    overflowed = sum(p["value_status"] != "ok" for p in buggy["points"])
+    assert bad["differ"] >= overflowed  # every loss that overflowed differs from the honest one
