@@ -31,10 +31,13 @@ _V1 = tf.compat.v1.losses
 _V1_REDUCTION = {"none": _V1.Reduction.NONE, "sum": _V1.Reduction.SUM, "mean": _V1.Reduction.SUM_BY_NONZERO_WEIGHTS}
 # TF1 losses' default reduction divides the weighted sum by the number of non-zero weights.
 V1_MEAN = Convention(mean_by="nonzero_weight_count")
-_KERAS_REDUCTION = {"none": None, "sum": "sum", "mean": "sum_over_batch_size"}
+# Keras 2 (TensorFlow <= 2.15) spells "no reduction" "none" and its losses take no dtype argument
+_KERAS2 = int(keras.__version__.split(".")[0]) < 3
+_KERAS_REDUCTION = {"none": "none" if _KERAS2 else None, "sum": "sum", "mean": "sum_over_batch_size"}
+_KERAS_DTYPE = "" if _KERAS2 else ", dtype=x.dtype.name"
 # the same two mappings, spelled in reproduction snippets (format strings: doubled braces)
 _V1_CALL = "{{'none': tf.compat.v1.losses.Reduction.NONE, 'sum': tf.compat.v1.losses.Reduction.SUM, 'mean': tf.compat.v1.losses.Reduction.SUM_BY_NONZERO_WEIGHTS}}[{reduction}]"
-_KERAS_CALL = "{{'none': None, 'sum': 'sum', 'mean': 'sum_over_batch_size'}}[{reduction}]"
+_KERAS_CALL = "{{'none': %r, 'sum': 'sum', 'mean': 'sum_over_batch_size'}}[{reduction}]" % _KERAS_REDUCTION["none"]
 
 
 def _v1_weights(inp: Inputs, ndim: int):
@@ -95,7 +98,9 @@ def _keras_class(cls, from_logits: bool, inp: Inputs, **kw):
         kw["label_smoothing"] = p.label_smoothing
     if p.ignore_index is not None:
         kw["ignore_class"] = p.ignore_index
-    return cls(from_logits=from_logits, reduction=_KERAS_REDUCTION[p.reduction], dtype=p.dtype, **kw)
+    if not _KERAS2:
+        kw["dtype"] = p.dtype
+    return cls(from_logits=from_logits, reduction=_KERAS_REDUCTION[p.reduction], **kw)
 
 
 def _keras() -> list[Binding]:
@@ -137,8 +142,8 @@ def _keras() -> list[Binding]:
                 f"keras.{name}{suffix}", f"keras.losses.{name}",
                 Capabilities(op, targets, ALL_REDUCTIONS, frozenset(options | {"sample_weight"}), DTYPES),
                 call_class, class_conv,
-                call=f"keras.losses.{name}(from_logits={from_logits}, reduction={_KERAS_CALL}, "
-                     f"dtype=x.dtype.name{{opts}})({{t}}, {{x}}, sample_weight=sample_weight)"))
+                call=f"keras.losses.{name}(from_logits={from_logits}, reduction={_KERAS_CALL}"
+                     f"{_KERAS_DTYPE}{{opts}})({{t}}, {{x}}, sample_weight=sample_weight)"))
             out.append(Binding(
                 f"keras.{fn.__name__}{suffix}", f"keras.losses.{fn.__name__}",
                 Capabilities(op, targets, NONE_ONLY, frozenset(options), DTYPES),

@@ -26,15 +26,19 @@ class Diff:
 
     @property
     def regressions(self) -> list[str]:
-        out = [f"{c['id']}: {c['old']} -> {c['new']}" for c in self.outcomes if c["regression"]]
+        out = [f"{c['id']}: {c['old']} -> {c['new']} ({c['regression']})" for c in self.outcomes if c["regression"]]
         out += [f"{c.name}: {c.ratio:.2f}x slower (p={c.p_adjusted:.2g})" for c in self.speed if c.verdict == "slower"]
         return out
 
 
-def _is_regression(old: dict, new: dict) -> bool:
+def _is_regression(old: dict, new: dict) -> str:
+    """Why the change gates an upgrade ("" when it does not)."""
     if new["outcome"] in BAD and old["outcome"] not in BAD:
-        return True
-    return old["outcome"] == "deviation" and (new["outcome"], new["expectation"]) != ("deviation", old["expectation"])
+        return f"newly {new['outcome']}s" if new["outcome"] == "error" else "newly fails"
+    if old["outcome"] == "deviation" and (new["outcome"], new["expectation"]) != ("deviation", old["expectation"]):
+        return ("documented deviation no longer happens: update the registry" if new["outcome"] == "pass"
+                else "documented deviation changed")
+    return ""
 
 
 def _label(r: dict) -> str:
@@ -79,13 +83,13 @@ def lines(d: Diff) -> list[str]:
     """The terminal summary, regressions first."""
     out = [f"REGRESSION {r}" for r in d.regressions]
     out += [f"changed    {c['id']}: {c['old']} -> {c['new']}" for c in d.outcomes if not c["regression"]]
-    out += [f"numbers    {c['id']}: error {c['old_tol_units']:.3g} -> {c['new_tol_units']:.3g} tolerance units"
+    out += [f"numbers    {c['id']}: error {c['old_tol_units']:.6g} -> {c['new_tol_units']:.6g} tolerance units"
             for c in d.numbers]
     out += [f"stability  {c['id']} at x={c['x']:.3g} ({c['check']}): {c['old']} -> {c['new']}" for c in d.stability]
     out += [f"faster     {c.name}: {1 / c.ratio:.2f}x faster (p={c.p_adjusted:.2g})" for c in d.speed
             if c.verdict == "faster"]
     timed = len(d.speed)
-    out.append(f"{len(d.outcomes)} outcome changes ({sum(c['regression'] for c in d.outcomes)} regressions), "
+    out.append(f"{len(d.outcomes)} outcome changes ({sum(bool(c['regression']) for c in d.outcomes)} regressions), "
                f"{len(d.numbers)} numeric changes beyond one tolerance unit, {len(d.added)} checks added, "
                f"{len(d.removed)} removed, {len(d.stability)} stability points changed; {timed} benchmarks compared: "
                f"{sum(c.verdict == 'slower' for c in d.speed)} slower, {sum(c.verdict == 'faster' for c in d.speed)} faster")

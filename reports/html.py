@@ -75,6 +75,44 @@ def accuracy_table(records: list[dict]) -> list[dict]:
     return sorted(best.values(), key=lambda x: (x["framework"], x["run"], x["binding"], x["dtype"], x["check"]))
 
 
+#: the case that exercises each option (the capability matrix's "options" column is measured on these)
+OPTION_CASES = {"class_weights": "class_weight", "sample_weights": "sample_weight", "pos_weight": "pos_weight",
+                "ignore_index": "ignore_index", "label_smoothing": "label_smoothing", "spatial_index": "spatial"}
+GOOD = ("pass", "deviation")
+
+
+def measured_capabilities(records: list[dict], declared: dict) -> list[dict]:
+    """Per binding, each capability as the suite measured it: for targets, options, reductions, dtypes,
+    modes and gradients, every value either ran right (pass or documented deviation, ``ok``), ran
+    wrong (fail or error, ``bad``), or was declared but never ran (``untested``)."""
+    seen: dict = defaultdict(lambda: defaultdict(dict))
+    for r in records:
+        if r["outcome"] == "unsupported" or r["check"] == "relation":
+            continue
+        key = (r["framework"], r.get("run", ""), r["binding"])
+        facets = {"targets": r["target"], "reductions": r["reduction"], "dtypes": r["dtype"], "modes": r["mode"],
+                  "options": OPTION_CASES.get(r["case"]), "grad": "grad" if r["check"] == "grad" else None}
+        for facet, value in facets.items():
+            if value is None:
+                continue
+            prev = seen[key][facet].get(value)
+            seen[key][facet][value] = "bad" if prev == "bad" or r["outcome"] not in GOOD else "ok"
+    out = []
+    for b in sorted(declared.values(), key=lambda b: (b["framework"], b["binding"])):
+        caps = b["capabilities"]
+        runs = sorted({k[1] for k in seen if k[0] == b["framework"] and k[2] == b["binding"]}) or [""]
+        for run in runs:
+            got = seen.get((b["framework"], run, b["binding"]), {})
+            row = {"framework": b["framework"], "run": run, "binding": b["binding"], "api": b["api"], "doc": b["doc"],
+                   "op": caps["op"], "facets": {}}
+            for facet in ("targets", "options", "reductions", "dtypes", "modes"):
+                values = sorted(set(caps[facet]) | set(got.get(facet, {})))
+                row["facets"][facet] = [(v, got.get(facet, {}).get(v, "untested")) for v in values]
+            row["facets"]["grad"] = [("grad", got.get("grad", {}).get("grad", "untested"))] if caps["grad"] else []
+            out.append(row)
+    return out
+
+
 def _label_runs(docs: list[dict], labels: list[str]) -> list[dict]:
     """Copies of the documents whose records and sweeps carry ``run``: the run's label where another
     run checked the same framework (two versions side by side), else empty."""
@@ -122,8 +160,8 @@ def render(docs: list[dict]) -> str:
         docs=docs, labels=labels, history=history, stability=stability, chart_groups=groups,
         agreement=agreement(docs),
         chart_lib=library() if groups else None, categories=categories, matrix=matrix, problems=problems, deviations=deviations,
-        accuracy=accuracy_table(records), capabilities=sorted(bindings.values(), key=lambda b: (b["framework"], b["binding"])),
-        totals=dict(totals), outcomes=OUTCOME_ORDER, speed=speed, coverage=coverage_view(docs),
+        accuracy=accuracy_table(records),
+        totals=dict(totals), outcomes=OUTCOME_ORDER, speed=speed, measured=measured_capabilities(records, bindings), coverage=coverage_view(docs),
         stale=[s for d in docs for s in d["expectations"]["stale"]],
         unused=[u for d in docs for u in d["expectations"]["unused"]],
     )

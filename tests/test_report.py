@@ -64,3 +64,20 @@ def test_coverage_marks_every_cell_run_ruled_out_or_a_gap():
     assert {(g["mode"], g["dtype"]) for g in view["gaps"]} == {("eager", "float64"), ("compiled", "float32"),
                                                               ("compiled", "float64")}
     assert "Coverage" in render([doc])
+
+
+def test_the_capability_matrix_is_measured_not_claimed():
+    from reports.html import measured_capabilities
+
+    doc = _doc()
+    caps = {"op": "softmax_ce", "targets": ["index", "soft"], "reductions": ["none", "mean"], "options": [],
+            "dtypes": ["float32", "float64"], "grad": True, "modes": ["eager"], "devices": ["cpu"]}
+    r0 = doc["records"][0]
+    declared = {"fake::b": {"framework": "fake", "binding": r0["binding"], "api": "a", "doc": "", "capabilities": caps}}
+    bad = copy.deepcopy(r0)
+    bad.update(outcome="fail", dtype="float64", id="other")
+    (row,) = measured_capabilities(doc["records"] + [bad], declared)
+    f = dict(row["facets"]["dtypes"])
+    assert f == {"float32": "ok", "float64": "bad"}
+    assert dict(row["facets"]["targets"]) == {"index": "bad", "soft": "untested"}  # worst seen; declared, never ran
+    assert row["facets"]["grad"] == [("grad", "ok")]

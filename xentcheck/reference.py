@@ -34,6 +34,10 @@ class Convention:
     prob_clip: clip probabilities to ``[prob_clip, 1 - prob_clip]`` (bounds rounded to the dtype).
     renormalize: categorical_ce: divide probabilities by their sum ``"before_clip"`` or ``"after_clip"``.
     log_clamp: bce: ``log(p)`` and ``log(1 - p)`` are clamped from below at this value.
+    mean_divisor_epsilon: a mean over the non-ignored elements divides by their count plus this
+        (Keras 3 before keras#21908: ``total / (valid + epsilon)`` mask weights).
+    log_epsilon: bce: the logs are ``log(p + e)`` and ``log(1 - p + e)`` (e rounded to the dtype), as
+        Keras 2 computes them after clipping.
     zero_times_inf: softmax_ce with dense targets: the loss is the plain product ``y_c * log p_c``, so a
         class with no target mass at a -inf logit gives ``0 * -inf = NaN`` instead of the limit 0.
     empty_mean_zero: a mean over nothing (divisor 0) is 0 instead of 0/0 = NaN.
@@ -52,6 +56,8 @@ class Convention:
     prob_clip: float | None = None
     renormalize: str | None = None
     log_clamp: float | None = None
+    log_epsilon: float | None = None
+    mean_divisor_epsilon: float | None = None
     grad_denominator_floor: float | None = None
     zero_times_inf: bool | None = None
     empty_mean_zero: bool | None = None
@@ -65,7 +71,7 @@ class Convention:
 
     def policies(self) -> dict:
         """The numerical policies in force (those that change the mathematics), by name."""
-        names = ("prob_clip", "renormalize", "log_clamp", "grad_denominator_floor", "zero_times_inf",
+        names = ("prob_clip", "renormalize", "log_clamp", "log_epsilon", "mean_divisor_epsilon", "grad_denominator_floor", "zero_times_inf",
                  "empty_mean_zero", "empty_reduced_is_empty", "labels_in_dtype", "upcast_half")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
@@ -202,7 +208,9 @@ def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str):
         lo, hi = _clip_bounds(conv, dtype)
         inside = (p >= lo) & (p <= hi)
         q = np.clip(p, lo, hi)
-    log1, log0 = np.log(q), np.log1p(-q)
+    e = 0.0 if conv.log_epsilon is None else round_to(conv.log_epsilon, dtype)
+    # (1 - q) + e, in that order: 1 - q is exact for q >= 1/2, where -q + e would cancel
+    log1, log0 = (np.log(q + e), np.log((1 - q) + e)) if e else (np.log(q), np.log1p(-q))
     if conv.log_clamp is not None:
         log1, log0 = np.maximum(log1, conv.log_clamp), np.maximum(log0, conv.log_clamp)
     if conv.zero_times_inf:  # plain products: 0 * log 0 = NaN, in the loss and in its gradient
@@ -213,6 +221,9 @@ def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str):
         den = np.maximum(q * (1 - q), round_to(conv.grad_denominator_floor, dtype))
         grad = (q - t) / den
         ga = (np.abs(q) + np.abs(t)) / den
+    elif e:
+        grad = -t / (q + e) + (1 - t) / (1 - q + e)
+        ga = np.abs(t) / (q + e) + np.abs(1 - t) / (1 - q + e)
     elif conv.zero_times_inf:
         grad = -t * (1 / q) + (1 - t) * (1 / (1 - q))
         ga = np.abs(t) / q + np.abs(1 - t) / (1 - q)
@@ -297,7 +308,7 @@ def mean_divisor(problem: Problem, conv: Convention, out_shape: tuple[int, ...])
     if conv.mean_last_axis and not problem.categorical:
         omega = omega[..., 0]
     if conv.mean_by == "valid_count":
-        return float(np.sum(np.broadcast_to(problem.valid_mask(), omega.shape)))
+        return float(np.sum(np.broadcast_to(problem.valid_mask(), omega.shape))) + (conv.mean_divisor_epsilon or 0.0)
     if conv.mean_by == "weight_sum":
         return float(np.sum(omega))
     if conv.mean_by == "nonzero_weight_count":
