@@ -75,7 +75,7 @@ def test_the_capability_matrix_is_measured_not_claimed():
     r0 = doc["records"][0]
     declared = {"fake::b": {"framework": "fake", "binding": r0["binding"], "api": "a", "doc": "", "capabilities": caps}}
     bad = copy.deepcopy(r0)
-    bad.update(outcome="fail", dtype="float64", id="other")
+    bad.update(outcome="fail", dtype="float64", id="other", check="value")
     (row,) = measured_capabilities(doc["records"] + [bad], declared)
     f = dict(row["facets"]["dtypes"])
     assert f == {"float32": "ok", "float64": "bad"}
