@@ -174,3 +174,22 @@ def test_invalid_labels_raising_passes_silent_garbage_fails_documented_nan_devia
     assert run_check(SilentLabels(nan=True), fb, p, "value", registry=reg, versions={})["outcome"] == "deviation"
     assert run_check(SilentLabels(nan=False), fb, p, "value", registry=reg, versions={})["outcome"] == "fail"
     assert run_check(SilentLabels(nan=True), fb, p, "grad", registry=reg, versions={})["outcome"] == "unsupported"
+
+
+def test_an_entry_for_another_release_line_is_neither_unused_nor_stale(tmp_path):
+    f = tmp_path / "e.toml"
+    f.write_text("""
+[[expectation]]
+id = "old"
+framework = "fake"
+bindings = ["fake.softmax_ce"]
+versions = "<0.0"
+expect = { compute_dtype = "float32" }
+reason = "made up for the test: a behaviour of releases before 0.0"
+source = "https://example.invalid/doc"
+""")
+    reg = load_registry([f])
+    recs = [_run(HONEST, "random_index", "float64", registry=reg)]
+    assert recs[0]["expectation"] is None  # the installed fake is 0.0: outside the range
+    assert audit(reg, recs, {"fake"}, {"fake": "0.0"}) == ([], [])
+    assert audit(reg, recs, {"fake"})[1]  # without versions the audit cannot tell, and warns

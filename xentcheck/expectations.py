@@ -65,13 +65,17 @@ class Expectation:
             return False
         if self.modes and mode not in self.modes:
             return False
-        if self.versions:
-            v = versions.get(self.package or self.framework)
-            try:
-                return v is not None and Version(str(v)) in SpecifierSet(self.versions)
-            except InvalidVersion:
-                return False
-        return True
+        return self.in_versions(versions)
+
+    def in_versions(self, versions: dict) -> bool:
+        """Whether the installed version (``versions[package or framework]``) is inside the entry's range."""
+        if not self.versions:
+            return True
+        v = versions.get(self.package or self.framework)
+        try:
+            return v is not None and Version(str(v)) in SpecifierSet(self.versions)
+        except InvalidVersion:
+            return False
 
     def convention(self, base: Convention) -> Convention:
         """The binding's convention with this entry's policies applied."""
@@ -136,8 +140,10 @@ class Registry:
         return next(e for e in self.entries if e.id == entry_id)
 
 
-def audit(registry: Registry, records: list[dict], frameworks: set[str]) -> tuple[list[str], list[str]]:
-    """Run-level strictness: (stale, unused) entry messages for the frameworks that ran.
+def audit(registry: Registry, records: list[dict], frameworks: set[str],
+          versions: dict | None = None) -> tuple[list[str], list[str]]:
+    """Run-level strictness: (stale, unused) entry messages for the frameworks that ran (and, given
+    ``versions``, only for entries whose version range holds: another release line's entry is silent).
 
     stale: the entry covered checks where its documented behaviour differs from the mathematics, and
         none of them deviated (the behaviour stopped).
@@ -158,6 +164,8 @@ def audit(registry: Registry, records: list[dict], frameworks: set[str]) -> tupl
     for e in registry.entries:
         if e.framework not in frameworks or (e.modes and not set(e.modes) & modes_run):
             continue  # its framework or its mode did not run
+        if versions is not None and not e.in_versions(versions):
+            continue  # it documents another release
         if e.id not in covered:
             unused.append(f"expectation {e.id!r} matched no check in this run (bindings {list(e.bindings)})")
         elif e.id not in applied:

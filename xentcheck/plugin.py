@@ -267,7 +267,7 @@ class XentSession:
         benchmarks = self.bench.section() if self.bench else None
         if not self.records and not benchmarks and not self.stability:
             return []
-        stale, unused = audit(self.registry, self.records, set(self.environment["frameworks"]))
+        stale, unused = audit(self.registry, self.records, set(self.environment["frameworks"]), self.versions())
         opt = self.config.option
         if getattr(opt, "keyword", "") or getattr(opt, "markexpr", ""):
             # a -k/-m slice may leave out every input where an entry shows: report, do not fail
