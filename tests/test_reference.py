@@ -289,3 +289,45 @@ def test_upcast_half_rounds_constants_to_float32_and_the_result_back():
     compiled = evaluate(p, Convention(grad_denominator_floor=1e-12, upcast_half=True))
     assert np.isnan(eager.grad[0, 0]) and eager.grad[0, 1] == -np.inf  # -1 / 0
     assert compiled.grad[0, 0] == 0.0 and compiled.grad[0, 1] == -np.inf
+
+
+def _bce_problem(p, t, dtype="float64", reduction="none"):
+    from xentcheck.problem import Problem
+
+    return Problem(case="c", op="bce", dtype=dtype, x=np.asarray(p, dtype=np.float64),
+                   target=np.asarray(t, dtype=np.float64), target_kind="binary", reduction=reduction)
+
+
+def test_log_epsilon_policy_is_keras2s_formula():
+    from xentcheck.reference import Convention, evaluate
+
+    conv = Convention(prob_clip=1e-7, log_epsilon=1e-7)
+    p, t, e = np.array([0.3, 0.0, 1.0]), np.array([1.0, 1.0, 0.0]), 1e-7
+    ev = evaluate(_bce_problem(p, t), conv, np.ones(3))
+    q = np.clip(p, e, 1 - e)
+    want = -(t * np.log(q + e) + (1 - t) * np.log((1 - q) + e))
+    np.testing.assert_allclose(ev.value, want, rtol=1e-15)
+    assert ev.value[1] == pytest.approx(-np.log(2e-7), rel=1e-12)  # finite at p = 0: no infinite log
+    assert ev.grad[0] == pytest.approx(-1 / (0.3 + e), rel=1e-15) and ev.grad[1] == 0  # clipped: no gradient
+
+
+def test_log_epsilon_with_plain_products_overflows_like_float16():
+    from xentcheck.reference import Convention, evaluate
+
+    conv = Convention(prob_clip=1e-7, log_epsilon=1e-7, zero_times_inf=True)
+    ev = evaluate(_bce_problem(np.array([1.0]), np.array([1.0]), "float16"), conv, np.ones(1))
+    assert np.isnan(ev.grad[0])  # 0 * 1/(1 - 1 + eps), the reciprocal overflowing float16
+    ev32 = evaluate(_bce_problem(np.array([1.0]), np.array([1.0]), "float32"), conv, np.ones(1))
+    assert np.isfinite(ev32.grad[0])
+
+
+def test_mean_divisor_epsilon_adds_to_the_count_of_valid_rows():
+    from xentcheck.problem import Problem
+    from xentcheck.reference import Convention, evaluate
+
+    x = np.array([[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]])
+    prob = Problem(case="c", op="softmax_ce", dtype="float64", x=x, target=np.array([1, -100, 0]),
+                   target_kind="index", reduction="mean", ignore_index=-100)
+    plain = evaluate(prob, Convention(mean_by="valid_count"))
+    eps = evaluate(prob, Convention(mean_by="valid_count", mean_divisor_epsilon=1e-7))
+    assert float(eps.value) == pytest.approx(float(plain.value) * 2 / (2 + 1e-7), rel=1e-15)

@@ -222,8 +222,12 @@ def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str):
         grad = (q - t) / den
         ga = (np.abs(q) + np.abs(t)) / den
     elif e:
-        grad = -t / (q + e) + (1 - t) / (1 - q + e)
-        ga = np.abs(t) / (q + e) + np.abs(1 - t) / (1 - q + e)
+        r1, r0 = 1 / (q + e), 1 / ((1 - q) + e)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if conv.zero_times_inf:  # the reciprocals as the dtype holds them, in plain products: 0 * inf = NaN
+                r1, r0 = round_to(r1, dtype), round_to(r0, dtype)
+            grad = -t * r1 + (1 - t) * r0
+        ga = np.abs(t) * np.abs(r1) + np.abs(1 - t) * np.abs(r0)
     elif conv.zero_times_inf:
         grad = -t * (1 / q) + (1 - t) * (1 / (1 - q))
         ga = np.abs(t) / q + np.abs(1 - t) / (1 - q)
