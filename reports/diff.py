@@ -36,10 +36,12 @@ def _is_regression(old: dict, new: dict) -> str:
     if new["outcome"] in BAD and old["outcome"] not in BAD:
         return f"newly {new['outcome']}s" if new["outcome"] == "error" else "newly fails"
     if old["outcome"] == "deviation" and (new["outcome"], new["expectation"]) != ("deviation", old["expectation"]):
-        if new["outcome"] == "pass":  # behaviour changed under the users' feet, even when it is a fix
-            return ("documented deviation gone: the registry says it ends before this version"
-                    if new["expectation"] is None else "documented deviation no longer happens: update the registry")
-        return "documented deviation changed"
+        if new["outcome"] != "pass":
+            return "documented deviation changed"
+        # gone: behaviour changed under the users' feet, even when it is a fix
+        if new["expectation"] == old["expectation"]:
+            return "documented deviation no longer happens: update the registry"
+        return "documented deviation gone in this version, as the registry's version ranges say"
     return ""
 
 
