@@ -148,7 +148,8 @@ def _status(got_rows: np.ndarray, exp_rows: np.ndarray, units: np.ndarray, polic
     return out
 
 
-def _finite_or_none(v: float) -> float | str:
+def _json_number(v: float) -> float | str:
+    """A number as strict JSON holds it: non-finite values as the strings "inf", "-inf", "nan"."""
     return float(v) if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf"))
 
 
@@ -198,10 +199,10 @@ def sweep(adapter: Any, binding: Any, axis: Axis, dtype: str, *, registry: Regis
     got_v, exp_v = _per_row(out.value, rows), _per_row(ev.value, rows)
     g_units, g_status = judge("grad", out.grad) if out.grad is not None else (None, None)
     for i, p in enumerate(pts):
-        point = {"x": float(p), "value": _finite_or_none(got_v[i].sum()), "reference": _finite_or_none(exp_v[i].sum()),
-                 "value_units": _finite_or_none(v_units[i]), "value_status": v_status[i]}
+        point = {"x": float(p), "value": _json_number(got_v[i].sum()), "reference": _json_number(exp_v[i].sum()),
+                 "value_units": _json_number(v_units[i]), "value_status": v_status[i]}
         if g_status is not None:
-            point.update(grad_units=_finite_or_none(g_units[i]), grad_status=g_status[i])
+            point.update(grad_units=_json_number(g_units[i]), grad_status=g_status[i])
         rec["points"].append(point)
     rec["expectations"] = sorted(set(rec["expectations"]))
     return rec
