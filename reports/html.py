@@ -153,15 +153,15 @@ def render(docs: list[dict]) -> str:
     speed = speed_view(docs)
     stability = stability_charts(docs)
     groups = [{"id": f"stability-{g['axis']}", "charts": g["charts"]} for g in stability]
-    speed_group = {"id": "speed", "charts": speed_charts(speed)}
-    if speed_group["charts"]:
-        groups.append(speed_group)
+    timing = speed_charts(speed)
+    if timing:
+        groups.append({"id": "speed", "charts": timing})
     return _env().get_template("report.html.j2").render(
-        docs=docs, labels=labels, history=history, stability=stability, chart_groups=groups,
-        agreement=agreement(docs),
-        chart_lib=library() if groups else None, categories=categories, matrix=matrix, problems=problems, deviations=deviations,
-        accuracy=accuracy_table(records),
-        totals=dict(totals), outcomes=OUTCOME_ORDER, speed=speed, measured=measured_capabilities(records, bindings), coverage=coverage_view(docs),
+        docs=docs, labels=labels, history=history, categories=categories, matrix=matrix, problems=problems,
+        deviations=deviations, accuracy=accuracy_table(records), totals=dict(totals), outcomes=OUTCOME_ORDER,
+        stability=stability, agreement=agreement(docs), speed=speed, chart_groups=groups,
+        chart_lib=library() if groups else None, measured=measured_capabilities(records, bindings),
+        coverage=coverage_view(docs),
         stale=[s for d in docs for s in d["expectations"]["stale"]],
         unused=[u for d in docs for u in d["expectations"]["unused"]],
     )

@@ -102,7 +102,7 @@ def run_check(adapter: Any, binding: Any, problem: Problem, check: str, *, regis
         first_line = (str(e).strip().splitlines() or [""])[0]
         rec.update(outcome="error", reason=f"{type(e).__name__}: {first_line}"[:500], duration_s=time.perf_counter() - t0)
         rec["traceback"] = "".join(traceback.format_exception_only(type(e), e))[-2000:]
-        return _with_repro(rec, adapter, binding, problem, check, cot, reference.evaluate(problem, conv, cot))
+        return _with_repro(rec, adapter, binding, problem, check, cot, conv)
     rec["duration_s"] = time.perf_counter() - t0
     got = out.value if check == "value" else out.grad
     dtype = compute_dtype(problem.dtype, out.dtype)
@@ -114,14 +114,16 @@ def run_check(adapter: Any, binding: Any, problem: Problem, check: str, *, regis
     if mode != "eager":
         rec["vs_eager"] = _vs_eager(adapter, binding, problem, check, cot, got, rec.pop("_judged_by"), dtype, device)
     rec.pop("_judged_by", None)
-    return _with_repro(rec, adapter, binding, problem, check, cot, math_ev)
+    return _with_repro(rec, adapter, binding, problem, check, cot, conv, math_ev)
 
 
 def _with_repro(rec: dict, adapter: Any, binding: Any, problem: Problem, check: str, cot,
-                ev: reference.Evaluation) -> dict:
-    """A fail or error gets a standalone snippet reproducing it, where the adapter can write one."""
+                conv: reference.Convention, ev: reference.Evaluation | None = None) -> dict:
+    """A fail or error gets a standalone snippet reproducing it, where the adapter can write one
+    (ending with the oracle's answer: ``ev``, evaluated here when the binding raised before it was)."""
     if rec["outcome"] in ("fail", "error") and hasattr(adapter, "repro"):
         try:
+            ev = ev or reference.evaluate(problem, conv, cot)
             text = adapter.repro(binding, problem, check, cot, ev.value if check == "value" else ev.grad,
                                  rec["mode"])
         except Exception:  # a snippet is a courtesy: never let it cost the record
