@@ -59,6 +59,8 @@ class Capabilities:
     grad: bool = True
     modes: frozenset[str] = frozenset({"eager"})
     devices: frozenset[str] = frozenset({"cpu"})
+    #: the fewest classes the API accepts, with the reason (e.g. sklearn infers a binary problem)
+    min_classes: tuple[int, str] = (1, "")
 
     def why_unsupported(self, problem: Problem, *, mode: str = "eager", device: str = "cpu") -> str | None:
         """None if the binding supports this problem, else the reason it does not."""
@@ -68,6 +70,8 @@ class Capabilities:
             return f"{problem.target_kind} targets not accepted (takes {', '.join(sorted(self.targets))})"
         if problem.reduction not in self.reductions:
             return f"reduction {problem.reduction!r} not offered (has {', '.join(sorted(self.reductions))})"
+        if problem.categorical and problem.num_classes < self.min_classes[0]:
+            return f"needs at least {self.min_classes[0]} classes: {self.min_classes[1]}"
         missing = problem.options_used() - self.options
         if missing:
             return f"option {', '.join(sorted(missing))} not offered"
@@ -89,6 +93,7 @@ class Capabilities:
             "grad": self.grad,
             "modes": sorted(self.modes),
             "devices": sorted(self.devices),
+            "min_classes": self.min_classes[0],
         }
 
 

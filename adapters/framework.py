@@ -79,7 +79,8 @@ class FrameworkAdapter:
         def conv(a):
             return None if a is None else self.asarray(a, problem.dtype, device)
 
-        target = self.asindex(problem.target, device) if problem.target_kind == "index" else conv(problem.target)
+        t, as_index = problem.handed_target()
+        target = self.asindex(t, device) if as_index else conv(t)
         return Inputs(problem, target, conv(problem.class_weight), conv(problem.sample_weight), conv(problem.pos_weight))
 
     def prepare(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None = None,

@@ -121,7 +121,8 @@ def _bindings() -> list[Binding]:
         out.append(Binding(
             "sklearn.log_loss", "sklearn.metrics.log_loss",
             Capabilities("categorical_ce", frozenset({"index"}), reductions=ALL_REDUCTIONS - {"none"},
-                         options=frozenset({"sample_weight"}), dtypes=DTYPES, grad=False),
+                         options=frozenset({"sample_weight"}), dtypes=DTYPES, grad=False,
+                         min_classes=(2, "log_loss raises 'The labels array needs to contain at least two labels'")),
             _sklearn_log_loss, WEIGHTED_MEAN, "mean (normalize=True) or sum (normalize=False), weighted average"))
     return out
 

@@ -48,7 +48,8 @@ def snippet(dialect: Dialect, call: str, problem: Problem, check: str, *, mode: 
     p = problem
     dt = p.dtype
     lines = [dialect.imports, "", f"x = {dialect.array(_literal(p.x), dt)}"]
-    lines.append(f"target = {dialect.index(_literal(p.target)) if p.target_kind == 'index' else dialect.array(_literal(p.target), dt)}")
+    t, as_index = p.handed_target()  # a malformed target is written as the binding receives it
+    lines.append(f"target = {dialect.index(_literal(t)) if as_index else dialect.array(_literal(t), dt)}")
     for name in ("class_weight", "sample_weight", "pos_weight"):
         v = getattr(p, name)
         lines.append(f"{name} = {dialect.array(_literal(v), dt) if v is not None else None}")
@@ -69,7 +70,7 @@ def snippet(dialect: Dialect, call: str, problem: Problem, check: str, *, mode: 
         lines += ['print("loss:", loss)', 'print("grad:", grad)']
     else:
         lines += ["loss = loss_fn(x)", 'print("loss:", loss)']
-    if expected is not None:
+    if expected is not None and p.has_loss:
         lines.append(f"# xentcheck's oracle (exact, float64) expects the {check}:\n# " +
                      _literal(expected).replace("\n", "\n# "))
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from xentcheck.declarations import tables
-from xentcheck.problem import CATEGORICAL_OPS, DTYPES, OPS, REDUCTIONS, Problem, round_to
+from xentcheck.problem import CATEGORICAL_OPS, DTYPES, MALFORMED, OPS, REDUCTIONS, Problem, round_to
 
 CATALOG_DIR = Path(__file__).resolve().parent
 
@@ -34,6 +34,7 @@ CATEGORIES = (
     "NaN/inf inputs",
     "large vocabulary",
     "empty batch",
+    "one class",
     "invalid targets",
 )
 
@@ -115,7 +116,7 @@ class Case:
             drop = np.random.default_rng(self.seed + 1).random(target.shape) < self.ignore_fraction
             target = np.where(drop, ignore, target)
         invalid = None
-        if self.invalid is not None and kind == "index":
+        if self.invalid is not None and "value" in self.invalid and kind == "index":
             invalid = int(self.invalid["value"])
             target = target.copy()
             target[list(self.invalid["rows"])] = invalid
@@ -128,7 +129,7 @@ class Case:
             case=self.name, op=op, dtype=dtype, x=x, target=target, target_kind=kind,
             reduction=reduction, class_weight=cw, sample_weight=sw, pos_weight=pw,
             ignore_index=ignore, label_smoothing=float(self.label_smoothing), category=self.category,
-            invalid_target=invalid,
+            invalid_target=invalid, malformed=(self.invalid or {}).get("form"),
         )
 
 
@@ -207,6 +208,8 @@ def _targets(spec: dict, shape, categorical: bool, rng: np.random.Generator):
             keep[..., 0] |= ~keep.any(axis=-1)  # never an all-zero row
             y = y * keep
             y = y / y.sum(axis=-1, keepdims=True)
+        if "total" in spec:  # rows that do not sum to one
+            y = y * rng.uniform(float(spec["total"]["low"]), float(spec["total"]["high"]), size=shape[:-1] + (1,))
         return y, "soft"
     if kind == "soft":
         return rng.uniform(0.0, 1.0, size=shape), "soft"
@@ -256,6 +259,20 @@ def _check(entry: dict, where: str) -> Case:
         raise CaseError(f"{where}: targets.kind {kind!r} needs categorical ops only (softmax_ce, categorical_ce)")
     if kind == "binary" and any(categorical):
         raise CaseError(f"{where}: targets.kind 'binary' needs binary ops only (sigmoid_bce, bce)")
+    invalid = entry.get("invalid")
+    if invalid is not None:
+        if not isinstance(invalid, dict) or ("value" in invalid) == ("form" in invalid):
+            raise CaseError(f"{where}: invalid needs either value (with rows) or form (one of {', '.join(MALFORMED)})")
+        if "value" in invalid and (kind != "index" or "rows" not in invalid):
+            raise CaseError(f"{where}: invalid.value plants a label: it needs index targets and invalid.rows")
+        if "form" in invalid and invalid["form"] not in MALFORMED:
+            raise CaseError(f"{where}: invalid.form {invalid['form']!r} is not one of {', '.join(MALFORMED)}")
+        if invalid.get("form") == "float_labels" and kind != "index":
+            raise CaseError(f"{where}: invalid.form 'float_labels' needs index targets")
+        if invalid.get("form") == "int_targets" and kind == "index":
+            raise CaseError(f"{where}: invalid.form 'int_targets' needs dense targets (onehot, binary)")
+        if invalid.get("form") == "target_rank" and kind != "index" and entry["shape"][-1] != 1:
+            raise CaseError(f"{where}: invalid.form 'target_rank' with dense targets needs a last axis of 1")
     if "logits" not in entry and "probs" not in entry:
         raise CaseError(f"{where}: needs 'logits' or 'probs'")
     if "logits" not in entry and set(entry["ops"]) & {"softmax_ce", "sigmoid_bce"}:

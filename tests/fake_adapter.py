@@ -22,9 +22,14 @@ def _softmax_ce(z, y, w, reduction, *, shift=True, weighted_mean=True, grad_scal
     e = np.exp(z - m)
     s = e.sum(axis=-1, keepdims=True)
     logp = (z - m) - np.log(s)
+    sm = e / s
+    pinf = z == np.inf  # the limit: +inf logits share all the mass
+    k = pinf.sum(axis=-1, keepdims=True)
+    logp = np.where(k > 0, np.where(pinf, -np.log(np.maximum(k, 1)), -np.inf), logp)
+    sm = np.where(k > 0, pinf / np.maximum(k, 1), sm)
     a = y * (w if w is not None else 1)
     loss = -(a * logp).sum(axis=-1, where=a != 0)  # 0 log 0 = 0, also at a -inf logit
-    grad = a.sum(axis=-1, keepdims=True) * (e / s) - a
+    grad = a.sum(axis=-1, keepdims=True) * sm - a
     if reduction == "none":
         return loss, grad
     n = (y * (w if w is not None else 1)).sum() if weighted_mean else loss.size

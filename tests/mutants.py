@@ -67,7 +67,12 @@ class MutantAdapter:
 
     def _compute(self, p, cotangent):
         bug = self.bug
+        handed, as_index = p.handed_target()
+        if handed.shape != p.target.shape:
+            raise ValueError(f"target shape {handed.shape} does not match {p.target.shape}")
         if p.target_kind == "index":
+            if not as_index:
+                raise TypeError("class indices must be integers")
             t = p.target[~p.ignored_rows()]
             if np.any((t < 0) | (t >= p.num_classes)):
                 raise ValueError("label out of range")
@@ -92,8 +97,13 @@ class MutantAdapter:
             acc = np.float16 if bug == "float16_accumulation" else dt
             s = e.astype(acc).sum(axis=-1, keepdims=True).astype(dt)
             nll = (m - x) + np.log(s)
+            sm = e / s
+            pinf = x == np.inf  # the limit: +inf logits share all the mass
+            k = pinf.sum(axis=-1, keepdims=True)
+            nll = np.where(k > 0, np.where(pinf, np.log(np.maximum(k, 1)), np.inf), nll)
+            sm = np.where(k > 0, pinf / np.maximum(k, 1), sm)
             loss = np.sum(a * nll, axis=-1, where=a != 0)
-            g = a.sum(axis=-1, keepdims=True) * (e / s) - a
+            g = a.sum(axis=-1, keepdims=True) * sm - a
         elif p.op == "categorical_ce":
             a = y * (cw if cw is not None else 1)
             q = np.clip(x, 1e-4, 1 - 1e-4) if bug == "other_clip_eps" else x
@@ -138,4 +148,5 @@ class MutantAdapter:
             d = omega.sum()
         else:
             d = loss.size
-        return loss.sum() / d, g if bug == "grad_off_by_reduction" else g / d
+        # an element with no gradient of its own stays 0 when nothing counts (d = 0)
+        return loss.sum() / d, g if bug == "grad_off_by_reduction" else np.where(g == 0, g, g / d)

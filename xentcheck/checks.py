@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 import traceback
 import zlib
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ from .expectations import Registry
 from .problem import Problem, round_to, unit_roundoff
 from .tolerance import bound, compute_dtype
 
+_ROOT = Path(__file__).resolve().parents[1]
 OUTCOMES = ("pass", "deviation", "fail", "unsupported", "error")
 CHECKS = ("value", "grad")
 
@@ -49,8 +52,15 @@ def _errors(c: Comparison) -> dict:
             "eps_units": _finite(c.eps_units), "mismatches": c.mismatches}
 
 
+def overflowed(exp: np.ndarray, dtype: str) -> np.ndarray:
+    """``exp`` with every value beyond ``dtype``'s range as the +-inf that correct rounding gives there."""
+    with np.errstate(over="ignore"):
+        r = round_to(exp, dtype)
+    return np.where(np.isinf(r) & np.isfinite(exp), r, exp)
+
+
 def _compare(got: np.ndarray, ev: reference.Evaluation, check: str, dtype: str) -> Comparison:
-    exp = ev.value if check == "value" else ev.grad
+    exp = overflowed(ev.value if check == "value" else ev.grad, dtype)
     scale = ev.value_scale if check == "value" else ev.grad_scale
     return compare(got, exp, bound(scale, dtype), scale_a=scale[0], eps=2 * unit_roundoff(dtype))
 
@@ -70,11 +80,22 @@ def _vs_eager(adapter: Any, binding: Any, problem: Problem, check: str, cot, got
     return {**_errors(c), "same": c.ok, "detail": c.detail[:300]}
 
 
-def run_check(adapter: Any, binding: Any, problem: Problem, check: str, *, registry: Registry, versions: dict,
-              mode: str = "eager", device: str = "cpu") -> dict:
-    """Run one check and return its results record (see docs/results.md for the fields)."""
-    framework = adapter.name
-    rec: dict = {
+def unsupported_reason(binding: Any, problem: Problem, check: str, mode: str = "eager",
+                       device: str = "cpu") -> str | None:
+    """Why this check cannot run (outside the binding's declared capabilities), or None. It depends on
+    declarations only, so a run can settle it without calling the binding."""
+    reason = binding.caps.why_unsupported(problem, mode=mode, device=device)
+    if reason is None and check == "grad" and not binding.caps.grad:
+        reason = "no gradient: the framework has no autodiff for this API"
+    if reason is None and check == "grad" and (problem.invalid_target is not None or problem.malformed is not None):
+        reason = "gradients are not checked for invalid input (the errors layer judges what the call does)"
+    return reason
+
+
+def new_record(framework: str, binding: Any, problem: Problem, check: str, mode: str = "eager",
+               device: str = "cpu") -> dict:
+    """A check's record before it runs: outcome ``unsupported`` with an empty reason."""
+    return {
         "id": check_id(framework, binding.name, problem.case, problem.dtype, mode, problem.reduction, check),
         "framework": framework, "binding": binding.name, "api": binding.api, "op": problem.op,
         "case": problem.case, "category": problem.category, "dtype": problem.dtype, "mode": mode, "device": device,
@@ -82,17 +103,18 @@ def run_check(adapter: Any, binding: Any, problem: Problem, check: str, *, regis
         "outcome": "unsupported", "reason": "", "expectation": None, "errors": None,
         "result_dtype": None, "compute_dtype": None, "duration_s": 0.0,
     }
-    reason = binding.caps.why_unsupported(problem, mode=mode, device=device)
-    if reason is None and check == "grad" and not binding.caps.grad:
-        reason = "no gradient: the framework has no autodiff for this API"
+
+
+def run_check(adapter: Any, binding: Any, problem: Problem, check: str, *, registry: Registry, versions: dict,
+              mode: str = "eager", device: str = "cpu") -> dict:
+    """Run one check and return its results record (see docs/results.md for the fields)."""
+    rec = new_record(adapter.name, binding, problem, check, mode, device)
+    reason = unsupported_reason(binding, problem, check, mode, device)
     if reason is not None:
         rec["reason"] = reason
         return rec
-    if problem.invalid_target is not None:
-        if check == "grad":
-            rec["reason"] = "gradients are not checked for invalid labels (there is no loss to differentiate)"
-            return rec
-        return _invalid_target_check(rec, adapter, binding, problem, registry, versions, mode, device)
+    if problem.invalid_target is not None or problem.malformed is not None:
+        return _invalid_input_check(rec, adapter, binding, problem, registry, versions, mode, device)
     conv = binding.convention_for(problem)
     cot = cotangent_for(problem, conv)
     t0 = time.perf_counter()
@@ -173,16 +195,43 @@ def _judge(rec: dict, got: np.ndarray, problem: Problem, check: str, conv: refer
     return rec
 
 
-def _invalid_target_check(rec: dict, adapter: Any, binding: Any, problem: Problem, registry: Registry,
-                          versions: dict, mode: str, device: str) -> dict:
-    """An out-of-range label has no mathematical loss: raising is right; a documented NaN or NumPy-style
-    wrap-around is a deviation; any other returned number is silent garbage (fail). Valid rows must
-    still be exact."""
+def _raised_at(e: BaseException) -> str:
+    """Where an exception was raised (the innermost Python frame), so a reader can tell the framework
+    rejecting an input from glue code failing on it."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    path = Path(tb.tb_frame.f_code.co_filename)
+    for anchor in ("site-packages", "dist-packages"):
+        if anchor in path.parts:
+            path = Path(*path.parts[path.parts.index(anchor) + 1:])
+            break
+    else:
+        if path.is_relative_to(_ROOT):
+            path = path.relative_to(_ROOT)
+    return f"{path}:{tb.tb_lineno}"
+
+
+def _invalid_input_check(rec: dict, adapter: Any, binding: Any, problem: Problem, registry: Registry,
+                         versions: dict, mode: str, device: str) -> dict:
+    """The errors layer. Raising is always right. Otherwise:
+
+    - an out-of-range label (``invalid_target``) has no loss: the valid rows must be exact, and the
+      invalid ones may only be what the registry documents (``nan``, NumPy-style ``wrap``);
+    - a malformed but unambiguous target (``float_labels``, ``int_targets``, ``target_rank``) may also be
+      taken for what it means: the exact loss of the well-formed problem passes;
+    - a target with an example missing has no loss at all.
+
+    Any other number is silent garbage (fail)."""
     entry = registry.find(adapter.name, binding.name, problem.case, problem.category, problem.dtype, "value",
                           versions, mode)
     documented = entry.expect.get("invalid_targets") if entry else None
     if entry is not None and documented:
         rec["expectation"], rec["expectation_differs"] = entry.id, True
+    what = f"the invalid label {problem.invalid_target}" if problem.invalid_target is not None else \
+        f"the malformed target ({problem.malformed})"
     t0 = time.perf_counter()
     try:
         out = adapter.run(binding, problem, grad=False, cotangent=None, mode=mode, device=device)
@@ -191,9 +240,10 @@ def _invalid_target_check(rec: dict, adapter: Any, binding: Any, problem: Proble
         first_line = (str(e).strip().splitlines() or [""])[0]
         if documented:
             rec.update(outcome="fail", reason=f"expectation {entry.id!r} no longer happens: the binding now rejects "
-                                              f"the invalid label ({type(e).__name__}); update the registry")
+                                              f"{what} ({type(e).__name__}); update the registry")
         else:
-            rec.update(outcome="pass", reason=f"rejects the invalid label: {type(e).__name__}: {first_line}"[:500])
+            rec.update(outcome="pass", reason=f"rejects {what}: {type(e).__name__}: {first_line[:300]} "
+                                              f"(raised at {_raised_at(e)})")
         return rec
     rec["duration_s"] = time.perf_counter() - t0
     conv = binding.convention_for(problem)
@@ -202,11 +252,24 @@ def _invalid_target_check(rec: dict, adapter: Any, binding: Any, problem: Proble
         dtype = compute_dtype(entry.compute_dtype, dtype)
     rec["result_dtype"], rec["compute_dtype"] = out.dtype, dtype
     got = np.asarray(out.value, dtype=np.float64)
-    bad = problem.invalid_rows()
     ev = reference.evaluate(problem, conv)
+    garbage = f"returned {np.array2string(got.ravel()[:8], precision=4)} (shape {got.shape}) for {what} without raising"
+    if documented == "broadcast" and problem.malformed is not None:
+        return _broadcast_check(rec, got, problem, conv, dtype, entry, what)
     if got.shape != ev.value.shape:
-        rec.update(outcome="fail", reason=f"shape {got.shape} != expected {ev.value.shape}")
+        rec.update(outcome="fail", reason=f"{garbage}; the well-formed problem's loss has shape {ev.value.shape} "
+                                          f"(silent garbage)"[:500])
         return rec
+    if problem.malformed is not None:
+        c = compare(got, ev.value, bound(ev.value_scale, dtype))
+        rec["errors"] = _errors(c)
+        if problem.has_loss and c.ok and not documented:
+            rec.update(outcome="pass", reason=f"takes {what} for what it means and computes the exact loss")
+        else:
+            rec.update(outcome="fail", reason=(f"{garbage}: {c.detail}" if problem.has_loss else
+                                               f"{garbage}: no loss exists (silent garbage)")[:500])
+        return rec
+    bad = problem.invalid_rows()
     valid = compare(got[~bad], ev.value[~bad], bound(ev.value_scale, dtype)[~bad])
     rec["errors"] = _errors(valid)
     if not valid.ok:
@@ -215,17 +278,47 @@ def _invalid_target_check(rec: dict, adapter: Any, binding: Any, problem: Proble
     if documented == "nan":
         ok = bool(np.all(np.isnan(got[bad])))
     elif documented == "wrap":
-        from dataclasses import replace as _replace
-
-        wrapped = _replace(problem, target=np.where(bad, problem.target % problem.num_classes, problem.target),
-                           invalid_target=None)
+        wrapped = replace(problem, target=np.where(bad, problem.target % problem.num_classes, problem.target),
+                          invalid_target=None)
         wev = reference.evaluate(wrapped, conv)
         ok = compare(got[bad], wev.value[bad], bound(wev.value_scale, dtype)[bad]).ok
     else:
-        rec.update(outcome="fail", reason=f"returned {got[bad].tolist()} for the invalid label "
-                                          f"{problem.invalid_target} without raising (silent garbage)"[:500])
+        rec.update(outcome="fail", reason=f"returned {got[bad].tolist()} for {what} without raising "
+                                          f"(silent garbage)"[:500])
         return rec
     rec["outcome"] = "deviation" if ok else "fail"
     rec["reason"] = (f"{entry.reason} (as documented: {entry.expect})" if ok else
-                     f"expectation {entry.id!r} says {documented!r} for the invalid label, got {got[bad].tolist()}")
+                     f"expectation {entry.id!r} says {documented!r} for {what}, got {got[bad].tolist()}")
+    return rec
+
+
+def _broadcast_check(rec: dict, got: np.ndarray, problem: Problem, conv: reference.Convention, dtype: str,
+                     entry: Any, what: str) -> dict:
+    """A documented ``broadcast``: the result must be the exact loss of the input and the handed target
+    broadcast against each other elementwise (e.g. (N, 1) and (N,) to (N, N))."""
+    t, _ = problem.handed_target()
+    try:
+        x_b, t_b = np.broadcast_arrays(problem.x, np.asarray(t, dtype=np.float64))
+    except ValueError:
+        rec.update(outcome="fail", reason=f"expectation {entry.id!r} says 'broadcast', but {what} does not "
+                                          f"broadcast against the input")
+        return rec
+    if problem.categorical:
+        rec.update(outcome="fail", reason=f"expectation {entry.id!r} says 'broadcast', which applies to "
+                                          f"elementwise (binary) targets only")
+        return rec
+    bev = reference.evaluate(replace(problem, x=x_b, target=t_b, malformed=None), conv)
+    if conv.mean_last_axis and x_b.shape[-1] != problem.x.shape[-1]:
+        # the per-example mean divides by the input's own class count, not the broadcast one
+        k = x_b.shape[-1] / problem.x.shape[-1]
+        bev = reference.Evaluation(bev.value * k, bev.grad, (bev.value_scale[0] * k, bev.value_scale[1] * k),
+                                   bev.grad_scale)
+    c = compare(got, bev.value, bound(bev.value_scale, dtype)) if got.shape == bev.value.shape else None
+    if c is not None:
+        rec["errors"] = _errors(c)
+    ok = c is not None and c.ok
+    rec["outcome"] = "deviation" if ok else "fail"
+    rec["reason"] = (f"{entry.reason} (as documented: {entry.expect}); the target broadcast to {x_b.shape}" if ok else
+                     f"expectation {entry.id!r} says 'broadcast' for {what}: "
+                     + (c.detail if c is not None else f"got shape {got.shape}, broadcasting gives {bev.value.shape}"))
     return rec

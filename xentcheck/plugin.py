@@ -40,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--modes", default="eager", metavar="eager,compiled",
                 help="execution modes to check: eager (default), compiled (torch.compile, "
                      "tf.function(jit_compile=True), jax.jit; one compile per binding and problem), or both")
+    g.addoption("--all-dtypes", action="store_true",
+                help="run every case in float16, bfloat16, float32 and float64 (default: the dtypes each case "
+                     "declares; every category has a case in all four)")
     g.addoption("--relation-examples", type=int, default=None, metavar="N",
                 help="hypothesis inputs drawn per binding and relation (default 2, in float32; given, also in float64)")
     g.addoption("--fuzz", action="store_true",
@@ -85,6 +88,7 @@ class XentSession:
         if unknown:
             raise pytest.UsageError(f"--frameworks: unknown framework {unknown[0]!r}; known: {', '.join(BUILTIN)}")
         self.device = opt("device")
+        self.all_dtypes = opt("all_dtypes")
         self.fuzz = opt("fuzz")
         self.relation_examples = opt("relation_examples") or (300 if self.fuzz else 2)
         if self.relation_examples < 1:
@@ -125,6 +129,7 @@ class XentSession:
         self._versions: dict | None = None
         self._journal = None
         self.lines: list[str] = []
+        self.lines_before: list[str] = []  # said after collection
         self.write_failed = False
         self.regressed = False
         self.announced = False
@@ -179,7 +184,7 @@ class XentSession:
                     if b.caps.op not in case.ops:
                         continue
                     for mode in self.modes:
-                        for dtype in case.dtypes:
+                        for dtype in (DTYPES if self.all_dtypes else case.dtypes):
                             for red in case.reductions:
                                 for chk in case.checks:
                                     out.append(CheckSpec(fw, b.name, case.name, b.caps.op, dtype, red, chk, mode))
@@ -320,7 +325,35 @@ class XentSession:
 
     def pytest_report_collectionfinish(self, config, start_path, items) -> list[str]:
         self.announced = True
-        return self.skip_lines()
+        return self.skip_lines() + self.lines_before
+
+    @pytest.hookimpl(trylast=True)  # after -k/-m deselection: only selected checks are recorded
+    def pytest_collection_modifyitems(self, session, config, items) -> None:
+        """Settle the checks that the bindings' declared capabilities rule out without running them: their
+        ``unsupported`` records (with the reason) are written now, and they are not pytest items (two
+        thirds of all checks; a skipped item costs milliseconds). pytest-xdist workers keep them as
+        items, since only the controller writes records."""
+        if self.is_worker:
+            return
+        keep, settled = [], 0
+        for item in items:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            spec = params.get("spec")
+            if isinstance(spec, CheckSpec):
+                binding = self.bindings(spec.framework)[spec.binding]
+                problem = self.problem(spec)
+                reason = checks.unsupported_reason(binding, problem, spec.check, spec.mode, self.device)
+                if reason is not None:
+                    rec = checks.new_record(spec.framework, binding, problem, spec.check, spec.mode, self.device)
+                    rec["reason"] = reason
+                    self.add(rec)
+                    settled += 1
+                    continue
+            keep.append(item)
+        items[:] = keep
+        if settled:
+            self.lines_before.append(f"xentcheck: {settled} checks are outside the bindings' declared capabilities: "
+                                     f"recorded as unsupported (with the reason) without running")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:

@@ -26,6 +26,11 @@ OPTIONS = ("class_weight", "sample_weight", "pos_weight", "ignore_index", "label
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
+#: How the errors layer hands a binding a malformed target (the problem keeps the well-formed one,
+#: so the oracle knows the answer where one exists): class indices as floats, dense targets as
+#: integers, one axis too many (index) or too few (dense, last axis 1), one example missing.
+MALFORMED = ("float_labels", "int_targets", "target_rank", "missing_row")
+
 
 def unit_roundoff(dtype: str) -> float:
     """u = eps / 2 of a floating dtype, the bound on one correctly rounded operation's relative error."""
@@ -71,6 +76,26 @@ class Problem:
     cotangent: np.ndarray | None = field(default=None, repr=False)
     category: str = ""
     invalid_target: int | None = None  # a planted out-of-range label (index targets): no mathematical value
+    malformed: str | None = None  # one of MALFORMED: the target is handed over in that wrong form
+
+    def handed_target(self) -> tuple[np.ndarray, bool]:
+        """The target as the binding receives it, and whether it goes as integers (else as floats)."""
+        t, as_index = self.target, self.target_kind == "index"
+        if self.malformed == "float_labels":
+            as_index = False
+        elif self.malformed == "int_targets":
+            t, as_index = t.astype(np.int64), True
+        elif self.malformed == "target_rank":
+            t = t[..., None] if self.target_kind == "index" else t[..., 0]
+        elif self.malformed == "missing_row":
+            t = t[:-1]
+        return t, as_index
+
+    @property
+    def has_loss(self) -> bool:
+        """False when no loss exists (an out-of-range label, a missing example): raising is the only right answer
+        for the invalid part; a malformed but unambiguous target still has the loss of the well-formed one."""
+        return self.invalid_target is None and self.malformed != "missing_row"
 
     @property
     def num_classes(self) -> int:

@@ -49,6 +49,14 @@ class Convention:
     zero_times_inf also covers bce: ``t log p + (1 - t) log(1 - p)`` as plain products.
     upcast_half: float16/bfloat16 inputs are computed in float32 and the result rounded back (as
         Inductor's CPU code does), so the policies' constants are float32 constants there.
+    grad_unit_target_sum: softmax_ce: the gradient is ``softmax(z) - y``, which assumes the target sums
+        to 1 (the exact gradient is ``sum(y) softmax(z) - y``).
+    inf_logit_nan: a +-inf logit goes through the stable formula in IEEE arithmetic instead of to its
+        limit: softmax_ce rows with a +inf logit get a NaN gradient (``exp(inf - inf)``); sigmoid_bce's
+        ``max(z, 0) - z t + log1p(e^-|z|)`` gives NaN at z = +inf (and at -inf with t = 0).
+    log_grad_in_dtype: categorical_ce: the derivative of ``log q`` is the upstream gradient times ``1/q``
+        held in the input dtype (autodiff of a plain log), which overflows in float16 below
+        ``q = 2^-16``: the gradient turns inf/NaN where the exact one is finite.
     """
 
     mean_by: str = "count"
@@ -64,6 +72,9 @@ class Convention:
     empty_reduced_is_empty: bool | None = None
     labels_in_dtype: bool | None = None
     upcast_half: bool | None = None
+    grad_unit_target_sum: bool | None = None
+    inf_logit_nan: bool | None = None
+    log_grad_in_dtype: bool | None = None
 
     def constants_dtype(self, dtype: str) -> str:
         """The dtype a policy's constants (clip bounds, floors) are rounded to for inputs in ``dtype``."""
@@ -72,7 +83,8 @@ class Convention:
     def policies(self) -> dict:
         """The numerical policies in force (those that change the mathematics), by name."""
         names = ("prob_clip", "renormalize", "log_clamp", "log_epsilon", "mean_divisor_epsilon", "grad_denominator_floor", "zero_times_inf",
-                 "empty_mean_zero", "empty_reduced_is_empty", "labels_in_dtype", "upcast_half")
+                 "empty_mean_zero", "empty_reduced_is_empty", "labels_in_dtype", "upcast_half",
+                 "grad_unit_target_sum", "inf_logit_nan", "log_grad_in_dtype")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
@@ -106,7 +118,7 @@ def _where0(cond: np.ndarray, value: np.ndarray) -> np.ndarray:
     return np.where(cond, value, 0.0)
 
 
-def _softmax_ce(z: np.ndarray, a: np.ndarray, plain_product: bool = False):
+def _softmax_ce(z: np.ndarray, a: np.ndarray, plain_product: bool = False, unit_target_sum: bool = False):
     """l = sum_c a_c (lse(z) - z_c) and its gradient (sum a) p - a, per row, with error scales."""
     m = np.max(z, axis=-1, keepdims=True)
     m_safe = np.where(np.isfinite(m), m, 0.0)  # all -inf or +inf rows: let inf/NaN arise naturally
@@ -118,9 +130,13 @@ def _softmax_ce(z: np.ndarray, a: np.ndarray, plain_product: bool = False):
     np.put_along_axis(rest, np.argmax(z, axis=-1)[..., None], 0.0, axis=-1)
     log_s = np.where(np.isfinite(m), np.log1p(np.sum(rest, axis=-1, keepdims=True)), np.log(s))
     nll = (m_safe - z) + log_s  # lse - z_c, without forming lse (which would cancel for the max class)
+    # A row with k logits at +inf: the limit puts mass 1/k on each (lse - z_c = log k there, +inf elsewhere).
+    pinf = z == np.inf
+    k = np.sum(pinf, axis=-1, keepdims=True)
+    nll = np.where(k > 0, np.where(pinf, np.log(np.maximum(k, 1)), np.inf), nll)
     on = a != 0
     loss = np.sum(a * nll if plain_product else _where0(on, a * nll), axis=-1)
-    asum = np.sum(a, axis=-1, keepdims=True)
+    asum = np.ones_like(k, dtype=np.float64) if unit_target_sum else np.sum(a, axis=-1, keepdims=True)
     p = np.exp(-nll)
     grad = asum * p - a
     c = z.shape[-1]
@@ -159,7 +175,11 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str):
     on = a != 0
     logq = np.log(q)
     loss = -np.sum(_where0(on, a * logq), axis=-1)
-    grad = _where0(on, -a / q)
+    if conv.log_grad_in_dtype:  # d log q = upstream * (1/q), the reciprocal held in the dtype (may be inf)
+        with np.errstate(over="ignore", invalid="ignore"):
+            grad = -a * round_to(1 / q, dtype)
+    else:
+        grad = _where0(on, -a / q)
     abs_a = np.abs(a)
     ga = np.abs(grad)
     gs = np.zeros_like(grad)
@@ -276,13 +296,20 @@ def unreduced(problem: Problem, conv: Convention = MATH):
             if problem.op == "softmax_ce":
                 # index targets are gathered, not multiplied: the plain product policy cannot apply
                 plain = bool(conv.zero_times_inf) and problem.target_kind != "index"
-                loss, grad, vsc, gsc = _softmax_ce(x, a, plain)
+                loss, grad, vsc, gsc = _softmax_ce(x, a, plain, bool(conv.grad_unit_target_sum))
+                if conv.inf_logit_nan:  # z - max meets inf - inf: NaN where target mass meets a +inf logit,
+                    pinf = x == np.inf  # and (through the softmax) in the whole row's gradient
+                    loss = np.where(np.any(pinf & (a != 0), axis=-1), np.nan, loss)
+                    grad = np.where(np.any(pinf, axis=-1, keepdims=True), np.nan, grad)
             else:
                 loss, grad, vsc, gsc = _categorical_ce(x, a, conv, conv.constants_dtype(problem.dtype))
         else:
             if problem.op == "sigmoid_bce":
                 pw = problem.pos_weight if problem.pos_weight is not None else np.ones(1)
                 loss, grad, vsc, gsc = _sigmoid_bce(x, y, pw)
+                if conv.inf_logit_nan:  # max(z, 0) - z t + log1p(e^-|z|) in IEEE arithmetic at z = +-inf
+                    ieee = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+                    loss = np.where(np.isinf(x), ieee, loss)
             else:
                 loss, grad, vsc, gsc = _bce(x, y, conv, conv.constants_dtype(problem.dtype))
             if problem.class_weight is not None:  # elementwise rescaling weight, broadcast on the class axis
@@ -346,7 +373,8 @@ def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | 
             vscale = (np.sum(va) / abs(d), np.sum(vs) / abs(d) + n * np.sum(np.abs(loss)) / abs(d))
     with np.errstate(all="ignore"):
         cg = c[..., None] if (problem.categorical or problem.x.ndim > c.ndim) else c
-        grad = _where0(cg != 0, dloss * cg)
+        # an element with no gradient of its own (an ignored row) stays 0 even when the mean divides by 0
+        grad = _where0((cg != 0) & (dloss != 0), dloss * cg)
         gscale = (_where0(cg != 0, ga * np.abs(cg)), _where0(cg != 0, gs * np.abs(cg)))
     value = np.asarray(value, dtype=np.float64)
     if conv.constants_dtype(problem.dtype) != problem.dtype:  # computed wider, rounded back: may overflow

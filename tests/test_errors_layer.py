@@ -1,0 +1,155 @@
+"""The errors layer (malformed targets) and the oracle's answers at +inf logits and empty means,
+framework-free: the mutants module's honest implementation and small planted misbehaviours."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from cases import CaseError, load_catalog
+from xentcheck import reference as R
+from xentcheck.checks import overflowed, run_check, unsupported_reason
+from xentcheck.expectations import Registry, load_registry
+from xentcheck.problem import Problem
+
+from .mutants import MutantAdapter
+
+CASES = {c.name: c for c in load_catalog()}
+HONEST = MutantAdapter()
+
+
+def _binding(op):
+    return next(b for b in HONEST.bindings() if b.caps.op == op)
+
+
+def _check(adapter, case, op, reduction="none", registry=Registry(), dtype="float32"):
+    p = CASES[case].problem(op, dtype, reduction)
+    return run_check(adapter, _binding(op), p, "value", registry=registry, versions=adapter.environment())
+
+
+class Lenient(MutantAdapter):
+    """Takes whatever target it is handed, as libraries without input checks do: floats as labels
+    (truncated), a shorter target by dropping examples, a squeezed target by NumPy broadcasting."""
+
+    def _compute(self, p, cotangent):
+        t, _ = p.handed_target()
+        if p.target_kind == "index":
+            t = np.asarray(t).astype(np.int64).reshape(-1)[: p.x.shape[0]]
+            return super()._compute(replace(p, x=p.x[: len(t)], target=t, malformed=None), cotangent)
+        x, t = np.broadcast_arrays(p.x, np.asarray(t, dtype=np.float64))
+        return super()._compute(replace(p, x=x, target=t, malformed=None), cotangent)
+
+
+def test_malformed_targets_are_handed_over_in_the_wrong_form():
+    p = CASES["float_labels"].problem("softmax_ce", "float32", "none")
+    t, as_index = p.handed_target()
+    assert not as_index and np.array_equal(t, p.target)
+    t, as_index = CASES["labels_extra_axis"].problem("softmax_ce", "float32", "none").handed_target()
+    assert as_index and t.shape == (4, 1)
+    t, _ = CASES["binary_targets_squeezed"].problem("bce", "float32", "none").handed_target()
+    assert t.shape == (4,)
+    t, as_index = CASES["int_dense_targets"].problem("softmax_ce", "float32", "none").handed_target()
+    assert as_index and t.dtype == np.int64
+    p = CASES["targets_missing_row"].problem("softmax_ce", "float32", "none")
+    assert p.handed_target()[0].shape == (3,) and not p.has_loss
+
+
+@pytest.mark.parametrize("case, op", [("float_labels", "softmax_ce"), ("labels_extra_axis", "softmax_ce"),
+                                      ("targets_missing_row", "softmax_ce"), ("binary_targets_squeezed", "bce"),
+                                      ("binary_targets_missing_row", "sigmoid_bce")])
+def test_raising_on_a_malformed_target_passes_and_says_where(case, op):
+    rec = _check(HONEST, case, op)
+    assert rec["outcome"] == "pass" and rec["reason"].startswith("rejects the malformed target"), rec["reason"]
+    assert "raised at tests/mutants.py:" in rec["reason"]
+
+
+def test_the_exact_loss_of_an_unambiguous_malformed_target_passes():
+    class TakesFloats(MutantAdapter):
+        def _compute(self, p, cotangent):  # float labels read as the integers they equal
+            return super()._compute(replace(p, malformed=None), cotangent)
+
+    rec = _check(TakesFloats(), "float_labels", "softmax_ce")
+    assert rec["outcome"] == "pass" and "exact loss" in rec["reason"]
+    assert _check(TakesFloats(), "targets_missing_row", "softmax_ce")["outcome"] == "fail"  # no loss exists
+
+
+def test_silent_garbage_fails_and_a_documented_broadcast_deviates(tmp_path):
+    lenient = Lenient()
+    rec = _check(lenient, "targets_missing_row", "softmax_ce")
+    assert rec["outcome"] == "fail" and "silent garbage" in rec["reason"]
+    rec = _check(lenient, "binary_targets_squeezed", "bce")  # (4, 1) with (4,) -> (4, 4)
+    assert rec["outcome"] == "fail" and "(4, 4)" in rec["reason"]
+    f = tmp_path / "e.toml"
+    f.write_text('[[expectation]]\nid = "b"\nframework = "honest"\nbindings = ["np.bce"]\n'
+                 'cases = ["binary_targets_squeezed"]\nexpect = { invalid_targets = "broadcast" }\n'
+                 'reason = "r"\nsource = "https://example.invalid"\n')
+    reg = load_registry([f])
+    for red in ("none", "mean"):
+        assert _check(lenient, "binary_targets_squeezed", "bce", red, reg)["outcome"] == "deviation"
+    rec = _check(HONEST, "binary_targets_squeezed", "bce", "none", reg)
+    assert rec["outcome"] == "fail" and "no longer happens" in rec["reason"]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ('invalid = { value = 5 }', "needs index targets and invalid.rows"),
+    ('invalid = { value = 5, rows = [0], form = "missing_row" }', "either value"),
+    ('invalid = { form = "upside_down" }', "is not one of"),
+])
+def test_a_malformed_invalid_table_is_one_clear_line(tmp_path, entry, message):
+    f = tmp_path / "c.toml"
+    f.write_text(f'[[case]]\nname = "x"\ncategory = "invalid targets"\nops = ["softmax_ce"]\nshape = [2, 3]\n'
+                 f'seed = 1\nlogits = {{ dist = "normal" }}\ntargets = {{ kind = "index" }}\n{entry}\n')
+    with pytest.raises(CaseError, match=message):
+        load_catalog([f])
+
+
+def _softmax(z, y, reduction="none", **kw):
+    p = Problem(case="t", op="softmax_ce", dtype="float64", x=np.asarray(z, float), target=np.asarray(y),
+                target_kind="index" if np.asarray(y).dtype.kind == "i" else "soft", reduction=reduction, **kw)
+    return R.evaluate(p, R.MATH, np.ones(len(z)) if reduction == "none" else None), p
+
+
+def test_a_single_inf_logit_takes_all_the_mass_in_the_limit():
+    ev, _ = _softmax([[np.inf, 1.0, 2.0], [1.0, np.inf, 2.0]], np.array([1, 1]))
+    assert ev.value[0] == np.inf and ev.value[1] == 0.0  # off the +inf class: +inf; on it: 0
+    assert np.array_equal(ev.grad, [[1.0, -1.0, 0.0], [0.0, 0.0, 0.0]])
+    p = _softmax([[np.inf, 1.0, 2.0]], np.array([[0.5, 0.5, 0.0]]))[1]
+    nan = R.evaluate(p, R.Convention(inf_logit_nan=True), np.ones(1))
+    assert np.isnan(nan.value[0]) and np.all(np.isnan(nan.grad))  # IEEE: inf - inf in the max shift
+
+
+def test_a_fully_ignored_mean_is_nan_with_a_zero_gradient():
+    _, p = _softmax([[1.0, 2.0], [0.5, 0.0]], np.array([-100, -100]), "mean", ignore_index=-100)
+    ev = R.evaluate(p, R.Convention(mean_by="valid_count"))
+    assert np.isnan(ev.value) and np.array_equal(ev.grad, np.zeros((2, 2)))
+    zero = R.evaluate(p, R.Convention(mean_by="valid_count", empty_mean_zero=True))
+    assert zero.value == 0.0
+
+
+def test_an_unnormalised_target_scales_the_softmax_term_unless_the_api_assumes_a_unit_sum():
+    ev, p = _softmax([[0.0, 0.0]], np.array([[1.0, 1.0]]))
+    assert np.allclose(ev.grad, [[0.0, 0.0]])  # 2 * 0.5 - 1
+    assert np.allclose(R.evaluate(p, R.Convention(grad_unit_target_sum=True), np.ones(1)).grad, [[-0.5, -0.5]])
+
+
+def test_a_log_gradient_held_in_float16_overflows_where_the_exact_one_is_finite():
+    q = np.array([[2.0 ** -20, 1.0 - 2.0 ** -20]])
+    p = Problem(case="t", op="categorical_ce", dtype="float16", x=q, target=np.array([[0.01, 0.99]]),
+                target_kind="soft")
+    exact = R.evaluate(p, R.MATH, np.ones(1)).grad
+    held = R.evaluate(p, R.Convention(log_grad_in_dtype=True), np.ones(1)).grad
+    assert np.isfinite(exact[0, 0]) and abs(exact[0, 0]) < 65504 and held[0, 0] == -np.inf
+
+
+def test_a_true_value_beyond_the_dtype_is_right_as_inf():
+    assert np.array_equal(overflowed(np.array([4e44, -4e44, 1e30, np.nan]), "float32")[:3], [np.inf, -np.inf, 1e30])
+    assert overflowed(np.array([7e4]), "float16")[0] == np.inf
+
+
+def test_what_capabilities_rule_out_is_settled_without_running():
+    sklearn_like = replace(_binding("categorical_ce"), caps=replace(_binding("categorical_ce").caps,
+                                                                    min_classes=(2, "needs two")))
+    p = CASES["one_class"].problem("categorical_ce", "float32", "none")
+    assert "at least 2 classes" in unsupported_reason(sklearn_like, p, "value")
+    bad = CASES["float_labels"].problem("softmax_ce", "float32", "none")
+    assert "invalid input" in unsupported_reason(_binding("softmax_ce"), bad, "grad")
+    assert unsupported_reason(_binding("softmax_ce"), bad, "value") is None
