@@ -34,41 +34,54 @@ DTYPES = ALL_FLOATS
 NONE_ONLY = frozenset({"none"})
 DENSE = frozenset({"onehot", "soft"})
 SPATIAL = frozenset({"spatial"})
+AXIS = frozenset({"spatial", "channels_first"})  # the API takes axis=
+
+
+def _class_axis(z, inp: Inputs) -> tuple:
+    """(z, target, axis) as a channels-first problem hands them over: the class axis moved to 1."""
+    if not inp.problem.channels_first:
+        return z, inp.target, -1
+    t = inp.target if inp.problem.target_kind == "index" else jnp.moveaxis(inp.target, -1, 1)
+    return jnp.moveaxis(z, -1, 1), t, 1
 
 
 def _idiomatic(z, inp: Inputs):
-    logp = jax.nn.log_softmax(z, axis=-1)
+    z, t, axis = _class_axis(z, inp)
+    logp = jax.nn.log_softmax(z, axis=axis)
     if inp.problem.target_kind == "index":
-        loss = -jnp.take_along_axis(logp, inp.target[..., None], axis=-1)[..., 0]
+        loss = -jnp.squeeze(jnp.take_along_axis(logp, jnp.expand_dims(t, axis), axis=axis), axis)
     else:
-        loss = -jnp.sum(inp.target * logp, axis=-1)
+        loss = -jnp.sum(t * logp, axis=axis)
     return {"none": loss, "sum": jnp.sum(loss), "mean": jnp.mean(loss)}[inp.reduction]
 
 
 def _idiomatic_call(problem) -> str:
     """_idiomatic, spelled for a reproduction snippet."""
-    logp = "jax.nn.log_softmax({x}, axis=-1)"
-    loss = (f"-jnp.take_along_axis({logp}, {{t}}[..., None], axis=-1)[..., 0]" if problem.target_kind == "index"
-            else f"-jnp.sum({{t}} * {logp}, axis=-1)")
+    axis = 1 if problem.channels_first else -1
+    logp = f"jax.nn.log_softmax({{x}}, axis={axis})"
+    loss = (f"-jnp.squeeze(jnp.take_along_axis({logp}, jnp.expand_dims({{t}}, {axis}), axis={axis}), {axis})"
+            if problem.target_kind == "index" else f"-jnp.sum({{t}} * {logp}, axis={axis})")
     return "{{'none': lambda l: l, 'sum': jnp.sum, 'mean': jnp.mean}}[{reduction}](" + loss + ")"
 
 
 def _bindings() -> list[Binding]:
     out = [
         Binding("optax.softmax_cross_entropy", "optax.softmax_cross_entropy",
-                Capabilities("softmax_ce", DENSE, NONE_ONLY, SPATIAL, DTYPES),
-                lambda z, i: optax.softmax_cross_entropy(z, i.target), call="optax.softmax_cross_entropy({x}, {t})"),
+                Capabilities("softmax_ce", DENSE, NONE_ONLY, AXIS, DTYPES),
+                lambda z, i: (lambda z, t, axis: optax.softmax_cross_entropy(z, t, axis=axis))(*_class_axis(z, i)),
+                call="optax.softmax_cross_entropy({x}, {t}{opts})"),
         Binding("optax.softmax_cross_entropy_with_integer_labels",
                 "optax.softmax_cross_entropy_with_integer_labels",
-                Capabilities("softmax_ce", frozenset({"index"}), NONE_ONLY, SPATIAL, DTYPES),
-                lambda z, i: optax.softmax_cross_entropy_with_integer_labels(z, i.target),
-                call="optax.softmax_cross_entropy_with_integer_labels({x}, {t})"),
+                Capabilities("softmax_ce", frozenset({"index"}), NONE_ONLY, AXIS, DTYPES),
+                lambda z, i: (lambda z, t, axis: optax.softmax_cross_entropy_with_integer_labels(z, t, axis=axis))(
+                    *_class_axis(z, i)),
+                call="optax.softmax_cross_entropy_with_integer_labels({x}, {t}{opts})"),
         Binding("optax.sigmoid_binary_cross_entropy", "optax.sigmoid_binary_cross_entropy",
                 Capabilities("sigmoid_bce", frozenset({"binary", "soft"}), NONE_ONLY, frozenset(), DTYPES),
                 lambda z, i: optax.sigmoid_binary_cross_entropy(z, i.target),
                 call="optax.sigmoid_binary_cross_entropy({x}, {t})"),
         Binding("jax.nn.log_softmax", "jax.nn.log_softmax",
-                Capabilities("softmax_ce", frozenset({"index", "onehot", "soft"}), ALL_REDUCTIONS, SPATIAL, DTYPES),
+                Capabilities("softmax_ce", frozenset({"index", "onehot", "soft"}), ALL_REDUCTIONS, AXIS, DTYPES),
                 _idiomatic, doc="-sum(y * jax.nn.log_softmax(z)), then jnp.mean / jnp.sum", call=_idiomatic_call),
     ]
     if hasattr(optax, "safe_softmax_cross_entropy"):  # added in optax 0.2.3
@@ -86,6 +99,8 @@ class JaxAdapter(FrameworkAdapter):
         array=lambda lit, dt: f"jnp.asarray({lit}, dtype=jnp.{dt})",
         index=lambda lit: f"jnp.asarray({lit}, dtype=jnp.int64)",
         grad="loss, vjp = jax.vjp(loss_fn, x)\n(grad,) = vjp(jnp.ones_like(loss) if cot is None else cot)",
+        options={"channels_first": "axis=1"},
+        channels_first=lambda name: f"jnp.moveaxis({name}, -1, 1)",
         compile="loss_fn = jax.jit(loss_fn)")
 
     def environment(self) -> dict:

@@ -59,10 +59,11 @@ def _bce_weight(inp: Inputs):
 
 
 def _bindings() -> list[Binding]:
+    # PyTorch's layout is channels-first: spatial input always reaches it as (N, C, d1, ...)
     ce_caps = Capabilities("softmax_ce", CATEGORICAL, options=frozenset(
-        {"class_weight", "ignore_index", "label_smoothing", "spatial"}), dtypes=DTYPES)
+        {"class_weight", "ignore_index", "label_smoothing", "spatial", "channels_first"}), dtypes=DTYPES)
     nll_caps = Capabilities("softmax_ce", frozenset({"index"}), options=frozenset(
-        {"class_weight", "ignore_index", "spatial"}), dtypes=DTYPES)
+        {"class_weight", "ignore_index", "spatial", "channels_first"}), dtypes=DTYPES)
     bce_caps = Capabilities("bce", BINARY, options=frozenset({"class_weight"}), dtypes=DTYPES)
     bcel_caps = Capabilities("sigmoid_bce", BINARY, options=frozenset({"class_weight", "pos_weight"}), dtypes=DTYPES)
     msm_caps = Capabilities("sigmoid_bce", frozenset({"binary"}), options=frozenset({"class_weight"}), dtypes=DTYPES)
@@ -113,7 +114,7 @@ class TorchAdapter(FrameworkAdapter):
         grad="x.requires_grad_(True)\nloss = loss_fn(x)\nloss.backward(cot)\ngrad = x.grad",
         options={"class_weight": "weight=class_weight", "pos_weight": "pos_weight=pos_weight",
                  "ignore_index": "ignore_index=ignore_index", "label_smoothing": "label_smoothing=label_smoothing"},
-        channels_first=lambda name: f"{name}.movedim(-1, 1)",
+        channels_first=lambda name: f"{name}.movedim(-1, 1)", native_channels_first=True,
         compile="loss_fn = torch.compile(loss_fn, dynamic=False)")
     compile_whole_step = False  # torch.compile the loss; autograd (AOTAutograd's compiled backward) runs outside
 

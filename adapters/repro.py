@@ -31,7 +31,8 @@ class Dialect:
     index: Callable[[str], str]            # literal -> integer array expression
     grad: str                              # lines taking loss and grad from loss_fn, x and cot
     options: dict[str, str] = field(default_factory=dict)  # option -> keyword text in calls
-    channels_first: Callable[[str], str] | None = None      # for spatial problems: name -> expression
+    channels_first: Callable[[str], str] | None = None      # class axis to position 1: name -> expression
+    native_channels_first: bool = False                      # the API's own layout is (N, C, d1, ...)
     compile: str = ""                                        # compiled mode: a line wrapping loss_fn
 
 
@@ -55,11 +56,12 @@ def snippet(dialect: Dialect, call: str, problem: Problem, check: str, *, mode: 
         lines.append(f"{name} = {dialect.array(_literal(v), dt) if v is not None else None}")
     lines.append(f"ignore_index = {p.ignore_index}")
     lines.append(f"label_smoothing = {p.label_smoothing}")
-    used = [opt for opt in ("class_weight", "sample_weight", "pos_weight", "ignore_index", "label_smoothing")
-            if opt in p.options_used() and opt in dialect.options]
+    used = [opt for opt in ("class_weight", "sample_weight", "pos_weight", "ignore_index", "label_smoothing",
+                            "channels_first") if opt in p.options_used() and opt in dialect.options]
     opts = "".join(f", {dialect.options[o]}" for o in used)
     red = repr(p.reduction)
-    cf = dialect.channels_first if p.spatial else None
+    moved = p.channels_first or (p.spatial and dialect.native_channels_first)
+    cf = dialect.channels_first if moved else None
     x, t = (cf("x"), cf("target") if p.target_kind != "index" else "target") if cf else ("x", "target")
     lines += ["", "def loss_fn(x):", "    return " + call.format(x=x, t=t, opts=opts, reduction=red), ""]
     if mode == "compiled" and dialect.compile:

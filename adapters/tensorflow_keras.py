@@ -6,6 +6,7 @@ Keras casts to its float32 default). Class axis last everywhere.
 """
 from __future__ import annotations
 
+import inspect
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the report
@@ -40,6 +41,18 @@ _V1_CALL = "{{'none': tf.compat.v1.losses.Reduction.NONE, 'sum': tf.compat.v1.lo
 _KERAS_CALL = "{{'none': %r, 'sum': 'sum', 'mean': 'sum_over_batch_size'}}[{reduction}]" % _KERAS_REDUCTION["none"]
 
 
+def _class_axis(x, i: Inputs, dense_target: bool) -> tuple:
+    """(x, target, axis) as a channels-first problem hands them over: the class axis moved to 1."""
+    if not i.problem.channels_first:
+        return x, i.target, -1
+    perm = lambda a: tf.transpose(a, [0, a.shape.rank - 1, *range(1, a.shape.rank - 1)])  # noqa: E731
+    return perm(x), perm(i.target) if dense_target else i.target, 1
+
+
+def _takes_axis(f) -> bool:
+    return "axis" in inspect.signature(f).parameters
+
+
 def _v1_weights(inp: Inputs, ndim: int):
     w = inp.sample_weight
     if w is None:
@@ -50,9 +63,10 @@ def _v1_weights(inp: Inputs, ndim: int):
 def _tf_nn() -> list[Binding]:
     return [
         Binding("tf.nn.softmax_cross_entropy_with_logits", "tf.nn.softmax_cross_entropy_with_logits",
-                Capabilities("softmax_ce", DENSE, NONE_ONLY, frozenset({"spatial"}), DTYPES),
-                lambda x, i: tf.nn.softmax_cross_entropy_with_logits(labels=i.target, logits=x),
-                call="tf.nn.softmax_cross_entropy_with_logits(labels={t}, logits={x})"),
+                Capabilities("softmax_ce", DENSE, NONE_ONLY, frozenset({"spatial", "channels_first"}), DTYPES),
+                lambda x, i: (lambda x, t, axis: tf.nn.softmax_cross_entropy_with_logits(
+                    labels=t, logits=x, axis=axis))(*_class_axis(x, i, True)),
+                call="tf.nn.softmax_cross_entropy_with_logits(labels={t}, logits={x}{opts})"),
         Binding("tf.nn.sparse_softmax_cross_entropy_with_logits", "tf.nn.sparse_softmax_cross_entropy_with_logits",
                 Capabilities("softmax_ce", INDEX, NONE_ONLY, frozenset({"spatial"}), DTYPES),
                 lambda x, i: tf.nn.sparse_softmax_cross_entropy_with_logits(labels=i.target, logits=x),
@@ -94,6 +108,8 @@ def _tf_nn() -> list[Binding]:
 
 def _keras_class(cls, from_logits: bool, inp: Inputs, **kw):
     p = inp.problem
+    if p.channels_first:
+        kw["axis"] = 1
     if p.label_smoothing:
         kw["label_smoothing"] = p.label_smoothing
     if p.ignore_index is not None:
@@ -119,17 +135,21 @@ def _keras() -> list[Binding]:
             suffix = ".from_logits" if from_logits else ".from_probs"  # test-id friendly: no '=' or '('
 
 
-            def call_class(x, i, cls=cls, fl=from_logits):
-                loss = _keras_class(cls, fl, i)
-                return loss(i.target, x, sample_weight=i.sample_weight)
+            dense = targets != INDEX
 
-            def call_fn(x, i, fn=fn, fl=from_logits, cls=cls):
-                kw = {}
+            def call_class(x, i, cls=cls, fl=from_logits, dense=dense):
+                loss = _keras_class(cls, fl, i)
+                x, t, _ = _class_axis(x, i, dense)
+                return loss(t, x, sample_weight=i.sample_weight)
+
+            def call_fn(x, i, fn=fn, fl=from_logits, dense=dense):
+                x, t, axis = _class_axis(x, i, dense)
+                kw = {"axis": axis} if i.problem.channels_first else {}
                 if i.problem.label_smoothing:
                     kw["label_smoothing"] = i.problem.label_smoothing
                 if i.problem.ignore_index is not None:
                     kw["ignore_class"] = i.problem.ignore_index
-                return fn(i.target, x, from_logits=fl, **kw)
+                return fn(t, x, from_logits=fl, **kw)
 
             def class_conv(problem: Problem, last_axis=last_axis) -> Convention:
                 # Keras "sum_over_batch_size" divides by the element count; an ignore_class mask
@@ -138,15 +158,21 @@ def _keras() -> list[Binding]:
                                   mean_last_axis=last_axis)
 
             name = cls.__name__
+            # The class axis can move where the API takes axis=. Not the sparse losses: their docs offer
+            # axis=1 (channels_first), but the TensorFlow backend raises "Only axis=-1 is currently
+            # supported" (keras/src/backend/tensorflow/nn.py, Keras 3.15.1).
+            movable = "spatial" in options and dense
+            cls_opts = options | ({"channels_first"} if movable and _takes_axis(cls) else set())
+            fn_opts = options | ({"channels_first"} if movable and _takes_axis(fn) else set())
             out.append(Binding(
                 f"keras.{name}{suffix}", f"keras.losses.{name}",
-                Capabilities(op, targets, ALL_REDUCTIONS, frozenset(options | {"sample_weight"}), DTYPES),
+                Capabilities(op, targets, ALL_REDUCTIONS, frozenset(cls_opts | {"sample_weight"}), DTYPES),
                 call_class, class_conv,
                 call=f"keras.losses.{name}(from_logits={from_logits}, reduction={_KERAS_CALL}"
                      f"{_KERAS_DTYPE}{{opts}})({{t}}, {{x}}, sample_weight=sample_weight)"))
             out.append(Binding(
                 f"keras.{fn.__name__}{suffix}", f"keras.losses.{fn.__name__}",
-                Capabilities(op, targets, NONE_ONLY, frozenset(options), DTYPES),
+                Capabilities(op, targets, NONE_ONLY, frozenset(fn_opts), DTYPES),
                 call_fn, Convention(mean_last_axis=last_axis) if last_axis else MATH,
                 call=f"keras.losses.{fn.__name__}({{t}}, {{x}}, from_logits={from_logits}{{opts}})"))
     return out
@@ -160,7 +186,9 @@ class TensorflowAdapter(FrameworkAdapter):
         index=lambda lit: f"tf.constant({lit}, dtype=tf.int64)",
         grad="with tf.GradientTape() as tape:\n    tape.watch(x)\n    loss = loss_fn(x)\n"
              "grad = tape.gradient(loss, x, output_gradients=cot)",
-        options={"label_smoothing": "label_smoothing=label_smoothing", "ignore_index": "ignore_class=ignore_index"},
+        options={"label_smoothing": "label_smoothing=label_smoothing", "ignore_index": "ignore_class=ignore_index",
+                 "channels_first": "axis=1"},
+        channels_first=lambda name: f"tf.transpose({name}, [0, {name}.shape.rank - 1, *range(1, {name}.shape.rank - 1)])",
         compile="loss_fn = tf.function(loss_fn, jit_compile=True)")
 
     def environment(self) -> dict:

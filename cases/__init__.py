@@ -41,7 +41,7 @@ CATEGORIES = (
 _KEYS = {
     "name", "category", "description", "ops", "shape", "seed", "logits", "probs", "targets",
     "reductions", "dtypes", "class_weight", "sample_weight", "pos_weight", "ignore_index",
-    "ignore_fraction", "label_smoothing", "mask", "poison", "invalid",
+    "ignore_fraction", "label_smoothing", "mask", "poison", "invalid", "channels_first",
 }
 _TARGET_KINDS = ("index", "onehot", "soft", "binary")
 
@@ -73,6 +73,7 @@ class Case:
     mask: dict | None = None
     poison: dict | None = None
     invalid: dict | None = None
+    channels_first: bool = False
     description: str = ""
     source: str = field(default="", compare=False)
 
@@ -130,6 +131,7 @@ class Case:
             reduction=reduction, class_weight=cw, sample_weight=sw, pos_weight=pw,
             ignore_index=ignore, label_smoothing=float(self.label_smoothing), category=self.category,
             invalid_target=invalid, malformed=(self.invalid or {}).get("form"),
+            channels_first=bool(self.channels_first),
         )
 
 
@@ -273,6 +275,8 @@ def _check(entry: dict, where: str) -> Case:
             raise CaseError(f"{where}: invalid.form 'int_targets' needs dense targets (onehot, binary)")
         if invalid.get("form") == "target_rank" and kind != "index" and entry["shape"][-1] != 1:
             raise CaseError(f"{where}: invalid.form 'target_rank' with dense targets needs a last axis of 1")
+    if entry.get("channels_first") and (len(entry["shape"]) < 3 or not all(categorical)):
+        raise CaseError(f"{where}: channels_first needs categorical ops and a spatial shape [N, d1, ..., C]")
     if "logits" not in entry and "probs" not in entry:
         raise CaseError(f"{where}: needs 'logits' or 'probs'")
     if "logits" not in entry and set(entry["ops"]) & {"softmax_ce", "sigmoid_bce"}:

@@ -13,7 +13,7 @@ from xentcheck.plugin import session_of
 
 #: cases that exercise each option a call spells (a case a binding cannot take is skipped)
 CASES = ("random_index", "random_binary", "soft_dirichlet", "class_weights", "sample_weights", "pos_weight",
-         "ignore_index", "label_smoothing", "spatial_index", "tutorial_probabilities")
+         "ignore_index", "label_smoothing", "spatial_index", "channels_first_soft", "tutorial_probabilities")
 
 
 def _numpy(v) -> np.ndarray:

@@ -22,7 +22,8 @@ BINARY_TARGETS = ("binary", "soft")
 REDUCTIONS = ("none", "sum", "mean")
 
 #: Options a case may use; a binding lists the ones it maps in its capabilities.
-OPTIONS = ("class_weight", "sample_weight", "pos_weight", "ignore_index", "label_smoothing", "spatial")
+OPTIONS = ("class_weight", "sample_weight", "pos_weight", "ignore_index", "label_smoothing", "spatial",
+           "channels_first")
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -77,6 +78,9 @@ class Problem:
     category: str = ""
     invalid_target: int | None = None  # a planted out-of-range label (index targets): no mathematical value
     malformed: str | None = None  # one of MALFORMED: the target is handed over in that wrong form
+    #: the binding gets the class axis second, (N, C, d1, ...), and is told so (axis=1); the problem
+    #: itself stays class-last, the adapter moves the axis inside the differentiated function
+    channels_first: bool = False
 
     def handed_target(self) -> tuple[np.ndarray, bool]:
         """The target as the binding receives it, and whether it goes as integers (else as floats)."""
@@ -129,6 +133,8 @@ class Problem:
             used.add("label_smoothing")
         if self.spatial:
             used.add("spatial")
+        if self.channels_first:
+            used.add("channels_first")
         return frozenset(used)
 
     def dense_target(self) -> np.ndarray:
