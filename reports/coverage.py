@@ -76,4 +76,5 @@ def _mark(cell: dict | None, caps: dict, mode: str, dtype: str, mode_ran: bool, 
         return {"status": "ruled out", "why": f"dtype {dtype} not supported"}
     if not mode_ran:
         return {"status": "not run", "why": f"this run did not request mode {mode} (pytest --modes=eager,{mode})"}
-    return {"status": "no case", "why": f"no case of this category in {dtype} for {caps.get('op', 'this op')}"}
+    return {"status": "no case", "why": f"no case of this category for {caps.get('op', 'this op')} declares {dtype}, "
+                                       f"or this run left it out (pytest --all-dtypes runs every case in every dtype)"}

@@ -5,7 +5,6 @@ Screenshots are saved under results/screenshots/ for the reviewer.
 Chromium is Debian's ``chromium`` package, which ``./run`` installs when it is missing. Without it
 the test is skipped, except in CI (CI=true), where a missing browser is a failure.
 """
-import copy
 import os
 import shutil
 import subprocess

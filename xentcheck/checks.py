@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 import traceback
 import zlib
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,10 +16,10 @@ import numpy as np
 from . import reference
 from .compare import Comparison, compare
 from .expectations import Registry
+from .invalid_input import judge_invalid_input
 from .problem import Problem, round_to, unit_roundoff
 from .tolerance import bound, compute_dtype
 
-_ROOT = Path(__file__).resolve().parents[1]
 OUTCOMES = ("pass", "deviation", "fail", "unsupported", "error")
 CHECKS = ("value", "grad")
 
@@ -41,15 +39,6 @@ def cotangent_for(problem: Problem, conv: reference.Convention) -> np.ndarray | 
     shape = reference.output_shape(problem, conv)
     rng = np.random.default_rng(zlib.crc32(f"{problem.case}:{shape}".encode()))
     return round_to(rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape), problem.dtype)
-
-
-def _finite(v: float) -> float:
-    return v if np.isfinite(v) else float(np.finfo(np.float64).max)  # strict JSON has no inf
-
-
-def _errors(c: Comparison) -> dict:
-    return {"max_abs": _finite(c.max_abs), "max_rel": _finite(c.max_rel), "tol_units": _finite(c.tol_units),
-            "eps_units": _finite(c.eps_units), "mismatches": c.mismatches}
 
 
 def overflowed(exp: np.ndarray, dtype: str) -> np.ndarray:
@@ -77,7 +66,7 @@ def _vs_eager(adapter: Any, binding: Any, problem: Problem, check: str, cot, got
     double = (lambda sc: (2 * sc[0], 2 * sc[1]))
     c = _compare(got, reference.Evaluation(eager.value, eager.grad, double(ev.value_scale), double(ev.grad_scale)),
                  check, dtype)
-    return {**_errors(c), "same": c.ok, "detail": c.detail[:300]}
+    return {**c.errors(), "same": c.ok, "detail": c.detail[:300]}
 
 
 def unsupported_reason(binding: Any, problem: Problem, check: str, mode: str = "eager",
@@ -114,7 +103,7 @@ def run_check(adapter: Any, binding: Any, problem: Problem, check: str, *, regis
         rec["reason"] = reason
         return rec
     if problem.invalid_target is not None or problem.malformed is not None:
-        return _invalid_input_check(rec, adapter, binding, problem, registry, versions, mode, device)
+        return judge_invalid_input(rec, adapter, binding, problem, registry, versions, mode, device)
     conv = binding.convention_for(problem)
     cot = cotangent_for(problem, conv)
     t0 = time.perf_counter()
@@ -131,7 +120,7 @@ def run_check(adapter: Any, binding: Any, problem: Problem, check: str, *, regis
     rec["result_dtype"], rec["compute_dtype"] = out.dtype, dtype
     math_ev = reference.evaluate(problem, conv, cot)
     vs_math = _compare(got, math_ev, check, dtype)
-    rec["errors"] = _errors(vs_math)
+    rec["errors"] = vs_math.errors()
     rec = _judge(rec, got, problem, check, conv, cot, math_ev, vs_math, dtype, registry, versions, mode)
     if mode != "eager":
         rec["vs_eager"] = _vs_eager(adapter, binding, problem, check, cot, got, rec.pop("_judged_by"), dtype, device)
@@ -187,138 +176,9 @@ def _judge(rec: dict, got: np.ndarray, problem: Problem, check: str, conv: refer
         rec["_judged_by"] = dev_ev
         rec["outcome"] = "deviation"
         rec["reason"] = f"{entry.reason} (as documented: {entry.expect}); vs mathematics: {vs_math.detail}"
-        rec["errors_vs_expectation"] = _errors(vs_policy)
+        rec["errors_vs_expectation"] = vs_policy.errors()
         return rec
     rec["outcome"] = "fail"
     rec["reason"] = (f"differs from the mathematics ({vs_math.detail}) and from expectation {entry.id!r} "
                      f"({vs_policy.detail})")
-    return rec
-
-
-def _raised_at(e: BaseException) -> str:
-    """Where an exception was raised (the innermost Python frame), so a reader can tell the framework
-    rejecting an input from glue code failing on it."""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is None:
-        return ""
-    path = Path(tb.tb_frame.f_code.co_filename)
-    for anchor in ("site-packages", "dist-packages"):
-        if anchor in path.parts:
-            path = Path(*path.parts[path.parts.index(anchor) + 1:])
-            break
-    else:
-        if path.is_relative_to(_ROOT):
-            path = path.relative_to(_ROOT)
-    return f"{path}:{tb.tb_lineno}"
-
-
-def _invalid_input_check(rec: dict, adapter: Any, binding: Any, problem: Problem, registry: Registry,
-                         versions: dict, mode: str, device: str) -> dict:
-    """The errors layer. Raising is always right. Otherwise:
-
-    - an out-of-range label (``invalid_target``) has no loss: the valid rows must be exact, and the
-      invalid ones may only be what the registry documents (``nan``, NumPy-style ``wrap``);
-    - a malformed but unambiguous target (``float_labels``, ``int_targets``, ``target_rank``) may also be
-      taken for what it means: the exact loss of the well-formed problem passes;
-    - a target with an example missing has no loss at all.
-
-    Any other number is silent garbage (fail)."""
-    entry = registry.find(adapter.name, binding.name, problem.case, problem.category, problem.dtype, "value",
-                          versions, mode)
-    documented = entry.expect.get("invalid_targets") if entry else None
-    if entry is not None and documented:
-        rec["expectation"], rec["expectation_differs"] = entry.id, True
-    what = f"the invalid label {problem.invalid_target}" if problem.invalid_target is not None else \
-        f"the malformed target ({problem.malformed})"
-    t0 = time.perf_counter()
-    try:
-        out = adapter.run(binding, problem, grad=False, cotangent=None, mode=mode, device=device)
-    except Exception as e:
-        rec["duration_s"] = time.perf_counter() - t0
-        first_line = (str(e).strip().splitlines() or [""])[0]
-        if documented:
-            rec.update(outcome="fail", reason=f"expectation {entry.id!r} no longer happens: the binding now rejects "
-                                              f"{what} ({type(e).__name__}); update the registry")
-        else:
-            rec.update(outcome="pass", reason=f"rejects {what}: {type(e).__name__}: {first_line[:300]} "
-                                              f"(raised at {_raised_at(e)})")
-        return rec
-    rec["duration_s"] = time.perf_counter() - t0
-    conv = binding.convention_for(problem)
-    dtype = compute_dtype(problem.dtype, out.dtype)
-    if entry is not None and entry.compute_dtype:  # e.g. TF1 losses: float64 inputs, float32 accuracy
-        dtype = compute_dtype(entry.compute_dtype, dtype)
-    rec["result_dtype"], rec["compute_dtype"] = out.dtype, dtype
-    got = np.asarray(out.value, dtype=np.float64)
-    ev = reference.evaluate(problem, conv)
-    garbage = f"returned {np.array2string(got.ravel()[:8], precision=4)} (shape {got.shape}) for {what} without raising"
-    if documented == "broadcast" and problem.malformed is not None:
-        return _broadcast_check(rec, got, problem, conv, dtype, entry, what)
-    if got.shape != ev.value.shape:
-        rec.update(outcome="fail", reason=f"{garbage}; the well-formed problem's loss has shape {ev.value.shape} "
-                                          f"(silent garbage)"[:500])
-        return rec
-    if problem.malformed is not None:
-        c = compare(got, ev.value, bound(ev.value_scale, dtype))
-        rec["errors"] = _errors(c)
-        if problem.has_loss and c.ok and not documented:
-            rec.update(outcome="pass", reason=f"takes {what} for what it means and computes the exact loss")
-        else:
-            rec.update(outcome="fail", reason=(f"{garbage}: {c.detail}" if problem.has_loss else
-                                               f"{garbage}: no loss exists (silent garbage)")[:500])
-        return rec
-    bad = problem.invalid_rows()
-    valid = compare(got[~bad], ev.value[~bad], bound(ev.value_scale, dtype)[~bad])
-    rec["errors"] = _errors(valid)
-    if not valid.ok:
-        rec.update(outcome="fail", reason=f"valid rows differ from the mathematics: {valid.detail}")
-        return rec
-    if documented == "nan":
-        ok = bool(np.all(np.isnan(got[bad])))
-    elif documented == "wrap":
-        wrapped = replace(problem, target=np.where(bad, problem.target % problem.num_classes, problem.target),
-                          invalid_target=None)
-        wev = reference.evaluate(wrapped, conv)
-        ok = compare(got[bad], wev.value[bad], bound(wev.value_scale, dtype)[bad]).ok
-    else:
-        rec.update(outcome="fail", reason=f"returned {got[bad].tolist()} for {what} without raising "
-                                          f"(silent garbage)"[:500])
-        return rec
-    rec["outcome"] = "deviation" if ok else "fail"
-    rec["reason"] = (f"{entry.reason} (as documented: {entry.expect})" if ok else
-                     f"expectation {entry.id!r} says {documented!r} for {what}, got {got[bad].tolist()}")
-    return rec
-
-
-def _broadcast_check(rec: dict, got: np.ndarray, problem: Problem, conv: reference.Convention, dtype: str,
-                     entry: Any, what: str) -> dict:
-    """A documented ``broadcast``: the result must be the exact loss of the input and the handed target
-    broadcast against each other elementwise (e.g. (N, 1) and (N,) to (N, N))."""
-    t, _ = problem.handed_target()
-    try:
-        x_b, t_b = np.broadcast_arrays(problem.x, np.asarray(t, dtype=np.float64))
-    except ValueError:
-        rec.update(outcome="fail", reason=f"expectation {entry.id!r} says 'broadcast', but {what} does not "
-                                          f"broadcast against the input")
-        return rec
-    if problem.categorical:
-        rec.update(outcome="fail", reason=f"expectation {entry.id!r} says 'broadcast', which applies to "
-                                          f"elementwise (binary) targets only")
-        return rec
-    bev = reference.evaluate(replace(problem, x=x_b, target=t_b, malformed=None), conv)
-    if conv.mean_last_axis and x_b.shape[-1] != problem.x.shape[-1]:
-        # the per-example mean divides by the input's own class count, not the broadcast one
-        k = x_b.shape[-1] / problem.x.shape[-1]
-        bev = reference.Evaluation(bev.value * k, bev.grad, (bev.value_scale[0] * k, bev.value_scale[1] * k),
-                                   bev.grad_scale)
-    c = compare(got, bev.value, bound(bev.value_scale, dtype)) if got.shape == bev.value.shape else None
-    if c is not None:
-        rec["errors"] = _errors(c)
-    ok = c is not None and c.ok
-    rec["outcome"] = "deviation" if ok else "fail"
-    rec["reason"] = (f"{entry.reason} (as documented: {entry.expect}); the target broadcast to {x_b.shape}" if ok else
-                     f"expectation {entry.id!r} says 'broadcast' for {what}: "
-                     + (c.detail if c is not None else f"got shape {got.shape}, broadcasting gives {bev.value.shape}"))
     return rec

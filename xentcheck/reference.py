@@ -221,8 +221,11 @@ def _sigmoid_bce(z: np.ndarray, t: np.ndarray, pw: np.ndarray):
     return loss, grad, (va, np.zeros_like(va)), (ga, np.zeros_like(ga))
 
 
-def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str):
-    """l = -(t log p + (1 - t) log(1 - p)) under the clipping / log-clamping policies."""
+def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str, t_rounded: bool = False):
+    """l = -(t log p + (1 - t) log(1 - p)) under the clipping / log-clamping policies.
+
+    ``t_rounded``: the binding forms ``t`` itself (label smoothing), so ``t`` carries a rounding error
+    that ``1 - t`` amplifies; the error scales include its effect (dl/dt and dg/dt times |t|)."""
     q, inside = p, np.ones(p.shape, dtype=bool)
     if conv.prob_clip is not None:
         lo, hi = _clip_bounds(conv, dtype)
@@ -256,6 +259,9 @@ def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str):
         ga = _where0(t != 0, np.abs(t / q)) + _where0(t != 1, np.abs((1 - t) / (1 - q)))
     grad, ga = _where0(inside, grad), _where0(inside, ga)
     va = _where0(t != 0, np.abs(t) * (1 + np.abs(log1))) + _where0(t != 1, np.abs(1 - t) * (1 + np.abs(log0)))
+    if t_rounded:
+        va = va + np.abs(t) * np.abs(log1 - log0)
+        ga = ga + _where0(inside, np.abs(t) * (1 / q + 1 / (1 - q)))
     return loss, grad, (va, np.zeros_like(va)), (ga, np.zeros_like(ga))
 
 
@@ -311,7 +317,8 @@ def unreduced(problem: Problem, conv: Convention = MATH):
                     ieee = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
                     loss = np.where(np.isinf(x), ieee, loss)
             else:
-                loss, grad, vsc, gsc = _bce(x, y, conv, conv.constants_dtype(problem.dtype))
+                loss, grad, vsc, gsc = _bce(x, y, conv, conv.constants_dtype(problem.dtype),
+                                            t_rounded=bool(problem.label_smoothing))
             if problem.class_weight is not None:  # elementwise rescaling weight, broadcast on the class axis
                 cw = problem.class_weight
                 loss, grad = loss * cw, grad * cw
