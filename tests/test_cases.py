@@ -44,6 +44,8 @@ targets = { kind = "index" }
     (('targets = { kind = "index" }', 'targets = { kind = "binary" }'), "needs binary ops only"),
     (('logits = { dist = "normal" }', 'logits = { values = [[1.0, 2.0]] }'), "expected shape (2, 3)"),
     (("[[case]]", "[[case]"), "fix the TOML syntax"),
+    (("seed = 1", "seed = 1\nchannels_first = true"), "channels_first needs categorical ops and a spatial shape"),
+    (("seed = 1", 'seed = 1\ninvalid = { form = "float_labels", value = 3 }'), "invalid needs either value"),
 ])
 def test_malformed_case_is_one_line(tmp_path, edit, message):
     f = tmp_path / "bad.toml"
@@ -70,3 +72,18 @@ def test_masks_spare_the_target_unless_asked():
     np.testing.assert_allclose(soft.target.sum(axis=1), 1.0)
     on = cases["masked_target"].problem("softmax_ce", "float64", "none")
     assert np.isneginf(on.x[0, on.target[0]]) and np.all(np.isfinite(on.x[1:][np.arange(3), on.target[1:]]))
+
+
+def test_the_new_corner_cases_materialise_as_declared():
+    cases = {c.name: c for c in load_catalog()}
+    row = cases["masked_row"].problem("softmax_ce", "float64", "none")
+    assert np.all(np.isneginf(row.x[2])) and np.all(np.isfinite(row.x[[0, 1, 3]]))
+    inf = cases["inf_logit"].problem("softmax_ce", "float64", "none")
+    assert inf.x[1, 0] == np.inf and np.isfinite(np.delete(inf.x, 1, axis=0)).all()
+    soft = cases["soft_unnormalized"].problem("softmax_ce", "float64", "none")
+    sums = soft.target.sum(axis=1)
+    assert sums.min() >= 0.3 and sums.max() <= 1.7 and np.ptp(sums) > 0.3
+    everything = cases["ignore_all_rows"].problem("softmax_ce", "float64", "mean")
+    assert not everything.valid_mask().any()
+    cf = cases["channels_first_index"].problem("softmax_ce", "float32", "none")
+    assert cf.channels_first and "channels_first" in cf.options_used() and cf.x.shape[-1] == 5

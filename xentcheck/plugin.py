@@ -43,6 +43,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--all-dtypes", action="store_true",
                 help="run every case in float16, bfloat16, float32 and float64 (default: the dtypes each case "
                      "declares; every category has a case in all four)")
+    g.addoption("--one-per-category", action="store_true",
+                help="run only the first case of each category for each op and target kind: with --all-dtypes "
+                     "and --modes=eager,compiled, the shortest run that fills the coverage matrix")
     g.addoption("--relation-examples", type=int, default=None, metavar="N",
                 help="hypothesis inputs drawn per binding and relation (default 2, in float32; given, also in float64)")
     g.addoption("--fuzz", action="store_true",
@@ -89,6 +92,7 @@ class XentSession:
             raise pytest.UsageError(f"--frameworks: unknown framework {unknown[0]!r}; known: {', '.join(BUILTIN)}")
         self.device = opt("device")
         self.all_dtypes = opt("all_dtypes")
+        self.one_per_category = opt("one_per_category")
         self.fuzz = opt("fuzz")
         self.relation_examples = opt("relation_examples") or (300 if self.fuzz else 2)
         if self.relation_examples < 1:
@@ -175,13 +179,25 @@ class XentSession:
                     "capabilities": b.caps.as_dict()}
         return cache[framework]
 
+    def _chosen_cases(self) -> set[str]:
+        """The cases this run uses: all, or with --one-per-category the first of each (category, op,
+        target kind, layout), so every binding meets every category it can take."""
+        if not self.one_per_category:
+            return set(self.cases)
+        first: dict = {}
+        for case in self.cases.values():
+            for op in case.ops:
+                first.setdefault((case.category, op, case.target_kind, bool(case.channels_first)), case.name)
+        return set(first.values())
+
     def specs(self) -> list[CheckSpec]:
         """Every check to run: binding x case x mode x dtype x reduction x (value, grad), where the op matches."""
         out = []
+        chosen = self._chosen_cases()
         for fw in self.load_adapters():
             for b in self.bindings(fw).values():
                 for case in self.cases.values():
-                    if b.caps.op not in case.ops:
+                    if b.caps.op not in case.ops or case.name not in chosen:
                         continue
                     for mode in self.modes:
                         for dtype in (DTYPES if self.all_dtypes else case.dtypes):
@@ -195,8 +211,9 @@ class XentSession:
         the half-precision dtypes are recorded as unsupported with the reason)."""
         from .relations import RELATIONS
 
-        # the default run draws in float32 only (the budget); --fuzz or --relation-examples adds float64
-        dtypes = DTYPES if (self.fuzz or self.config.getoption("relation_examples")) else ("float16", "bfloat16", "float32")
+        # the default run draws in float32 only (the budget); --fuzz, --relation-examples or --all-dtypes adds float64
+        wide = self.fuzz or self.config.getoption("relation_examples") or self.all_dtypes
+        dtypes = DTYPES if wide else ("float16", "bfloat16", "float32")
         return [(fw, b, r.name, dt) for fw in self.load_adapters() for b in self.bindings(fw)
                 for r in RELATIONS for dt in dtypes]
 
@@ -270,12 +287,12 @@ class XentSession:
     def finish(self) -> list[str]:
         """Write results and report; returns the lines to print at the end of the run."""
         benchmarks = self.bench.section() if self.bench else None
-        if not self.records and not benchmarks and not self.stability:
+        if self.config.option.collectonly or (not self.records and not benchmarks and not self.stability):
             return []
         stale, unused = audit(self.registry, self.records, set(self.environment["frameworks"]), self.versions())
         opt = self.config.option
-        if getattr(opt, "keyword", "") or getattr(opt, "markexpr", ""):
-            # a -k/-m slice may leave out every input where an entry shows: report, do not fail
+        if getattr(opt, "keyword", "") or getattr(opt, "markexpr", "") or self.one_per_category:
+            # a slice may leave out every input where an entry shows: report, do not fail
             unused = []
             stale = []
             self.filtered_audit = True
@@ -291,7 +308,7 @@ class XentSession:
         lines += [f"xentcheck: STALE {s}" for s in stale]
         lines += [f"xentcheck: warning: {u}" for u in unused]
         if self.filtered_audit:
-            lines.append("xentcheck: expectations audit skipped: the run was filtered with -k/-m")
+            lines.append("xentcheck: expectations audit skipped: the run was a slice (-k, -m or --one-per-category)")
         try:
             write_atomic(self.results_path, json.dumps(doc, indent=1, allow_nan=False))
             from reports.html import render
