@@ -121,10 +121,9 @@ def run_check(adapter: Any, binding: Any, problem: Problem, check: str, *, regis
     math_ev = reference.evaluate(problem, conv, cot)
     vs_math = _compare(got, math_ev, check, dtype)
     rec["errors"] = vs_math.errors()
-    rec = _judge(rec, got, problem, check, conv, cot, math_ev, vs_math, dtype, registry, versions, mode)
+    judged_by = _judge(rec, got, problem, check, conv, cot, math_ev, vs_math, dtype, registry, versions, mode)
     if mode != "eager":
-        rec["vs_eager"] = _vs_eager(adapter, binding, problem, check, cot, got, rec.pop("_judged_by"), dtype, device)
-    rec.pop("_judged_by", None)
+        rec["vs_eager"] = _vs_eager(adapter, binding, problem, check, cot, got, judged_by, dtype, device)
     return _with_repro(rec, adapter, binding, problem, check, cot, conv, math_ev)
 
 
@@ -146,15 +145,15 @@ def _with_repro(rec: dict, adapter: Any, binding: Any, problem: Problem, check: 
 
 def _judge(rec: dict, got: np.ndarray, problem: Problem, check: str, conv: reference.Convention, cot,
            math_ev: reference.Evaluation, vs_math: Comparison, dtype: str, registry: Registry, versions: dict,
-           mode: str) -> dict:
-    """The outcome against the mathematics and the registry; ``_judged_by`` keeps the evaluation used."""
+           mode: str) -> reference.Evaluation:
+    """Set ``rec``'s outcome against the mathematics and the registry; return the evaluation it was
+    judged by (the registry's documented behaviour for a deviation, else the mathematics)."""
     framework, binding = rec["framework"], rec["binding"]
-    rec["_judged_by"] = math_ev
     entry = registry.find(framework, binding, problem.case, problem.category, problem.dtype, check, versions, mode)
     if entry is None:
         rec["outcome"] = "pass" if vs_math.ok else "fail"
         rec["reason"] = vs_math.detail
-        return rec
+        return math_ev
     rec["expectation"] = entry.id
     dev_ev = reference.evaluate(problem, entry.convention(conv), cot)
     dev_dtype = compute_dtype(entry.compute_dtype or dtype, dtype)
@@ -171,14 +170,13 @@ def _judge(rec: dict, got: np.ndarray, problem: Problem, check: str, conv: refer
                              f"where the documented policy {entry.expect} would differ; update the registry")
         else:
             rec["outcome"] = "pass"  # the policy makes no difference on this input
-        return rec
+        return math_ev
     if vs_policy.ok:
-        rec["_judged_by"] = dev_ev
         rec["outcome"] = "deviation"
         rec["reason"] = f"{entry.reason} (as documented: {entry.expect}); vs mathematics: {vs_math.detail}"
         rec["errors_vs_expectation"] = vs_policy.errors()
-        return rec
+        return dev_ev
     rec["outcome"] = "fail"
     rec["reason"] = (f"differs from the mathematics ({vs_math.detail}) and from expectation {entry.id!r} "
                      f"({vs_policy.detail})")
-    return rec
+    return math_ev
