@@ -153,3 +153,17 @@ def test_what_capabilities_rule_out_is_settled_without_running():
     bad = CASES["float_labels"].problem("softmax_ce", "float32", "none")
     assert "invalid input" in unsupported_reason(_binding("softmax_ce"), bad, "grad")
     assert unsupported_reason(_binding("softmax_ce"), bad, "value") is None
+
+
+def test_binary_losses_at_infinite_logits_take_the_limit_and_each_formula_its_own_nan():
+    z = np.array([[np.inf] * 3, [-np.inf] * 3])
+    t = np.array([[0.0, 0.5, 1.0]] * 2)
+    p = Problem(case="t", op="sigmoid_bce", dtype="float64", x=z, target=t, target_kind="soft")
+    limit = R.evaluate(p, R.MATH, np.ones(z.shape))
+    assert np.array_equal(limit.value, [[np.inf, np.inf, 0.0], [0.0, np.inf, np.inf]])
+    assert np.array_equal(limit.grad, [[1.0, 0.5, 0.0], [0.0, -0.5, -1.0]])
+    nan_where = {"max_shift": [[1, 1, 1], [1, 0, 0]], "linear": [[0, 0, 1], [1, 1, 1]], "products": [[0, 0, 1], [1, 0, 0]]}
+    for formula, mask in nan_where.items():
+        v = R.evaluate(p, R.Convention(sigmoid_formula=formula), np.ones(z.shape)).value
+        assert np.array_equal(np.isnan(v), np.array(mask, bool)), formula
+        assert np.array_equal(v[~np.isnan(v)], limit.value[~np.isnan(v)])  # elsewhere the limit

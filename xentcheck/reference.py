@@ -51,9 +51,11 @@ class Convention:
         Inductor's CPU code does), so the policies' constants are float32 constants there.
     grad_unit_target_sum: softmax_ce: the gradient is ``softmax(z) - y``, which assumes the target sums
         to 1 (the exact gradient is ``sum(y) softmax(z) - y``).
-    inf_logit_nan: a +-inf logit goes through the stable formula in IEEE arithmetic instead of to its
-        limit: softmax_ce rows with a +inf logit get a NaN gradient (``exp(inf - inf)``); sigmoid_bce's
-        ``max(z, 0) - z t + log1p(e^-|z|)`` gives NaN at z = +inf (and at -inf with t = 0).
+    inf_logit_nan: softmax_ce: a +inf logit goes through the max shift in IEEE arithmetic instead of to
+        its limit: ``inf - inf`` = NaN in the loss where the target has mass there, and in the whole
+        row's gradient.
+    sigmoid_formula: sigmoid_bce: the binding's stable formula (a key of ``SIGMOID_FORMULAS``), which
+        at a +-inf logit meets ``inf - inf`` or ``0 * inf`` where the limit is finite or infinite.
     log_grad_in_dtype: categorical_ce: the derivative of ``log q`` is the upstream gradient times ``1/q``
         held in the input dtype (autodiff of a plain log), which overflows in float16 below
         ``q = 2^-16``: the gradient turns inf/NaN where the exact one is finite.
@@ -74,6 +76,7 @@ class Convention:
     upcast_half: bool | None = None
     grad_unit_target_sum: bool | None = None
     inf_logit_nan: bool | None = None
+    sigmoid_formula: str | None = None
     log_grad_in_dtype: bool | None = None
 
     def constants_dtype(self, dtype: str) -> str:
@@ -84,11 +87,23 @@ class Convention:
         """The numerical policies in force (those that change the mathematics), by name."""
         names = ("prob_clip", "renormalize", "log_clamp", "log_epsilon", "mean_divisor_epsilon", "grad_denominator_floor", "zero_times_inf",
                  "empty_mean_zero", "empty_reduced_is_empty", "labels_in_dtype", "upcast_half",
-                 "grad_unit_target_sum", "inf_logit_nan", "log_grad_in_dtype")
+                 "grad_unit_target_sum", "inf_logit_nan", "log_grad_in_dtype", "sigmoid_formula")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
 MATH = Convention()
+
+#: The stable sigmoid-BCE formulas frameworks document or implement, evaluated as written (IEEE
+#: arithmetic): equal for finite logits, each with its own NaN at +-inf.
+SIGMOID_FORMULAS = {
+    # TensorFlow's documented max(x, 0) - x z + log(1 + exp(-|x|))
+    "max_shift": lambda z, t: np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))),
+    # (1 - t) z + softplus(-z), softplus(-z) = max(-z, 0) + log1p(exp(-|z|)) (PyTorch, tf.nn.weighted_*)
+    "linear": lambda z, t: (1 - t) * z + (np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z)))),
+    # -(t log sigmoid(z) + (1 - t) log sigmoid(-z)) as plain products (optax, the log_expit idiom)
+    "products": lambda z, t: -(t * -(np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z))))
+                               + (1 - t) * -(np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))))),
+}
 
 
 @dataclass(frozen=True)
@@ -313,9 +328,8 @@ def unreduced(problem: Problem, conv: Convention = MATH):
             if problem.op == "sigmoid_bce":
                 pw = problem.pos_weight if problem.pos_weight is not None else np.ones(1)
                 loss, grad, vsc, gsc = _sigmoid_bce(x, y, pw)
-                if conv.inf_logit_nan:  # max(z, 0) - z t + log1p(e^-|z|) in IEEE arithmetic at z = +-inf
-                    ieee = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
-                    loss = np.where(np.isinf(x), ieee, loss)
+                if conv.sigmoid_formula is not None:  # at z = +-inf, the binding's formula in IEEE arithmetic
+                    loss = np.where(np.isinf(x), SIGMOID_FORMULAS[conv.sigmoid_formula](x, y), loss)
             else:
                 loss, grad, vsc, gsc = _bce(x, y, conv, conv.constants_dtype(problem.dtype),
                                             t_rounded=bool(problem.label_smoothing))
