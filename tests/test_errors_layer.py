@@ -167,3 +167,19 @@ def test_binary_losses_at_infinite_logits_take_the_limit_and_each_formula_its_ow
         v = R.evaluate(p, R.Convention(sigmoid_formula=formula), np.ones(z.shape)).value
         assert np.array_equal(np.isnan(v), np.array(mask, bool)), formula
         assert np.array_equal(v[~np.isnan(v)], limit.value[~np.isnan(v)])  # elsewhere the limit
+
+
+def test_a_loss_cast_to_the_integer_target_dtype_is_checked_exactly(tmp_path):
+    class Truncating(MutantAdapter):  # computes the loss, then casts it like an int64 target
+        def run(self, binding, problem, **kw):
+            out = super().run(binding, replace(problem, malformed=None), **kw)
+            return type(out)(np.trunc(out.value), out.grad, "int64")
+
+    f = tmp_path / "e.toml"
+    f.write_text('[[expectation]]\nid = "i"\nframework = "honest"\nbindings = ["np.sigmoid_bce"]\n'
+                 'cases = ["int_binary_targets"]\nexpect = { invalid_targets = "int_truncated" }\n'
+                 'reason = "r"\nsource = "https://example.invalid"\n')
+    reg = load_registry([f])
+    assert _check(Truncating(), "int_binary_targets", "sigmoid_bce", registry=reg)["outcome"] == "deviation"
+    assert _check(Truncating(), "int_binary_targets", "sigmoid_bce")["outcome"] == "fail"
+    assert _check(HONEST, "int_binary_targets", "sigmoid_bce", registry=reg)["outcome"] == "fail"  # exact, not truncated

@@ -23,7 +23,8 @@ from .reference import Convention
 # (judged with that dtype's bound against the same oracle values).
 # invalid_targets: what a binding documents for invalid input instead of raising ("nan": an out-of-range
 # label's row is NaN; "wrap": a negative label counts from the end, as NumPy indexing does;
-# "broadcast": a dense target of another shape is broadcast against the input, elementwise).
+# "broadcast": a dense target of another shape is broadcast against the input, elementwise;
+# "int_truncated": with integer targets, the loss is returned cast to integers, truncated toward 0).
 _CONVENTION_KEYS = {f.name for f in fields(Convention)} - {"mean_by", "mean_last_axis"}
 _POLICY_KEYS = _CONVENTION_KEYS | {"compute_dtype", "invalid_targets"}
 _KEYS = {"id", "framework", "package", "bindings", "checks", "cases", "categories", "dtypes", "modes", "versions",

@@ -87,6 +87,15 @@ def judge_invalid_input(rec: dict, adapter: Any, binding: Any, problem: Problem,
         rec.update(outcome="fail", reason=f"{garbage}; the well-formed problem's loss has shape {ev.value.shape} "
                                           f"(silent garbage)"[:500])
         return rec
+    if documented == "int_truncated" and problem.malformed is not None:
+        # the loss computed, then cast to the integer target's dtype: truncated toward zero (where the
+        # exact loss is within its bound of an integer, either neighbour is accepted)
+        near = np.abs(ev.value - np.round(ev.value)) <= bound(ev.value_scale, dtype)
+        ok = bool(np.all((got == np.trunc(ev.value)) | near))
+        rec["outcome"] = "deviation" if ok else "fail"
+        rec["reason"] = (f"{entry.reason} (as documented: {entry.expect})" if ok else
+                         f"expectation {entry.id!r} says the loss truncated to integers for {what}: {garbage}")
+        return rec
     if problem.malformed is not None:
         c = compare(got, ev.value, bound(ev.value_scale, dtype))
         rec["errors"] = c.errors()
