@@ -30,7 +30,7 @@ class FrameworkAdapter:
     compile_whole_step = True
 
     def __init__(self) -> None:
-        self._compiled: dict[tuple, Output] = {}
+        self._steps: dict[tuple, tuple[Problem, Output]] = {}
 
     # -- primitives ---------------------------------------------------------------------------
     def asarray(self, a: np.ndarray, dtype: str, device: str) -> Any:
@@ -123,21 +123,24 @@ class FrameworkAdapter:
 
     def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
             mode: str = "eager", device: str = "cpu") -> Output:
-        if mode == "compiled" and binding.caps.grad:
-            # Compiling is the expensive part: one compiled value-and-gradient step serves both the value
-            # and the gradient check of a problem (the training path); a step that fails to compile with
-            # the gradient falls back to a forward-only compile for the value check.
-            key = (binding.name, id(problem), problem.case, device)
-            if key not in self._compiled:
+        if binding.caps.grad:
+            # One value-and-gradient step (the training path) serves both the value and the gradient
+            # check of a problem: compiling is the expensive part of the compiled mode, and JAX's eager
+            # dispatch compiles every primitive per shape. A step whose gradient fails falls back to a
+            # forward-only call for the value check.
+            key = (binding.name, id(problem), device, mode,
+                   None if cotangent is None else np.asarray(cotangent).tobytes())
+            hit = self._steps.get(key)
+            if hit is None or hit[0] is not problem:  # the cache holds the problem: its id cannot be reused
                 try:
-                    self._compiled[key] = self._run(binding, problem, True, cotangent, mode, device)
+                    hit = self._steps[key] = (problem, self._run(binding, problem, True, cotangent, mode, device))
                 except Exception:
                     if grad:
                         raise
                     return self._run(binding, problem, False, cotangent, mode, device)
-                while len(self._compiled) > 8:  # value and grad checks of one problem run side by side
-                    self._compiled.pop(next(iter(self._compiled)))
-            out = self._compiled[key]
+                while len(self._steps) > 8:  # value and grad checks of one problem run side by side
+                    self._steps.pop(next(iter(self._steps)))
+            out = hit[1]
             return out if grad else Output(out.value, None, out.dtype)
         return self._run(binding, problem, grad, cotangent, mode, device)
 
