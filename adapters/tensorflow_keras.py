@@ -2,7 +2,8 @@
 
 Keras losses are bound in class form and function form, each with ``from_logits`` both ways; the
 class form gets ``dtype=`` the case dtype so float64 inputs are computed in float64 (without it
-Keras casts to its float32 default). Class axis last everywhere.
+Keras casts to its float32 default). Class axis last, except for channels-first problems, which move
+it to axis 1 and say axis=1 where the API takes it.
 """
 from __future__ import annotations
 

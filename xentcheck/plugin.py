@@ -41,8 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="execution modes to check: eager (default), compiled (torch.compile, "
                      "tf.function(jit_compile=True), jax.jit; one compile per binding and problem), or both")
     g.addoption("--all-dtypes", action="store_true",
-                help="run every case in float16, bfloat16, float32 and float64 (default: the dtypes each case "
-                     "declares; every category has a case in all four)")
+                help="run every case in float16, bfloat16, float32 and float64, and the relations in float64 "
+                     "(default: the dtypes each case declares)")
     g.addoption("--one-per-category", action="store_true",
                 help="run only the first case of each category for each op and target kind: with --all-dtypes "
                      "and --modes=eager,compiled, the shortest run that fills the coverage matrix")
@@ -287,7 +287,7 @@ class XentSession:
     def finish(self) -> list[str]:
         """Write results and report; returns the lines to print at the end of the run."""
         benchmarks = self.bench.section() if self.bench else None
-        if self.config.option.collectonly or (not self.records and not benchmarks and not self.stability):
+        if not self.records and not benchmarks and not self.stability:
             return []
         stale, unused = audit(self.registry, self.records, set(self.environment["frameworks"]), self.versions())
         opt = self.config.option
@@ -349,8 +349,8 @@ class XentSession:
         """Settle the checks that the bindings' declared capabilities rule out without running them: their
         ``unsupported`` records (with the reason) are written now, and they are not pytest items (two
         thirds of all checks; a skipped item costs milliseconds). pytest-xdist workers keep them as
-        items, since only the controller writes records."""
-        if self.is_worker:
+        items, since only the controller writes records; --collect-only lists every check."""
+        if self.is_worker or config.option.collectonly:
             return
         keep, settled = [], 0
         for item in items:
