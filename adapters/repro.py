@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from xentcheck.problem import Problem
+from xentcheck.problem import OPTIONS, Problem
 
 #: snippets carry their inputs literally; larger problems are not worth pasting
 MAX_ELEMENTS = 4096
@@ -56,8 +56,7 @@ def snippet(dialect: Dialect, call: str, problem: Problem, check: str, *, mode: 
         lines.append(f"{name} = {dialect.array(_literal(v), dt) if v is not None else None}")
     lines.append(f"ignore_index = {p.ignore_index}")
     lines.append(f"label_smoothing = {p.label_smoothing}")
-    used = [opt for opt in ("class_weight", "sample_weight", "pos_weight", "ignore_index", "label_smoothing",
-                            "channels_first") if opt in p.options_used() and opt in dialect.options]
+    used = [opt for opt in OPTIONS if opt in p.options_used() and opt in dialect.options]
     opts = "".join(f", {dialect.options[o]}" for o in used)
     red = repr(p.reduction)
     moved = p.channels_first or (p.spatial and dialect.native_channels_first)

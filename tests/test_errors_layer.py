@@ -26,6 +26,14 @@ def _check(adapter, case, op, reduction="none", registry=Registry(), dtype="floa
     return run_check(adapter, _binding(op), p, "value", registry=registry, versions=adapter.environment())
 
 
+def _entry(tmp_path, binding: str, case: str, expect: str):
+    """A registry of one entry for the honest implementation's ``binding`` on ``case``."""
+    f = tmp_path / "e.toml"
+    f.write_text(f'[[expectation]]\nid = "e"\nframework = "honest"\nbindings = ["{binding}"]\ncases = ["{case}"]\n'
+                 f'expect = {expect}\nreason = "r"\nsource = "https://example.invalid"\n')
+    return load_registry([f])
+
+
 class Lenient(MutantAdapter):
     """Takes whatever target it is handed, as libraries without input checks do: floats as labels
     (truncated), a shorter target by dropping examples, a squeezed target by NumPy broadcasting."""
@@ -78,11 +86,7 @@ def test_silent_garbage_fails_and_a_documented_broadcast_deviates(tmp_path):
     assert rec["outcome"] == "fail" and "silent garbage" in rec["reason"]
     rec = _check(lenient, "binary_targets_squeezed", "bce")  # (4, 1) with (4,) -> (4, 4)
     assert rec["outcome"] == "fail" and "(4, 4)" in rec["reason"]
-    f = tmp_path / "e.toml"
-    f.write_text('[[expectation]]\nid = "b"\nframework = "honest"\nbindings = ["np.bce"]\n'
-                 'cases = ["binary_targets_squeezed"]\nexpect = { invalid_targets = "broadcast" }\n'
-                 'reason = "r"\nsource = "https://example.invalid"\n')
-    reg = load_registry([f])
+    reg = _entry(tmp_path, "np.bce", "binary_targets_squeezed", '{ invalid_targets = "broadcast" }')
     for red in ("none", "mean"):
         assert _check(lenient, "binary_targets_squeezed", "bce", red, reg)["outcome"] == "deviation"
     rec = _check(HONEST, "binary_targets_squeezed", "bce", "none", reg)
@@ -175,11 +179,7 @@ def test_a_loss_cast_to_the_integer_target_dtype_is_checked_exactly(tmp_path):
             out = super().run(binding, replace(problem, malformed=None), **kw)
             return type(out)(np.trunc(out.value), out.grad, "int64")
 
-    f = tmp_path / "e.toml"
-    f.write_text('[[expectation]]\nid = "i"\nframework = "honest"\nbindings = ["np.sigmoid_bce"]\n'
-                 'cases = ["int_binary_targets"]\nexpect = { invalid_targets = "int_truncated" }\n'
-                 'reason = "r"\nsource = "https://example.invalid"\n')
-    reg = load_registry([f])
+    reg = _entry(tmp_path, "np.sigmoid_bce", "int_binary_targets", '{ invalid_targets = "int_truncated" }')
     assert _check(Truncating(), "int_binary_targets", "sigmoid_bce", registry=reg)["outcome"] == "deviation"
     assert _check(Truncating(), "int_binary_targets", "sigmoid_bce")["outcome"] == "fail"
     assert _check(HONEST, "int_binary_targets", "sigmoid_bce", registry=reg)["outcome"] == "fail"  # exact, not truncated

@@ -76,7 +76,7 @@ def unsupported_reason(binding: Any, problem: Problem, check: str, mode: str = "
     reason = binding.caps.why_unsupported(problem, mode=mode, device=device)
     if reason is None and check == "grad" and not binding.caps.grad:
         reason = "no gradient: the framework has no autodiff for this API"
-    if reason is None and check == "grad" and (problem.invalid_target is not None or problem.malformed is not None):
+    if reason is None and check == "grad" and problem.invalid_input:
         reason = "gradients are not checked for invalid input (the errors layer judges what the call does)"
     return reason
 
@@ -102,7 +102,7 @@ def run_check(adapter: Any, binding: Any, problem: Problem, check: str, *, regis
     if reason is not None:
         rec["reason"] = reason
         return rec
-    if problem.invalid_target is not None or problem.malformed is not None:
+    if problem.invalid_input:
         return judge_invalid_input(rec, adapter, binding, problem, registry, versions, mode, device)
     conv = binding.convention_for(problem)
     cot = cotangent_for(problem, conv)

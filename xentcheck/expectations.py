@@ -17,7 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from .declarations import tables
-from .reference import Convention
+from .reference import POLICIES, Convention
 
 # Oracle policies an entry may expect, plus compute_dtype: "the result has the precision of this dtype"
 # (judged with that dtype's bound against the same oracle values).
@@ -25,7 +25,7 @@ from .reference import Convention
 # label's row is NaN; "wrap": a negative label counts from the end, as NumPy indexing does;
 # "broadcast": a dense target of another shape is broadcast against the input, elementwise;
 # "int_truncated": with integer targets, the loss is returned cast to integers, truncated toward 0).
-_CONVENTION_KEYS = {f.name for f in fields(Convention)} - {"mean_by", "mean_last_axis"}
+_CONVENTION_KEYS = set(POLICIES)
 _POLICY_KEYS = _CONVENTION_KEYS | {"compute_dtype", "invalid_targets"}
 _KEYS = {"id", "framework", "package", "bindings", "checks", "cases", "categories", "dtypes", "modes", "versions",
          "expect", "reason", "source"}

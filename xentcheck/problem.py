@@ -96,6 +96,11 @@ class Problem:
         return t, as_index
 
     @property
+    def invalid_input(self) -> bool:
+        """True for the errors layer's problems: an out-of-range label or a malformed target."""
+        return self.invalid_target is not None or self.malformed is not None
+
+    @property
     def has_loss(self) -> bool:
         """False when no loss exists (an out-of-range label, a missing example): raising is the only right answer
         for the invalid part; a malformed but unambiguous target still has the loss of the well-formed one."""

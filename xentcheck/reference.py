@@ -15,7 +15,7 @@ A :class:`Convention` carries what a binding documents about itself: how its mea
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -85,25 +85,12 @@ class Convention:
 
     def policies(self) -> dict:
         """The numerical policies in force (those that change the mathematics), by name."""
-        names = ("prob_clip", "renormalize", "log_clamp", "log_epsilon", "mean_divisor_epsilon", "grad_denominator_floor", "zero_times_inf",
-                 "empty_mean_zero", "empty_reduced_is_empty", "labels_in_dtype", "upcast_half",
-                 "grad_unit_target_sum", "inf_logit_nan", "log_grad_in_dtype", "sigmoid_formula")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {n: getattr(self, n) for n in POLICIES if getattr(self, n) is not None}
 
 
+#: the Convention fields that are numerical policies (every field but what the binding's mean divides by)
+POLICIES = tuple(f.name for f in fields(Convention) if f.name not in ("mean_by", "mean_last_axis"))
 MATH = Convention()
-
-#: The stable sigmoid-BCE formulas frameworks document or implement, evaluated as written (IEEE
-#: arithmetic): equal for finite logits, each with its own NaN at +-inf.
-SIGMOID_FORMULAS = {
-    # TensorFlow's documented max(x, 0) - x z + log(1 + exp(-|x|))
-    "max_shift": lambda z, t: np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))),
-    # (1 - t) z + softplus(-z), softplus(-z) = max(-z, 0) + log1p(exp(-|z|)) (PyTorch, tf.nn.weighted_*)
-    "linear": lambda z, t: (1 - t) * z + (np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z)))),
-    # -(t log sigmoid(z) + (1 - t) log sigmoid(-z)) as plain products (optax, the log_expit idiom)
-    "products": lambda z, t: -(t * -(np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z))))
-                               + (1 - t) * -(np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))))),
-}
 
 
 @dataclass(frozen=True)
@@ -218,6 +205,18 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str):
 
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+#: The stable sigmoid-BCE formulas frameworks document or implement, evaluated as written (IEEE
+#: arithmetic): equal for finite logits, each with its own NaN at +-inf.
+SIGMOID_FORMULAS = {
+    # TensorFlow's documented max(x, 0) - x z + log(1 + exp(-|x|))
+    "max_shift": lambda z, t: np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))),
+    # (1 - t) z + softplus(-z) (PyTorch, tf.nn.weighted_cross_entropy_with_logits)
+    "linear": lambda z, t: (1 - t) * z + _softplus(-z),
+    # -(t log sigmoid(z) + (1 - t) log sigmoid(-z)) as plain products (optax, the log_expit idiom)
+    "products": lambda z, t: t * _softplus(-z) + (1 - t) * _softplus(z),
+}
 
 
 def _sigmoid_bce(z: np.ndarray, t: np.ndarray, pw: np.ndarray):
