@@ -1,2 +1,3 @@
-"""xentcheck: the conformance suite runs as a pytest plugin (options: see `pytest --help`, group xentcheck)."""
-pytest_plugins = ["xentcheck.plugin"]
+"""xentcheck: the conformance suite runs as a pytest plugin (``suites/plugin``; its options are the
+``xentcheck`` group of ``pytest --help``)."""
+pytest_plugins = ["suites.plugin"]

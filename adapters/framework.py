@@ -7,8 +7,9 @@ same for all.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,8 @@ class FrameworkAdapter:
 
         t, as_index = problem.handed_target()
         target = self.asindex(t, device) if as_index else conv(t)
-        return Inputs(problem, target, conv(problem.class_weight), conv(problem.sample_weight), conv(problem.pos_weight))
+        return Inputs(problem, target, conv(problem.class_weight), conv(problem.sample_weight),
+                      conv(problem.pos_weight))
 
     def prepare(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None = None,
                 mode: str = "eager", device: str = "cpu") -> Callable[[], Any]:

@@ -157,7 +157,8 @@ class JaxAdapter(FrameworkAdapter):
         """Candidates for the floor's exp throughput (name -> factory(n, dtype))."""
         def jitted(n, dtype):
             a = self.asarray(np.random.default_rng(0).random(n), dtype, device)
-            return lambda f=jax.jit(jnp.exp): f(a).block_until_ready()
+            f = jax.jit(jnp.exp)
+            return lambda: f(a).block_until_ready()
 
         return {"jax.jit(jnp.exp)": jitted}
 

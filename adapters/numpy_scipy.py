@@ -30,7 +30,8 @@ def _labels(inp: Inputs, num_classes: int) -> np.ndarray:
     """Index targets, rejected when out of range: NumPy indexing would wrap -1 to the last class."""
     t = inp.target
     if np.any((t < 0) | (t >= num_classes)):
-        raise ValueError(f"labels must be in [0, {num_classes}); got {sorted(set(t[(t < 0) | (t >= num_classes)].tolist()))}")
+        bad = sorted(set(t[(t < 0) | (t >= num_classes)].tolist()))
+        raise ValueError(f"labels must be in [0, {num_classes}); got {bad}")
     return t
 
 
@@ -102,19 +103,20 @@ def _sklearn_log_loss(p, inp):
 def _bindings() -> list[Binding]:
     out = [
         Binding("log_softmax", "scipy.special.log_softmax",
-                Capabilities("softmax_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False), _log_softmax_ce, WEIGHTED_MEAN,
-                "-sum(y * log_softmax(z)) (take_along_axis for index targets)"),
+                Capabilities("softmax_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False), _log_softmax_ce,
+                WEIGHTED_MEAN, "-sum(y * log_softmax(z)) (take_along_axis for index targets)"),
         Binding("logsumexp", "scipy.special.logsumexp",
-                Capabilities("softmax_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False), _logsumexp_ce, WEIGHTED_MEAN,
-                "sum(y * (logsumexp(z) - z)) over classes with target mass"),
+                Capabilities("softmax_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False), _logsumexp_ce,
+                WEIGHTED_MEAN, "sum(y * (logsumexp(z) - z)) over classes with target mass"),
         Binding("xlogy_categorical", "scipy.special.xlogy",
-                Capabilities("categorical_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False), _xlogy_categorical,
-                WEIGHTED_MEAN, "-sum(xlogy(y, p))"),
+                Capabilities("categorical_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False),
+                _xlogy_categorical, WEIGHTED_MEAN, "-sum(xlogy(y, p))"),
         Binding("xlogy_binary", "scipy.special.xlogy",
                 Capabilities("bce", BINARY, options=OPTS, dtypes=DTYPES, grad=False), _xlogy_binary, WEIGHTED_MEAN,
                 "-(xlogy(t, p) + xlogy(1 - t, 1 - p))"),
         Binding("log_expit", "scipy.special.log_expit",
-                Capabilities("sigmoid_bce", BINARY, options=OPTS | {"pos_weight"}, dtypes=DTYPES, grad=False), _log_expit_binary,
+                Capabilities("sigmoid_bce", BINARY, options=OPTS | {"pos_weight"}, dtypes=DTYPES, grad=False),
+                _log_expit_binary,
                 WEIGHTED_MEAN, "-(pw * t * log_expit(z) + (1 - t) * log_expit(-z))"),
     ]
     if importlib.util.find_spec("sklearn") is not None:

@@ -5,7 +5,6 @@ inside the differentiated function, so gradients come back in the canonical layo
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -186,7 +185,8 @@ class TorchAdapter(FrameworkAdapter):
 
         def compiled(n, dtype):
             a = torch.rand(n, dtype=_TORCH_DTYPES[dtype], device=device)
-            return lambda f=torch.compile(torch.exp, dynamic=False): self.block(f(a))
+            f = torch.compile(torch.exp, dynamic=False)
+            return lambda: self.block(f(a))
 
         return {"torch.exp": eager, "torch.compile(torch.exp)": compiled}
 

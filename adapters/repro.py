@@ -11,8 +11,8 @@ and ends with what xentcheck's oracle expects.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

@@ -38,8 +38,10 @@ _KERAS2 = int(keras.__version__.split(".")[0]) < 3
 _KERAS_REDUCTION = {"none": "none" if _KERAS2 else None, "sum": "sum", "mean": "sum_over_batch_size"}
 _KERAS_DTYPE = "" if _KERAS2 else ", dtype=x.dtype.name"
 # the same two mappings, spelled in reproduction snippets (format strings: doubled braces)
-_V1_CALL = "{{'none': tf.compat.v1.losses.Reduction.NONE, 'sum': tf.compat.v1.losses.Reduction.SUM, 'mean': tf.compat.v1.losses.Reduction.SUM_BY_NONZERO_WEIGHTS}}[{reduction}]"
-_KERAS_CALL = "{{'none': %r, 'sum': 'sum', 'mean': 'sum_over_batch_size'}}[{reduction}]" % _KERAS_REDUCTION["none"]
+_V1_CALL = ("{{'none': tf.compat.v1.losses.Reduction.NONE, 'sum': tf.compat.v1.losses.Reduction.SUM, "
+            "'mean': tf.compat.v1.losses.Reduction.SUM_BY_NONZERO_WEIGHTS}}[{reduction}]")
+_KERAS_CALL = ("{{'none': " + repr(_KERAS_REDUCTION["none"])
+               + ", 'sum': 'sum', 'mean': 'sum_over_batch_size'}}[{reduction}]")
 
 
 def _class_axis(x, i: Inputs, dense_target: bool) -> tuple:
@@ -189,7 +191,8 @@ class TensorflowAdapter(FrameworkAdapter):
              "grad = tape.gradient(loss, x, output_gradients=cot)",
         options={"label_smoothing": "label_smoothing=label_smoothing", "ignore_index": "ignore_class=ignore_index",
                  "channels_first": "axis=1"},
-        channels_first=lambda name: f"tf.transpose({name}, [0, {name}.shape.rank - 1, *range(1, {name}.shape.rank - 1)])",
+        channels_first=lambda name: (f"tf.transpose({name}, "
+                                     f"[0, {name}.shape.rank - 1, *range(1, {name}.shape.rank - 1)])"),
         compile="loss_fn = tf.function(loss_fn, jit_compile=True)")
 
     def environment(self) -> dict:
@@ -272,7 +275,8 @@ class TensorflowAdapter(FrameworkAdapter):
 
         def xla(n, dtype):
             a = self.asarray(np.random.default_rng(0).random(n), dtype, device)
-            return lambda f=tf.function(tf.exp, jit_compile=True): self.block(f(a))
+            f = tf.function(tf.exp, jit_compile=True)
+            return lambda: self.block(f(a))
 
         return {"tf.exp": eager, "tf.function(tf.exp, jit_compile=True)": xla}
 

@@ -6,14 +6,15 @@ and the key.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from xentcheck.declarations import tables
-from xentcheck.problem import CATEGORICAL_OPS, DTYPES, MALFORMED, OPS, REDUCTIONS, Problem, round_to
+from xentcheck.declarations import check, tables
+from xentcheck.problem import CATEGORICAL_OPS, MALFORMED, Problem, round_to
+
+from .schema import case_schema
 
 CATALOG_DIR = Path(__file__).resolve().parent
 
@@ -38,12 +39,7 @@ CATEGORIES = (
     "invalid targets",
 )
 
-_KEYS = {
-    "name", "category", "description", "ops", "shape", "seed", "logits", "probs", "targets",
-    "reductions", "dtypes", "class_weight", "sample_weight", "pos_weight", "ignore_index",
-    "ignore_fraction", "label_smoothing", "mask", "poison", "invalid", "channels_first",
-}
-_TARGET_KINDS = ("index", "onehot", "soft", "binary")
+SCHEMA = case_schema(CATEGORIES)
 
 
 class CaseError(ValueError):
@@ -114,8 +110,9 @@ class Case:
         ignore = None
         if self.ignore_index is not None and kind == "index":
             ignore = int(self.ignore_index)
-            drop = np.random.default_rng(self.seed + 1).random(target.shape) < self.ignore_fraction
-            target = np.where(drop, ignore, target)
+            if "values" not in self.targets:  # explicit labels are never rewritten: they say what is ignored
+                drop = np.random.default_rng(self.seed + 1).random(target.shape) < self.ignore_fraction
+                target = np.where(drop, ignore, target)
         invalid = None
         if self.invalid is not None and "value" in self.invalid and kind == "index":
             invalid = int(self.invalid["value"])
@@ -141,13 +138,10 @@ def _array(spec: dict, shape, rng: np.random.Generator, what: str) -> np.ndarray
         if a.shape != tuple(shape):
             raise CaseError(f"{what}.values has shape {a.shape}, expected shape {tuple(shape)}")
         return a
-    dist = spec.get("dist", "normal")
-    if dist == "normal":
+    if spec.get("dist", "normal") == "normal":
         a = rng.normal(0.0, float(spec.get("scale", 1.0)), size=shape)
-    elif dist == "uniform":
+    else:  # the schema allows only normal and uniform
         a = rng.uniform(float(spec.get("low", 0.0)), float(spec.get("high", 1.0)), size=shape)
-    else:
-        raise CaseError(f"{what}.dist is {dist!r}; expected 'normal', 'uniform' or a 'values' list")
     if "row_scales" in spec:  # rows of very different scale in one batch
         scales = np.asarray(spec["row_scales"], dtype=np.float64)
         a = a * np.resize(scales, shape[0]).reshape((shape[0],) + (1,) * (len(shape) - 1))
@@ -215,9 +209,7 @@ def _targets(spec: dict, shape, categorical: bool, rng: np.random.Generator):
         return y, "soft"
     if kind == "soft":
         return rng.uniform(0.0, 1.0, size=shape), "soft"
-    if kind == "binary":
-        return (rng.random(shape) < float(spec.get("p", 0.5))).astype(np.float64), "binary"
-    raise CaseError(f"targets.kind is {kind!r}; expected one of {_TARGET_KINDS}")
+    return (rng.random(shape) < float(spec.get("p", 0.5))).astype(np.float64), "binary"
 
 
 def _weights(spec, shape, rng: np.random.Generator, dtype: str) -> np.ndarray | None:
@@ -234,60 +226,42 @@ def _weights(spec, shape, rng: np.random.Generator, dtype: str) -> np.ndarray | 
 
 
 def _check(entry: dict, where: str) -> Case:
-    unknown = set(entry) - _KEYS
-    if unknown:
-        raise CaseError(f"{where}: unknown key {sorted(unknown)[0]!r}; known keys: {', '.join(sorted(_KEYS))}")
-    for key in ("name", "category", "ops", "shape", "seed", "targets"):
-        if key not in entry:
-            raise CaseError(f"{where}: missing required key {key!r}")
-    if not re.fullmatch(r"[a-z0-9_]+", str(entry["name"])):
-        raise CaseError(f"{where}: name must be lower-case letters, digits and '_' (it is part of test ids)")
-    if entry["category"] not in CATEGORIES:
-        raise CaseError(f"{where}: category {entry['category']!r} is not one of: {', '.join(CATEGORIES)}")
-    for op in entry["ops"]:
-        if op not in OPS:
-            raise CaseError(f"{where}: op {op!r} is not one of {OPS}")
-    for r in entry.get("reductions", ()):
-        if r not in REDUCTIONS:
-            raise CaseError(f"{where}: reduction {r!r} is not one of {REDUCTIONS}")
-    for d in entry.get("dtypes", ()):
-        if d not in DTYPES:
-            raise CaseError(f"{where}: dtype {d!r} is not one of {DTYPES}")
-    if not isinstance(entry["targets"], dict) or entry["targets"].get("kind", "index") not in _TARGET_KINDS:
-        raise CaseError(f"{where}: targets must be a table with kind one of {_TARGET_KINDS}")
+    """A validated case: the schema (keys, types, ranges), then the rules that tie keys together."""
+    check(entry, SCHEMA, where, CaseError)
     kind = entry["targets"].get("kind", "index")
+    shape = tuple(entry["shape"])
     categorical = [op in CATEGORICAL_OPS for op in entry["ops"]]
     if kind in ("index", "onehot") and not all(categorical):
         raise CaseError(f"{where}: targets.kind {kind!r} needs categorical ops only (softmax_ce, categorical_ce)")
     if kind == "binary" and any(categorical):
         raise CaseError(f"{where}: targets.kind 'binary' needs binary ops only (sigmoid_bce, bce)")
+    if "values" in entry["targets"]:
+        want = shape[:-1] if kind == "index" else shape
+        got = np.shape(entry["targets"]["values"])
+        if got != want:
+            raise CaseError(f"{where}: targets.values has shape {got}, expected {want} for {kind} targets of "
+                            f"an input of shape {shape}")
     invalid = entry.get("invalid")
     if invalid is not None:
-        if not isinstance(invalid, dict) or ("value" in invalid) == ("form" in invalid):
+        if ("value" in invalid) == ("form" in invalid):
             raise CaseError(f"{where}: invalid needs either value (with rows) or form (one of {', '.join(MALFORMED)})")
         if "value" in invalid and (kind != "index" or "rows" not in invalid):
             raise CaseError(f"{where}: invalid.value plants a label: it needs index targets and invalid.rows")
-        if "form" in invalid and invalid["form"] not in MALFORMED:
-            raise CaseError(f"{where}: invalid.form {invalid['form']!r} is not one of {', '.join(MALFORMED)}")
         if invalid.get("form") == "float_labels" and kind != "index":
             raise CaseError(f"{where}: invalid.form 'float_labels' needs index targets")
         if invalid.get("form") == "int_targets" and kind == "index":
             raise CaseError(f"{where}: invalid.form 'int_targets' needs dense targets (onehot, binary)")
-        if invalid.get("form") == "target_rank" and kind != "index" and entry["shape"][-1] != 1:
+        if invalid.get("form") == "target_rank" and kind != "index" and shape[-1] != 1:
             raise CaseError(f"{where}: invalid.form 'target_rank' with dense targets needs a last axis of 1")
-    if entry.get("channels_first") and (len(entry["shape"]) < 3 or not all(categorical)):
+    if entry.get("channels_first") and (len(shape) < 3 or not all(categorical)):
         raise CaseError(f"{where}: channels_first needs categorical ops and a spatial shape [N, d1, ..., C]")
-    if "logits" not in entry and "probs" not in entry:
-        raise CaseError(f"{where}: needs 'logits' or 'probs'")
     if "logits" not in entry and set(entry["ops"]) & {"softmax_ce", "sigmoid_bce"}:
         raise CaseError(f"{where}: logit ops need 'logits'")
-    kw = dict(entry)
-    kw["ops"] = tuple(kw["ops"])
-    kw["shape"] = tuple(int(s) for s in kw["shape"])
+    kw = {k: v for k, v in entry.items() if k != "description"}
+    kw["ops"], kw["shape"] = tuple(kw["ops"]), shape
     for key in ("reductions", "dtypes"):
         if key in kw:
             kw[key] = tuple(kw[key])
-    kw.pop("description", None)
     case = Case(description=entry.get("description", ""), source=where, **kw)
     try:  # materialise once so that shape or value errors surface at load time, not mid-run
         for op in case.ops:

@@ -1,1 +1,1 @@
-"""Reports: HTML pages (and later diffs) built from results files only; never imports a framework."""
+"""Reports: the HTML page, diffs and history, built from results files only; never imports a framework."""

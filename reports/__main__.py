@@ -8,9 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xentcheck.results import ResultsError, load, write_atomic
-
 from xentcheck.bench import stats
+from xentcheck.results import ResultsError, load, write_atomic
 
 from .diff import diff, lines
 from .html import render

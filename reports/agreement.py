@@ -11,33 +11,37 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from xentcheck.records import Results, StabilityPoint
+
+
 def _same(a, b) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return a == b
     return a == b or abs(a - b) <= 1e-6 * max(abs(a), abs(b))
 
 
-def _agree(p: dict, q: dict, check: str) -> bool | None:
+def _agree(p: StabilityPoint, q: StabilityPoint, check: str) -> bool | None:
     key = f"{check}_status"
-    if key not in p or key not in q:
+    sp, sq = getattr(p, key), getattr(q, key)
+    if sp is None or sq is None:
         return None
-    if p[key] == q[key] == "ok":
+    if sp == sq == "ok":
         return True
     if check == "value":  # the losses are in the records: compare the numbers
-        return _same(p["value"], q["value"])
+        return _same(p.value, q.value)
     # gradients: only their errors are recorded; the same miss (inf, NaN, the same documented
     # behaviour, or the same error) counts as agreement
-    return p[key] == q[key] and _same(p["grad_units"], q["grad_units"])
+    return sp == sq and _same(p.grad_units, q.grad_units)
 
 
-def agreement(docs: list[dict]) -> list[dict]:
+def agreement(docs: list[Results]) -> list[dict]:
     """Per op: the bindings (rows and columns) and, per pair, the disagreeing points out of those compared."""
     by_op: dict = defaultdict(dict)
     for d in docs:
-        for r in d.get("stability", []):
-            if r["outcome"] == "ok":
-                label = f"{r.get('run') or r['framework']}: {r['binding']}"
-                by_op[r["op"]].setdefault(label, {})[(r["axis"], r["dtype"])] = {p["x"]: p for p in r["points"]}
+        for r in d.stability:
+            if r.outcome == "ok":
+                label = f"{r.run or r.framework}: {r.binding}"
+                by_op[r.op].setdefault(label, {})[(r.axis, r.dtype)] = {p.x: p for p in r.points}
     out = []
     for op, sweeps in sorted(by_op.items()):
         names = sorted(sweeps)

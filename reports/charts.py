@@ -11,8 +11,10 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from xentcheck.problem import DTYPES as DTYPE_ORDER
+from xentcheck.records import Results, StabilityRecord
+
 VENDOR = Path(__file__).with_name("vendor") / "uplot"
-DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 #: where the charts draw errors of 0 (floor) and non-finite results (ceiling), in tolerance units
 FLOOR, CEILING = 1e-3, 1e6
 #: one line style per framework, so series that share a colour stay apart
@@ -59,27 +61,27 @@ def _style(i: int, framework: str) -> dict:
     return {"color": PALETTE[i % len(PALETTE)], "dash": DASHES.get(framework, [])}
 
 
-def _stability_chart(records: list[dict], check: str, axis: str, dtype: str, x_label: str) -> dict:
-    positives = [p["x"] for r in records for p in r["points"] if p["x"] > 0]
+def _stability_chart(records: list[StabilityRecord], check: str, axis: str, dtype: str, x_label: str) -> dict:
+    positives = [p.x for r in records for p in r.points if p.x > 0]
     zero_at = _log(min(positives)) - 1 if positives else 0.0  # log10 of where exactly 0 is drawn
-    if any(p["x"] == 0 for r in records for p in r["points"]):
+    if any(p.x == 0 for r in records for p in r.points):
         x_label += "; exactly 0 is drawn one decade left of the smallest point"
     series = []
-    for i, r in enumerate(sorted(records, key=lambda r: (r["framework"], r.get("run", ""), r["binding"]))):
+    for i, r in enumerate(sorted(records, key=lambda r: (r.framework, r.run, r.binding))):
         pts = {}
-        for p in r["points"]:
-            status = p.get(f"{check}_status")
+        for p in r.points:
+            status = getattr(p, f"{check}_status")
             if status is None:
                 continue
-            x = _log(p["x"]) if p["x"] > 0 else zero_at
-            units = p[f"{check}_units"]
+            x = _log(p.x) if p.x > 0 else zero_at
+            units = getattr(p, f"{check}_units")
             note = f"{_num(units)} tol ({status})"
             if check == "value":
-                note += f"; value {_num(p['value'])}, exact {_num(p['reference'])}"
+                note += f"; value {_num(p.value)}, exact {_num(p.reference)}"
             pts[x] = (_y(units, status), note)
         if pts:
-            series.append({"label": f"{r.get('run') or r['framework']}: {r['binding']}", "points": pts,
-                           **_style(i, r["framework"])})
+            series.append({"label": f"{r.run or r.framework}: {r.binding}", "points": pts,
+                           **_style(i, r.framework)})
     xs, series = _aligned(series)
     return {"id": f"stability-{axis}-{dtype}-{check}", "tab": f"{dtype} {'loss' if check == 'value' else 'gradient'}",
             "title": f"{axis.replace('_', ' ')}: {'loss' if check == 'value' else 'gradient'} error, {dtype}",
@@ -87,16 +89,16 @@ def _stability_chart(records: list[dict], check: str, axis: str, dtype: str, x_l
             "bound": 0.0, "y_range": [_log(FLOOR) - 0.3, _log(CEILING) + 0.5]}
 
 
-def stability_charts(docs: list[dict]) -> list[dict]:
+def stability_charts(docs: list[Results]) -> list[dict]:
     """One group per axis, with one chart per dtype and check (value, gradient)."""
     by_axis: dict = defaultdict(lambda: defaultdict(list))
     for d in docs:
-        for r in d.get("stability", []):
-            if r["outcome"] == "ok":
-                by_axis[r["axis"]][r["dtype"]].append(r)
+        for r in d.stability:
+            if r.outcome == "ok":
+                by_axis[r.axis][r.dtype].append(r)
     groups = []
     for axis, by_dtype in sorted(by_axis.items()):
-        label = next(iter(by_dtype.values()))[0]["label"]
+        label = next(iter(by_dtype.values()))[0].label
         charts = [_stability_chart(by_dtype[dt], check, axis, dt, label)
                   for dt in sorted(by_dtype, key=lambda d: DTYPE_ORDER.index(d) if d in DTYPE_ORDER else 9)
                   for check in ("value", "grad")]
@@ -109,11 +111,12 @@ def _first_failures(by_dtype: dict) -> list[dict]:
     rows = []
     for dt, recs in by_dtype.items():
         for r in recs:
-            row = {"framework": r["framework"], "run": r.get("run", ""), "binding": r["binding"], "dtype": dt,
-                   "points": len(r["points"])}
+            row = {"framework": r.framework, "run": r.run, "binding": r.binding, "dtype": dt,
+                   "points": len(r.points)}
             for check in ("value", "grad"):
-                p = next((p for p in r["points"] if p.get(f"{check}_status") not in (None, "ok", "documented")), None)
-                row[check] = None if p is None else {"x": p["x"], "status": p[f"{check}_status"]}
+                p = next((p for p in r.points if getattr(p, f"{check}_status") not in (None, "ok", "documented")),
+                         None)
+                row[check] = None if p is None else {"x": p.x, "status": getattr(p, f"{check}_status")}
             rows.append(row)
     return sorted(rows, key=lambda r: (r["value"] is None and r["grad"] is None, r["framework"], r["binding"],
                                        DTYPE_ORDER.index(r["dtype"]) if r["dtype"] in DTYPE_ORDER else 9))

@@ -9,34 +9,36 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
+from xentcheck.problem import DTYPES as DTYPE_ORDER
+from xentcheck.records import Results
+
 SHORT = {"float16": "16", "bfloat16": "b16", "float32": "32", "float64": "64"}
 _WORST = ("fail", "error", "deviation", "pass")
 
 
-def coverage_view(docs: list[dict]) -> dict:
+def coverage_view(docs: list[Results]) -> dict:
     """Rows per binding, one table per mode, and the list of gaps."""
-    records = [r for d in docs for r in d["records"]]
+    records = [r for d in docs for r in d.records]
     bindings: dict = {}
     for d in docs:
-        bindings.update(d["environment"].get("bindings", {}))
-    modes_run = sorted({r["mode"] for r in records})
+        bindings.update(d.environment.get("bindings", {}))
+    modes_run = sorted({r.mode for r in records})
     modes = sorted(set(modes_run) | {m for b in bindings.values() for m in b["capabilities"]["modes"]},
                    key=lambda m: (m != "eager", m))
-    categories = sorted({r["category"] for r in records if r["category"]})
-    dtypes = [t for t in DTYPE_ORDER if any(r["dtype"] == t for r in records)
+    categories = sorted({r.category for r in records if r.category})
+    dtypes = [t for t in DTYPE_ORDER if any(r.dtype == t for r in records)
               or any(t in b["capabilities"]["dtypes"] for b in bindings.values())]
     ops_of = defaultdict(set)  # category -> the ops its cases are declared for
     for r in records:
-        ops_of[r["category"]].add(r["op"])
+        ops_of[r.category].add(r.op)
     seen: dict = defaultdict(lambda: {"counts": defaultdict(int), "why": set()})
     for r in records:
-        cell = seen[(r["framework"], r["binding"], r["category"], r["mode"], r["dtype"])]
-        cell["counts"][r["outcome"]] += 1
-        if r["outcome"] == "unsupported":
-            cell["why"].add(r["reason"])
+        cell = seen[(r.framework, r.binding, r.category, r.mode, r.dtype)]
+        cell["counts"][r.outcome] += 1
+        if r.outcome == "unsupported":
+            cell["why"].add(r.reason)
     tables, gaps, ruled_out = [], [], 0
-    keys = sorted(bindings) or sorted({f"{r['framework']}::{r['binding']}" for r in records})
+    keys = sorted(bindings) or sorted({f"{r.framework}::{r.binding}" for r in records})
     for mode in modes:
         rows = []
         for key in keys:

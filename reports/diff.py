@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from xentcheck.bench import stats
+from xentcheck.records import CheckRecord, Results, StabilityRecord
 
 BAD = ("fail", "error")
 
@@ -31,55 +32,55 @@ class Diff:
         return out
 
 
-def _is_regression(old: dict, new: dict) -> str:
+def _is_regression(old: CheckRecord, new: CheckRecord) -> str:
     """Why the change gates an upgrade ("" when it does not)."""
-    if new["outcome"] in BAD and old["outcome"] not in BAD:
-        return f"newly {new['outcome']}s" if new["outcome"] == "error" else "newly fails"
-    if old["outcome"] == "deviation" and (new["outcome"], new["expectation"]) != ("deviation", old["expectation"]):
-        if new["outcome"] != "pass":
+    if new.outcome in BAD and old.outcome not in BAD:
+        return f"newly {new.outcome}s" if new.outcome == "error" else "newly fails"
+    if old.outcome == "deviation" and (new.outcome, new.expectation) != ("deviation", old.expectation):
+        if new.outcome != "pass":
             return "documented deviation changed"
         # gone: behaviour changed under the users' feet, even when it is a fix
-        if new["expectation"] == old["expectation"]:
+        if new.expectation == old.expectation:
             return "documented deviation no longer happens: update the registry"
         return "documented deviation gone in this version, as the registry's version ranges say"
     return ""
 
 
-def _label(r: dict) -> str:
-    return r["outcome"] + (f" [{r['expectation']}]" if r.get("expectation") else "")
+def _label(r: CheckRecord) -> str:
+    return r.outcome + (f" [{r.expectation}]" if r.expectation else "")
 
 
-def diff(old: dict, new: dict, *, alpha: float = stats.ALPHA, min_effect: float = stats.MIN_EFFECT) -> Diff:
+def diff(old: Results, new: Results, *, alpha: float = stats.ALPHA, min_effect: float = stats.MIN_EFFECT) -> Diff:
     """Compare two results documents (old first)."""
-    a = {r["id"]: r for r in old["records"]}
-    b = {r["id"]: r for r in new["records"]}
+    a = {r.id: r for r in old.records}
+    b = {r.id: r for r in new.records}
     d = Diff(added=sorted(b.keys() - a.keys()), removed=sorted(a.keys() - b.keys()))
     for rid in sorted(a.keys() & b.keys()):
         ro, rn = a[rid], b[rid]
-        if (ro["outcome"], ro["expectation"]) != (rn["outcome"], rn["expectation"]):
+        if (ro.outcome, ro.expectation) != (rn.outcome, rn.expectation):
             d.outcomes.append({"id": rid, "old": _label(ro), "new": _label(rn), "regression": _is_regression(ro, rn),
-                               "reason": rn["reason"]})
-        elif ro["errors"] and rn["errors"] and abs(rn["errors"]["tol_units"] - ro["errors"]["tol_units"]) > 1:
-            d.numbers.append({"id": rid, "old_tol_units": ro["errors"]["tol_units"],
-                              "new_tol_units": rn["errors"]["tol_units"]})
-    d.stability = stability_changes(old.get("stability", []), new.get("stability", []))
-    d.speed = stats.compare((old.get("benchmarks") or {}).get("records", []),
-                            (new.get("benchmarks") or {}).get("records", []), alpha=alpha, min_effect=min_effect)
+                               "reason": rn.reason})
+        elif ro.errors and rn.errors and abs(rn.errors.tol_units - ro.errors.tol_units) > 1:
+            d.numbers.append({"id": rid, "old_tol_units": ro.errors.tol_units, "new_tol_units": rn.errors.tol_units})
+    d.stability = stability_changes(old.stability, new.stability)
+    d.speed = stats.compare(old.benchmarks.records if old.benchmarks else [],
+                            new.benchmarks.records if new.benchmarks else [], alpha=alpha, min_effect=min_effect)
     return d
 
 
-def stability_changes(old: list[dict], new: list[dict]) -> list[dict]:
+def stability_changes(old: list[StabilityRecord], new: list[StabilityRecord]) -> list[dict]:
     """Points of the stability sweep (same binding, axis, dtype and x) whose loss or gradient status
     changed, e.g. a loss that became NaN at large logits. The checks give the verdicts; this says where."""
-    before = {(r["id"], p["x"]): p for r in old for p in r["points"]}
+    before = {(r.id, p.x): p for r in old for p in r.points}
     out = []
     for r in new:
-        for p in r["points"]:
-            q = before.get((r["id"], p["x"]))
+        for p in r.points:
+            q = before.get((r.id, p.x))
             for check in ("value", "grad"):
                 key = f"{check}_status"
-                if q is not None and key in p and key in q and p[key] != q[key]:
-                    out.append({"id": r["id"], "x": p["x"], "check": check, "old": q[key], "new": p[key]})
+                now, then = getattr(p, key), getattr(q, key, None)
+                if now is not None and then is not None and now != then:
+                    out.append({"id": r.id, "x": p.x, "check": check, "old": then, "new": now})
     return out
 
 
@@ -96,5 +97,6 @@ def lines(d: Diff) -> list[str]:
     out.append(f"{len(d.outcomes)} outcome changes ({sum(bool(c['regression']) for c in d.outcomes)} regressions), "
                f"{len(d.numbers)} numeric changes beyond one tolerance unit, {len(d.added)} checks added, "
                f"{len(d.removed)} removed, {len(d.stability)} stability points changed; {timed} benchmarks compared: "
-               f"{sum(c.verdict == 'slower' for c in d.speed)} slower, {sum(c.verdict == 'faster' for c in d.speed)} faster")
+               f"{sum(c.verdict == 'slower' for c in d.speed)} slower, "
+               f"{sum(c.verdict == 'faster' for c in d.speed)} faster")
     return out

@@ -5,28 +5,31 @@ Runs are taken in the order given (oldest first), e.g. one per framework version
 """
 from __future__ import annotations
 
+from xentcheck.records import Results
+
 from .diff import Diff, diff
 
-def _versions(doc: dict) -> dict[str, str]:
+
+def _versions(doc: Results) -> dict[str, str]:
     """Package versions: an adapter's facts named by a bare package ("torch", "keras"); dotted facts
     ("torch.threads", "keras.backend") are context, not identity."""
-    return {k: v for facts in doc["environment"]["frameworks"].values() for k, v in facts.items()
+    return {k: v for facts in doc.environment["frameworks"].values() for k, v in facts.items()
             if "." not in k and isinstance(v, str)}
 
 
-def run_labels(docs: list[dict]) -> list[str]:
+def run_labels(docs: list[Results]) -> list[str]:
     """A short, distinct label per run: the versions that differ between runs (else all of them),
     plus the device when runs differ in device; a counter breaks any remaining tie."""
     vers = [_versions(d) for d in docs]
     keys = sorted({k for v in vers for k in v})
     differing = [k for k in keys if len({v.get(k) for v in vers}) > 1]
-    devices = {d["environment"].get("device") for d in docs}
+    devices = {d.environment.get("device") for d in docs}
     labels = []
-    for d, v in zip(docs, vers):
+    for d, v in zip(docs, vers, strict=True):
         # same versions everywhere (e.g. a rerun): the date tells the runs apart
-        parts = [f"{k} {v[k]}" for k in differing if k in v] or [d["environment"].get("date", "run")[:16]]
+        parts = [f"{k} {v[k]}" for k in differing if k in v] or [d.environment.get("date", "run")[:16]]
         if len(devices) > 1:
-            parts.append(f"on {d['environment'].get('device')}")
+            parts.append(f"on {d.environment.get('device')}")
         labels.append(", ".join(parts))
     seen: dict[str, int] = {}
     for i, lab in enumerate(labels):
@@ -36,12 +39,12 @@ def run_labels(docs: list[dict]) -> list[str]:
     return labels
 
 
-def _overlap(a: dict, b: dict) -> bool:
-    ids = {r["id"] for r in a["records"]}
-    return any(r["id"] in ids for r in b["records"])
+def _overlap(a: Results, b: Results) -> bool:
+    ids = {r.id for r in a.records}
+    return any(r.id in ids for r in b.records)
 
 
-def changes(docs: list[dict], labels: list[str]) -> list[dict]:
+def changes(docs: list[Results], labels: list[str]) -> list[dict]:
     """The diff of each run against the latest earlier run that checked the same things (runs of
     different frameworks side by side are not compared)."""
     out = []
@@ -55,10 +58,10 @@ def changes(docs: list[dict], labels: list[str]) -> list[dict]:
     return out
 
 
-def trends(docs: list[dict], labels: list[str]) -> dict:
+def trends(docs: list[Results], labels: list[str]) -> dict:
     """Each check whose outcome, expectation or error (beyond one tolerance unit) is not the same in
     every run that has it, with its state per run; ``None`` where a run lacks the check."""
-    by_run = [{r["id"]: r for r in d["records"]} for d in docs]
+    by_run = [{r.id: r for r in d.records} for d in docs]
     ids = sorted({i for run in by_run for i in run})
     rows = []
     for rid in ids:
@@ -66,8 +69,8 @@ def trends(docs: list[dict], labels: list[str]) -> dict:
         for run in by_run:
             r = run.get(rid)
             states.append(None if r is None else {
-                "outcome": r["outcome"], "expectation": r["expectation"],
-                "tol_units": r["errors"]["tol_units"] if r["errors"] else None})
+                "outcome": r.outcome, "expectation": r.expectation,
+                "tol_units": r.errors.tol_units if r.errors else None})
         present = [s for s in states if s is not None]
         if len(present) < 2:
             continue

@@ -7,9 +7,12 @@ into the tables the template shows.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import jinja2
+
+from xentcheck.records import CheckRecord, Results
 
 from .agreement import agreement
 from .charts import library, speed_charts, stability_charts
@@ -36,18 +39,17 @@ def _worst(counts: dict) -> str:
     return next((o for o in OUTCOME_ORDER if counts.get(o)), "none")
 
 
-def summary_matrix(records: list[dict]) -> tuple[list[str], list[dict]]:
+def summary_matrix(records: list[CheckRecord]) -> tuple[list[str], list[dict]]:
     """Categories (columns) and one row per binding with outcome counts per category."""
-    categories = sorted({r["category"] for r in records})
+    categories = sorted({r.category for r in records})
     rows: dict = {}
     for r in records:
-        key = (r["framework"], r.get("run", ""), r["binding"])
-        row = rows.setdefault(key, {"framework": r["framework"], "run": r.get("run", ""), "binding": r["binding"],
-                                    "api": r["api"],
-                                    "op": r["op"], "cells": defaultdict(lambda: defaultdict(int)),
+        key = (r.framework, r.run, r.binding)
+        row = rows.setdefault(key, {"framework": r.framework, "run": r.run, "binding": r.binding, "api": r.api,
+                                    "op": r.op, "cells": defaultdict(lambda: defaultdict(int)),
                                     "total": defaultdict(int)})
-        row["cells"][r["category"]][r["outcome"]] += 1
-        row["total"][r["outcome"]] += 1
+        row["cells"][r.category][r.outcome] += 1
+        row["total"][r.outcome] += 1
     out = []
     for row in rows.values():
         row["worst"] = _worst(row["total"])
@@ -60,18 +62,18 @@ def summary_matrix(records: list[dict]) -> tuple[list[str], list[dict]]:
     return categories, out
 
 
-def accuracy_table(records: list[dict]) -> list[dict]:
+def accuracy_table(records: list[CheckRecord]) -> list[dict]:
     """Largest error in units of the derived tolerance per binding x dtype (pass and deviation only)."""
     best: dict = {}
     for r in records:
-        if r["outcome"] != "pass" or not r["errors"]:
+        if r.outcome != "pass" or not r.errors:
             continue
-        key = (r["framework"], r.get("run", ""), r["binding"], r["dtype"], r["check"])
+        key = (r.framework, r.run, r.binding, r.dtype, r.check)
         cur = best.get(key)
-        if cur is None or r["errors"]["tol_units"] > cur["tol_units"]:
-            best[key] = {"framework": r["framework"], "run": r.get("run", ""), "binding": r["binding"], "dtype": r["dtype"],
-                         "check": r["check"], "tol_units": r["errors"]["tol_units"],
-                         "eps_units": r["errors"]["eps_units"], "case": r["case"]}
+        if cur is None or r.errors.tol_units > cur["tol_units"]:
+            best[key] = {"framework": r.framework, "run": r.run, "binding": r.binding, "dtype": r.dtype,
+                         "check": r.check, "tol_units": r.errors.tol_units, "eps_units": r.errors.eps_units,
+                         "case": r.case}
     return sorted(best.values(), key=lambda x: (x["framework"], x["run"], x["binding"], x["dtype"], x["check"]))
 
 
@@ -81,22 +83,22 @@ OPTION_CASES = {"class_weights": "class_weight", "sample_weights": "sample_weigh
 GOOD = ("pass", "deviation")
 
 
-def measured_capabilities(records: list[dict], declared: dict) -> list[dict]:
+def measured_capabilities(records: list[CheckRecord], declared: dict) -> list[dict]:
     """Per binding, each capability as the suite measured it: for targets, options, reductions, dtypes,
     modes and gradients, every value either ran right (pass or documented deviation, ``ok``), ran
     wrong (fail or error, ``bad``), or was declared but never ran (``untested``)."""
     seen: dict = defaultdict(lambda: defaultdict(dict))
     for r in records:
-        if r["outcome"] == "unsupported" or r["check"] == "relation":
+        if r.outcome == "unsupported" or r.check == "relation":
             continue
-        key = (r["framework"], r.get("run", ""), r["binding"])
-        facets = {"targets": r["target"], "reductions": r["reduction"], "dtypes": r["dtype"], "modes": r["mode"],
-                  "options": OPTION_CASES.get(r["case"]), "grad": "grad" if r["check"] == "grad" else None}
+        key = (r.framework, r.run, r.binding)
+        facets = {"targets": r.target, "reductions": r.reduction, "dtypes": r.dtype, "modes": r.mode,
+                  "options": OPTION_CASES.get(r.case), "grad": "grad" if r.check == "grad" else None}
         for facet, value in facets.items():
             if value is None:
                 continue
             prev = seen[key][facet].get(value)
-            seen[key][facet][value] = "bad" if prev == "bad" or r["outcome"] not in GOOD else "ok"
+            seen[key][facet][value] = "bad" if prev == "bad" or r.outcome not in GOOD else "ok"
     out = []
     for b in sorted(declared.values(), key=lambda b: (b["framework"], b["binding"])):
         caps = b["capabilities"]
@@ -113,43 +115,41 @@ def measured_capabilities(records: list[dict], declared: dict) -> list[dict]:
     return out
 
 
-def _label_runs(docs: list[dict], labels: list[str]) -> list[dict]:
+def _label_runs(docs: list[Results], labels: list[str]) -> list[Results]:
     """Copies of the documents whose records and sweeps carry ``run``: the run's label where another
     run checked the same framework (two versions side by side), else empty."""
     count: dict = defaultdict(int)
     for d in docs:
-        for fw in d["environment"]["frameworks"]:
+        for fw in d.environment["frameworks"]:
             count[fw] += 1
     out = []
-    for d, label in zip(docs, labels):
-        def tag(r: dict) -> dict:
-            return {**r, "run": label if count[r["framework"]] > 1 else ""}
-        out.append({**d, "records": [tag(r) for r in d["records"]],
-                    "stability": [tag(r) for r in d.get("stability", [])]})
+    for d, label in zip(docs, labels, strict=True):
+        def tag(r, label=label):
+            return replace(r, run=label if count[r.framework] > 1 else "")
+        out.append(replace(d, records=[tag(r) for r in d.records], stability=[tag(r) for r in d.stability]))
     return out
 
 
-def render(docs: list[dict]) -> str:
+def render(docs: list[Results]) -> str:
     """Render one page from one or more results documents (oldest first when they are versions)."""
     labels = run_labels(docs) if len(docs) > 1 else [""]
     history = {"changes": changes(docs, labels), "trends": trends(docs, labels)} if len(docs) > 1 else None
     docs = _label_runs(docs, labels)
-    records = [r for d in docs for r in d["records"]]
+    records = [r for d in docs for r in d.records]
     categories, matrix = summary_matrix(records)
-    problems = [{"repro": None, "repro_missing": "the adapter declares no call for this binding, or the input is too large", **r}
-                for r in records if r["outcome"] in ("fail", "error")]
+    problems = [r for r in records if r.outcome in ("fail", "error")]
     fired = defaultdict(int)
     for r in records:
-        if r["outcome"] == "deviation" and r["expectation"]:
-            fired[r["expectation"]] += 1
-    entries = {e["id"]: e for d in docs for e in d["expectations"]["entries"]}
+        if r.outcome == "deviation" and r.expectation:
+            fired[r.expectation] += 1
+    entries = {e["id"]: e for d in docs for e in d.expectations["entries"]}
     deviations = [{**entries[i], "count": n} for i, n in sorted(fired.items()) if i in entries]
     bindings = {}
     for d in docs:
-        bindings.update(d["environment"].get("bindings", {}))
+        bindings.update(d.environment.get("bindings", {}))
     totals = defaultdict(int)
     for r in records:
-        totals[r["outcome"]] += 1
+        totals[r.outcome] += 1
     speed = speed_view(docs)
     stability = stability_charts(docs)
     groups = [{"id": f"stability-{g['axis']}", "charts": g["charts"]} for g in stability]
@@ -162,6 +162,6 @@ def render(docs: list[dict]) -> str:
         stability=stability, agreement=agreement(docs), speed=speed, chart_groups=groups,
         chart_lib=library() if groups else None, measured=measured_capabilities(records, bindings),
         coverage=coverage_view(docs),
-        stale=[s for d in docs for s in d["expectations"]["stale"]],
-        unused=[u for d in docs for u in d["expectations"]["unused"]],
+        stale=[s for d in docs for s in d.expectations["stale"]],
+        unused=[u for d in docs for u in d.expectations["unused"]],
     )

@@ -8,56 +8,58 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from xentcheck.records import BenchRecord, Results
+
 #: the adapter's overhead must stay within this at memory-bound sizes
 OVERHEAD_LIMIT = 1.05
 
 
-def _size(r: dict) -> str:
-    return f"{r['batch']}x{r['classes']}"
+def _size(r: BenchRecord) -> str:
+    return f"{r.batch}x{r.classes}"
 
 
-def speed_view(docs: list[dict]) -> dict | None:
+def speed_view(docs: list[Results]) -> dict | None:
     """Tables for the template, or None when no document has benchmarks."""
-    runs = [d["benchmarks"] for d in docs if d.get("benchmarks")]
+    runs = [d.benchmarks for d in docs if d.benchmarks]
     if not runs:
         return None
-    recs = [r for b in runs for r in b["records"]]
-    llc = next((b["floor"].get("last_level_cache_bytes") for b in runs if b.get("floor")), None)
-    sizes = sorted({(r["batch"], r["classes"]) for r in recs}, key=lambda s: s[0] * s[1])
+    recs = [r for b in runs for r in b.records]
+    llc = next((b.floor.get("last_level_cache_bytes") for b in runs if b.floor), None)
+    sizes = sorted({(r.batch, r.classes) for r in recs}, key=lambda s: s[0] * s[1])
     size_names = [f"{b}x{c}" for b, c in sizes]
     rows: dict = {}
     for r in recs:
-        key = (r["framework"], r["binding"], r["mode"], r["dtype"], r["pass"])
-        row = rows.setdefault(key, {"framework": r["framework"], "binding": r["binding"], "mode": r["mode"],
-                                    "dtype": r["dtype"], "pass": r["pass"], "cells": {}, "compile_s": [],
+        key = (r.framework, r.binding, r.mode, r.dtype, r.pass_)
+        row = rows.setdefault(key, {"framework": r.framework, "binding": r.binding, "mode": r.mode,
+                                    "dtype": r.dtype, "pass": r.pass_, "cells": {}, "compile_s": [],
                                     "unsupported": None})
-        if r["outcome"] == "unsupported":
-            row["unsupported"] = r["reason"]
+        if r.outcome == "unsupported":
+            row["unsupported"] = r.reason
             continue
-        if r["outcome"] == "error":
-            row["cells"][_size(r)] = {"error": r["reason"]}
+        if r.outcome == "error":
+            row["cells"][_size(r)] = {"error": r.reason}
             continue
-        row["cells"][_size(r)] = {"median_s": r["stats"]["median_s"], "iqr_s": r["stats"]["iqr_s"],
-                                  "floor_multiple": r["floor_multiple"], "gbps": r["gbps"],
-                                  "peak_bytes": r.get("peak_bytes"), "rounds": r["stats"]["rounds"]}
-        if r.get("compile_s") is not None:
-            row["compile_s"].append(r["compile_s"])
+        row["cells"][_size(r)] = {"median_s": r.stats["median_s"], "iqr_s": r.stats["iqr_s"],
+                                  "floor_multiple": r.floor_multiple, "gbps": r.gbps,
+                                  "peak_bytes": r.peak_bytes, "rounds": r.stats["rounds"]}
+        if r.compile_s is not None:
+            row["compile_s"].append(r.compile_s)
     timed = [r for r in rows.values() if r["cells"]]
     unsupported = [r for r in rows.values() if not r["cells"] and r["unsupported"]]
     timed.sort(key=lambda r: (r["framework"], r["binding"], r["dtype"], r["pass"], r["mode"]))
     overhead = []
     for r in recs:
-        if r.get("overhead"):
-            memory_bound = llc is not None and r["batch"] * r["classes"] * 4 > llc
-            ratio = r["overhead"]["ratio"]
-            overhead.append({"framework": r["framework"], "binding": r["binding"], "size": _size(r),
-                             "pass": r["pass"], "dtype": r["dtype"], "ratio": ratio,
-                             "adapter_s": r["overhead"]["adapter_median_s"], "bare_s": r["overhead"]["bare_median_s"],
+        if r.overhead:
+            memory_bound = llc is not None and r.batch * r.classes * 4 > llc
+            ratio = r.overhead["ratio"]
+            overhead.append({"framework": r.framework, "binding": r.binding, "size": _size(r),
+                             "pass": r.pass_, "dtype": r.dtype, "ratio": ratio,
+                             "adapter_s": r.overhead["adapter_median_s"], "bare_s": r.overhead["bare_median_s"],
                              "memory_bound": memory_bound,
                              "over": memory_bound and ratio > OVERHEAD_LIMIT})
     overhead.sort(key=lambda o: (o["framework"], o["pass"], o["size"]))
     counts = defaultdict(int)
     for r in recs:
-        counts[r["outcome"]] += 1
+        counts[r.outcome] += 1
     return {"runs": runs, "sizes": size_names, "rows": timed, "unsupported": unsupported, "overhead": overhead,
             "counts": dict(counts), "limit": OVERHEAD_LIMIT, "llc": llc}

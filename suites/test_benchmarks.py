@@ -6,7 +6,7 @@ a benchmark fails only when the binding raised. The logic lives in :mod:`xentche
 """
 import pytest
 
-from xentcheck.plugin import session_of
+from suites.plugin import attach, session_of
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -22,8 +22,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def test_speed(bench_spec, benchmark, request: pytest.FixtureRequest) -> None:
     rec = session_of(request.config).run_bench(bench_spec, benchmark)
-    request.node.user_properties.append(("xentcheck_bench", rec))
-    if rec["outcome"] == "unsupported":
-        pytest.skip(rec["reason"])
-    if rec["outcome"] == "error":
+    attach(request, rec)
+    if rec.outcome == "unsupported":
+        pytest.skip(rec.reason)
+    if rec.outcome == "error":
         pytest.fail(f"error: {rec['reason']}", pytrace=False)

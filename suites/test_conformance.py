@@ -6,7 +6,7 @@ lives in :mod:`xentcheck.checks`; this file only parametrises and reports.
 """
 import pytest
 
-from xentcheck.plugin import fail_or_skip, session_of
+from suites.plugin import attach, fail_or_skip, session_of
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -17,5 +17,5 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def test_conformance(spec, request: pytest.FixtureRequest) -> None:
     rec = session_of(request.config).run(spec)
-    request.node.user_properties.append(("xentcheck", rec))
+    attach(request, rec)
     fail_or_skip(rec)

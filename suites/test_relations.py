@@ -3,7 +3,7 @@ on inputs drawn by hypothesis; see :mod:`xentcheck.relations`. Ids read
 ``framework-binding-relation-dtype``, so ``-k shift_invariance`` selects one relation everywhere."""
 import pytest
 
-from xentcheck.plugin import fail_or_skip, session_of
+from suites.plugin import attach, fail_or_skip, session_of
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -14,5 +14,5 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def test_relation(relation_spec, request: pytest.FixtureRequest) -> None:
     rec = session_of(request.config).run_relation(*relation_spec)
-    request.node.user_properties.append(("xentcheck", rec))
+    attach(request, rec)
     fail_or_skip(rec)

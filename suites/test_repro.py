@@ -8,8 +8,8 @@ import io
 import numpy as np
 import pytest
 
+from suites.plugin import session_of
 from xentcheck.checks import cotangent_for
-from xentcheck.plugin import session_of
 
 #: cases that exercise each option a call spells (a case a binding cannot take is skipped)
 CASES = ("random_index", "random_binary", "soft_dirichlet", "class_weights", "sample_weights", "pos_weight",

@@ -4,7 +4,7 @@ Ids read ``framework-binding-axis-dtype``. The sweep is a diagnostic: an item fa
 binding raised (the per-point verdicts are in the record and the charts; the checks judge)."""
 import pytest
 
-from xentcheck.plugin import session_of
+from suites.plugin import attach, session_of
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -15,8 +15,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def test_stability(stability_spec, request: pytest.FixtureRequest) -> None:
     rec = session_of(request.config).run_stability(*stability_spec)
-    request.node.user_properties.append(("xentcheck_stability", rec))
-    if rec["outcome"] == "unsupported":
-        pytest.skip(rec["reason"])
-    if rec["outcome"] == "error":
+    attach(request, rec)
+    if rec.outcome == "unsupported":
+        pytest.skip(rec.reason)
+    if rec.outcome == "error":
         pytest.fail(f"error: {rec['reason']}", pytrace=False)

@@ -89,6 +89,23 @@ class MutantAdapter:
         cw = p.class_weight.astype(dt) if p.class_weight is not None else None
         if bug == "class_weight_squared" and cw is not None:
             cw = cw * cw
+        sw = p.sample_weight.astype(dt) if p.sample_weight is not None and bug != "sample_weight_dropped" else None
+        d = self._divisor(p, valid, cw, sw)
+        # The upstream gradient of each example (cotangent or 1/divisor, times its sample weight), formed
+        # first and multiplied into each gradient's numerator, as autodiff does: scaling afterwards would
+        # overflow where -t/p does but the scaled gradient does not (a subnormal p under a mean).
+        if p.reduction == "none":
+            up = cotangent.astype(dt) if cotangent is not None and bug != "wrong_cotangent" else dt.type(1)
+        elif p.reduction == "sum" or bug == "grad_off_by_reduction":
+            up = dt.type(1)
+        else:
+            up = dt.type(1) / dt.type(d) if d else dt.type(np.inf)
+        out_shape = x.shape[:-1] if p.categorical else x.shape
+        up = np.broadcast_to(up, out_shape).astype(dt)
+        if sw is not None:  # a zero weight is a structural zero, even when nothing counts (1/0)
+            sw_e = np.broadcast_to(sw.reshape(sw.shape + (1,) * (len(out_shape) - 1)), out_shape)
+            up = np.where(sw_e != 0, up * sw_e, 0).astype(dt)
+        f = up[..., None] if p.categorical else up  # per element of x
         if p.op == "softmax_ce":
             a = y * (cw if cw is not None else 1)
             m = x.max(axis=-1, keepdims=True) if bug != "no_max_shift" else np.zeros_like(x[..., :1])
@@ -103,13 +120,13 @@ class MutantAdapter:
             nll = np.where(k > 0, np.where(pinf, np.log(np.maximum(k, 1)), np.inf), nll)
             sm = np.where(k > 0, pinf / np.maximum(k, 1), sm)
             loss = np.sum(a * nll, axis=-1, where=a != 0)
-            g = a.sum(axis=-1, keepdims=True) * sm - a
+            g = np.where((a != 0).any(axis=-1, keepdims=True), f * (a.sum(axis=-1, keepdims=True) * sm - a), 0)
         elif p.op == "categorical_ce":
             a = y * (cw if cw is not None else 1)
             q = np.clip(x, 1e-4, 1 - 1e-4) if bug == "other_clip_eps" else x
             acc = np.float16 if bug == "float16_accumulation" else dt
             loss = -np.sum((a * np.log(q)).astype(acc), axis=-1, where=a != 0).astype(dt)
-            g = np.where(a != 0, -a / q, 0) * (q == x)
+            g = np.where(a != 0, -(a * f) / q, 0) * (q == x)
         else:
             t = y
             pw = p.pos_weight.astype(dt) if p.pos_weight is not None else dt.type(1)
@@ -121,32 +138,28 @@ class MutantAdapter:
                     lp, ln = -_softplus(-x), -_softplus(x)
                 pos, neg = (1.0, pw) if bug == "pos_weight_on_negatives" else (pw, 1.0)
                 loss = -(np.where(t != 0, pos * t * lp, 0) + np.where(t != 1, neg * (1 - t) * ln, 0))
-                g = neg * (1 - t) * np.exp(-_softplus(-x)) - pos * t * np.exp(-_softplus(x))
+                g = f * (neg * (1 - t) * np.exp(-_softplus(-x)) - pos * t * np.exp(-_softplus(x)))
             else:
                 q = np.clip(x, 1e-4, 1 - 1e-4) if bug == "other_clip_eps" else x
                 loss = -(np.where(t != 0, t * np.log(q), 0) + np.where(t != 1, (1 - t) * np.log1p(-q), 0))
-                g = (np.where(t != 0, -t / q, 0) + np.where(t != 1, (1 - t) / (1 - q), 0)) * (q == x)
+                g = (np.where(t != 0, -(t * f) / q, 0) + np.where(t != 1, ((1 - t) * f) / (1 - q), 0)) * (q == x)
             if bug == "grad_sign_flipped":
                 g = -g
             if cw is not None:
                 loss, g = loss * cw, g * cw
-        sw = p.sample_weight.astype(dt) if p.sample_weight is not None and bug != "sample_weight_dropped" else None
         if sw is not None:
-            sw_l = sw.reshape(sw.shape + (1,) * (loss.ndim - 1))
-            loss = loss * sw_l
-            g = g * (sw_l[..., None] if p.categorical else sw_l)
+            loss = loss * sw.reshape(sw.shape + (1,) * (loss.ndim - 1))
         if p.reduction == "none":
-            c = cotangent.astype(dt) if cotangent is not None and bug != "wrong_cotangent" else dt.type(1)
-            return loss, g * (c[..., None] if p.categorical and np.ndim(c) else c)
-        if p.reduction == "sum":
-            return loss.sum(), g
-        if p.target_kind == "index" and bug != "mean_ignores_weights":
-            omega = valid if bug != "ignored_rows_counted" else np.ones_like(valid)
+            return loss, g
+        return (loss.sum(), g) if p.reduction == "sum" else (loss.sum() / d, g)
+
+    def _divisor(self, p, valid, cw, sw):
+        """What ``mean`` divides by: the weight sum of the counted examples (index targets), else the
+        number of output elements."""
+        if p.target_kind == "index" and self.bug != "mean_ignores_weights":
+            omega = valid if self.bug != "ignored_rows_counted" else np.ones_like(valid)
             omega = omega * (cw[np.where(valid, p.target, 0)] if cw is not None else 1)
             if sw is not None:
                 omega = omega * sw
-            d = omega.sum()
-        else:
-            d = loss.size
-        # an element with no gradient of its own stays 0 when nothing counts (d = 0)
-        return loss.sum() / d, g if bug == "grad_off_by_reduction" else np.where(g == 0, g, g / d)
+            return omega.sum()
+        return valid.size

@@ -10,7 +10,7 @@ import pytest
 
 from xentcheck.results import load
 
-from .test_plugin import ROOT, pytest_run
+from .runs import ROOT, pytest_run
 
 
 def bench_run(tmp_path, name: str, adapter: str, *extra: str):
@@ -38,7 +38,7 @@ def runs(tmp_path_factory):
 
 def test_records_floor_and_threads_are_in_the_results(runs):
     tmp, a, _, _, r = runs
-    doc = load(a)  # validates against the schema
+    doc = load(a).to_json()  # validates against the schema
     bench = doc["benchmarks"]
     recs = bench["records"]
     assert len(recs) == 4 * 2 * 2 * 2  # bindings x sizes x modes x passes

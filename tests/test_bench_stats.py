@@ -1,14 +1,18 @@
 """The run-vs-run timing comparison: no false alarms across many unchanged benchmarks (A/A), and a
 planted 25% slowdown is flagged. Samples are synthetic, drawn from a skewed, noisy timing model."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from xentcheck.bench import stats
+from xentcheck.records import BenchRecord
 
 
-def _rec(i: int, samples) -> dict:
-    return {"framework": "fake", "binding": f"b{i}", "mode": "eager", "dtype": "float32", "pass": "forward",
-            "batch": 32, "classes": 10, "device": "cpu", "samples": list(samples)}
+def _rec(i: int, samples) -> BenchRecord:
+    return BenchRecord(id=f"b{i}", framework="fake", binding=f"b{i}", api="a", op="softmax_ce", mode="eager",
+                       dtype="float32", pass_="forward", batch=32, classes=10, device="cpu",
+                       samples=None if samples is None else list(samples))
 
 
 def _timings(rng, median_s: float, n: int = 60):
@@ -63,8 +67,8 @@ def test_faster_is_reported_as_faster():
 
 def test_only_matching_timed_records_are_compared():
     rng = np.random.default_rng(3)
-    old = [_rec(0, _timings(rng, 1e-3)), _rec(1, _timings(rng, 1e-3)), {**_rec(2, []), "samples": None}]
-    new = [_rec(0, _timings(rng, 1e-3)), {**_rec(1, _timings(rng, 1e-3)), "dtype": "float64"}, _rec(2, [1e-3])]
+    old = [_rec(0, _timings(rng, 1e-3)), _rec(1, _timings(rng, 1e-3)), _rec(2, None)]
+    new = [_rec(0, _timings(rng, 1e-3)), replace(_rec(1, _timings(rng, 1e-3)), dtype="float64"), _rec(2, [1e-3])]
     assert [c.key[1] for c in stats.compare(old, new)] == ["b0"]
 
 

@@ -46,6 +46,13 @@ targets = { kind = "index" }
     (("[[case]]", "[[case]"), "fix the TOML syntax"),
     (("seed = 1", "seed = 1\nchannels_first = true"), "channels_first needs categorical ops and a spatial shape"),
     (("seed = 1", 'seed = 1\ninvalid = { form = "float_labels", value = 3 }'), "invalid needs either value"),
+    # types and ranges come from the schema (cases/schema.py), each one line naming the key
+    (("shape = [2, 3]", 'shape = "4x3"'), "shape = '4x3': expected a list of sizes like [4, 3]"),
+    (("seed = 1", "seed = 1.5"), "seed = 1.5: expected an integer"),
+    (("seed = 1", "seed = 1\nlabel_smoothing = 1.5"), "label_smoothing = 1.5 is out of range"),
+    (('targets = { kind = "index" }', 'targets = { kind = "index", values = [0, 1, 2] }'),
+     "targets.values has shape (3,), expected (2,)"),
+    (('logits = { dist = "normal" }', 'logits = { dist = "cauchy" }'), "logits.dist 'cauchy' is not one of"),
 ])
 def test_malformed_case_is_one_line(tmp_path, edit, message):
     f = tmp_path / "bad.toml"
@@ -87,3 +94,12 @@ def test_the_new_corner_cases_materialise_as_declared():
     assert not everything.valid_mask().any()
     cf = cases["channels_first_index"].problem("softmax_ce", "float32", "none")
     assert cf.channels_first and "channels_first" in cf.options_used() and cf.x.shape[-1] == 5
+
+
+def test_explicit_labels_are_never_rewritten_by_ignore_fraction(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text(BASE.replace('targets = { kind = "index" }', 'targets = { kind = "index", values = [2, -100] }')
+                 + "ignore_index = -100\n")
+    (case,) = load_catalog([f])
+    p = case.problem("softmax_ce", "float64", "none")
+    assert p.target.tolist() == [2, -100] and p.ignore_index == -100  # as written, none dropped at random

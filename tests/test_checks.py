@@ -8,12 +8,13 @@ from cases import load_catalog
 from xentcheck.checks import run_check
 from xentcheck.expectations import Registry, audit, load_registry
 
-from .fake_adapter import FakeAdapter, HONEST
+from .fake_adapter import HONEST, FakeAdapter
 
 CASES = {c.name: c for c in load_catalog()}
 
 
-def _run(adapter, case, dtype="float32", reduction="none", check="value", registry=Registry()):
+def _run(adapter, case, dtype="float32", reduction="none", check="value", registry=None):
+    registry = registry or Registry()
     b = adapter.bindings()[0]
     p = CASES[case].problem("softmax_ce", dtype, reduction)
     return run_check(adapter, b, p, check, registry=registry, versions=adapter.environment())
@@ -26,8 +27,8 @@ def _run(adapter, case, dtype="float32", reduction="none", check="value", regist
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_honest_fake_passes(case, reduction, check, dtype):
     rec = _run(HONEST, case, dtype, reduction, check)
-    assert rec["outcome"] == "pass", rec["reason"]
-    assert rec["errors"]["tol_units"] <= 1.0
+    assert rec.outcome == "pass", rec.reason
+    assert rec.errors.tol_units <= 1.0
 
 
 @pytest.mark.parametrize("bug, case, reduction, check", [
@@ -37,13 +38,13 @@ def test_honest_fake_passes(case, reduction, check, dtype):
 ])
 def test_planted_bugs_fail(bug, case, reduction, check):
     rec = _run(FakeAdapter("fake", **bug), case, "float32", reduction, check)
-    assert rec["outcome"] == "fail", rec
+    assert rec.outcome == "fail", rec
 
 
 def test_unsupported_is_recorded_with_the_reason():
     p = CASES["ignore_index"].problem("softmax_ce", "float32", "none")
     rec = run_check(HONEST, HONEST.bindings()[0], p, "value", registry=Registry(), versions={})
-    assert rec["outcome"] == "unsupported" and "ignore_index" in rec["reason"]
+    assert rec.outcome == "unsupported" and "ignore_index" in rec.reason
 
 
 class Raising(FakeAdapter):
@@ -53,7 +54,7 @@ class Raising(FakeAdapter):
 
 def test_a_raising_binding_is_an_error_with_one_line():
     rec = _run(Raising("fake"), "random_index")
-    assert rec["outcome"] == "error" and rec["reason"] == "RuntimeError: kernel exploded"
+    assert rec.outcome == "error" and rec.reason == "RuntimeError: kernel exploded"
 
 
 class Clipping(FakeAdapter):
@@ -84,7 +85,7 @@ def test_an_expectation_that_does_not_explain_the_difference_still_fails(tmp_pat
     # log_clamp is a bce policy: it leaves softmax_ce unchanged, so it cannot excuse a clamped loss
     reg = _registry(tmp_path, "{ log_clamp = -5.0 }")
     rec = _run(Clipping("fake"), "tutorial_logits", registry=reg)
-    assert rec["outcome"] == "fail" and "expectation 'clamp'" in rec["reason"]
+    assert rec.outcome == "fail" and "expectation 'clamp'" in rec.reason
 
 
 def test_stale_expectation_fails_when_the_behaviour_stops(tmp_path):
@@ -92,7 +93,7 @@ def test_stale_expectation_fails_when_the_behaviour_stops(tmp_path):
     # covers it, never fires, and the run-level audit reports it as stale.
     reg = _registry(tmp_path, '{ compute_dtype = "float32" }')
     recs = [_run(HONEST, "random_index", "float64", registry=reg)]
-    assert recs[0]["outcome"] == "pass" and recs[0]["expectation"] == "clamp"
+    assert recs[0].outcome == "pass" and recs[0].expectation == "clamp"
     stale, unused = audit(reg, recs, {"fake"})
     assert stale and "no longer happens" in stale[0] and not unused
 
@@ -114,10 +115,10 @@ class LowPrecision(FakeAdapter):
 
 
 def test_precision_expectation_turns_a_fail_into_a_deviation(tmp_path):
-    assert _run(LowPrecision("fake"), "random_index", "float64")["outcome"] == "fail"
+    assert _run(LowPrecision("fake"), "random_index", "float64").outcome == "fail"
     reg = _registry(tmp_path, '{ compute_dtype = "float32" }')
     rec = _run(LowPrecision("fake"), "random_index", "float64", registry=reg)
-    assert rec["outcome"] == "deviation" and rec["expectation"] == "clamp"
+    assert rec.outcome == "deviation" and rec.expectation == "clamp"
 
 
 def test_an_entry_whose_policy_would_differ_but_does_not_happen_fails_the_check(tmp_path):
@@ -138,10 +139,10 @@ source = "https://example.invalid"
     b = next(b for b in ADAPTER.bindings() if b.name == "xlogy_categorical")
     p = CASES["zero_probabilities"].problem("categorical_ce", "float64", "none")
     rec = run_check(ADAPTER, b, p, "value", registry=reg, versions={})
-    assert rec["outcome"] == "fail" and "no longer happens" in rec["reason"] and rec["expectation_differs"]
+    assert rec.outcome == "fail" and "no longer happens" in rec.reason and rec.expectation_differs
     ordinary = CASES["random_index"].problem("categorical_ce", "float64", "none")
     rec = run_check(ADAPTER, b, ordinary, "value", registry=reg, versions={})
-    assert rec["outcome"] == "pass" and not rec["expectation_differs"]  # clipping changes nothing here
+    assert rec.outcome == "pass" and not rec.expectation_differs  # clipping changes nothing here
 
 
 class SilentLabels(FakeAdapter):
@@ -163,17 +164,17 @@ def test_invalid_labels_raising_passes_silent_garbage_fails_documented_nan_devia
     p = CASES["label_out_of_range"].problem("softmax_ce", "float32", "none")
     b = next(b for b in ADAPTER.bindings() if b.name == "log_softmax")
     rec = run_check(ADAPTER, b, p, "value", registry=Registry(), versions={})
-    assert rec["outcome"] == "pass" and rec["reason"].startswith("rejects the invalid label 5: ValueError")
+    assert rec.outcome == "pass" and rec.reason.startswith("rejects the invalid label 5: ValueError")
     fb = HONEST.bindings()[0]
     rec = run_check(SilentLabels(nan=False), fb, p, "value", registry=Registry(), versions={})
-    assert rec["outcome"] == "fail" and "silent garbage" in rec["reason"]
+    assert rec.outcome == "fail" and "silent garbage" in rec.reason
     f = tmp_path / "e.toml"
     f.write_text('[[expectation]]\nid = "n"\nframework = "fake"\nbindings = ["fake.softmax_ce"]\n'
                  'expect = { invalid_targets = "nan" }\nreason = "r"\nsource = "https://example.invalid"\n')
     reg = load_registry([f])
-    assert run_check(SilentLabels(nan=True), fb, p, "value", registry=reg, versions={})["outcome"] == "deviation"
-    assert run_check(SilentLabels(nan=False), fb, p, "value", registry=reg, versions={})["outcome"] == "fail"
-    assert run_check(SilentLabels(nan=True), fb, p, "grad", registry=reg, versions={})["outcome"] == "unsupported"
+    assert run_check(SilentLabels(nan=True), fb, p, "value", registry=reg, versions={}).outcome == "deviation"
+    assert run_check(SilentLabels(nan=False), fb, p, "value", registry=reg, versions={}).outcome == "fail"
+    assert run_check(SilentLabels(nan=True), fb, p, "grad", registry=reg, versions={}).outcome == "unsupported"
 
 
 def test_an_entry_for_another_release_line_is_neither_unused_nor_stale(tmp_path):
@@ -190,6 +191,6 @@ source = "https://example.invalid/doc"
 """)
     reg = load_registry([f])
     recs = [_run(HONEST, "random_index", "float64", registry=reg)]
-    assert recs[0]["expectation"] is None  # the installed fake is 0.0: outside the range
+    assert recs[0].expectation is None  # the installed fake is 0.0: outside the range
     assert audit(reg, recs, {"fake"}, {"fake": "0.0"}) == ([], [])
     assert audit(reg, recs, {"fake"})[1]  # without versions the audit cannot tell, and warns

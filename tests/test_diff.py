@@ -4,10 +4,17 @@ import json
 import subprocess
 import sys
 
-from reports.diff import diff, lines
+from reports.diff import lines
+from xentcheck.records import Results
 
-from .test_plugin import ROOT
+from .runs import ROOT
 from .test_results import _doc
+
+
+def diff(old: dict, new: dict):
+    from reports.diff import diff as typed_diff
+
+    return typed_diff(Results.from_json(old), Results.from_json(new))
 
 
 def _pair():

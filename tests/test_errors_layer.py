@@ -7,9 +7,10 @@ import pytest
 
 from cases import CaseError, load_catalog
 from xentcheck import reference as R
-from xentcheck.checks import overflowed, run_check, unsupported_reason
+from xentcheck.checks import run_check, unsupported_reason
 from xentcheck.expectations import Registry, load_registry
 from xentcheck.problem import Problem
+from xentcheck.verdict import overflowed
 
 from .mutants import MutantAdapter
 
@@ -21,7 +22,8 @@ def _binding(op):
     return next(b for b in HONEST.bindings() if b.caps.op == op)
 
 
-def _check(adapter, case, op, reduction="none", registry=Registry(), dtype="float32"):
+def _check(adapter, case, op, reduction="none", registry=None, dtype="float32"):
+    registry = registry or Registry()
     p = CASES[case].problem(op, dtype, reduction)
     return run_check(adapter, _binding(op), p, "value", registry=registry, versions=adapter.environment())
 
@@ -66,8 +68,8 @@ def test_malformed_targets_are_handed_over_in_the_wrong_form():
                                       ("binary_targets_missing_row", "sigmoid_bce")])
 def test_raising_on_a_malformed_target_passes_and_says_where(case, op):
     rec = _check(HONEST, case, op)
-    assert rec["outcome"] == "pass" and rec["reason"].startswith("rejects the malformed target"), rec["reason"]
-    assert "raised at tests/mutants.py:" in rec["reason"]
+    assert rec.outcome == "pass" and rec.reason.startswith("rejects the malformed target"), rec.reason
+    assert "raised at tests/mutants.py:" in rec.reason
 
 
 def test_the_exact_loss_of_an_unambiguous_malformed_target_passes():
@@ -76,21 +78,21 @@ def test_the_exact_loss_of_an_unambiguous_malformed_target_passes():
             return super()._compute(replace(p, malformed=None), cotangent)
 
     rec = _check(TakesFloats(), "float_labels", "softmax_ce")
-    assert rec["outcome"] == "pass" and "exact loss" in rec["reason"]
-    assert _check(TakesFloats(), "targets_missing_row", "softmax_ce")["outcome"] == "fail"  # no loss exists
+    assert rec.outcome == "pass" and "exact loss" in rec.reason
+    assert _check(TakesFloats(), "targets_missing_row", "softmax_ce").outcome == "fail"  # no loss exists
 
 
 def test_silent_garbage_fails_and_a_documented_broadcast_deviates(tmp_path):
     lenient = Lenient()
     rec = _check(lenient, "targets_missing_row", "softmax_ce")
-    assert rec["outcome"] == "fail" and "silent garbage" in rec["reason"]
+    assert rec.outcome == "fail" and "silent garbage" in rec.reason
     rec = _check(lenient, "binary_targets_squeezed", "bce")  # (4, 1) with (4,) -> (4, 4)
-    assert rec["outcome"] == "fail" and "(4, 4)" in rec["reason"]
+    assert rec.outcome == "fail" and "(4, 4)" in rec.reason
     reg = _entry(tmp_path, "np.bce", "binary_targets_squeezed", '{ invalid_targets = "broadcast" }')
     for red in ("none", "mean"):
-        assert _check(lenient, "binary_targets_squeezed", "bce", red, reg)["outcome"] == "deviation"
+        assert _check(lenient, "binary_targets_squeezed", "bce", red, reg).outcome == "deviation"
     rec = _check(HONEST, "binary_targets_squeezed", "bce", "none", reg)
-    assert rec["outcome"] == "fail" and "no longer happens" in rec["reason"]
+    assert rec.outcome == "fail" and "no longer happens" in rec.reason
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -166,7 +168,8 @@ def test_binary_losses_at_infinite_logits_take_the_limit_and_each_formula_its_ow
     limit = R.evaluate(p, R.MATH, np.ones(z.shape))
     assert np.array_equal(limit.value, [[np.inf, np.inf, 0.0], [0.0, np.inf, np.inf]])
     assert np.array_equal(limit.grad, [[1.0, 0.5, 0.0], [0.0, -0.5, -1.0]])
-    nan_where = {"max_shift": [[1, 1, 1], [1, 0, 0]], "linear": [[0, 0, 1], [1, 1, 1]], "products": [[0, 0, 1], [1, 0, 0]]}
+    nan_where = {"max_shift": [[1, 1, 1], [1, 0, 0]], "linear": [[0, 0, 1], [1, 1, 1]],
+                 "products": [[0, 0, 1], [1, 0, 0]]}
     for formula, mask in nan_where.items():
         v = R.evaluate(p, R.Convention(sigmoid_formula=formula), np.ones(z.shape)).value
         assert np.array_equal(np.isnan(v), np.array(mask, bool)), formula
@@ -180,6 +183,6 @@ def test_a_loss_cast_to_the_integer_target_dtype_is_checked_exactly(tmp_path):
             return type(out)(np.trunc(out.value), out.grad, "int64")
 
     reg = _entry(tmp_path, "np.sigmoid_bce", "int_binary_targets", '{ invalid_targets = "int_truncated" }')
-    assert _check(Truncating(), "int_binary_targets", "sigmoid_bce", registry=reg)["outcome"] == "deviation"
-    assert _check(Truncating(), "int_binary_targets", "sigmoid_bce")["outcome"] == "fail"
-    assert _check(HONEST, "int_binary_targets", "sigmoid_bce", registry=reg)["outcome"] == "fail"  # exact, not truncated
+    assert _check(Truncating(), "int_binary_targets", "sigmoid_bce", registry=reg).outcome == "deviation"
+    assert _check(Truncating(), "int_binary_targets", "sigmoid_bce").outcome == "fail"
+    assert _check(HONEST, "int_binary_targets", "sigmoid_bce", registry=reg).outcome == "fail"  # exact, not truncated

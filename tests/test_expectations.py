@@ -41,6 +41,10 @@ def test_version_ranges_apply_only_where_they_hold(tmp_path):
     (('source = "https://example.invalid"', 'source = "see docs"'), "must be a link"),
     (('versions = ">=2.0,<3"', 'versions = "two"'), "not a version specifier"),
     (('reason = "r"', 'why = "r"'), "unknown key 'why'"),
+    # types come from the schema, the policies' from the oracle's Convention
+    (('versions = ">=2.0,<3"', "versions = 2"), "versions = 2: expected a version specifier"),
+    (("{ log_clamp = -100.0 }", '{ prob_clip = "big" }'), "expect.prob_clip = 'big': expected a number"),
+    (("{ log_clamp = -100.0 }", '{ invalid_targets = "maybe" }'), "expect.invalid_targets 'maybe' is not one of"),
 ])
 def test_malformed_entries_are_one_line(tmp_path, edit, message):
     f = tmp_path / "bad.toml"
@@ -66,5 +70,5 @@ def test_an_entry_narrowed_to_a_mode_applies_only_there(tmp_path):
     args = ("torch", "F.binary_cross_entropy", "c", "cat", "float32", "value", {})
     assert e.applies(*args, "compiled") and not e.applies(*args, "eager")
     f.write_text(ENTRY.replace('versions = ">=2.0,<3"', 'modes = ["jit"]'))
-    with pytest.raises(ExpectationError, match="modes entry 'jit' must be one of eager, compiled"):
+    with pytest.raises(ExpectationError, match="modes entry 'jit' is not one of: eager, compiled"):
         load_registry([f])

@@ -1,10 +1,27 @@
 """Several results files in one report: run labels, the changes section and the history view."""
 import copy
 
-from reports.history import changes, run_labels, trends
-from reports.html import render
+from reports import history
+from xentcheck.records import Results
 
+from .test_report import render
 from .test_results import _doc
+
+
+def _typed(docs: list[dict]) -> list[Results]:
+    return [Results.from_json(d) for d in docs]
+
+
+def run_labels(docs: list[dict]) -> list[str]:
+    return history.run_labels(_typed(docs))
+
+
+def changes(docs: list[dict], labels: list[str]) -> list[dict]:
+    return history.changes(_typed(docs), labels)
+
+
+def trends(docs: list[dict], labels: list[str]) -> dict:
+    return history.trends(_typed(docs), labels)
 
 
 def _versions():
@@ -65,7 +82,6 @@ def test_runs_of_different_frameworks_are_not_compared():
 
 def test_stability_points_that_changed_status_are_listed():
     from reports.diff import diff, lines
-
     from xentcheck import stability
     from xentcheck.expectations import Registry
 
@@ -75,8 +91,8 @@ def test_stability_points_that_changed_status_are_listed():
     binding = HONEST.bindings()[0]
     for doc, adapter in ((old, HONEST), (new, FakeAdapter("fake", shift=False))):
         doc["stability"] = [stability.sweep(adapter, binding, stability.BY_NAME["logit_magnitude"], "float32",
-                                            registry=Registry([]), versions={})]
-    d = diff(old, new)
+                                            registry=Registry([]), versions={}).to_json()]
+    d = diff(*_typed([old, new]))
     assert d.stability and all(c["old"] == "ok" and c["new"] in ("inf", "nan", "inaccurate") for c in d.stability)
     assert min(c["x"] for c in d.stability) > 10  # nothing changes below the overflow
     assert any(line.startswith("stability ") for line in lines(d))

@@ -43,18 +43,19 @@ def _checks(adapter):
     problem = case.problem("softmax_ce", "float64", "mean")
     b = adapter.bindings()[0]
     assert "compiled" in b.caps.modes
-    return [run_check(adapter, b, problem, c, registry=Registry(), versions={}, mode="compiled") for c in ("value", "grad")]
+    return [run_check(adapter, b, problem, c, registry=Registry(), versions={}, mode="compiled")
+            for c in ("value", "grad")]
 
 
 def test_one_compile_serves_the_value_and_the_gradient_check():
     a = CompiledFake()
     recs = _checks(a)
-    assert [r["outcome"] for r in recs] == ["pass", "pass"]
+    assert [r.outcome for r in recs] == ["pass", "pass"]
     assert a.prepared.count(("compiled", True)) == 1 and ("compiled", False) not in a.prepared
-    assert all(r["vs_eager"]["same"] and r["mode"] == "compiled" for r in recs)
+    assert all(r.vs_eager["same"] and r.mode == "compiled" for r in recs)
 
 
 def test_a_compiler_that_changes_the_numbers_fails_and_differs_from_eager():
     recs = _checks(CompiledFake(compiled_error=1e-6))
-    assert [r["outcome"] for r in recs] == ["fail", "fail"]
-    assert not any(r["vs_eager"]["same"] for r in recs) and all(r["vs_eager"]["tol_units"] > 1 for r in recs)
+    assert [r.outcome for r in recs] == ["fail", "fail"]
+    assert not any(r.vs_eager["same"] for r in recs) and all(r.vs_eager["tol_units"] > 1 for r in recs)

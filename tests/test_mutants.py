@@ -3,7 +3,7 @@
 The whole case catalog runs through the check runner for the honest NumPy adapter and for each
 mutant (tests/mutants.py). A mutant is killed when at least one check fails; the kill rate must be 1.
 """
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -14,7 +14,7 @@ from xentcheck.expectations import Registry
 from .mutants import MUTANTS, MutantAdapter
 
 
-@lru_cache(maxsize=None)
+@cache
 def outcomes(bug):
     adapter = MutantAdapter(bug)
     bindings = {b.caps.op: b for b in adapter.bindings()}
@@ -31,17 +31,17 @@ def outcomes(bug):
 
 def test_the_honest_implementation_passes_every_case():
     recs = outcomes(None)
-    bad = [(r["id"], r["reason"][:200]) for r in recs if r["outcome"] in ("fail", "error")]
+    bad = [(r.id, r.reason[:200]) for r in recs if r.outcome in ("fail", "error")]
     assert not bad
-    assert sum(r["outcome"] == "pass" for r in recs) > 300
+    assert sum(r.outcome == "pass" for r in recs) > 300
 
 
 @pytest.mark.parametrize("bug", sorted(MUTANTS))
 def test_every_planted_bug_is_killed(bug):
-    killed = [r["id"] for r in outcomes(bug) if r["outcome"] in ("fail", "error")]
+    killed = [r.id for r in outcomes(bug) if r.outcome in ("fail", "error")]
     assert killed, f"planted bug survived: {MUTANTS[bug]}"
 
 
 def test_kill_rate_is_one():
-    killed = sum(any(r["outcome"] in ("fail", "error") for r in outcomes(b)) for b in MUTANTS)
+    killed = sum(any(r.outcome in ("fail", "error") for r in outcomes(b)) for b in MUTANTS)
     assert killed / len(MUTANTS) == 1.0

@@ -1,38 +1,40 @@
-"""The pytest plugin end to end, in subprocesses: selection, bad input, results, report, external adapters.
-
-Only the NumPy/SciPy adapter (core dependencies) and the fake adapter run here: no framework needed.
+"""The pytest plugin end to end, in child processes (pytester): selection, bad input, results, report,
+external adapters. Only the NumPy/SciPy adapter (core dependencies) and the fake adapter run here: no
+framework needed.
 """
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .runs import ROOT
 
 
-def pytest_run(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+def _err(r: pytest.RunResult) -> list[str]:
+    return [line for line in r.errlines if line.strip()]
 
 
-def test_unknown_framework_fails_at_once_with_one_line():
-    r = pytest_run("suites", "--frameworks=nope")
-    assert r.returncode == 4
-    err = [line for line in r.stderr.splitlines() if line.strip()]
+def _out(r: pytest.RunResult) -> str:
+    return r.stdout.str()
+
+
+def test_unknown_framework_fails_at_once_with_one_line(run_suite):
+    r = run_suite("suites", "--frameworks=nope")
+    assert r.ret == 4
+    err = _err(r)
     assert err == ["ERROR: --frameworks: unknown framework 'nope'; known: numpy, torch, tensorflow, jax"]
 
 
-def test_numpy_only_run_writes_results_and_report(tmp_path):
+def test_numpy_only_run_writes_results_and_report(run_suite, tmp_path):
     res, rep = tmp_path / "r.json", tmp_path / "r.html"
-    r = pytest_run("suites", "--frameworks=numpy", f"--results={res}", f"--report={rep}")
-    assert r.returncode == 0, r.stdout[-3000:]
+    r = run_suite("suites", "--frameworks=numpy", f"--results={res}", f"--report={rep}")
+    assert r.ret == 0, _out(r)[-3000:]
     doc = json.loads(res.read_text())
     assert set(doc["environment"]["frameworks"]) == {"numpy"}
     assert {rec["framework"] for rec in doc["records"]} == {"numpy"}
     assert doc["summary"].get("fail", 0) == 0 and doc["summary"]["pass"] > 0
-    assert f"results written to {res}" in r.stdout and f"report written to {rep}" in r.stdout
+    assert f"results written to {res}" in _out(r) and f"report written to {rep}" in _out(r)
     assert "log_softmax" in rep.read_text()
     assert not list(tmp_path.glob("*.partial.jsonl"))  # the crash journal is removed after a clean finish
     # the report command rebuilds the page from the results file alone
@@ -42,11 +44,11 @@ def test_numpy_only_run_writes_results_and_report(tmp_path):
     assert b.returncode == 0 and out.read_text().count("<tr>") == rep.read_text().count("<tr>")
 
 
-def test_external_adapter_is_tested_like_a_builtin(tmp_path):
-    r = pytest_run("suites", "--frameworks=", "--adapter=tests.fake_adapter:HONEST", "-k", "random_index",
+def test_external_adapter_is_tested_like_a_builtin(run_suite, tmp_path):
+    r = run_suite("suites", "--frameworks=", "--adapter=tests.fake_adapter:HONEST", "-k", "random_index",
                    f"--results={tmp_path / 'r.json'}", f"--report={tmp_path / 'r.html'}", "-rA")
-    assert r.returncode == 0, r.stdout[-3000:]
-    assert "fake-fake.softmax_ce-random_index-float32-eager-mean-grad" in r.stdout
+    assert r.ret == 0, _out(r)[-3000:]
+    assert "fake-fake.softmax_ce-random_index-float32-eager-mean-grad" in _out(r)
     doc = json.loads((tmp_path / "r.json").read_text())
     assert {rec["framework"] for rec in doc["records"]} == {"fake"}
 
@@ -56,33 +58,33 @@ def test_external_adapter_is_tested_like_a_builtin(tmp_path):
     ("tests.fake_adapter:NOPE", "has no attribute 'NOPE'"),
     ("tests.fake_adapter", "expected MODULE:ATTR"),
 ])
-def test_bad_adapter_is_one_line(spec, message):
-    r = pytest_run("suites", "--frameworks=numpy", f"--adapter={spec}")
-    assert r.returncode != 0
-    assert message in r.stderr and len([x for x in r.stderr.splitlines() if x.strip()]) == 1
+def test_bad_adapter_is_one_line(run_suite, spec, message):
+    r = run_suite("suites", "--frameworks=numpy", f"--adapter={spec}")
+    assert r.ret != 0
+    assert message in r.stderr.str() and len(_err(r)) == 1
 
 
-def test_malformed_expectations_file_is_one_line(tmp_path):
+def test_malformed_expectations_file_is_one_line(run_suite, tmp_path):
     bad = tmp_path / "e.toml"
     bad.write_text("[[expectation]]\nid = 'x'\n")
-    r = pytest_run("suites", "--frameworks=numpy", f"--expectations={bad}")
-    assert r.returncode == 4 and "missing required key" in r.stderr
+    r = run_suite("suites", "--frameworks=numpy", f"--expectations={bad}")
+    assert r.ret == 4 and "missing required key" in r.stderr.str()
 
 
-def test_unwritable_report_path_is_reported_and_fails(tmp_path):
+def test_unwritable_report_path_is_reported_and_fails(run_suite, tmp_path):
     (tmp_path / "dir.html").mkdir()
-    r = pytest_run("suites", "--frameworks=numpy", f"--report={tmp_path / 'dir.html'}")
-    assert r.returncode == 4 and "is a folder" in r.stderr and len([x for x in r.stderr.splitlines() if x.strip()]) == 1
-    r = pytest_run("suites", "--frameworks=numpy", "--results=/proc/no/r.json")
-    assert r.returncode == 4 and "--results=/proc/no/r.json: cannot create its folder" in r.stderr
+    r = run_suite("suites", "--frameworks=numpy", f"--report={tmp_path / 'dir.html'}")
+    assert r.ret == 4 and "is a folder" in r.stderr.str() and len(_err(r)) == 1
+    r = run_suite("suites", "--frameworks=numpy", "--results=/proc/no/r.json")
+    assert r.ret == 4 and "--results=/proc/no/r.json: cannot create its folder" in r.stderr.str()
 
 
-def test_a_crash_loses_no_other_result_under_xdist(tmp_path):
+def test_a_crash_loses_no_other_result_under_xdist(run_suite, tmp_path):
     res = tmp_path / "r.json"
-    r = pytest_run("suites", "-n", "1", "--frameworks=", "--adapter=tests.fake_adapter:HONEST",
+    r = run_suite("suites", "-n", "1", "--frameworks=", "--adapter=tests.fake_adapter:HONEST",
                    "--adapter=tests.fake_adapter:CRASHING", "-k", "float64 and none and value and "
                    "(random_index or tutorial_logits)", f"--results={res}", f"--report={tmp_path / 'r.html'}")
-    assert r.returncode == 1, r.stdout[-3000:]
+    assert r.ret == 1, _out(r)[-3000:]
     doc = json.loads(res.read_text())
     by_id = {rec["id"]: rec for rec in doc["records"]}
     crashed = by_id["crashy-fake.softmax_ce-tutorial_logits-float64-eager-none-value"]
@@ -92,36 +94,36 @@ def test_a_crash_loses_no_other_result_under_xdist(tmp_path):
     assert set(doc["environment"]["frameworks"]) == {"fake", "crashy"}
 
 
-def test_a_hang_is_cut_by_the_timeout_and_the_run_goes_on(tmp_path):
+def test_a_hang_is_cut_by_the_timeout_and_the_run_goes_on(run_suite, tmp_path):
     res = tmp_path / "r.json"
-    r = pytest_run("suites", "--timeout=5", "--frameworks=", "--adapter=tests.fake_adapter:HANGING",
+    r = run_suite("suites", "--timeout=5", "--frameworks=", "--adapter=tests.fake_adapter:HANGING",
                    "-k", "float64 and none and value and (random_index or tutorial_logits or soft_dirichlet)",
                    f"--results={res}", f"--report={tmp_path / 'r.html'}")
-    assert r.returncode == 1, r.stdout[-3000:]
+    assert r.ret == 1, _out(r)[-3000:]
     by_id = {rec["id"]: rec for rec in json.loads(res.read_text())["records"]}
     hung = by_id["hangs-fake.softmax_ce-tutorial_logits-float64-eager-none-value"]
     assert hung["outcome"] == "error" and "Timeout" in hung["reason"]
     assert by_id["hangs-fake.softmax_ce-soft_dirichlet-float64-eager-none-value"]["outcome"] == "pass"
 
 
-def test_baseline_reports_changes_and_fails_on_a_regression(tmp_path):
+def test_baseline_reports_changes_and_fails_on_a_regression(run_suite, tmp_path):
     base = tmp_path / "base.json"
     common = ("suites", "--frameworks=", "--adapter=tests.fake_adapter:HONEST", "-k", "random",
               f"--report={tmp_path / 'r.html'}")
-    assert pytest_run(*common, f"--results={base}").returncode == 0
-    same = pytest_run(*common, f"--results={tmp_path / 'same.json'}", f"--baseline={base}")
-    assert same.returncode == 0 and "xentcheck: baseline: 0 outcome changes (0 regressions)" in same.stdout
+    assert run_suite(*common, f"--results={base}").ret == 0
+    same = run_suite(*common, f"--results={tmp_path / 'same.json'}", f"--baseline={base}")
+    assert same.ret == 0 and "xentcheck: baseline: 0 outcome changes (0 regressions)" in _out(same)
     doc = json.loads(base.read_text())  # pretend a documented deviation used to fire on one check
     rec = next(r for r in doc["records"] if r["outcome"] == "pass")
     rec.update(outcome="deviation", expectation="some-entry")
     base.write_text(json.dumps(doc))
-    changed = pytest_run(*common, f"--results={tmp_path / 'new.json'}", f"--baseline={base}")
-    assert changed.returncode == 1
-    assert f"xentcheck: baseline: REGRESSION {rec['id']}: deviation [some-entry] -> pass" in changed.stdout
+    changed = run_suite(*common, f"--results={tmp_path / 'new.json'}", f"--baseline={base}")
+    assert changed.ret == 1
+    assert f"xentcheck: baseline: REGRESSION {rec['id']}: deviation [some-entry] -> pass" in _out(changed)
 
 
-def test_unreadable_baseline_fails_at_once_with_one_line(tmp_path):
-    r = pytest_run("suites", "--frameworks=", f"--baseline={tmp_path / 'nope.json'}")
-    assert r.returncode == 4
-    err = [line for line in r.stderr.splitlines() if line.strip()]
+def test_unreadable_baseline_fails_at_once_with_one_line(run_suite, tmp_path):
+    r = run_suite("suites", "--frameworks=", f"--baseline={tmp_path / 'nope.json'}")
+    assert r.ret == 4
+    err = _err(r)
     assert len(err) == 1 and "--baseline:" in err[0] and "no such results file" in err[0]

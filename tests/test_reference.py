@@ -23,11 +23,11 @@ def _problem(op, x, target, kind, **kw) -> Problem:
 
 def mp_softmax_ce(z, y):
     lse = mp.log(mp.fsum(mp.e ** mp.mpf(v) for v in z))
-    return mp.fsum(mp.mpf(yc) * (lse - mp.mpf(zc)) for zc, yc in zip(z, y) if yc != 0)
+    return mp.fsum(mp.mpf(yc) * (lse - mp.mpf(zc)) for zc, yc in zip(z, y, strict=False) if yc != 0)
 
 
 def mp_categorical_ce(p, y):
-    return -mp.fsum(mp.mpf(yc) * mp.log(mp.mpf(pc)) for pc, yc in zip(p, y) if yc != 0)
+    return -mp.fsum(mp.mpf(yc) * mp.log(mp.mpf(pc)) for pc, yc in zip(p, y, strict=False) if yc != 0)
 
 
 def mp_sigmoid_bce(z, t, pw=1.0):
@@ -105,7 +105,7 @@ def test_softmax_ce_value_and_grad_vs_mpmath(seed):
     for i in range(3):
         assert close(ev.value[i], mp_softmax_ce(z[i], y[i]))
         for j in range(4):
-            assert close(ev.grad[i, j], mp_grad(lambda v: mp_softmax_ce(v, y[i]), z[i], j), rel=1e-10, abs_=1e-14)
+            assert close(ev.grad[i, j], mp_grad(lambda v, i=i: mp_softmax_ce(v, y[i]), z[i], j), rel=1e-10, abs_=1e-14)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -117,7 +117,7 @@ def test_categorical_ce_value_and_grad_vs_mpmath(seed):
     for i in range(3):
         assert close(ev.value[i], mp_categorical_ce(p[i], y[i]))
         for j in range(5):
-            assert close(ev.grad[i, j], mp_grad(lambda v: mp_categorical_ce(v, y[i]), p[i], j), rel=1e-10)
+            assert close(ev.grad[i, j], mp_grad(lambda v, i=i: mp_categorical_ce(v, y[i]), p[i], j), rel=1e-10)
 
 
 @pytest.mark.parametrize("z", [-800.0, -30.0, -1.0, 0.0, 2.5, 40.0, 800.0])
@@ -272,7 +272,7 @@ def test_renormalized_gradient_vs_mpmath():
 
     def f(v):
         s = mp.fsum(v)
-        return -mp.fsum(mp.mpf(yc) * mp.log(pc / s) for pc, yc in zip(v, y))
+        return -mp.fsum(mp.mpf(yc) * mp.log(pc / s) for pc, yc in zip(v, y, strict=False))
 
     for j in range(3):
         assert close(g[j], mp_grad(f, probs, j), rel=1e-10)

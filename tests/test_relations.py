@@ -23,8 +23,8 @@ def _run(bug, relation, dtype="float32", examples=8):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_honest_implementation_satisfies_every_relation(relation, dtype):
     recs = _run(None, relation, dtype)
-    assert [r["reason"] for r in recs if r["outcome"] in ("fail", "error")] == []
-    assert any(r["outcome"] == "pass" for r in recs), "the relation applies to no op of the honest adapter"
+    assert [r.reason for r in recs if r.outcome in ("fail", "error")] == []
+    assert any(r.outcome == "pass" for r in recs), "the relation applies to no op of the honest adapter"
 
 
 CAUGHT_BY = {
@@ -42,9 +42,9 @@ CAUGHT_BY = {
 def test_a_relation_catches_the_planted_bug(bug):
     relation = next(r for r in RELATIONS if r.name == CAUGHT_BY[bug])
     recs = _run(bug, relation)
-    failed = [r for r in recs if r["outcome"] == "fail"]
+    failed = [r for r in recs if r.outcome == "fail"]
     assert failed, f"{relation.name} missed {bug}"
-    assert all("does not hold" in r["reason"] and "Draw(" in r["reason"] for r in failed)  # with the counter-example
+    assert all("does not hold" in r.reason and "Draw(" in r.reason for r in failed)  # with the counter-example
 
 
 def test_a_relation_outside_the_capabilities_is_unsupported_with_the_reason():
@@ -53,4 +53,4 @@ def test_a_relation_outside_the_capabilities_is_unsupported_with_the_reason():
     narrow = replace(b, caps=replace(b.caps, options=frozenset()))
     smoothing = next(r for r in RELATIONS if r.name == "label_smoothing_soft")
     rec = run_relation(adapter, narrow, [], smoothing, "float32", examples=2, derandomize=True)
-    assert rec["outcome"] == "unsupported" and "label_smoothing" in rec["reason"]
+    assert rec.outcome == "unsupported" and "label_smoothing" in rec.reason

@@ -5,18 +5,29 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reports.html import render, summary_matrix
+from reports.html import measured_capabilities, summary_matrix
+from xentcheck.records import CheckRecord, Results
 
 from .test_results import _doc
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def render(docs: list[dict]) -> str:
+    from reports.html import render as typed_render
+
+    return typed_render([Results.from_json(d) for d in docs])
+
+
+def records(recs: list[dict]) -> list[CheckRecord]:
+    return [CheckRecord.from_json(r) for r in recs]
+
+
 def test_report_contains_environment_and_matrix():
     doc = _doc()
     html = render([doc])
     assert "fake.softmax_ce" in html and "ordinary" in html and "2 pass" in html
-    cats, rows = summary_matrix(doc["records"])
+    cats, rows = summary_matrix(records(doc["records"]))
     assert cats == ["ordinary"] and rows[0]["cells"]["ordinary"]["counts"] == {"pass": 2}
 
 
@@ -28,7 +39,7 @@ def test_failures_come_first_and_strings_are_escaped():
     html = render([doc])
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
     assert "<b>boom" not in html
-    _, rows = summary_matrix(doc["records"])
+    _, rows = summary_matrix(records(doc["records"]))
     assert rows[0]["worst"] == "fail"
 
 
@@ -54,7 +65,7 @@ def test_coverage_marks_every_cell_run_ruled_out_or_a_gap():
     doc["environment"]["bindings"] = {f"fake::{r['binding']}": {"framework": "fake", "binding": r["binding"],
                                                                  "api": r["api"], "doc": "", "capabilities": caps}
                                       for r in doc["records"]}
-    view = coverage_view([doc])
+    view = coverage_view([Results.from_json(doc)])
     eager, compiled = view["tables"]
     assert eager["mode"] == "eager" and eager["run"] and not compiled["run"]
     marks = {m["dtype"]: m for m in eager["rows"][0]["cells"]["ordinary"]}
@@ -67,8 +78,6 @@ def test_coverage_marks_every_cell_run_ruled_out_or_a_gap():
 
 
 def test_the_capability_matrix_is_measured_not_claimed():
-    from reports.html import measured_capabilities
-
     doc = _doc()
     caps = {"op": "softmax_ce", "targets": ["index", "soft"], "reductions": ["none", "mean"], "options": [],
             "dtypes": ["float32", "float64"], "grad": True, "modes": ["eager"], "devices": ["cpu"]}
@@ -76,7 +85,7 @@ def test_the_capability_matrix_is_measured_not_claimed():
     declared = {"fake::b": {"framework": "fake", "binding": r0["binding"], "api": "a", "doc": "", "capabilities": caps}}
     bad = copy.deepcopy(r0)
     bad.update(outcome="fail", dtype="float64", id="other", check="value")
-    (row,) = measured_capabilities(doc["records"] + [bad], declared)
+    (row,) = measured_capabilities(records(doc["records"] + [bad]), declared)
     f = dict(row["facets"]["dtypes"])
     assert f == {"float32": "ok", "float64": "bad"}
     assert dict(row["facets"]["targets"]) == {"index": "bad", "soft": "untested"}  # worst seen; declared, never ran

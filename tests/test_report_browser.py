@@ -44,7 +44,8 @@ def report(tmp_path_factory) -> Path:
     binding = HONEST.bindings()[0]
     for doc, adapter in ((old, HONEST), (new, FakeAdapter("fake", shift=False))):
         doc["stability"] = [stability.sweep(adapter, binding, stability.BY_NAME["logit_magnitude"], dt,
-                                            registry=Registry([]), versions={}) for dt in ("float32", "float64")]
+                                            registry=Registry([]), versions={}).to_json()
+                            for dt in ("float32", "float64")]
     d = tmp_path_factory.mktemp("report")
     import json
 

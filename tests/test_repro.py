@@ -6,9 +6,9 @@ import io
 import numpy as np
 
 from adapters.repro import Dialect, snippet
-from reports.html import render
 from xentcheck.problem import Problem
 
+from .test_report import render
 from .test_results import _doc
 
 NUMPY = Dialect(imports="import numpy as np", array=lambda lit, dt: f"np.asarray({lit}, dtype=np.{dt})",

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from xentcheck.records import Results
 from xentcheck.results import SCHEMA_VERSION, ResultsError, document, load, validate, write_atomic
 
 from .test_checks import CASES, HONEST, _run
@@ -12,14 +13,15 @@ def _doc():
     recs = [_run(HONEST, "random_index", check=c) for c in ("value", "grad")]
     env = {"python": "3", "platform": "p", "cpu": "c", "cpu_count": 2, "date": "d", "command": "pytest",
            "device": "cpu", "frameworks": {"fake": {"fake": "0.0"}}, "skipped": {}, "bindings": {}}
-    return document(env, recs, {"entries": [], "stale": [], "unused": []})
+    return document(env, recs, {"entries": [], "stale": [], "unused": []}).to_json()
 
 
 def test_a_real_document_validates_and_round_trips(tmp_path):
     doc = _doc()
     assert doc["schema_version"] == SCHEMA_VERSION and doc["summary"] == {"pass": 2}
     path = write_atomic(tmp_path / "sub" / "r.json", json.dumps(doc, allow_nan=False))
-    assert load(path) == doc
+    assert load(path) == Results.from_json(doc)
+    assert load(path).to_json() == doc  # one serialisation, one parser: a round trip loses nothing
     assert not list((tmp_path / "sub").glob(".r.json.*"))  # no temp file left behind
 
 
@@ -57,3 +59,28 @@ def test_unreadable_files(tmp_path, content, message):
 def test_cases_are_declarations():
     assert {"extreme logits", "soft targets", "index vs one-hot", "multi-label", "zero probabilities",
             "ordinary"} <= {c.category for c in CASES.values()}
+
+
+@pytest.mark.parametrize("path, cls", [
+    (("records", "items"), "CheckRecord"),
+    (("stability", "items"), "StabilityRecord"),
+    (("stability", "items", "points", "items"), "StabilityPoint"),
+    (("benchmarks", "records", "items"), "BenchRecord"),
+])
+def test_the_schema_and_the_record_classes_name_the_same_fields(path, cls):
+    """One serialisation: a record class writes exactly the fields the schema describes."""
+    from dataclasses import fields
+
+    from xentcheck import records
+    from xentcheck.results import schema
+
+    node = schema()
+    for key in path:
+        node = node["properties"][key] if key != "items" else node["items"]
+    klass = getattr(records, cls)
+    written = {f.metadata.get("key", f.name) for f in fields(klass) if f.metadata.get("json", True)}
+    if cls == "CheckRecord":
+        written |= {f.name for f in fields(records.RelationRecord)}  # relation records share the item schema
+        written -= {"run"}
+    assert set(node["properties"]) == written
+    assert set(node.get("required", [])) <= written

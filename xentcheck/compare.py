@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .records import Errors
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -24,15 +26,15 @@ class Comparison:
     detail: str = ""
     examples: list[str] = field(default_factory=list)
 
-    def errors(self) -> dict:
+    def errors(self) -> Errors:
         """The measured errors as a results record holds them (strict JSON: inf becomes the float64 max)."""
         big = float(np.finfo(np.float64).max)
 
         def finite(v: float) -> float:
             return v if np.isfinite(v) else big
 
-        return {"max_abs": finite(self.max_abs), "max_rel": finite(self.max_rel), "tol_units": finite(self.tol_units),
-                "eps_units": finite(self.eps_units), "mismatches": self.mismatches}
+        return Errors(max_abs=finite(self.max_abs), max_rel=finite(self.max_rel), tol_units=finite(self.tol_units),
+                      eps_units=finite(self.eps_units), mismatches=self.mismatches)
 
 
 def _fmt(v: float) -> str:

@@ -1,9 +1,12 @@
-"""Reading declaration files (cases, expectations): TOML arrays of tables, each located for errors."""
+"""Reading declaration files (cases, expectations): TOML arrays of tables, each located for errors and
+validated against a JSON Schema, every problem reported in one line naming the file, table and key."""
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+
+import jsonschema
 
 
 def tables(paths: list[Path], key: str, name_key: str, error: type[Exception], what: str) -> Iterator[tuple[str, dict]]:
@@ -17,4 +20,56 @@ def tables(paths: list[Path], key: str, name_key: str, error: type[Exception], w
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise error(f"{path}: cannot read {what} file ({e}); fix the TOML syntax") from None
         for i, raw in enumerate(data.get(key, [])):
-            yield f"{Path(path).name}: {key} #{i + 1} {raw.get(name_key, '?')!r}", raw
+            name = raw.get(name_key, "?") if isinstance(raw, dict) else "?"
+            yield f"{Path(path).name}: {key} #{i + 1} {name!r}", raw
+
+
+def check(table: dict, schema: dict, where: str, error: type[Exception]) -> None:
+    """Raise ``error`` with one line for the first way ``table`` breaks ``schema``: an unknown key
+    first (a misspelt key is also a missing one, and the misspelling is the news), then the most
+    specific problem jsonschema finds."""
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(table))
+    unknown = [e for e in errors if e.validator == "additionalProperties"]
+    best = unknown[0] if unknown else jsonschema.exceptions.best_match(errors)
+    if best is not None:
+        raise error(f"{where}: {describe(best)}")
+
+
+def _words(schema: dict) -> str:
+    """What a subschema expects, for a message: its ``title``'s kind, else its type(s)."""
+    if "x-expects" in schema:
+        return schema["x-expects"]
+    kinds = schema.get("type")
+    if isinstance(kinds, list):
+        return " or ".join(kinds)
+    if kinds:
+        return {"array": "a list", "object": "a table", "integer": "an integer", "number": "a number",
+                "string": "a string", "boolean": "true or false"}.get(kinds, kinds)
+    return "another value"
+
+
+def describe(e: jsonschema.ValidationError) -> str:
+    """One line for a schema violation, in the declaration's own words (key paths as ``a.b``)."""
+    path = ".".join(str(p) for p in e.absolute_path)
+    label = e.schema.get("title") or path or "the table"
+    if e.validator == "additionalProperties":
+        unknown = sorted(set(e.instance) - set(e.schema.get("properties", {})))[0]
+        known = ", ".join(sorted(e.schema.get("properties", {})))
+        if "x-unknown" in e.schema:
+            return f"{path + '.' if path else ''}{unknown} {e.schema['x-unknown']}; use one of {known}"
+        return f"unknown key {unknown!r}{' in ' + path if path else ''}; known keys: {known}"
+    if e.validator == "required":
+        missing = next(k for k in e.validator_value if k not in e.instance)
+        return (f"missing required key {missing!r}{' in ' + path if path else ''} "
+                f"(every entry needs {', '.join(e.validator_value)})")
+    if e.validator == "enum":
+        return f"{label} {e.instance!r} is not one of: {', '.join(map(str, e.validator_value))}"
+    if e.validator == "pattern":
+        return f"{label} {e.instance!r}: {e.schema.get('x-message', 'does not match ' + e.validator_value)}"
+    if e.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"{label} = {e.instance!r} is out of range: {e.message}"
+    if e.validator in ("minItems", "maxItems", "uniqueItems"):
+        return f"{label}: {e.message}"
+    if e.validator in ("anyOf", "oneOf") and "x-message" in e.schema:
+        return f"{label}: {e.schema['x-message']}"
+    return f"{label} = {e.instance!r}: expected {_words(e.schema)}"

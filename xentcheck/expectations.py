@@ -9,15 +9,16 @@ fails (a fix or a behaviour change on upgrade is never silent).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .declarations import tables
-from .reference import POLICIES, Convention
+from .declarations import check, tables
+from .problem import DTYPES
+from .records import CheckRecord
+from .reference import POLICIES, SIGMOID_FORMULAS, Convention
 
 # Oracle policies an entry may expect, plus compute_dtype: "the result has the precision of this dtype"
 # (judged with that dtype's bound against the same oracle values).
@@ -26,10 +27,58 @@ from .reference import POLICIES, Convention
 # "broadcast": a dense target of another shape is broadcast against the input, elementwise;
 # "int_truncated": with integer targets, the loss is returned cast to integers, truncated toward 0).
 _CONVENTION_KEYS = set(POLICIES)
-_POLICY_KEYS = _CONVENTION_KEYS | {"compute_dtype", "invalid_targets"}
-_KEYS = {"id", "framework", "package", "bindings", "checks", "cases", "categories", "dtypes", "modes", "versions",
-         "expect", "reason", "source"}
+INVALID_TARGETS = ("nan", "wrap", "broadcast", "int_truncated")
 _REQUIRED = ("id", "framework", "bindings", "expect", "reason", "source")
+#: string policies and the values the oracle implements
+_POLICY_VALUES = {"renormalize": ["before_clip", "after_clip"], "sigmoid_formula": sorted(SIGMOID_FORMULAS)}
+
+
+def _policy_schema(name: str, annotation: str) -> dict:
+    """A policy's value schema, from its Convention field's type (``float | None`` and so on)."""
+    if name in _POLICY_VALUES:
+        return {"title": f"expect.{name}", "enum": _POLICY_VALUES[name]}
+    kind = {"float": "number", "bool": "boolean", "str": "string"}[annotation.split("|")[0].strip()]
+    return {"title": f"expect.{name}", "type": kind}
+
+
+def _names(title: str, values: tuple[str, ...] | None = None) -> dict:
+    item = {"title": f"{title} entry", "type": "string"}
+    if values:
+        item = {"title": f"{title} entry", "enum": list(values)}
+    return {"title": title, "type": "array", "items": item, "x-expects": "a list of names"}
+
+
+#: the schema of one ``[[expectation]]`` table
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": list(_REQUIRED),
+    "additionalProperties": False,
+    "properties": {
+        "id": {"title": "id", "type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$",
+               "x-message": "id must be lower-case letters, digits and '-'"},
+        "framework": {"title": "framework", "type": "string", "minLength": 1},
+        "package": {"title": "package", "type": "string"},
+        "bindings": {**_names("bindings"), "minItems": 1},
+        "checks": _names("checks", ("value", "grad")),
+        "cases": _names("cases"),
+        "categories": _names("categories"),
+        "dtypes": _names("dtypes", DTYPES),
+        "modes": _names("modes", ("eager", "compiled")),
+        "versions": {"title": "versions", "type": "string", "x-expects": "a version specifier like '>=2.0,<3'"},
+        "expect": {"title": "expect", "type": "object", "minProperties": 1, "additionalProperties": False,
+                   "x-unknown": "is not an oracle policy",
+                   "properties": {
+                       **{f.name: _policy_schema(f.name, str(f.type)) for f in fields(Convention)
+                          if f.name in _CONVENTION_KEYS},
+                       "compute_dtype": {"title": "expect.compute_dtype", "enum": list(DTYPES)},
+                       "invalid_targets": {"title": "expect.invalid_targets", "enum": list(INVALID_TARGETS)},
+                   }},
+        "reason": {"title": "reason", "type": "string", "minLength": 1},
+        "source": {"title": "source", "type": "string", "pattern": "^https?://",
+                   "x-message": "source must be a link to the documentation or issue"},
+    },
+}
 
 
 class ExpectationError(ValueError):
@@ -92,29 +141,13 @@ class Expectation:
 
 
 def _entry(raw: dict, where: str) -> Expectation:
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise ExpectationError(f"{where}: unknown key {sorted(unknown)[0]!r}; known keys: {', '.join(sorted(_KEYS))}")
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", str(raw.get("id", ""))):
-        raise ExpectationError(f"{where}: id must be lower-case letters, digits and '-'")
-    for key in _REQUIRED:
-        if not raw.get(key):
-            raise ExpectationError(f"{where}: missing required key {key!r} (every entry needs {', '.join(_REQUIRED)})")
-    bad = set(raw["expect"]) - _POLICY_KEYS
-    if bad:
-        raise ExpectationError(f"{where}: expect.{sorted(bad)[0]} is not an oracle policy; use one of "
-                               f"{', '.join(sorted(_POLICY_KEYS))}")
-    if not str(raw["source"]).startswith(("http://", "https://")):
-        raise ExpectationError(f"{where}: source must be a link to the documentation or issue")
+    check(raw, SCHEMA, where, ExpectationError)
     if raw.get("versions"):
         try:
             SpecifierSet(raw["versions"])
         except InvalidSpecifier:
-            raise ExpectationError(f"{where}: versions {raw['versions']!r} is not a version specifier like '>=2.0,<3'") from None
-    for key, allowed in (("checks", ("value", "grad")), ("modes", ("eager", "compiled"))):
-        for c in raw.get(key, ()):
-            if c not in allowed:
-                raise ExpectationError(f"{where}: {key} entry {c!r} must be one of {', '.join(allowed)}")
+            raise ExpectationError(f"{where}: versions {raw['versions']!r} is not a version specifier like "
+                                   f"'>=2.0,<3'") from None
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()}
     return Expectation(**kw)
 
@@ -142,7 +175,7 @@ class Registry:
         return next(e for e in self.entries if e.id == entry_id)
 
 
-def audit(registry: Registry, records: list[dict], frameworks: set[str],
+def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
           versions: dict | None = None) -> tuple[list[str], list[str]]:
     """Run-level strictness: (stale, unused) entry messages for the frameworks that ran (and, given
     ``versions``, only for entries whose version range holds: another release line's entry is silent).
@@ -155,14 +188,14 @@ def audit(registry: Registry, records: list[dict], frameworks: set[str],
     fired: dict[str, int] = {}
     covered: set[str] = set()
     for r in records:
-        ids = (r.get("expectation") or "").split("+") if r.get("expectation") else []
+        ids = r.expectation.split("+") if r.expectation else []
         covered.update(ids)
-        for e in ids if r.get("expectation_differs") else []:
+        for e in ids if r.expectation_differs else []:
             applied[e] = applied.get(e, 0) + 1
-            if r.get("outcome") == "deviation":
+            if r.outcome == "deviation":
                 fired[e] = fired.get(e, 0) + 1
     stale, unused = [], []
-    modes_run = {r.get("mode") for r in records}
+    modes_run = {r.mode for r in records}
     for e in registry.entries:
         if e.framework not in frameworks or (e.modes and not set(e.modes) & modes_run):
             continue  # its framework or its mode did not run

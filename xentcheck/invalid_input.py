@@ -8,41 +8,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import reference
 from .compare import compare
-from .expectations import Registry
+from .exception_text import one_line, raised_at
+from .expectations import Expectation, Registry
 from .problem import Problem
-from .tolerance import bound, compute_dtype
-
-_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _raised_at(e: BaseException) -> str:
-    """Where an exception was raised (the innermost Python frame), so a reader can tell the framework
-    rejecting an input from glue code failing on it."""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is None:
-        return ""
-    path = Path(tb.tb_frame.f_code.co_filename)
-    for anchor in ("site-packages", "dist-packages"):
-        if anchor in path.parts:
-            path = Path(*path.parts[path.parts.index(anchor) + 1:])
-            break
-    else:
-        if path.is_relative_to(_ROOT):
-            path = path.relative_to(_ROOT)
-    return f"{path}:{tb.tb_lineno}"
+from .protocol import Adapter, Binding
+from .records import CheckRecord
+from .tolerance import bound
+from .verdict import expected_for
 
 
-def judge_invalid_input(rec: dict, adapter: Any, binding: Any, problem: Problem, registry: Registry,
-                        versions: dict, mode: str, device: str) -> dict:
+def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, problem: Problem,
+                        registry: Registry, versions: dict, mode: str, device: str) -> CheckRecord:
     """Fill ``rec`` (a check's record) for invalid input. Raising is always right. Otherwise:
 
     - an out-of-range label (``invalid_target``) has no loss: the valid rows must be exact, and the
@@ -56,35 +37,32 @@ def judge_invalid_input(rec: dict, adapter: Any, binding: Any, problem: Problem,
                           versions, mode)
     documented = entry.expect.get("invalid_targets") if entry else None
     if entry is not None and documented:
-        rec["expectation"], rec["expectation_differs"] = entry.id, True
+        rec.expectation, rec.expectation_differs = entry.id, True
     what = f"the invalid label {problem.invalid_target}" if problem.invalid_target is not None else \
         f"the malformed target ({problem.malformed})"
     t0 = time.perf_counter()
     try:
         out = adapter.run(binding, problem, grad=False, cotangent=None, mode=mode, device=device)
     except Exception as e:
-        rec["duration_s"] = time.perf_counter() - t0
-        first_line = (str(e).strip().splitlines() or [""])[0]
+        rec.duration_s = time.perf_counter() - t0
         if documented:
-            rec.update(outcome="fail", reason=f"expectation {entry.id!r} no longer happens: the binding now rejects "
-                                              f"{what} ({type(e).__name__}); update the registry")
+            rec.outcome = "fail"
+            rec.reason = (f"expectation {entry.id!r} no longer happens: the binding now rejects {what} "
+                          f"({type(e).__name__}); update the registry")
         else:
-            rec.update(outcome="pass", reason=f"rejects {what}: {type(e).__name__}: {first_line[:300]} "
-                                              f"(raised at {_raised_at(e)})")
+            rec.outcome, rec.reason = "pass", f"rejects {what}: {one_line(e)} (raised at {raised_at(e)})"
         return rec
-    rec["duration_s"] = time.perf_counter() - t0
-    conv = binding.convention_for(problem)
-    dtype = compute_dtype(problem.dtype, out.dtype)
-    if entry is not None and entry.compute_dtype:  # e.g. TF1 losses: float64 inputs, float32 accuracy
-        dtype = compute_dtype(entry.compute_dtype, dtype)
-    rec["result_dtype"], rec["compute_dtype"] = out.dtype, dtype
+    rec.duration_s = time.perf_counter() - t0
+    ex = expected_for(registry, versions, adapter.name, binding, problem, "value", mode=mode, result_dtype=out.dtype)
+    conv, ev = ex.convention, ex.math
+    dtype = ex.documented_dtype  # e.g. TF1 losses: float64 inputs, float32 accuracy
+    rec.result_dtype, rec.compute_dtype = out.dtype, dtype
     got = np.asarray(out.value, dtype=np.float64)
-    ev = reference.evaluate(problem, conv)
     garbage = f"returned {np.array2string(got.ravel()[:8], precision=4)} (shape {got.shape}) for {what} without raising"
     if documented == "broadcast" and problem.malformed is not None:
         return _broadcast_check(rec, got, problem, conv, dtype, entry, what)
     if got.shape != ev.value.shape:
-        rec.update(outcome="fail", reason=f"{garbage}; the well-formed problem's loss has shape {ev.value.shape} "
+        rec.settle("fail", f"{garbage}; the well-formed problem's loss has shape {ev.value.shape} "
                                           f"(silent garbage)"[:500])
         return rec
     if documented == "int_truncated" and problem.malformed is not None:
@@ -92,24 +70,24 @@ def judge_invalid_input(rec: dict, adapter: Any, binding: Any, problem: Problem,
         # exact loss is within its bound of an integer, either neighbour is accepted)
         near = np.abs(ev.value - np.round(ev.value)) <= bound(ev.value_scale, dtype)
         ok = bool(np.all((got == np.trunc(ev.value)) | near))
-        rec["outcome"] = "deviation" if ok else "fail"
-        rec["reason"] = (f"{entry.reason} (as documented: {entry.expect})" if ok else
+        rec.outcome = "deviation" if ok else "fail"
+        rec.reason = (f"{entry.reason} (as documented: {entry.expect})" if ok else
                          f"expectation {entry.id!r} says the loss truncated to integers for {what}: {garbage}")
         return rec
     if problem.malformed is not None:
         c = compare(got, ev.value, bound(ev.value_scale, dtype))
-        rec["errors"] = c.errors()
+        rec.errors = c.errors()
         if problem.has_loss and c.ok and not documented:
-            rec.update(outcome="pass", reason=f"takes {what} for what it means and computes the exact loss")
+            rec.settle("pass", f"takes {what} for what it means and computes the exact loss")
         else:
-            rec.update(outcome="fail", reason=(f"{garbage}: {c.detail}" if problem.has_loss else
+            rec.settle("fail", (f"{garbage}: {c.detail}" if problem.has_loss else
                                                f"{garbage}: no loss exists (silent garbage)")[:500])
         return rec
     bad = problem.invalid_rows()
     valid = compare(got[~bad], ev.value[~bad], bound(ev.value_scale, dtype)[~bad])
-    rec["errors"] = valid.errors()
+    rec.errors = valid.errors()
     if not valid.ok:
-        rec.update(outcome="fail", reason=f"valid rows differ from the mathematics: {valid.detail}")
+        rec.settle("fail", f"valid rows differ from the mathematics: {valid.detail}")
         return rec
     if documented == "nan":
         ok = bool(np.all(np.isnan(got[bad])))
@@ -119,28 +97,28 @@ def judge_invalid_input(rec: dict, adapter: Any, binding: Any, problem: Problem,
         wev = reference.evaluate(wrapped, conv)
         ok = compare(got[bad], wev.value[bad], bound(wev.value_scale, dtype)[bad]).ok
     else:
-        rec.update(outcome="fail", reason=f"returned {got[bad].tolist()} for {what} without raising "
+        rec.settle("fail", f"returned {got[bad].tolist()} for {what} without raising "
                                           f"(silent garbage)"[:500])
         return rec
-    rec["outcome"] = "deviation" if ok else "fail"
-    rec["reason"] = (f"{entry.reason} (as documented: {entry.expect})" if ok else
+    rec.outcome = "deviation" if ok else "fail"
+    rec.reason = (f"{entry.reason} (as documented: {entry.expect})" if ok else
                      f"expectation {entry.id!r} says {documented!r} for {what}, got {got[bad].tolist()}")
     return rec
 
 
-def _broadcast_check(rec: dict, got: np.ndarray, problem: Problem, conv: reference.Convention, dtype: str,
-                     entry: Any, what: str) -> dict:
+def _broadcast_check(rec: CheckRecord, got: np.ndarray, problem: Problem, conv: reference.Convention, dtype: str,
+                     entry: Expectation, what: str) -> CheckRecord:
     """A documented ``broadcast``: the result must be the exact loss of the input and the handed target
     broadcast against each other elementwise (e.g. (N, 1) and (N,) to (N, N))."""
     t, _ = problem.handed_target()
     try:
         x_b, t_b = np.broadcast_arrays(problem.x, np.asarray(t, dtype=np.float64))
     except ValueError:
-        rec.update(outcome="fail", reason=f"expectation {entry.id!r} says 'broadcast', but {what} does not "
+        rec.settle("fail", f"expectation {entry.id!r} says 'broadcast', but {what} does not "
                                           f"broadcast against the input")
         return rec
     if problem.categorical:
-        rec.update(outcome="fail", reason=f"expectation {entry.id!r} says 'broadcast', which applies to "
+        rec.settle("fail", f"expectation {entry.id!r} says 'broadcast', which applies to "
                                           f"elementwise (binary) targets only")
         return rec
     bev = reference.evaluate(replace(problem, x=x_b, target=t_b, malformed=None), conv)
@@ -151,10 +129,10 @@ def _broadcast_check(rec: dict, got: np.ndarray, problem: Problem, conv: referen
                                    bev.grad_scale)
     c = compare(got, bev.value, bound(bev.value_scale, dtype)) if got.shape == bev.value.shape else None
     if c is not None:
-        rec["errors"] = c.errors()
+        rec.errors = c.errors()
     ok = c is not None and c.ok
-    rec["outcome"] = "deviation" if ok else "fail"
-    rec["reason"] = (f"{entry.reason} (as documented: {entry.expect}); the target broadcast to {x_b.shape}" if ok else
+    rec.outcome = "deviation" if ok else "fail"
+    rec.reason = (f"{entry.reason} (as documented: {entry.expect}); the target broadcast to {x_b.shape}" if ok else
                      f"expectation {entry.id!r} says 'broadcast' for {what}: "
                      + (c.detail if c is not None else f"got shape {got.shape}, broadcasting gives {bev.value.shape}"))
     return rec

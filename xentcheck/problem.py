@@ -6,7 +6,7 @@ with the class axis last. Adapters translate it to their own conventions (e.g. c
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,10 +14,6 @@ import numpy as np
 OPS = ("softmax_ce", "categorical_ce", "sigmoid_bce", "bce")
 CATEGORICAL_OPS = frozenset({"softmax_ce", "categorical_ce"})
 LOGIT_OPS = frozenset({"softmax_ce", "sigmoid_bce"})
-
-#: Target kinds. Categorical ops: class index, one-hot, soft distribution. Binary ops: hard 0/1, soft in [0, 1].
-CATEGORICAL_TARGETS = ("index", "onehot", "soft")
-BINARY_TARGETS = ("binary", "soft")
 
 REDUCTIONS = ("none", "sum", "mean")
 
@@ -59,7 +55,7 @@ class Problem:
 
     ``x`` holds logits (softmax_ce, sigmoid_bce) or probabilities (categorical_ce, bce), class axis last.
     ``target`` is an int64 array of shape ``x.shape[:-1]`` for index targets, otherwise a float64
-    array shaped like ``x``. ``cotangent`` is the upstream gradient used for unreduced outputs.
+    array shaped like ``x``.
     """
 
     case: str
@@ -74,7 +70,6 @@ class Problem:
     pos_weight: np.ndarray | None = None
     ignore_index: int | None = None
     label_smoothing: float = 0.0
-    cotangent: np.ndarray | None = field(default=None, repr=False)
     category: str = ""
     invalid_target: int | None = None  # a planted out-of-range label (index targets): no mathematical value
     malformed: str | None = None  # one of MALFORMED: the target is handed over in that wrong form
@@ -113,10 +108,6 @@ class Problem:
     @property
     def categorical(self) -> bool:
         return self.op in CATEGORICAL_OPS
-
-    @property
-    def from_logits(self) -> bool:
-        return self.op in LOGIT_OPS
 
     @property
     def spatial(self) -> bool:
@@ -170,6 +161,3 @@ class Problem:
         if self.invalid_target is None or self.target_kind != "index":
             return np.zeros(self.target.shape, dtype=bool)
         return self.target == self.invalid_target
-
-    def with_reduction(self, reduction: str) -> "Problem":
-        return replace(self, reduction=reduction)

@@ -338,7 +338,8 @@ def unreduced(problem: Problem, conv: Convention = MATH):
                 vsc = (vsc[0] * np.abs(cw), vsc[1] * np.abs(cw))
                 gsc = (gsc[0] * np.abs(cw), gsc[1] * np.abs(cw))
         if problem.sample_weight is not None:
-            sw = problem.sample_weight.reshape(problem.sample_weight.shape + (1,) * (loss.ndim - problem.sample_weight.ndim))
+            sw = problem.sample_weight
+            sw = sw.reshape(sw.shape + (1,) * (loss.ndim - sw.ndim))
             loss, vsc = loss * sw, (vsc[0] * np.abs(sw), vsc[1] * np.abs(sw))
             swg = sw[..., None] if problem.categorical else sw
             grad, gsc = grad * swg, (gsc[0] * np.abs(swg), gsc[1] * np.abs(swg))

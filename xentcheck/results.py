@@ -1,7 +1,8 @@
 """The results document: a versioned JSON file per run, validated against ``results.schema.json``.
 
 Everything downstream (HTML report, diffs) is computed from these files alone. ``load`` accepts the
-current schema version and rejects others with one line saying what to do.
+current schema version and rejects others with one line saying what to do; it returns the typed
+document of :mod:`xentcheck.records`.
 """
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+from .records import BenchSection, CheckRecord, Results, StabilityRecord, summarize
+
+__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "Results", "ResultsError", "document", "load", "schema", "summarize",
+           "validate", "write_atomic"]
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
@@ -38,8 +44,8 @@ def validate(doc: dict, where: str = "results") -> None:
         raise ResultsError(f"{where}: invalid results document at {path}: {e.message}") from None
 
 
-def load(path: str | Path) -> dict:
-    """Read and validate a results file."""
+def load(path: str | Path) -> Results:
+    """Read, validate and parse a results file."""
     p = Path(path)
     try:
         doc = json.loads(p.read_text())
@@ -50,7 +56,7 @@ def load(path: str | Path) -> dict:
     except json.JSONDecodeError as e:
         raise ResultsError(f"{p}: not JSON ({e.msg} at line {e.lineno}); is this a results file?") from None
     validate(doc, str(p))
-    return doc
+    return Results.from_json(doc)
 
 
 def write_atomic(path: str | Path, text: str) -> Path:
@@ -71,30 +77,13 @@ def write_atomic(path: str | Path, text: str) -> Path:
     return p
 
 
-def summarize(records: list[dict]) -> dict:
-    """Counts of outcomes over all records."""
-    out: dict[str, int] = {}
-    for r in records:
-        out[r["outcome"]] = out.get(r["outcome"], 0) + 1
-    return out
-
-
-def document(environment: dict, records: list[dict], expectations: dict, benchmarks: dict | None = None,
-             stability: list[dict] | None = None) -> dict:
-    """Assemble a results document (validated before it is returned); ``benchmarks`` when timed,
-    ``stability`` when the stability sweep ran."""
-    records = sorted(records, key=lambda r: r["id"])
-    doc = {
-        "schema_version": SCHEMA_VERSION,
-        "tool": "xentcheck",
-        "environment": environment,
-        "summary": summarize(records),
-        "expectations": expectations,
-        "records": records,
-    }
-    if benchmarks:
-        doc["benchmarks"] = benchmarks
-    if stability:
-        doc["stability"] = sorted(stability, key=lambda r: r["id"])
-    validate(doc)
+def document(environment: dict, records: list[CheckRecord], expectations: dict,
+             benchmarks: BenchSection | None = None, stability: list[StabilityRecord] | None = None) -> Results:
+    """Assemble a results document (its JSON validated before it is returned); ``benchmarks`` when
+    timed, ``stability`` when the stability sweep ran."""
+    records = sorted(records, key=lambda r: r.id)
+    doc = Results(environment=environment, summary=summarize(records), expectations=expectations, records=records,
+                  benchmarks=benchmarks, stability=sorted(stability or [], key=lambda r: r.id),
+                  schema_version=SCHEMA_VERSION)
+    validate(doc.to_json())
     return doc

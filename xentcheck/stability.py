@@ -14,15 +14,19 @@ right?); the verdicts stay with the checks, whose cases include points of these 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import numpy as np
 
 from . import reference
+from .exception_text import one_line
 from .expectations import Registry
 from .problem import LOGIT_OPS, Problem, numpy_dtype, round_to
-from .tolerance import bound, compute_dtype
+from .protocol import Adapter, Binding
+from .records import StabilityPoint, StabilityRecord
+from .tolerance import bound
+from .verdict import expected_for
 
 STATUSES = ("ok", "documented", "inaccurate", "inf", "nan", "error")
 MAX_POINTS = 40
@@ -134,7 +138,8 @@ def _row_units(got: np.ndarray, ev_val: np.ndarray, scale, dtype: str, rows: int
 
 def _status(got_rows: np.ndarray, exp_rows: np.ndarray, units: np.ndarray, policy_units: np.ndarray | None) -> list:
     out = []
-    for g, e, u, pu in zip(got_rows, exp_rows, units, policy_units if policy_units is not None else [None] * len(units)):
+    policy = policy_units if policy_units is not None else [None] * len(units)
+    for g, e, u, pu in zip(got_rows, exp_rows, units, policy, strict=True):
         if u <= 1:
             out.append("ok")
         elif pu is not None and pu <= 1:
@@ -153,22 +158,22 @@ def _json_number(v: float) -> float | str:
     return float(v) if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf"))
 
 
-def sweep(adapter: Any, binding: Any, axis: Axis, dtype: str, *, registry: Registry, versions: dict,
-          device: str = "cpu") -> dict:
-    """Run one binding along one axis in one dtype (eager); returns a stability record (docs/results.md)."""
+def sweep(adapter: Adapter, binding: Binding, axis: Axis, dtype: str, *, registry: Registry, versions: dict,
+          device: str = "cpu") -> StabilityRecord:
+    """Run one binding along one axis in one dtype (eager); returns its stability record."""
     caps = binding.caps
-    rec: dict = {"id": f"{adapter.name}-{binding.name}-{axis.name}-{dtype}", "framework": adapter.name,
-                 "binding": binding.name, "op": caps.op, "axis": axis.name, "label": axis.label, "dtype": dtype,
-                 "device": device, "outcome": "ok", "reason": "", "expectations": [], "points": []}
+    rec = StabilityRecord(id=f"{adapter.name}-{binding.name}-{axis.name}-{dtype}", framework=adapter.name,
+                          binding=binding.name, op=caps.op, axis=axis.name, label=axis.label, dtype=dtype,
+                          device=device)
     kinds = [k for k in ("index", "onehot", "soft", "binary") if k in caps.targets]
     if caps.op not in axis.ops or not kinds:
-        rec.update(outcome="unsupported", reason=f"the axis applies to {', '.join(sorted(axis.ops))}")
+        rec.outcome, rec.reason = "unsupported", f"the axis applies to {', '.join(sorted(axis.ops))}"
         return rec
     with np.errstate(all="ignore"):  # the points overflow on purpose; what the binding returns is judged
         prob, pts = problem(axis, caps.op, dtype, kinds[0])
     why = caps.why_unsupported(prob, device=device)
     if why is not None:
-        rec.update(outcome="unsupported", reason=why)
+        rec.outcome, rec.reason = "unsupported", why
         return rec
     conv = binding.convention_for(prob)
     cot = np.ones(reference.output_shape(prob, conv))
@@ -176,38 +181,38 @@ def sweep(adapter: Any, binding: Any, axis: Axis, dtype: str, *, registry: Regis
         with np.errstate(all="ignore"):
             out = adapter.run(binding, prob, grad=caps.grad, cotangent=cot, mode="eager", device=device)
     except Exception as e:
-        rec.update(outcome="error", reason=f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"[:300])
+        rec.outcome, rec.reason = "error", one_line(e)
         return rec
     rows = len(pts)
-    dt = compute_dtype(dtype, out.dtype)
-    ev = reference.evaluate(prob, conv, cot)
+    entries = set()
 
     def judge(check: str, got: np.ndarray):
         """Per-row error units and statuses of one check, against the mathematics and any registry entry."""
-        exp, scale = (ev.value, ev.value_scale) if check == "value" else (ev.grad, ev.grad_scale)
-        units = _row_units(got, exp, scale, dt, rows)
-        entry = registry.find(adapter.name, binding.name, prob.case, axis.category, dtype, check, versions, "eager")
+        ex = expected_for(registry, versions, adapter.name, binding, prob, check, mode="eager",
+                          result_dtype=out.dtype, cotangent=cot)
+        pick = (lambda e: (e.value, e.value_scale)) if check == "value" else (lambda e: (e.grad, e.grad_scale))
+        exp, scale = pick(ex.math)
+        units = _row_units(got, exp, scale, ex.dtype, rows)
         policy_units = None
-        if entry is not None:
-            rec["expectations"].append(entry.id)
-            pol = reference.evaluate(prob, entry.convention(conv), cot)
-            pexp, pscale = (pol.value, pol.value_scale) if check == "value" else (pol.grad, pol.grad_scale)
-            policy_units = _row_units(got, pexp, pscale, compute_dtype(entry.compute_dtype or dt, dt), rows)
-        return units, _status(_per_row(got, rows), _per_row(round_to(exp, dt), rows), units, policy_units)
+        if ex.entry is not None:
+            entries.add(ex.entry.id)
+            pexp, pscale = pick(ex.documented)
+            policy_units = _row_units(got, pexp, pscale, ex.documented_dtype, rows)
+        return units, _status(_per_row(got, rows), _per_row(round_to(exp, ex.dtype), rows), units, policy_units), exp
 
-    v_units, v_status = judge("value", out.value)
-    got_v, exp_v = _per_row(out.value, rows), _per_row(ev.value, rows)
-    g_units, g_status = judge("grad", out.grad) if out.grad is not None else (None, None)
+    v_units, v_status, exp_value = judge("value", out.value)
+    got_v, exp_v = _per_row(out.value, rows), _per_row(exp_value, rows)
+    g_units, g_status, _ = judge("grad", out.grad) if out.grad is not None else (None, None, None)
     for i, p in enumerate(pts):
-        point = {"x": float(p), "value": _json_number(got_v[i].sum()), "reference": _json_number(exp_v[i].sum()),
-                 "value_units": _json_number(v_units[i]), "value_status": v_status[i]}
+        point = StabilityPoint(x=float(p), value=_json_number(got_v[i].sum()), reference=_json_number(exp_v[i].sum()),
+                               value_units=_json_number(v_units[i]), value_status=v_status[i])
         if g_status is not None:
-            point.update(grad_units=_json_number(g_units[i]), grad_status=g_status[i])
-        rec["points"].append(point)
-    rec["expectations"] = sorted(set(rec["expectations"]))
+            point.grad_units, point.grad_status = _json_number(g_units[i]), g_status[i]
+        rec.points.append(point)
+    rec.expectations = sorted(entries)
     return rec
 
 
-def first_failure(rec: dict, key: str = "value_status") -> dict | None:
+def first_failure(rec: StabilityRecord, key: str = "value_status") -> StabilityPoint | None:
     """The first point (in axis order) whose status is neither ok nor documented, if any."""
-    return next((p for p in rec["points"] if p.get(key) not in (None, "ok", "documented")), None)
+    return next((p for p in rec.points if getattr(p, key) not in (None, "ok", "documented")), None)

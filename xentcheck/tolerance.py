@@ -12,7 +12,8 @@ KAPPA = 8 covers the longest chain of elementary operations in any op (subtract 
 add, log, add back, subtract the target logit, multiply by the target weight: 7 roundings of at
 most ``u`` each). Results near the underflow threshold also carry the standard model's absolute
 term: every operation may add an error of at most the smallest normal number ``tiny``, so the bound
-gets ``KAPPA * tiny`` (a float32 gradient of 1e-145 is 0 in float32, legitimately). Nothing in this module depends on the framework being checked.
+gets ``KAPPA * tiny`` (a float32 gradient of 1e-145 is 0 in float32, legitimately). Nothing in this
+module depends on the framework being checked.
 """
 from __future__ import annotations
 

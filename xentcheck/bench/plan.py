@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..exception_text import one_line
+from ..problem import DTYPES
+from ..protocol import Adapter, Binding
+from ..records import BenchRecord, BenchSection
 from . import floor as floor_mod
 from . import memory, runner, sweep, threads
 from .sweep import BenchSpec
 
-DTYPES = ("float16", "bfloat16", "float32", "float64")
 _NO_COMPILE_CACHES = {"XENTCHECK_JAX_CACHE": "off", "TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
                       "TORCHINDUCTOR_AUTOGRAD_CACHE": "0"}
 
@@ -49,7 +52,7 @@ class BenchPlan:
         for var, value in _NO_COMPILE_CACHES.items():
             os.environ.setdefault(var, value)
         self.threads = n
-        self.records: list[dict] = []
+        self.records: list[BenchRecord] = []
         self.floor: dict | None = None
         self._problem_key: tuple | None = None
         self._problem = None
@@ -96,7 +99,8 @@ class BenchPlan:
                           "process_peak_memory": memory.process_peak_available()}
         return self.floor
 
-    def run(self, adapters: dict, binding, spec: BenchSpec, benchmark, device: str) -> dict:
+    def run(self, adapters: dict[str, Adapter], binding: Binding, spec: BenchSpec, benchmark: Any,
+            device: str) -> BenchRecord:
         """One benchmark record; ``unsupported`` with the reason where the binding cannot do it.
         ``adapters`` are all loaded ones: each may offer an exp kernel to the floor."""
         adapter = adapters[spec.framework]
@@ -110,29 +114,29 @@ class BenchPlan:
         if why is None and spec.mode == "compiled" and not _can_compile(adapter):
             why = f"{spec.framework} has no compiler"
         if why:
-            rec.update(outcome="unsupported", reason=why)
+            rec.outcome, rec.reason = "unsupported", why
             return rec
         floor = self.measure_floor(adapters, device)
         try:
             return runner.measure(adapter, binding, spec, problem, benchmark, floor=floor, budget_s=self.budget_s,
                                   device=device, threads=self.threads)
         except Exception as e:  # one binding's failure is recorded; the sweep goes on
-            rec.update(outcome="error", reason=f"{type(e).__name__}: {e}".splitlines()[0][:500])
+            rec.outcome, rec.reason = "error", one_line(e)
             return rec
 
-    def section(self) -> dict[str, Any] | None:
-        """The results document's ``benchmarks`` object (None when nothing was timed)."""
+    def section(self) -> BenchSection | None:
+        """The results document's ``benchmarks`` (None when nothing was timed)."""
         if not self.records:
             return None
-        sizes = [list(s) for s in self.sizes]
-        return {"threads": self.thread_facts, "sizes": sizes, "modes": list(self.modes), "passes": list(self.passes),
-                "dtypes": list(self.dtypes), "budget_s": self.budget_s, "floor": self.floor,
-                "records": sorted(self.records, key=lambda r: r["id"])}
+        return BenchSection(threads=self.thread_facts, sizes=[list(s) for s in self.sizes], modes=list(self.modes),
+                            passes=list(self.passes), dtypes=list(self.dtypes), budget_s=self.budget_s,
+                            floor=self.floor, records=sorted(self.records, key=lambda r: r.id))
 
 
-def _can_compile(adapter) -> bool:
-    from adapters.framework import FrameworkAdapter
-
-    if isinstance(adapter, FrameworkAdapter):  # the base class's compile() is the "no compiler" default
-        return adapter.has_compiler
+def _can_compile(adapter: Adapter) -> bool:
+    """Whether the adapter offers a compiled mode: its ``has_compiler`` where it says (an adapter with a
+    default ``compile`` that raises), else whether it has a ``compile`` at all."""
+    says = getattr(adapter, "has_compiler", None)
+    if isinstance(says, bool):
+        return says
     return getattr(type(adapter), "compile", None) is not None

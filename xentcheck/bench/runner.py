@@ -6,8 +6,12 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from ..problem import Problem
+from ..protocol import Binding
+from ..records import BenchRecord
 from . import memory
 from .floor import floor_seconds
 from .sweep import BenchSpec, bytes_moved, exps_needed
@@ -27,10 +31,11 @@ def _time_once(call: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def base_record(spec: BenchSpec, api: str, device: str, threads: int) -> dict:
-    return {"id": spec.id, "framework": spec.framework, "binding": spec.binding, "api": api, "op": spec.op,
-            "mode": spec.mode, "dtype": spec.dtype, "pass": spec.pass_, "batch": spec.batch,
-            "classes": spec.classes, "device": device, "threads": threads, "outcome": "ok", "reason": ""}
+def base_record(spec: BenchSpec, api: str, device: str, threads: int) -> BenchRecord:
+    """A benchmark's record before it is timed."""
+    return BenchRecord(id=spec.id, framework=spec.framework, binding=spec.binding, api=api, op=spec.op,
+                       mode=spec.mode, dtype=spec.dtype, pass_=spec.pass_, batch=spec.batch, classes=spec.classes,
+                       device=device, threads=threads)
 
 
 def plan_rounds(t_call: float, budget_s: float) -> tuple[int, int]:
@@ -53,8 +58,8 @@ def interleaved_ratio(a: Callable[[], Any], b: Callable[[], Any], rounds: int, i
     return {"adapter_median_s": ma, "bare_median_s": mb, "ratio": ma / mb, "rounds": rounds}
 
 
-def measure(adapter, binding, spec: BenchSpec, problem, benchmark, *, floor: dict, budget_s: float,
-            device: str, threads: int) -> dict:
+def measure(adapter: Any, binding: Binding, spec: BenchSpec, problem: Problem, benchmark: Any, *, floor: dict,
+            budget_s: float, device: str, threads: int) -> BenchRecord:
     """Time ``binding`` on ``problem`` as ``spec`` says; the record carries stats, floor and memory."""
     rec = base_record(spec, binding.api, device, threads)
     call = adapter.prepare(binding, problem, grad=spec.grad, mode=spec.mode, device=device)
@@ -66,32 +71,31 @@ def measure(adapter, binding, spec: BenchSpec, problem, benchmark, *, floor: dic
     if t_call < budget_s:  # a slow call is timed 5 times anyway: calibrating it further only costs time
         t_call = min(t_call, _time_once(call))
     rounds, iterations = plan_rounds(t_call, budget_s)
-    benchmark.extra_info.update({k: rec[k] for k in ("framework", "binding", "api", "op", "mode", "dtype", "pass",
-                                                     "batch", "classes", "device", "threads")})
+    info = rec.to_json()
+    benchmark.extra_info.update({k: info[k] for k in ("framework", "binding", "api", "op", "mode", "dtype", "pass",
+                                                      "batch", "classes", "device", "threads")})
     benchmark.pedantic(call, rounds=rounds, iterations=iterations, warmup_rounds=0)
     st = benchmark.stats.stats
     median = st.median
     nbytes = bytes_moved(spec.batch, spec.classes, spec.dtype, spec.grad)
     exp = floor["exp"].get(spec.dtype) or floor["exp"].get("float32")
     floor_s, bound = floor_seconds(nbytes, exps_needed(spec.batch, spec.classes), floor["bandwidth"], exp)
-    rec.update({
-        "target": problem.target_kind, "reduction": problem.reduction,
-        "stats": {"median_s": median, "min_s": st.min, "max_s": st.max, "mean_s": st.mean, "stddev_s": st.stddev,
-                  "q1_s": st.q1, "q3_s": st.q3, "iqr_s": st.iqr, "rounds": st.rounds, "iterations": iterations},
-        "samples": list(st.data[:MAX_SAMPLES]),
-        "first_call_s": first,
-        "compile_s": max(0.0, first - median) if spec.mode == "compiled" else None,
-        "bytes": nbytes, "gbps": nbytes / median / 1e9,
-        "floor_s": floor_s, "floor_bound": bound, "floor_multiple": median / floor_s,
-    })
+    rec.target, rec.reduction = problem.target_kind, problem.reduction
+    rec.stats = {"median_s": median, "min_s": st.min, "max_s": st.max, "mean_s": st.mean, "stddev_s": st.stddev,
+                 "q1_s": st.q1, "q3_s": st.q3, "iqr_s": st.iqr, "rounds": st.rounds, "iterations": iterations}
+    rec.samples = list(st.data[:MAX_SAMPLES])
+    rec.first_call_s = first
+    rec.compile_s = max(0.0, first - median) if spec.mode == "compiled" else None
+    rec.bytes, rec.gbps = nbytes, nbytes / median / 1e9
+    rec.floor_s, rec.floor_bound, rec.floor_multiple = floor_s, bound, median / floor_s
     device_peak = getattr(adapter, "device_peak_bytes", None)
     if device != "cpu" and device_peak is not None:
-        rec["peak_bytes"], rec["peak_kind"] = device_peak(call, device), "device allocator"
+        rec.peak_bytes, rec.peak_kind = device_peak(call, device), "device allocator"
     else:
-        rec["peak_bytes"], rec["peak_kind"] = host_peak, "process RSS"
+        rec.peak_bytes, rec.peak_kind = host_peak, "process RSS"
     bare = getattr(adapter, "bare", None)
     native = bare(binding.name, problem, grad=spec.grad, device=device) if bare and spec.mode == "eager" else None
     if native is not None:
         native()
-        rec["overhead"] = interleaved_ratio(call, native, max(OVERHEAD_ROUNDS, min(rounds, 30)), iterations)
+        rec.overhead = interleaved_ratio(call, native, max(OVERHEAD_ROUNDS, min(rounds, 30)), iterations)
     return rec

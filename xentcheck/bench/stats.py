@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+from ..records import BenchRecord
+
 #: identifying fields of a benchmark record (what must match to compare two timings)
-KEY_FIELDS = ("framework", "binding", "mode", "dtype", "pass", "batch", "classes", "device")
+KEY_FIELDS = ("framework", "binding", "mode", "dtype", "pass_", "batch", "classes", "device")
 ALPHA = 0.05
 MIN_EFFECT = 0.10
 
@@ -37,24 +39,26 @@ class Change:
         return " ".join(str(k) for k in self.key)
 
     def as_dict(self) -> dict:
-        return {"key": dict(zip(KEY_FIELDS, self.key)), "old_median_s": self.old_median_s,
-                "new_median_s": self.new_median_s, "ratio": self.ratio, "p_value": self.p_value,
+        return {"key": {f.rstrip("_"): k for f, k in zip(KEY_FIELDS, self.key, strict=True)},
+                "old_median_s": self.old_median_s, "new_median_s": self.new_median_s, "ratio": self.ratio,
+                "p_value": self.p_value,
                 "p_adjusted": self.p_adjusted, "verdict": self.verdict}
 
 
-def key_of(rec: dict) -> tuple:
-    return tuple(rec.get(f) for f in KEY_FIELDS)
+def key_of(rec: BenchRecord) -> tuple:
+    return tuple(getattr(rec, f) for f in KEY_FIELDS)
 
 
-def compare(old: list[dict], new: list[dict], *, alpha: float = ALPHA, min_effect: float = MIN_EFFECT) -> list[Change]:
+def compare(old: list[BenchRecord], new: list[BenchRecord], *, alpha: float = ALPHA,
+            min_effect: float = MIN_EFFECT) -> list[Change]:
     """Compare the timed records present in both runs (records without samples are ignored)."""
-    olds = {key_of(r): r for r in old if r.get("samples")}
-    pairs = [(olds[key_of(r)], r) for r in new if r.get("samples") and key_of(r) in olds]
+    olds = {key_of(r): r for r in old if r.samples}
+    pairs = [(olds[key_of(r)], r) for r in new if r.samples and key_of(r) in olds]
     if not pairs:
         return []
     pvals = []
     for a, b in pairs:
-        xa, xb = np.asarray(a["samples"]), np.asarray(b["samples"])
+        xa, xb = np.asarray(a.samples), np.asarray(b.samples)
         if np.ptp(np.concatenate([xa, xb])) == 0:
             pvals.append(1.0)  # identical constant samples: no evidence of a change
         else:
@@ -62,8 +66,8 @@ def compare(old: list[dict], new: list[dict], *, alpha: float = ALPHA, min_effec
     padj = sps.false_discovery_control(pvals, method="bh") if len(pvals) > 1 else np.asarray(pvals)
     out = []
     bound = math.log1p(min_effect)
-    for (a, b), p, q in zip(pairs, pvals, padj):
-        ma, mb = float(np.median(a["samples"])), float(np.median(b["samples"]))
+    for (a, b), p, q in zip(pairs, pvals, padj, strict=True):
+        ma, mb = float(np.median(a.samples)), float(np.median(b.samples))
         ratio = mb / ma if ma > 0 else math.inf
         verdict = "unchanged"
         if q < alpha and ratio > 0 and abs(math.log(ratio)) > bound:

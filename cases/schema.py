@@ -1,0 +1,98 @@
+"""The JSON Schema of a ``[[case]]`` declaration (see ``cases/README.md``): key names, types and ranges.
+
+Rules that tie keys together (a target kind against the ops, explicit values against ``shape``) are
+checked in code after this (``cases._check``), each with its own one-line message.
+"""
+from __future__ import annotations
+
+from xentcheck.problem import DTYPES, MALFORMED, OPS, REDUCTIONS
+
+TARGET_KINDS = ("index", "onehot", "soft", "binary")
+
+_NUMBER = {"type": "number"}
+_INDEX = {"type": "integer", "minimum": 0}
+_ROWS = {"type": "array", "items": _INDEX, "x-expects": "a list of row indices"}
+_NESTED_NUMBERS = {"type": "array", "x-expects": "a (nested) list of numbers",
+                   "items": {"anyOf": [_NUMBER, {"$ref": "#/$defs/nested"}]}}
+
+
+def _array_spec(title: str) -> dict:
+    """``logits`` / ``probs``: a generator (dist and its parameters) or explicit ``values``."""
+    return {"title": title, "type": "object", "additionalProperties": False, "properties": {
+        "dist": {"title": f"{title}.dist", "enum": ["normal", "uniform"]},
+        "scale": {"title": f"{title}.scale", "type": "number", "exclusiveMinimum": 0},
+        "low": {"title": f"{title}.low", **_NUMBER},
+        "high": {"title": f"{title}.high", **_NUMBER},
+        "row_scales": {"title": f"{title}.row_scales", "type": "array", "items": _NUMBER, "minItems": 1},
+        "values": {"title": f"{title}.values", **_NESTED_NUMBERS},
+    }}
+
+
+def _weights(title: str) -> dict:
+    return {"title": title, "x-expects": "a number, a list of numbers or a table { low, high }", "anyOf": [
+        _NUMBER,
+        {"type": "array", "items": _NUMBER},
+        {"type": "object", "additionalProperties": False, "properties": {"low": _NUMBER, "high": _NUMBER}},
+    ]}
+
+
+def case_schema(categories: tuple[str, ...]) -> dict:
+    """The schema of one case table; ``categories`` are the names a case may file itself under."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$defs": {"nested": _NESTED_NUMBERS},
+        "type": "object",
+        "required": ["name", "category", "ops", "shape", "seed", "targets"],
+        "additionalProperties": False,
+        "anyOf": [{"required": ["logits"]}, {"required": ["probs"]}],
+        "x-message": "needs 'logits' or 'probs'",
+        "properties": {
+            "name": {"title": "name", "type": "string", "pattern": "^[a-z0-9_]+$",
+                     "x-message": "name must be lower-case letters, digits and '_' (it is part of test ids)"},
+            "category": {"title": "category", "enum": list(categories)},
+            "description": {"title": "description", "type": "string"},
+            "ops": {"title": "ops", "type": "array", "minItems": 1, "uniqueItems": True,
+                    "items": {"title": "op", "enum": list(OPS)}},
+            "shape": {"title": "shape", "type": "array", "minItems": 2, "x-expects": "a list of sizes like [4, 3]",
+                      "items": {"title": "a size in shape", "type": "integer", "minimum": 0}},
+            "seed": {"title": "seed", "type": "integer", "minimum": 0},
+            "logits": _array_spec("logits"),
+            "probs": _array_spec("probs"),
+            "targets": {"title": "targets", "type": "object", "additionalProperties": False, "properties": {
+                "kind": {"title": "targets.kind", "enum": list(TARGET_KINDS)},
+                "values": {"title": "targets.values", **_NESTED_NUMBERS},
+                "alpha": {"title": "targets.alpha", "type": "number", "exclusiveMinimum": 0},
+                "zeros": {"title": "targets.zeros", "type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                "p": {"title": "targets.p", "type": "number", "minimum": 0, "maximum": 1},
+                "total": {"title": "targets.total", "type": "object", "required": ["low", "high"],
+                          "additionalProperties": False, "properties": {"low": _NUMBER, "high": _NUMBER}},
+            }},
+            "reductions": {"title": "reductions", "type": "array", "minItems": 1, "uniqueItems": True,
+                           "items": {"title": "reduction", "enum": list(REDUCTIONS)}},
+            "dtypes": {"title": "dtypes", "type": "array", "minItems": 1, "uniqueItems": True,
+                       "items": {"title": "dtype", "enum": list(DTYPES)}},
+            "class_weight": _weights("class_weight"),
+            "sample_weight": _weights("sample_weight"),
+            "pos_weight": _weights("pos_weight"),
+            "ignore_index": {"title": "ignore_index", "type": "integer"},
+            "ignore_fraction": {"title": "ignore_fraction", "type": "number", "minimum": 0, "maximum": 1},
+            "label_smoothing": {"title": "label_smoothing", "type": "number", "minimum": 0, "exclusiveMaximum": 1},
+            "mask": {"title": "mask", "type": "object", "additionalProperties": False, "properties": {
+                "fraction": {"title": "mask.fraction", "type": "number", "minimum": 0, "maximum": 1},
+                "on_target": {"title": "mask.on_target", **_ROWS},
+                "rows": {"title": "mask.rows", **_ROWS},
+            }},
+            "poison": {"title": "poison", "type": "object", "required": ["value", "rows"],
+                       "additionalProperties": False, "properties": {
+                           "value": {"title": "poison.value", "enum": ["nan", "inf", "-inf"]},
+                           "rows": {"title": "poison.rows", **_ROWS},
+                           "column": {"title": "poison.column", **_INDEX},
+                       }},
+            "invalid": {"title": "invalid", "type": "object", "additionalProperties": False, "properties": {
+                "value": {"title": "invalid.value", "type": "integer"},
+                "rows": {"title": "invalid.rows", **_ROWS},
+                "form": {"title": "invalid.form", "enum": list(MALFORMED)},
+            }},
+            "channels_first": {"title": "channels_first", "type": "boolean"},
+        },
+    }

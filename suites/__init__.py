@@ -1,0 +1,1 @@
+"""The conformance suites (``test_*.py``) and the pytest wiring that runs them (``plugin/``)."""

@@ -1,0 +1,54 @@
+"""The pytest plugin of the conformance run, loaded by the root ``conftest.py``.
+
+The top floor of the layout: it alone imports ``adapters``, ``cases`` and ``reports`` and ties them to
+the framework-free core (``xentcheck``). ``options`` reads the command line, ``session`` loads
+adapters, cases and the registry and runs one spec, ``hooks`` wires the session into pytest, and
+``writer`` journals records and writes results and report. Adapters are imported lazily, only when
+the conformance suite is collected, so ``pytest tests`` (the harness self-tests) imports no framework.
+"""
+from __future__ import annotations
+
+import pytest
+
+from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
+
+from .hooks import Hooks
+from .options import RunOptions, add_options
+from .session import CheckSpec, XentSession
+from .writer import Writer, check_writable
+
+__all__ = ["CheckSpec", "XentSession", "attach", "fail_or_skip", "session_of"]
+
+_KEY = pytest.StashKey[XentSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    options = RunOptions.from_config(config)
+    xs = XentSession(options, ["pytest", *config.invocation_params.args], config.getoption)
+    for flag, path in (("--results", options.results), ("--report", options.report)):
+        check_writable(flag, path)
+    config.stash[_KEY] = xs
+    config.pluginmanager.register(Hooks(config, xs, Writer(options.results, options.report)), "xentcheck-session")
+
+
+def session_of(config: pytest.Config) -> XentSession:
+    """The run's XentSession (for the suites' parametrisation and tests)."""
+    return config.stash[_KEY]
+
+
+def attach(request: pytest.FixtureRequest, rec: CheckRecord | BenchRecord | StabilityRecord) -> None:
+    """Hand a suite's record to the run (as JSON: it may travel from an xdist worker)."""
+    key = {BenchRecord: "xentcheck_bench", StabilityRecord: "xentcheck_stability"}.get(type(rec), "xentcheck")
+    request.node.user_properties.append((key, rec.to_json()))
+
+
+def fail_or_skip(rec: CheckRecord) -> None:
+    """Map an outcome to the pytest verdict (pass and deviation pass; unsupported skips)."""
+    if rec.outcome == "unsupported":
+        pytest.skip(rec.reason)
+    if rec.outcome in ("fail", "error"):
+        pytest.fail(f"{rec.outcome}: {rec.reason}", pytrace=False)

@@ -1,0 +1,89 @@
+"""The run's command-line options: declared for pytest, then read and validated once into RunOptions."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from adapters import BUILTIN
+from xentcheck.bench.plan import add_options as add_bench_options
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_RESULTS = Path("results/results.json")
+DEFAULT_REPORT = Path("results/report.html")
+DEFAULT_EXPECTATIONS = ROOT / "suites" / "expectations.toml"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """The ``xentcheck`` option group of ``pytest --help``."""
+    g = parser.getgroup("xentcheck", "xentcheck conformance suite")
+    g.addoption("--frameworks", default=None,
+                help=f"comma-separated frameworks to check (default: all of {', '.join(BUILTIN)})")
+    g.addoption("--adapter", action="append", default=[], metavar="MODULE:ATTR",
+                help="add an external adapter object (repeatable), tested like the built-in ones")
+    g.addoption("--device", default="cpu", choices=("cpu", "cuda"), help="device to run the bindings on")
+    g.addoption("--modes", default="eager", metavar="eager,compiled",
+                help="execution modes to check: eager (default), compiled (torch.compile, "
+                     "tf.function(jit_compile=True), jax.jit; one compile per binding and problem), or both")
+    g.addoption("--all-dtypes", action="store_true",
+                help="run every case in float16, bfloat16, float32 and float64, and the relations in float64 "
+                     "(default: the dtypes each case declares)")
+    g.addoption("--one-per-category", action="store_true",
+                help="run only the first case of each category for each op and target kind: with --all-dtypes "
+                     "and --modes=eager,compiled, the shortest run that fills the coverage matrix")
+    g.addoption("--relation-examples", type=int, default=None, metavar="N",
+                help="hypothesis inputs drawn per binding and relation (default 2, in float32; given, also in float64)")
+    g.addoption("--fuzz", action="store_true",
+                help="long property run: random (not derandomized) draws, 300 per binding and relation")
+    g.addoption("--results", default=None, help=f"where to write the results JSON (default {DEFAULT_RESULTS})")
+    g.addoption("--report", default=None, help=f"where to write the HTML report (default {DEFAULT_REPORT})")
+    g.addoption("--expectations", default=None, action="append",
+                help="expectations registry file(s) (default suites/expectations.toml)")
+    g.addoption("--baseline", default=None, metavar="PATH",
+                help="compare this run with an earlier results file; a regression fails the run")
+    add_bench_options(g)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The validated options of one run (a bad value is a one-line ``pytest.UsageError``)."""
+
+    frameworks: tuple[str, ...]
+    adapters: tuple[str, ...]
+    device: str
+    modes: tuple[str, ...]
+    all_dtypes: bool
+    one_per_category: bool
+    fuzz: bool
+    relation_examples: int
+    #: the relations draw in float64 too: asked for with --fuzz, --relation-examples or --all-dtypes
+    wide_relations: bool
+    results: Path
+    report: Path
+    expectations: tuple[Path, ...]
+    baseline: str | None
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> RunOptions:
+        opt = config.getoption
+        names = opt("frameworks")
+        # --frameworks= (empty) runs no built-in framework: only --adapter ones
+        frameworks = tuple(BUILTIN) if names is None else tuple(n.strip() for n in names.split(",") if n.strip())
+        unknown = [n for n in frameworks if n not in BUILTIN]
+        if unknown:
+            raise pytest.UsageError(f"--frameworks: unknown framework {unknown[0]!r}; known: {', '.join(BUILTIN)}")
+        fuzz = opt("fuzz")
+        examples = opt("relation_examples") or (300 if fuzz else 2)
+        if examples < 1:
+            raise pytest.UsageError("--relation-examples: give a positive number of inputs, e.g. 20")
+        modes = tuple(m.strip() for m in opt("modes").split(",") if m.strip())
+        if not modes or set(modes) - {"eager", "compiled"}:
+            raise pytest.UsageError(f"--modes={opt('modes')}: give eager, compiled or eager,compiled")
+        return cls(frameworks=frameworks, adapters=tuple(opt("adapter")), device=opt("device"), modes=modes,
+                   all_dtypes=opt("all_dtypes"), one_per_category=opt("one_per_category"), fuzz=fuzz,
+                   relation_examples=examples,
+                   wide_relations=bool(fuzz or opt("relation_examples") or opt("all_dtypes")),
+                   results=Path(opt("results") or DEFAULT_RESULTS), report=Path(opt("report") or DEFAULT_REPORT),
+                   expectations=tuple(Path(p) for p in (opt("expectations") or [DEFAULT_EXPECTATIONS])),
+                   baseline=opt("baseline"))

@@ -1,0 +1,151 @@
+"""The adapter protocol: what the core knows about a framework adapter and its bindings.
+
+An *adapter* (one per framework, or a user's own kernel) lists *bindings*: one native cross-entropy
+API each, with the :class:`Capabilities` it declares and the :class:`~xentcheck.reference.Convention`
+it documents. The core (checks, relations, stability, benchmarks) drives adapters only through these
+types, so it never imports ``adapters/``.
+
+For the benchmark sweep (``--bench``) an adapter also offers, each optional:
+``prepare(binding, problem, *, grad, mode, device)`` returning a zero-argument call that runs the
+binding and waits for the result (inputs converted beforehand); ``compile(f)`` for the compiled
+mode (and ``has_compiler``, a bool, where ``compile`` exists but may raise); ``set_threads(n)``;
+``bare(binding_name, problem, *, grad, device)``, a hand-written native call for the
+adapter-overhead ratio; ``exp_kernels(device)`` and ``read_kernels(device)``,
+candidate kernels for the physical floor; ``device_peak_bytes(call, device)`` from the device
+allocator. ``adapters.framework.FrameworkAdapter`` implements ``prepare`` for array frameworks.
+
+For reproduction snippets an adapter offers ``repro(binding, problem, check, cotangent, expected,
+mode)``; ``adapters.framework.FrameworkAdapter`` writes them from its ``dialect`` and each
+binding's ``call`` (see :mod:`adapters.repro`; ``suites/test_repro.py`` runs every one).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .problem import DTYPES, Problem
+from .reference import MATH, Convention
+
+ALL_REDUCTIONS = frozenset({"none", "sum", "mean"})
+FLOATS = frozenset({"float32", "float64"})
+#: every dtype the suite knows; low precision is declared per binding, as the framework supports it
+ALL_FLOATS = frozenset(DTYPES)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a binding declares it supports. Anything else is ``unsupported`` with the reason."""
+
+    op: str
+    targets: frozenset[str]
+    reductions: frozenset[str] = ALL_REDUCTIONS
+    options: frozenset[str] = frozenset()
+    dtypes: frozenset[str] = FLOATS
+    grad: bool = True
+    modes: frozenset[str] = frozenset({"eager"})
+    devices: frozenset[str] = frozenset({"cpu"})
+    #: the fewest classes the API accepts, with the reason (e.g. sklearn infers a binary problem)
+    min_classes: tuple[int, str] = (1, "")
+
+    def why_unsupported(self, problem: Problem, *, mode: str = "eager", device: str = "cpu") -> str | None:
+        """None if the binding supports this problem, else the reason it does not."""
+        if problem.op != self.op:
+            return f"binding implements {self.op}, not {problem.op}"
+        if problem.target_kind not in self.targets:
+            return f"{problem.target_kind} targets not accepted (takes {', '.join(sorted(self.targets))})"
+        if problem.reduction not in self.reductions:
+            return f"reduction {problem.reduction!r} not offered (has {', '.join(sorted(self.reductions))})"
+        if problem.categorical and problem.num_classes < self.min_classes[0]:
+            return f"needs at least {self.min_classes[0]} classes: {self.min_classes[1]}"
+        missing = problem.options_used() - self.options
+        if missing:
+            return f"option {', '.join(sorted(missing))} not offered"
+        if problem.dtype not in self.dtypes:
+            return f"dtype {problem.dtype} not supported"
+        if mode not in self.modes:
+            return f"mode {mode} not supported"
+        if device not in self.devices:
+            return f"device {device} not supported"
+        return None
+
+    def as_dict(self) -> dict:
+        return {
+            "op": self.op,
+            "targets": sorted(self.targets),
+            "reductions": sorted(self.reductions),
+            "options": sorted(self.options),
+            "dtypes": sorted(self.dtypes),
+            "grad": self.grad,
+            "modes": sorted(self.modes),
+            "devices": sorted(self.devices),
+            "min_classes": self.min_classes[0],
+        }
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything but the differentiated input, already converted to the framework's arrays."""
+
+    problem: Problem
+    target: Any
+    class_weight: Any = None
+    sample_weight: Any = None
+    pos_weight: Any = None
+
+    @property
+    def reduction(self) -> str:
+        return self.problem.reduction
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One native API implementing one op.
+
+    ``fn(x, inputs)`` calls the API on the framework array ``x`` (logits or probabilities, class axis
+    last) and returns the framework's result; it is differentiated by the adapter's autodiff.
+    ``convention`` is the binding's documented semantics (a :class:`Convention` or a function of the
+    problem returning one): how its mean divides, whether it averages the last axis.
+    """
+
+    name: str
+    api: str
+    caps: Capabilities
+    fn: Callable[[Any, Inputs], Any] = field(repr=False)
+    convention: Convention | Callable[[Problem], Convention] = MATH
+    doc: str = ""
+    #: the loss as one expression in the framework's own API, for reproduction snippets
+    #: (see adapters/repro.py): a format string, or a function of the problem returning one
+    call: str | Callable[[Problem], str] = ""
+
+    def convention_for(self, problem: Problem) -> Convention:
+        c = self.convention
+        return c if isinstance(c, Convention) else c(problem)
+
+
+@dataclass(frozen=True)
+class Output:
+    """A binding's result as float64 NumPy arrays, with the dtype the framework returned."""
+
+    value: np.ndarray
+    grad: np.ndarray | None
+    dtype: str
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """The interface every framework adapter (built-in or external) provides."""
+
+    name: str
+
+    def environment(self) -> dict:
+        """Framework versions and facts (threads, devices) for the results file."""
+
+    def bindings(self) -> list[Binding]:
+        """The bindings this adapter offers."""
+
+    def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
+            mode: str = "eager", device: str = "cpu") -> Output:
+        """Evaluate ``binding`` on ``problem``; with ``grad``, also the VJP of ``cotangent`` w.r.t. x."""

@@ -1,0 +1,285 @@
+"""The typed records of a results document: one dataclass per kind, one serialisation, one parser.
+
+A run builds records only through these classes; :meth:`to_json` turns one into the object the
+results schema (``results.schema.json``) describes, and :meth:`from_json` reads it back, so the
+reports work on the same types the run produced. ``tests/test_results.py`` checks that the schema
+and these classes name the same fields.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+OUTCOMES = ("pass", "deviation", "fail", "unsupported", "error")
+
+
+def _json(obj: Any, skip_none: frozenset[str]) -> dict:
+    """The dataclass's fields as JSON values, leaving out the optional ones that are None."""
+    out = {}
+    for f in fields(obj):
+        if not f.metadata.get("json", True):
+            continue
+        v = getattr(obj, f.name)
+        if v is None and f.name in skip_none:
+            continue
+        out[f.metadata.get("key", f.name)] = v.to_json() if hasattr(v, "to_json") else v
+    return out
+
+
+def _kwargs(cls: type, d: dict) -> dict:
+    """Constructor arguments for ``cls`` from a JSON object (keys the class does not know are dropped:
+    the schema has validated the document already)."""
+    return {f.name: d[f.metadata.get("key", f.name)] for f in fields(cls)
+            if f.metadata.get("json", True) and f.metadata.get("key", f.name) in d}
+
+
+@dataclass(frozen=True)
+class Errors:
+    """A check's measured errors (strict JSON: an infinite error is stored as the float64 max)."""
+
+    max_abs: float
+    max_rel: float
+    tol_units: float
+    eps_units: float
+    mismatches: int
+
+    def to_json(self) -> dict:
+        return _json(self, frozenset())
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> Errors | None:
+        return None if d is None else cls(**_kwargs(cls, d))
+
+
+def _run_label() -> Any:
+    """Not stored in results files: the report's label of the run a record came from."""
+    return field(default="", compare=False, metadata={"json": False})
+
+
+@dataclass
+class CheckRecord:
+    """One check of one binding on one problem: its outcome, reason and measured errors.
+
+    ``errors`` is measured against the mathematics; ``errors_vs_expectation`` against the registry
+    entry's documented behaviour (deviations only); ``vs_eager`` is how far a compiled result lies
+    from the eager one. ``repro`` and ``traceback`` come with fail and error outcomes."""
+
+    id: str
+    framework: str
+    binding: str
+    api: str
+    op: str | None
+    case: str
+    category: str
+    dtype: str
+    mode: str
+    device: str
+    reduction: str
+    target: str | None
+    check: str
+    outcome: str = "unsupported"
+    reason: str = ""
+    expectation: str | None = None
+    errors: Errors | None = None
+    result_dtype: str | None = None
+    compute_dtype: str | None = None
+    duration_s: float = 0.0
+    expectation_differs: bool | None = None
+    errors_vs_expectation: Errors | None = None
+    vs_eager: dict | None = None
+    repro: str | None = None
+    traceback: str | None = None
+    run: str = _run_label()
+
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset(
+        {"expectation_differs", "errors_vs_expectation", "vs_eager", "repro", "traceback"})
+
+    def settle(self, outcome: str, reason: str) -> None:
+        """Set the outcome and its reason (a record is filled as its check runs)."""
+        self.outcome, self.reason = outcome, reason
+
+    def to_json(self) -> dict:
+        return _json(self, self.OPTIONAL)
+
+    @classmethod
+    def from_json(cls, d: dict) -> CheckRecord:
+        if "relation" in d and cls is CheckRecord:
+            return RelationRecord.from_json(d)
+        kw = _kwargs(cls, d)
+        for key in ("errors", "errors_vs_expectation"):
+            if key in kw:
+                kw[key] = Errors.from_json(kw[key])
+        return cls(**kw)
+
+
+@dataclass
+class RelationRecord(CheckRecord):
+    """A relation (an identity inside one framework) checked on drawn inputs; ``case`` names the
+    relation and ``relation`` states it."""
+
+    relation: str = ""
+
+
+@dataclass
+class StabilityPoint:
+    """One point of a stability sweep: numbers, or "inf"/"-inf"/"nan" strings where not finite."""
+
+    x: float
+    value: float | str
+    reference: float | str
+    value_units: float | str
+    value_status: str
+    grad_units: float | str | None = None
+    grad_status: str | None = None
+
+    def to_json(self) -> dict:
+        return _json(self, frozenset({"grad_units", "grad_status"}))
+
+    @classmethod
+    def from_json(cls, d: dict) -> StabilityPoint:
+        return cls(**_kwargs(cls, d))
+
+
+@dataclass
+class StabilityRecord:
+    """One binding along one stability axis in one dtype (the report's stability charts)."""
+
+    id: str
+    framework: str
+    binding: str
+    op: str
+    axis: str
+    label: str
+    dtype: str
+    device: str
+    outcome: str = "ok"
+    reason: str = ""
+    expectations: list[str] = field(default_factory=list)
+    points: list[StabilityPoint] = field(default_factory=list)
+    run: str = _run_label()
+
+    def to_json(self) -> dict:
+        d = _json(self, frozenset())
+        d["points"] = [p.to_json() for p in self.points]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> StabilityRecord:
+        kw = _kwargs(cls, d)
+        kw["points"] = [StabilityPoint.from_json(p) for p in kw.get("points", [])]
+        return cls(**kw)
+
+
+@dataclass
+class BenchRecord:
+    """One benchmark: a binding timed at one size, dtype, mode and pass. The measured fields are set
+    when ``outcome`` is ``ok`` (``stats`` is the pytest-benchmark summary; ``samples`` the round times)."""
+
+    id: str
+    framework: str
+    binding: str
+    api: str
+    op: str
+    mode: str
+    dtype: str
+    pass_: str = field(metadata={"key": "pass"})
+    batch: int = 0
+    classes: int = 0
+    device: str = "cpu"
+    threads: int = 1
+    outcome: str = "ok"
+    reason: str = ""
+    target: str | None = None
+    reduction: str | None = None
+    stats: dict | None = None
+    samples: list[float] | None = None
+    first_call_s: float | None = None
+    compile_s: float | None = None
+    bytes: int | None = None
+    gbps: float | None = None
+    floor_s: float | None = None
+    floor_bound: str | None = None
+    floor_multiple: float | None = None
+    peak_bytes: int | None = None
+    peak_kind: str | None = None
+    overhead: dict | None = None
+
+    #: written only once measured (compile_s is null in eager mode, so it goes with stats)
+    MEASURED: ClassVar[frozenset[str]] = frozenset(
+        {"target", "reduction", "stats", "samples", "first_call_s", "compile_s", "bytes", "gbps", "floor_s",
+         "floor_bound", "floor_multiple", "peak_bytes", "peak_kind"})
+
+    def to_json(self) -> dict:
+        d = _json(self, self.MEASURED | {"overhead"})
+        if self.stats is not None:
+            d["compile_s"] = self.compile_s
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> BenchRecord:
+        return cls(**_kwargs(cls, d))
+
+
+@dataclass
+class BenchSection:
+    """The results document's ``benchmarks``: the sweep's settings, the floor and the records."""
+
+    threads: dict
+    sizes: list[list[int]]
+    modes: list[str]
+    passes: list[str]
+    dtypes: list[str]
+    budget_s: float
+    floor: dict | None
+    records: list[BenchRecord]
+
+    def to_json(self) -> dict:
+        d = _json(self, frozenset())
+        d["records"] = [r.to_json() for r in sorted(self.records, key=lambda r: r.id)]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> BenchSection:
+        kw = _kwargs(cls, d)
+        kw["records"] = [BenchRecord.from_json(r) for r in kw.get("records", [])]
+        return cls(**kw)
+
+
+@dataclass
+class Results:
+    """A whole results document, as :func:`xentcheck.results.load` returns it."""
+
+    environment: dict
+    summary: dict
+    expectations: dict
+    records: list[CheckRecord]
+    benchmarks: BenchSection | None = None
+    stability: list[StabilityRecord] = field(default_factory=list)
+    schema_version: int = 1
+    tool: str = "xentcheck"
+
+    def to_json(self) -> dict:
+        d: dict = {"schema_version": self.schema_version, "tool": self.tool, "environment": self.environment,
+                   "summary": self.summary, "expectations": self.expectations,
+                   "records": [r.to_json() for r in self.records]}
+        if self.benchmarks is not None:
+            d["benchmarks"] = self.benchmarks.to_json()
+        if self.stability:
+            d["stability"] = [s.to_json() for s in self.stability]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> Results:
+        return cls(environment=d["environment"], summary=d["summary"], expectations=d["expectations"],
+                   records=[CheckRecord.from_json(r) for r in d["records"]],
+                   benchmarks=BenchSection.from_json(d["benchmarks"]) if d.get("benchmarks") else None,
+                   stability=[StabilityRecord.from_json(s) for s in d.get("stability", [])],
+                   schema_version=d["schema_version"], tool=d["tool"])
+
+
+def summarize(records: list[CheckRecord]) -> dict[str, int]:
+    """Counts of outcomes over all records."""
+    out: dict[str, int] = {}
+    for r in records:
+        out[r.outcome] = out.get(r.outcome, 0) + 1
+    return out

@@ -1,0 +1,134 @@
+"""The one verdict path: what a binding's result is judged against, and the outcome.
+
+:func:`expected_for` finds the registry entry covering a check, applies its policies to the
+binding's convention, evaluates the oracle (the mathematics, and the documented behaviour where an
+entry exists) and picks the dtype whose roundoff applies. Every layer (checks, the errors layer,
+relations, the stability sweep) gets its expected values and bounds from it. :func:`judge` turns a
+result into a :class:`Verdict`: ``pass``, ``deviation`` (matches the documented behaviour where it
+differs from the mathematics) or ``fail``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from . import reference
+from .compare import Comparison, compare
+from .expectations import Expectation, Registry
+from .problem import Problem, round_to, unit_roundoff
+from .protocol import Binding
+from .tolerance import bound, compute_dtype
+
+
+def overflowed(exp: np.ndarray, dtype: str) -> np.ndarray:
+    """``exp`` with every value beyond ``dtype``'s range as the +-inf that correct rounding gives there."""
+    with np.errstate(over="ignore"):
+        r = round_to(exp, dtype)
+    return np.where(np.isinf(r) & np.isfinite(exp), r, exp)
+
+
+def compare_check(got: np.ndarray, ev: reference.Evaluation, check: str, dtype: str) -> Comparison:
+    """``got`` (the value or the gradient, per ``check``) against ``ev`` with the bound of ``dtype``."""
+    exp = overflowed(ev.value if check == "value" else ev.grad, dtype)
+    scale = ev.value_scale if check == "value" else ev.grad_scale
+    return compare(got, exp, bound(scale, dtype), scale_a=scale[0], eps=2 * unit_roundoff(dtype))
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What one binding's result on one problem is judged against.
+
+    ``math`` is the mathematics under the binding's own convention; ``documented`` the behaviour the
+    registry ``entry`` documents (None without an entry). ``dtype`` is the dtype whose roundoff
+    applies to the mathematics; ``documented_dtype`` adds the entry's ``compute_dtype``."""
+
+    problem: Problem
+    entry: Expectation | None
+    convention: reference.Convention
+    math: reference.Evaluation
+    dtype: str
+    cotangent: np.ndarray | None = None
+
+    @cached_property
+    def documented(self) -> reference.Evaluation | None:
+        if self.entry is None:
+            return None
+        return reference.evaluate(self.problem, self.entry.convention(self.convention), self.cotangent)
+
+    @property
+    def documented_dtype(self) -> str:
+        if self.entry is None or not self.entry.compute_dtype:
+            return self.dtype
+        return compute_dtype(self.entry.compute_dtype, self.dtype)
+
+    @property
+    def allowed(self) -> tuple[reference.Evaluation, str]:
+        """The behaviour a result may show, and its dtype: the documented one where an entry exists."""
+        return (self.documented, self.documented_dtype) if self.entry is not None else (self.math, self.dtype)
+
+
+def expected_for(registry: Registry, versions: dict, framework: str, binding: Binding, problem: Problem,
+                 check: str, *, mode: str, result_dtype: str | None,
+                 cotangent: np.ndarray | None = None) -> Expected:
+    """The registry entry, convention, oracle evaluation and compute dtype for one check."""
+    entry = registry.find(framework, binding.name, problem.case, problem.category, problem.dtype, check, versions,
+                          mode)
+    conv = binding.convention_for(problem)
+    return Expected(problem, entry, conv, reference.evaluate(problem, conv, cotangent),
+                    compute_dtype(problem.dtype, result_dtype), cotangent)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one value or gradient check, with what it was judged by."""
+
+    outcome: str
+    reason: str
+    expected: Expected
+    errors: Comparison  # against the mathematics
+    errors_vs_expectation: Comparison | None = None  # against the documented behaviour (deviations)
+    #: whether the documented behaviour differs from the mathematics on this input (None: no entry)
+    expectation_differs: bool | None = None
+
+    @property
+    def expectation(self) -> str | None:
+        return self.expected.entry.id if self.expected.entry is not None else None
+
+    @property
+    def judged_by(self) -> reference.Evaluation:
+        """The documented behaviour for a deviation, else the mathematics."""
+        return self.expected.documented if self.outcome == "deviation" else self.expected.math
+
+
+def judge(registry: Registry, versions: dict, framework: str, binding: Binding, problem: Problem, check: str,
+          got: np.ndarray, *, result_dtype: str | None, mode: str,
+          cotangent: np.ndarray | None = None) -> Verdict:
+    """Judge ``got`` (the binding's value or gradient, per ``check``) against the mathematics and the
+    registry. A deviation must match the documented behaviour; matching the mathematics where the
+    documented behaviour would differ means the entry no longer happens, which fails too."""
+    ex = expected_for(registry, versions, framework, binding, problem, check, mode=mode, result_dtype=result_dtype,
+                      cotangent=cotangent)
+    vs_math = compare_check(got, ex.math, check, ex.dtype)
+    entry = ex.entry
+    if entry is None:
+        return Verdict("pass" if vs_math.ok else "fail", vs_math.detail, ex, vs_math)
+    documented = ex.documented
+    vs_policy = compare_check(got, documented, check, ex.documented_dtype)
+    # Whether the documented behaviour is distinguishable from the mathematics on this input; a
+    # precision-only entry (compute_dtype) is not, per check: the run-level audit covers it.
+    policy_differs = not compare_check(documented.value if check == "value" else documented.grad, ex.math, check,
+                                       ex.dtype).ok
+    differs = policy_differs or entry.compute_dtype is not None
+    if vs_math.ok:
+        if policy_differs:
+            return Verdict("fail", f"expectation {entry.id!r} no longer happens: the result matches the mathematics "
+                                   f"where the documented policy {entry.expect} would differ; update the registry",
+                           ex, vs_math, expectation_differs=differs)
+        return Verdict("pass", "", ex, vs_math, expectation_differs=differs)  # no difference on this input
+    if vs_policy.ok:
+        return Verdict("deviation", f"{entry.reason} (as documented: {entry.expect}); vs mathematics: "
+                                    f"{vs_math.detail}", ex, vs_math, vs_policy, differs)
+    return Verdict("fail", f"differs from the mathematics ({vs_math.detail}) and from expectation {entry.id!r} "
+                           f"({vs_policy.detail})", ex, vs_math, expectation_differs=differs)
