@@ -26,6 +26,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
+from xentcheck.bench.floor import EXP_CHAIN  # noqa: E402
+
 from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs  # noqa: E402
 from .framework import FrameworkAdapter  # noqa: E402
 from .repro import Dialect  # noqa: E402
@@ -154,7 +156,17 @@ class JaxAdapter(FrameworkAdapter):
         return forward_backward if grad else forward
 
     def exp_kernels(self, device):
-        """Candidates for the floor's exp throughput (name -> factory(n, dtype))."""
+        """Candidates for the floor's exp throughput (name -> factory(n, dtype)). On a device, a fused
+        chain of EXP_CHAIN exps per loaded element (one XLA kernel), so that it measures the exp units
+        rather than memory bandwidth (see xentcheck.bench.floor)."""
+        if device != "cpu":
+            def chain(n, dtype):
+                a = self.asarray(np.random.default_rng(0).random(max(1, n // EXP_CHAIN)), dtype, device)
+                f = jax.jit(_exp_chain)
+                return lambda: f(a).block_until_ready()
+
+            return {f"jax.jit(exp chain of {EXP_CHAIN}) on the device": chain}
+
         def jitted(n, dtype):
             a = self.asarray(np.random.default_rng(0).random(n), dtype, device)
             f = jax.jit(jnp.exp)
@@ -162,12 +174,31 @@ class JaxAdapter(FrameworkAdapter):
 
         return {"jax.jit(jnp.exp)": jitted}
 
+    def read_kernels(self, device):
+        """Candidates for the floor's read bandwidth on the device (name -> factory(nbytes))."""
+        if device == "cpu":
+            return {}  # NumPy's kernels measure the host
+
+        def total(nbytes):
+            a = jax.device_put(jnp.ones(nbytes // 4, dtype=jnp.float32), self._device(device))
+            f = jax.jit(jnp.sum)
+            return lambda: f(a).block_until_ready()
+
+        return {"jax.jit(jnp.sum) on the device": total}
+
     def device_peak_bytes(self, call, device):
-        return None  # XLA's allocator statistics cannot be reset between calls
+        return None  # XLA's allocator keeps a run-long peak that cannot be reset between calls
 
     def to_numpy(self, t):
         t = jax.block_until_ready(t)
         return np.asarray(t).astype(np.float64), str(t.dtype)
+
+
+def _exp_chain(a):
+    """EXP_CHAIN dependent exps per element (exp(-y) stays in (0, 1]); jitted into one kernel."""
+    for _ in range(EXP_CHAIN):
+        a = jnp.exp(-a)
+    return a
 
 
 ADAPTER = JaxAdapter()

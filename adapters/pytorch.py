@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xentcheck.bench.floor import EXP_CHAIN
 from xentcheck.problem import Problem
 from xentcheck.reference import Convention
 
@@ -177,7 +178,17 @@ class TorchAdapter(FrameworkAdapter):
         return forward_backward if grad else forward
 
     def exp_kernels(self, device):
-        """Candidates for the floor's exp throughput (name -> factory(n, dtype))."""
+        """Candidates for the floor's exp throughput (name -> factory(n, dtype)). On a device, a fused
+        chain of EXP_CHAIN exps per loaded element (one compiled kernel), so that it measures the exp
+        units rather than memory bandwidth (see xentcheck.bench.floor)."""
+        if device != "cpu":
+            def chain(n, dtype):
+                a = torch.rand(max(1, n // EXP_CHAIN), dtype=_TORCH_DTYPES[dtype], device=device)
+                f = torch.compile(_exp_chain, dynamic=False)
+                return lambda: self.block(f(a))
+
+            return {f"torch.compile(exp chain of {EXP_CHAIN}) on the device": chain}
+
         def eager(n, dtype):
             a = torch.rand(n, dtype=_TORCH_DTYPES[dtype], device=device)
             out = torch.empty_like(a)
@@ -199,7 +210,17 @@ class TorchAdapter(FrameworkAdapter):
             a = torch.ones(nbytes // 4, device=device)
             return lambda: self.block(a.sum())
 
-        return {"torch.sum on the device": total}
+        def largest(nbytes):
+            a = torch.ones(nbytes // 4, device=device)
+            return lambda: self.block(a.amax())
+
+        return {"torch.sum on the device": total, "torch.amax on the device": largest}
+
+    def device_cache_bytes(self, device):
+        """The device's L2 cache (bytes), which a read buffer must far exceed."""
+        if device == "cpu" or not torch.cuda.is_available():
+            return None
+        return int(getattr(torch.cuda.get_device_properties(torch.device(device)), "L2_cache_size", 0)) or None
 
     def device_peak_bytes(self, call, device):
         torch.cuda.synchronize()
@@ -215,6 +236,13 @@ class TorchAdapter(FrameworkAdapter):
         t = t.detach()
         name = str(t.dtype).removeprefix("torch.")
         return t.to("cpu", torch.float64).numpy(), name
+
+
+def _exp_chain(a):
+    """EXP_CHAIN dependent exps per element (exp(-y) stays in (0, 1]); compiled into one kernel."""
+    for _ in range(EXP_CHAIN):
+        a = torch.exp(-a)
+    return a
 
 
 ADAPTER = TorchAdapter()

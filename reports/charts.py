@@ -134,7 +134,8 @@ def speed_charts(speed: dict | None) -> list[dict]:
             pts = {_log(size_of[s]): (c["floor_multiple"], f"{c['median_s'] * 1e3:.4g} ms at {s}, {c['gbps']:.1f} GB/s")
                    for s, c in r["cells"].items() if "median_s" in c}
             if pts:
-                series.append({"label": f"{r['framework']}: {r['binding']} ({r['mode']}, {r['dtype']})",
+                on = f", {r['device']}" if len({row["device"] for row in speed["rows"]}) > 1 else ""
+                series.append({"label": f"{r['framework']}: {r['binding']} ({r['mode']}, {r['dtype']}{on})",
                                "points": pts, "color": PALETTE[i % len(PALETTE)],
                                "dash": [6, 4] if r["mode"] == "compiled" else []})
         xs, series = _aligned(series)

@@ -24,15 +24,17 @@ def speed_view(docs: list[Results]) -> dict | None:
     if not runs:
         return None
     recs = [r for b in runs for r in b.records]
-    llc = next((b.floor.get("last_level_cache_bytes") for b in runs if b.floor), None)
+    # each device's own cache tells a cache-resident size from a memory-bound one (CPU and GPU runs merge)
+    cache = {b.floor.get("device", "cpu"): b.floor.get("last_level_cache_bytes") for b in runs if b.floor}
+    llc = cache.get("cpu", next(iter(cache.values()), None))
     sizes = sorted({(r.batch, r.classes) for r in recs}, key=lambda s: s[0] * s[1])
     size_names = [f"{b}x{c}" for b, c in sizes]
     rows: dict = {}
     for r in recs:
-        key = (r.framework, r.binding, r.mode, r.dtype, r.pass_)
-        row = rows.setdefault(key, {"framework": r.framework, "binding": r.binding, "mode": r.mode,
-                                    "dtype": r.dtype, "pass": r.pass_, "cells": {}, "compile_s": [],
-                                    "unsupported": None})
+        key = (r.framework, r.binding, r.device, r.mode, r.dtype, r.pass_)
+        row = rows.setdefault(key, {"framework": r.framework, "binding": r.binding, "device": r.device,
+                                    "mode": r.mode, "dtype": r.dtype, "pass": r.pass_, "cells": {},
+                                    "compile_s": [], "unsupported": None})
         if r.outcome == "unsupported":
             row["unsupported"] = r.reason
             continue
@@ -46,13 +48,14 @@ def speed_view(docs: list[Results]) -> dict | None:
             row["compile_s"].append(r.compile_s)
     timed = [r for r in rows.values() if r["cells"]]
     unsupported = [r for r in rows.values() if not r["cells"] and r["unsupported"]]
-    timed.sort(key=lambda r: (r["framework"], r["binding"], r["dtype"], r["pass"], r["mode"]))
+    timed.sort(key=lambda r: (r["framework"], r["binding"], r["device"], r["dtype"], r["pass"], r["mode"]))
     overhead = []
     for r in recs:
         if r.overhead:
-            memory_bound = llc is not None and r.batch * r.classes * 4 > llc
+            device_cache = cache.get(r.device)
+            memory_bound = device_cache is not None and r.batch * r.classes * 4 > device_cache
             ratio = r.overhead["ratio"]
-            overhead.append({"framework": r.framework, "binding": r.binding, "size": _size(r),
+            overhead.append({"framework": r.framework, "binding": r.binding, "device": r.device, "size": _size(r),
                              "pass": r.pass_, "dtype": r.dtype, "ratio": ratio,
                              "adapter_s": r.overhead["adapter_median_s"], "bare_s": r.overhead["bare_median_s"],
                              "memory_bound": memory_bound,

@@ -127,3 +127,24 @@ def test_unreadable_baseline_fails_at_once_with_one_line(run_suite, tmp_path):
     assert r.ret == 4
     err = _err(r)
     assert len(err) == 1 and "--baseline:" in err[0] and "no such results file" in err[0]
+
+
+def test_a_device_no_framework_has_is_refused_at_start_up(run_suite, tmp_path):
+    res = tmp_path / "r.json"
+    r = run_suite("suites", "--device=cuda", "--frameworks=numpy", "--adapter=tests.fake_adapter:HONEST",
+                  f"--results={res}")
+    assert r.ret == 4 and len(_err(r)) == 1
+    assert "--device=cuda: no installed framework can run there" in _err(r)[0]
+    assert "numpy: no cuda device here" in _err(r)[0] and "fake: no cuda device here" in _err(r)[0]
+    assert not res.exists() and not list(tmp_path.glob("*.partial.jsonl"))  # no record for a device that did not run
+
+
+def test_the_gpu_check_says_in_one_line_that_no_gpu_was_found(tmp_path):
+    import os
+
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}  # no GPU, wherever this runs
+    r = subprocess.run(["bash", "scripts/gpu-check.sh", str(tmp_path / "gpu")], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        "gpu-check: no GPU found: neither PyTorch, JAX nor TensorFlow sees a CUDA device; nothing was run"]

@@ -90,3 +90,31 @@ def test_the_capability_matrix_is_measured_not_claimed():
     assert f == {"float32": "ok", "float64": "bad"}
     assert dict(row["facets"]["targets"]) == {"index": "bad", "soft": "untested"}  # worst seen; declared, never ran
     assert row["facets"]["grad"] == [("grad", "ok")]
+
+
+def test_a_cpu_run_and_a_gpu_run_merge_without_overwriting_each_other():
+    """The report logic of a merged CPU+GPU report (fixture records: no GPU result is claimed)."""
+    from reports.history import run_labels
+    from reports.speed import speed_view
+    from xentcheck.records import BenchRecord, BenchSection
+
+    def run(device: str, cache: int, median: float) -> Results:
+        doc = Results.from_json(_doc())
+        doc.environment = {**doc.environment, "device": device}
+        rec = BenchRecord(id=f"torch-F.cross_entropy-4096x32000-float32-eager-forward-{device}", framework="torch",
+                          binding="F.cross_entropy", api="a", op="softmax_ce", mode="eager", dtype="float32",
+                          pass_="forward", batch=4096, classes=32000, device=device, stats={
+                              "median_s": median, "iqr_s": 0.0, "rounds": 5}, floor_multiple=2.0, gbps=1.0,
+                          overhead={"ratio": 1.01, "adapter_median_s": median, "bare_median_s": median})
+        doc.benchmarks = BenchSection(threads={}, sizes=[[4096, 32000]], modes=["eager"], passes=["forward"],
+                                      dtypes=["float32"], budget_s=0.5, records=[rec],
+                                      floor={"device": device, "last_level_cache_bytes": cache})
+        return doc
+
+    cpu, gpu = run("cpu", 32 * 2**20, 0.5), run("cuda", 1 << 40, 0.001)
+    view = speed_view([cpu, gpu])
+    assert [(r["device"], r["cells"]["4096x32000"]["median_s"]) for r in view["rows"]] == [("cpu", 0.5),
+                                                                                            ("cuda", 0.001)]
+    # each device's own cache decides what is memory-bound: 500 MB of logits fit the (fixture) device cache
+    assert [(o["device"], o["memory_bound"]) for o in view["overhead"]] == [("cpu", True), ("cuda", False)]
+    assert run_labels([cpu, gpu])[1].endswith("on cuda")

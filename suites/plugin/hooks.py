@@ -41,6 +41,16 @@ class Hooks:
     def skip_lines(self) -> list[str]:
         return [f"xentcheck: skipping {name}: {why}" for name, why in self.session.environment["skipped"].items()]
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        """A device no installed framework has is an error before anything runs (one line)."""
+        xs = self.session
+        device = xs.options.device
+        if device != "cpu" and not self.is_worker and not xs.load_adapters():
+            why = "; ".join(f"{k}: {v}" for k, v in xs.skipped.items()) or "no framework selected"
+            raise pytest.UsageError(f"--device={device}: no installed framework can run there ({why}); run on a "
+                                    f"machine with that device, or without --device")
+
     def pytest_report_collectionfinish(self, config, start_path, items) -> list[str]:
         self.announced = True
         return self.skip_lines() + self.lines_before

@@ -96,6 +96,12 @@ class XentSession:
                 self.bindings(name)
             except Exception as e:  # a broken adapter is skipped, the others still run
                 self.skipped[name] = f"adapter failed: {type(e).__name__}: {e}"
+        device = self.options.device
+        for name in [n for n in self.adapters if n not in self.skipped and device != "cpu"]:
+            # a framework without the device runs nothing: no record may claim a device that did not run
+            offered = set().union(*(b.caps.devices for b in self.bindings(name).values()))
+            if device not in offered:
+                self.skipped[name] = f"no {device} device here (it offers {', '.join(sorted(offered)) or 'none'})"
         for name in self.skipped:
             self.adapters.pop(name, None)
             self.environment["frameworks"].pop(name, None)

@@ -5,6 +5,12 @@ achievable memory bandwidth and (b) evaluating one exponential per logit at the 
 cache-resident exp throughput. Both rates are measured here with several kernels (NumPy's own, and
 any exp kernel an adapter offers), and the fastest of each is kept: a floor must be a lower bound,
 so it takes the best the machine was seen to do.
+
+On a device (``--device=cuda``) only the adapters' device kernels count, each synchronised: the read
+buffer is sized against the device's cache, and an exp kernel computes its exps as a fused chain of
+:data:`EXP_CHAIN` exps per element it loads, at sizes where launch latency is negligible, so it
+measures the exp units rather than memory bandwidth or launch overhead (either would give a rate too
+low, and so a floor that is no lower bound).
 """
 from __future__ import annotations
 
@@ -16,8 +22,19 @@ from typing import Any
 
 import numpy as np
 
-#: elements per call in the exp measurement: from L2-resident to L3-resident in float32
+#: elements per call in the exp measurement on the host: from L2-resident to L3-resident in float32
 EXP_SIZES = (1 << 17, 1 << 20, 1 << 22)
+#: exps per call on a device: a launch's latency (microseconds) is then a negligible part of it
+DEVICE_EXP_SIZES = (1 << 26, 1 << 28, 1 << 30)
+#: a device exp kernel evaluates this many chained exps per element it loads (exp(-y), fused in one kernel)
+EXP_CHAIN = 64
+#: the smallest read buffer on the host and on a device (bytes); each is at least 8 times the cache
+HOST_BUFFER_BYTES = 256 * 1024**2
+DEVICE_BUFFER_BYTES = 1024**3
+
+
+class FloorError(RuntimeError):
+    """No kernel could measure a rate on the device; the message says which and why."""
 
 
 def _best(call: Callable[[], Any], repeats: int) -> float:
@@ -43,13 +60,22 @@ def last_level_cache_bytes() -> int:
     return max(sizes, default=32 * 1024**2)
 
 
+def read_buffer_bytes(host: bool, cache_bytes: int | None = None) -> int:
+    """The read buffer for the bandwidth measurement: at least 8 times the cache it must not fit in
+    (the host's last-level cache, or the device's as its adapter reports it)."""
+    if host:
+        return max(HOST_BUFFER_BYTES, 8 * last_level_cache_bytes())
+    return max(DEVICE_BUFFER_BYTES, 8 * (cache_bytes or 0))
+
+
 def measure_bandwidth(threads: int, kernels: dict[str, Callable[[int], Callable[[], Any]]] | None = None,
-                      *, host: bool = True, repeats: int = 5) -> dict:
+                      *, host: bool = True, repeats: int = 5, cache_bytes: int | None = None) -> dict:
     """Achievable read bandwidth (bytes/s): the fastest of several streaming read kernels over a
-    buffer far larger than the last-level cache. ``kernels`` are ``name -> factory(nbytes)`` from
-    the adapters (on the device under test); ``host`` adds NumPy's own (for the CPU)."""
-    nbytes = max(256 * 1024**2, 8 * last_level_cache_bytes())
-    rates = {}
+    buffer far larger than the cache. ``kernels`` are ``name -> factory(nbytes)`` from the adapters
+    (on the device under test); ``host`` adds NumPy's own (for the CPU). Raises FloorError when no
+    kernel could be measured."""
+    nbytes = read_buffer_bytes(host, cache_bytes)
+    rates, failures = {}, {}
     with ThreadPoolExecutor(threads) as pool:
         factories = dict(kernels or {})
         if host:
@@ -62,8 +88,11 @@ def measure_bandwidth(threads: int, kernels: dict[str, Callable[[int], Callable[
         for name, factory in factories.items():
             try:
                 rates[name] = nbytes / _best(factory(nbytes), repeats)
-            except Exception:  # a failing kernel is only one candidate fewer
-                continue
+            except Exception as e:  # a failing kernel is only one candidate fewer
+                failures[name] = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+    if not rates:
+        tried = "; ".join(f"{k}: {v}" for k, v in failures.items()) or "no adapter offers a read kernel there"
+        raise FloorError(f"cannot measure the read bandwidth {'of the host' if host else 'on the device'} ({tried})")
     best = max(rates, key=rates.get)
     return {"bytes_per_s": rates[best], "kernel": best, "buffer_bytes": nbytes, "kernels": rates}
 
@@ -80,16 +109,17 @@ def numpy_exp_kernel(threads: int, pool: ThreadPoolExecutor) -> Callable[[int, s
 
 def measure_exp(threads: int, dtype: str, kernels: dict[str, Callable[[int, str], Callable[[], Any]]] | None = None,
                 *, host: bool = True, repeats: int = 5) -> dict:
-    """Cache-resident exp throughput (exponentials/s) in ``dtype``: the best of NumPy and the
-    ``kernels`` adapters offer (``name -> factory(n, dtype)`` returning a call that computes n exps),
-    each at several cache-resident sizes (per-call overhead favours the larger ones)."""
+    """Exp throughput (exponentials/s) in ``dtype``: the best of NumPy (host) and the ``kernels``
+    adapters offer (``name -> factory(n, dtype)`` returning a call that computes n exps), each at
+    several sizes (per-call overhead favours the larger ones): cache-resident on the host,
+    :data:`DEVICE_EXP_SIZES` on a device."""
     rates = {}
     with ThreadPoolExecutor(threads) as pool:
         factories = dict(kernels or {})
         if host and dtype in ("float32", "float64"):
             factories["numpy.exp, one chunk per thread"] = numpy_exp_kernel(threads, pool)
         for name, factory in factories.items():
-            for n in EXP_SIZES:
+            for n in EXP_SIZES if host else DEVICE_EXP_SIZES:
                 try:
                     rate = n / _best(factory(n, dtype), repeats)
                 except Exception:  # e.g. no exp in that dtype: that kernel is no candidate

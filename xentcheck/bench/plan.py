@@ -80,22 +80,30 @@ class BenchPlan:
             self._problem_key = key
         return self._problem
 
-    def measure_floor(self, adapters: dict, device: str) -> dict:
+    def measure_floor(self, adapters: dict[str, Adapter], device: str) -> dict:
         """Bandwidth and exp throughput on ``device``, once per run, before the first benchmark.
-        Adapters offer kernels on the device (``read_kernels(device)``, ``exp_kernels(device)``);
-        on the CPU NumPy's own kernels are candidates too."""
+        Adapters offer kernels on the device (``read_kernels(device)``, ``exp_kernels(device)``) and
+        its cache size (``device_cache_bytes(device)``); on the CPU NumPy's own kernels are
+        candidates too. ``last_level_cache_bytes`` is the cache of the device timed (what tells a
+        cache-resident size from a memory-bound one)."""
         if self.floor is None:
             host = device == "cpu"
-            reads, exps = {}, {}
+            reads, exps, caches = {}, {}, []
             for a in adapters.values():
                 for attr, into in (("read_kernels", reads), ("exp_kernels", exps)):
                     offer = getattr(a, attr, None)
                     if offer is not None:
                         into.update(offer(device) or {})
+                cache = getattr(a, "device_cache_bytes", None)
+                if not host and cache is not None and cache(device):
+                    caches.append(cache(device))
+            cache_bytes = floor_mod.last_level_cache_bytes() if host else max(caches, default=None)
             exp = {dtype: floor_mod.measure_exp(self.threads, dtype, exps, host=host)
                    for dtype in sorted(set(self.dtypes) | {"float32"})}
-            self.floor = {"device": device, "bandwidth": floor_mod.measure_bandwidth(self.threads, reads, host=host),
-                          "exp": exp, "last_level_cache_bytes": floor_mod.last_level_cache_bytes(),
+            self.floor = {"device": device,
+                          "bandwidth": floor_mod.measure_bandwidth(self.threads, reads, host=host,
+                                                                   cache_bytes=cache_bytes),
+                          "exp": exp, "last_level_cache_bytes": cache_bytes,
                           "process_peak_memory": memory.process_peak_available()}
         return self.floor
 

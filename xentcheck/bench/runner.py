@@ -58,6 +58,20 @@ def interleaved_ratio(a: Callable[[], Any], b: Callable[[], Any], rounds: int, i
     return {"adapter_median_s": ma, "bare_median_s": mb, "ratio": ma / mb, "rounds": rounds}
 
 
+def peak_memory(adapter: Any, call: Callable[[], Any], device: str, host_peak: int | None,
+                framework: str) -> tuple[int | None, str]:
+    """(peak bytes of one call, how it was measured). On the CPU the process's RSS high-water mark
+    (measured on the calibration call); on a device the host's RSS says nothing, so the adapter's
+    device allocator (``device_peak_bytes``), or nothing."""
+    if device == "cpu":
+        return host_peak, "process RSS"
+    device_peak = getattr(adapter, "device_peak_bytes", None)
+    peak = device_peak(call, device) if device_peak is not None else None
+    if peak is None:
+        return None, f"not measured: {framework}'s allocator cannot report one call's peak on {device}"
+    return peak, "device allocator"
+
+
 def measure(adapter: Any, binding: Binding, spec: BenchSpec, problem: Problem, benchmark: Any, *, floor: dict,
             budget_s: float, device: str, threads: int) -> BenchRecord:
     """Time ``binding`` on ``problem`` as ``spec`` says; the record carries stats, floor and memory."""
@@ -88,11 +102,7 @@ def measure(adapter: Any, binding: Binding, spec: BenchSpec, problem: Problem, b
     rec.compile_s = max(0.0, first - median) if spec.mode == "compiled" else None
     rec.bytes, rec.gbps = nbytes, nbytes / median / 1e9
     rec.floor_s, rec.floor_bound, rec.floor_multiple = floor_s, bound, median / floor_s
-    device_peak = getattr(adapter, "device_peak_bytes", None)
-    if device != "cpu" and device_peak is not None:
-        rec.peak_bytes, rec.peak_kind = device_peak(call, device), "device allocator"
-    else:
-        rec.peak_bytes, rec.peak_kind = host_peak, "process RSS"
+    rec.peak_bytes, rec.peak_kind = peak_memory(adapter, call, device, host_peak, spec.framework)
     bare = getattr(adapter, "bare", None)
     native = bare(binding.name, problem, grad=spec.grad, device=device) if bare and spec.mode == "eager" else None
     if native is not None:
