@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
+from xentcheck.exception_text import one_line
 from xentcheck.protocol import (  # re-exported: adapters import the protocol from here
     ALL_FLOATS,
     ALL_REDUCTIONS,
@@ -52,7 +53,7 @@ def load_builtin(framework: str) -> Adapter:
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # a broken install must not take the other frameworks down
-        raise AdapterError(f"{framework}: importing its adapter failed: {type(e).__name__}: {e}") from None
+        raise AdapterError(f"{framework}: importing its adapter failed: {one_line(e)}") from None
     return module.ADAPTER
 
 
@@ -70,7 +71,10 @@ def load_external(spec: str) -> Adapter:
     except Exception as e:
         raise AdapterError(f"--adapter={spec}: importing failed: {type(e).__name__}: {e}") from None
     if callable(obj) and not isinstance(obj, Adapter):
-        obj = obj()
+        try:
+            obj = obj()
+        except Exception as e:
+            raise AdapterError(f"--adapter={spec}: the factory {attr}() raised {one_line(e)}") from None
     if not isinstance(obj, Adapter) or not isinstance(getattr(obj, "name", None), str):
         raise AdapterError(f"--adapter={spec}: object lacks name/environment/bindings/run (see adapters.Adapter)")
     return obj

@@ -71,10 +71,14 @@ class FrameworkAdapter:
     def has_compiler(self) -> bool:
         return type(self).compile is not FrameworkAdapter.compile
 
-    def declare(self, bindings: list[Binding], devices: frozenset[str]) -> list[Binding]:
-        """``bindings`` with the devices found and, where the framework has a compiler, the compiled mode."""
+    def declare(self, bindings: list[Binding], devices: frozenset[str], facts: dict | None = None) -> list[Binding]:
+        """``bindings`` with the devices found, the compiled mode where the framework has a compiler,
+        and the options the installed versions (``facts``, the adapter's environment) lack withdrawn
+        (``Capabilities.requires``)."""
         modes = frozenset({"eager", "compiled"}) if self.has_compiler else frozenset({"eager"})
-        return [replace(b, caps=replace(b.caps, devices=devices, modes=modes)) for b in bindings]
+        versions = {k: v for k, v in (facts or {}).items() if isinstance(v, str)}
+        return [replace(b, caps=replace(b.caps, devices=devices, modes=modes).for_versions(versions))
+                for b in bindings]
 
     def inputs(self, problem: Problem, device: str) -> Inputs:
         def conv(a):

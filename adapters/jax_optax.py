@@ -39,6 +39,19 @@ SPATIAL = frozenset({"spatial"})
 AXIS = frozenset({"spatial", "channels_first"})  # the API takes axis=
 
 
+#: optax added axis= to its cross-entropy functions in 0.2.4 (an older optax raises TypeError for it)
+AXIS_SINCE = (("channels_first", "optax", ">=0.2.4"),)
+
+
+def _optax_axis(fn):
+    """``fn(z, t)`` on the class-last problem, and ``fn(z, t, axis=1)`` on a channels-first one: axis=
+    only where it is needed, so an optax without it still runs every other check."""
+    def call(z, inp):
+        z, t, axis = _class_axis(z, inp)
+        return fn(z, t) if axis == -1 else fn(z, t, axis=axis)
+    return call
+
+
 def _class_axis(z, inp: Inputs) -> tuple:
     """(z, target, axis) as a channels-first problem hands them over: the class axis moved to 1."""
     if not inp.problem.channels_first:
@@ -69,14 +82,13 @@ def _idiomatic_call(problem) -> str:
 def _bindings() -> list[Binding]:
     out = [
         Binding("optax.softmax_cross_entropy", "optax.softmax_cross_entropy",
-                Capabilities("softmax_ce", DENSE, NONE_ONLY, AXIS, DTYPES),
-                lambda z, i: (lambda z, t, axis: optax.softmax_cross_entropy(z, t, axis=axis))(*_class_axis(z, i)),
+                Capabilities("softmax_ce", DENSE, NONE_ONLY, AXIS, DTYPES, requires=AXIS_SINCE),
+                _optax_axis(lambda z, t, **kw: optax.softmax_cross_entropy(z, t, **kw)),
                 call="optax.softmax_cross_entropy({x}, {t}{opts})"),
         Binding("optax.softmax_cross_entropy_with_integer_labels",
                 "optax.softmax_cross_entropy_with_integer_labels",
-                Capabilities("softmax_ce", frozenset({"index"}), NONE_ONLY, AXIS, DTYPES),
-                lambda z, i: (lambda z, t, axis: optax.softmax_cross_entropy_with_integer_labels(z, t, axis=axis))(
-                    *_class_axis(z, i)),
+                Capabilities("softmax_ce", frozenset({"index"}), NONE_ONLY, AXIS, DTYPES, requires=AXIS_SINCE),
+                _optax_axis(lambda z, t, **kw: optax.softmax_cross_entropy_with_integer_labels(z, t, **kw)),
                 call="optax.softmax_cross_entropy_with_integer_labels({x}, {t}{opts})"),
         Binding("optax.sigmoid_binary_cross_entropy", "optax.sigmoid_binary_cross_entropy",
                 Capabilities("sigmoid_bce", frozenset({"binary", "soft"}), NONE_ONLY, frozenset(), DTYPES),
@@ -114,7 +126,7 @@ class JaxAdapter(FrameworkAdapter):
     def bindings(self) -> list[Binding]:
         has_gpu = any(d.platform == "gpu" for d in jax.devices())
         devices = frozenset({"cpu", "cuda"}) if has_gpu else frozenset({"cpu"})
-        return self.declare(_bindings(), devices)
+        return self.declare(_bindings(), devices, self.environment())
 
     def _device(self, device: str):
         return jax.devices("gpu" if device == "cuda" else "cpu")[0]

@@ -127,7 +127,7 @@ class TorchAdapter(FrameworkAdapter):
 
     def bindings(self) -> list[Binding]:
         devices = frozenset({"cpu", "cuda"}) if torch.cuda.is_available() else frozenset({"cpu"})
-        return self.declare(_bindings(), devices)
+        return self.declare(_bindings(), devices, self.environment())
 
     def asarray(self, a, dtype, device):
         return torch.as_tensor(np.asarray(a), dtype=_TORCH_DTYPES[dtype], device=device)

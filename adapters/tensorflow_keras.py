@@ -202,7 +202,7 @@ class TensorflowAdapter(FrameworkAdapter):
 
     def bindings(self) -> list[Binding]:
         devices = frozenset({"cpu", "cuda"}) if tf.config.list_physical_devices("GPU") else frozenset({"cpu"})
-        return self.declare(_tf_nn() + _keras(), devices)
+        return self.declare(_tf_nn() + _keras(), devices, self.environment())
 
     def _device(self, device: str) -> str:
         return "/GPU:0" if device == "cuda" else "/CPU:0"

@@ -1,7 +1,10 @@
 """Command line for results files (no framework is imported).
 
-  python -m reports build RESULTS.json [...] -o report.html   rebuild the HTML report
+  python -m reports build RESULTS.json [...] -o report.html   rebuild the HTML report (several files: one
+                                                              comparison, oldest first)
   python -m reports diff OLD.json NEW.json                     print what changed; exit 1 on a regression
+  python -m reports recover JOURNAL.partial.jsonl -o R.json    a results file, marked incomplete, from the
+                                                              journal of a run that did not finish
 """
 from __future__ import annotations
 
@@ -9,42 +12,74 @@ import argparse
 import sys
 
 from xentcheck.bench import stats
+from xentcheck.journal import JournalError, recover
 from xentcheck.results import ResultsError, load, write_atomic
 
 from .diff import diff, lines
 from .html import render
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{build,diff,recover}")
     build = sub.add_parser("build", help="build the HTML report from one or more results files")
     build.add_argument("results", nargs="+", help="results JSON files written by a run")
     build.add_argument("-o", "--output", default="results/report.html", help="where to write the HTML page")
-    cmp = sub.add_parser("diff", help="what changed from OLD to NEW; exit status 1 on a regression")
+    cmp = sub.add_parser("diff", help="what changed from OLD to NEW; exit status 1 on a regression",
+                         description="Regressions: a check that newly fails or errors, a documented deviation "
+                                     "that changed or stopped, a significant slowdown, checks, bindings or "
+                                     "frameworks that vanished, and an incomplete run on either side (the last two "
+                                     "unless accepted with the options below).")
     cmp.add_argument("old", help="the baseline results file")
     cmp.add_argument("new", help="the results file to judge")
+    cmp.add_argument("--accept-removed", action="store_true",
+                     help="checks, bindings or frameworks that vanished do not gate (they are still listed)")
+    cmp.add_argument("--accept-incomplete", action="store_true",
+                     help="an incomplete run on either side does not gate (it is still listed)")
     cmp.add_argument("--alpha", type=float, default=stats.ALPHA,
                      help=f"false discovery rate for timing changes (default {stats.ALPHA})")
     cmp.add_argument("--min-effect", type=float, default=stats.MIN_EFFECT,
                      help=f"smallest relative timing change that counts (default {stats.MIN_EFFECT})")
-    args = parser.parse_args(argv)
+    rec = sub.add_parser("recover", help="a results file, marked incomplete, from a run's journal")
+    rec.add_argument("journal", help="the RESULTS.<stamp>-<pid>.partial.jsonl file a run left")
+    rec.add_argument("-o", "--output", required=True, help="where to write the results JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        docs = [load(p) for p in ([args.old, args.new] if args.command == "diff" else args.results)]
-    except ResultsError as e:
+        if args.command == "recover":
+            doc = recover(args.journal)
+        else:
+            docs = [load(p) for p in ([args.old, args.new] if args.command == "diff" else args.results)]
+    except (ResultsError, JournalError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.command == "diff":
-        d = diff(*docs, alpha=args.alpha, min_effect=args.min_effect)
+        accept = frozenset(k for k, on in (("removed", args.accept_removed), ("incomplete", args.accept_incomplete))
+                           if on)
+        d = diff(*docs, alpha=args.alpha, min_effect=args.min_effect, accept=accept)
         for line in lines(d):
             print(line)
         return 1 if d.regressions else 0
+    if args.command == "recover":
+        import json
+
+        text, what = json.dumps(doc.to_json(), indent=1, allow_nan=False), "results (marked incomplete)"
+    else:
+        for path, doc in zip(args.results, docs, strict=True):
+            if doc.complete is False:
+                print(f"warning: {path} is an incomplete run ({doc.incomplete['reason']}); the report marks it",
+                      file=sys.stderr)
+        text, what = render(docs), "report"
     try:
-        path = write_atomic(args.output, render(docs))
+        path = write_atomic(args.output, text)
     except OSError as e:
         print(f"error: cannot write {args.output} ({e.strerror}); choose a writable path with -o", file=sys.stderr)
         return 2
-    print(f"report written to {path}")
+    print(f"{what} written to {path}")
     return 0
 
 

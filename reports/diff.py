@@ -2,10 +2,13 @@
 
 Regressions (the exit status of ``python -m reports diff`` is 1 when there is one): a check that
 newly fails or errors, a documented deviation that changed (a different expectation fired, or it
-stopped happening: the registry needs updating), and a statistically significant slowdown.
+stopped happening: the registry needs updating), a statistically significant slowdown, and, unless
+the user accepts them explicitly (``accept``): checks, bindings or frameworks that vanished, and an
+incomplete run on either side. The gate never passes because something stopped being checked.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from xentcheck.bench import stats
@@ -24,12 +27,26 @@ class Diff:
     removed: list[str] = field(default_factory=list)
     speed: list[stats.Change] = field(default_factory=list)
     stability: list[dict] = field(default_factory=list)  # sweep points whose status changed (informational)
+    vanished: list[str] = field(default_factory=list)    # frameworks, bindings, groups of checks gone
+    incomplete: list[str] = field(default_factory=list)  # a side that did not finish
+    unmarked: list[str] = field(default_factory=list)    # a side written before completeness was recorded
+    accept: frozenset[str] = frozenset()                 # "removed", "incomplete": accepted by the user
 
     @property
     def regressions(self) -> list[str]:
         out = [f"{c['id']}: {c['old']} -> {c['new']} ({c['regression']})" for c in self.outcomes if c["regression"]]
         out += [f"{c.name}: {c.ratio:.2f}x slower (p={c.p_adjusted:.2g})" for c in self.speed if c.verdict == "slower"]
+        if "removed" not in self.accept:
+            out += [f"{v} (--accept-removed accepts it)" for v in self.vanished]
+        if "incomplete" not in self.accept:
+            out += [f"{i} (--accept-incomplete accepts it)" for i in self.incomplete]
         return out
+
+    @property
+    def accepted(self) -> list[str]:
+        """What would gate but the user accepted."""
+        return (self.vanished if "removed" in self.accept else []) + \
+            (self.incomplete if "incomplete" in self.accept else [])
 
 
 def _is_regression(old: CheckRecord, new: CheckRecord) -> str:
@@ -50,11 +67,50 @@ def _label(r: CheckRecord) -> str:
     return r.outcome + (f" [{r.expectation}]" if r.expectation else "")
 
 
-def diff(old: Results, new: Results, *, alpha: float = stats.ALPHA, min_effect: float = stats.MIN_EFFECT) -> Diff:
-    """Compare two results documents (old first)."""
+def vanished(old: Results, new: Results, removed: list[str]) -> list[str]:
+    """One line per framework, binding or group of checks of ``old`` that ``new`` no longer has."""
+    by_id = {r.id: r for r in old.records}
+    gone: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for rid in removed:
+        gone[(by_id[rid].framework, by_id[rid].binding)].append(rid)
+    new_frameworks = {r.framework for r in new.records}
+    new_bindings = {(r.framework, r.binding) for r in new.records}
+    out, told = [], set()
+    for (fw, binding), ids in sorted(gone.items()):
+        if fw not in new_frameworks:
+            if fw not in told:
+                n = sum(len(v) for (f, _), v in gone.items() if f == fw)
+                why = (new.environment.get("broken", {}) | new.environment.get("skipped", {})).get(fw)
+                out.append(f"framework {fw} vanished ({n} checks){': ' + why if why else ''}")
+                told.add(fw)
+        elif (fw, binding) not in new_bindings:
+            out.append(f"binding {fw}::{binding} vanished ({len(ids)} checks)")
+        else:
+            out.append(f"{len(ids)} checks of {fw}::{binding} vanished (e.g. {ids[0]})")
+    return out
+
+
+def _completeness(name: str, doc: Results) -> tuple[list[str], list[str]]:
+    if doc.complete is False:
+        why = (doc.incomplete or {}).get("reason", "reason unknown")
+        return [f"the {name} run is incomplete ({why})"], []
+    if doc.complete is None:
+        return [], [f"the {name} run does not say whether it is complete (written by an older xentcheck)"]
+    return [], []
+
+
+def diff(old: Results, new: Results, *, alpha: float = stats.ALPHA, min_effect: float = stats.MIN_EFFECT,
+         accept: frozenset[str] = frozenset()) -> Diff:
+    """Compare two results documents (old first); ``accept`` names the gated kinds of change the user
+    accepts ("removed", "incomplete")."""
     a = {r.id: r for r in old.records}
     b = {r.id: r for r in new.records}
-    d = Diff(added=sorted(b.keys() - a.keys()), removed=sorted(a.keys() - b.keys()))
+    d = Diff(added=sorted(b.keys() - a.keys()), removed=sorted(a.keys() - b.keys()), accept=accept)
+    d.vanished = vanished(old, new, d.removed)
+    for name, doc in (("baseline", old), ("new", new)):
+        bad, unmarked = _completeness(name, doc)
+        d.incomplete += bad
+        d.unmarked += unmarked
     for rid in sorted(a.keys() & b.keys()):
         ro, rn = a[rid], b[rid]
         if (ro.outcome, ro.expectation) != (rn.outcome, rn.expectation):
@@ -87,6 +143,8 @@ def stability_changes(old: list[StabilityRecord], new: list[StabilityRecord]) ->
 def lines(d: Diff) -> list[str]:
     """The terminal summary, regressions first."""
     out = [f"REGRESSION {r}" for r in d.regressions]
+    out += [f"accepted   {a}" for a in d.accepted]
+    out += [f"note       {u}" for u in d.unmarked]
     out += [f"changed    {c['id']}: {c['old']} -> {c['new']}" for c in d.outcomes if not c["regression"]]
     out += [f"numbers    {c['id']}: error {c['old_tol_units']:.6g} -> {c['new_tol_units']:.6g} tolerance units"
             for c in d.numbers]

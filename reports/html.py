@@ -25,14 +25,23 @@ TEMPLATES = Path(__file__).with_name("templates")
 OUTCOME_ORDER = ("fail", "error", "deviation", "pass", "unsupported")
 
 
+def safe_url(value: object) -> bool:
+    """Whether a string from a results file may become a link: http(s) only. A results file is
+    untrusted input; anything else (``javascript:``, ``data:``) is shown as text."""
+    return isinstance(value, str) and value.lower().startswith(("https://", "http://")) and \
+        not any(c in value for c in "\"'<> \t\n")
+
+
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.tests["safe_url"] = safe_url
+    return env
 
 
 def _worst(counts: dict) -> str:

@@ -119,3 +119,42 @@ class TimedAdapter(FakeAdapter):
 
 TIMED = TimedAdapter("timed")
 TIMED_SLOWER = TimedAdapter("timed", slowdown=1.25)  # a planted 25% slowdown
+
+
+class SignalledAdapter(FakeAdapter):
+    """Sends its own process SIGTERM on one case, as a CI runner cancelling the job would."""
+
+    def run(self, binding, problem, **kw):
+        if problem.case == "tutorial_logits":
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().run(binding, problem, **kw)
+
+
+class InterruptingAdapter(FakeAdapter):
+    """Raises KeyboardInterrupt from inside a binding on one case."""
+
+    def run(self, binding, problem, **kw):
+        if problem.case == "tutorial_logits":
+            raise KeyboardInterrupt
+        return super().run(binding, problem, **kw)
+
+
+class ListReturningAdapter(FakeAdapter):
+    """Breaks the protocol: run() returns a list instead of an Output."""
+
+    def run(self, binding, problem, **kw):
+        out = super().run(binding, problem, **kw)
+        return [out.value, out.grad]
+
+
+SIGNALLED = SignalledAdapter("signalled")
+INTERRUPTING = InterruptingAdapter("interrupts")
+LIST_RETURNING = ListReturningAdapter("lists")
+
+
+def raising_factory():
+    """An adapter factory that fails (``--adapter=tests.fake_adapter:raising_factory``)."""
+    raise RuntimeError("the kernel library is not loaded")

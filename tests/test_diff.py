@@ -74,3 +74,53 @@ def test_cli_exit_status(tmp_path):
     assert same.returncode == 0 and worse.returncode == 1 and missing.returncode == 2
     assert worse.stdout.startswith("REGRESSION ") and "pass -> error" in worse.stdout
     assert missing.stderr.count("\n") == 1 and "no such results file" in missing.stderr
+
+
+def test_vanished_checks_bindings_and_frameworks_gate_unless_accepted():
+    from reports.diff import diff as typed_diff
+
+    old, new = _pair()
+    new["records"].pop()  # one check of a binding that still has others
+    d = diff(old, new)
+    assert len(d.regressions) == 1 and "1 checks of fake::fake.softmax_ce vanished" in d.regressions[0]
+    new["records"] = []  # the whole framework is gone
+    new["environment"]["skipped"] = {"fake": "not installed"}
+    (line,) = diff(old, new).regressions
+    assert line.startswith("framework fake vanished (2 checks): not installed")
+    accepted = typed_diff(Results.from_json(old), Results.from_json(new), accept=frozenset({"removed"}))
+    assert accepted.regressions == [] and accepted.accepted and lines(accepted)[0].startswith("accepted ")
+
+
+def test_a_vanished_binding_is_named():
+    old, new = _pair()
+    other = copy.deepcopy(old["records"][0])
+    other.update(binding="fake.other", id="fake-fake.other-x")
+    old["records"].append(other)
+    assert any(r.startswith("binding fake::fake.other vanished (1 checks)") for r in diff(old, new).regressions)
+
+
+def test_an_incomplete_run_on_either_side_gates_and_an_unmarked_one_is_noted():
+    old, new = _pair()
+    new.update(complete=False, incomplete={"reason": "interrupted by SIGINT", "recorded": 2, "expected": 9})
+    (line,) = diff(old, new).regressions
+    assert "the new run is incomplete (interrupted by SIGINT)" in line
+    (line,) = diff(new, old).regressions
+    assert "the baseline run is incomplete" in line
+    del new["complete"], new["incomplete"]  # a file written before completeness was recorded
+    d = diff(old, new)
+    assert d.regressions == [] and any(x.startswith("note ") for x in lines(d))
+
+
+def test_cli_accept_options(tmp_path):
+    old, new = _pair()
+    new["records"].pop()
+    new.update(complete=False, incomplete={"reason": "stopped early", "recorded": 1, "expected": 2})
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(old))
+    b.write_text(json.dumps(new))
+    run = [sys.executable, "-m", "reports", "diff", str(a), str(b)]
+    gated = subprocess.run(run, cwd=ROOT, capture_output=True, text=True)
+    half = subprocess.run([*run, "--accept-removed"], cwd=ROOT, capture_output=True, text=True)
+    both = subprocess.run([*run, "--accept-removed", "--accept-incomplete"], cwd=ROOT, capture_output=True, text=True)
+    assert (gated.returncode, half.returncode, both.returncode) == (1, 1, 0)
+    assert gated.stdout.count("REGRESSION") == 2 and both.stdout.count("accepted ") == 2

@@ -57,6 +57,7 @@ def test_external_adapter_is_tested_like_a_builtin(run_suite, tmp_path):
     ("nomodule_xyz:A", "module not found"),
     ("tests.fake_adapter:NOPE", "has no attribute 'NOPE'"),
     ("tests.fake_adapter", "expected MODULE:ATTR"),
+    ("tests.fake_adapter:raising_factory", "the factory raising_factory() raised RuntimeError: the kernel library"),
 ])
 def test_bad_adapter_is_one_line(run_suite, spec, message):
     r = run_suite("suites", "--frameworks=numpy", f"--adapter={spec}")
@@ -148,3 +149,85 @@ def test_the_gpu_check_says_in_one_line_that_no_gpu_was_found(tmp_path):
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.strip().splitlines() == [
         "gpu-check: no GPU found: neither PyTorch, JAX nor TensorFlow sees a CUDA device; nothing was run"]
+
+
+@pytest.mark.parametrize("adapter, reason", [("SIGNALLED", "interrupted by SIGTERM"),
+                                             ("INTERRUPTING", "KeyboardInterrupt raised during a check")])
+def test_an_interrupted_run_writes_results_marked_incomplete_and_keeps_its_journal(run_suite, tmp_path, adapter,
+                                                                                   reason):
+    res = tmp_path / "r.json"
+    r = run_suite("suites/test_conformance.py", "--frameworks=", f"--adapter=tests.fake_adapter:{adapter}",
+                  "-k", "float64 and none and value and (random_index or tutorial_logits)", f"--results={res}")
+    assert r.ret == pytest.ExitCode.INTERRUPTED
+    doc = json.loads(res.read_text())
+    assert doc["complete"] is False and reason in doc["incomplete"]["reason"]
+    assert doc["incomplete"]["recorded"] == len(doc["records"]) and doc["incomplete"]["expected"] >= 2
+    assert doc["expectations"]["unused"] == []  # no "matched no check" warnings for a cut-short run
+    (journal,) = tmp_path.glob("r.json.*.partial.jsonl")
+    assert f"xentcheck: INCOMPLETE: {doc['incomplete']['reason']}" in _out(r) and str(journal) in _out(r)
+    # the journal becomes a results file marked incomplete; the upgrade gate refuses incomplete runs
+    rec = subprocess.run([sys.executable, "-m", "reports", "recover", str(journal), "-o", str(tmp_path / "rec.json")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert rec.returncode == 0 and json.loads((tmp_path / "rec.json").read_text())["complete"] is False
+    gate = subprocess.run([sys.executable, "-m", "reports", "diff", str(res), str(res)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert gate.returncode == 1 and "REGRESSION the new run is incomplete" in gate.stdout
+
+
+def test_an_adapter_that_breaks_the_protocol_is_an_error_with_the_cause(run_suite, tmp_path):
+    res = tmp_path / "r.json"
+    r = run_suite("suites/test_conformance.py", "--frameworks=", "--adapter=tests.fake_adapter:LIST_RETURNING",
+                  "-k", "random_index and float64", f"--results={res}")
+    assert r.ret == 1
+    recs = json.loads(res.read_text())["records"]
+    ran = [x for x in recs if x["outcome"] != "unsupported"]
+    assert ran and all(x["outcome"] == "error" and "returned list" in x["reason"] for x in ran)
+
+
+def test_one_writer_per_results_path(run_suite, tmp_path):
+    from suites.plugin.writer import lock
+
+    res = tmp_path / "r.json"
+    held = lock(res)  # another run is writing it
+    try:
+        r = run_suite("suites", "--frameworks=numpy", f"--results={res}")
+    finally:
+        held.close()
+    assert r.ret == 4 and len(_err(r)) == 1
+    assert "another xentcheck run is writing it (pid " in _err(r)[0] and not res.exists()
+
+
+def test_results_and_report_paths(run_suite, tmp_path):
+    same = run_suite("suites", "--frameworks=numpy", f"--results={tmp_path / 'x'}", f"--report={tmp_path / 'x'}")
+    assert same.ret == 4 and len(_err(same)) == 1 and "are the same file" in _err(same)[0]
+    r = run_suite("suites", "--frameworks=numpy", "-k", "random_index", f"--results={tmp_path / 'd' / 'x.json'}")
+    assert r.ret == 0 and (tmp_path / "d" / "x.html").exists()  # the report goes beside the results
+    assert f"report written to {tmp_path / 'd' / 'x.html'}" in _out(r)
+
+
+def test_a_broken_adapter_fails_the_run_and_the_others_still_run(run_suite, tmp_path, monkeypatch):
+    monkeypatch.setenv("XC_BREAK", "import")
+    res = tmp_path / "r.json"
+    r = run_suite("-p", "tests.break_adapter", "suites/test_conformance.py", "--frameworks=numpy",
+                  "--adapter=tests.fake_adapter:HONEST", "-k", "random_index", f"--results={res}")
+    assert r.ret == 1
+    assert "xentcheck: ERROR numpy: importing its adapter failed: ImportError: planted" in _out(r)
+    doc = json.loads(res.read_text())
+    assert doc["environment"]["broken"]["numpy"].startswith("numpy: importing its adapter failed")
+    assert {x["framework"] for x in doc["records"]} == {"fake"} and doc["summary"].get("pass")
+
+
+def test_a_named_framework_that_is_not_installed_fails_at_start_up(run_suite, monkeypatch):
+    monkeypatch.setenv("XC_BREAK", "missing")
+    r = run_suite("-p", "tests.break_adapter", "suites", "--frameworks=numpy")
+    assert r.ret == 4 and len(_err(r)) == 1
+    assert "--frameworks names numpy, which is not installed (missing numpy)" in _err(r)[0]
+    unnamed = run_suite("-p", "tests.break_adapter", "suites/test_conformance.py", "--collect-only")
+    assert unnamed.ret == 0 and "xentcheck: skipping numpy: not installed" in _out(unnamed)
+
+
+@pytest.mark.parametrize("option, message", [("--modes=jit", "--modes=jit: give eager, compiled or eager,compiled"),
+                                             ("--relation-examples=0", "--relation-examples: give a positive number")])
+def test_bad_run_options_are_one_line(run_suite, option, message):
+    r = run_suite("suites", "--frameworks=numpy", option)
+    assert r.ret == 4 and len(_err(r)) == 1 and message in _err(r)[0]

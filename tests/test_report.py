@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from reports.html import measured_capabilities, summary_matrix
 from xentcheck.records import CheckRecord, Results
 
@@ -118,3 +120,34 @@ def test_a_cpu_run_and_a_gpu_run_merge_without_overwriting_each_other():
     # each device's own cache decides what is memory-bound: 500 MB of logits fit the (fixture) device cache
     assert [(o["device"], o["memory_bound"]) for o in view["overhead"]] == [("cpu", True), ("cuda", False)]
     assert run_labels([cpu, gpu])[1].endswith("on cuda")
+
+
+def test_only_http_links_become_links(tmp_path):
+    from reports.html import safe_url
+
+    doc = _doc()
+    doc["records"][0].update(outcome="deviation", expectation="e")
+    doc["expectations"]["entries"] = [{"id": "e", "framework": "fake", "bindings": ["b"], "expect": {},
+                                       "reason": "r", "source": "javascript:alert(1)", "checks": ["value"]}]
+    html = render([doc])
+    assert 'href="javascript' not in html and "javascript:alert(1)" in html  # shown as text
+    assert safe_url("https://github.com/x/y/issues/1") and not safe_url("data:text/html,x")
+    assert not safe_url('https://x" onmouseover="alert(1)')
+
+
+def test_a_results_file_with_nan_tokens_is_rejected_in_one_line(tmp_path):
+    from xentcheck.results import ResultsError, load
+
+    bad = tmp_path / "r.json"
+    doc = _doc()
+    doc["records"][0]["errors"]["max_abs"] = float("nan")
+    bad.write_text(json.dumps(doc))  # Python's json writes the NaN token; strict JSON has none
+    with pytest.raises(ResultsError, match="the token NaN is not JSON") as e:
+        load(bad)
+    assert "\n" not in str(e.value)
+
+
+def test_an_incomplete_run_is_marked_in_the_header():
+    doc = _doc()
+    doc.update(complete=False, incomplete={"reason": "interrupted by SIGTERM", "recorded": 2, "expected": 40})
+    assert "INCOMPLETE run: interrupted by SIGTERM; 2 records of 40 collected" in render([doc])

@@ -18,7 +18,7 @@ from .exception_text import one_line
 from .expectations import Registry
 from .invalid_input import judge_invalid_input
 from .problem import Problem, round_to
-from .protocol import Adapter, Binding
+from .protocol import Adapter, Binding, run_binding
 from .records import OUTCOMES, CheckRecord
 from .verdict import Verdict, compare_check, judge
 
@@ -50,7 +50,8 @@ def _vs_eager(adapter: Adapter, binding: Binding, problem: Problem, check: str, 
     of the evaluation the check was judged by (each may err by one bound): a compiler that changes the
     numbers beyond rounding is visible even where both results pass."""
     try:
-        eager = adapter.run(binding, problem, grad=check == "grad", cotangent=cot, mode="eager", device=device)
+        eager = run_binding(adapter, binding, problem, grad=check == "grad", cotangent=cot, mode="eager",
+                            device=device)
     except Exception as e:
         return {"error": one_line(e)}
 
@@ -98,8 +99,8 @@ def run_check(adapter: Adapter, binding: Binding, problem: Problem, check: str, 
     cot = cotangent_for(problem, conv)
     t0 = time.perf_counter()
     try:
-        out = adapter.run(binding, problem, grad=check == "grad", cotangent=cot, mode=mode, device=device)
-    except Exception as e:  # the binding raised where the mathematics has an answer
+        out = run_binding(adapter, binding, problem, grad=check == "grad", cotangent=cot, mode=mode, device=device)
+    except Exception as e:  # the binding raised where the mathematics has an answer (or broke the protocol)
         rec.outcome, rec.reason, rec.duration_s = "error", one_line(e), time.perf_counter() - t0
         rec.traceback = "".join(traceback.format_exception_only(type(e), e))[-2000:]
         return _with_repro(rec, adapter, binding, problem, check, cot, conv)

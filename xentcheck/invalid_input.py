@@ -6,6 +6,7 @@ is silent garbage. Only values are judged.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 
@@ -16,10 +17,28 @@ from .compare import compare
 from .exception_text import one_line, raised_at
 from .expectations import Expectation, Registry
 from .problem import Problem
-from .protocol import Adapter, Binding
+from .protocol import Adapter, Binding, ContractError, run_binding
 from .records import CheckRecord
 from .tolerance import bound
 from .verdict import expected_for
+
+#: where the built-in adapters' own code lives
+GLUE = "adapters/"
+#: how a call the adapter itself got wrong fails (a keyword or an API the installed version lacks)
+_SIGNATURE = re.compile(r"unexpected keyword argument|positional arguments? but|missing \d+ required|"
+                        r"multiple values for argument")
+
+
+def glue_failure(e: BaseException, where: str) -> bool:
+    """Whether ``e`` is the adapter's own call failing rather than the framework refusing the input:
+    raised in the built-in adapters' code, as a call with a wrong signature or a name the installed
+    version lacks. (A NumPy ufunc's ValueError also surfaces in adapter code, as C code has no frame
+    of its own: that is the framework's refusal.)"""
+    if not where.startswith(GLUE):
+        return False
+    if isinstance(e, TypeError):
+        return bool(_SIGNATURE.search(str(e)))
+    return isinstance(e, (AttributeError, NameError, ImportError))
 
 
 def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, problem: Problem,
@@ -42,9 +61,18 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
         f"the malformed target ({problem.malformed})"
     t0 = time.perf_counter()
     try:
-        out = adapter.run(binding, problem, grad=False, cotangent=None, mode=mode, device=device)
+        out = run_binding(adapter, binding, problem, grad=False, cotangent=None, mode=mode, device=device)
+    except ContractError as e:  # the adapter's own failure, not the framework refusing the input
+        rec.duration_s = time.perf_counter() - t0
+        rec.settle("error", one_line(e))
+        return rec
     except Exception as e:
         rec.duration_s = time.perf_counter() - t0
+        where = raised_at(e)
+        if glue_failure(e, where):  # e.g. a TypeError for a keyword this version lacks, at the call site
+            rec.settle("error", f"raised by xentcheck's adapter code at {where}, not by the framework: "
+                                f"{one_line(e)}")
+            return rec
         if documented:
             rec.outcome = "fail"
             rec.reason = (f"expectation {entry.id!r} no longer happens: the binding now rejects {what} "

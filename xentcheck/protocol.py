@@ -21,7 +21,7 @@ binding's ``call`` (see :mod:`adapters.repro`; ``suites/test_repro.py`` runs eve
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -49,6 +49,31 @@ class Capabilities:
     devices: frozenset[str] = frozenset({"cpu"})
     #: the fewest classes the API accepts, with the reason (e.g. sklearn infers a binary problem)
     min_classes: tuple[int, str] = (1, "")
+    #: (option, package, version specifier): an option that needs a keyword a package added later,
+    #: e.g. ("channels_first", "optax", ">=0.2.4") for axis=; see :meth:`for_versions`
+    requires: tuple[tuple[str, str, str], ...] = ()
+    #: (option, why): options the installed versions lack (set by :meth:`for_versions`)
+    unavailable: tuple[tuple[str, str], ...] = ()
+
+    def for_versions(self, versions: dict[str, str]) -> Capabilities:
+        """These capabilities on the installed ``versions`` (package -> version): an option whose
+        requirement does not hold is withdrawn, with the reason, so its checks are ``unsupported``
+        (never an ``error`` from a keyword the installed version does not know)."""
+        from packaging.specifiers import SpecifierSet
+        from packaging.version import InvalidVersion, Version
+
+        gone = []
+        for option, package, spec in self.requires:
+            installed = versions.get(package)
+            try:
+                ok = installed is not None and Version(installed.split("+")[0]) in SpecifierSet(spec)
+            except InvalidVersion:
+                ok = False
+            if not ok and option in self.options:
+                gone.append((option, f"option {option} needs {package}{spec} (installed: {installed or 'none'})"))
+        if not gone:
+            return self
+        return replace(self, options=self.options - {o for o, _ in gone}, unavailable=self.unavailable + tuple(gone))
 
     def why_unsupported(self, problem: Problem, *, mode: str = "eager", device: str = "cpu") -> str | None:
         """None if the binding supports this problem, else the reason it does not."""
@@ -62,7 +87,8 @@ class Capabilities:
             return f"needs at least {self.min_classes[0]} classes: {self.min_classes[1]}"
         missing = problem.options_used() - self.options
         if missing:
-            return f"option {', '.join(sorted(missing))} not offered"
+            why = dict(self.unavailable)
+            return "; ".join(why.get(o, f"option {o} not offered") for o in sorted(missing))
         if problem.dtype not in self.dtypes:
             return f"dtype {problem.dtype} not supported"
         if mode not in self.modes:
@@ -82,6 +108,7 @@ class Capabilities:
             "modes": sorted(self.modes),
             "devices": sorted(self.devices),
             "min_classes": self.min_classes[0],
+            **({"unavailable": dict(self.unavailable)} if self.unavailable else {}),
         }
 
 
@@ -149,3 +176,26 @@ class Adapter(Protocol):
     def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
             mode: str = "eager", device: str = "cpu") -> Output:
         """Evaluate ``binding`` on ``problem``; with ``grad``, also the VJP of ``cotangent`` w.r.t. x."""
+
+
+class ContractError(TypeError):
+    """An adapter broke the protocol (its ``run`` returned something that is not an Output); the
+    message says how. Never read as the framework refusing an input."""
+
+
+def run_binding(adapter: Adapter, binding: Binding, problem: Problem, *, grad: bool,
+                cotangent: np.ndarray | None, mode: str = "eager", device: str = "cpu") -> Output:
+    """``adapter.run`` with its result checked against the protocol: an exception the call raises
+    propagates as it is; a result that is not an Output raises ContractError."""
+    out = adapter.run(binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=device)
+    if not all(hasattr(out, k) for k in ("value", "grad", "dtype")):
+        raise ContractError(f"{adapter.name}'s run() returned {type(out).__name__} "
+                            f"{str(out)[:80]!r}, not an Output(value, grad, dtype) (see xentcheck.protocol)")
+    try:
+        value = np.asarray(out.value, dtype=np.float64)
+        g = None if out.grad is None else np.asarray(out.grad, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ContractError(f"{adapter.name}'s run() returned an Output whose arrays are not numeric: {e}") from None
+    if grad and g is None:
+        raise ContractError(f"{adapter.name}'s run(grad=True) returned no gradient (Output.grad is None)")
+    return Output(value, g, str(out.dtype))

@@ -247,7 +247,10 @@ class BenchSection:
 
 @dataclass
 class Results:
-    """A whole results document, as :func:`xentcheck.results.load` returns it."""
+    """A whole results document, as :func:`xentcheck.results.load` returns it.
+
+    ``complete`` is False for a run that did not finish (``incomplete`` says why, with the records it
+    finished and the checks it had collected), None for a file written before the field existed."""
 
     environment: dict
     summary: dict
@@ -257,11 +260,17 @@ class Results:
     stability: list[StabilityRecord] = field(default_factory=list)
     schema_version: int = 1
     tool: str = "xentcheck"
+    complete: bool | None = True
+    incomplete: dict | None = None
 
     def to_json(self) -> dict:
-        d: dict = {"schema_version": self.schema_version, "tool": self.tool, "environment": self.environment,
-                   "summary": self.summary, "expectations": self.expectations,
-                   "records": [r.to_json() for r in self.records]}
+        d: dict = {"schema_version": self.schema_version, "tool": self.tool}
+        if self.complete is not None:
+            d["complete"] = self.complete
+        if self.incomplete is not None:
+            d["incomplete"] = self.incomplete
+        d.update({"environment": self.environment, "summary": self.summary, "expectations": self.expectations,
+                  "records": [r.to_json() for r in self.records]})
         if self.benchmarks is not None:
             d["benchmarks"] = self.benchmarks.to_json()
         if self.stability:
@@ -274,7 +283,8 @@ class Results:
                    records=[CheckRecord.from_json(r) for r in d["records"]],
                    benchmarks=BenchSection.from_json(d["benchmarks"]) if d.get("benchmarks") else None,
                    stability=[StabilityRecord.from_json(s) for s in d.get("stability", [])],
-                   schema_version=d["schema_version"], tool=d["tool"])
+                   schema_version=d["schema_version"], tool=d["tool"], complete=d.get("complete"),
+                   incomplete=d.get("incomplete"))
 
 
 def summarize(records: list[CheckRecord]) -> dict[str, int]:

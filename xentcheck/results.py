@@ -44,17 +44,24 @@ def validate(doc: dict, where: str = "results") -> None:
         raise ResultsError(f"{where}: invalid results document at {path}: {e.message}") from None
 
 
+def _not_json(token: str) -> float:
+    raise ValueError(f"the token {token} is not JSON")
+
+
 def load(path: str | Path) -> Results:
     """Read, validate and parse a results file."""
     p = Path(path)
     try:
-        doc = json.loads(p.read_text())
+        doc = json.loads(p.read_text(), parse_constant=_not_json)
     except FileNotFoundError:
         raise ResultsError(f"{p}: no such results file; pass the path of a results JSON written by a run") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ResultsError(f"{p}: cannot read ({e}); check the path and permissions") from None
     except json.JSONDecodeError as e:
         raise ResultsError(f"{p}: not JSON ({e.msg} at line {e.lineno}); is this a results file?") from None
+    except ValueError as e:  # a NaN/Infinity token
+        raise ResultsError(f"{p}: {e}; a results file is strict JSON (xentcheck writes non-finite numbers as "
+                           f"strings), so this one was not written by xentcheck or was edited") from None
     validate(doc, str(p))
     return Results.from_json(doc)
 
@@ -78,12 +85,14 @@ def write_atomic(path: str | Path, text: str) -> Path:
 
 
 def document(environment: dict, records: list[CheckRecord], expectations: dict,
-             benchmarks: BenchSection | None = None, stability: list[StabilityRecord] | None = None) -> Results:
+             benchmarks: BenchSection | None = None, stability: list[StabilityRecord] | None = None,
+             incomplete: dict | None = None) -> Results:
     """Assemble a results document (its JSON validated before it is returned); ``benchmarks`` when
-    timed, ``stability`` when the stability sweep ran."""
+    timed, ``stability`` when the stability sweep ran; ``incomplete`` (reason, recorded, expected)
+    when the run stopped early."""
     records = sorted(records, key=lambda r: r.id)
     doc = Results(environment=environment, summary=summarize(records), expectations=expectations, records=records,
                   benchmarks=benchmarks, stability=sorted(stability or [], key=lambda r: r.id),
-                  schema_version=SCHEMA_VERSION)
+                  schema_version=SCHEMA_VERSION, complete=incomplete is None, incomplete=incomplete)
     validate(doc.to_json())
     return doc

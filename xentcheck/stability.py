@@ -23,7 +23,7 @@ from . import reference
 from .exception_text import one_line
 from .expectations import Registry
 from .problem import LOGIT_OPS, Problem, numpy_dtype, round_to
-from .protocol import Adapter, Binding
+from .protocol import Adapter, Binding, run_binding
 from .records import StabilityPoint, StabilityRecord
 from .tolerance import bound
 from .verdict import expected_for
@@ -179,7 +179,7 @@ def sweep(adapter: Adapter, binding: Binding, axis: Axis, dtype: str, *, registr
     cot = np.ones(reference.output_shape(prob, conv))
     try:
         with np.errstate(all="ignore"):
-            out = adapter.run(binding, prob, grad=caps.grad, cotangent=cot, mode="eager", device=device)
+            out = run_binding(adapter, binding, prob, grad=caps.grad, cotangent=cot, mode="eager", device=device)
     except Exception as e:
         rec.outcome, rec.reason = "error", one_line(e)
         return rec

@@ -29,10 +29,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     options = RunOptions.from_config(config)
     xs = XentSession(options, ["pytest", *config.invocation_params.args], config.getoption)
-    for flag, path in (("--results", options.results), ("--report", options.report)):
-        check_writable(flag, path)
     config.stash[_KEY] = xs
-    config.pluginmanager.register(Hooks(config, xs, Writer(options.results, options.report)), "xentcheck-session")
+    hooks = Hooks(config, xs, Writer(options.results, options.report))
+    if not hooks.is_worker and not config.option.collectonly:  # the controller alone writes
+        for flag, path in (("--results", options.results), ("--report", options.report)):
+            check_writable(flag, path)
+        hooks.catch_signals()
+    config.pluginmanager.register(hooks, "xentcheck-session")
 
 
 def session_of(config: pytest.Config) -> XentSession:

@@ -3,6 +3,7 @@ record checks that never finished, and write everything at the end (controller s
 from __future__ import annotations
 
 import json
+import signal
 from dataclasses import asdict
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
 from .session import CheckSpec, XentSession
-from .writer import Writer
+from .writer import Writer, lock
 
 #: user_properties keys under which the suites attach records (as JSON: they may come from an xdist
 #: worker), and the parser of each
@@ -19,6 +20,8 @@ PARSERS = {"xentcheck": CheckRecord.from_json, "xentcheck_bench": BenchRecord.fr
 #: the key of the spec a conformance item attaches at set-up, so a check that never finishes (a hang,
 #: a dead worker) still gets a full record
 SPEC_KEY = "xentcheck_spec"
+#: the parameters of the suites' tests that produce a record (what "collected" counts)
+RECORDING_PARAMS = ("spec", "relation_spec", "stability_spec", "bench_spec")
 
 
 class Hooks:
@@ -32,6 +35,47 @@ class Hooks:
         self.lines_before: list[str] = []  # said after collection
         self.announced = False
         self.started: dict[str, CheckSpec] = {}  # node id -> spec of conformance checks that began
+        self.expected: int | None = None  # records this run set out to write (None: unknown, e.g. under xdist)
+        self.signal: str | None = None  # the signal that stopped the run
+        self._lock = None  # the results path's lock, taken once the run will write records
+        writer.header = self.journal_header
+
+    def take_lock(self) -> None:
+        """One writer per results path (a run that writes no record, e.g. ``pytest tests``, takes none)."""
+        if self._lock is None:
+            self._lock = lock(self.writer.results_path)
+
+    def journal_header(self) -> dict:
+        """What a journal starts with: enough to rebuild a results document from it."""
+        xs = self.session
+        return {"environment": xs.environment, "expectations": [e.as_dict() for e in xs.registry.entries],
+                "expected": self.expected, "bench": xs.bench.settings() if xs.bench else None}
+
+    def catch_signals(self) -> None:
+        """SIGINT and SIGTERM stop the run as an interruption (pytest then finishes the session, so the
+        results are written, marked incomplete, and the journal is kept)."""
+        def stop(signum, frame):
+            self.signal = signal.Signals(signum).name
+            raise KeyboardInterrupt(self.signal)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, stop)
+
+    def incomplete(self, session: pytest.Session, exitstatus: int) -> dict | None:
+        """Why the run did not finish (None when it did)."""
+        if self.signal:
+            reason = f"interrupted by {self.signal}"
+        elif exitstatus == pytest.ExitCode.INTERRUPTED:
+            reason = "interrupted by a KeyboardInterrupt raised during a check (a binding or the harness)"
+        elif exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+            reason = "the harness hit an internal error (see pytest's INTERNALERROR above)"
+        elif session.shouldstop or session.shouldfail:
+            reason = f"stopped early: {session.shouldstop or session.shouldfail}"
+        else:
+            return None
+        w = self.writer
+        recorded = len(w.records) + len(w.stability) + (len(self.session.bench.records) if self.session.bench else 0)
+        return {"reason": reason, "recorded": recorded, "expected": self.expected}
 
     @property
     def is_worker(self) -> bool:
@@ -39,7 +83,10 @@ class Hooks:
         return hasattr(self.config, "workerinput")
 
     def skip_lines(self) -> list[str]:
-        return [f"xentcheck: skipping {name}: {why}" for name, why in self.session.environment["skipped"].items()]
+        env = self.session.environment
+        return [f"xentcheck: skipping {name}: {why}" for name, why in env["skipped"].items()] + \
+            [f"xentcheck: ERROR {why}: the run fails; the other frameworks still run"
+             for why in env.get("broken", {}).values()]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> None:
@@ -63,19 +110,24 @@ class Hooks:
         items, since only the controller writes records; --collect-only lists every check."""
         if self.is_worker or config.option.collectonly:
             return
-        keep, settled = [], 0
+        keep, settled = [], []
         for item in items:
             spec = getattr(getattr(item, "callspec", None), "params", {}).get("spec")
             rec = self.session.unsupported(spec) if isinstance(spec, CheckSpec) else None
-            if rec is not None:
-                self.writer.add(rec)
-                settled += 1
-                continue
-            keep.append(item)
+            if rec is None:
+                keep.append(item)
+            else:
+                settled.append(rec)
         items[:] = keep
+        params = [getattr(getattr(i, "callspec", None), "params", {}) for i in keep]
+        self.expected = len(settled) + sum(any(k in p for k in RECORDING_PARAMS) for p in params)
+        if self.expected:
+            self.take_lock()  # before anything runs: a second run on the same path stops here
+        for rec in settled:  # after the count: the journal's header carries it
+            self.writer.add(rec)
         if settled:
-            self.lines_before.append(f"xentcheck: {settled} checks are outside the bindings' declared capabilities: "
-                                     f"recorded as unsupported (with the reason) without running")
+            self.lines_before.append(f"xentcheck: {len(settled)} checks are outside the bindings' declared "
+                                     f"capabilities: recorded as unsupported (with the reason) without running")
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("spec")
@@ -91,9 +143,11 @@ class Hooks:
                 self.started[report.nodeid] = CheckSpec(**value)
         recs = [PARSERS[k](v) for k, v in report.user_properties if k in props]
         if report.when == "call" and recs:
+            self.take_lock()  # under xdist the controller collects nothing: it locks at the first record
             for rec in recs:
                 self.writer.add(rec, self.session.bench)
         elif report.failed and report.when != "setup" and report.nodeid in self.started:
+            self.take_lock()
             self.writer.add(self.crash_record(report))  # timed out, or its process died: no record came back
 
     def crash_record(self, report: pytest.TestReport) -> CheckRecord:
@@ -127,17 +181,19 @@ class Hooks:
             return
         opt = self.config.option
         sliced = bool(getattr(opt, "keyword", "") or getattr(opt, "markexpr", "") or xs.options.one_per_category)
+        incomplete = self.incomplete(session, exitstatus)
         try:
             self.lines, regressed = self.writer.finish(xs.environment, xs.registry, xs.versions(), xs.bench, sliced,
-                                                       xs.baseline)
+                                                       xs.baseline, incomplete)
         except Exception as e:  # a harness bug (e.g. our own document failed its schema): say so plainly
-            journal = self.writer.close_journal()
-            where = f"; the records are kept in {journal}" if journal else ""
+            self.writer.journal.close(remove=False)
+            where = f"; the records are kept in {self.writer.journal.path}" if self.writer.journal.written else ""
             self.lines = [f"xentcheck: internal error while writing results: {type(e).__name__}: {e}{where}"]
-            session.exitstatus = 3
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             return
         stale = any(line.startswith("xentcheck: STALE") for line in self.lines)
-        if (stale or self.writer.failed or regressed) and session.exitstatus == 0:
+        broken = bool(xs.environment.get("broken"))
+        if (stale or broken or self.writer.failed or regressed) and session.exitstatus == 0:
             session.exitstatus = 1
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:

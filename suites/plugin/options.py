@@ -37,7 +37,9 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--fuzz", action="store_true",
                 help="long property run: random (not derandomized) draws, 300 per binding and relation")
     g.addoption("--results", default=None, help=f"where to write the results JSON (default {DEFAULT_RESULTS})")
-    g.addoption("--report", default=None, help=f"where to write the HTML report (default {DEFAULT_REPORT})")
+    g.addoption("--report", default=None,
+                help=f"where to write the HTML report (default: beside --results, same name with .html; "
+                     f"without --results {DEFAULT_REPORT})")
     g.addoption("--expectations", default=None, action="append",
                 help="expectations registry file(s) (default suites/expectations.toml)")
     g.addoption("--baseline", default=None, metavar="PATH",
@@ -50,6 +52,8 @@ class RunOptions:
     """The validated options of one run (a bad value is a one-line ``pytest.UsageError``)."""
 
     frameworks: tuple[str, ...]
+    #: --frameworks named them (a named framework that is not installed fails the run)
+    frameworks_named: bool
     adapters: tuple[str, ...]
     device: str
     modes: tuple[str, ...]
@@ -74,16 +78,24 @@ class RunOptions:
         if unknown:
             raise pytest.UsageError(f"--frameworks: unknown framework {unknown[0]!r}; known: {', '.join(BUILTIN)}")
         fuzz = opt("fuzz")
-        examples = opt("relation_examples") or (300 if fuzz else 2)
+        given = opt("relation_examples")
+        examples = given if given is not None else (300 if fuzz else 2)
         if examples < 1:
             raise pytest.UsageError("--relation-examples: give a positive number of inputs, e.g. 20")
         modes = tuple(m.strip() for m in opt("modes").split(",") if m.strip())
         if not modes or set(modes) - {"eager", "compiled"}:
             raise pytest.UsageError(f"--modes={opt('modes')}: give eager, compiled or eager,compiled")
-        return cls(frameworks=frameworks, adapters=tuple(opt("adapter")), device=opt("device"), modes=modes,
+        results = Path(opt("results") or DEFAULT_RESULTS)
+        report = Path(opt("report")) if opt("report") else \
+            (results.with_suffix(".html") if opt("results") else DEFAULT_REPORT)
+        if results.resolve() == report.resolve():
+            raise pytest.UsageError(f"--results and --report are the same file ({results}); the report would "
+                                    f"overwrite the results: give the report another path")
+        return cls(frameworks=frameworks, frameworks_named=names is not None, adapters=tuple(opt("adapter")),
+                   device=opt("device"), modes=modes,
                    all_dtypes=opt("all_dtypes"), one_per_category=opt("one_per_category"), fuzz=fuzz,
                    relation_examples=examples,
-                   wide_relations=bool(fuzz or opt("relation_examples") or opt("all_dtypes")),
-                   results=Path(opt("results") or DEFAULT_RESULTS), report=Path(opt("report") or DEFAULT_REPORT),
+                   wide_relations=bool(fuzz or given is not None or opt("all_dtypes")),
+                   results=results, report=report,
                    expectations=tuple(Path(p) for p in (opt("expectations") or [DEFAULT_EXPECTATIONS])),
                    baseline=opt("baseline"))

@@ -13,6 +13,7 @@ from xentcheck import checks, relations, stability
 from xentcheck.bench.plan import BenchPlan
 from xentcheck.bench.sweep import BenchSpec, SweepError
 from xentcheck.environment import base_environment
+from xentcheck.exception_text import one_line
 from xentcheck.expectations import ExpectationError, load_registry
 from xentcheck.problem import DTYPES, Problem
 from xentcheck.protocol import Adapter, Binding
@@ -46,6 +47,13 @@ class XentSession:
 
     def __init__(self, options: RunOptions, argv: list[str], bench_option) -> None:
         self.options = options
+        if options.frameworks_named:  # a framework the user names must run: missing is an error, not a skip
+            for name in options.frameworks:
+                missing = missing_packages(name)
+                if missing:
+                    raise pytest.UsageError(f"--frameworks names {name}, which is not installed (missing "
+                                            f"{', '.join(missing)}): install it (pip install -e '.[{name}]') or "
+                                            f"leave it out")
         try:  # external adapters load at once, so a bad --adapter fails before anything runs
             self.externals = [load_external(spec) for spec in options.adapters]
         except AdapterError as e:
@@ -66,7 +74,8 @@ class XentSession:
         except SweepError as e:
             raise pytest.UsageError(str(e)) from None
         self.adapters: dict[str, Adapter] | None = None
-        self.skipped: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}  # not installed, or no such device here: nothing to check
+        self.broken: dict[str, str] = {}  # installed, but its adapter failed: the run fails
         self.environment = base_environment(options.device, argv)
         self._problems: dict[tuple, Problem] = {}
         self._bindings: dict[str, dict[str, Binding]] = {}
@@ -85,7 +94,7 @@ class XentSession:
             try:
                 self.adapters[name] = load_builtin(name)
             except AdapterError as e:
-                self.skipped[name] = str(e)
+                self.broken[name] = str(e)
         for a in self.externals:
             self.adapters[a.name] = a
         for name, a in self.adapters.items():
@@ -94,18 +103,20 @@ class XentSession:
                     a.set_threads(self.bench.threads)
                 self.environment["frameworks"][name] = a.environment()
                 self.bindings(name)
-            except Exception as e:  # a broken adapter is skipped, the others still run
-                self.skipped[name] = f"adapter failed: {type(e).__name__}: {e}"
+            except Exception as e:  # the others still run; the run fails
+                self.broken[name] = f"{name}: its adapter failed while listing its bindings: {one_line(e)}"
         device = self.options.device
         for name in [n for n in self.adapters if n not in self.skipped and device != "cpu"]:
             # a framework without the device runs nothing: no record may claim a device that did not run
             offered = set().union(*(b.caps.devices for b in self.bindings(name).values()))
             if device not in offered:
                 self.skipped[name] = f"no {device} device here (it offers {', '.join(sorted(offered)) or 'none'})"
-        for name in self.skipped:
+        for name in [*self.skipped, *self.broken]:
             self.adapters.pop(name, None)
             self.environment["frameworks"].pop(name, None)
         self.environment["skipped"].update(self.skipped)
+        if self.broken:
+            self.environment["broken"] = dict(self.broken)
         return self.adapters
 
     def bindings(self, framework: str) -> dict[str, Binding]:

@@ -1,9 +1,11 @@
-"""Writing a run's output: the crash journal as records arrive, then the results file, the report and
-the comparison with a baseline at the end."""
+"""Writing a run's output: the lock on the results path, the journal as records arrive, then the
+results file (marked complete or not), the report and the comparison with a baseline at the end."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -15,8 +17,9 @@ from reports.diff import lines as diff_lines
 from reports.html import render
 from xentcheck.bench.plan import BenchPlan
 from xentcheck.expectations import Registry, audit
-from xentcheck.records import OUTCOMES, BenchRecord, CheckRecord, StabilityRecord
-from xentcheck.results import Results, document, write_atomic
+from xentcheck.journal import Journal, journal_path
+from xentcheck.records import OUTCOMES, BenchRecord, CheckRecord, Results, StabilityRecord
+from xentcheck.results import document, write_atomic
 
 
 def check_writable(flag: str, path: Path) -> None:
@@ -32,24 +35,44 @@ def check_writable(flag: str, path: Path) -> None:
         raise pytest.UsageError(f"{flag}={path}: not writable; choose a writable path")
 
 
+def lock(results: Path) -> IO[str]:
+    """Hold ``RESULTS.lock`` for the whole run: a second run on the same results path fails at start-up
+    (the lock goes with the process, also when it is killed)."""
+    path = results.with_name(results.name + ".lock")
+    f = open(path, "a+")  # noqa: SIM115 - held until the process ends
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise pytest.UsageError(f"--results={results}: another xentcheck run is writing it ({holder}); wait for it "
+                                f"to finish or pass another --results") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}\n")
+    f.flush()
+    return f
+
+
 Record = CheckRecord | BenchRecord | StabilityRecord
 
 
 @dataclass
 class Writer:
     """Collects the run's records, journals each at once (a crash later loses nothing before it), and
-    writes results and report at the end."""
+    writes results and report at the end. ``header`` gives what the journal starts with."""
 
     results_path: Path
     report_path: Path
+    header: Callable[[], dict] = dict
     records: list[CheckRecord] = field(default_factory=list)
     stability: list[StabilityRecord] = field(default_factory=list)
     failed: bool = False  # the results or the report could not be written
-    _journal: IO[str] | None = None
+    journal: Journal = field(init=False)
 
-    @property
-    def journal_path(self) -> Path:
-        return self.results_path.with_name(self.results_path.name + ".partial.jsonl")
+    def __post_init__(self) -> None:
+        self.journal = Journal(journal_path(self.results_path))
 
     def add(self, rec: Record, bench: BenchPlan | None = None) -> None:
         """Keep a record and journal it."""
@@ -59,24 +82,23 @@ class Writer:
             self.stability.append(rec)
         else:
             self.records.append(rec)
-        if self._journal is None:  # the folder was checked writable at start-up
-            self._journal = open(self.journal_path, "w")  # noqa: SIM115 - open for the whole run
-        self._journal.write(json.dumps(rec.to_json()) + "\n")
-        self._journal.flush()
+        self.journal.write(rec, self.header)
 
     def finish(self, environment: dict, registry: Registry, versions: dict, bench: BenchPlan | None,
-               sliced: bool, baseline: Results | None) -> tuple[list[str], bool]:
+               sliced: bool, baseline: Results | None, incomplete: dict | None = None) -> tuple[list[str], bool]:
         """Write results and report; returns the lines to print at the end of the run and whether the
-        run regressed against the baseline. ``sliced``: the run was a slice (-k, -m, --one-per-category),
-        so the registry audit only reports."""
+        run regressed against the baseline. ``sliced``: the run was a slice (-k, -m,
+        --one-per-category); ``incomplete``: why the run stopped early (then the registry audit only
+        reports, the file is marked incomplete and the journal is kept)."""
         benchmarks = bench.section() if bench else None
         if not self.records and not benchmarks and not self.stability:
+            self.journal.close(remove=incomplete is None)
             return [], False
         stale, unused = audit(registry, self.records, set(environment["frameworks"]), versions)
-        if sliced:  # a slice may leave out every input where an entry shows: report, do not fail
+        if sliced or incomplete:  # a slice or a cut-short run may leave out every input where an entry shows
             stale, unused = [], []
         expectations = {"entries": [e.as_dict() for e in registry.entries], "stale": stale, "unused": unused}
-        doc = document(environment, self.records, expectations, benchmarks, self.stability)
+        doc = document(environment, self.records, expectations, benchmarks, self.stability, incomplete=incomplete)
         lines = []
         if self.records:
             lines.append("xentcheck: " + ", ".join(f"{doc.summary.get(k, 0)} {k}" for k in OUTCOMES))
@@ -86,7 +108,12 @@ class Writer:
                          f"{counts['error']} error")
         lines += [f"xentcheck: STALE {s}" for s in stale]
         lines += [f"xentcheck: warning: {u}" for u in unused]
-        if sliced:
+        if incomplete:
+            expected = f" of {incomplete['expected']} collected" if incomplete.get("expected") is not None else ""
+            lines.append(f"xentcheck: INCOMPLETE: {incomplete['reason']}: {incomplete['recorded']} records"
+                         f"{expected}; the results are marked incomplete (the upgrade gate refuses them) and the "
+                         f"journal is kept: {self.journal.path}")
+        elif sliced:
             lines.append("xentcheck: expectations audit skipped: the run was a slice (-k, -m or --one-per-category)")
         try:
             write_atomic(self.results_path, json.dumps(doc.to_json(), indent=1, allow_nan=False))
@@ -95,18 +122,12 @@ class Writer:
             self.failed = True
             lines.append(f"xentcheck: cannot write results/report ({e}); pass writable paths with --results/--report")
             return lines, False
-        if self._journal is not None:
-            self._journal.close()
-            self.journal_path.unlink(missing_ok=True)
+        self.journal.close(remove=incomplete is None)
         lines.append(f"xentcheck: results written to {self.results_path}")
         lines.append(f"xentcheck: report written to {self.report_path}")
         regressed = False
         if baseline is not None:
-            changes = diff(baseline, doc)
+            changes = diff(baseline, doc, accept=frozenset({"removed"}) if sliced else frozenset())
             lines += [f"xentcheck: baseline: {line}" for line in diff_lines(changes)]
             regressed = bool(changes.regressions)
         return lines, regressed
-
-    def close_journal(self) -> str | None:
-        """The journal's path, if one was written (kept: a harness error happened)."""
-        return None if self._journal is None else str(self.journal_path)

@@ -132,13 +132,18 @@ class BenchPlan:
             rec.outcome, rec.reason = "error", one_line(e)
             return rec
 
+    def settings(self) -> dict:
+        """The sweep's settings as the results document's ``benchmarks`` holds them, without records
+        (a journal starts with them, so benchmark records recover too)."""
+        return {"threads": self.thread_facts, "sizes": [list(s) for s in self.sizes], "modes": list(self.modes),
+                "passes": list(self.passes), "dtypes": list(self.dtypes), "budget_s": self.budget_s,
+                "floor": self.floor}
+
     def section(self) -> BenchSection | None:
         """The results document's ``benchmarks`` (None when nothing was timed)."""
         if not self.records:
             return None
-        return BenchSection(threads=self.thread_facts, sizes=[list(s) for s in self.sizes], modes=list(self.modes),
-                            passes=list(self.passes), dtypes=list(self.dtypes), budget_s=self.budget_s,
-                            floor=self.floor, records=sorted(self.records, key=lambda r: r.id))
+        return BenchSection(**self.settings(), records=sorted(self.records, key=lambda r: r.id))
 
 
 def _can_compile(adapter: Adapter) -> bool:
