@@ -95,30 +95,45 @@ class HangingAdapter(FakeAdapter):
 HANGING = HangingAdapter("hangs")
 
 
+_VIRTUAL_NOW = [0.0]
+
+
+def virtual_time() -> float:
+    """A virtual clock (``--benchmark-timer=tests.fake_adapter.virtual_time``): it moves only when a
+    timed fake call says how long it took, so the benchmark harness and the run-vs-run statistics are
+    tested on controlled samples, whatever the machine's load."""
+    return _VIRTUAL_NOW[0]
+
+
 class TimedAdapter(FakeAdapter):
-    """A benchmarkable fake: each binding's call sleeps a fixed time (``slowdown`` scales it), so
-    the benchmark harness and the run-vs-run comparison can be tested end to end without a
-    framework and without depending on how busy the machine's CPU is."""
+    """A benchmarkable fake: each binding's call takes a fixed modelled time (``slowdown`` scales it)
+    with seeded lognormal jitter (5%), on the virtual clock, so the benchmark harness and the
+    run-vs-run comparison are tested end to end without a framework and without depending on how busy
+    the machine's CPU is. Runs with different ``seed`` are an A/A pair."""
 
     DELAYS_S = (0.0015, 0.002, 0.0025, 0.003)
 
-    def __init__(self, name: str, slowdown: float = 1.0):
+    def __init__(self, name: str, slowdown: float = 1.0, seed: int = 0):
         super().__init__(name)
-        self.slowdown = slowdown
+        self.slowdown, self.seed = slowdown, seed
 
     def bindings(self) -> list[Binding]:
         return [Binding(f"timed.{i}", f"fake.timed.{i}", CAPS, fn=None, convention=MEAN_BY_WEIGHT)
                 for i in range(len(self.DELAYS_S))]
 
     def prepare(self, binding, problem, *, grad, mode="eager", device="cpu"):
-        import time
+        i = int(binding.name.rsplit(".", 1)[1])
+        delay = self.DELAYS_S[i] * self.slowdown * (2 if grad else 1)
+        rng = np.random.default_rng([self.seed, i, grad, problem.x.size])
 
-        delay = self.DELAYS_S[int(binding.name.rsplit(".", 1)[1])] * self.slowdown * (2 if grad else 1)
-        return lambda: time.sleep(delay)
+        def call():
+            _VIRTUAL_NOW[0] += delay * rng.lognormal(0.0, 0.05)
+        return call
 
 
 TIMED = TimedAdapter("timed")
-TIMED_SLOWER = TimedAdapter("timed", slowdown=1.25)  # a planted 25% slowdown
+TIMED_AGAIN = TimedAdapter("timed", seed=1)  # the same timings, other noise: an A/A pair with TIMED
+TIMED_SLOWER = TimedAdapter("timed", slowdown=1.25, seed=2)  # a planted 25% slowdown
 
 
 class SignalledAdapter(FakeAdapter):
