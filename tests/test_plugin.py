@@ -231,3 +231,13 @@ def test_a_named_framework_that_is_not_installed_fails_at_start_up(run_suite, mo
 def test_bad_run_options_are_one_line(run_suite, option, message):
     r = run_suite("suites", "--frameworks=numpy", option)
     assert r.ret == 4 and len(_err(r)) == 1 and message in _err(r)[0]
+
+
+def test_the_example_kernel_passes_the_whole_suite_out_of_the_box(run_suite, tmp_path):
+    res = tmp_path / "r.json"
+    r = run_suite("suites", "--frameworks=", "--adapter=examples.numpy_kernel:ADAPTER", f"--results={res}")
+    assert r.ret == 0, _out(r)[-3000:]
+    doc = json.loads(res.read_text())
+    assert doc["summary"].get("fail", 0) == 0 and doc["summary"].get("error", 0) == 0
+    assert doc["summary"]["pass"] >= 150 and {x["check"] for x in doc["records"]} >= {"value", "grad", "relation"}
+    assert all(s["outcome"] == "ok" for s in doc["stability"])
