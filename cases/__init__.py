@@ -40,6 +40,9 @@ CATEGORIES = (
 )
 
 SCHEMA = case_schema(CATEGORIES)
+#: cases from outside the repository (--cases) may file themselves under categories of their own
+EXTERNAL_SCHEMA = case_schema(None)
+_ARRAYS = ("logits", "probs", "targets")
 
 
 class CaseError(ValueError):
@@ -225,11 +228,56 @@ def _weights(spec, shape, rng: np.random.Generator, dtype: str) -> np.ndarray | 
     return round_to(rng.uniform(float(spec.get("low", 0.5)), float(spec.get("high", 2.0)), size=shape), dtype)
 
 
-def _check(entry: dict, where: str) -> Case:
-    """A validated case: the schema (keys, types, ranges), then the rules that tie keys together."""
-    check(entry, SCHEMA, where, CaseError)
+def _load_values(spec: dict, key: str, base: Path, where: str) -> dict:
+    """``spec`` with its ``values_file`` (a .npy file, or FILE.npz:KEY, beside the declaration) read
+    into ``values``; a missing or unreadable file, or one that is not real numbers, is one line."""
+    if "values_file" not in spec:
+        return spec
+    if "values" in spec:
+        raise CaseError(f"{where}: {key} has both values and values_file; keep one")
+    name, _, array = spec["values_file"].partition(":")
+    path = base / name
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise CaseError(f"{where}: {key}.values_file: no file {path}; put the .npy/.npz file beside the "
+                        f"declaration") from None
+    except (OSError, ValueError) as e:
+        raise CaseError(f"{where}: {key}.values_file: {path} is not a NumPy .npy/.npz file ({e})") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        if array not in data.files:
+            raise CaseError(f"{where}: {key}.values_file: name one of the arrays of {name} as {name}:KEY "
+                            f"(it holds {', '.join(data.files)})")
+        data = data[array]
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise CaseError(f"{where}: {key}.values_file: {path} holds {data.dtype}; expected real numbers")
+    return {**{k: v for k, v in spec.items() if k != "values_file"}, "values": data}
+
+
+def _channels_last(spec: dict, shape: tuple[int, ...]) -> dict:
+    """Explicit values of a channels-first case are given as the binding receives them, (N, C, d1, ...):
+    moved to the canonical class-last layout here."""
+    if "values" not in spec:
+        return spec
+    v = np.asarray(spec["values"])
+    if v.shape == (shape[0], shape[-1], *shape[1:-1]):
+        v = np.moveaxis(v, 1, -1)
+    return {**spec, "values": v}
+
+
+def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = None) -> Case:
+    """A validated case: the schema (keys, types, ranges), then the rules that tie keys together.
+    ``base`` is the declaration's folder, where ``values_file`` arrays are read from."""
+    check(entry, schema, where, CaseError)
+    entry = {k: (_load_values(v, k, base or CATALOG_DIR, where) if k in _ARRAYS else v) for k, v in entry.items()}
     kind = entry["targets"].get("kind", "index")
     shape = tuple(entry["shape"])
+    if entry.get("channels_first"):
+        entry = {k: (_channels_last(v, shape) if k in _ARRAYS and not (k == "targets" and kind == "index") else v)
+                 for k, v in entry.items()}
+    if kind == "index" and "values" in entry["targets"] and \
+            not np.issubdtype(np.asarray(entry["targets"]["values"]).dtype, np.integer):
+        raise CaseError(f"{where}: targets.values of index targets must be integers (class labels)")
     categorical = [op in CATEGORICAL_OPS for op in entry["ops"]]
     if kind in ("index", "onehot") and not all(categorical):
         raise CaseError(f"{where}: targets.kind {kind!r} needs categorical ops only (softmax_ce, categorical_ce)")
@@ -271,13 +319,34 @@ def _check(entry: dict, where: str) -> Case:
     return case
 
 
-def load_catalog(paths: list[Path] | None = None) -> list[Case]:
-    """Load every case from ``cases/*.toml`` (or the given files); names must be unique."""
-    paths = sorted(CATALOG_DIR.glob("*.toml")) if paths is None else paths
+def case_files(specs: list[Path]) -> list[Path]:
+    """The declaration files ``--cases`` names: each a .toml file, or a folder of them."""
+    out = []
+    for p in map(Path, specs):
+        if p.is_dir():
+            found = sorted(p.glob("*.toml"))
+            if not found:
+                raise CaseError(f"--cases={p}: the folder holds no .toml file; put [[case]] tables in FILE.toml")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise CaseError(f"--cases={p}: no such file or folder; pass a .toml file of [[case]] tables or a "
+                            f"folder of them")
+    return out
+
+
+def load_catalog(paths: list[Path] | None = None, external: list[Path] = ()) -> list[Case]:
+    """Load every case from ``cases/*.toml`` (or the given files), and the declarations ``external``
+    names (files or folders from outside the repository: any category name, values files beside them);
+    names must be unique across all."""
+    builtin = sorted(CATALOG_DIR.glob("*.toml")) if paths is None else list(paths)
     cases: dict[str, Case] = {}
-    for where, entry in tables(paths, "case", "name", CaseError, "case"):
-        case = _check(entry, where)
-        if case.name in cases:
-            raise CaseError(f"{where}: duplicate case name (also in {cases[case.name].source})")
-        cases[case.name] = case
+    for files, schema in ((builtin, SCHEMA), (case_files(list(external)), EXTERNAL_SCHEMA)):
+        for path in files:
+            for where, entry in tables([path], "case", "name", CaseError, "case"):
+                case = _check(entry, where, schema, Path(path).parent)
+                if case.name in cases:
+                    raise CaseError(f"{where}: duplicate case name (also in {cases[case.name].source})")
+                cases[case.name] = case
     return list(cases.values())

@@ -16,6 +16,12 @@ _NESTED_NUMBERS = {"type": "array", "x-expects": "a (nested) list of numbers",
                    "items": {"anyOf": [_NUMBER, {"$ref": "#/$defs/nested"}]}}
 
 
+def _values_file(title: str) -> dict:
+    """Explicit values kept in a NumPy file beside the declaration: ``x.npy`` or ``x.npz:KEY``."""
+    return {"title": f"{title}.values_file", "type": "string", "pattern": r"^[^:]+\.(npy|npz)(:.+)?$",
+            "x-message": "values_file is the name of a .npy file, or FILE.npz:KEY, beside the declaration"}
+
+
 def _array_spec(title: str) -> dict:
     """``logits`` / ``probs``: a generator (dist and its parameters) or explicit ``values``."""
     return {"title": title, "type": "object", "additionalProperties": False, "properties": {
@@ -25,6 +31,7 @@ def _array_spec(title: str) -> dict:
         "high": {"title": f"{title}.high", **_NUMBER},
         "row_scales": {"title": f"{title}.row_scales", "type": "array", "items": _NUMBER, "minItems": 1},
         "values": {"title": f"{title}.values", **_NESTED_NUMBERS},
+        "values_file": _values_file(title),
     }}
 
 
@@ -36,8 +43,9 @@ def _weights(title: str) -> dict:
     ]}
 
 
-def case_schema(categories: tuple[str, ...]) -> dict:
-    """The schema of one case table; ``categories`` are the names a case may file itself under."""
+def case_schema(categories: tuple[str, ...] | None) -> dict:
+    """The schema of one case table; ``categories`` are the names a case may file itself under (None:
+    any name, for cases from outside the repository)."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$defs": {"nested": _NESTED_NUMBERS},
@@ -49,7 +57,8 @@ def case_schema(categories: tuple[str, ...]) -> dict:
         "properties": {
             "name": {"title": "name", "type": "string", "pattern": "^[a-z0-9_]+$",
                      "x-message": "name must be lower-case letters, digits and '_' (it is part of test ids)"},
-            "category": {"title": "category", "enum": list(categories)},
+            "category": {"title": "category", "enum": list(categories)} if categories else
+                        {"title": "category", "type": "string", "minLength": 1},
             "description": {"title": "description", "type": "string"},
             "ops": {"title": "ops", "type": "array", "minItems": 1, "uniqueItems": True,
                     "items": {"title": "op", "enum": list(OPS)}},
@@ -61,6 +70,7 @@ def case_schema(categories: tuple[str, ...]) -> dict:
             "targets": {"title": "targets", "type": "object", "additionalProperties": False, "properties": {
                 "kind": {"title": "targets.kind", "enum": list(TARGET_KINDS)},
                 "values": {"title": "targets.values", **_NESTED_NUMBERS},
+                "values_file": _values_file("targets"),
                 "alpha": {"title": "targets.alpha", "type": "number", "exclusiveMinimum": 0},
                 "zeros": {"title": "targets.zeros", "type": "number", "minimum": 0, "exclusiveMaximum": 1},
                 "p": {"title": "targets.p", "type": "number", "minimum": 0, "maximum": 1},

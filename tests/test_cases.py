@@ -103,3 +103,85 @@ def test_explicit_labels_are_never_rewritten_by_ignore_fraction(tmp_path):
     (case,) = load_catalog([f])
     p = case.problem("softmax_ce", "float64", "none")
     assert p.target.tolist() == [2, -100] and p.ignore_index == -100  # as written, none dropped at random
+
+
+EXTERNAL = """
+[[case]]
+name = "imported_vectors"
+category = "vectors from my kernel's tests"
+description = "test vectors kept exact in .npy/.npz files beside this declaration"
+ops = ["softmax_ce"]
+shape = [3, 4]
+seed = 0
+logits = { values_file = "logits.npy" }
+targets = { kind = "index", values_file = "vectors.npz:labels" }
+"""
+
+
+def _external(tmp_path, text=EXTERNAL):
+    import numpy as np
+
+    d = tmp_path / "mycases"
+    d.mkdir(exist_ok=True)
+    (d / "cases.toml").write_text(text)
+    np.save(d / "logits.npy", np.arange(12.0).reshape(3, 4) / 7)
+    np.savez(d / "vectors.npz", labels=np.array([0, 3, 1]))
+    return d
+
+
+def test_cases_from_outside_the_repository_with_values_files_and_their_own_category(tmp_path):
+    import numpy as np
+
+    d = _external(tmp_path)
+    cases = {c.name: c for c in load_catalog(external=[d])}
+    case = cases["imported_vectors"]
+    assert case.category == "vectors from my kernel's tests" and len(cases) > 40  # the built-in ones too
+    p = case.problem("softmax_ce", "float64", "none")
+    assert np.array_equal(p.x, np.arange(12.0).reshape(3, 4) / 7) and p.target.tolist() == [0, 3, 1]
+    assert load_catalog([], external=[d / "cases.toml"])[0].name == "imported_vectors"  # a file works too
+
+
+def test_channels_first_explicit_values_are_taken_as_the_binding_receives_them(tmp_path):
+    import numpy as np
+
+    d = tmp_path / "cf"
+    d.mkdir()
+    cf = np.random.default_rng(0).normal(size=(2, 4, 3))  # (N, C, d1): how a channels-first caller holds it
+    np.save(d / "z.npy", cf)
+    (d / "c.toml").write_text('[[case]]\nname = "cf"\ncategory = "mine"\nops = ["softmax_ce"]\nshape = [2, 3, 4]\n'
+                              'seed = 0\nchannels_first = true\nlogits = { values_file = "z.npy" }\n'
+                              'targets = { kind = "index" }\n')
+    (case,) = load_catalog([], external=[d])
+    assert np.array_equal(case.problem("softmax_ce", "float64", "none").x, np.moveaxis(cf, 1, -1))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("logits.npy", "nope.npy"), "logits.values_file: no file"),
+    (("vectors.npz:labels", "vectors.npz:lables"), "name one of the arrays of vectors.npz as vectors.npz:KEY"),
+    (("vectors.npz:labels", "vectors.npz"), "name one of the arrays"),
+    (("logits.npy", "logits.csv"), "values_file is the name of a .npy file"),
+    (("shape = [3, 4]", "shape = [3, 5]"), "has shape (3, 4), expected shape (3, 5)"),
+])
+def test_a_bad_values_file_is_one_line_naming_the_file_and_the_fix(tmp_path, edit, message):
+    d = _external(tmp_path, EXTERNAL.replace(*edit))
+    with pytest.raises(CaseError) as e:
+        load_catalog([], external=[d])
+    assert message in str(e.value) and "cases.toml" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_values_of_the_wrong_kind_and_missing_paths_are_one_line(tmp_path):
+    import numpy as np
+
+    d = _external(tmp_path)
+    np.save(d / "logits.npy", np.array(["a", "b", "c", "d"] * 3).reshape(3, 4))
+    with pytest.raises(CaseError, match="holds <U1; expected real numbers"):
+        load_catalog([], external=[d])
+    np.save(d / "logits.npy", np.zeros((3, 4)))
+    np.savez(d / "vectors.npz", labels=np.array([0.0, 3.0, 1.0]))
+    with pytest.raises(CaseError, match="index targets must be integers"):
+        load_catalog([], external=[d])
+    with pytest.raises(CaseError, match="--cases=.*nowhere: no such file or folder"):
+        load_catalog([], external=[tmp_path / "nowhere"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CaseError, match="the folder holds no .toml file"):
+        load_catalog([], external=[tmp_path / "empty"])

@@ -241,3 +241,19 @@ def test_the_example_kernel_passes_the_whole_suite_out_of_the_box(run_suite, tmp
     assert doc["summary"].get("fail", 0) == 0 and doc["summary"].get("error", 0) == 0
     assert doc["summary"]["pass"] >= 150 and {x["check"] for x in doc["records"]} >= {"value", "grad", "relation"}
     assert all(s["outcome"] == "ok" for s in doc["stability"])
+
+
+def test_an_external_case_folder_and_an_external_kernel_in_one_report(run_suite, tmp_path):
+    from .test_cases import _external
+
+    d = _external(tmp_path)
+    res = tmp_path / "r.json"
+    r = run_suite("suites", "--frameworks=", "--adapter=examples.numpy_kernel:ADAPTER", f"--cases={d}",
+                  "-k", "imported_vectors", f"--results={res}")
+    assert r.ret == 0, _out(r)[-2000:]
+    recs = json.loads(res.read_text())["records"]
+    assert {(x["case"], x["category"], x["outcome"]) for x in recs} == {
+        ("imported_vectors", "vectors from my kernel's tests", "pass")}
+    assert "vectors from my kernel" in (tmp_path / "r.html").read_text()
+    missing = run_suite("suites", "--frameworks=numpy", f"--cases={tmp_path / 'nowhere'}")
+    assert missing.ret == 4 and len(_err(missing)) == 1 and "no such file or folder" in _err(missing)[0]

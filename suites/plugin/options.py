@@ -40,6 +40,9 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--report", default=None,
                 help=f"where to write the HTML report (default: beside --results, same name with .html; "
                      f"without --results {DEFAULT_REPORT})")
+    g.addoption("--cases", default=[], action="append", metavar="PATH",
+                help="case declarations from outside the repository: a .toml file or a folder of them "
+                     "(repeatable; explicit arrays may sit beside them as .npy/.npz, see cases/README.md)")
     g.addoption("--expectations", default=None, action="append",
                 help="expectations registry file(s) (default suites/expectations.toml)")
     g.addoption("--baseline", default=None, metavar="PATH",
@@ -67,6 +70,7 @@ class RunOptions:
     report: Path
     expectations: tuple[Path, ...]
     baseline: str | None
+    cases: tuple[Path, ...] = ()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> RunOptions:
@@ -98,4 +102,4 @@ class RunOptions:
                    wide_relations=bool(fuzz or given is not None or opt("all_dtypes")),
                    results=results, report=report,
                    expectations=tuple(Path(p) for p in (opt("expectations") or [DEFAULT_EXPECTATIONS])),
-                   baseline=opt("baseline"))
+                   baseline=opt("baseline"), cases=tuple(Path(p) for p in opt("cases")))

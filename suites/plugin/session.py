@@ -59,7 +59,7 @@ class XentSession:
         except AdapterError as e:
             raise pytest.UsageError(str(e)) from None
         try:
-            self.cases: dict[str, Case] = {c.name: c for c in load_catalog()}
+            self.cases: dict[str, Case] = {c.name: c for c in load_catalog(external=list(options.cases))}
             self.registry = load_registry(list(options.expectations))
         except (CaseError, ExpectationError) as e:
             raise pytest.UsageError(str(e)) from None
