@@ -5,6 +5,8 @@
   python -m reports diff OLD.json NEW.json                     print what changed; exit 1 on a regression
   python -m reports recover JOURNAL.partial.jsonl -o R.json    a results file, marked incomplete, from the
                                                               journal of a run that did not finish
+  python -m reports wandb RESULTS.json [...]                   one Weights & Biases run per file (offline
+                                                              unless WANDB_MODE says otherwise)
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from .html import render
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{build,diff,recover}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{build,diff,recover,wandb}")
     build = sub.add_parser("build", help="build the HTML report from one or more results files")
     build.add_argument("results", nargs="+", help="results JSON files written by a run")
     build.add_argument("-o", "--output", default="results/report.html", help="where to write the HTML page")
@@ -44,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recover", help="a results file, marked incomplete, from a run's journal")
     rec.add_argument("journal", help="the RESULTS.<stamp>-<pid>.partial.jsonl file a run left")
     rec.add_argument("-o", "--output", required=True, help="where to write the results JSON")
+    wb = sub.add_parser("wandb", help="log one Weights & Biases run per results file (offline by default)",
+                        description="Config: environment and versions; summary: outcome counts and worst errors; "
+                                    "the records as a W&B Table; the stability sweep as line plots; the HTML "
+                                    "report as an artifact. WANDB_MODE=offline unless set; needs the wandb "
+                                    "extra (pip install -e '.[wandb]').")
+    wb.add_argument("results", nargs="+", help="results JSON files written by a run")
+    wb.add_argument("--project", default="xentcheck", help="the W&B project (default xentcheck)")
+    wb.add_argument("--dir", default=None, help="where wandb writes its local run folders (default ./wandb)")
     return parser
 
 
@@ -57,6 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ResultsError, JournalError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.command == "wandb":
+        from .wandb_export import ExportError, export
+
+        try:
+            for folder in export(docs, project=args.project, directory=args.dir):
+                print(f"W&B run written to {folder}")
+        except ExportError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "diff":
         accept = frozenset(k for k, on in (("removed", args.accept_removed), ("incomplete", args.accept_incomplete))
                            if on)

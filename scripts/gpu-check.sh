@@ -63,7 +63,7 @@ phase() {  # phase NAME LIMIT_S COMMAND...: run under its own limit, log to $OUT
     else
         echo "gpu-check: $name: exit $rc after $(( $(date +%s) - t0 )) s (log $OUT/$name.log)"
     fi
-    grep -E '^xentcheck: [0-9]+ (pass|benchmarks)' "$OUT/$name.log" | sed "s/^/gpu-check: $name: /"
+    grep -E '^xentcheck: [0-9]+ (records|benchmarks)' "$OUT/$name.log" | sed "s/^/gpu-check: $name: /"
     [ $rc -eq 0 ] || status=1
 }
 

@@ -151,3 +151,32 @@ def test_an_incomplete_run_is_marked_in_the_header():
     doc = _doc()
     doc.update(complete=False, incomplete={"reason": "interrupted by SIGTERM", "recorded": 2, "expected": 40})
     assert "INCOMPLETE run: interrupted by SIGTERM; 2 records of 40 collected" in render([doc])
+
+
+def test_the_report_opens_with_findings_most_severe_first():
+    from reports.findings import findings
+
+    doc = _doc()
+    by_check = {r["check"]: r for r in doc["records"]}
+    nan_dev, grad_fail = by_check["value"], by_check["grad"]
+    nan_dev.update(outcome="deviation", expectation="e1",
+                   reason="documented (as documented: {}); vs mathematics: 1 of 4 elements differ; "
+                          "at [1]: got nan, expected 0.5 (bound 1e-07)", repro="import numpy as np\nloss = 0")
+    grad_fail.update(outcome="fail", reason="1 of 4 elements differ; at [0, 2]: got 2.0, expected 1.0 (bound 1e-07)")
+    doc["expectations"]["entries"] = [{"id": "e1", "framework": "fake", "bindings": [nan_dev["binding"]],
+                                       "expect": {"inf_logit_nan": True}, "reason": "inf - inf is NaN",
+                                       "source": "https://example.org/docs"}]
+    cards = findings([Results.from_json(doc)])
+    assert [(c["severity_text"], c["title"]) for c in cards] == [
+        ("NaN or inf where the answer is finite", "e1"),
+        ("a wrong gradient", f"{grad_fail['binding']}: grad checks fail")]
+    assert cards[0]["example"]["expected"] == "0.5" and cards[0]["example"]["got"] == "nan"
+    assert cards[0]["sources"] == ["https://example.org/docs"] and cards[0]["repro"].startswith("import numpy")
+    assert cards[0]["versions"] == ["fake 0.0"]
+    html = render([doc])
+    assert html.index('id="findings"') < html.index('id="summary"')  # before any table
+    assert "the mathematics says <b>0.5</b>; the binding returned <b>nan</b>" in html
+
+
+def test_a_clean_run_says_it_found_nothing():
+    assert "Nothing found: every check passed." in render([_doc()])

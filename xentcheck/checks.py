@@ -127,9 +127,10 @@ def _fill(rec: CheckRecord, v: Verdict, result_dtype: str) -> None:
 def _with_repro(rec: CheckRecord, adapter: Adapter, binding: Binding, problem: Problem, check: str,
                 cot: np.ndarray | None, conv: reference.Convention,
                 ev: reference.Evaluation | None = None) -> CheckRecord:
-    """A fail or error gets a standalone snippet reproducing it, where the adapter can write one
-    (ending with the oracle's answer: ``ev``, evaluated here when the binding raised before it was)."""
-    if rec.outcome in ("fail", "error") and hasattr(adapter, "repro"):
+    """A fail, an error or a documented deviation gets a standalone snippet reproducing it, where the
+    adapter can write one (ending with the oracle's answer: ``ev``, evaluated here when the binding
+    raised before it was); the report's findings show them."""
+    if rec.outcome in ("fail", "error", "deviation") and hasattr(adapter, "repro"):
         try:
             ev = ev or reference.evaluate(problem, conv, cot)
             text = adapter.repro(binding, problem, check, cot, ev.value if check == "value" else ev.grad,

@@ -6,6 +6,9 @@ with the class axis last. Adapters translate it to their own conventions (e.g. c
 """
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,8 +48,10 @@ def numpy_dtype(dtype: str) -> np.dtype:
 
 
 def round_to(a: np.ndarray, dtype: str) -> np.ndarray:
-    """Round float64 values to ``dtype`` and back, so the oracle evaluates exactly the framework's inputs."""
-    return np.asarray(a, dtype=np.float64).astype(numpy_dtype(dtype)).astype(np.float64)
+    """Round float64 values to ``dtype`` and back, so the oracle evaluates exactly the framework's inputs.
+    A value beyond the dtype's range becomes +-inf, as correct rounding says (on purpose: no warning)."""
+    with np.errstate(over="ignore"):
+        return np.asarray(a, dtype=np.float64).astype(numpy_dtype(dtype)).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,20 @@ class Problem:
     def invalid_input(self) -> bool:
         """True for the errors layer's problems: an out-of-range label or a malformed target."""
         return self.invalid_target is not None or self.malformed is not None
+
+    @contextmanager
+    def expected_noise(self) -> Iterator[None]:
+        """Silence the warnings this input provokes on purpose, and only those: floating-point warnings
+        (NumPy's and what computes through it) where the input holds inf or NaN, and the "num_classes > 1"
+        warning of a one-class problem. A warning on finite input is real and still shows."""
+        with warnings.catch_warnings():
+            if self.num_classes == 1:
+                warnings.filterwarnings("ignore", message=r".*num_classes > 1")
+            if np.all(np.isfinite(self.x)):
+                yield
+            else:
+                with np.errstate(all="ignore"):
+                    yield
 
     @property
     def has_loss(self) -> bool:

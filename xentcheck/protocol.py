@@ -187,7 +187,8 @@ def run_binding(adapter: Adapter, binding: Binding, problem: Problem, *, grad: b
                 cotangent: np.ndarray | None, mode: str = "eager", device: str = "cpu") -> Output:
     """``adapter.run`` with its result checked against the protocol: an exception the call raises
     propagates as it is; a result that is not an Output raises ContractError."""
-    out = adapter.run(binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=device)
+    with problem.expected_noise():
+        out = adapter.run(binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=device)
     if not all(hasattr(out, k) for k in ("value", "grad", "dtype")):
         raise ContractError(f"{adapter.name}'s run() returned {type(out).__name__} "
                             f"{str(out)[:80]!r}, not an Output(value, grad, dtype) (see xentcheck.protocol)")

@@ -36,6 +36,7 @@ class Hooks:
         self.announced = False
         self.started: dict[str, CheckSpec] = {}  # node id -> spec of conformance checks that began
         self.expected: int | None = None  # records this run set out to write (None: unknown, e.g. under xdist)
+        self.settled = 0  # unsupported checks settled from declarations: records, not pytest tests
         self.signal: str | None = None  # the signal that stopped the run
         self._lock = None  # the results path's lock, taken once the run will write records
         writer.header = self.journal_header
@@ -125,6 +126,7 @@ class Hooks:
             self.take_lock()  # before anything runs: a second run on the same path stops here
         for rec in settled:  # after the count: the journal's header carries it
             self.writer.add(rec)
+        self.settled = len(settled)
         if settled:
             self.lines_before.append(f"xentcheck: {len(settled)} checks are outside the bindings' declared "
                                      f"capabilities: recorded as unsupported (with the reason) without running")
@@ -184,7 +186,7 @@ class Hooks:
         incomplete = self.incomplete(session, exitstatus)
         try:
             self.lines, regressed = self.writer.finish(xs.environment, xs.registry, xs.versions(), xs.bench, sliced,
-                                                       xs.baseline, incomplete)
+                                                       xs.baseline, incomplete, xs.options.wandb)
         except Exception as e:  # a harness bug (e.g. our own document failed its schema): say so plainly
             self.writer.journal.close(remove=False)
             where = f"; the records are kept in {self.writer.journal.path}" if self.writer.journal.written else ""
@@ -199,3 +201,23 @@ class Hooks:
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
         for line in ([] if self.announced else self.skip_lines()) + self.lines:
             terminalreporter.write_line(line)
+        if self.writer.records and not self.is_worker:
+            terminalreporter.write_line(self.how_pytest_counts(terminalreporter))
+
+    def how_pytest_counts(self, terminalreporter) -> str:
+        """How pytest's counts relate to the records: which records are pytest tests, and what else is."""
+        w = self.writer
+        bench = len(self.session.bench.records) if self.session.bench else 0
+        as_tests = len(w.records) - self.settled
+        ids = {r.nodeid for k in ("passed", "failed", "skipped", "error") for r in terminalreporter.stats.get(k, [])}
+        snippets = sum(i.startswith("suites/test_repro.py") for i in ids)
+        placeholder = 0 if bench else sum(i.startswith("suites/test_benchmarks.py") for i in ids)
+        others = len(ids) - as_tests - len(w.stability) - bench - snippets - placeholder  # e.g. tests/
+        settled = (f"{self.settled} unsupported ones were settled from the bindings' declarations and are no "
+                   f"pytest tests; " if self.settled else "")
+        extra = (f", {bench} benchmarks" if bench else "") + \
+            (f", {placeholder} skipped benchmark placeholder (no --bench)" if placeholder else "") + \
+            (f", {others} other tests" if others > 0 else "")
+        return (f"xentcheck: how pytest counts them: {settled}the other {as_tests} are pytest tests (pass and "
+                f"deviation show as passed, unsupported as skipped, fail and error as failed), beside "
+                f"{len(w.stability)} stability sweeps, {snippets} snippet checks{extra}")

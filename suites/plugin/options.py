@@ -45,6 +45,9 @@ def add_options(parser: pytest.Parser) -> None:
                      "(repeatable; explicit arrays may sit beside them as .npy/.npz, see cases/README.md)")
     g.addoption("--expectations", default=None, action="append",
                 help="expectations registry file(s) (default suites/expectations.toml)")
+    g.addoption("--wandb", action="store_true",
+                help="also log the run to Weights & Biases (offline unless WANDB_MODE is set; "
+                     "pip install -e '.[wandb]')")
     g.addoption("--baseline", default=None, metavar="PATH",
                 help="compare this run with an earlier results file; a regression fails the run")
     add_bench_options(g)
@@ -71,6 +74,7 @@ class RunOptions:
     expectations: tuple[Path, ...]
     baseline: str | None
     cases: tuple[Path, ...] = ()
+    wandb: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> RunOptions:
@@ -102,4 +106,4 @@ class RunOptions:
                    wide_relations=bool(fuzz or given is not None or opt("all_dtypes")),
                    results=results, report=report,
                    expectations=tuple(Path(p) for p in (opt("expectations") or [DEFAULT_EXPECTATIONS])),
-                   baseline=opt("baseline"), cases=tuple(Path(p) for p in opt("cases")))
+                   baseline=opt("baseline"), cases=tuple(Path(p) for p in opt("cases")), wandb=opt("wandb"))

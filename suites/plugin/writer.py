@@ -58,6 +58,17 @@ def lock(results: Path) -> IO[str]:
 Record = CheckRecord | BenchRecord | StabilityRecord
 
 
+def _to_wandb(doc: Results) -> str:
+    """--wandb: the run as a W&B run (the results file is written first: an export that fails loses nothing)."""
+    from reports.wandb_export import ExportError, export
+
+    try:
+        (folder,) = export([doc])
+    except ExportError as e:
+        return f"xentcheck: W&B export skipped: {e}"
+    return f"xentcheck: W&B run written to {folder}"
+
+
 @dataclass
 class Writer:
     """Collects the run's records, journals each at once (a crash later loses nothing before it), and
@@ -85,7 +96,8 @@ class Writer:
         self.journal.write(rec, self.header)
 
     def finish(self, environment: dict, registry: Registry, versions: dict, bench: BenchPlan | None,
-               sliced: bool, baseline: Results | None, incomplete: dict | None = None) -> tuple[list[str], bool]:
+               sliced: bool, baseline: Results | None, incomplete: dict | None = None,
+               wandb: bool = False) -> tuple[list[str], bool]:
         """Write results and report; returns the lines to print at the end of the run and whether the
         run regressed against the baseline. ``sliced``: the run was a slice (-k, -m,
         --one-per-category); ``incomplete``: why the run stopped early (then the registry audit only
@@ -101,7 +113,8 @@ class Writer:
         doc = document(environment, self.records, expectations, benchmarks, self.stability, incomplete=incomplete)
         lines = []
         if self.records:
-            lines.append("xentcheck: " + ", ".join(f"{doc.summary.get(k, 0)} {k}" for k in OUTCOMES))
+            lines.append(f"xentcheck: {len(self.records)} records: "
+                         + ", ".join(f"{doc.summary.get(k, 0)} {k}" for k in OUTCOMES))
         if benchmarks:
             counts = {o: sum(r.outcome == o for r in benchmarks.records) for o in ("ok", "unsupported", "error")}
             lines.append(f"xentcheck: {counts['ok']} benchmarks timed, {counts['unsupported']} unsupported, "
@@ -125,6 +138,8 @@ class Writer:
         self.journal.close(remove=incomplete is None)
         lines.append(f"xentcheck: results written to {self.results_path}")
         lines.append(f"xentcheck: report written to {self.report_path}")
+        if wandb:
+            lines.append(_to_wandb(doc))
         regressed = False
         if baseline is not None:
             changes = diff(baseline, doc, accept=frozenset({"removed"}) if sliced else frozenset())
