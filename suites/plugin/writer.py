@@ -16,6 +16,7 @@ from reports.diff import diff
 from reports.diff import lines as diff_lines
 from reports.html import render
 from xentcheck.bench.plan import BenchPlan
+from xentcheck.exception_text import one_line
 from xentcheck.expectations import Registry, audit
 from xentcheck.journal import Journal, journal_path
 from xentcheck.records import OUTCOMES, BenchRecord, CheckRecord, Results, StabilityRecord
@@ -58,7 +59,7 @@ def lock(results: Path) -> IO[str]:
 Record = CheckRecord | BenchRecord | StabilityRecord
 
 
-def _to_wandb(doc: Results) -> str:
+def _to_wandb(doc: Results, results_path: Path) -> str:
     """--wandb: the run as a W&B run (the results file is written first: an export that fails loses nothing)."""
     from reports.wandb_export import ExportError, export
 
@@ -66,6 +67,8 @@ def _to_wandb(doc: Results) -> str:
         (folder,) = export([doc])
     except ExportError as e:
         return f"xentcheck: W&B export skipped: {e}"
+    except Exception as e:  # e.g. no network in online mode: the results are safe, the export can be redone
+        return f"xentcheck: W&B export failed ({one_line(e)}); retry with python -m reports wandb {results_path}"
     return f"xentcheck: W&B run written to {folder}"
 
 
@@ -139,7 +142,7 @@ class Writer:
         lines.append(f"xentcheck: results written to {self.results_path}")
         lines.append(f"xentcheck: report written to {self.report_path}")
         if wandb:
-            lines.append(_to_wandb(doc))
+            lines.append(_to_wandb(doc, self.results_path))
         regressed = False
         if baseline is not None:
             changes = diff(baseline, doc, accept=frozenset({"removed"}) if sliced else frozenset())
