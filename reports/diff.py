@@ -31,6 +31,7 @@ class Diff:
     incomplete: list[str] = field(default_factory=list)  # a side that did not finish
     unmarked: list[str] = field(default_factory=list)    # a side written before completeness was recorded
     accept: frozenset[str] = frozenset()                 # "removed", "incomplete": accepted by the user
+    harness: list[str] = field(default_factory=list)     # the harness's own speed moved (informational)
 
     @property
     def regressions(self) -> list[str]:
@@ -90,6 +91,21 @@ def vanished(old: Results, new: Results, removed: list[str]) -> list[str]:
     return out
 
 
+def harness_changes(old: Results, new: Results, min_effect: float = stats.MIN_EFFECT) -> list[str]:
+    """The harness's own speed, where it moved by more than ``min_effect``: time to first check, wall
+    time, peak memory, checks per second per framework. One sample a run, so shown, never gating."""
+    a, b = old.harness or {}, new.harness or {}
+    pairs = [(k, a.get(k), b.get(k), unit) for k, unit in (("time_to_first_check_s", "s"), ("wall_s", "s"),
+                                                          ("peak_rss_bytes", "bytes"))]
+    for fw in sorted(set(a.get("frameworks", {})) & set(b.get("frameworks", {}))):
+        pairs.append((f"{fw} checks/s", a["frameworks"][fw]["checks_per_s"], b["frameworks"][fw]["checks_per_s"], ""))
+    out = []
+    for name, x, y, unit in pairs:
+        if x and y and abs(y / x - 1) > min_effect:
+            out.append(f"{name}: {x:.4g} -> {y:.4g}{' ' + unit if unit else ''} ({y / x:.2f}x)")
+    return out
+
+
 def _completeness(name: str, doc: Results) -> tuple[list[str], list[str]]:
     if doc.complete is False:
         why = (doc.incomplete or {}).get("reason", "reason unknown")
@@ -119,6 +135,7 @@ def diff(old: Results, new: Results, *, alpha: float = stats.ALPHA, min_effect: 
         elif ro.errors and rn.errors and abs(rn.errors.tol_units - ro.errors.tol_units) > 1:
             d.numbers.append({"id": rid, "old_tol_units": ro.errors.tol_units, "new_tol_units": rn.errors.tol_units})
     d.stability = stability_changes(old.stability, new.stability)
+    d.harness = harness_changes(old, new, min_effect)
     d.speed = stats.compare(old.benchmarks.records if old.benchmarks else [],
                             new.benchmarks.records if new.benchmarks else [], alpha=alpha, min_effect=min_effect)
     return d
@@ -151,6 +168,7 @@ def lines(d: Diff) -> list[str]:
     out += [f"stability  {c['id']} at x={c['x']:.3g} ({c['check']}): {c['old']} -> {c['new']}" for c in d.stability]
     out += [f"faster     {c.name}: {1 / c.ratio:.2f}x faster (p={c.p_adjusted:.2g})" for c in d.speed
             if c.verdict == "faster"]
+    out += [f"harness    {h}" for h in d.harness]
     timed = len(d.speed)
     out.append(f"{len(d.outcomes)} outcome changes ({sum(bool(c['regression']) for c in d.outcomes)} regressions), "
                f"{len(d.numbers)} numeric changes beyond one tolerance unit, {len(d.added)} checks added, "

@@ -124,3 +124,14 @@ def test_cli_accept_options(tmp_path):
     both = subprocess.run([*run, "--accept-removed", "--accept-incomplete"], cwd=ROOT, capture_output=True, text=True)
     assert (gated.returncode, half.returncode, both.returncode) == (1, 1, 0)
     assert gated.stdout.count("REGRESSION") == 2 and both.stdout.count("accepted ") == 2
+
+
+def test_the_harness_own_speed_shows_in_the_diff_without_gating():
+    old, new = _pair()
+    old["harness"] = {"time_to_first_check_s": 3.0, "wall_s": 50.0, "peak_rss_bytes": 2**30,
+                      "frameworks": {"fake": {"checks": 100, "seconds": 1.0, "checks_per_s": 100.0}}}
+    new["harness"] = {**old["harness"], "wall_s": 52.0,  # within 10%: not listed
+                      "frameworks": {"fake": {"checks": 100, "seconds": 2.0, "checks_per_s": 50.0}}}
+    d = diff(old, new)
+    assert d.harness == ["fake checks/s: 100 -> 50 (0.50x)"] and d.regressions == []
+    assert "harness    fake checks/s: 100 -> 50 (0.50x)" in lines(d)

@@ -257,3 +257,13 @@ def test_an_external_case_folder_and_an_external_kernel_in_one_report(run_suite,
     assert "vectors from my kernel" in (tmp_path / "r.html").read_text()
     missing = run_suite("suites", "--frameworks=numpy", f"--cases={tmp_path / 'nowhere'}")
     assert missing.ret == 4 and len(_err(missing)) == 1 and "no such file or folder" in _err(missing)[0]
+
+
+def test_each_run_records_the_harness_own_speed(run_suite, tmp_path):
+    res = tmp_path / "r.json"
+    r = run_suite("suites/test_conformance.py", "--frameworks=numpy", "-k", "random_index", f"--results={res}")
+    assert r.ret == 0
+    h = json.loads(res.read_text())["harness"]
+    assert h["frameworks"]["numpy"]["checks"] > 0 and h["frameworks"]["numpy"]["checks_per_s"] > 0
+    assert 0 < h["time_to_first_check_s"] <= h["wall_s"] and h["peak_rss_bytes"] > 0
+    assert "first check after" in (tmp_path / "r.html").read_text()

@@ -20,6 +20,27 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere): the harness's own clock
+    includes interpreter start-up and imports, not only what pytest times."""
+    try:
+        start_ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+        uptime = float(open("/proc/uptime").read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def peak_rss_bytes() -> int | None:
+    """This process's peak resident memory (bytes), where the platform reports it."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+    except (ImportError, OSError):
+        return None
+
+
 def base_environment(device: str, argv: list[str] | None = None) -> dict:
     """Machine facts shared by every framework; adapters add their own under ``frameworks``."""
     argv = sys.argv if argv is None else argv

@@ -262,6 +262,8 @@ class Results:
     tool: str = "xentcheck"
     complete: bool | None = True
     incomplete: dict | None = None
+    #: the harness's own speed: time to first check, wall time, peak memory, checks/s per framework
+    harness: dict | None = None
 
     def to_json(self) -> dict:
         d: dict = {"schema_version": self.schema_version, "tool": self.tool}
@@ -275,6 +277,8 @@ class Results:
             d["benchmarks"] = self.benchmarks.to_json()
         if self.stability:
             d["stability"] = [s.to_json() for s in self.stability]
+        if self.harness is not None:
+            d["harness"] = self.harness
         return d
 
     @classmethod
@@ -284,7 +288,7 @@ class Results:
                    benchmarks=BenchSection.from_json(d["benchmarks"]) if d.get("benchmarks") else None,
                    stability=[StabilityRecord.from_json(s) for s in d.get("stability", [])],
                    schema_version=d["schema_version"], tool=d["tool"], complete=d.get("complete"),
-                   incomplete=d.get("incomplete"))
+                   incomplete=d.get("incomplete"), harness=d.get("harness"))
 
 
 def summarize(records: list[CheckRecord]) -> dict[str, int]:

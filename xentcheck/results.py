@@ -86,13 +86,14 @@ def write_atomic(path: str | Path, text: str) -> Path:
 
 def document(environment: dict, records: list[CheckRecord], expectations: dict,
              benchmarks: BenchSection | None = None, stability: list[StabilityRecord] | None = None,
-             incomplete: dict | None = None) -> Results:
+             incomplete: dict | None = None, harness: dict | None = None) -> Results:
     """Assemble a results document (its JSON validated before it is returned); ``benchmarks`` when
     timed, ``stability`` when the stability sweep ran; ``incomplete`` (reason, recorded, expected)
     when the run stopped early."""
     records = sorted(records, key=lambda r: r.id)
     doc = Results(environment=environment, summary=summarize(records), expectations=expectations, records=records,
                   benchmarks=benchmarks, stability=sorted(stability or [], key=lambda r: r.id),
-                  schema_version=SCHEMA_VERSION, complete=incomplete is None, incomplete=incomplete)
+                  schema_version=SCHEMA_VERSION, complete=incomplete is None, incomplete=incomplete,
+                  harness=harness)
     validate(doc.to_json())
     return doc

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
+from collections import defaultdict
 from dataclasses import asdict
 
 import pytest
 
+from xentcheck.environment import peak_rss_bytes, process_age_s
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
 from .session import CheckSpec, XentSession
@@ -39,6 +41,8 @@ class Hooks:
         self.settled = 0  # unsupported checks settled from declarations: records, not pytest tests
         self.signal: str | None = None  # the signal that stopped the run
         self._lock = None  # the results path's lock, taken once the run will write records
+        self.first_check_s: float | None = None  # process age when the first check that ran reported
+        self.timed: dict[str, list[float]] = defaultdict(list)  # framework -> durations of its checks as tests
         writer.header = self.journal_header
 
     def take_lock(self) -> None:
@@ -61,6 +65,13 @@ class Hooks:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, stop)
+
+    def harness(self) -> dict:
+        """The harness's own speed in this run, for the results file (see xentcheck/results.schema.json)."""
+        frameworks = {fw: {"checks": len(d), "seconds": sum(d), "checks_per_s": len(d) / sum(d) if sum(d) else None}
+                      for fw, d in sorted(self.timed.items())}
+        return {"time_to_first_check_s": self.first_check_s, "wall_s": process_age_s(),
+                "peak_rss_bytes": peak_rss_bytes(), "frameworks": frameworks}
 
     def incomplete(self, session: pytest.Session, exitstatus: int) -> dict | None:
         """Why the run did not finish (None when it did)."""
@@ -146,8 +157,12 @@ class Hooks:
         recs = [PARSERS[k](v) for k, v in report.user_properties if k in props]
         if report.when == "call" and recs:
             self.take_lock()  # under xdist the controller collects nothing: it locks at the first record
+            if self.first_check_s is None:
+                self.first_check_s = process_age_s()
             for rec in recs:
                 self.writer.add(rec, self.session.bench)
+                if isinstance(rec, CheckRecord):
+                    self.timed[rec.framework].append(report.duration / len(recs))
         elif report.failed and report.when != "setup" and report.nodeid in self.started:
             self.take_lock()
             self.writer.add(self.crash_record(report))  # timed out, or its process died: no record came back
@@ -186,7 +201,7 @@ class Hooks:
         incomplete = self.incomplete(session, exitstatus)
         try:
             self.lines, regressed = self.writer.finish(xs.environment, xs.registry, xs.versions(), xs.bench, sliced,
-                                                       xs.baseline, incomplete, xs.options.wandb)
+                                                       xs.baseline, incomplete, xs.options.wandb, self.harness())
         except Exception as e:  # a harness bug (e.g. our own document failed its schema): say so plainly
             self.writer.journal.close(remove=False)
             where = f"; the records are kept in {self.writer.journal.path}" if self.writer.journal.written else ""

@@ -100,7 +100,7 @@ class Writer:
 
     def finish(self, environment: dict, registry: Registry, versions: dict, bench: BenchPlan | None,
                sliced: bool, baseline: Results | None, incomplete: dict | None = None,
-               wandb: bool = False) -> tuple[list[str], bool]:
+               wandb: bool = False, harness: dict | None = None) -> tuple[list[str], bool]:
         """Write results and report; returns the lines to print at the end of the run and whether the
         run regressed against the baseline. ``sliced``: the run was a slice (-k, -m,
         --one-per-category); ``incomplete``: why the run stopped early (then the registry audit only
@@ -113,7 +113,8 @@ class Writer:
         if sliced or incomplete:  # a slice or a cut-short run may leave out every input where an entry shows
             stale, unused = [], []
         expectations = {"entries": [e.as_dict() for e in registry.entries], "stale": stale, "unused": unused}
-        doc = document(environment, self.records, expectations, benchmarks, self.stability, incomplete=incomplete)
+        doc = document(environment, self.records, expectations, benchmarks, self.stability, incomplete=incomplete,
+                       harness=harness)
         lines = []
         if self.records:
             lines.append(f"xentcheck: {len(self.records)} records: "
