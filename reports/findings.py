@@ -15,6 +15,8 @@ from collections import defaultdict
 
 from xentcheck.records import CheckRecord, Results
 
+from .history import package_versions
+
 SEVERITIES = ("NaN or inf where the answer is finite", "a wrong value", "a wrong gradient",
               "a documented convention that differs")
 #: the comparator's example of a mismatch, in a record's reason
@@ -36,15 +38,6 @@ def example(r: CheckRecord) -> dict | None:
     got, exp = _number(m[2]), _number(m[3])
     return {"id": r.id, "case": r.case, "dtype": r.dtype, "check": r.check, "binding": r.binding, "at": m[1],
             "got": m[2], "expected": m[3], "nonfinite": not math.isfinite(got) and math.isfinite(exp)}
-
-
-def _versions(docs: list[Results], frameworks: set[str]) -> list[str]:
-    out = set()
-    for d in docs:
-        for fw in frameworks:
-            facts = d.environment.get("frameworks", {}).get(fw, {})
-            out |= {f"{k} {v}" for k, v in facts.items() if "." not in k and isinstance(v, str)}
-    return sorted(out)
 
 
 def findings(docs: list[Results]) -> list[dict]:
@@ -75,7 +68,8 @@ def findings(docs: list[Results]) -> list[dict]:
             "severity": severity, "severity_text": SEVERITIES[severity],
             "title": key[1] if key[0] == "entry" else f"{key[2]}: {key[3]} checks fail",
             "kind": "documented deviation" if key[0] == "entry" else "failure",
-            "frameworks": sorted(frameworks), "versions": _versions(docs, frameworks),
+            "frameworks": sorted(frameworks),
+            "versions": sorted({f"{k} {v}" for d in docs for k, v in package_versions(d, frameworks).items()}),
             "bindings": sorted({r.binding for r in recs}), "dtypes": sorted({r.dtype for r in recs}),
             "checks": sorted({r.check for r in recs}), "count": len(recs), "example": shown,
             "reason": "; ".join(p["reason"] for p in parts) if parts else first.reason,

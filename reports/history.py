@@ -10,17 +10,18 @@ from xentcheck.records import Results
 from .diff import Diff, diff
 
 
-def _versions(doc: Results) -> dict[str, str]:
-    """Package versions: an adapter's facts named by a bare package ("torch", "keras"); dotted facts
-    ("torch.threads", "keras.backend") are context, not identity."""
-    return {k: v for facts in doc.environment["frameworks"].values() for k, v in facts.items()
-            if "." not in k and isinstance(v, str)}
+def package_versions(doc: Results, frameworks: set[str] | None = None) -> dict[str, str]:
+    """Package versions of a run (of ``frameworks`` only, when given): an adapter's facts named by a bare
+    package ("torch", "keras"); dotted facts ("torch.threads", "keras.backend") are context, not identity."""
+    return {k: v for fw, facts in doc.environment.get("frameworks", {}).items()
+            if frameworks is None or fw in frameworks
+            for k, v in facts.items() if "." not in k and isinstance(v, str)}
 
 
 def run_labels(docs: list[Results]) -> list[str]:
     """A short, distinct label per run: the versions that differ between runs (else all of them),
     plus the device when runs differ in device; a counter breaks any remaining tie."""
-    vers = [_versions(d) for d in docs]
+    vers = [package_versions(d) for d in docs]
     keys = sorted({k for v in vers for k in v})
     differing = [k for k in keys if len({v.get(k) for v in vers}) > 1]
     devices = {d.environment.get("device") for d in docs}

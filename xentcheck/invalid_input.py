@@ -78,7 +78,7 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
             rec.reason = (f"expectation {entry.id!r} no longer happens: the binding now rejects {what} "
                           f"({type(e).__name__}); update the registry")
         else:
-            rec.outcome, rec.reason = "pass", f"rejects {what}: {one_line(e)} (raised at {raised_at(e)})"
+            rec.outcome, rec.reason = "pass", f"rejects {what}: {one_line(e)} (raised at {where})"
         return rec
     rec.duration_s = time.perf_counter() - t0
     ex = expected_for(registry, versions, adapter.name, binding, problem, "value", mode=mode, result_dtype=out.dtype)

@@ -70,13 +70,15 @@ class Expected:
 
 
 def expected_for(registry: Registry, versions: dict, framework: str, binding: Binding, problem: Problem,
-                 check: str, *, mode: str, result_dtype: str | None,
-                 cotangent: np.ndarray | None = None) -> Expected:
-    """The registry entry, convention, oracle evaluation and compute dtype for one check."""
+                 check: str, *, mode: str, result_dtype: str | None, cotangent: np.ndarray | None = None,
+                 math: reference.Evaluation | None = None) -> Expected:
+    """The registry entry, convention, oracle evaluation and compute dtype for one check. ``math``: the
+    oracle's evaluation of this problem and cotangent, where the caller has it already (the value and
+    the gradient check of one call share it)."""
     entry = registry.find(framework, binding.name, problem.case, problem.category, problem.dtype, check, versions,
                           mode)
     conv = binding.convention_for(problem)
-    return Expected(problem, entry, conv, reference.evaluate(problem, conv, cotangent),
+    return Expected(problem, entry, conv, math if math is not None else reference.evaluate(problem, conv, cotangent),
                     compute_dtype(problem.dtype, result_dtype), cotangent)
 
 

@@ -12,9 +12,6 @@ from typing import IO
 
 import pytest
 
-from reports.diff import diff
-from reports.diff import lines as diff_lines
-from reports.html import render
 from xentcheck.bench.plan import BenchPlan
 from xentcheck.exception_text import one_line
 from xentcheck.expectations import Registry, audit
@@ -113,6 +110,11 @@ class Writer:
         if sliced or incomplete:  # a slice or a cut-short run may leave out every input where an entry shows
             stale, unused = [], []
         expectations = {"entries": [e.as_dict() for e in registry.entries], "stale": stale, "unused": unused}
+        # the reports (jinja2, scipy.stats) load here, at the end: a run that writes nothing never pays for them
+        from reports.diff import diff
+        from reports.diff import lines as diff_lines
+        from reports.html import render
+
         doc = document(environment, self.records, expectations, benchmarks, self.stability, incomplete=incomplete,
                        harness=harness)
         lines = []
