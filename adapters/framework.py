@@ -153,5 +153,5 @@ class FrameworkAdapter:
     def _run(self, binding, problem, grad, cotangent, mode, device) -> Output:
         out = self.prepare(binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=device)()
         value, vdtype = self.to_numpy(out[0] if grad else out)
-        g = self.to_numpy(out[1])[0] if grad else None
-        return Output(value, g, vdtype)
+        g, gdtype = self.to_numpy(out[1]) if grad else (None, None)
+        return Output(value, g, vdtype, gdtype)

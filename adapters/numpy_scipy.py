@@ -46,8 +46,10 @@ def _reduce(loss: np.ndarray, inp: Inputs) -> np.ndarray:
     total = np.sum(loss)
     if inp.reduction == "sum":
         return total
+    # the divisor in the loss's own dtype: a float64 scalar would promote a float32 mean to float64
+    divisor = np.sum(np.broadcast_to(w, loss.shape)) if w is not None else loss.dtype.type(loss.size)
     with np.errstate(invalid="ignore"):  # the mean of nothing is 0/0 = NaN, as it should be
-        return total / np.float64(np.sum(np.broadcast_to(w, loss.shape)) if w is not None else loss.size)
+        return total / divisor
 
 
 def _log_softmax_ce(z, inp):

@@ -37,6 +37,7 @@ CATEGORIES = (
     "empty batch",
     "one class",
     "invalid targets",
+    "interactions",  # generated from each binding's capabilities (cases/interactions.py), not declared
 )
 
 SCHEMA = case_schema(CATEGORIES)

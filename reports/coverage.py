@@ -80,3 +80,20 @@ def _mark(cell: dict | None, caps: dict, mode: str, dtype: str, mode_ran: bool, 
         return {"status": "not run", "why": f"this run did not request mode {mode} (pytest --modes=eager,{mode})"}
     return {"status": "no case", "why": f"no case of this category for {caps.get('op', 'this op')} declares {dtype}, "
                                        f"or this run left it out (pytest --all-dtypes runs every case in every dtype)"}
+
+
+def pairs_view(docs: list[Results]) -> list[dict]:
+    """Per binding, the pair coverage of its interaction cases (``environment.interactions``) with the
+    outcomes of their checks: pairs covered, ruled out (with the reason) and missing (a visible gap)."""
+    outcomes: dict = defaultdict(lambda: defaultdict(int))
+    for d in docs:
+        for r in d.records:
+            if r.category == "interactions":
+                outcomes[(r.framework, r.binding)][r.outcome] += 1
+    rows = []
+    for d in docs:
+        for key, cov in sorted(d.environment.get("interactions", {}).items()):
+            fw, _, binding = key.partition("::")
+            rows.append({"framework": fw, "binding": binding, **cov,
+                         "outcomes": dict(sorted(outcomes[(fw, binding)].items()))})
+    return rows

@@ -16,7 +16,7 @@ from xentcheck.records import CheckRecord, Results
 
 from .agreement import agreement
 from .charts import library, speed_charts, stability_charts
-from .coverage import coverage_view
+from .coverage import coverage_view, pairs_view
 from .findings import findings
 from .history import changes, run_labels, trends
 from .speed import speed_view
@@ -171,7 +171,7 @@ def render(docs: list[Results]) -> str:
         deviations=deviations, accuracy=accuracy_table(records), totals=dict(totals), outcomes=OUTCOME_ORDER,
         stability=stability, agreement=agreement(docs), speed=speed, chart_groups=groups,
         chart_lib=library() if groups else None, measured=measured_capabilities(records, bindings),
-        coverage=coverage_view(docs), findings=findings(docs),
+        coverage=coverage_view(docs), pairs=pairs_view(docs), findings=findings(docs),
         stale=[s for d in docs for s in d.expectations["stale"]],
         unused=[u for d in docs for u in d.expectations["unused"]],
     )

@@ -29,6 +29,8 @@ MUTANTS = {
     "float16_accumulation": "the class sum accumulates in float16",
     "grad_sign_flipped": "the gradient of the binary ops has the wrong sign",
     "wrong_cotangent": "the unreduced gradient ignores the upstream cotangent",
+    "wrong_result_dtype": "the right numbers, returned as float64 whatever the input dtype",
+    "half_accumulation": "half-precision input: the softmax's exp-sum accumulated term by term in float16",
 }
 
 
@@ -53,7 +55,7 @@ class MutantAdapter:
     def bindings(self) -> list[Binding]:
         caps = {op: Capabilities(op, frozenset({"index", "onehot", "soft"} if op in ("softmax_ce", "categorical_ce")
                                                else {"binary", "soft"}),
-                                 ALL_REDUCTIONS, frozenset(OPTIONS), frozenset({"float32", "float64"}))
+                                 ALL_REDUCTIONS, frozenset(OPTIONS), frozenset({"float16", "float32", "float64"}))
                 for op in OPS}
         return [Binding(f"np.{op}", f"mutants.{op}", caps[op], fn=None, convention=_convention) for op in OPS]
 
@@ -62,8 +64,9 @@ class MutantAdapter:
         with np.errstate(all="ignore"):  # planted bugs overflow on purpose; honest inf/NaN are expected
             value, g = self._compute(problem, cotangent)
         dt = numpy_dtype(problem.dtype)
+        out_dtype = "float64" if self.bug == "wrong_result_dtype" else dt.name
         return Output(np.asarray(value, dt).astype(np.float64), np.asarray(g, dt).astype(np.float64) if grad else None,
-                      dt.name)
+                      out_dtype)
 
     def _compute(self, p, cotangent):
         bug = self.bug
@@ -112,7 +115,10 @@ class MutantAdapter:
             m = np.where(np.isfinite(m), m, 0)
             e = np.exp(x - m)
             acc = np.float16 if bug == "float16_accumulation" else dt
-            s = e.astype(acc).sum(axis=-1, keepdims=True).astype(dt)
+            if bug == "half_accumulation" and dt == np.float16:  # each partial sum rounded to float16
+                s = np.add.accumulate(e.astype(np.float16), axis=-1)[..., -1:]
+            else:  # honest: a half-precision row is summed in float32
+                s = e.astype(np.float32 if dt == np.float16 else acc).sum(axis=-1, keepdims=True).astype(dt)
             nll = (m - x) + np.log(s)
             sm = e / s
             pinf = x == np.inf  # the limit: +inf logits share all the mass

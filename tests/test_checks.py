@@ -196,3 +196,74 @@ source = "https://example.invalid/doc"
     assert recs[0].expectation is None  # the installed fake is 0.0: outside the range
     assert audit(reg, recs, {"fake"}, {"fake": "0.0"}) == ([], [])
     assert audit(reg, recs, {"fake"})[1]  # without versions the audit cannot tell, and warns
+
+
+# -- the result contract: dtypes -------------------------------------------------------------------
+
+class Promoting(FakeAdapter):
+    """The right numbers, handed back as float64 whatever the input (or only the gradient promoted)."""
+
+    def __init__(self, name, grad_only=False):
+        super().__init__(name)
+        self.grad_only = grad_only
+
+    def run(self, binding, problem, **kw):
+        out = super().run(binding, problem, **kw)
+        if self.grad_only:
+            return type(out)(out.value, out.grad, out.dtype, "float64")
+        return type(out)(out.value, out.grad, "float64")
+
+
+@pytest.mark.parametrize("check", ["value", "grad"])
+def test_a_result_in_another_dtype_fails_even_when_its_numbers_are_right(check):
+    rec = _run(Promoting("fake"), "random_index", "float32", check=check)
+    assert rec.outcome == "fail" and "result contract" in rec.reason and "float64 for float32" in rec.reason
+    assert rec.errors.tol_units <= 1.0  # the numbers themselves are right
+    assert _run(Promoting("fake"), "random_index", "float64", check=check).outcome == "pass"
+
+
+def test_a_gradient_in_another_dtype_fails_its_own_check():
+    assert _run(Promoting("fake", grad_only=True), "random_index", check="value").outcome == "pass"
+    rec = _run(Promoting("fake", grad_only=True), "random_index", check="grad")
+    assert rec.outcome == "fail" and "the gradient is float64" in rec.reason
+
+
+def test_a_documented_promotion_is_a_deviation_and_strict(tmp_path):
+    reg = _registry(tmp_path, '{ result_dtype = "float64" }')
+    rec = _run(Promoting("fake"), "random_index", "float32", registry=reg)
+    assert rec.outcome == "deviation" and rec.expectation == "clamp" and rec.expectation_differs
+    assert audit(reg, [rec], {"fake"}) == ([], [])
+    # the promotion stops: the honest binding returns float32 where the entry documents float64
+    rec = _run(HONEST, "random_index", "float32", registry=reg)
+    assert rec.outcome == "fail" and "documents float64" in rec.reason
+
+
+def test_the_bound_is_the_input_dtypes_not_the_results():
+    # float64 input answered at float32 accuracy and reported as float32: not a float32 pass
+    class Downcast(FakeAdapter):
+        def run(self, binding, problem, **kw):
+            from dataclasses import replace
+
+            out = super().run(binding, replace(problem, dtype="float32"), **kw)
+            return type(out)(out.value, out.grad, "float32")
+
+    rec = _run(Downcast("fake"), "random_index", "float64")
+    assert rec.outcome == "fail" and rec.compute_dtype == "float64"
+
+
+# -- documented exceptions -------------------------------------------------------------------------
+
+def test_a_documented_exception_is_a_deviation_any_other_stays_an_error(tmp_path):
+    reg = _registry(tmp_path, '{ raises = "RuntimeError", message = "kernel exp" }')
+    rec = _run(Raising("fake"), "random_index", registry=reg)
+    assert rec.outcome == "deviation" and rec.expectation == "clamp" and "as documented: raises" in rec.reason
+    assert audit(reg, [rec], {"fake"}) == ([], [])
+    for expect in ('{ raises = "ValueError" }', '{ raises = "RuntimeError", message = "^other" }'):
+        rec = _run(Raising("fake"), "random_index", registry=_registry(tmp_path, expect))
+        assert rec.outcome == "error" and "documents" in rec.reason
+
+
+def test_a_documented_exception_that_stops_fails_the_check(tmp_path):
+    reg = _registry(tmp_path, '{ raises = "RuntimeError" }')
+    rec = _run(HONEST, "random_index", registry=reg)
+    assert rec.outcome == "fail" and "no longer happens" in rec.reason

@@ -186,3 +186,24 @@ def test_a_loss_cast_to_the_integer_target_dtype_is_checked_exactly(tmp_path):
     assert _check(Truncating(), "int_binary_targets", "sigmoid_bce", registry=reg).outcome == "deviation"
     assert _check(Truncating(), "int_binary_targets", "sigmoid_bce").outcome == "fail"
     assert _check(HONEST, "int_binary_targets", "sigmoid_bce", registry=reg).outcome == "fail"  # exact, not truncated
+
+
+def test_int_truncated_accepts_only_the_floor_or_the_ceiling(tmp_path):
+    reg = _entry(tmp_path, "np.sigmoid_bce", "int_binary_targets", '{ invalid_targets = "int_truncated" }')
+    p = CASES["int_binary_targets"].problem("sigmoid_bce", "float32", "none")
+    exact = R.evaluate(replace(p, malformed=None), R.MATH).value
+
+    class Returning(MutantAdapter):
+        def __init__(self, values):
+            super().__init__()
+            self.values = values
+
+        def run(self, binding, problem, **kw):
+            from adapters import Output
+
+            return Output(np.asarray(self.values, np.float64), None, "int64")
+
+    assert _check(Returning(np.floor(exact)), "int_binary_targets", "sigmoid_bce", registry=reg).outcome == "deviation"
+    off = np.floor(exact)
+    off.flat[0] += 2  # an integer, but neither neighbour of the exact loss
+    assert _check(Returning(off), "int_binary_targets", "sigmoid_bce", registry=reg).outcome == "fail"

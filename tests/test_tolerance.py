@@ -52,3 +52,18 @@ def test_compute_dtype_is_the_less_precise():
     assert compute_dtype("float32", "float64") == "float32"
     assert compute_dtype("float16", "bfloat16") == "bfloat16"
     assert compute_dtype("float32", None) == "float32"
+
+
+def test_half_precision_sums_are_bounded_by_float32_accumulation():
+    from xentcheck.problem import unit_roundoff
+
+    a, s = np.array([1.0]), np.array([64000.0])  # a 32000-class exp-sum: S = 2C
+    for half in ("float16", "bfloat16"):
+        b = bound((a, s), half)[0]
+        assert b == pytest.approx(unit_roundoff(half) * KAPPA + unit_roundoff("float32") * 64000 + KAPPA * 2.0**-14
+                                  if half == "float16" else
+                                  unit_roundoff(half) * KAPPA + unit_roundoff("float32") * 64000 + KAPPA * 2.0**-126)
+        # accumulating in the half dtype itself errs by up to n u: that is outside the bound
+        assert unit_roundoff(half) * 64000 > 10 * b
+        assert bound((a, s), half, accumulate=half)[0] > unit_roundoff(half) * 64000
+    assert bound((a, s), "float32")[0] == bound((a, s), "float32", accumulate="float32")[0]

@@ -18,7 +18,7 @@ from .exception_text import one_line
 from .expectations import Registry
 from .invalid_input import judge_invalid_input
 from .problem import Problem, round_to
-from .protocol import Adapter, Binding, run_binding
+from .protocol import Adapter, Binding, ContractError, run_binding
 from .records import OUTCOMES, CheckRecord
 from .verdict import Verdict, compare_check, judge
 
@@ -103,12 +103,21 @@ def run_check(adapter: Adapter, binding: Binding, problem: Problem, check: str, 
     except Exception as e:  # the binding raised where the mathematics has an answer (or broke the protocol)
         rec.outcome, rec.reason, rec.duration_s = "error", one_line(e), time.perf_counter() - t0
         rec.traceback = "".join(traceback.format_exception_only(type(e), e))[-2000:]
+        entry = registry.find(adapter.name, binding.name, problem.case, problem.category, problem.dtype, check,
+                              versions, mode, problem.options_used())
+        if entry is not None and entry.raises and not isinstance(e, ContractError):
+            rec.expectation, rec.expectation_differs = entry.id, True
+            if entry.raised_as_documented(e):
+                rec.outcome, rec.reason = "deviation", f"{entry.reason} (as documented: raises {entry.raises}): " \
+                                                      f"{rec.reason}"
+            else:
+                rec.reason = f"expectation {entry.id!r} documents {entry.raises}, got: {rec.reason}"
         return _with_repro(rec, adapter, binding, problem, check, cot, conv)
     rec.duration_s = time.perf_counter() - t0
     got = out.value if check == "value" else out.grad
-    v = judge(registry, versions, adapter.name, binding, problem, check, got, result_dtype=out.dtype, mode=mode,
-              cotangent=cot)
-    _fill(rec, v, out.dtype)
+    v = judge(registry, versions, adapter.name, binding, problem, check, got, result_dtype=out.dtype_of(check),
+              mode=mode, cotangent=cot)
+    _fill(rec, v, out.dtype_of(check))
     if mode != "eager":
         rec.vs_eager = _vs_eager(adapter, binding, problem, check, cot, got, v.judged_by, v.expected.dtype, device)
     return _with_repro(rec, adapter, binding, problem, check, cot, conv, v.expected.math)

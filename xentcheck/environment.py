@@ -55,4 +55,5 @@ def base_environment(device: str, argv: list[str] | None = None) -> dict:
         "frameworks": {},
         "skipped": {},
         "bindings": {},
+        "interactions": {},
     }

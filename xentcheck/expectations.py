@@ -9,6 +9,7 @@ fails (a fix or a behaviour change on upgrade is never silent).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -16,12 +17,15 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from .declarations import check, tables
-from .problem import DTYPES
+from .problem import DTYPES, OPTIONS
 from .records import CheckRecord
 from .reference import POLICIES, SIGMOID_FORMULAS, Convention
 
 # Oracle policies an entry may expect, plus compute_dtype: "the result has the precision of this dtype"
-# (judged with that dtype's bound against the same oracle values).
+# (judged with that dtype's bound against the same oracle values), and result_dtype: "the result is
+# returned in this dtype" (a documented promotion or downcast; otherwise the result contract wants the
+# input's dtype), and raises (with an optional message regex): "the binding raises this exception (its
+# class name) on input where the mathematics has an answer".
 # invalid_targets: what a binding documents for invalid input instead of raising ("nan": an out-of-range
 # label's row is NaN; "wrap": a negative label counts from the end, as NumPy indexing does;
 # "broadcast": a dense target of another shape is broadcast against the input, elementwise;
@@ -64,6 +68,7 @@ SCHEMA = {
         "cases": _names("cases"),
         "categories": _names("categories"),
         "dtypes": _names("dtypes", DTYPES),
+        "options": _names("options", OPTIONS),
         "modes": _names("modes", ("eager", "compiled")),
         "versions": {"title": "versions", "type": "string", "x-expects": "a version specifier like '>=2.0,<3'"},
         "expect": {"title": "expect", "type": "object", "minProperties": 1, "additionalProperties": False,
@@ -72,6 +77,9 @@ SCHEMA = {
                        **{f.name: _policy_schema(f.name, str(f.type)) for f in fields(Convention)
                           if f.name in _CONVENTION_KEYS},
                        "compute_dtype": {"title": "expect.compute_dtype", "enum": list(DTYPES)},
+                       "result_dtype": {"title": "expect.result_dtype", "enum": list(DTYPES)},
+                       "raises": {"title": "expect.raises", "type": "string", "minLength": 1},
+                       "message": {"title": "expect.message", "type": "string", "minLength": 1},
                        "invalid_targets": {"title": "expect.invalid_targets", "enum": list(INVALID_TARGETS)},
                    }},
         "reason": {"title": "reason", "type": "string", "minLength": 1},
@@ -102,11 +110,16 @@ class Expectation:
     dtypes: tuple[str, ...] = ()
     modes: tuple[str, ...] = ()
     versions: str = ""
+    #: the entry covers only problems that use all these options together (an interaction)
+    options: tuple[str, ...] = ()
 
     def applies(self, framework: str, binding: str, case: str, category: str, dtype: str, check: str,
-                versions: dict, mode: str = "eager") -> bool:
-        """Whether this entry covers the check (version taken from ``versions[package or framework]``)."""
+                versions: dict, mode: str = "eager", options: frozenset[str] = frozenset()) -> bool:
+        """Whether this entry covers the check (version taken from ``versions[package or framework]``;
+        ``options``: those the problem uses)."""
         if framework != self.framework or binding not in self.bindings or check not in self.checks:
+            return False
+        if not set(self.options) <= options:
             return False
         if self.cases and case not in self.cases:
             return False
@@ -136,6 +149,21 @@ class Expectation:
     def compute_dtype(self) -> str | None:
         return self.expect.get("compute_dtype")
 
+    @property
+    def result_dtype(self) -> str | None:
+        return self.expect.get("result_dtype")
+
+    @property
+    def raises(self) -> str | None:
+        return self.expect.get("raises")
+
+    def raised_as_documented(self, e: BaseException) -> bool:
+        """Whether ``e`` is the exception this entry documents: its class (or a base class) is named
+        ``raises`` and its message matches the ``message`` pattern, if one is given."""
+        names = {c.__name__ for c in type(e).__mro__}
+        pattern = self.expect.get("message")
+        return self.raises in names and (pattern is None or re.search(pattern, str(e)) is not None)
+
     def as_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v, tuple) else v) for f in fields(self) for v in [getattr(self, f.name)]}
 
@@ -159,10 +187,11 @@ class Registry:
     entries: tuple[Expectation, ...] = ()
 
     def find(self, framework: str, binding: str, case: str, category: str, dtype: str, check: str,
-             versions: dict, mode: str = "eager") -> Expectation | None:
-        """The entry covering this check, if any. Several entries that apply together (e.g. a policy and
-        a compute_dtype) combine into one whose id joins theirs with '+'."""
-        hits = [e for e in self.entries if e.applies(framework, binding, case, category, dtype, check, versions, mode)]
+             versions: dict, mode: str = "eager", options: frozenset[str] = frozenset()) -> Expectation | None:
+        """The entry covering this check (on a problem using ``options``), if any. Several entries that
+        apply together (e.g. a policy and a compute_dtype) combine into one whose id joins theirs with '+'."""
+        hits = [e for e in self.entries
+                if e.applies(framework, binding, case, category, dtype, check, versions, mode, options)]
         if len(hits) <= 1:
             return hits[0] if hits else None
         expect: dict = {}

@@ -53,7 +53,7 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
 
     Any other number is silent garbage (fail)."""
     entry = registry.find(adapter.name, binding.name, problem.case, problem.category, problem.dtype, "value",
-                          versions, mode)
+                          versions, mode, problem.options_used())
     documented = entry.expect.get("invalid_targets") if entry else None
     if entry is not None and documented:
         rec.expectation, rec.expectation_differs = entry.id, True
@@ -81,7 +81,7 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
             rec.outcome, rec.reason = "pass", f"rejects {what}: {one_line(e)} (raised at {where})"
         return rec
     rec.duration_s = time.perf_counter() - t0
-    ex = expected_for(registry, versions, adapter.name, binding, problem, "value", mode=mode, result_dtype=out.dtype)
+    ex = expected_for(registry, versions, adapter.name, binding, problem, "value", mode=mode)
     conv, ev = ex.convention, ex.math
     dtype = ex.documented_dtype  # e.g. TF1 losses: float64 inputs, float32 accuracy
     rec.result_dtype, rec.compute_dtype = out.dtype, dtype
@@ -94,10 +94,12 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
                                           f"(silent garbage)"[:500])
         return rec
     if documented == "int_truncated" and problem.malformed is not None:
-        # the loss computed, then cast to the integer target's dtype: truncated toward zero (where the
-        # exact loss is within its bound of an integer, either neighbour is accepted)
+        # the loss computed, then cast to the integer target's dtype: truncated toward zero. Where the
+        # exact loss is within its bound of an integer, rounding may put it on either side, so the floor
+        # or the ceiling is accepted there: only those two integers, never any value
         near = np.abs(ev.value - np.round(ev.value)) <= bound(ev.value_scale, dtype)
-        ok = bool(np.all((got == np.trunc(ev.value)) | near))
+        either = (got == np.floor(ev.value)) | (got == np.ceil(ev.value))
+        ok = bool(np.all((got == np.trunc(ev.value)) | (near & either)))
         rec.outcome = "deviation" if ok else "fail"
         rec.reason = (f"{entry.reason} (as documented: {entry.expect})" if ok else
                          f"expectation {entry.id!r} says the loss truncated to integers for {what}: {garbage}")

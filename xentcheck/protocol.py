@@ -154,11 +154,18 @@ class Binding:
 
 @dataclass(frozen=True)
 class Output:
-    """A binding's result as float64 NumPy arrays, with the dtype the framework returned."""
+    """A binding's result as float64 NumPy arrays, with the dtypes the framework returned them in
+    (``grad_dtype`` None: the gradient's dtype is ``dtype``). The dtypes are part of the result contract:
+    a float32 input wants a float32 loss and gradient."""
 
     value: np.ndarray
     grad: np.ndarray | None
     dtype: str
+    grad_dtype: str | None = None
+
+    def dtype_of(self, check: str) -> str:
+        """The dtype the framework returned the value (``check`` "value") or the gradient in."""
+        return self.grad_dtype or self.dtype if check == "grad" else self.dtype
 
 
 @runtime_checkable
@@ -199,4 +206,5 @@ def run_binding(adapter: Adapter, binding: Binding, problem: Problem, *, grad: b
         raise ContractError(f"{adapter.name}'s run() returned an Output whose arrays are not numeric: {e}") from None
     if grad and g is None:
         raise ContractError(f"{adapter.name}'s run(grad=True) returned no gradient (Output.grad is None)")
-    return Output(value, g, str(out.dtype))
+    gd = getattr(out, "grad_dtype", None)
+    return Output(value, g, str(out.dtype), None if gd is None else str(gd))

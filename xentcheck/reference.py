@@ -58,7 +58,11 @@ class Convention:
         at a +-inf logit meets ``inf - inf`` or ``0 * inf`` where the limit is finite or infinite.
     log_grad_in_dtype: categorical_ce: the derivative of ``log q`` is the upstream gradient times ``1/q``
         held in the input dtype (autodiff of a plain log), which overflows in float16 below
-        ``q = 2^-16``: the gradient turns inf/NaN where the exact one is finite.
+        ``q = 2^-16``: the gradient turns inf/NaN where the exact one is finite. With
+        ``renormalize = "after_clip"`` the log is taken of the clipped q and renormalised by a softmax
+        (Keras's sparse path), so every class's gradient passes through its own ``1/q``.
+    smoothing_last_axis: categorical label smoothing divides ``eps`` by the size of the last axis the
+        binding is handed, whatever its class axis: with a channels-first layout, the last spatial size.
     """
 
     mean_by: str = "count"
@@ -78,6 +82,7 @@ class Convention:
     inf_logit_nan: bool | None = None
     sigmoid_formula: str | None = None
     log_grad_in_dtype: bool | None = None
+    smoothing_last_axis: bool | None = None
 
     def constants_dtype(self, dtype: str) -> str:
         """The dtype a policy's constants (clip bounds, floors) are rounded to for inputs in ``dtype``."""
@@ -177,7 +182,10 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str):
     on = a != 0
     logq = np.log(q)
     loss = -np.sum(_where0(on, a * logq), axis=-1)
-    if conv.log_grad_in_dtype:  # d log q = upstream * (1/q), the reciprocal held in the dtype (may be inf)
+    # the log of the renormalised q (renormalize before the clip, or none): its gradient is formed here;
+    # after the clip, the renormalisation runs inside a softmax of log q, so the reciprocal applies below
+    if conv.log_grad_in_dtype and conv.renormalize != "after_clip":
+        # d log q = upstream * (1/q), the reciprocal held in the dtype (may be inf)
         with np.errstate(over="ignore", invalid="ignore"):
             grad = -a * round_to(1 / q, dtype)
     else:
@@ -194,6 +202,12 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str):
             qn, r = data
             dot = np.sum(_where0(qn != 0, grad * qn), axis=-1, keepdims=True)
             grad = (grad - dot) / r
+            if conv.log_grad_in_dtype and conv.renormalize == "after_clip":
+                # Keras's sparse path: softmax cross-entropy on log q, whose gradient g_log = q grad
+                # reaches q as g_log * (1/q) with the reciprocal in the dtype (inf below 2^-16 in float16)
+                qin = qn * r
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    grad = (grad * qin) * round_to(1 / qin, dtype)
             # the renormalisation may run in log space (Keras: a softmax of log q), rounding each log q
             ga = (ga + np.abs(dot) * (1 + np.abs(np.log(np.where(qn > 0, qn, 1.0))))) / r
             gs = gs / r + p.shape[-1] * np.abs(dot) / r
@@ -291,12 +305,15 @@ def per_example_weight(problem: Problem) -> np.ndarray:
     return np.broadcast_to(w, shape)
 
 
-def _smoothed(problem: Problem, y: np.ndarray) -> np.ndarray:
+def _smoothed(problem: Problem, y: np.ndarray, conv: Convention = MATH) -> np.ndarray:
     eps = problem.label_smoothing
     if not eps:
         return y
     if problem.categorical:
-        smoothed = y * (1 - eps) + eps / problem.num_classes
+        # smoothing_last_axis: the binding divides by the size of the last axis it is handed, which in a
+        # channels-first layout (N, C, d1, ..., dk) is dk, not C
+        k = problem.x.shape[-2] if conv.smoothing_last_axis and problem.channels_first else problem.num_classes
+        smoothed = y * (1 - eps) + eps / k
         return smoothed * problem.valid_mask()[..., None]  # ignored rows stay all-zero
     return y * (1 - eps) + 0.5 * eps
 
@@ -309,7 +326,7 @@ def unreduced(problem: Problem, conv: Convention = MATH):
     """
     x = problem.x
     with np.errstate(all="ignore"):
-        y = _smoothed(problem, problem.dense_target())
+        y = _smoothed(problem, problem.dense_target(), conv)
         if problem.categorical:
             cw = problem.class_weight if problem.class_weight is not None else 1.0
             a = y * cw

@@ -34,10 +34,24 @@ def compute_dtype(case_dtype: str, output_dtype: str | None) -> str:
     return max(case_dtype, output_dtype, key=order.index)
 
 
-def bound(scale: tuple[np.ndarray, np.ndarray], dtype: str) -> np.ndarray:
-    """Absolute error bound per element for a result computed in ``dtype``."""
+#: the dtype long sums are accumulated in, per input dtype: half-precision inputs are summed in float32,
+#: as every framework's own kernels do (PyTorch's acc_type, JAX's upcast of f16/bf16 reductions). A
+#: softmax's exp-sum over a 32000-class row or a mean over a batch accumulated in float16 errs by up to
+#: n u: the summation term is judged with the accumulation dtype's roundoff, so that error is visible.
+ACCUMULATION = {"float16": "float32", "bfloat16": "float32"}
+
+
+def accumulation_dtype(dtype: str) -> str:
+    """The dtype whose roundoff bounds the summation term ``S`` of a result computed in ``dtype``."""
+    return ACCUMULATION.get(dtype, dtype)
+
+
+def bound(scale: tuple[np.ndarray, np.ndarray], dtype: str, accumulate: str | None = None) -> np.ndarray:
+    """Absolute error bound per element for a result computed in ``dtype`` whose sums are accumulated
+    in ``accumulate`` (default :func:`accumulation_dtype`; a registry entry may document another)."""
     a, s = scale
+    ua = unit_roundoff(accumulate or accumulation_dtype(dtype))
     with np.errstate(all="ignore"):
         tiny = TINY[dtype]
-        return unit_roundoff(dtype) * (KAPPA * np.asarray(a, dtype=np.float64) + np.asarray(s, dtype=np.float64)) \
-            + KAPPA * tiny
+        return unit_roundoff(dtype) * KAPPA * np.asarray(a, dtype=np.float64) \
+            + ua * np.asarray(s, dtype=np.float64) + KAPPA * tiny

@@ -9,7 +9,7 @@ differs from the mathematics) or ``fail``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -42,7 +42,8 @@ class Expected:
 
     ``math`` is the mathematics under the binding's own convention; ``documented`` the behaviour the
     registry ``entry`` documents (None without an entry). ``dtype`` is the dtype whose roundoff
-    applies to the mathematics; ``documented_dtype`` adds the entry's ``compute_dtype``."""
+    applies to the mathematics: always the input's (a result returned in another dtype does not change
+    the bound); ``documented_dtype`` adds the entry's ``compute_dtype``."""
 
     problem: Problem
     entry: Expectation | None
@@ -64,22 +65,27 @@ class Expected:
         return compute_dtype(self.entry.compute_dtype, self.dtype)
 
     @property
+    def result_dtype(self) -> str:
+        """The dtype the result contract wants: the input's, or the entry's documented ``result_dtype``."""
+        return (self.entry.result_dtype if self.entry is not None else None) or self.problem.dtype
+
+    @property
     def allowed(self) -> tuple[reference.Evaluation, str]:
         """The behaviour a result may show, and its dtype: the documented one where an entry exists."""
         return (self.documented, self.documented_dtype) if self.entry is not None else (self.math, self.dtype)
 
 
 def expected_for(registry: Registry, versions: dict, framework: str, binding: Binding, problem: Problem,
-                 check: str, *, mode: str, result_dtype: str | None, cotangent: np.ndarray | None = None,
+                 check: str, *, mode: str, cotangent: np.ndarray | None = None,
                  math: reference.Evaluation | None = None) -> Expected:
-    """The registry entry, convention, oracle evaluation and compute dtype for one check. ``math``: the
+    """The registry entry, convention, oracle evaluation and dtypes for one check. ``math``: the
     oracle's evaluation of this problem and cotangent, where the caller has it already (the value and
     the gradient check of one call share it)."""
     entry = registry.find(framework, binding.name, problem.case, problem.category, problem.dtype, check, versions,
-                          mode)
+                          mode, problem.options_used())
     conv = binding.convention_for(problem)
     return Expected(problem, entry, conv, math if math is not None else reference.evaluate(problem, conv, cotangent),
-                    compute_dtype(problem.dtype, result_dtype), cotangent)
+                    problem.dtype, cotangent)
 
 
 @dataclass(frozen=True)
@@ -104,14 +110,48 @@ class Verdict:
         return self.expected.documented if self.outcome == "deviation" else self.expected.math
 
 
+def dtype_contract(ex: Expected, check: str, result_dtype: str | None) -> tuple[str, str] | None:
+    """The result contract on dtypes: None when ``result_dtype`` (the dtype the binding returned the
+    value or gradient in; None: not reported) is the input's, else (outcome, reason): ``deviation``
+    for a promotion or downcast the registry documents, ``fail`` for any other."""
+    p = ex.problem
+    what = "gradient" if check == "grad" else "value"
+    if result_dtype is None or (result_dtype == p.dtype == ex.result_dtype):
+        return None
+    if result_dtype == ex.result_dtype:
+        return "deviation", f"{ex.entry.reason} (as documented: a {result_dtype} {what} for {p.dtype} input)"
+    if ex.entry is not None and ex.entry.result_dtype:
+        return "fail", (f"result contract: the {what} is {result_dtype} for {p.dtype} input, where expectation "
+                        f"{ex.entry.id!r} documents {ex.entry.result_dtype}; update the registry")
+    return "fail", (f"result contract: the {what} is {result_dtype} for {p.dtype} input (the input's dtype is "
+                    f"expected, or a documented promotion in the registry)")
+
+
 def judge(registry: Registry, versions: dict, framework: str, binding: Binding, problem: Problem, check: str,
           got: np.ndarray, *, result_dtype: str | None, mode: str,
           cotangent: np.ndarray | None = None) -> Verdict:
-    """Judge ``got`` (the binding's value or gradient, per ``check``) against the mathematics and the
-    registry. A deviation must match the documented behaviour; matching the mathematics where the
-    documented behaviour would differ means the entry no longer happens, which fails too."""
-    ex = expected_for(registry, versions, framework, binding, problem, check, mode=mode, result_dtype=result_dtype,
-                      cotangent=cotangent)
+    """Judge ``got`` (the binding's value or gradient, per ``check``, returned in ``result_dtype``)
+    against the result contract, the mathematics and the registry. A deviation must match the
+    documented behaviour; matching the mathematics where the documented behaviour would differ means
+    the entry no longer happens, which fails too."""
+    ex = expected_for(registry, versions, framework, binding, problem, check, mode=mode, cotangent=cotangent)
+    v = _judge_numbers(ex, check, got)
+    if ex.entry is not None and ex.entry.raises:
+        return replace(v, outcome="fail", expectation_differs=True,
+                       reason=f"expectation {ex.entry.id!r} no longer happens: the binding returned a result where "
+                              f"it documents {ex.entry.raises}; update the registry "
+                              f"({v.reason or 'the result passes'})")
+    contract = dtype_contract(ex, check, result_dtype)
+    if contract is None or v.outcome == "fail":
+        return v
+    outcome, why = contract
+    if outcome == "fail":
+        return replace(v, outcome="fail", reason=why)
+    return replace(v, outcome="deviation", reason=f"{why}; {v.reason}" if v.reason else why, expectation_differs=True)
+
+
+def _judge_numbers(ex: Expected, check: str, got: np.ndarray) -> Verdict:
+    """The numbers of one result against the mathematics and the documented behaviour."""
     vs_math = compare_check(got, ex.math, check, ex.dtype)
     entry = ex.entry
     if entry is None:

@@ -9,6 +9,7 @@ from dataclasses import asdict
 
 import pytest
 
+from adapters import BUILTIN
 from xentcheck.environment import peak_rss_bytes, process_age_s
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
@@ -120,6 +121,8 @@ class Hooks:
         ``unsupported`` records (with the reason) are written now, and they are not pytest items (two
         thirds of all checks; a skipped item costs milliseconds). pytest-xdist workers keep them as
         items, since only the controller writes records; --collect-only lists every check."""
+        if self.is_worker:
+            _group_by_framework(items)
         if self.is_worker or config.option.collectonly:
             return
         keep, settled = [], []
@@ -186,8 +189,8 @@ class Hooks:
         """Controller: merge what a worker learnt about the frameworks (versions, bindings, skips)."""
         env = getattr(node, "workeroutput", {}).get("xentcheck_environment")
         if env:
-            for key in ("frameworks", "skipped", "bindings"):
-                self.session.environment[key].update(env[key])
+            for key in ("frameworks", "skipped", "bindings", "interactions"):
+                self.session.environment[key].update(env.get(key, {}))
 
     @pytest.hookimpl(tryfirst=True)  # before xdist's own hook sends workeroutput to the controller
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -236,3 +239,14 @@ class Hooks:
         return (f"xentcheck: how pytest counts them: {settled}the other {as_tests} are pytest tests (pass and "
                 f"deviation show as passed, unsupported as skipped, fail and error as failed), beside "
                 f"{len(w.stability)} stability sweeps, {snippets} snippet checks{extra}")
+
+
+def _group_by_framework(items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup`` each framework's checks run in one worker: a framework is imported,
+    and JAX's kernels compiled, once, and workers do not compete for one framework's caches."""
+    known = set(BUILTIN)
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "id", "")
+        fw = params.split("-", 1)[0]
+        if fw in known:
+            item.add_marker(pytest.mark.xdist_group(fw))

@@ -32,6 +32,9 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--one-per-category", action="store_true",
                 help="run only the first case of each category for each op and target kind: with --all-dtypes "
                      "and --modes=eager,compiled, the shortest run that fills the coverage matrix")
+    g.addoption("--interactions", type=int, default=2, metavar="N",
+                help="interaction cases generated from each binding's capabilities: 2 (default) covers every "
+                     "pair of declared option values, 3 every triple (a longer run), 0 none")
     g.addoption("--relation-examples", type=int, default=None, metavar="N",
                 help="hypothesis inputs drawn per binding and relation (default 2, in float32; given, also in float64)")
     g.addoption("--fuzz", action="store_true",
@@ -75,6 +78,8 @@ class RunOptions:
     baseline: str | None
     cases: tuple[Path, ...] = ()
     wandb: bool = False
+    #: strength of the interaction cases' covering array (0: none)
+    interactions: int = 2
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> RunOptions:
@@ -93,6 +98,9 @@ class RunOptions:
         modes = tuple(m.strip() for m in opt("modes").split(",") if m.strip())
         if not modes or set(modes) - {"eager", "compiled"}:
             raise pytest.UsageError(f"--modes={opt('modes')}: give eager, compiled or eager,compiled")
+        if opt("interactions") not in (0, 2, 3):
+            raise pytest.UsageError(f"--interactions={opt('interactions')}: the generator builds strength 2 (every "
+                                    f"pair), 3 (every triple) or 0 (none)")
         results = Path(opt("results") or DEFAULT_RESULTS)
         report = Path(opt("report")) if opt("report") else \
             (results.with_suffix(".html") if opt("results") else DEFAULT_REPORT)
@@ -106,4 +114,5 @@ class RunOptions:
                    wide_relations=bool(fuzz or given is not None or opt("all_dtypes")),
                    results=results, report=report,
                    expectations=tuple(Path(p) for p in (opt("expectations") or [DEFAULT_EXPECTATIONS])),
-                   baseline=opt("baseline"), cases=tuple(Path(p) for p in opt("cases")), wandb=opt("wandb"))
+                   baseline=opt("baseline"), cases=tuple(Path(p) for p in opt("cases")), wandb=opt("wandb"),
+                   interactions=opt("interactions"))

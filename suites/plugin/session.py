@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from adapters import AdapterError, load_builtin, load_external, missing_packages
-from cases import Case, CaseError, load_catalog
+from cases import Case, CaseError, interactions, load_catalog
 from xentcheck import checks, relations, stability
 from xentcheck.bench.plan import BenchPlan
 from xentcheck.bench.sweep import BenchSpec, SweepError
@@ -80,6 +80,7 @@ class XentSession:
         self._problems: dict[tuple, Problem] = {}
         self._bindings: dict[str, dict[str, Binding]] = {}
         self._versions: dict | None = None
+        self._generated: set[str] = set()  # the interaction cases' names
 
     # -- adapters -----------------------------------------------------------------------------
     def load_adapters(self) -> dict[str, Adapter]:
@@ -149,19 +150,40 @@ class XentSession:
         return set(first.values())
 
     def specs(self) -> list[CheckSpec]:
-        """Every check to run: binding x case x mode x dtype x reduction x (value, grad), where the op matches."""
+        """Every check to run: binding x case x mode x dtype x reduction x (value, grad), where the op
+        matches; then each binding's interaction cases (its own dtype and reduction per row)."""
         out = []
         chosen = self._chosen_cases()
         for fw in self.load_adapters():
             for b in self.bindings(fw).values():
                 for case in self.cases.values():
-                    if b.caps.op not in case.ops or case.name not in chosen:
+                    if b.caps.op not in case.ops or case.name not in chosen or case.name in self._generated:
                         continue
                     for mode in self.options.modes:
                         for dtype in (DTYPES if self.options.all_dtypes else case.dtypes):
                             for red in case.reductions:
                                 for chk in case.checks:
                                     out.append(CheckSpec(fw, b.name, case.name, b.caps.op, dtype, red, chk, mode))
+                out += self._interaction_specs(fw, b)
+        return out
+
+    def _interaction_specs(self, fw: str, b: Binding) -> list[CheckSpec]:
+        """The checks of ``b``'s interaction cases; its pair coverage goes into the environment."""
+        if not self.options.interactions:
+            return []
+        try:
+            plan = interactions.plan(b, self.options.interactions)
+        except interactions.InteractionError as e:
+            raise pytest.UsageError(f"{fw}: {e}") from None
+        self.environment["interactions"][f"{fw}::{b.name}"] = plan.as_dict()
+        out = []
+        for row in plan.rows:
+            case = interactions.case(b.caps.op, row)
+            case = self.cases.setdefault(case.name, case)  # one Case serves every row of its name
+            self._generated.add(case.name)
+            for mode in self.options.modes:
+                for chk in case.checks:
+                    out.append(CheckSpec(fw, b.name, case.name, b.caps.op, row["dtype"], row["reduction"], chk, mode))
         return out
 
     def relation_specs(self) -> list[tuple[str, str, str, str]]:

@@ -1,0 +1,222 @@
+"""Interaction cases: generated from each binding's declared capabilities so that every pair (with
+``--interactions=3``, every triple) of option values it declares meets in at least one case it runs.
+
+Bugs live where options meet: class weights with label smoothing, ignore_index under a channels-first
+layout, a sample-weighted mean in float16. A *factor* is one thing a binding lets the caller vary
+(target kind, reduction, dtype, each option on or off, -inf masks); a covering array of strength 2
+over the binding's factors (built by ``allpairspy``, deterministic) gives a few rows that together
+contain every pair of values. Each row becomes a case named by what it combines
+(``ix-soft-cw-ls-spatial``; dtype and reduction are in the check id), judged by the oracle like every
+other case. Combinations no problem can have (ignore_index needs index targets; channels-first needs
+spatial dimensions) are *ruled out* with the reason, so the pair coverage the report shows is complete.
+"""
+from __future__ import annotations
+
+import itertools
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from allpairspy import AllPairs
+
+from xentcheck.problem import CATEGORICAL_OPS, DTYPES, OPTIONS
+from xentcheck.protocol import Binding
+
+from . import Case
+
+CATEGORY = "interactions"
+#: the strengths the generator builds (0: no interaction cases)
+STRENGTHS = (0, 2, 3)
+#: option -> the short name it has in case ids
+SHORT = {"class_weight": "cw", "sample_weight": "sw", "pos_weight": "pw", "ignore_index": "ii",
+         "label_smoothing": "ls", "spatial": "spatial", "channels_first": "cf", "mask": "mask"}
+BINARY_ONLY = {"pos_weight"}
+
+
+class InteractionError(ValueError):
+    """A capability the generator cannot use, or a strength it cannot build; one line naming the
+    binding and the value."""
+
+
+def factors(binding: Binding) -> OrderedDict[str, list]:
+    """The factors of ``binding`` and their values, from its declared capabilities (sorted, so the
+    covering array and its case ids are the same every run)."""
+    caps = binding.caps
+    unknown = sorted(set(caps.options) - set(OPTIONS))
+    if unknown:
+        raise InteractionError(f"binding {binding.name}: declares unknown option {unknown[0]!r}; known options: "
+                               f"{', '.join(OPTIONS)}")
+    bad = sorted(set(caps.dtypes) - set(DTYPES))
+    if bad:
+        raise InteractionError(f"binding {binding.name}: declares unknown dtype {bad[0]!r}; known: {', '.join(DTYPES)}")
+    f: OrderedDict[str, list] = OrderedDict()
+    f["target"] = sorted(caps.targets)
+    f["reduction"] = sorted(caps.reductions)
+    f["dtype"] = sorted(caps.dtypes, key=DTYPES.index)
+    for option in sorted(caps.options):
+        f[option] = [False, True]
+    if caps.op == "softmax_ce":  # -inf logits are part of every softmax API's contract
+        f["mask"] = [False, True]
+    return f
+
+
+def conflict(row: dict) -> str | None:
+    """Why no problem has these factor values together (None: some problem does). ``row`` may be partial."""
+    target = row.get("target")
+    if row.get("ignore_index") and target not in (None, "index"):
+        return f"ignore_index applies to index targets, not {target}"
+    if row.get("channels_first") and row.get("spatial") is False:
+        return "a channels-first layout needs spatial dimensions"
+    return None
+
+
+def _completion(partial: dict, f: OrderedDict[str, list]) -> dict | None:
+    """A full row extending ``partial`` with no conflict, or None (depth-first; the factors are few)."""
+    rest = [k for k in f if k not in partial]
+
+    def go(i: int, row: dict) -> dict | None:
+        if conflict(row) is not None:
+            return None
+        if i == len(rest):
+            return row
+        for v in f[rest[i]]:
+            done = go(i + 1, {**row, rest[i]: v})
+            if done is not None:
+                return done
+        return None
+
+    return go(0, dict(partial))
+
+
+def why_infeasible(partial: dict, f: OrderedDict[str, list]) -> str | None:
+    """Why no problem of this binding has these factor values together, or None when one does."""
+    why = conflict(partial)
+    if why is not None or _completion(partial, f) is not None:
+        return why
+    for k in f:  # the factor none of whose declared values fits
+        if k not in partial and all(conflict({**partial, k: v}) for v in f[k]):
+            return conflict({**partial, k: f[k][0]}) + f" (the binding declares {k} {', '.join(map(str, f[k]))})"
+    return "no declared combination of the other factors allows it"
+
+
+def _label(name: str, value) -> str:
+    if name in ("target", "reduction", "dtype"):
+        return f"{name}={value}"
+    return f"{name}={'on' if value else 'off'}"
+
+
+@dataclass
+class Plan:
+    """The interaction cases of one binding, and its pair coverage."""
+
+    binding: str
+    strength: int
+    factors: OrderedDict[str, list]
+    rows: list[dict]
+    #: every pair of factor values, as ("name=value", "name=value")
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    covered: list[tuple[str, str]] = field(default_factory=list)
+    #: (pair, reason) for the pairs no problem can have, or the binding's capabilities rule out
+    ruled_out: list[tuple[tuple[str, str], str]] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[tuple[str, str]]:
+        gone = {p for p, _ in self.ruled_out}
+        return [p for p in self.pairs if p not in gone and p not in set(self.covered)]
+
+    def as_dict(self) -> dict:
+        """The coverage as the results file holds it (``environment.interactions``)."""
+        return {"strength": self.strength, "cases": len(self.rows), "pairs": len(self.pairs),
+                "covered": len(self.covered),
+                "ruled_out": [{"pair": list(p), "reason": r} for p, r in self.ruled_out],
+                "missing": [list(p) for p in self.missing],
+                "factors": {k: [str(v) for v in vs] for k, vs in self.factors.items()}}
+
+
+def plan(binding: Binding, strength: int = 2) -> Plan:
+    """The covering array of ``binding``'s factors at ``strength``, and which pairs it covers."""
+    if strength not in STRENGTHS:
+        raise InteractionError(f"--interactions={strength}: the generator builds strength 2 (every pair) or 3 "
+                               f"(every triple), or 0 for none")
+    f = factors(binding)
+    names = list(f)  # target, reduction and dtype at least: strength 3 is always buildable
+    rows: list[dict] = []
+    if strength:
+        gen = AllPairs(f, n=strength, filter_func=lambda r: _completion(dict(zip(names, r, strict=False)), f)
+                       is not None)
+        rows = [dict(zip(names, r, strict=True)) for r in gen]
+        rows += _complete(f, rows, strength)
+    p = Plan(binding.name, strength, f, rows)
+    seen = {pair for row in rows for pair in itertools.combinations([_label(k, row[k]) for k in names], 2)}
+    for a, b in itertools.combinations(names, 2):
+        for va, vb in itertools.product(f[a], f[b]):
+            pair = (_label(a, va), _label(b, vb))
+            p.pairs.append(pair)
+            why = why_infeasible({a: va, b: vb}, f)
+            if why:
+                p.ruled_out.append((pair, why))
+            elif pair in seen:
+                p.covered.append(pair)
+    return p
+
+
+def _tuples(row: dict, strength: int) -> set[tuple]:
+    return set(itertools.combinations(row.items(), strength))
+
+
+def _complete(f: OrderedDict[str, list], rows: list[dict], strength: int) -> list[dict]:
+    """Rows for the feasible tuples ``allpairspy`` left out (its greedy search under a filter can miss a
+    few): each new row starts from one missing tuple and fills the other factors greedily with the
+    values that cover the most tuples still missing, never a conflicting one."""
+    names = list(f)
+    want = {t for combo in itertools.combinations(names, strength)
+            for t in (tuple(zip(combo, vals, strict=True)) for vals in itertools.product(*(f[k] for k in combo)))
+            if _completion(dict(t), f) is not None}
+    missing = want - set().union(*(_tuples(r, strength) for r in rows))
+    extra: list[dict] = []
+    while missing:
+        row = dict(min(missing, key=repr))  # deterministic
+        for k in names:
+            if k in row:
+                continue
+            options = [v for v in f[k] if _completion({**row, k: v}, f) is not None]
+            row[k] = max(options, key=lambda v, k=k: len(_tuples({**row, k: v}, min(strength, len(row) + 1))
+                                                        & missing))
+        row = {k: row[k] for k in names}
+        extra.append(row)
+        missing -= _tuples(row, strength)
+    return extra
+
+
+def case_name(op: str, row: dict) -> str:
+    """A readable id naming what the row combines (dtype and reduction are in the check id)."""
+    parts = ["ix", op.replace("_", ""), row["target"]]
+    parts += [SHORT[k] for k in SHORT if row.get(k)]
+    return "-".join(parts)
+
+
+def case(op: str, row: dict) -> Case:
+    """The case of one row for ``op``: small, seeded by its name, with every option the row turns on."""
+    name = case_name(op, row)
+    categorical = op in CATEGORICAL_OPS
+    classes = 5 if categorical else 3
+    shape = (4, 3, classes) if row.get("spatial") else (8, classes)
+    kind = row["target"]
+    targets: dict = {"kind": kind}
+    if kind == "soft" and categorical:
+        targets["zeros"] = 0.2
+    on = {k for k, v in row.items() if v is True}
+    return Case(
+        name=name, category=CATEGORY, ops=(op,), shape=shape, seed=zlib.crc32(name.encode()) % 100_000,
+        targets=targets, logits={"dist": "normal", "scale": 2.0}, reductions=(row["reduction"],),
+        dtypes=(row["dtype"],),
+        class_weight={"low": 0.25, "high": 2.0} if "class_weight" in on else None,
+        sample_weight={"low": 0.25, "high": 2.0} if "sample_weight" in on else None,
+        pos_weight={"low": 0.5, "high": 3.0} if "pos_weight" in on else None,
+        ignore_index=-100 if "ignore_index" in on else None,
+        label_smoothing=0.1 if "label_smoothing" in on else 0.0,
+        mask={"fraction": 0.3} if "mask" in on else None,
+        channels_first="channels_first" in on,
+        description="generated: " + ", ".join(_label(k, v) for k, v in row.items()),
+        source="cases/interactions.py",
+    )
