@@ -97,7 +97,8 @@ class FrameworkAdapter:
         if mode not in ("eager", "compiled"):
             raise ValueError(f"{self.name}: unknown mode {mode!r}")
         inp = self.inputs(problem, device)
-        x = self.asarray(problem.x, problem.dtype, device)
+        handed, as_int = problem.handed_x()  # integer logits: the errors layer's malformed input
+        x = self.asindex(handed, device) if as_int else self.asarray(handed, problem.dtype, device)
         cot = None
         if grad and problem.reduction == "none":
             if cotangent is None:  # timing: pull back ones, shaped like the unreduced loss

@@ -48,7 +48,8 @@ def snippet(dialect: Dialect, call: str, problem: Problem, check: str, *, mode: 
         return None
     p = problem
     dt = p.dtype
-    lines = [dialect.imports, "", f"x = {dialect.array(_literal(p.x), dt)}"]
+    x, x_int = p.handed_x()  # integer logits are written as the binding receives them
+    lines = [dialect.imports, "", f"x = {dialect.index(_literal(x)) if x_int else dialect.array(_literal(x), dt)}"]
     t, as_index = p.handed_target()  # a malformed target is written as the binding receives it
     lines.append(f"target = {dialect.index(_literal(t)) if as_index else dialect.array(_literal(t), dt)}")
     for name in ("class_weight", "sample_weight", "pos_weight"):

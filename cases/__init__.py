@@ -108,6 +108,8 @@ class Case:
                 x = e / e.sum(axis=-1, keepdims=True)
         else:
             x = 1.0 / (1.0 + np.exp(-logits))
+        if (self.invalid or {}).get("form") == "int_logits":  # integer-valued, so the loss exists
+            x = np.rint(x)
         x = round_to(x, dtype)
         if kind != "index":
             target = round_to(target, dtype)
@@ -300,6 +302,10 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
             raise CaseError(f"{where}: invalid.form 'float_labels' needs index targets")
         if invalid.get("form") == "int_targets" and kind == "index":
             raise CaseError(f"{where}: invalid.form 'int_targets' needs dense targets (onehot, binary)")
+        if invalid.get("form") == "class_mismatch" and (kind == "index" or not all(categorical)):
+            raise CaseError(f"{where}: invalid.form 'class_mismatch' needs dense categorical targets (onehot, soft)")
+        if invalid.get("form") == "int_logits" and set(entry["ops"]) - {"softmax_ce", "sigmoid_bce"}:
+            raise CaseError(f"{where}: invalid.form 'int_logits' needs logit ops only (softmax_ce, sigmoid_bce)")
         if invalid.get("form") == "target_rank" and kind != "index" and shape[-1] != 1:
             raise CaseError(f"{where}: invalid.form 'target_rank' with dense targets needs a last axis of 1")
     if entry.get("channels_first") and (len(shape) < 3 or not all(categorical)):

@@ -30,7 +30,6 @@ STRENGTHS = (0, 2, 3)
 #: option -> the short name it has in case ids
 SHORT = {"class_weight": "cw", "sample_weight": "sw", "pos_weight": "pw", "ignore_index": "ii",
          "label_smoothing": "ls", "spatial": "spatial", "channels_first": "cf", "mask": "mask"}
-BINARY_ONLY = {"pos_weight"}
 
 
 class InteractionError(ValueError):
@@ -220,3 +219,70 @@ def case(op: str, row: dict) -> Case:
         description="generated: " + ", ".join(_label(k, v) for k, v in row.items()),
         source="cases/interactions.py",
     )
+
+
+#: what a ``mean`` divides by, in words (xentcheck.reference.Convention.mean_by)
+MEAN_BY = {"count": "the element count", "valid_count": "the count of non-ignored elements",
+           "weight_sum": "the sum of the per-example weights (class x sample weight of each counted example)",
+           "nonzero_weight_count": "the count of non-zero weights"}
+
+
+def conventions(binding: Binding) -> dict[str, str]:
+    """The binding's stated semantics where options meet, per target kind: what its mean divides by
+    with every weight it declares, and how label smoothing is formed; the oracle judges by these, and
+    the report shows them."""
+    out = {}
+    opts = binding.caps.options
+    for kind in sorted(binding.caps.targets):
+        row = {"target": kind, "reduction": "mean", "dtype": "float64",
+               **{o: True for o in ("class_weight", "sample_weight", "pos_weight", "label_smoothing") if o in opts}}
+        if "ignore_index" in opts and kind == "index":
+            row["ignore_index"] = True
+        p = case(binding.caps.op, row).problem(binding.caps.op, "float64", "mean")
+        conv = binding.convention_for(p)
+        text = f"mean divides by {MEAN_BY.get(conv.mean_by, conv.mean_by)}"
+        if conv.mean_last_axis:
+            text += " of per-example means over the last axis"
+        if "label_smoothing" in opts:
+            text += "; smoothing eps / C per class" if binding.caps.op in CATEGORICAL_OPS else "; smoothing eps / 2"
+            text += ", weighted by the class weights" if "class_weight" in opts else ""
+        policies = conv.policies()
+        if policies:
+            text += "; documented policies: " + ", ".join(f"{k}={v}" for k, v in policies.items())
+        out[kind] = text
+    return out
+
+
+#: the values each facet can take for an op, whatever a binding declares (what --probe-capabilities tries)
+def _all_values(op: str) -> dict[str, list]:
+    categorical = op in CATEGORICAL_OPS
+    options = [o for o in OPTIONS if not (o == "pos_weight" and op != "sigmoid_bce")  # a logit-side weight
+               and not (o in ("ignore_index", "channels_first") and not categorical)]
+    return {"target": ["index", "onehot", "soft"] if categorical else ["binary", "soft"],
+            "reduction": ["none", "sum", "mean"], "dtype": list(DTYPES), "option": options}
+
+
+def probes(binding: Binding) -> list[tuple[str, str, dict]]:
+    """(facet, value, row) for every target kind, option, reduction and dtype the op admits but the
+    binding does not declare: one case each, the rest of it declared and plain, to find out whether the
+    API takes it (a declaration narrower than the API) or a documented parameter raises."""
+    caps = binding.caps
+    base = {"target": sorted(caps.targets)[0], "reduction": "mean" if "mean" in caps.reductions else
+            sorted(caps.reductions)[0], "dtype": "float32" if "float32" in caps.dtypes else sorted(caps.dtypes)[0]}
+    out = []
+    values = _all_values(caps.op)
+    for facet, declared in (("target", caps.targets), ("reduction", caps.reductions), ("dtype", caps.dtypes)):
+        for v in values[facet]:
+            if v not in declared:
+                out.append((facet, v, {**base, facet: v}))
+    for option in values["option"]:
+        if option in caps.options:
+            continue
+        row = {**base, option: True}
+        if option == "channels_first":
+            row["spatial"] = True
+        if option == "ignore_index":
+            row["target"] = "index"
+        if conflict(row) is None:
+            out.append(("option", option, row))
+    return out

@@ -32,6 +32,7 @@ class Diff:
     unmarked: list[str] = field(default_factory=list)    # a side written before completeness was recorded
     accept: frozenset[str] = frozenset()                 # "removed", "incomplete": accepted by the user
     harness: list[str] = field(default_factory=list)     # the harness's own speed moved (informational)
+    raised: list[dict] = field(default_factory=list)     # same outcome, another exception type (informational)
 
     @property
     def regressions(self) -> list[str]:
@@ -134,6 +135,8 @@ def diff(old: Results, new: Results, *, alpha: float = stats.ALPHA, min_effect: 
                                "reason": rn.reason})
         elif ro.errors and rn.errors and abs(rn.errors.tol_units - ro.errors.tol_units) > 1:
             d.numbers.append({"id": rid, "old_tol_units": ro.errors.tol_units, "new_tol_units": rn.errors.tol_units})
+        elif ro.raised and rn.raised and ro.raised["type"] != rn.raised["type"]:
+            d.raised.append({"id": rid, "old": ro.raised["type"], "new": rn.raised["type"], "at": rn.raised["at"]})
     d.stability = stability_changes(old.stability, new.stability)
     d.harness = harness_changes(old, new, min_effect)
     d.speed = stats.compare(old.benchmarks.records if old.benchmarks else [],
@@ -169,6 +172,7 @@ def lines(d: Diff) -> list[str]:
     out += [f"faster     {c.name}: {1 / c.ratio:.2f}x faster (p={c.p_adjusted:.2g})" for c in d.speed
             if c.verdict == "faster"]
     out += [f"harness    {h}" for h in d.harness]
+    out += [f"exception  {c['id']}: raises {c['old']} -> {c['new']} (at {c['at']})" for c in d.raised]
     timed = len(d.speed)
     out.append(f"{len(d.outcomes)} outcome changes ({sum(bool(c['regression']) for c in d.outcomes)} regressions), "
                f"{len(d.numbers)} numeric changes beyond one tolerance unit, {len(d.added)} checks added, "

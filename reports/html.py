@@ -17,6 +17,7 @@ from xentcheck.records import CheckRecord, Results
 from .agreement import agreement
 from .charts import library, speed_charts, stability_charts
 from .coverage import coverage_view, pairs_view
+from .errors import error_table
 from .findings import findings
 from .history import changes, run_labels, trends
 from .speed import speed_view
@@ -93,10 +94,12 @@ OPTION_CASES = {"class_weights": "class_weight", "sample_weights": "sample_weigh
 GOOD = ("pass", "deviation")
 
 
-def measured_capabilities(records: list[CheckRecord], declared: dict) -> list[dict]:
+def measured_capabilities(records: list[CheckRecord], declared: dict, probes: dict | None = None) -> list[dict]:
     """Per binding, each capability as the suite measured it: for targets, options, reductions, dtypes,
     modes and gradients, every value either ran right (pass or documented deviation, ``ok``), ran
-    wrong (fail or error, ``bad``), or was declared but never ran (``untested``)."""
+    wrong (fail or error, ``bad``), or was declared but never ran (``untested``); with ``probes``
+    (``--probe-capabilities``), what each undeclared value did."""
+    probes = probes or {}
     seen: dict = defaultdict(lambda: defaultdict(dict))
     for r in records:
         if r.outcome == "unsupported" or r.check == "relation":
@@ -116,7 +119,8 @@ def measured_capabilities(records: list[CheckRecord], declared: dict) -> list[di
         for run in runs:
             got = seen.get((b["framework"], run, b["binding"]), {})
             row = {"framework": b["framework"], "run": run, "binding": b["binding"], "api": b["api"], "doc": b["doc"],
-                   "op": caps["op"], "facets": {}}
+                   "op": caps["op"], "facets": {}, "conventions": b.get("conventions", {}),
+                   "probes": probes.get(f"{b['framework']}::{b['binding']}", [])}
             for facet in ("targets", "options", "reductions", "dtypes", "modes"):
                 values = sorted(set(caps[facet]) | set(got.get(facet, {})))
                 row["facets"][facet] = [(v, got.get(facet, {}).get(v, "untested")) for v in values]
@@ -154,9 +158,10 @@ def render(docs: list[Results]) -> str:
             fired[r.expectation] += 1
     entries = {e["id"]: e for d in docs for e in d.expectations["entries"]}
     deviations = [{**entries[i], "count": n} for i, n in sorted(fired.items()) if i in entries]
-    bindings = {}
+    bindings, probes = {}, {}
     for d in docs:
         bindings.update(d.environment.get("bindings", {}))
+        probes.update(d.environment.get("probes", {}))
     totals = defaultdict(int)
     for r in records:
         totals[r.outcome] += 1
@@ -170,8 +175,8 @@ def render(docs: list[Results]) -> str:
         docs=docs, labels=labels, history=history, categories=categories, matrix=matrix, problems=problems,
         deviations=deviations, accuracy=accuracy_table(records), totals=dict(totals), outcomes=OUTCOME_ORDER,
         stability=stability, agreement=agreement(docs), speed=speed, chart_groups=groups,
-        chart_lib=library() if groups else None, measured=measured_capabilities(records, bindings),
-        coverage=coverage_view(docs), pairs=pairs_view(docs), findings=findings(docs),
+        chart_lib=library() if groups else None, measured=measured_capabilities(records, bindings, probes),
+        coverage=coverage_view(docs), pairs=pairs_view(docs), errors=error_table(docs), findings=findings(docs),
         stale=[s for d in docs for s in d.expectations["stale"]],
         unused=[u for d in docs for u in d.expectations["unused"]],
     )

@@ -19,4 +19,4 @@ def test_stability(stability_spec, request: pytest.FixtureRequest) -> None:
     if rec.outcome == "unsupported":
         pytest.skip(rec.reason)
     if rec.outcome == "error":
-        pytest.fail(f"error: {rec['reason']}", pytrace=False)
+        pytest.fail(f"error: {rec.reason}", pytrace=False)

@@ -16,7 +16,7 @@ CAPS = Capabilities("softmax_ce", frozenset({"index", "onehot", "soft"}),
 MEAN_BY_WEIGHT = Convention(mean_by="weight_sum")
 
 
-def _softmax_ce(z, y, w, reduction, *, shift=True, weighted_mean=True, grad_scale=1.0):
+def _softmax_ce(z, y, w, reduction, *, shift=True, weighted_mean=True, grad_scale=1.0, index=True):
     """Per-row loss and gradient in z's dtype; y dense, w per-class weights (or None)."""
     m = z.max(axis=-1, keepdims=True) if shift else np.zeros_like(z[..., :1])
     e = np.exp(z - m)
@@ -32,7 +32,9 @@ def _softmax_ce(z, y, w, reduction, *, shift=True, weighted_mean=True, grad_scal
     grad = a.sum(axis=-1, keepdims=True) * sm - a
     if reduction == "none":
         return loss, grad
-    n = (y * (w if w is not None else 1)).sum() if weighted_mean else loss.size
+    # the weight-sum convention as PyTorch documents it: class weights count in the divisor for index
+    # targets only (a dense target's mean divides by the example count)
+    n = (y * (w if w is not None else 1)).sum() if weighted_mean and index else loss.size
     d = 1 if reduction == "sum" else n
     return loss.sum() / d, grad / d * grad_scale
 
@@ -56,7 +58,7 @@ class FakeAdapter:
         y = problem.dense_target().astype(dt)
         w = None if problem.class_weight is None else problem.class_weight.astype(dt)
         with np.errstate(all="ignore"):  # planted bugs overflow on purpose
-            value, g = _softmax_ce(z, y, w, problem.reduction, **self.bug)
+            value, g = _softmax_ce(z, y, w, problem.reduction, index=problem.target_kind == "index", **self.bug)
         if problem.reduction == "none" and cotangent is not None:
             g = g * cotangent.astype(dt)[..., None]
         value = np.asarray(value, dtype=dt)

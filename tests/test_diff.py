@@ -135,3 +135,13 @@ def test_the_harness_own_speed_shows_in_the_diff_without_gating():
     d = diff(old, new)
     assert d.harness == ["fake checks/s: 100 -> 50 (0.50x)"] and d.regressions == []
     assert "harness    fake checks/s: 100 -> 50 (0.50x)" in lines(d)
+
+
+def test_a_change_of_exception_type_shows_in_the_diff():
+    old, new = _pair()
+    old["records"][0].update(raised={"type": "IndexError", "at": "torch/nn/functional.py:3555"})
+    new["records"][0].update(raised={"type": "RuntimeError", "at": "torch/nn/functional.py:3560"})
+    d = diff(old, new)
+    assert d.raised == [{"id": old["records"][0]["id"], "old": "IndexError", "new": "RuntimeError",
+                         "at": "torch/nn/functional.py:3560"}]
+    assert any(line.startswith("exception") and "IndexError -> RuntimeError" in line for line in lines(d))

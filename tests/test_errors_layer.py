@@ -8,7 +8,7 @@ import pytest
 from cases import CaseError, load_catalog
 from xentcheck import reference as R
 from xentcheck.checks import run_check, unsupported_reason
-from xentcheck.expectations import Registry, load_registry
+from xentcheck.expectations import Registry, audit, load_registry
 from xentcheck.problem import Problem
 from xentcheck.verdict import overflowed
 
@@ -119,7 +119,7 @@ def test_a_single_inf_logit_takes_all_the_mass_in_the_limit():
     assert ev.value[0] == np.inf and ev.value[1] == 0.0  # off the +inf class: +inf; on it: 0
     assert np.array_equal(ev.grad, [[1.0, -1.0, 0.0], [0.0, 0.0, 0.0]])
     p = _softmax([[np.inf, 1.0, 2.0]], np.array([[0.5, 0.5, 0.0]]))[1]
-    nan = R.evaluate(p, R.Convention(inf_logit_nan=True), np.ones(1))
+    nan = R.evaluate(p, R.Convention(inf_logit_nan="target_mass"), np.ones(1))
     assert np.isnan(nan.value[0]) and np.all(np.isnan(nan.grad))  # IEEE: inf - inf in the max shift
 
 
@@ -207,3 +207,36 @@ def test_int_truncated_accepts_only_the_floor_or_the_ceiling(tmp_path):
     off = np.floor(exact)
     off.flat[0] += 2  # an integer, but neither neighbour of the exact loss
     assert _check(Returning(off), "int_binary_targets", "sigmoid_bce", registry=reg).outcome == "fail"
+
+
+def test_the_error_input_table_pins_the_exception_type(tmp_path):
+    # the honest implementation raises ValueError("label out of range") for an out-of-range label
+    ok = _entry(tmp_path, "np.softmax_ce", "label_out_of_range", '{ raises = "ValueError", message = "out of range" }')
+    rec = _check(HONEST, "label_out_of_range", "softmax_ce", registry=ok)
+    assert rec.outcome == "pass" and "as documented" in rec.reason and rec.raised["type"] == "ValueError"
+    assert audit(ok, [rec], {"honest"}) == ([], [])
+    other = _entry(tmp_path, "np.softmax_ce", "label_out_of_range", '{ raises = "IndexError" }')
+    rec = _check(HONEST, "label_out_of_range", "softmax_ce", registry=other)
+    assert rec.outcome == "fail" and "with ValueError where expectation 'e' documents IndexError" in rec.reason
+
+
+def test_a_documented_refusal_that_stops_fails(tmp_path):
+    class Silent(MutantAdapter):  # returns NaN for every row instead of raising
+        def run(self, binding, problem, **kw):
+            from adapters import Output
+
+            return Output(np.full(problem.target.shape, np.nan), None, problem.dtype)
+
+    reg = _entry(tmp_path, "np.softmax_ce", "label_out_of_range", '{ raises = "ValueError" }')
+    rec = _check(Silent(), "label_out_of_range", "softmax_ce", registry=reg)
+    assert rec.outcome == "fail" and "no longer raises ValueError" in rec.reason
+
+
+def test_integer_logits_and_a_class_count_mismatch_are_handed_over_as_such():
+    p = CASES["int_logits"].problem("softmax_ce", "float32", "none")
+    x, as_int = p.handed_x()
+    assert as_int and x.dtype == np.int64 and np.array_equal(x, p.x) and p.has_loss
+    m = CASES["target_class_mismatch"].problem("softmax_ce", "float32", "none")
+    t, _ = m.handed_target()
+    assert t.shape == (4, 6) and m.x.shape == (4, 5) and not m.has_loss
+    assert _check(HONEST, "target_class_mismatch", "softmax_ce").outcome == "pass"  # the honest one raises

@@ -267,3 +267,32 @@ def test_each_run_records_the_harness_own_speed(run_suite, tmp_path):
     assert h["frameworks"]["numpy"]["checks"] > 0 and h["frameworks"]["numpy"]["checks_per_s"] > 0
     assert 0 < h["time_to_first_check_s"] <= h["wall_s"] and h["peak_rss_bytes"] > 0
     assert "first check after" in (tmp_path / "r.html").read_text()
+
+
+def test_probing_capabilities_reports_what_undeclared_values_do_and_never_fails(run_suite, tmp_path):
+    # the fake binding declares every target kind, class weights and spatial input in float32/float64;
+    # the probes try the other options and dtypes
+    res = tmp_path / "r.json"
+    r = run_suite("suites/test_probes.py", "--frameworks=", "--adapter=tests.fake_adapter:HONEST",
+                  "--probe-capabilities", f"--results={res}", f"--report={tmp_path / 'r.html'}")
+    assert r.ret == 0, _out(r)[-3000:]
+    probes = json.loads(res.read_text())["environment"]["probes"]["fake::fake.softmax_ce"]
+    found = {(p["facet"], p["value"]): p["result"] for p in probes}
+    assert ("option", "class_weight") not in found  # declared: not probed
+    assert found[("option", "sample_weight")] == "wrong"  # the fake ignores sample weights: not as the option means
+    assert {("dtype", "float16"), ("dtype", "bfloat16"), ("option", "label_smoothing")} <= set(found)
+    assert "undeclared, probed" in (tmp_path / "r.html").read_text()
+
+
+def test_interaction_cases_run_and_their_pair_coverage_is_in_the_results(run_suite, tmp_path):
+    res = tmp_path / "r.json"
+    r = run_suite("suites/test_conformance.py", "--frameworks=", "--adapter=tests.fake_adapter:HONEST",
+                  "-k", "ix-", f"--results={res}", f"--report={tmp_path / 'r.html'}")
+    assert r.ret == 0, _out(r)[-3000:]
+    doc = json.loads(res.read_text())
+    cov = doc["environment"]["interactions"]["fake::fake.softmax_ce"]
+    assert cov["missing"] == [] and cov["covered"] + len(cov["ruled_out"]) == cov["pairs"] and cov["cases"] >= 4
+    assert {r["category"] for r in doc["records"]} == {"interactions"}
+    assert "pair coverage per binding" in (tmp_path / "r.html").read_text()
+    bad = run_suite("suites", "--frameworks=numpy", "--interactions=5")
+    assert bad.ret == 4 and _err(bad)[-1].startswith("ERROR: --interactions=5: the generator builds strength 2")

@@ -164,7 +164,7 @@ def test_the_report_opens_with_findings_most_severe_first():
                           "at [1]: got nan, expected 0.5 (bound 1e-07)", repro="import numpy as np\nloss = 0")
     grad_fail.update(outcome="fail", reason="1 of 4 elements differ; at [0, 2]: got 2.0, expected 1.0 (bound 1e-07)")
     doc["expectations"]["entries"] = [{"id": "e1", "framework": "fake", "bindings": [nan_dev["binding"]],
-                                       "expect": {"inf_logit_nan": True}, "reason": "inf - inf is NaN",
+                                       "expect": {"inf_logit_nan": "row"}, "reason": "inf - inf is NaN",
                                        "source": "https://example.org/docs"}]
     cards = findings([Results.from_json(doc)])
     assert [(c["severity_text"], c["title"]) for c in cards] == [
@@ -180,3 +180,24 @@ def test_the_report_opens_with_findings_most_severe_first():
 
 def test_a_clean_run_says_it_found_nothing():
     assert "Nothing found: every check passed." in render([_doc()])
+
+
+def test_the_error_input_table_names_what_each_binding_raises():
+    import copy
+
+    from reports.errors import error_table
+    from xentcheck.records import Results
+
+    from .test_results import _doc
+
+    doc = _doc()
+    a, b = copy.deepcopy(doc["records"][0]), copy.deepcopy(doc["records"][0])
+    a.update(id="a", category="invalid targets", case="label_out_of_range", outcome="pass", reason="rejects it",
+             raised={"type": "IndexError", "at": "torch/nn/functional.py:3555"})
+    b.update(id="b", category="invalid targets", case="label_negative", outcome="fail", reason="silent garbage")
+    doc["records"] = [a, b]
+    t = error_table([Results.from_json(doc)])
+    assert t["cases"] == ["label_out_of_range", "label_negative"]
+    cells = t["rows"][0]["cells"]
+    assert cells["label_out_of_range"]["text"] == "IndexError" and cells["label_negative"]["text"] == "returns"
+    assert cells["label_negative"]["outcome"] == "fail"

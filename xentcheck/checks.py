@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 
 from . import reference
-from .exception_text import one_line
+from .exception_text import one_line, raised_at
 from .expectations import Registry
 from .invalid_input import judge_invalid_input
 from .problem import Problem, round_to
@@ -103,6 +103,7 @@ def run_check(adapter: Adapter, binding: Binding, problem: Problem, check: str, 
     except Exception as e:  # the binding raised where the mathematics has an answer (or broke the protocol)
         rec.outcome, rec.reason, rec.duration_s = "error", one_line(e), time.perf_counter() - t0
         rec.traceback = "".join(traceback.format_exception_only(type(e), e))[-2000:]
+        rec.raised = {"type": type(e).__name__, "at": raised_at(e)}
         entry = registry.find(adapter.name, binding.name, problem.case, problem.category, problem.dtype, check,
                               versions, mode, problem.options_used())
         if entry is not None and entry.raises and not isinstance(e, ContractError):

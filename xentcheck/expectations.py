@@ -34,7 +34,8 @@ _CONVENTION_KEYS = set(POLICIES)
 INVALID_TARGETS = ("nan", "wrap", "broadcast", "int_truncated")
 _REQUIRED = ("id", "framework", "bindings", "expect", "reason", "source")
 #: string policies and the values the oracle implements
-_POLICY_VALUES = {"renormalize": ["before_clip", "after_clip"], "sigmoid_formula": sorted(SIGMOID_FORMULAS)}
+_POLICY_VALUES = {"renormalize": ["before_clip", "after_clip"], "sigmoid_formula": sorted(SIGMOID_FORMULAS),
+                  "inf_logit_nan": ["row", "target_mass", "at_class"]}
 
 
 def _policy_schema(name: str, annotation: str) -> dict:
@@ -216,12 +217,13 @@ def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
     applied: dict[str, int] = {}
     fired: dict[str, int] = {}
     covered: set[str] = set()
+    refusals = {e.id for e in registry.entries if e.raises}  # a documented refusal of invalid input passes
     for r in records:
         ids = r.expectation.split("+") if r.expectation else []
         covered.update(ids)
         for e in ids if r.expectation_differs else []:
             applied[e] = applied.get(e, 0) + 1
-            if r.outcome == "deviation":
+            if r.outcome == "deviation" or (r.outcome == "pass" and e in refusals):
                 fired[e] = fired.get(e, 0) + 1
     stale, unused = [], []
     modes_run = {r.mode for r in records}

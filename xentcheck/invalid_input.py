@@ -55,6 +55,7 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
     entry = registry.find(adapter.name, binding.name, problem.case, problem.category, problem.dtype, "value",
                           versions, mode, problem.options_used())
     documented = entry.expect.get("invalid_targets") if entry else None
+    refusal = entry if entry is not None and entry.raises else None
     if entry is not None and documented:
         rec.expectation, rec.expectation_differs = entry.id, True
     what = f"the invalid label {problem.invalid_target}" if problem.invalid_target is not None else \
@@ -69,9 +70,20 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
     except Exception as e:
         rec.duration_s = time.perf_counter() - t0
         where = raised_at(e)
+        rec.raised = {"type": type(e).__name__, "at": where}
         if glue_failure(e, where):  # e.g. a TypeError for a keyword this version lacks, at the call site
             rec.settle("error", f"raised by xentcheck's adapter code at {where}, not by the framework: "
                                 f"{one_line(e)}")
+            return rec
+        if refusal is not None:  # the error-input table names the exception: another one fails
+            rec.expectation, rec.expectation_differs = refusal.id, True
+            if refusal.raised_as_documented(e):
+                rec.settle("pass", f"rejects {what} with {refusal.raises}, as documented: {one_line(e)}")
+            else:
+                pattern = refusal.expect.get("message")
+                rec.settle("fail", f"rejects {what} with {type(e).__name__} where expectation {refusal.id!r} "
+                                   f"documents {refusal.raises}{f' matching {pattern!r}' if pattern else ''}: "
+                                   f"{one_line(e)}")
             return rec
         if documented:
             rec.outcome = "fail"
@@ -81,6 +93,11 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
             rec.outcome, rec.reason = "pass", f"rejects {what}: {one_line(e)} (raised at {where})"
         return rec
     rec.duration_s = time.perf_counter() - t0
+    if refusal is not None:
+        rec.expectation, rec.expectation_differs = refusal.id, True
+        rec.settle("fail", f"expectation {refusal.id!r} no longer happens: the binding no longer raises "
+                           f"{refusal.raises} for {what}; update the registry")
+        return rec
     ex = expected_for(registry, versions, adapter.name, binding, problem, "value", mode=mode)
     conv, ev = ex.convention, ex.math
     dtype = ex.documented_dtype  # e.g. TF1 losses: float64 inputs, float32 accuracy

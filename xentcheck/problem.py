@@ -26,10 +26,11 @@ OPTIONS = ("class_weight", "sample_weight", "pos_weight", "ignore_index", "label
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
-#: How the errors layer hands a binding a malformed target (the problem keeps the well-formed one,
+#: How the errors layer hands a binding a malformed input (the problem keeps the well-formed one,
 #: so the oracle knows the answer where one exists): class indices as floats, dense targets as
-#: integers, one axis too many (index) or too few (dense, last axis 1), one example missing.
-MALFORMED = ("float_labels", "int_targets", "target_rank", "missing_row")
+#: integers, one axis too many (index) or too few (dense, last axis 1), one example missing, a dense
+#: target with one class more than the input, integer logits (integer-valued, so their loss exists).
+MALFORMED = ("float_labels", "int_targets", "target_rank", "missing_row", "class_mismatch", "int_logits")
 
 
 def unit_roundoff(dtype: str) -> float:
@@ -93,7 +94,15 @@ class Problem:
             t = t[..., None] if self.target_kind == "index" else t[..., 0]
         elif self.malformed == "missing_row":
             t = t[:-1]
+        elif self.malformed == "class_mismatch":  # one class more than the input has
+            t = np.concatenate([t, np.zeros(t.shape[:-1] + (1,))], axis=-1)
         return t, as_index
+
+    def handed_x(self) -> tuple[np.ndarray, bool]:
+        """The input as the binding receives it, and whether it goes as integers (``int_logits``)."""
+        if self.malformed == "int_logits":
+            return np.rint(self.x).astype(np.int64), True
+        return self.x, False
 
     @property
     def invalid_input(self) -> bool:
@@ -104,10 +113,13 @@ class Problem:
     def expected_noise(self) -> Iterator[None]:
         """Silence the warnings this input provokes on purpose, and only those: floating-point warnings
         (NumPy's and what computes through it) where the input holds inf or NaN, and the "num_classes > 1"
-        warning of a one-class problem. A warning on finite input is real and still shows."""
+        warning of a one-class problem, and the cast warning of integer logits. A warning on finite input is
+        real and still shows."""
         with warnings.catch_warnings():
             if self.num_classes == 1:
                 warnings.filterwarnings("ignore", message=r".*num_classes > 1")
+            if self.malformed == "int_logits":  # JAX casts its -inf sentinel to the integer dtype
+                warnings.filterwarnings("ignore", message=r"invalid value encountered in cast")
             if np.all(np.isfinite(self.x)):
                 yield
             else:
@@ -118,7 +130,7 @@ class Problem:
     def has_loss(self) -> bool:
         """False when no loss exists (an out-of-range label, a missing example): raising is the only right answer
         for the invalid part; a malformed but unambiguous target still has the loss of the well-formed one."""
-        return self.invalid_target is None and self.malformed != "missing_row"
+        return self.invalid_target is None and self.malformed not in ("missing_row", "class_mismatch")
 
     @property
     def num_classes(self) -> int:

@@ -89,10 +89,13 @@ class CheckRecord:
     vs_eager: dict | None = None
     repro: str | None = None
     traceback: str | None = None
+    #: the exception the binding raised ({"type", "at"}): the errors layer's refusals and error outcomes,
+    #: so a change of exception type between versions shows in the diff
+    raised: dict | None = None
     run: str = _run_label()
 
     OPTIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"expectation_differs", "errors_vs_expectation", "vs_eager", "repro", "traceback"})
+        {"expectation_differs", "errors_vs_expectation", "vs_eager", "repro", "traceback", "raised"})
 
     def settle(self, outcome: str, reason: str) -> None:
         """Set the outcome and its reason (a record is filled as its check runs)."""

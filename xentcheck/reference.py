@@ -52,8 +52,12 @@ class Convention:
     grad_unit_target_sum: softmax_ce: the gradient is ``softmax(z) - y``, which assumes the target sums
         to 1 (the exact gradient is ``sum(y) softmax(z) - y``).
     inf_logit_nan: softmax_ce: a +inf logit goes through the max shift in IEEE arithmetic instead of to
-        its limit: ``inf - inf`` = NaN in the loss where the target has mass there, and in the whole
-        row's gradient.
+        its limit (``inf - inf`` = NaN), with one of three footprints: ``"row"``, the whole row's
+        log-softmax is NaN, so the row's loss (whatever its label) and gradient are NaN (PyTorch,
+        TensorFlow, jax.nn.log_softmax); ``"target_mass"``, only the +inf class's log-softmax is NaN
+        (the others are -inf), so the loss is NaN where the target has mass there and the gradient is
+        NaN across the row (SciPy); ``"at_class"``, the loss is its limit (a logsumexp that handles
+        +inf) and the gradient is NaN at the +inf class alone (optax's integer-label loss).
     sigmoid_formula: sigmoid_bce: the binding's stable formula (a key of ``SIGMOID_FORMULAS``), which
         at a +-inf logit meets ``inf - inf`` or ``0 * inf`` where the limit is finite or infinite.
     log_grad_in_dtype: categorical_ce: the derivative of ``log q`` is the upstream gradient times ``1/q``
@@ -79,7 +83,7 @@ class Convention:
     labels_in_dtype: bool | None = None
     upcast_half: bool | None = None
     grad_unit_target_sum: bool | None = None
-    inf_logit_nan: bool | None = None
+    inf_logit_nan: str | None = None
     sigmoid_formula: str | None = None
     log_grad_in_dtype: bool | None = None
     smoothing_last_axis: bool | None = None
@@ -334,10 +338,16 @@ def unreduced(problem: Problem, conv: Convention = MATH):
                 # index targets are gathered, not multiplied: the plain product policy cannot apply
                 plain = bool(conv.zero_times_inf) and problem.target_kind != "index"
                 loss, grad, vsc, gsc = _softmax_ce(x, a, plain, bool(conv.grad_unit_target_sum))
-                if conv.inf_logit_nan:  # z - max meets inf - inf: NaN where target mass meets a +inf logit,
-                    pinf = x == np.inf  # and (through the softmax) in the whole row's gradient
-                    loss = np.where(np.any(pinf & (a != 0), axis=-1), np.nan, loss)
-                    grad = np.where(np.any(pinf, axis=-1, keepdims=True), np.nan, grad)
+                if conv.inf_logit_nan:  # z - max meets inf - inf (see Convention.inf_logit_nan)
+                    pinf = x == np.inf
+                    row = np.any(pinf, axis=-1)
+                    counted = np.any(a != 0, axis=-1)  # an ignored row (no target mass) stays 0
+                    if conv.inf_logit_nan == "row":
+                        loss = np.where(row & counted, np.nan, loss)
+                    elif conv.inf_logit_nan == "target_mass":
+                        loss = np.where(np.any(pinf & (a != 0), axis=-1), np.nan, loss)
+                    at_class = conv.inf_logit_nan == "at_class"
+                    grad = np.where((pinf if at_class else row[..., None]) & counted[..., None], np.nan, grad)
             else:
                 loss, grad, vsc, gsc = _categorical_ce(x, a, conv, conv.constants_dtype(problem.dtype))
         else:

@@ -27,6 +27,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and not config.getoption("bench"):
+        # an xdist worker: its share of the CPUs, set before any framework is imported (no oversubscription)
+        from xentcheck.bench import threads
+
+        count = int(worker.get("workercount", 1))
+        threads.apply(max(1, threads.available() // count), pin=False)
     options = RunOptions.from_config(config)
     xs = XentSession(options, ["pytest", *config.invocation_params.args], config.getoption)
     config.stash[_KEY] = xs

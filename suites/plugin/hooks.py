@@ -44,6 +44,7 @@ class Hooks:
         self._lock = None  # the results path's lock, taken once the run will write records
         self.first_check_s: float | None = None  # process age when the first check that ran reported
         self.timed: dict[str, list[float]] = defaultdict(list)  # framework -> durations of its checks as tests
+        self.worker_settled: list[CheckRecord] = []  # an xdist worker's settled checks, shipped at its end
         writer.header = self.journal_header
 
     def take_lock(self) -> None:
@@ -121,9 +122,12 @@ class Hooks:
         ``unsupported`` records (with the reason) are written now, and they are not pytest items (two
         thirds of all checks; a skipped item costs milliseconds). pytest-xdist workers keep them as
         items, since only the controller writes records; --collect-only lists every check."""
-        if self.is_worker:
-            _group_by_framework(items)
-        if self.is_worker or config.option.collectonly:
+        # without --probe-capabilities the probe test has an empty parameter set: not a test of this run
+        unused = [i for i in items if i.name.startswith("test_probe[") and "NOTSET" in i.name]
+        if unused:
+            config.hook.pytest_deselected(items=unused)
+            items[:] = [i for i in items if i not in unused]
+        if config.option.collectonly:
             return
         keep, settled = [], []
         for item in items:
@@ -134,9 +138,15 @@ class Hooks:
             else:
                 settled.append(rec)
         items[:] = keep
+        if self.is_worker:
+            # every worker settles the same checks (collections are identical); each ships them, and
+            # the controller keeps one copy, so a worker that dies loses none
+            self.worker_settled = settled
+            _group_by_framework(items)
+            return
         params = [getattr(getattr(i, "callspec", None), "params", {}) for i in keep]
         self.expected = len(settled) + sum(any(k in p for k in RECORDING_PARAMS) for p in params)
-        if self.expected:
+        if self.expected or any("probe_spec" in p for p in params):
             self.take_lock()  # before anything runs: a second run on the same path stops here
         for rec in settled:  # after the count: the journal's header carries it
             self.writer.add(rec)
@@ -187,10 +197,18 @@ class Hooks:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
         """Controller: merge what a worker learnt about the frameworks (versions, bindings, skips)."""
-        env = getattr(node, "workeroutput", {}).get("xentcheck_environment")
+        out = getattr(node, "workeroutput", {})
+        env = out.get("xentcheck_environment")
         if env:
             for key in ("frameworks", "skipped", "bindings", "interactions"):
                 self.session.environment[key].update(env.get(key, {}))
+            for key, found in env.get("probes", {}).items():
+                self.session.environment.setdefault("probes", {}).setdefault(key, []).extend(found)
+        if out.get("xentcheck_settled") and not self.settled:
+            self.take_lock()
+            for text in out["xentcheck_settled"]:
+                self.writer.add(CheckRecord.from_json(text))
+            self.settled = len(out["xentcheck_settled"])
 
     @pytest.hookimpl(tryfirst=True)  # before xdist's own hook sends workeroutput to the controller
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -198,6 +216,7 @@ class Hooks:
         if self.is_worker:
             # plain JSON types only: execnet cannot send everything a framework reports
             self.config.workeroutput["xentcheck_environment"] = json.loads(json.dumps(xs.environment, default=str))
+            self.config.workeroutput["xentcheck_settled"] = [r.to_json() for r in self.worker_settled]
             return
         opt = self.config.option
         sliced = bool(getattr(opt, "keyword", "") or getattr(opt, "markexpr", "") or xs.options.one_per_category)
@@ -241,12 +260,20 @@ class Hooks:
                 f"{len(w.stability)} stability sweeps, {snippets} snippet checks{extra}")
 
 
+#: the built-in frameworks, slowest first: under ``--dist loadgroup`` a worker takes whole frameworks in
+#: collection order, so the longest one starts at once and the others fill the other workers
+SLOWEST_FIRST = ("jax", "tensorflow", "torch", "numpy")
+
+
 def _group_by_framework(items: list[pytest.Item]) -> None:
-    """Under ``--dist loadgroup`` each framework's checks run in one worker: a framework is imported,
-    and JAX's kernels compiled, once, and workers do not compete for one framework's caches."""
-    known = set(BUILTIN)
+    """Under ``--dist loadgroup`` each framework's checks run in one worker: a framework's kernels are
+    compiled once (JAX's eager dispatch compiles every primitive per shape), and the slowest starts first."""
+    rank = {fw: i for i, fw in enumerate(SLOWEST_FIRST)}
+
+    def framework(item: pytest.Item) -> str:
+        return getattr(getattr(item, "callspec", None), "id", "").split("-", 1)[0]
+
     for item in items:
-        params = getattr(getattr(item, "callspec", None), "id", "")
-        fw = params.split("-", 1)[0]
-        if fw in known:
-            item.add_marker(pytest.mark.xdist_group(fw))
+        if framework(item) in BUILTIN:
+            item.add_marker(pytest.mark.xdist_group(framework(item)))
+    items.sort(key=lambda i: rank.get(framework(i), len(rank)))  # stable: the order within a framework stays

@@ -35,6 +35,10 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--interactions", type=int, default=2, metavar="N",
                 help="interaction cases generated from each binding's capabilities: 2 (default) covers every "
                      "pair of declared option values, 3 every triple (a longer run), 0 none")
+    g.addoption("--probe-capabilities", action="store_true",
+                help="also call every binding with each target kind, option, reduction and dtype it does not "
+                     "declare, and show in the capability table where the API takes more than declared or a "
+                     "documented parameter raises (informational: never fails the run)")
     g.addoption("--relation-examples", type=int, default=None, metavar="N",
                 help="hypothesis inputs drawn per binding and relation (default 2, in float32; given, also in float64)")
     g.addoption("--fuzz", action="store_true",
@@ -80,6 +84,7 @@ class RunOptions:
     wandb: bool = False
     #: strength of the interaction cases' covering array (0: none)
     interactions: int = 2
+    probe_capabilities: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> RunOptions:
@@ -115,4 +120,4 @@ class RunOptions:
                    results=results, report=report,
                    expectations=tuple(Path(p) for p in (opt("expectations") or [DEFAULT_EXPECTATIONS])),
                    baseline=opt("baseline"), cases=tuple(Path(p) for p in opt("cases")), wandb=opt("wandb"),
-                   interactions=opt("interactions"))
+                   interactions=opt("interactions"), probe_capabilities=opt("probe_capabilities"))

@@ -3,7 +3,7 @@ running one spec into its record. It knows nothing of pytest's hooks (``hooks.py
 (``writer.py``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -127,7 +127,7 @@ class XentSession:
             for b in cache[framework].values():
                 self.environment["bindings"][f"{framework}::{b.name}"] = {
                     "framework": framework, "binding": b.name, "api": b.api, "doc": b.doc,
-                    "capabilities": b.caps.as_dict()}
+                    "capabilities": b.caps.as_dict(), "conventions": interactions.conventions(b)}
         return cache[framework]
 
     def versions(self) -> dict:
@@ -200,6 +200,14 @@ class XentSession:
         return [(fw, name, ax.name, dt) for fw in self.load_adapters() for name, b in self.bindings(fw).items()
                 for ax in stability.AXES if b.caps.op in ax.ops for dt in sorted(b.caps.dtypes, key=DTYPES.index)]
 
+    def probe_specs(self) -> list[tuple[str, str, str, str]]:
+        """(framework, binding, facet, value) for --probe-capabilities: every target kind, option,
+        reduction and dtype a binding's op admits and the binding does not declare."""
+        if not self.options.probe_capabilities:
+            return []
+        return [(fw, b.name, facet, str(value)) for fw in self.load_adapters() for b in self.bindings(fw).values()
+                for facet, value, _ in interactions.probes(b)]
+
     def bench_specs(self) -> list[BenchSpec]:
         """Every benchmark to run (none without --bench)."""
         return self.bench.specs(self.load_adapters(), self.bindings) if self.bench else []
@@ -236,6 +244,27 @@ class XentSession:
                                       relations.BY_NAME[relation], dtype, examples=self.options.relation_examples,
                                       derandomize=not self.options.fuzz, device=self.options.device,
                                       registry=self.registry, versions=self.versions())
+
+    def run_probe(self, framework: str, binding: str, facet: str, value: str) -> dict:
+        """Call ``binding`` with one undeclared facet value (its capabilities widened to take it) and judge
+        the value like any check: ``works`` (pass or documented deviation: the declaration is narrower
+        than the API), ``wrong`` (fail; the adapter may not pass that option on), ``raises`` (error). The
+        result goes into the environment (``probes``), never into the gate."""
+        b = self.bindings(framework)[binding]
+        row = next(r for f, v, r in interactions.probes(b) if (f, str(v)) == (facet, value))
+        case = interactions.case(b.caps.op, row)
+        p = case.problem(b.caps.op, row["dtype"], row["reduction"])
+        c = b.caps
+        wide = replace(b, caps=replace(c, targets=c.targets | {row["target"]},
+                                       reductions=c.reductions | {row["reduction"]}, dtypes=c.dtypes | {row["dtype"]},
+                                       options=c.options | p.options_used()))
+        rec = checks.run_check(self.adapters[framework], wide, p, "value", registry=self.registry,
+                               versions=self.versions(), device=self.options.device)
+        result = {"pass": "works", "deviation": "works", "fail": "wrong", "error": "raises"}.get(rec.outcome,
+                                                                                                rec.outcome)
+        out = {"facet": facet, "value": value, "result": result, "case": case.name, "detail": rec.reason[:300]}
+        self.environment.setdefault("probes", {}).setdefault(f"{framework}::{binding}", []).append(out)
+        return out
 
     def run_stability(self, framework: str, binding: str, axis: str, dtype: str) -> StabilityRecord:
         return stability.sweep(self.adapters[framework], self.bindings(framework)[binding], stability.BY_NAME[axis],

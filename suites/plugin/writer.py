@@ -103,7 +103,7 @@ class Writer:
         --one-per-category); ``incomplete``: why the run stopped early (then the registry audit only
         reports, the file is marked incomplete and the journal is kept)."""
         benchmarks = bench.section() if bench else None
-        if not self.records and not benchmarks and not self.stability:
+        if not self.records and not benchmarks and not self.stability and not environment.get("probes"):
             self.journal.close(remove=incomplete is None)
             return [], False
         stale, unused = audit(registry, self.records, set(environment["frameworks"]), versions)

@@ -17,14 +17,19 @@ def available() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def apply(n: int) -> dict:
-    """Restrict the process to ``n`` threads; returns the facts recorded in the results."""
-    from threadpoolctl import threadpool_limits
-
+def apply(n: int, pin: bool = True) -> dict:
+    """Restrict the process to ``n`` threads (with ``pin``, on the first ``n`` CPUs too); returns the
+    facts recorded in the results."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if cpus and n < len(cpus):
-        os.sched_setaffinity(0, cpus[:n])
+    mine = cpus[:n] if cpus else []
+    if pin and cpus and n < len(cpus):
+        os.sched_setaffinity(0, mine)
     for var in _VARS:
         os.environ[var] = str(n)
-    threadpool_limits(n)
-    return {"threads": n, "cpus": cpus[:n] if cpus else None, "env": {v: str(n) for v in _VARS}}
+    try:  # BLAS pools NumPy already started
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        pass
+    else:
+        threadpool_limits(n)
+    return {"threads": n, "cpus": mine or None, "env": {v: str(n) for v in _VARS}}
