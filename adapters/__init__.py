@@ -28,12 +28,16 @@ from xentcheck.protocol import (  # re-exported: adapters import the protocol fr
 __all__ = ["ALL_FLOATS", "ALL_REDUCTIONS", "BUILTIN", "FLOATS", "Adapter", "AdapterError", "Binding",
            "Capabilities", "Inputs", "Output", "load_builtin", "load_external", "missing_packages"]
 
-#: framework name -> (adapter module, the top-level packages it needs installed)
+#: framework name -> (adapter module, or module:ATTR, and the top-level packages it needs installed)
 BUILTIN: dict[str, tuple[str, tuple[str, ...]]] = {
     "numpy": ("adapters.numpy_scipy", ("numpy", "scipy")),
     "torch": ("adapters.pytorch", ("torch",)),
     "tensorflow": ("adapters.tensorflow_keras", ("tensorflow",)),
     "jax": ("adapters.jax_optax", ("jax", "optax")),
+    # Keras 3 on its other backends, each in a worker process of its own (Keras on TensorFlow is in "tensorflow")
+    "keras[jax]": ("adapters.keras_backends:JAX", ("keras", "jax")),
+    "keras[torch]": ("adapters.keras_backends:TORCH", ("keras", "torch")),
+    "keras[numpy]": ("adapters.keras_backends:NUMPY", ("keras",)),
 }
 
 class AdapterError(Exception):
@@ -50,11 +54,12 @@ def missing_packages(framework: str) -> list[str]:
 def load_builtin(framework: str) -> Adapter:
     """Import and return a built-in adapter; raises AdapterError with one line on failure."""
     module_name, _ = BUILTIN[framework]
+    module_name, _, attr = module_name.partition(":")
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # a broken install must not take the other frameworks down
         raise AdapterError(f"{framework}: importing its adapter failed: {one_line(e)}") from None
-    return module.ADAPTER
+    return getattr(module, attr or "ADAPTER")
 
 
 def load_external(spec: str) -> Adapter:

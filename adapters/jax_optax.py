@@ -1,26 +1,15 @@
 """JAX adapter: optax losses and the idiomatic jax.nn.log_softmax formulation, differentiated by jax.vjp.
 
-float64 needs ``jax_enable_x64``; it is switched on when this adapter loads (inputs carry explicit
-dtypes, so float32 cases stay float32). optax losses return per-example values only.
+JAX's settings (float64, the persistent compilation cache) are applied when this adapter loads
+(``adapters.jax_config``). optax losses return per-example values only.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import jax
 
-jax.config.update("jax_enable_x64", True)
+from .jax_config import configure
 
-# Eager JAX compiles every primitive once per shape and dtype; that dominates the run. A persistent
-# compilation cache (keyed by the program, compile options and jax/XLA versions, so it never serves a
-# stale executable) makes repeated runs about twice as fast. XENTCHECK_JAX_CACHE=off disables it.
-_cache = os.environ.get("XENTCHECK_JAX_CACHE", str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                                                   / "xentcheck" / "jax"))
-if _cache != "off":
-    jax.config.update("jax_compilation_cache_dir", _cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+configure()
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402

@@ -1,13 +1,11 @@
-"""TensorFlow adapter: tf.nn, TF1 tf.compat.v1.losses and Keras 3 losses, differentiated by GradientTape.
+"""TensorFlow adapter: tf.nn, TF1 tf.compat.v1.losses and Keras 3 losses on Keras's TensorFlow backend
+(``adapters.keras_losses``), differentiated by GradientTape.
 
-Keras losses are bound in class form and function form, each with ``from_logits`` both ways; the
-class form gets ``dtype=`` the case dtype so float64 inputs are computed in float64 (without it
-Keras casts to its float32 default). Class axis last, except for channels-first problems, which move
-it to axis 1 and say axis=1 where the API takes it.
+Class axis last, except for channels-first problems, which move it to axis 1 and say axis=1 where the
+API takes it. Keras on its other backends: ``adapters.keras_backends``.
 """
 from __future__ import annotations
 
-import inspect
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the report
@@ -16,44 +14,29 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from xentcheck.problem import Problem  # noqa: E402
-from xentcheck.reference import MATH, Convention  # noqa: E402
+from xentcheck.reference import Convention  # noqa: E402
 
-from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs  # noqa: E402
+from . import (  # noqa: E402
+    ALL_FLOATS,
+    ALL_REDUCTIONS,
+    Binding,
+    Capabilities,
+    Inputs,
+    keras_losses,  # noqa: E402
+)
 from .framework import FrameworkAdapter  # noqa: E402
 from .repro import Dialect  # noqa: E402
 
 DTYPES = ALL_FLOATS
-NONE_ONLY = frozenset({"none"})
-DENSE = frozenset({"onehot", "soft"})
-INDEX = frozenset({"index"})
-BINARY = frozenset({"binary", "soft"})
+NONE_ONLY, DENSE, INDEX, BINARY = keras_losses.NONE_ONLY, keras_losses.DENSE, keras_losses.INDEX, keras_losses.BINARY
 
 _V1 = tf.compat.v1.losses
 _V1_REDUCTION = {"none": _V1.Reduction.NONE, "sum": _V1.Reduction.SUM, "mean": _V1.Reduction.SUM_BY_NONZERO_WEIGHTS}
 # TF1 losses' default reduction divides the weighted sum by the number of non-zero weights.
 V1_MEAN = Convention(mean_by="nonzero_weight_count")
-# Keras 2 (TensorFlow <= 2.15) spells "no reduction" "none" and its losses take no dtype argument
-_KERAS2 = int(keras.__version__.split(".")[0]) < 3
-_KERAS_REDUCTION = {"none": "none" if _KERAS2 else None, "sum": "sum", "mean": "sum_over_batch_size"}
-_KERAS_DTYPE = "" if _KERAS2 else ", dtype=x.dtype.name"
-# the same two mappings, spelled in reproduction snippets (format strings: doubled braces)
+# the TF1 reduction mapping, spelled in reproduction snippets (a format string: doubled braces)
 _V1_CALL = ("{{'none': tf.compat.v1.losses.Reduction.NONE, 'sum': tf.compat.v1.losses.Reduction.SUM, "
             "'mean': tf.compat.v1.losses.Reduction.SUM_BY_NONZERO_WEIGHTS}}[{reduction}]")
-_KERAS_CALL = ("{{'none': " + repr(_KERAS_REDUCTION["none"])
-               + ", 'sum': 'sum', 'mean': 'sum_over_batch_size'}}[{reduction}]")
-
-
-def _class_axis(x, i: Inputs, dense_target: bool) -> tuple:
-    """(x, target, axis) as a channels-first problem hands them over: the class axis moved to 1."""
-    if not i.problem.channels_first:
-        return x, i.target, -1
-    perm = lambda a: tf.transpose(a, [0, a.shape.rank - 1, *range(1, a.shape.rank - 1)])  # noqa: E731
-    return perm(x), perm(i.target) if dense_target else i.target, 1
-
-
-def _takes_axis(f) -> bool:
-    return "axis" in inspect.signature(f).parameters
 
 
 def _v1_weights(inp: Inputs, ndim: int):
@@ -68,7 +51,7 @@ def _tf_nn() -> list[Binding]:
         Binding("tf.nn.softmax_cross_entropy_with_logits", "tf.nn.softmax_cross_entropy_with_logits",
                 Capabilities("softmax_ce", DENSE, NONE_ONLY, frozenset({"spatial", "channels_first"}), DTYPES),
                 lambda x, i: (lambda x, t, axis: tf.nn.softmax_cross_entropy_with_logits(
-                    labels=t, logits=x, axis=axis))(*_class_axis(x, i, True)),
+                    labels=t, logits=x, axis=axis))(*keras_losses.class_axis(x, i, True)),
                 call="tf.nn.softmax_cross_entropy_with_logits(labels={t}, logits={x}{opts})"),
         Binding("tf.nn.sparse_softmax_cross_entropy_with_logits", "tf.nn.sparse_softmax_cross_entropy_with_logits",
                 Capabilities("softmax_ce", INDEX, NONE_ONLY, frozenset({"spatial"}), DTYPES),
@@ -109,78 +92,6 @@ def _tf_nn() -> list[Binding]:
     ]
 
 
-def _keras_class(cls, from_logits: bool, inp: Inputs, **kw):
-    p = inp.problem
-    if p.channels_first:
-        kw["axis"] = 1
-    if p.label_smoothing:
-        kw["label_smoothing"] = p.label_smoothing
-    if p.ignore_index is not None:
-        kw["ignore_class"] = p.ignore_index
-    if not _KERAS2:
-        kw["dtype"] = p.dtype
-    return cls(from_logits=from_logits, reduction=_KERAS_REDUCTION[p.reduction], **kw)
-
-
-def _keras() -> list[Binding]:
-    L = keras.losses
-    out = []
-    specs = [  # (class, function, op from logits, op from probabilities, targets, options, mean_last_axis)
-        (L.BinaryCrossentropy, L.binary_crossentropy, "sigmoid_bce", "bce", BINARY, {"label_smoothing"}, True),
-        (L.CategoricalCrossentropy, L.categorical_crossentropy, "softmax_ce", "categorical_ce", DENSE,
-         {"label_smoothing", "spatial"}, False),
-        (L.SparseCategoricalCrossentropy, L.sparse_categorical_crossentropy, "softmax_ce", "categorical_ce", INDEX,
-         {"ignore_index", "spatial"}, False),
-    ]
-    for cls, fn, op_logits, op_probs, targets, options, last_axis in specs:
-        for from_logits in (True, False):
-            op = op_logits if from_logits else op_probs
-            suffix = ".from_logits" if from_logits else ".from_probs"  # test-id friendly: no '=' or '('
-
-
-            dense = targets != INDEX
-
-            def call_class(x, i, cls=cls, fl=from_logits, dense=dense):
-                loss = _keras_class(cls, fl, i)
-                x, t, _ = _class_axis(x, i, dense)
-                return loss(t, x, sample_weight=i.sample_weight)
-
-            def call_fn(x, i, fn=fn, fl=from_logits, dense=dense):
-                x, t, axis = _class_axis(x, i, dense)
-                kw = {"axis": axis} if i.problem.channels_first else {}
-                if i.problem.label_smoothing:
-                    kw["label_smoothing"] = i.problem.label_smoothing
-                if i.problem.ignore_index is not None:
-                    kw["ignore_class"] = i.problem.ignore_index
-                return fn(t, x, from_logits=fl, **kw)
-
-            def class_conv(problem: Problem, last_axis=last_axis) -> Convention:
-                # Keras "sum_over_batch_size" divides by the element count; an ignore_class mask
-                # turns that into the count of non-ignored elements.
-                return Convention(mean_by="valid_count" if problem.ignore_index is not None else "count",
-                                  mean_last_axis=last_axis)
-
-            name = cls.__name__
-            # The class axis can move where the API takes axis=. Not the sparse losses: their docs offer
-            # axis=1 (channels_first), but the TensorFlow backend raises "Only axis=-1 is currently
-            # supported" (keras/src/backend/tensorflow/nn.py, Keras 3.15.1).
-            movable = "spatial" in options and dense
-            cls_opts = options | ({"channels_first"} if movable and _takes_axis(cls) else set())
-            fn_opts = options | ({"channels_first"} if movable and _takes_axis(fn) else set())
-            out.append(Binding(
-                f"keras.{name}{suffix}", f"keras.losses.{name}",
-                Capabilities(op, targets, ALL_REDUCTIONS, frozenset(cls_opts | {"sample_weight"}), DTYPES),
-                call_class, class_conv,
-                call=f"keras.losses.{name}(from_logits={from_logits}, reduction={_KERAS_CALL}"
-                     f"{_KERAS_DTYPE}{{opts}})({{t}}, {{x}}, sample_weight=sample_weight)"))
-            out.append(Binding(
-                f"keras.{fn.__name__}{suffix}", f"keras.losses.{fn.__name__}",
-                Capabilities(op, targets, NONE_ONLY, frozenset(fn_opts), DTYPES),
-                call_fn, Convention(mean_last_axis=last_axis) if last_axis else MATH,
-                call=f"keras.losses.{fn.__name__}({{t}}, {{x}}, from_logits={from_logits}{{opts}})"))
-    return out
-
-
 class TensorflowAdapter(FrameworkAdapter):
     name = "tensorflow"
     dialect = Dialect(
@@ -202,7 +113,7 @@ class TensorflowAdapter(FrameworkAdapter):
 
     def bindings(self) -> list[Binding]:
         devices = frozenset({"cpu", "cuda"}) if tf.config.list_physical_devices("GPU") else frozenset({"cpu"})
-        return self.declare(_tf_nn() + _keras(), devices, self.environment())
+        return self.declare(_tf_nn() + keras_losses.bindings(), devices, self.environment())
 
     def _device(self, device: str) -> str:
         return "/GPU:0" if device == "cuda" else "/CPU:0"

@@ -15,7 +15,7 @@ import sys
 
 from xentcheck.bench import stats
 from xentcheck.journal import JournalError, recover
-from xentcheck.results import ResultsError, load, write_atomic
+from xentcheck.results import ResultsError, dumps, load, write_atomic
 
 from .diff import diff, lines
 from .html import render
@@ -85,9 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         return 1 if d.regressions else 0
     if args.command == "recover":
-        import json
 
-        text, what = json.dumps(doc.to_json(), indent=1, allow_nan=False), "results (marked incomplete)"
+        text, what = dumps(doc), "results (marked incomplete)"
     else:
         for path, doc in zip(args.results, docs, strict=True):
             if doc.complete is False:

@@ -23,7 +23,8 @@ def test_unknown_framework_fails_at_once_with_one_line(run_suite):
     r = run_suite("suites", "--frameworks=nope")
     assert r.ret == 4
     err = _err(r)
-    assert err == ["ERROR: --frameworks: unknown framework 'nope'; known: numpy, torch, tensorflow, jax"]
+    assert err == ["ERROR: --frameworks: unknown framework 'nope'; known: numpy, torch, tensorflow, jax, keras[jax], "
+                   "keras[torch], keras[numpy]"]
 
 
 def test_numpy_only_run_writes_results_and_report(run_suite, tmp_path):

@@ -16,7 +16,10 @@ def one_line(e: BaseException, limit: int = LIMIT) -> str:
 
 def raised_at(e: BaseException) -> str:
     """Where an exception was raised (the innermost Python frame), so a reader can tell a framework
-    rejecting an input from glue code failing on it: ``torch/nn/functional.py:3693``."""
+    rejecting an input from glue code failing on it: ``torch/nn/functional.py:3693``. An exception
+    relayed from a worker process carries where it was raised there (``remote_at``)."""
+    if getattr(e, "remote_at", None):
+        return e.remote_at
     tb = e.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next

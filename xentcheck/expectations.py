@@ -62,7 +62,9 @@ SCHEMA = {
     "properties": {
         "id": {"title": "id", "type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$",
                "x-message": "id must be lower-case letters, digits and '-'"},
-        "framework": {"title": "framework", "type": "string", "minLength": 1},
+        "framework": {"title": "framework", "anyOf": [{"type": "string", "minLength": 1},
+                                                       {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+                      "x-expects": "a framework name or a list of them (Keras on several backends)"},
         "package": {"title": "package", "type": "string"},
         "bindings": {**_names("bindings"), "minItems": 1},
         "checks": _names("checks", ("value", "grad")),
@@ -99,7 +101,7 @@ class Expectation:
     """One documented deviation."""
 
     id: str
-    framework: str
+    framework: str | tuple[str, ...]
     bindings: tuple[str, ...]
     expect: dict
     reason: str
@@ -118,7 +120,7 @@ class Expectation:
                 versions: dict, mode: str = "eager", options: frozenset[str] = frozenset()) -> bool:
         """Whether this entry covers the check (version taken from ``versions[package or framework]``;
         ``options``: those the problem uses)."""
-        if framework != self.framework or binding not in self.bindings or check not in self.checks:
+        if framework not in self.frameworks or binding not in self.bindings or check not in self.checks:
             return False
         if not set(self.options) <= options:
             return False
@@ -132,11 +134,16 @@ class Expectation:
             return False
         return self.in_versions(versions)
 
+    @property
+    def frameworks(self) -> tuple[str, ...]:
+        """The frameworks it covers (one name, or a list: the same Keras code on several backends)."""
+        return (self.framework,) if isinstance(self.framework, str) else tuple(self.framework)
+
     def in_versions(self, versions: dict) -> bool:
         """Whether the installed version (``versions[package or framework]``) is inside the entry's range."""
         if not self.versions:
             return True
-        v = versions.get(self.package or self.framework)
+        v = versions.get(self.package or self.frameworks[0])
         try:
             return v is not None and Version(str(v)) in SpecifierSet(self.versions)
         except InvalidVersion:
@@ -161,7 +168,7 @@ class Expectation:
     def raised_as_documented(self, e: BaseException) -> bool:
         """Whether ``e`` is the exception this entry documents: its class (or a base class) is named
         ``raises`` and its message matches the ``message`` pattern, if one is given."""
-        names = {c.__name__ for c in type(e).__mro__}
+        names = {c.__name__ for c in type(e).__mro__} | set(getattr(e, "remote_types", ()))
         pattern = self.expect.get("message")
         return self.raises in names and (pattern is None or re.search(pattern, str(e)) is not None)
 
@@ -228,7 +235,7 @@ def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
     stale, unused = [], []
     modes_run = {r.mode for r in records}
     for e in registry.entries:
-        if e.framework not in frameworks or (e.modes and not set(e.modes) & modes_run):
+        if not set(e.frameworks) & frameworks or (e.modes and not set(e.modes) & modes_run):
             continue  # its framework or its mode did not run
         if versions is not None and not e.in_versions(versions):
             continue  # it documents another release

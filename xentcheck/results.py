@@ -77,6 +77,23 @@ def load(path: str | Path) -> Results:
     return Results.from_json(doc)
 
 
+#: top-level lists written one item per line (the bulk of a results file)
+_ONE_PER_LINE = ("records", "stability")
+
+
+def dumps(doc: Results) -> str:
+    """The document as JSON text: the small sections indented, every record and stability sweep on a
+    line of its own (diffable and greppable; indenting ten megabytes of nesting takes seconds)."""
+    d = doc.to_json()
+    lists = {k: d.pop(k) for k in _ONE_PER_LINE if k in d}
+    head = json.dumps(d, indent=1, allow_nan=False)
+    parts = [head[:-2]] if lists else [head]
+    for k, items in lists.items():
+        body = ",\n".join(json.dumps(item, allow_nan=False) for item in items)
+        parts.append(f',\n "{k}": [' + (f"\n{body}\n ]" if items else "]"))
+    return "".join(parts) + ("\n}" if lists else "")
+
+
 def write_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (temp file + rename), creating parent folders."""
     p = Path(path)

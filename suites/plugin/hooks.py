@@ -262,7 +262,7 @@ class Hooks:
 
 #: the built-in frameworks, slowest first: under ``--dist loadgroup`` a worker takes whole frameworks in
 #: collection order, so the longest one starts at once and the others fill the other workers
-SLOWEST_FIRST = ("jax", "tensorflow", "torch", "numpy")
+SLOWEST_FIRST = ("jax", "keras[jax]", "tensorflow", "keras[torch]", "torch", "keras[numpy]", "numpy")
 
 
 def _group_by_framework(items: list[pytest.Item]) -> None:

@@ -3,7 +3,6 @@ results file (marked complete or not), the report and the comparison with a base
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import IO
 
 import pytest
 
+from xentcheck import results
 from xentcheck.bench.plan import BenchPlan
 from xentcheck.exception_text import one_line
 from xentcheck.expectations import Registry, audit
@@ -110,9 +110,7 @@ class Writer:
         if sliced or incomplete:  # a slice or a cut-short run may leave out every input where an entry shows
             stale, unused = [], []
         expectations = {"entries": [e.as_dict() for e in registry.entries], "stale": stale, "unused": unused}
-        # the reports (jinja2, scipy.stats) load here, at the end: a run that writes nothing never pays for them
-        from reports.diff import diff
-        from reports.diff import lines as diff_lines
+        # the report (jinja2) loads here, at the end: a run that writes nothing never pays for it
         from reports.html import render
 
         doc = document(environment, self.records, expectations, benchmarks, self.stability, incomplete=incomplete,
@@ -135,7 +133,8 @@ class Writer:
         elif sliced:
             lines.append("xentcheck: expectations audit skipped: the run was a slice (-k, -m or --one-per-category)")
         try:
-            write_atomic(self.results_path, json.dumps(doc.to_json(), indent=1, allow_nan=False))
+            # one record per line: diffable and greppable, without the cost of indenting 10 MB of nesting
+            write_atomic(self.results_path, results.dumps(doc))
             write_atomic(self.report_path, render([doc]))
         except OSError as e:
             self.failed = True
@@ -148,6 +147,9 @@ class Writer:
             lines.append(_to_wandb(doc, self.results_path))
         regressed = False
         if baseline is not None:
+            from reports.diff import diff
+            from reports.diff import lines as diff_lines
+
             changes = diff(baseline, doc, accept=frozenset({"removed"}) if sliced else frozenset())
             lines += [f"xentcheck: baseline: {line}" for line in diff_lines(changes)]
             regressed = bool(changes.regressions)

@@ -12,9 +12,15 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 from ..records import BenchRecord
+
+
+def _sps():
+    """scipy.stats, loaded when a comparison needs it (its import takes a second or more)."""
+    from scipy import stats
+
+    return stats
 
 #: identifying fields of a benchmark record (what must match to compare two timings)
 KEY_FIELDS = ("framework", "binding", "mode", "dtype", "pass_", "batch", "classes", "device")
@@ -62,8 +68,8 @@ def compare(old: list[BenchRecord], new: list[BenchRecord], *, alpha: float = AL
         if np.ptp(np.concatenate([xa, xb])) == 0:
             pvals.append(1.0)  # identical constant samples: no evidence of a change
         else:
-            pvals.append(float(sps.mannwhitneyu(xa, xb, alternative="two-sided").pvalue))
-    padj = sps.false_discovery_control(pvals, method="bh") if len(pvals) > 1 else np.asarray(pvals)
+            pvals.append(float(_sps().mannwhitneyu(xa, xb, alternative="two-sided").pvalue))
+    padj = _sps().false_discovery_control(pvals, method="bh") if len(pvals) > 1 else np.asarray(pvals)
     out = []
     bound = math.log1p(min_effect)
     for (a, b), p, q in zip(pairs, pvals, padj, strict=True):

@@ -1,0 +1,235 @@
+"""Keras 3 on its JAX, PyTorch and NumPy backends: each one a framework of its own (``keras[jax]``,
+``keras[torch]``, ``keras[numpy]``) beside Keras on TensorFlow (in the ``tensorflow`` adapter).
+
+A Keras backend is fixed when Keras is imported, so each backend runs in a worker process of its own
+(``python -m adapters.keras_backends BACKEND``), started on first use and spoken to over a pipe with
+pickled requests: the same bindings as on TensorFlow (``adapters.keras_losses``), the same cases, one
+pytest run, one results file. A worker that dies costs the check it was running (an ``error``) and is
+restarted for the next one; a backend whose packages are missing is skipped like any framework.
+Exceptions come back with their class name, their classes' names and where they were raised, so the
+errors layer judges them as if raised in-process.
+"""
+from __future__ import annotations
+
+import builtins
+import os
+import pickle
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xentcheck.problem import Problem
+from xentcheck.protocol import Binding, Output
+
+from . import keras_losses
+from .framework import FrameworkAdapter
+
+ROOT = Path(__file__).resolve().parents[1]
+#: backend -> the package its autodiff and arrays come from (None: no autodiff)
+BACKENDS = {"jax": "jax", "torch": "torch", "numpy": None}
+
+
+class RemoteError(Exception):
+    """An exception raised in a Keras worker whose class is not a Python builtin (``InvalidArgumentError``)."""
+
+
+def _rebuild(type_name: str, mro: list[str], message: str, at: str) -> Exception:
+    """The worker's exception as one of the same name here: a builtin class where it is one (so a
+    TypeError is still a TypeError), else a RemoteError subclass of that name."""
+    base = getattr(builtins, type_name, None)
+    if not (isinstance(base, type) and issubclass(base, Exception)):
+        base = type(type_name, (RemoteError,), {})
+    e = base(message)
+    e.remote_at, e.remote_types = at, tuple(mro)
+    return e
+
+
+@dataclass
+class _Declared:
+    """A binding as the worker declares it (everything but the callable, which runs in the worker)."""
+
+    name: str
+    api: str
+    caps: Any
+    convention: Any
+    doc: str
+
+
+class KerasBackend:
+    """The adapter the run sees for one Keras backend: it declares the worker's bindings and forwards
+    every call to the worker process."""
+
+    dialect = None  # no reproduction snippets: they would need the backend set before Keras is imported
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.name = f"keras[{backend}]"
+        self._proc: subprocess.Popen | None = None
+        self._hello: dict | None = None
+
+    # -- the worker -------------------------------------------------------------------------------
+    def _start(self) -> None:
+        env = {**os.environ, "KERAS_BACKEND": self.backend, "PYTHONPATH": str(ROOT)}
+        self._proc = subprocess.Popen([sys.executable, "-m", "adapters.keras_backends", self.backend], cwd=ROOT,
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      env=env)
+        reply = self._receive()
+        if reply[0] != "hello":
+            raise RuntimeError(f"{self.name}: its worker failed to start: {reply[1]}")
+        self._hello = reply[1]
+
+    def _receive(self):
+        try:
+            return pickle.load(self._proc.stdout)
+        except (EOFError, pickle.UnpicklingError, OSError) as e:
+            code = self._proc.poll()
+            self._stop()
+            raise RuntimeError(f"{self.name}: its worker process died (exit status {code}); it is restarted for the "
+                               f"next check") from e
+
+    def _stop(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def _ask(self, *request):
+        if self._proc is None:
+            self._start()
+        try:
+            pickle.dump(request, self._proc.stdin)
+            self._proc.stdin.flush()
+            return self._receive()
+        except BaseException:  # interrupted mid-request (a timeout): a stale reply must never be read later
+            self._stop()
+            raise
+
+    # -- the adapter protocol ---------------------------------------------------------------------
+    def environment(self) -> dict:
+        if self._hello is None:
+            self._start()
+        return self._hello["environment"]
+
+    def bindings(self) -> list[Binding]:
+        if self._hello is None:
+            self._start()
+        return [Binding(d.name, d.api, d.caps, fn=None, convention=d.convention, doc=d.doc)
+                for d in self._hello["bindings"]]
+
+    def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
+            mode: str = "eager", device: str = "cpu") -> Output:
+        reply = self._ask("run", binding.name, problem, grad, cotangent, mode, device)
+        if reply[0] == "ok":
+            return reply[1]
+        raise _rebuild(*reply[1:])
+
+
+# -- the worker process ---------------------------------------------------------------------------
+
+class _Worker(FrameworkAdapter):
+    """Keras on one backend, inside the worker: arrays through keras.ops, autodiff through the backend."""
+
+    def __init__(self, backend: str) -> None:
+        super().__init__()
+        import keras
+
+        self.keras = keras
+        self.backend = backend
+        self.name = f"keras[{backend}]"
+
+    def environment(self) -> dict:
+        import importlib
+
+        env = {"keras": self.keras.__version__, "keras.backend": self.keras.backend.backend()}
+        package = BACKENDS[self.backend]
+        if package:
+            env[package] = importlib.import_module(package).__version__
+        return env
+
+    def bindings(self) -> list[Binding]:
+        out = keras_losses.bindings(grad=BACKENDS[self.backend] is not None)
+        if self.backend == "jax":  # as Keras users run JAX: without jax_enable_x64, which has no float64
+            out = [replace(b, caps=replace(b.caps, dtypes=b.caps.dtypes - {"float64"})) for b in out]
+        return self.declare(out, frozenset({"cpu"}), self.environment())
+
+    def asarray(self, a, dtype, device):
+        return self.keras.ops.convert_to_tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
+
+    def asindex(self, a, device):
+        return self.keras.ops.convert_to_tensor(np.asarray(a, dtype=np.int64), dtype="int64")
+
+    def value_and_vjp(self, f, x, cotangent):
+        # the cotangent in the output's dtype and shape (ones where the loss was meant to be a scalar):
+        # a Keras loss may return another dtype or an empty array, which the result contract judges
+        if self.backend == "jax":
+            import jax
+            import jax.numpy as jnp
+
+            y, pull = jax.vjp(f, x)
+            cot = jnp.ones_like(y) if cotangent is None or cotangent.shape != y.shape else cotangent.astype(y.dtype)
+            return y, pull(cot)[0]
+        if self.backend == "torch":
+            import torch
+
+            x = x.detach().requires_grad_(True)
+            y = f(x)
+            cot = torch.ones_like(y) if cotangent is None or cotangent.shape != y.shape else cotangent.to(y.dtype)
+            (g,) = torch.autograd.grad(y, x, grad_outputs=cot, allow_unused=True)
+            return y.detach(), torch.zeros_like(x) if g is None else g
+        raise NotImplementedError(f"keras[{self.backend}] has no autodiff")
+
+    def to_numpy(self, t):
+        name = self.keras.backend.standardize_dtype(t.dtype)
+        if self.backend == "torch":
+            t = t.detach().to(dtype=__import__("torch").float64) if name in ("bfloat16", "float16") else t.detach()
+        return np.asarray(self.keras.ops.convert_to_numpy(t)).astype(np.float64), name
+
+
+def _serve(backend: str) -> None:
+    """Answer requests on stdin until it closes (``python -m adapters.keras_backends BACKEND``)."""
+    from xentcheck.exception_text import raised_at
+    from xentcheck.protocol import run_binding
+
+    out, inp = sys.stdout.buffer, sys.stdin.buffer
+    sys.stdout = sys.stderr  # nothing a framework prints may corrupt the replies
+
+    def reply(*message) -> None:
+        pickle.dump(message, out)
+        out.flush()
+
+    try:
+        if backend == "jax":  # the persistent compilation cache of the jax adapter; float64 stays off
+            from .jax_config import configure
+
+            configure(x64=False)
+        worker = _Worker(backend)
+        bindings = {b.name: b for b in worker.bindings()}
+        reply("hello", {"environment": worker.environment(),
+                        "bindings": [_Declared(b.name, b.api, b.caps, b.convention, b.doc) for b in bindings.values()]})
+    except Exception as e:
+        reply("failed", f"{type(e).__name__}: {e}")
+        return
+    while True:
+        try:
+            request = pickle.load(inp)
+        except EOFError:
+            return
+        _, name, problem, grad, cotangent, mode, device = request
+        try:
+            result = run_binding(worker, bindings[name], problem, grad=grad, cotangent=cotangent, mode=mode,
+                                 device=device)
+            reply("ok", result)
+        except Exception as e:
+            reply("raise", type(e).__name__, [c.__name__ for c in type(e).__mro__], str(e)[:4000], raised_at(e))
+
+
+JAX, TORCH, NUMPY = (KerasBackend(b) for b in ("jax", "torch", "numpy"))
+
+if __name__ == "__main__":  # through the module's own name, so what it pickles names adapters.keras_backends
+    from adapters.keras_backends import _serve as serve
+
+    serve(sys.argv[1])

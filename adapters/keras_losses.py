@@ -1,0 +1,137 @@
+"""The Keras 3 loss bindings, written once for every Keras backend.
+
+``keras.losses`` classes and functions, each ``from_logits`` both ways, with the class axis moved by
+``keras.ops`` (so the same code runs on the TensorFlow, JAX, PyTorch and NumPy backends). The
+TensorFlow adapter binds them in-process (Keras's default backend); ``adapters.keras_backends`` binds
+them in a worker process per other backend, since a Keras backend is fixed when Keras is imported.
+
+The class form gets ``dtype=`` the case dtype so float64 inputs are computed in float64 (without it
+Keras casts to its float32 default). Class axis last, except for channels-first problems, which move
+it to axis 1 and say ``axis=1`` where the API takes it.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+
+from xentcheck.problem import Problem
+from xentcheck.reference import MATH, Convention
+
+from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs
+
+# Keras is imported inside the functions: the parent process of a Keras worker (adapters.keras_backends)
+# reads this module's conventions without importing Keras, whose backend is fixed at import.
+NONE_ONLY = frozenset({"none"})
+DENSE = frozenset({"onehot", "soft"})
+INDEX = frozenset({"index"})
+BINARY = frozenset({"binary", "soft"})
+
+
+@functools.cache
+def _keras2() -> bool:
+    """Keras 2 (TensorFlow <= 2.15) spells "no reduction" "none" and its losses take no dtype argument."""
+    import keras
+
+    return int(keras.__version__.split(".")[0]) < 3
+
+
+def _reduction(name: str):
+    return {"none": "none" if _keras2() else None, "sum": "sum", "mean": "sum_over_batch_size"}[name]
+
+
+def class_axis(x, i: Inputs, dense_target: bool) -> tuple:
+    """(x, target, axis) as a channels-first problem hands them over: the class axis moved to 1."""
+    import keras
+
+    if not i.problem.channels_first:
+        return x, i.target, -1
+    rank = len(x.shape)
+    perm = [0, rank - 1, *range(1, rank - 1)]
+    return (keras.ops.transpose(x, perm), keras.ops.transpose(i.target, perm) if dense_target else i.target, 1)
+
+
+def _takes_axis(f) -> bool:
+    return "axis" in inspect.signature(f).parameters
+
+
+def _keras_class(cls, from_logits: bool, inp: Inputs, **kw):
+    p = inp.problem
+    if p.channels_first:
+        kw["axis"] = 1
+    if p.label_smoothing:
+        kw["label_smoothing"] = p.label_smoothing
+    if p.ignore_index is not None:
+        kw["ignore_class"] = p.ignore_index
+    if not _keras2():
+        kw["dtype"] = p.dtype
+    return cls(from_logits=from_logits, reduction=_reduction(p.reduction), **kw)
+
+
+def class_convention(problem: Problem, last_axis: bool = False) -> Convention:
+    """Keras "sum_over_batch_size" divides by the element count; an ignore_class mask turns that into
+    the count of non-ignored elements."""
+    return Convention(mean_by="valid_count" if problem.ignore_index is not None else "count",
+                      mean_last_axis=last_axis)
+
+
+def _binary_class_convention(problem: Problem) -> Convention:
+    return class_convention(problem, last_axis=True)
+
+
+def bindings(grad: bool = True) -> list[Binding]:
+    """Every Keras loss binding (``grad``: whether the backend has autodiff)."""
+    import keras
+
+    L = keras.losses
+    # the reduction mapping and dtype argument, spelled in reproduction snippets (format strings)
+    reduction_call = ("{{'none': " + repr(_reduction("none")) + ", 'sum': 'sum', 'mean': 'sum_over_batch_size'}}"
+                      "[{reduction}]")
+    dtype_call = "" if _keras2() else ", dtype=x.dtype.name"
+    out = []
+    specs = [  # (class, function, op from logits, op from probabilities, targets, options, mean_last_axis)
+        (L.BinaryCrossentropy, L.binary_crossentropy, "sigmoid_bce", "bce", BINARY, {"label_smoothing"}, True),
+        (L.CategoricalCrossentropy, L.categorical_crossentropy, "softmax_ce", "categorical_ce", DENSE,
+         {"label_smoothing", "spatial"}, False),
+        (L.SparseCategoricalCrossentropy, L.sparse_categorical_crossentropy, "softmax_ce", "categorical_ce", INDEX,
+         {"ignore_index", "spatial"}, False),
+    ]
+    for cls, fn, op_logits, op_probs, targets, options, last_axis in specs:
+        for from_logits in (True, False):
+            op = op_logits if from_logits else op_probs
+            suffix = ".from_logits" if from_logits else ".from_probs"  # test-id friendly: no '=' or '('
+            dense = targets != INDEX
+
+            def call_class(x, i, cls=cls, fl=from_logits, dense=dense):
+                loss = _keras_class(cls, fl, i)
+                x, t, _ = class_axis(x, i, dense)
+                return loss(t, x, sample_weight=i.sample_weight)
+
+            def call_fn(x, i, fn=fn, fl=from_logits, dense=dense):
+                x, t, axis = class_axis(x, i, dense)
+                kw = {"axis": axis} if i.problem.channels_first else {}
+                if i.problem.label_smoothing:
+                    kw["label_smoothing"] = i.problem.label_smoothing
+                if i.problem.ignore_index is not None:
+                    kw["ignore_class"] = i.problem.ignore_index
+                return fn(t, x, from_logits=fl, **kw)
+
+            name = cls.__name__
+            # The class axis can move where the API takes axis=. Not the sparse losses: their docs offer
+            # axis=1 (channels_first), but the TensorFlow backend raises "Only axis=-1 is currently
+            # supported" (keras/src/backend/tensorflow/nn.py, Keras 3.15.1; --probe-capabilities shows it).
+            movable = "spatial" in options and dense
+            cls_opts = options | ({"channels_first"} if movable and _takes_axis(cls) else set())
+            fn_opts = options | ({"channels_first"} if movable and _takes_axis(fn) else set())
+            out.append(Binding(
+                f"keras.{name}{suffix}", f"keras.losses.{name}",
+                Capabilities(op, targets, ALL_REDUCTIONS, frozenset(cls_opts | {"sample_weight"}), ALL_FLOATS,
+                             grad=grad),
+                call_class, _binary_class_convention if last_axis else class_convention,
+                call=f"keras.losses.{name}(from_logits={from_logits}, reduction={reduction_call}"
+                     f"{dtype_call}{{opts}})({{t}}, {{x}}, sample_weight=sample_weight)"))
+            out.append(Binding(
+                f"keras.{fn.__name__}{suffix}", f"keras.losses.{fn.__name__}",
+                Capabilities(op, targets, NONE_ONLY, frozenset(fn_opts), ALL_FLOATS, grad=grad),
+                call_fn, Convention(mean_last_axis=last_axis) if last_axis else MATH,
+                call=f"keras.losses.{fn.__name__}({{t}}, {{x}}, from_logits={from_logits}{{opts}})"))
+    return out
