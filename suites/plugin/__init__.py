@@ -12,7 +12,7 @@ import pytest
 
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
-from .hooks import Hooks
+from .hooks import Hooks, WorkerGroups
 from .options import RunOptions, add_options
 from .session import CheckSpec, XentSession
 from .writer import Writer, check_writable
@@ -43,6 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
             check_writable(flag, path)
         hooks.catch_signals()
     config.pluginmanager.register(hooks, "xentcheck-session")
+    if hooks.is_worker:
+        config.pluginmanager.register(WorkerGroups(), "xentcheck-worker-groups")
 
 
 def session_of(config: pytest.Config) -> XentSession:
