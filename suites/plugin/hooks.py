@@ -45,6 +45,7 @@ class Hooks:
         self.first_check_s: float | None = None  # process age when the first check that ran reported
         self.timed: dict[str, list[float]] = defaultdict(list)  # framework -> durations of its checks as tests
         self.worker_settled: list[CheckRecord] = []  # an xdist worker's settled checks, shipped at its end
+        self.worker_peaks: list[int] = []  # the workers' peak memory (the controller's own is small)
         writer.header = self.journal_header
 
     def take_lock(self) -> None:
@@ -73,7 +74,7 @@ class Hooks:
         frameworks = {fw: {"checks": len(d), "seconds": sum(d), "checks_per_s": len(d) / sum(d) if sum(d) else None}
                       for fw, d in sorted(self.timed.items())}
         return {"time_to_first_check_s": self.first_check_s, "wall_s": process_age_s(),
-                "peak_rss_bytes": peak_rss_bytes(), "frameworks": frameworks}
+                "peak_rss_bytes": max([peak_rss_bytes() or 0, *self.worker_peaks]) or None, "frameworks": frameworks}
 
     def incomplete(self, session: pytest.Session, exitstatus: int) -> dict | None:
         """Why the run did not finish (None when it did)."""
@@ -203,6 +204,8 @@ class Hooks:
     def pytest_testnodedown(self, node, error) -> None:
         """Controller: merge what a worker learnt about the frameworks (versions, bindings, skips)."""
         out = getattr(node, "workeroutput", {})
+        if out.get("xentcheck_peak_rss"):
+            self.worker_peaks.append(int(out["xentcheck_peak_rss"]))
         env = out.get("xentcheck_environment")
         if env:
             for key in ("frameworks", "skipped", "bindings", "interactions"):
@@ -222,6 +225,7 @@ class Hooks:
             # plain JSON types only: execnet cannot send everything a framework reports
             self.config.workeroutput["xentcheck_environment"] = json.loads(json.dumps(xs.environment, default=str))
             self.config.workeroutput["xentcheck_settled"] = [r.to_json() for r in self.worker_settled]
+            self.config.workeroutput["xentcheck_peak_rss"] = peak_rss_bytes()
             return
         opt = self.config.option
         sliced = bool(getattr(opt, "keyword", "") or getattr(opt, "markexpr", "") or xs.options.one_per_category)
