@@ -270,10 +270,9 @@ class Hooks:
 
 
 #: the order of the worker groups under ``--dist loadgroup --no-loadscope-reorder`` (what ``./run
-#: conformance`` passes). xdist hands each worker two groups to start with, then the next one to whichever
-#: is free first: on two workers the first gets JAX's checks (the longest) and NumPy, the second TensorFlow
-#: and PyTorch, and JAX's relations, sweeps and snippets ("jax-more") go to whichever finishes first
-#: (docs/performance.md).
+#: conformance`` passes): groups are handed out in this order, so on two workers JAX's checks (the longest)
+#: start at once on one and TensorFlow on the other, and NumPy, PyTorch and JAX's relations, sweeps and
+#: snippets ("jax-more") follow on whichever is free (docs/performance.md).
 GROUP_ORDER = ("jax", "tensorflow", "numpy", "torch", "jax-more", "keras[jax]", "keras[torch]", "keras[numpy]")
 
 
@@ -299,8 +298,9 @@ class WorkerGroups:
 def make_scheduler(config: pytest.Config, log):
     """``--dist loadgroup`` for this suite: each framework's tests form one group that one worker runs (a
     framework's kernels are compiled once: JAX's eager dispatch compiles every primitive per shape). The
-    groups are read from the test ids, not from ``xdist_group`` marks, which pytest-xdist 3.8 with pytest 9
-    does not honour when they are added at collection (pytest-dev/pytest-xdist#1241)."""
+    groups are read from the test ids, not from ``xdist_group`` marks, which pytest-xdist 3.8.0 under pytest
+    9.2.0 does not honour (even a static mark in a minimal test is split across workers; cf.
+    pytest-dev/pytest-xdist#1241)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class FrameworkScheduling(LoadScopeScheduling):
