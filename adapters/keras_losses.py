@@ -134,4 +134,33 @@ def bindings(grad: bool = True) -> list[Binding]:
                 Capabilities(op, targets, NONE_ONLY, frozenset(fn_opts), ALL_FLOATS, grad=grad),
                 call_fn, Convention(mean_last_axis=last_axis) if last_axis else MATH,
                 call=f"keras.losses.{fn.__name__}({{t}}, {{x}}, from_logits={from_logits}{{opts}})"))
+    out += _ops_bindings(keras, grad)
+    return out
+
+
+def _ops_bindings(keras, grad: bool) -> list[Binding]:
+    """``keras.ops.binary_crossentropy``, ``categorical_crossentropy`` and
+    ``sparse_categorical_crossentropy``: the backend's kernels the loss functions call, without label
+    smoothing, masking or reduction (the binary one elementwise: no mean over the last axis)."""
+    ops = keras.ops
+    out = []
+    specs = [(ops.binary_crossentropy, "sigmoid_bce", "bce", BINARY, frozenset({"spatial"})),
+             (ops.categorical_crossentropy, "softmax_ce", "categorical_ce", DENSE,
+              frozenset({"spatial", "channels_first"})),
+             # axis=1 is documented, but the TensorFlow backend raises "Only axis=-1 is currently supported"
+             (ops.sparse_categorical_crossentropy, "softmax_ce", "categorical_ce", INDEX, frozenset({"spatial"}))]
+    for fn, op_logits, op_probs, targets, options in specs:
+        for from_logits in (True, False):
+            dense = targets != INDEX
+
+            def call(x, i, fn=fn, fl=from_logits, dense=dense):
+                x, t, axis = class_axis(x, i, dense)
+                return fn(t, x, from_logits=fl, **({"axis": axis} if i.problem.channels_first else {}))
+
+            suffix = ".from_logits" if from_logits else ".from_probs"
+            out.append(Binding(
+                f"keras.ops.{fn.__name__}{suffix}", f"keras.ops.{fn.__name__}",
+                Capabilities(op_logits if from_logits else op_probs, targets, NONE_ONLY, options, ALL_FLOATS,
+                             grad=grad),
+                call, MATH, call=f"keras.ops.{fn.__name__}({{t}}, {{x}}, from_logits={from_logits}{{opts}})"))
     return out
