@@ -64,6 +64,8 @@ def _bindings() -> list[Binding]:
         {"class_weight", "ignore_index", "label_smoothing", "spatial", "channels_first"}), dtypes=DTYPES)
     nll_caps = Capabilities("softmax_ce", frozenset({"index"}), options=frozenset(
         {"class_weight", "ignore_index", "spatial", "channels_first"}), dtypes=DTYPES)
+    logp_caps = Capabilities("nll", frozenset({"index"}), options=frozenset(
+        {"class_weight", "ignore_index", "spatial", "channels_first"}), dtypes=DTYPES)
     bce_caps = Capabilities("bce", BINARY, options=frozenset({"class_weight"}), dtypes=DTYPES)
     bcel_caps = Capabilities("sigmoid_bce", BINARY, options=frozenset({"class_weight", "pos_weight"}), dtypes=DTYPES)
     msm_caps = Capabilities("sigmoid_bce", frozenset({"binary"}), options=frozenset({"class_weight"}), dtypes=DTYPES)
@@ -83,6 +85,14 @@ def _bindings() -> list[Binding]:
                 lambda x, i: nn.NLLLoss(**_nll_kwargs(i))(nn.LogSoftmax(dim=1)(_channels_first(x)), i.target),
                 weight_sum, "nn.NLLLoss()(nn.LogSoftmax(dim=1)(x), target)",
                 call="nn.NLLLoss(reduction={reduction}{opts})(nn.LogSoftmax(dim=1)({x}), {t})"),
+        Binding("F.nll_loss", "torch.nn.functional.nll_loss", logp_caps,
+                lambda x, i: F.nll_loss(_channels_first(x), i.target, **_nll_kwargs(i)), weight_sum,
+                "F.nll_loss(x, target) on log-probabilities as given (they need not normalise)",
+                call="F.nll_loss({x}, {t}{opts}, reduction={reduction})"),
+        Binding("nn.NLLLoss", "torch.nn.NLLLoss", logp_caps,
+                lambda x, i: nn.NLLLoss(**_nll_kwargs(i))(_channels_first(x), i.target), weight_sum,
+                "nn.NLLLoss()(x, target) on log-probabilities as given",
+                call="nn.NLLLoss(reduction={reduction}{opts})({x}, {t})"),
         Binding("F.binary_cross_entropy", "torch.nn.functional.binary_cross_entropy", bce_caps,
                 lambda x, i: F.binary_cross_entropy(x, i.target, weight=_bce_weight(i), reduction=i.reduction),
                 call="F.binary_cross_entropy({x}, {t}{opts}, reduction={reduction})"),

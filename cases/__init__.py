@@ -100,6 +100,9 @@ class Case:
             logits = _poison(self.poison, logits)
         if op in ("softmax_ce", "sigmoid_bce"):
             x = logits
+        elif op == "nll":  # log-probabilities: of the declared probabilities, else the logits as they are
+            with np.errstate(divide="ignore"):
+                x = np.log(probs) if probs is not None else logits
         elif probs is not None:
             x = probs
         elif categorical:  # softmax in float64; a -inf logit becomes an exact 0
@@ -310,6 +313,10 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
             raise CaseError(f"{where}: invalid.form 'target_rank' with dense targets needs a last axis of 1")
     if entry.get("channels_first") and (len(shape) < 3 or not all(categorical)):
         raise CaseError(f"{where}: channels_first needs categorical ops and a spatial shape [N, d1, ..., C]")
+    if "nll" in entry["ops"] and kind != "index":
+        raise CaseError(f"{where}: op nll takes class indices: targets.kind must be 'index'")
+    if "logits" not in entry and "probs" not in entry and "nll" in entry["ops"]:
+        raise CaseError(f"{where}: op nll needs 'logits' (log-probabilities as given) or 'probs' (their logs)")
     if "logits" not in entry and set(entry["ops"]) & {"softmax_ce", "sigmoid_bce"}:
         raise CaseError(f"{where}: logit ops need 'logits'")
     kw = {k: v for k, v in entry.items() if k != "description"}

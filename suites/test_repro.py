@@ -54,10 +54,17 @@ def test_snippet_reproduces_the_binding(repro_spec, request: pytest.FixtureReque
         pytest.skip(why)
     cot = cotangent_for(problem, binding.convention_for(problem))
     check = "grad" if binding.caps.grad else "value"
-    out = adapter.run(binding, problem, grad=check == "grad", cotangent=cot)
+    try:
+        out = adapter.run(binding, problem, grad=check == "grad", cotangent=cot)
+    except Exception as e:  # the binding raises here: the snippet must raise the same
+        out, raised = None, e
     text = adapter.repro(binding, problem, check, cot, None)
     assert text and "xentcheck" not in text.split("# xentcheck's oracle")[0].replace("xentcheck's", "")
     scope: dict = {}
+    if out is None:
+        with contextlib.redirect_stdout(io.StringIO()), pytest.raises(type(raised)):
+            exec(compile(text, f"<snippet {fw} {name}>", "exec"), scope)
+        return
     with contextlib.redirect_stdout(io.StringIO()):
         exec(compile(text, f"<snippet {fw} {name}>", "exec"), scope)
     got = _numpy(scope["loss"])

@@ -53,9 +53,11 @@ class MutantAdapter:
         return {self.name: "0.0"}
 
     def bindings(self) -> list[Binding]:
-        caps = {op: Capabilities(op, frozenset({"index", "onehot", "soft"} if op in ("softmax_ce", "categorical_ce")
-                                               else {"binary", "soft"}),
-                                 ALL_REDUCTIONS, frozenset(OPTIONS), frozenset({"float16", "float32", "float64"}))
+        targets = {"softmax_ce": {"index", "onehot", "soft"}, "categorical_ce": {"index", "onehot", "soft"},
+                   "nll": {"index"}}
+        options = {"nll": frozenset(OPTIONS) - {"label_smoothing", "pos_weight"}}  # nll_loss has neither
+        caps = {op: Capabilities(op, frozenset(targets.get(op, {"binary", "soft"})), ALL_REDUCTIONS,
+                                 options.get(op, frozenset(OPTIONS)), frozenset({"float16", "float32", "float64"}))
                 for op in OPS}
         return [Binding(f"np.{op}", f"mutants.{op}", caps[op], fn=None, convention=_convention) for op in OPS]
 
@@ -127,6 +129,10 @@ class MutantAdapter:
             sm = np.where(k > 0, pinf / np.maximum(k, 1), sm)
             loss = np.sum(a * nll, axis=-1, where=a != 0)
             g = np.where((a != 0).any(axis=-1, keepdims=True), f * (a.sum(axis=-1, keepdims=True) * sm - a), 0)
+        elif p.op == "nll":  # given log-probabilities: -sum a x, exactly -a as the gradient
+            a = y * (cw if cw is not None else 1)
+            loss = -np.sum(a * x, axis=-1, where=a != 0)
+            g = -(a * f)
         elif p.op == "categorical_ce":
             a = y * (cw if cw is not None else 1)
             q = np.clip(x, 1e-4, 1 - 1e-4) if bug == "other_clip_eps" else x

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 #: The four ops: the cells of the classic taxonomy (input space x output kind).
-OPS = ("softmax_ce", "categorical_ce", "sigmoid_bce", "bce")
-CATEGORICAL_OPS = frozenset({"softmax_ce", "categorical_ce"})
+OPS = ("softmax_ce", "categorical_ce", "sigmoid_bce", "bce", "nll")
+#: nll: the negative log-likelihood of given log-probabilities (which need not normalise), -w_t x_t
+CATEGORICAL_OPS = frozenset({"softmax_ce", "categorical_ce", "nll"})
 LOGIT_OPS = frozenset({"softmax_ce", "sigmoid_bce"})
 
 REDUCTIONS = ("none", "sum", "mean")

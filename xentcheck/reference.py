@@ -221,6 +221,15 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str):
     return loss, grad, (va, vs), (ga, gs)
 
 
+def _nll(x: np.ndarray, a: np.ndarray):
+    """l = -sum_c a_c x_c for given log-probabilities x (they need not normalise): one product per class
+    with target mass, so the error scale is that product's magnitude; the gradient -a is exact."""
+    on = a != 0
+    loss = -np.sum(_where0(on, a * x), axis=-1)
+    va = np.sum(_where0(on, np.abs(a * x)), axis=-1)
+    return loss, -a + 0.0, (va, np.zeros_like(va)), (np.abs(a), np.zeros_like(a))
+
+
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
 
@@ -348,6 +357,8 @@ def unreduced(problem: Problem, conv: Convention = MATH):
                         loss = np.where(np.any(pinf & (a != 0), axis=-1), np.nan, loss)
                     at_class = conv.inf_logit_nan == "at_class"
                     grad = np.where((pinf if at_class else row[..., None]) & counted[..., None], np.nan, grad)
+            elif problem.op == "nll":
+                loss, grad, vsc, gsc = _nll(x, a)
             else:
                 loss, grad, vsc, gsc = _categorical_ce(x, a, conv, conv.constants_dtype(problem.dtype))
         else:

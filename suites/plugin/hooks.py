@@ -271,9 +271,9 @@ class Hooks:
 
 #: the order of the worker groups under ``--dist loadgroup --no-loadscope-reorder`` (what ``./run
 #: conformance`` passes): groups are handed out in this order, so on two workers JAX's checks (the longest)
-#: start at once on one and TensorFlow on the other, and NumPy, PyTorch and JAX's relations, sweeps and
-#: snippets ("jax-more") follow on whichever is free (docs/performance.md).
-GROUP_ORDER = ("jax", "tensorflow", "numpy", "torch", "jax-more", "keras[jax]", "keras[torch]", "keras[numpy]")
+#: start at once on one and TensorFlow on the other, and NumPy, JAX's relations, sweeps and snippets
+#: ("jax-more") and PyTorch follow on whichever is free (docs/performance.md).
+GROUP_ORDER = ("jax", "tensorflow", "numpy", "jax-more", "torch", "keras[jax]", "keras[torch]", "keras[numpy]")
 
 
 def group_of(nodeid: str) -> str | None:
