@@ -184,8 +184,10 @@ class _Worker(FrameworkAdapter):
 
     def to_numpy(self, t):
         name = self.keras.backend.standardize_dtype(t.dtype)
-        if self.backend == "torch":
-            t = t.detach().to(dtype=__import__("torch").float64) if name in ("bfloat16", "float16") else t.detach()
+        if self.backend == "torch":  # NumPy has no bfloat16: half precision is widened (exactly) first
+            import torch
+
+            t = t.detach().to(dtype=torch.float64) if name in ("bfloat16", "float16") else t.detach()
         return np.asarray(self.keras.ops.convert_to_numpy(t)).astype(np.float64), name
 
 
