@@ -22,7 +22,7 @@ from . import (  # noqa: E402
     Binding,
     Capabilities,
     Inputs,
-    keras_losses,  # noqa: E402
+    keras_losses,
 )
 from .framework import FrameworkAdapter  # noqa: E402
 from .repro import Dialect  # noqa: E402

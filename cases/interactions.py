@@ -108,7 +108,6 @@ def _label(name: str, value) -> str:
 class Plan:
     """The interaction cases of one binding, and its pair coverage."""
 
-    binding: str
     strength: int
     factors: OrderedDict[str, list]
     rows: list[dict]
@@ -120,8 +119,8 @@ class Plan:
 
     @property
     def missing(self) -> list[tuple[str, str]]:
-        gone = {p for p, _ in self.ruled_out}
-        return [p for p in self.pairs if p not in gone and p not in set(self.covered)]
+        settled = {p for p, _ in self.ruled_out} | set(self.covered)
+        return [p for p in self.pairs if p not in settled]
 
     def as_dict(self) -> dict:
         """The coverage as the results file holds it (``environment.interactions``)."""
@@ -132,11 +131,16 @@ class Plan:
                 "factors": {k: [str(v) for v in vs] for k, vs in self.factors.items()}}
 
 
+def check_strength(strength: int) -> None:
+    """Raise InteractionError (one line) unless the generator builds ``strength``."""
+    if strength not in STRENGTHS:
+        raise InteractionError(f"--interactions={strength}: the generator builds strength 2 (every pair), 3 "
+                               f"(every triple) or 0 (none)")
+
+
 def plan(binding: Binding, strength: int = 2) -> Plan:
     """The covering array of ``binding``'s factors at ``strength``, and which pairs it covers."""
-    if strength not in STRENGTHS:
-        raise InteractionError(f"--interactions={strength}: the generator builds strength 2 (every pair) or 3 "
-                               f"(every triple), or 0 for none")
+    check_strength(strength)
     f = factors(binding)
     names = list(f)  # target, reduction and dtype at least: strength 3 is always buildable
     rows: list[dict] = []
@@ -145,7 +149,7 @@ def plan(binding: Binding, strength: int = 2) -> Plan:
                        is not None)
         rows = [dict(zip(names, r, strict=True)) for r in gen]
         rows += _complete(f, rows, strength)
-    p = Plan(binding.name, strength, f, rows)
+    p = Plan(strength, f, rows)
     seen = {pair for row in rows for pair in itertools.combinations([_label(k, row[k]) for k in names], 2)}
     for a, b in itertools.combinations(names, 2):
         for va, vb in itertools.product(f[a], f[b]):

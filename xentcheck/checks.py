@@ -20,7 +20,7 @@ from .invalid_input import judge_invalid_input
 from .problem import Problem, round_to
 from .protocol import Adapter, Binding, ContractError, run_binding
 from .records import OUTCOMES, CheckRecord
-from .verdict import Verdict, compare_check, judge
+from .verdict import Verdict, compare_check, judge, judge_raised
 
 __all__ = ["CHECKS", "OUTCOMES", "check_id", "cotangent_for", "new_record", "run_check", "unsupported_reason"]
 
@@ -104,15 +104,11 @@ def run_check(adapter: Adapter, binding: Binding, problem: Problem, check: str, 
         rec.outcome, rec.reason, rec.duration_s = "error", one_line(e), time.perf_counter() - t0
         rec.traceback = "".join(traceback.format_exception_only(type(e), e))[-2000:]
         rec.raised = {"type": type(e).__name__, "at": raised_at(e)}
-        entry = registry.find(adapter.name, binding.name, problem.case, problem.category, problem.dtype, check,
-                              versions, mode, problem.options_used())
-        if entry is not None and entry.raises and not isinstance(e, ContractError):
-            rec.expectation, rec.expectation_differs = entry.id, True
-            if entry.raised_as_documented(e):
-                rec.outcome, rec.reason = "deviation", f"{entry.reason} (as documented: raises {entry.raises}): " \
-                                                      f"{rec.reason}"
-            else:
-                rec.reason = f"expectation {entry.id!r} documents {entry.raises}, got: {rec.reason}"
+        documented = None if isinstance(e, ContractError) else \
+            judge_raised(registry, versions, adapter.name, binding, problem, check, e, mode=mode)
+        if documented is not None:
+            rec.outcome, rec.reason, rec.expectation = documented
+            rec.expectation_differs = True
         return _with_repro(rec, adapter, binding, problem, check, cot, conv)
     rec.duration_s = time.perf_counter() - t0
     got = out.value if check == "value" else out.grad

@@ -67,7 +67,7 @@ class Convention:
         (Keras's sparse path), so every class's gradient passes through its own ``1/q``.
     smoothing_last_axis: categorical label smoothing divides ``eps`` by the size of the last axis the
         binding is handed, whatever its class axis: with a channels-first layout, the last spatial size.
-    ignored_label_zero_nan_grad: softmax_ce with ignore_index: an ignored row's loss is computed (its
+    ignored_row_nan_grad: softmax_ce with ignore_index: an ignored row's loss is computed (its
         label replaced) and masked out afterwards, so where that row holds a -inf logit the masked loss's
         gradient is NaN across the row (0 * inf), instead of 0.
     """
@@ -90,7 +90,7 @@ class Convention:
     sigmoid_formula: str | None = None
     log_grad_in_dtype: bool | None = None
     smoothing_last_axis: bool | None = None
-    ignored_label_zero_nan_grad: bool | None = None
+    ignored_row_nan_grad: bool | None = None
 
     def constants_dtype(self, dtype: str) -> str:
         """The dtype a policy's constants (clip bounds, floors) are rounded to for inputs in ``dtype``."""
@@ -361,7 +361,7 @@ def unreduced(problem: Problem, conv: Convention = MATH):
                         loss = np.where(np.any(pinf & (a != 0), axis=-1), np.nan, loss)
                     at_class = conv.inf_logit_nan == "at_class"
                     grad = np.where((pinf if at_class else row[..., None]) & counted[..., None], np.nan, grad)
-                if conv.ignored_label_zero_nan_grad and problem.ignore_index is not None:
+                if conv.ignored_row_nan_grad and problem.ignore_index is not None:
                     trap = problem.ignored_rows() & np.any(x == -np.inf, axis=-1)
                     grad = np.where(trap[..., None], np.nan, grad)
             elif problem.op == "nll":

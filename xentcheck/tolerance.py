@@ -48,7 +48,8 @@ def accumulation_dtype(dtype: str) -> str:
 
 def bound(scale: tuple[np.ndarray, np.ndarray], dtype: str, accumulate: str | None = None) -> np.ndarray:
     """Absolute error bound per element for a result computed in ``dtype`` whose sums are accumulated
-    in ``accumulate`` (default :func:`accumulation_dtype`; a registry entry may document another)."""
+    in ``accumulate`` (default :func:`accumulation_dtype`, what every check is judged by; another
+    dtype shows what a different accumulation would be allowed)."""
     a, s = scale
     ua = unit_roundoff(accumulate or accumulation_dtype(dtype))
     with np.errstate(all="ignore"):

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import reference
 from .compare import Comparison, compare
+from .exception_text import one_line
 from .expectations import Expectation, Registry
 from .problem import Problem, round_to, unit_roundoff
 from .protocol import Binding
@@ -125,6 +126,20 @@ def dtype_contract(ex: Expected, check: str, result_dtype: str | None) -> tuple[
                         f"{ex.entry.id!r} documents {ex.entry.result_dtype}; update the registry")
     return "fail", (f"result contract: the {what} is {result_dtype} for {p.dtype} input (the input's dtype is "
                     f"expected, or a documented promotion in the registry)")
+
+
+def judge_raised(registry: Registry, versions: dict, framework: str, binding: Binding, problem: Problem,
+                 check: str, e: BaseException, *, mode: str) -> tuple[str, str, str] | None:
+    """A binding raised ``e`` where the mathematics has an answer: (outcome, reason, entry id) when a
+    registry entry documents that it raises (``deviation`` if ``e`` is the documented exception, else
+    ``error`` naming both), None without such an entry (a plain ``error``)."""
+    entry = registry.find(framework, binding.name, problem.case, problem.category, problem.dtype, check, versions,
+                          mode, problem.options_used())
+    if entry is None or not entry.raises:
+        return None
+    if entry.raised_as_documented(e):
+        return "deviation", f"{entry.reason} (as documented: raises {entry.raises}): {one_line(e)}", entry.id
+    return "error", f"expectation {entry.id!r} documents {entry.raises}, got: {one_line(e)}", entry.id
 
 
 def judge(registry: Registry, versions: dict, framework: str, binding: Binding, problem: Problem, check: str,

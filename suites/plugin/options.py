@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from adapters import BUILTIN
+from cases import interactions
 from xentcheck.bench.plan import add_options as add_bench_options
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,9 +109,10 @@ class RunOptions:
         modes = tuple(m.strip() for m in opt("modes").split(",") if m.strip())
         if not modes or set(modes) - {"eager", "compiled"}:
             raise pytest.UsageError(f"--modes={opt('modes')}: give eager, compiled or eager,compiled")
-        if opt("interactions") not in (0, 2, 3):
-            raise pytest.UsageError(f"--interactions={opt('interactions')}: the generator builds strength 2 (every "
-                                    f"pair), 3 (every triple) or 0 (none)")
+        try:
+            interactions.check_strength(opt("interactions"))
+        except interactions.InteractionError as e:
+            raise pytest.UsageError(str(e)) from None
         results = Path(opt("results") or DEFAULT_RESULTS)
         report = Path(opt("report")) if opt("report") else \
             (results.with_suffix(".html") if opt("results") else DEFAULT_REPORT)

@@ -11,13 +11,12 @@ from typing import IO
 
 import pytest
 
-from xentcheck import results
 from xentcheck.bench.plan import BenchPlan
 from xentcheck.exception_text import one_line
 from xentcheck.expectations import Registry, audit
 from xentcheck.journal import Journal, journal_path
 from xentcheck.records import OUTCOMES, BenchRecord, CheckRecord, Results, StabilityRecord
-from xentcheck.results import document, write_atomic
+from xentcheck.results import document, dumps, write_atomic
 
 
 def check_writable(flag: str, path: Path) -> None:
@@ -134,7 +133,7 @@ class Writer:
             lines.append("xentcheck: expectations audit skipped: the run was a slice (-k, -m or --one-per-category)")
         try:
             # one record per line: diffable and greppable, without the cost of indenting 10 MB of nesting
-            write_atomic(self.results_path, results.dumps(doc))
+            write_atomic(self.results_path, dumps(doc))
             write_atomic(self.report_path, render([doc]))
         except OSError as e:
             self.failed = True
