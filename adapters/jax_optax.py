@@ -26,18 +26,24 @@ NONE_ONLY = frozenset({"none"})
 DENSE = frozenset({"onehot", "soft"})
 SPATIAL = frozenset({"spatial"})
 AXIS = frozenset({"spatial", "channels_first"})  # the API takes axis=
+#: optax's cross-entropy functions take a class mask, where= (0.2.4 and later)
+AXIS_WHERE = AXIS | {"where"}
 
 
-#: optax added axis= to its cross-entropy functions in 0.2.4 (an older optax raises TypeError for it)
-AXIS_SINCE = (("channels_first", "optax", ">=0.2.4"),)
+#: optax added axis= and where= to its cross-entropy functions in 0.2.4 (an older optax raises TypeError)
+AXIS_SINCE = (("channels_first", "optax", ">=0.2.4"), ("where", "optax", ">=0.2.4"))
 
 
 def _optax_axis(fn):
-    """``fn(z, t)`` on the class-last problem, and ``fn(z, t, axis=1)`` on a channels-first one: axis=
-    only where it is needed, so an optax without it still runs every other check."""
+    """``fn(z, t)`` on the class-last problem, ``fn(z, t, axis=1)`` on a channels-first one and
+    ``where=`` with a class mask: each keyword only where it is needed, so an optax without them still
+    runs every other check."""
     def call(z, inp):
         z, t, axis = _class_axis(z, inp)
-        return fn(z, t) if axis == -1 else fn(z, t, axis=axis)
+        kw = {} if axis == -1 else {"axis": axis}
+        if inp.where is not None:
+            kw["where"] = jnp.moveaxis(inp.where, -1, 1) if axis == 1 else inp.where
+        return fn(z, t, **kw)
     return call
 
 
@@ -71,12 +77,12 @@ def _idiomatic_call(problem) -> str:
 def _bindings() -> list[Binding]:
     out = [
         Binding("optax.softmax_cross_entropy", "optax.softmax_cross_entropy",
-                Capabilities("softmax_ce", DENSE, NONE_ONLY, AXIS, DTYPES, requires=AXIS_SINCE),
+                Capabilities("softmax_ce", DENSE, NONE_ONLY, AXIS_WHERE, DTYPES, requires=AXIS_SINCE),
                 _optax_axis(lambda z, t, **kw: optax.softmax_cross_entropy(z, t, **kw)),
                 call="optax.softmax_cross_entropy({x}, {t}{opts})"),
         Binding("optax.softmax_cross_entropy_with_integer_labels",
                 "optax.softmax_cross_entropy_with_integer_labels",
-                Capabilities("softmax_ce", frozenset({"index"}), NONE_ONLY, AXIS, DTYPES, requires=AXIS_SINCE),
+                Capabilities("softmax_ce", frozenset({"index"}), NONE_ONLY, AXIS_WHERE, DTYPES, requires=AXIS_SINCE),
                 _optax_axis(lambda z, t, **kw: optax.softmax_cross_entropy_with_integer_labels(z, t, **kw)),
                 call="optax.softmax_cross_entropy_with_integer_labels({x}, {t}{opts})"),
         Binding("optax.sigmoid_binary_cross_entropy", "optax.sigmoid_binary_cross_entropy",
@@ -102,7 +108,7 @@ class JaxAdapter(FrameworkAdapter):
         array=lambda lit, dt: f"jnp.asarray({lit}, dtype=jnp.{dt})",
         index=lambda lit: f"jnp.asarray({lit}, dtype=jnp.int64)",
         grad="loss, vjp = jax.vjp(loss_fn, x)\n(grad,) = vjp(jnp.ones_like(loss) if cot is None else cot)",
-        options={"channels_first": "axis=1"},
+        options={"channels_first": "axis=1", "where": "where=where"},
         channels_first=lambda name: f"jnp.moveaxis({name}, -1, 1)",
         compile="loss_fn = jax.jit(loss_fn)")
 
@@ -125,6 +131,9 @@ class JaxAdapter(FrameworkAdapter):
 
     def asindex(self, a, device):
         return jax.device_put(jnp.asarray(np.asarray(a), dtype=jnp.int64), self._device(device))
+
+    def asmask(self, a, device):
+        return jax.device_put(jnp.asarray(np.asarray(a), dtype=bool), self._device(device))
 
     def value_and_vjp(self, f, x, cotangent):
         y, pullback = jax.vjp(f, x)

@@ -135,6 +135,51 @@ def bindings(grad: bool = True) -> list[Binding]:
                 call_fn, Convention(mean_last_axis=last_axis) if last_axis else MATH,
                 call=f"keras.losses.{fn.__name__}({{t}}, {{x}}, from_logits={from_logits}{{opts}})"))
     out += _ops_bindings(keras, grad)
+    out += _metric_bindings(keras)
+    return out
+
+
+def _metric_bindings(keras) -> list[Binding]:
+    """``keras.metrics.BinaryCrossentropy``, ``CategoricalCrossentropy`` and
+    ``SparseCategoricalCrossentropy``: what training logs show. Each is a ``MeanMetricWrapper`` around the
+    loss function: ``update_state`` computes the per-example losses and ``result()`` is their mean
+    weighted by ``sample_weight`` (sum of w * loss over the sum of w), where the loss classes divide
+    by the count. A metric holds state in variables: no gradient. The metric's ``dtype`` is the case
+    dtype (its totals accumulate in it)."""
+    M = keras.metrics
+    dtype_call = "" if _keras2() else ", dtype=x.dtype.name"
+    specs = [(M.BinaryCrossentropy, "sigmoid_bce", "bce", BINARY, {"label_smoothing", "spatial"}, True),
+             (M.CategoricalCrossentropy, "softmax_ce", "categorical_ce", DENSE,
+              {"label_smoothing", "spatial", "channels_first"}, False),
+             # axis=1 is documented, but the TensorFlow backend raises "Only axis=-1 is currently supported"
+             (M.SparseCategoricalCrossentropy, "softmax_ce", "categorical_ce", INDEX, {"spatial"}, False)]
+    out = []
+    for cls, op_logits, op_probs, targets, options, last_axis in specs:
+        for from_logits in (True, False):
+            dense = targets != INDEX
+
+            def call(x, i, cls=cls, fl=from_logits, dense=dense):
+                x, t, axis = class_axis(x, i, dense)
+                kw = {"axis": axis} if i.problem.channels_first else {}
+                if i.problem.label_smoothing:
+                    kw["label_smoothing"] = i.problem.label_smoothing
+                if not _keras2():
+                    kw["dtype"] = i.problem.dtype
+                m = cls(from_logits=fl, **kw)
+                m.update_state(t, x, sample_weight=i.sample_weight)
+                return m.result()
+
+            name = cls.__name__
+            suffix = ".from_logits" if from_logits else ".from_probs"
+            out.append(Binding(
+                f"keras.metrics.{name}{suffix}", f"keras.metrics.{name}",
+                Capabilities(op_logits if from_logits else op_probs, targets, frozenset({"mean"}),
+                             frozenset(options | {"sample_weight"}), ALL_FLOATS, grad=False,
+                             eager_only="a metric creates its state variables when built, which a compiled "
+                                        "function may not do on every call"),
+                call, Convention(mean_by="weight_sum", mean_last_axis=last_axis),
+                call=f"(lambda m: (m.update_state({{t}}, {{x}}, sample_weight=sample_weight), m.result())[1])("
+                     f"keras.metrics.{name}(from_logits={from_logits}{dtype_call}{{opts}}))"))
     return out
 
 

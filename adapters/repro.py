@@ -57,11 +57,15 @@ def snippet(dialect: Dialect, call: str, problem: Problem, check: str, *, mode: 
         lines.append(f"{name} = {dialect.array(_literal(v), dt) if v is not None else None}")
     lines.append(f"ignore_index = {p.ignore_index}")
     lines.append(f"label_smoothing = {p.label_smoothing}")
+    moved = p.channels_first or (p.spatial and dialect.native_channels_first)
+    cf = dialect.channels_first if moved else None
+    if p.where is not None:  # the class mask, as booleans in the binding's layout
+        lines.append(f"where = {dialect.index(_literal(p.where.astype(np.int64)))} != 0")
+        if cf:
+            lines.append(f"where = {cf('where')}")
     used = [opt for opt in OPTIONS if opt in p.options_used() and opt in dialect.options]
     opts = "".join(f", {dialect.options[o]}" for o in used)
     red = repr(p.reduction)
-    moved = p.channels_first or (p.spatial and dialect.native_channels_first)
-    cf = dialect.channels_first if moved else None
     x, t = (cf("x"), cf("target") if p.target_kind != "index" else "target") if cf else ("x", "target")
     lines += ["", "def loss_fn(x):", "    return " + call.format(x=x, t=t, opts=opts, reduction=red), ""]
     if mode == "compiled" and dialect.compile:

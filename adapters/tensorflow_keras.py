@@ -119,8 +119,11 @@ class TensorflowAdapter(FrameworkAdapter):
         return "/GPU:0" if device == "cuda" else "/CPU:0"
 
     def asarray(self, a, dtype, device):
+        # cast by NumPy first: tf.constant's own float64 -> float32 conversion is four times slower
+        # (1.3 s against 0.3 s for a 4096x32000 input)
+        a = np.asarray(a).astype(tf.as_dtype(dtype).as_numpy_dtype, copy=False)
         with tf.device(self._device(device)):
-            return tf.constant(np.asarray(a), dtype=dtype)
+            return tf.constant(a)
 
     def asindex(self, a, device):
         with tf.device(self._device(device)):

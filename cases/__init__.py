@@ -71,6 +71,7 @@ class Case:
     ignore_fraction: float = 0.25
     label_smoothing: float = 0.0
     mask: dict | None = None
+    where: dict | None = None
     poison: dict | None = None
     invalid: dict | None = None
     channels_first: bool = False
@@ -96,6 +97,10 @@ class Case:
         target, kind = _targets(self.targets, shape, categorical, rng)
         if self.mask is not None:
             logits, target = _mask(self.mask, logits, target, kind, np.random.default_rng(self.seed + 3))
+        where = None
+        if self.where is not None:
+            excluded, target = _exclude(self.where, shape, target, kind, np.random.default_rng(self.seed + 4))
+            where = ~excluded
         if self.poison is not None:
             logits = _poison(self.poison, logits)
         if op in ("softmax_ce", "sigmoid_bce"):
@@ -137,7 +142,7 @@ class Case:
             reduction=reduction, class_weight=cw, sample_weight=sw, pos_weight=pw,
             ignore_index=ignore, label_smoothing=float(self.label_smoothing), category=self.category,
             invalid_target=invalid, malformed=(self.invalid or {}).get("form"),
-            channels_first=bool(self.channels_first),
+            channels_first=bool(self.channels_first), where=where,
         )
 
 
@@ -157,10 +162,11 @@ def _array(spec: dict, shape, rng: np.random.Generator, what: str) -> np.ndarray
     return a
 
 
-def _mask(spec: dict, logits: np.ndarray, target: np.ndarray, kind: str, rng: np.random.Generator):
-    """Set a fraction of logits to -inf. Non-target classes only, unless ``on_target`` lists rows whose
-    target class is masked too; dense targets lose their mass on masked classes (renormalised)."""
-    mask = rng.random(logits.shape) < float(spec.get("fraction", 0.3))
+def _excluded(spec: dict, shape: tuple[int, ...], target: np.ndarray, kind: str,
+              rng: np.random.Generator) -> np.ndarray:
+    """A fraction of non-target classes, plus the target class of the ``on_target`` rows and every class
+    of the ``rows`` rows (a boolean array shaped like the input)."""
+    mask = rng.random(shape) < float(spec.get("fraction", 0.3))
     if kind == "index":
         keep = np.zeros_like(mask)
         np.put_along_axis(keep, target[..., None], True, axis=-1)
@@ -173,12 +179,36 @@ def _mask(spec: dict, logits: np.ndarray, target: np.ndarray, kind: str, rng: np
     if spec.get("rows") is not None:  # whole rows masked
         for row in spec["rows"]:
             mask[row] = True
+    return mask
+
+
+def _drop_mass(target: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Dense targets without mass ``where`` it holds, renormalised (a row left without mass stays 0)."""
+    target = np.where(where, 0.0, target)
+    sums = target.sum(axis=-1, keepdims=True)
+    return np.where(sums > 0, target / np.where(sums > 0, sums, 1), target)
+
+
+def _mask(spec: dict, logits: np.ndarray, target: np.ndarray, kind: str, rng: np.random.Generator):
+    """Set a fraction of logits to -inf. Non-target classes only, unless ``on_target`` lists rows whose
+    target class is masked too; dense targets lose their mass on masked classes (renormalised)."""
+    mask = _excluded(spec, logits.shape, target, kind, rng)
     logits = np.where(mask, -np.inf, logits)
     if kind != "index":
-        target = np.where(mask, 0.0, target)
-        sums = target.sum(axis=-1, keepdims=True)
-        target = np.where(sums > 0, target / np.where(sums > 0, sums, 1), target)
+        target = _drop_mass(target, mask)
     return logits, target
+
+
+def _exclude(spec: dict, shape: tuple[int, ...], target: np.ndarray, kind: str, rng: np.random.Generator):
+    """The classes a ``where=`` mask excludes, chosen as ``_mask`` chooses them, and the target: dense
+    targets lose their mass on excluded classes, except on the ``on_target`` rows, whose mass stays on
+    the excluded target class (the case of a mask that excludes the target)."""
+    excluded = _excluded(spec, shape, target, kind, rng)
+    if kind != "index":
+        keep_rows = np.zeros(shape[:-1] + (1,), dtype=bool)
+        keep_rows[list(spec.get("on_target", []))] = True
+        target = _drop_mass(target, excluded & ~keep_rows)
+    return excluded, target
 
 
 def _poison(spec: dict, logits: np.ndarray) -> np.ndarray:
@@ -311,6 +341,8 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
             raise CaseError(f"{where}: invalid.form 'int_logits' needs logit ops only (softmax_ce, sigmoid_bce)")
         if invalid.get("form") == "target_rank" and kind != "index" and shape[-1] != 1:
             raise CaseError(f"{where}: invalid.form 'target_rank' with dense targets needs a last axis of 1")
+    if entry.get("where") is not None and set(entry["ops"]) != {"softmax_ce"}:
+        raise CaseError(f"{where}: where (a class mask, as optax's where=) applies to op softmax_ce only")
     if entry.get("channels_first") and (len(shape) < 3 or not all(categorical)):
         raise CaseError(f"{where}: channels_first needs categorical ops and a spatial shape [N, d1, ..., C]")
     if "nll" in entry["ops"] and kind != "index":

@@ -29,7 +29,7 @@ CATEGORY = "interactions"
 STRENGTHS = (0, 2, 3)
 #: option -> the short name it has in case ids
 SHORT = {"class_weight": "cw", "sample_weight": "sw", "pos_weight": "pw", "ignore_index": "ii",
-         "label_smoothing": "ls", "spatial": "spatial", "channels_first": "cf", "mask": "mask"}
+         "label_smoothing": "ls", "spatial": "spatial", "channels_first": "cf", "mask": "mask", "where": "where"}
 
 
 class InteractionError(ValueError):
@@ -219,6 +219,7 @@ def case(op: str, row: dict) -> Case:
         ignore_index=-100 if "ignore_index" in on else None,
         label_smoothing=0.1 if "label_smoothing" in on else 0.0,
         mask={"fraction": 0.3} if "mask" in on else None,
+        where={"fraction": 0.3} if "where" in on else None,
         channels_first="channels_first" in on,
         description="generated: " + ", ".join(_label(k, v) for k, v in row.items()),
         source="cases/interactions.py",
@@ -261,7 +262,8 @@ def conventions(binding: Binding) -> dict[str, str]:
 def _all_values(op: str) -> dict[str, list]:
     categorical = op in CATEGORICAL_OPS
     options = [o for o in OPTIONS if not (o == "pos_weight" and op != "sigmoid_bce")  # a logit-side weight
-               and not (o in ("ignore_index", "channels_first") and not categorical)]
+               and not (o in ("ignore_index", "channels_first") and not categorical)
+               and not (o == "where" and op != "softmax_ce")]  # a class mask of the softmax
     return {"target": ["index", "onehot", "soft"] if categorical else ["binary", "soft"],
             "reduction": ["none", "sum", "mean"], "dtype": list(DTYPES), "option": options}
 

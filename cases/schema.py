@@ -92,6 +92,11 @@ def case_schema(categories: tuple[str, ...] | None) -> dict:
                 "on_target": {"title": "mask.on_target", **_ROWS},
                 "rows": {"title": "mask.rows", **_ROWS},
             }},
+            "where": {"title": "where", "type": "object", "additionalProperties": False, "properties": {
+                "fraction": {"title": "where.fraction", "type": "number", "minimum": 0, "maximum": 1},
+                "on_target": {"title": "where.on_target", **_ROWS},
+                "rows": {"title": "where.rows", **_ROWS},
+            }},
             "poison": {"title": "poison", "type": "object", "required": ["value", "rows"],
                        "additionalProperties": False, "properties": {
                            "value": {"title": "poison.value", "enum": ["nan", "inf", "-inf"]},

@@ -173,10 +173,12 @@ def lines(d: Diff) -> list[str]:
             if c.verdict == "faster"]
     out += [f"harness    {h}" for h in d.harness]
     out += [f"exception  {c['id']}: raises {c['old']} -> {c['new']} (at {c['at']})" for c in d.raised]
-    timed = len(d.speed)
+    uncompared = sum(c.verdict == "not compared" for c in d.speed)
+    timed = len(d.speed) - uncompared
     out.append(f"{len(d.outcomes)} outcome changes ({sum(bool(c['regression']) for c in d.outcomes)} regressions), "
                f"{len(d.numbers)} numeric changes beyond one tolerance unit, {len(d.added)} checks added, "
                f"{len(d.removed)} removed, {len(d.stability)} stability points changed; {timed} benchmarks compared: "
                f"{sum(c.verdict == 'slower' for c in d.speed)} slower, "
-               f"{sum(c.verdict == 'faster' for c in d.speed)} faster")
+               f"{sum(c.verdict == 'faster' for c in d.speed)} faster"
+               + (f" ({uncompared} not compared: timed in fewer than 6 rounds)" if uncompared else ""))
     return out

@@ -1,8 +1,8 @@
 """The speed section of the report: benchmark records reshaped into tables (no framework imported).
 
-Times are shown as medians, as multiples of the floor measured in the same run, as achieved GB/s,
-with compile time apart; the adapter-overhead table shows the ratio of time through the adapter to
-the hand-written native call, timed alternately in one run.
+Times are shown as medians with their 95% interval, as multiples of the floor measured in the same
+run, as achieved GB/s, with compile time apart; the adapter-overhead table shows the ratio of time
+through the adapter to the hand-written native call, timed alternately in one run.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def speed_view(docs: list[Results]) -> dict | None:
     sizes = sorted({(r.batch, r.classes) for r in recs}, key=lambda s: s[0] * s[1])
     size_names = [f"{b}x{c}" for b, c in sizes]
     rows: dict = {}
+    once: list[dict] = []
     for r in recs:
         key = (r.framework, r.binding, r.device, r.mode, r.dtype, r.pass_)
         row = rows.setdefault(key, {"framework": r.framework, "binding": r.binding, "device": r.device,
@@ -42,8 +43,12 @@ def speed_view(docs: list[Results]) -> dict | None:
             row["cells"][_size(r)] = {"error": r.reason}
             continue
         row["cells"][_size(r)] = {"median_s": r.stats["median_s"], "iqr_s": r.stats["iqr_s"],
-                                  "floor_multiple": r.floor_multiple, "gbps": r.gbps,
-                                  "peak_bytes": r.peak_bytes, "rounds": r.stats["rounds"]}
+                                  "ci": _interval(r.stats), "floor_multiple": r.floor_multiple, "gbps": r.gbps,
+                                  "peak_bytes": r.peak_bytes, "rounds": r.stats["rounds"],
+                                  "stopped": r.stats.get("stopped")}
+        if r.stats.get("stopped") == "max-call":
+            once.append({"framework": r.framework, "binding": r.binding, "size": _size(r), "mode": r.mode,
+                         "pass": r.pass_, "dtype": r.dtype, "call_s": r.stats["median_s"]})
         if r.compile_s is not None:
             row["compile_s"].append(r.compile_s)
     timed = [r for r in rows.values() if r["cells"]]
@@ -64,5 +69,16 @@ def speed_view(docs: list[Results]) -> dict | None:
     counts = defaultdict(int)
     for r in recs:
         counts[r.outcome] += 1
+    once.sort(key=lambda o: -o["call_s"])
+    stops = defaultdict(int)
+    for r in recs:
+        if r.stats and r.stats.get("stopped"):
+            stops[r.stats["stopped"]] += 1
     return {"runs": runs, "sizes": size_names, "rows": timed, "unsupported": unsupported, "overhead": overhead,
-            "counts": dict(counts), "limit": OVERHEAD_LIMIT, "llc": llc}
+            "counts": dict(counts), "limit": OVERHEAD_LIMIT, "llc": llc, "once": once, "stops": dict(stops)}
+
+
+def _interval(st: dict) -> tuple[float, float] | None:
+    """The median's 95% interval (None when timed in fewer than 6 rounds, or in an older file)."""
+    lo, hi = st.get("ci_low_s"), st.get("ci_high_s")
+    return (lo, hi) if lo is not None and hi is not None else None

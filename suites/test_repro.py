@@ -1,6 +1,6 @@
 """Reproduction snippets are faithful: for every binding that declares a call, the snippet a failure
 would carry runs on its own (no xentcheck import) and gives the binding's own value and gradient.
-One problem per binding and option family (weights, ignore_index, label smoothing, spatial layout),
+One problem per binding and option family (weights, ignore_index, label smoothing, spatial layout, where=),
 eager. Ids read ``framework-binding-case``."""
 import contextlib
 import io
@@ -13,7 +13,8 @@ from xentcheck.checks import cotangent_for
 
 #: cases that exercise each option a call spells (a case a binding cannot take is skipped)
 CASES = ("random_index", "random_binary", "soft_dirichlet", "class_weights", "sample_weights", "pos_weight",
-         "ignore_index", "label_smoothing", "spatial_index", "channels_first_soft", "tutorial_probabilities")
+         "ignore_index", "label_smoothing", "spatial_index", "channels_first_soft", "tutorial_probabilities",
+         "where_on_target", "where_on_target_onehot")
 
 
 def _numpy(v) -> np.ndarray:

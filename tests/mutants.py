@@ -55,9 +55,10 @@ class MutantAdapter:
     def bindings(self) -> list[Binding]:
         targets = {"softmax_ce": {"index", "onehot", "soft"}, "categorical_ce": {"index", "onehot", "soft"},
                    "nll": {"index"}}
-        options = {"nll": frozenset(OPTIONS) - {"label_smoothing", "pos_weight"}}  # nll_loss has neither
+        every = frozenset(OPTIONS) - {"where"}  # optax's class mask: not modelled by the mutants
+        options = {"nll": every - {"label_smoothing", "pos_weight"}}  # nll_loss has neither
         caps = {op: Capabilities(op, frozenset(targets.get(op, {"binary", "soft"})), ALL_REDUCTIONS,
-                                 options.get(op, frozenset(OPTIONS)), frozenset({"float16", "float32", "float64"}))
+                                 options.get(op, every), frozenset({"float16", "float32", "float64"}))
                 for op in OPS}
         return [Binding(f"np.{op}", f"mutants.{op}", caps[op], fn=None, convention=_convention) for op in OPS]
 

@@ -48,7 +48,10 @@ def test_records_floor_and_threads_are_in_the_results(runs):
     assert len(ok) == 16 and all(x["mode"] == "eager" for x in ok)
     assert {x["reason"] for x in recs if x["outcome"] == "unsupported"} == {"timed has no compiler"}
     for x in ok:
-        assert x["stats"]["rounds"] >= 5 and len(x["samples"]) == x["stats"]["rounds"]
+        st = x["stats"]
+        assert st["rounds"] >= 6 and len(x["samples"]) == st["rounds"]
+        assert st["stopped"] == "precision" and st["precision"] <= 0.03  # the 3% target, reached
+        assert st["ci_low_s"] <= st["median_s"] <= st["ci_high_s"]
         assert x["floor_multiple"] > 1 and x["bytes"] > 0 and x["threads"] == bench["threads"]["threads"]
     fwd = next(x for x in ok if x["binding"] == "timed.1" and x["pass"] == "forward" and x["batch"] == 32)
     assert fwd["stats"]["median_s"] == pytest.approx(0.002, rel=0.05)  # its modelled 2 ms, jitter 5%
@@ -68,6 +71,7 @@ def test_report_has_the_speed_section(runs):
     tmp = runs[0]
     html = (tmp / "a.html").read_text()
     assert 'id="speed"' in html and "timed.3" in html and "floor" in html and "GB/s" in html
+    assert "until the 95% interval of the median" in html and "timing stopped: 16 at the target precision" in html
     assert "8 configurations not timed" in html  # 4 bindings x 2 passes, compiled (sizes folded)
 
 

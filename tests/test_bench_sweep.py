@@ -56,13 +56,20 @@ def test_bytes_and_floor_model():
     assert floor.floor_seconds(10**6, 10**10, bw, {"exp_per_s": None}) == (1e-4, "bandwidth")
 
 
-@pytest.mark.parametrize("t_call,budget,expect", [
-    (1e-5, 0.5, (200, 100)),     # dispatch-bound: 100 calls per round, capped at 200 rounds
-    (0.01, 0.5, (50, 1)),
-    (1.0, 0.5, (5, 1)),          # memory-bound and slow: never fewer than 5 rounds
+@pytest.mark.parametrize("t_call,expect", [
+    (1e-5, 100),     # dispatch-bound: 100 calls per round fill a millisecond
+    (3e-4, 4),
+    (0.01, 1),
+    (1.0, 1),
 ])
-def test_round_planning(t_call, budget, expect):
-    assert runner.plan_rounds(t_call, budget) == expect
+def test_calls_per_round(t_call, expect):
+    assert runner.plan_iterations(t_call) == expect
+
+
+def test_nll_is_timed_on_log_probabilities_with_index_targets():
+    p = sweep.problem("nll", sweep.canonical_target("nll", frozenset({"index"})), "mean", 8, 5, "float64")
+    assert p.target_kind == "index"
+    np.testing.assert_allclose(np.exp(p.x).sum(axis=-1), 1.0)
 
 
 def test_interleaved_ratio_of_equal_calls_is_one():

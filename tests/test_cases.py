@@ -81,6 +81,26 @@ def test_masks_spare_the_target_unless_asked():
     assert np.isneginf(on.x[0, on.target[0]]) and np.all(np.isfinite(on.x[1:][np.arange(3), on.target[1:]]))
 
 
+def test_where_masks_keep_the_logits_and_say_which_classes_take_part():
+    cases = {c.name: c for c in load_catalog()}
+    p = cases["where_classes"].problem("softmax_ce", "float64", "none")
+    assert np.all(np.isfinite(p.x)) and not p.where.all() and "where" in p.options_used()
+    assert np.all(np.take_along_axis(p.where, p.target[:, None], axis=1))  # targets stay included
+    on = cases["where_on_target_onehot"].problem("softmax_ce", "float64", "none")
+    assert np.all(on.target[~on.where & ~np.isin(np.arange(4), [0, 2])[:, None]] == 0)
+    assert on.target[0][~on.where[0]].sum() == 1.0  # row 0 keeps its mass on the excluded target
+    rows = cases["where_rows"].problem("softmax_ce", "float64", "none")
+    assert not rows.where[[1, 3]].any() and rows.where[[0, 2]].any(axis=1).all()
+
+
+def test_where_applies_to_softmax_ce_only(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text(BASE.replace("seed = 1", "seed = 1\nwhere = { fraction = 0.5 }").replace(
+        'ops = ["softmax_ce"]', 'ops = ["softmax_ce", "categorical_ce"]'))
+    with pytest.raises(CaseError, match="where .* applies to op softmax_ce only"):
+        load_catalog([f])
+
+
 def test_the_new_corner_cases_materialise_as_declared():
     cases = {c.name: c for c in load_catalog()}
     row = cases["masked_row"].problem("softmax_ce", "float64", "none")

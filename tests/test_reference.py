@@ -331,3 +331,39 @@ def test_mean_divisor_epsilon_adds_to_the_count_of_valid_rows():
     plain = evaluate(prob, Convention(mean_by="valid_count"))
     eps = evaluate(prob, Convention(mean_by="valid_count", mean_divisor_epsilon=1e-7))
     assert float(eps.value) == pytest.approx(float(plain.value) * 2 / (2 + 1e-7), rel=1e-15)
+
+
+# -- where= class masks (optax) ----------------------------------------------------------------------
+
+def test_where_mask_is_the_softmax_over_the_included_classes():
+    z = np.array([[1.0, 2.0, 3.0, 0.5], [0.3, -1.0, 2.0, 1.0]])
+    where = np.array([[True, False, True, True], [True, True, True, True]])
+    p = _problem("softmax_ce", z, [2, 0], "index", where=where)
+    e = R.evaluate(p)
+    included = [zc for zc, w in zip(z[0], where[0], strict=True) if w]
+    assert close(e.value[0], mp_softmax_ce(included, [0, 1, 0]))  # class 1 takes no part
+    assert close(e.value[1], mp_softmax_ce(z[1], [1, 0, 0, 0]))  # a row with every class included
+    assert e.grad[0, 1] == 0  # the loss does not depend on an excluded logit
+    for i, c in enumerate([0, 2, 3]):
+        assert close(e.grad[0, c], mp_grad(lambda v: mp_softmax_ce(v, [0, 1, 0]), included, i))
+
+
+def test_where_excluding_the_target_is_infinite_and_whole_rows_contribute_nothing():
+    z = np.array([[1.0, 2.0, 3.0], [0.5, 0.2, -0.1]])
+    p = _problem("softmax_ce", z, [0, 1], "index", where=np.array([[False, True, True], [False, False, False]]))
+    e = R.evaluate(p)
+    assert e.value[0] == np.inf and e.value[1] == 0 and np.all(e.grad[1] == 0)
+
+
+def test_where_policies_model_optax_on_an_excluded_target():
+    z = np.array([[1.0, 2.0, 3.0]])
+    where = np.array([[False, True, True]])
+    dropped = R.evaluate(_problem("softmax_ce", z, [[1.0, 0.0, 0.0]], "onehot", where=where),
+                         R.Convention(where_excluded_target="dropped"))
+    assert dropped.value[0] == 0 and np.all(dropped.grad == 0)  # the mass on the excluded class is left out
+    label = R.evaluate(_problem("softmax_ce", z, [0], "index", where=where),
+                       R.Convention(where_excluded_target="label_logit"))
+    lse = math.log(math.exp(2.0) + math.exp(3.0))
+    assert close(label.value[0], lse - 1.0)  # logsumexp over the included classes minus the label's logit
+    sm = np.exp(z[0, 1:] - lse)
+    np.testing.assert_allclose(label.grad[0], [-1.0, *sm], rtol=1e-15)

@@ -23,7 +23,7 @@ REDUCTIONS = ("none", "sum", "mean")
 
 #: Options a case may use; a binding lists the ones it maps in its capabilities.
 OPTIONS = ("class_weight", "sample_weight", "pos_weight", "ignore_index", "label_smoothing", "spatial",
-           "channels_first")
+           "channels_first", "where")
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -83,6 +83,9 @@ class Problem:
     #: the binding gets the class axis second, (N, C, d1, ...), and is told so (axis=1); the problem
     #: itself stays class-last, the adapter moves the axis inside the differentiated function
     channels_first: bool = False
+    #: softmax_ce: the classes that take part (a boolean array shaped like ``x``, optax's ``where=``):
+    #: an excluded class is as a -inf logit, and a row with no class included contributes nothing
+    where: np.ndarray | None = None
 
     def handed_target(self) -> tuple[np.ndarray, bool]:
         """The target as the binding receives it, and whether it goes as integers (else as floats)."""
@@ -163,6 +166,8 @@ class Problem:
             used.add("spatial")
         if self.channels_first:
             used.add("channels_first")
+        if self.where is not None:
+            used.add("where")
         return frozenset(used)
 
     def dense_target(self) -> np.ndarray:

@@ -54,6 +54,8 @@ class Capabilities:
     requires: tuple[tuple[str, str, str], ...] = ()
     #: (option, why): options the installed versions lack (set by :meth:`for_versions`)
     unavailable: tuple[tuple[str, str], ...] = ()
+    #: why the binding runs eagerly only, whatever compiler its framework has (empty: it compiles)
+    eager_only: str = ""
 
     def for_versions(self, versions: dict[str, str]) -> Capabilities:
         """These capabilities on the installed ``versions`` (package -> version): an option whose
@@ -92,7 +94,7 @@ class Capabilities:
         if problem.dtype not in self.dtypes:
             return f"dtype {problem.dtype} not supported"
         if mode not in self.modes:
-            return f"mode {mode} not supported"
+            return f"mode {mode} not supported" + (f": {self.eager_only}" if self.eager_only else "")
         if device not in self.devices:
             return f"device {device} not supported"
         return None
@@ -121,6 +123,8 @@ class Inputs:
     class_weight: Any = None
     sample_weight: Any = None
     pos_weight: Any = None
+    #: the ``where`` class mask (see Problem.where) as the framework's boolean array
+    where: Any = None
 
     @property
     def reduction(self) -> str:

@@ -235,6 +235,10 @@ class BenchSection:
     budget_s: float
     floor: dict | None
     records: list[BenchRecord]
+    #: the target relative half-width of each median's 95% interval, and the longest call timed in
+    #: full (None in files written before adaptive rounds)
+    precision: float | None = None
+    max_call_s: float | None = None
 
     def to_json(self) -> dict:
         d = _json(self, frozenset())

@@ -70,6 +70,12 @@ class Convention:
     ignored_row_nan_grad: softmax_ce with ignore_index: an ignored row's loss is computed (its
         label replaced) and masked out afterwards, so where that row holds a -inf logit the masked loss's
         gradient is NaN across the row (0 * inf), instead of 0.
+    where_excluded_target: softmax_ce with a ``where`` class mask that excludes a class holding target
+        mass (mathematically the loss is +inf: the target puts mass where the masked softmax puts none):
+        ``"dropped"``, the sum runs over the included classes only, so that mass is silently left out
+        (optax.softmax_cross_entropy); ``"label_logit"``, the loss is the included classes' logsumexp
+        minus the label's own logit, and its gradient ``softmax_W(z) - onehot(label)`` (optax's
+        integer-label loss).
     """
 
     mean_by: str = "count"
@@ -91,6 +97,7 @@ class Convention:
     log_grad_in_dtype: bool | None = None
     smoothing_last_axis: bool | None = None
     ignored_row_nan_grad: bool | None = None
+    where_excluded_target: str | None = None
 
     def constants_dtype(self, dtype: str) -> str:
         """The dtype a policy's constants (clip bounds, floors) are rounded to for inputs in ``dtype``."""
@@ -133,8 +140,11 @@ def _where0(cond: np.ndarray, value: np.ndarray) -> np.ndarray:
     return np.where(cond, value, 0.0)
 
 
-def _softmax_ce(z: np.ndarray, a: np.ndarray, plain_product: bool = False, unit_target_sum: bool = False):
-    """l = sum_c a_c (lse(z) - z_c) and its gradient (sum a) p - a, per row, with error scales."""
+def _softmax_ce(z: np.ndarray, a: np.ndarray, plain_product: bool = False, unit_target_sum: bool = False,
+                summed: np.ndarray | None = None):
+    """l = sum_c a_c (lse(z) - z_c) and its gradient (sum a) p - a, per row, with error scales.
+    ``summed``: the classes the binding's sum runs over (a ``where`` mask), where a plain product
+    applies; the others are left out of the sum."""
     m = np.max(z, axis=-1, keepdims=True)
     m_safe = np.where(np.isfinite(m), m, 0.0)  # all -inf or +inf rows: let inf/NaN arise naturally
     e = np.exp(z - m_safe)
@@ -150,7 +160,10 @@ def _softmax_ce(z: np.ndarray, a: np.ndarray, plain_product: bool = False, unit_
     k = np.sum(pinf, axis=-1, keepdims=True)
     nll = np.where(k > 0, np.where(pinf, np.log(np.maximum(k, 1)), np.inf), nll)
     on = a != 0
-    loss = np.sum(a * nll if plain_product else _where0(on, a * nll), axis=-1)
+    terms = _where0(on, a * nll)
+    if plain_product:
+        terms = a * nll if summed is None else np.where(summed, a * nll, terms)
+    loss = np.sum(terms, axis=-1)
     asum = np.ones_like(k, dtype=np.float64) if unit_target_sum else np.sum(a, axis=-1, keepdims=True)
     p = np.exp(-nll)
     grad = asum * p - a
@@ -163,6 +176,35 @@ def _softmax_ce(z: np.ndarray, a: np.ndarray, plain_product: bool = False, unit_
     ga = np.abs(asum) * p * (1 + np.abs(_where0(np.isfinite(z), z)) + mag) + abs_a
     gs = 2 * c * np.abs(asum) * p
     return loss, grad, (va, vs), (ga, gs)
+
+
+def _where_classes(problem: Problem, conv: Convention, a: np.ndarray, loss, grad, vsc, gsc):
+    """softmax_ce under a ``where`` class mask, after :func:`_softmax_ce` ran on the masked logits: the
+    loss does not depend on an excluded logit (gradient 0 there), and a row with no class included
+    contributes nothing (loss and gradient 0). Under ``label_logit`` a row whose target class is
+    excluded gets the included classes' logsumexp minus the label's logit."""
+    inc = problem.where
+    grad = np.where(inc, grad, 0.0)
+    gsc = (np.where(inc, gsc[0], 0.0), np.where(inc, gsc[1], 0.0))
+    if conv.where_excluded_target == "label_logit":
+        outside = np.any(~inc & (a != 0), axis=-1) & np.any(inc, axis=-1)
+        z = np.where(inc, problem.x, -np.inf)
+        m = np.max(z, axis=-1, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0.0)
+        e = np.exp(z - m)
+        lse = m + np.log(np.sum(e, axis=-1, keepdims=True))
+        lse_row = lse[..., 0]
+        label_logit = np.sum(np.where(a != 0, a * problem.x, 0.0), axis=-1)
+        loss = np.where(outside, np.sum(a, axis=-1) * lse_row - label_logit, loss)
+        p = e / np.sum(e, axis=-1, keepdims=True)
+        grad = np.where(outside[..., None], np.sum(a, axis=-1, keepdims=True) * p - a, grad)
+        vsc = (np.where(outside, np.abs(lse_row) + np.abs(label_logit), vsc[0]), vsc[1])
+    empty = ~np.any(inc, axis=-1)
+    loss = np.where(empty, 0.0, loss)
+    grad = np.where(empty[..., None], 0.0, grad)
+    vsc = (np.where(empty, 0.0, vsc[0]), np.where(empty, 0.0, vsc[1]))
+    gsc = (np.where(empty[..., None], 0.0, gsc[0]), np.where(empty[..., None], 0.0, gsc[1]))
+    return loss, grad, vsc, gsc
 
 
 def _clip_bounds(conv: Convention, dtype: str) -> tuple[float, float]:
@@ -350,7 +392,13 @@ def unreduced(problem: Problem, conv: Convention = MATH):
             if problem.op == "softmax_ce":
                 # index targets are gathered, not multiplied: the plain product policy cannot apply
                 plain = bool(conv.zero_times_inf) and problem.target_kind != "index"
-                loss, grad, vsc, gsc = _softmax_ce(x, a, plain, bool(conv.grad_unit_target_sum))
+                if problem.where is not None:  # an excluded class takes no part: as a -inf logit
+                    x = np.where(problem.where, x, -np.inf)
+                    if conv.where_excluded_target == "dropped":
+                        a = np.where(problem.where, a, 0.0)
+                loss, grad, vsc, gsc = _softmax_ce(x, a, plain, bool(conv.grad_unit_target_sum), problem.where)
+                if problem.where is not None:
+                    loss, grad, vsc, gsc = _where_classes(problem, conv, a, loss, grad, vsc, gsc)
                 if conv.inf_logit_nan:  # z - max meets inf - inf (see Convention.inf_logit_nan)
                     pinf = x == np.inf
                     row = np.any(pinf, axis=-1)

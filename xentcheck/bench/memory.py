@@ -3,9 +3,7 @@ framework's device allocator where the adapter exposes one."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 _STATUS = Path("/proc/self/status")
 _CLEAR = Path("/proc/self/clear_refs")
@@ -25,22 +23,26 @@ def process_peak_available() -> bool:
         return False
 
 
-def process_peak(call: Callable[[], Any]) -> int | None:
-    """Run ``call`` once; return the bytes the process's resident set grew to above its size
-    before the call (None where the kernel does not say).
+def start() -> int | None:
+    """Reset the process's RSS high-water mark; the resident bytes now, for :func:`peak_since`
+    (None where the kernel does not say).
 
     Writing 5 to /proc/self/clear_refs resets VmHWM to the current RSS, so the high-water mark
-    after the call is this call's own peak.
+    read afterwards is the peak of what ran in between.
     """
     try:
         _CLEAR.write_text("5")
-        before = _status_kb("VmRSS")
+        return _status_kb("VmRSS") * 1024
     except OSError:
-        call()
         return None
-    call()
+
+
+def peak_since(before: int | None) -> int | None:
+    """The bytes the resident set grew to above ``before`` (from :func:`start`) since then."""
+    if before is None:
+        return None
     try:
-        peak = _status_kb("VmHWM")
+        return max(0, _status_kb("VmHWM") * 1024 - before)
     except OSError:
         return None
-    return max(0, peak - before) * 1024
+

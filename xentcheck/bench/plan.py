@@ -3,6 +3,7 @@ measured once, and the records collected (written into the results document's ``
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from ..exception_text import one_line
@@ -10,7 +11,7 @@ from ..problem import DTYPES
 from ..protocol import Adapter, Binding
 from ..records import BenchRecord, BenchSection
 from . import floor as floor_mod
-from . import memory, runner, sweep, threads
+from . import memory, precision, runner, sweep, threads
 from .sweep import BenchSpec
 
 _NO_COMPILE_CACHES = {"XENTCHECK_JAX_CACHE": "off", "TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
@@ -30,7 +31,15 @@ def add_options(group) -> None:
     group.addoption("--bench-threads", type=int, default=None,
                     help="threads for every framework (default: the CPUs this process may use)")
     group.addoption("--bench-time", type=float, default=0.5,
-                    help="seconds of timed rounds per benchmark, at most 200 rounds (default 0.5)")
+                    help="seconds of timed rounds per benchmark before it stops short of --bench-precision "
+                         "(at least 6 rounds, at most 200; default 0.5)")
+    group.addoption("--bench-precision", type=float, default=precision.PRECISION,
+                    help="stop timing a benchmark once the 95%% interval of its median is within this fraction "
+                         f"of it (default {precision.PRECISION})")
+    group.addoption("--bench-max-call", type=float, default=runner.MAX_CALL_S,
+                    help="a configuration whose call takes longer is timed in one round, without an interval, "
+                         f"and listed as such in the report (default {runner.MAX_CALL_S} s; 0: time every one "
+                         "in full)")
 
 
 class BenchPlan:
@@ -47,6 +56,12 @@ class BenchPlan:
         self.budget_s = opt("bench_time")
         if not self.budget_s > 0:
             raise sweep.SweepError("--bench-time: give a positive number of seconds, e.g. 0.5")
+        self.precision = opt("bench_precision")
+        if not 0 < self.precision < 1:
+            raise sweep.SweepError("--bench-precision: give a fraction between 0 and 1, e.g. 0.03")
+        self.max_call_s = opt("bench_max_call")
+        if not self.max_call_s >= 0:
+            raise sweep.SweepError("--bench-max-call: give seconds (0 times every configuration in full), e.g. 0.5")
         self.thread_facts = threads.apply(n)  # before any framework is imported
         # compile times must be real compiles, not loads from the frameworks' on-disk caches
         for var, value in _NO_COMPILE_CACHES.items():
@@ -58,27 +73,41 @@ class BenchPlan:
         self._problem = None
 
     def specs(self, adapters: dict, bindings) -> list[BenchSpec]:
-        """Size-major order, so one size's inputs are built once and dropped before the next."""
+        """Size-major order, and within a size the bindings that share an input together, so each input
+        is built once (at 4096x32000 building one takes seconds) and dropped before the next."""
         out = []
         for batch, classes in self.sizes:
+            of_size = []
             for fw in adapters:
                 for b in bindings(fw).values():
+                    key = (b.caps.op, sweep.canonical_target(b.caps.op, b.caps.targets))
                     for dtype in self.dtypes:
                         for mode in self.modes:
                             for pass_ in self.passes:
-                                out.append(BenchSpec(fw, b.name, b.caps.op, batch, classes, dtype, mode, pass_))
+                                of_size.append((key, BenchSpec(fw, b.name, b.caps.op, batch, classes, dtype, mode,
+                                                               pass_)))
+            of_size.sort(key=lambda k_spec: k_spec[0])  # stable: framework and binding order stay within a key
+            out += [spec for _, spec in of_size]
         return out
 
     def problem(self, binding, spec: BenchSpec):
+        """The canonical input of ``binding`` at ``spec``'s size; the arrays are shared by every binding
+        with the same op and target kind (the reduction changes no array)."""
         caps = binding.caps
         target = sweep.canonical_target(spec.op, caps.targets)
         reduction = "mean" if "mean" in caps.reductions else "none"
-        key = (spec.op, target, reduction, spec.batch, spec.classes, spec.dtype)
+        key = self._key(binding, spec)
         if key != self._problem_key:
-            self._problem, self._problem_key = None, None  # free the previous size first
+            self._problem, self._problem_key = None, None  # free the previous input first
             self._problem = sweep.problem(spec.op, target, reduction, spec.batch, spec.classes, spec.dtype)
             self._problem_key = key
+        if self._problem.reduction != reduction:
+            self._problem = replace(self._problem, reduction=reduction)
         return self._problem
+
+    @staticmethod
+    def _key(binding, spec: BenchSpec) -> tuple:
+        return (spec.op, sweep.canonical_target(spec.op, binding.caps.targets), spec.batch, spec.classes, spec.dtype)
 
     def measure_floor(self, adapters: dict[str, Adapter], device: str) -> dict:
         """Bandwidth and exp throughput on ``device``, once per run, before the first benchmark.
@@ -113,6 +142,10 @@ class BenchPlan:
         ``adapters`` are all loaded ones: each may offer an exp kernel to the floor."""
         adapter = adapters[spec.framework]
         rec = runner.base_record(spec, binding.api, device, self.threads)
+        new_input = self._key(binding, spec) != self._problem_key
+        for name, other in adapters.items():  # one framework at a time holds a converted input
+            if (new_input or name != spec.framework) and hasattr(other, "release"):
+                other.release()
         problem = self.problem(binding, spec)
         why = binding.caps.why_unsupported(problem, mode="eager", device=device)
         if why is None and spec.grad and not binding.caps.grad:
@@ -121,13 +154,16 @@ class BenchPlan:
             why = f"adapter {spec.framework} offers no prepare() for timing"
         if why is None and spec.mode == "compiled" and not _can_compile(adapter):
             why = f"{spec.framework} has no compiler"
+        if why is None and spec.mode not in binding.caps.modes:  # e.g. a metric, eager only
+            why = binding.caps.why_unsupported(problem, mode=spec.mode, device=device)
         if why:
             rec.outcome, rec.reason = "unsupported", why
             return rec
         floor = self.measure_floor(adapters, device)
         try:
             return runner.measure(adapter, binding, spec, problem, benchmark, floor=floor, budget_s=self.budget_s,
-                                  device=device, threads=self.threads)
+                                  target=self.precision, max_call_s=self.max_call_s, device=device,
+                                  threads=self.threads)
         except Exception as e:  # one binding's failure is recorded; the sweep goes on
             rec.outcome, rec.reason = "error", one_line(e)
             return rec
@@ -137,7 +173,7 @@ class BenchPlan:
         (a journal starts with them, so benchmark records recover too)."""
         return {"threads": self.thread_facts, "sizes": [list(s) for s in self.sizes], "modes": list(self.modes),
                 "passes": list(self.passes), "dtypes": list(self.dtypes), "budget_s": self.budget_s,
-                "floor": self.floor}
+                "precision": self.precision, "max_call_s": self.max_call_s, "floor": self.floor}
 
     def section(self) -> BenchSection | None:
         """The results document's ``benchmarks`` (None when nothing was timed)."""

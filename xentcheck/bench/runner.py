@@ -1,6 +1,7 @@
 """One benchmark: prepare the call outside the timed region, measure the first call (compile time
-in a compiled mode), calibrate, time with pytest-benchmark, then measure peak memory and the
-adapter's overhead against a hand-written native call. Returns one benchmark record."""
+in a compiled mode), calibrate, time with pytest-benchmark round after round until the median is
+known to the target precision (:mod:`.precision`), then measure peak memory and the adapter's
+overhead against a hand-written native call. Returns one benchmark record."""
 from __future__ import annotations
 
 import math
@@ -12,17 +13,24 @@ from typing import Any
 from ..problem import Problem
 from ..protocol import Binding
 from ..records import BenchRecord
-from . import memory
+from . import memory, precision
 from .floor import floor_seconds
 from .sweep import BenchSpec, bytes_moved, exps_needed
 
 #: the shortest timed round: tiny calls are repeated inside a round so the timer's resolution and
 #: the loop's own cost stay negligible
 MIN_ROUND_S = 1e-3
-MIN_ROUNDS, MAX_ROUNDS = 5, 200
-MAX_SAMPLES = 200
-#: alternations of adapter and native call for the overhead ratio (at least)
-OVERHEAD_ROUNDS = 9
+MAX_SAMPLES = precision.MAX_ROUNDS
+#: a configuration whose first timed round takes longer is timed in that one round
+#: (``--bench-max-call``): at the quick sweep's largest size unfused eager bindings take seconds per
+#: call, and six rounds of each would take the sweep past ten minutes
+MAX_CALL_S = 0.5
+#: an eager binding whose first call took this long is not called again to size its rounds: they are
+#: one call each whatever its steady time (an eager binding's first call is its slowest)
+CALIBRATE_BELOW_S = 0.05
+#: alternations of adapter and native call for the overhead ratio: more for short calls, whose
+#: times scatter more; a call of SLOW_CALL_S or more is alternated only OVERHEAD_ROUNDS_SLOW times
+OVERHEAD_ROUNDS, OVERHEAD_ROUNDS_SLOW, SLOW_CALL_S = 9, 3, 0.05
 
 
 def _time_once(call: Callable[[], Any]) -> float:
@@ -38,11 +46,34 @@ def base_record(spec: BenchSpec, api: str, device: str, threads: int) -> BenchRe
                        device=device, threads=threads)
 
 
-def plan_rounds(t_call: float, budget_s: float) -> tuple[int, int]:
-    """(rounds, iterations per round) for a call taking ``t_call`` within about ``budget_s``."""
-    iterations = max(1, math.ceil(MIN_ROUND_S / max(t_call, 1e-9)))
-    rounds = int(min(MAX_ROUNDS, max(MIN_ROUNDS, round(budget_s / max(t_call * iterations, 1e-9)))))
-    return rounds, iterations
+def plan_iterations(t_call: float) -> int:
+    """Calls per round for a call taking ``t_call``: enough to fill :data:`MIN_ROUND_S`."""
+    return max(1, math.ceil(MIN_ROUND_S / max(t_call, 1e-9)))
+
+
+def timed_rounds(benchmark: Any, call: Callable[[], Any], iterations: int, *, target: float, budget_s: float,
+                 max_call_s: float) -> tuple[str, int | None]:
+    """Time ``call`` with pytest-benchmark until :class:`.precision.Stopper` says enough; returns why
+    it stopped and the process's peak memory growth during the first round. pytest-benchmark has no
+    stopping rule of its own, so the loop is given the most rounds and ended between two rounds (in
+    ``teardown``, outside the timed region, where the memory is read too)."""
+    stopper = precision.Stopper(target, budget_s, max_call_s=max_call_s)
+    first_round: dict[str, int | None] = {}
+    before = memory.start()
+
+    def after_round() -> None:
+        data = benchmark.stats.stats.data
+        if not first_round:
+            first_round["peak"] = memory.peak_since(before)
+        if stopper.should_stop(data):
+            raise precision.Enough
+
+    try:
+        benchmark.pedantic(call, rounds=precision.MAX_ROUNDS, iterations=iterations, warmup_rounds=0,
+                           teardown=after_round)
+    except precision.Enough:
+        benchmark.has_error = False  # ended on purpose: the rounds so far are the measurement
+    return stopper.stopped, first_round.get("peak")
 
 
 def interleaved_ratio(a: Callable[[], Any], b: Callable[[], Any], rounds: int, iterations: int) -> dict:
@@ -61,7 +92,7 @@ def interleaved_ratio(a: Callable[[], Any], b: Callable[[], Any], rounds: int, i
 def peak_memory(adapter: Any, call: Callable[[], Any], device: str, host_peak: int | None,
                 framework: str) -> tuple[int | None, str]:
     """(peak bytes of one call, how it was measured). On the CPU the process's RSS high-water mark
-    (measured on the calibration call); on a device the host's RSS says nothing, so the adapter's
+    (measured over the first timed round); on a device the host's RSS says nothing, so the adapter's
     device allocator (``device_peak_bytes``), or nothing."""
     if device == "cpu":
         return host_peak, "process RSS"
@@ -73,22 +104,23 @@ def peak_memory(adapter: Any, call: Callable[[], Any], device: str, host_peak: i
 
 
 def measure(adapter: Any, binding: Binding, spec: BenchSpec, problem: Problem, benchmark: Any, *, floor: dict,
-            budget_s: float, device: str, threads: int) -> BenchRecord:
-    """Time ``binding`` on ``problem`` as ``spec`` says; the record carries stats, floor and memory."""
+            budget_s: float, target: float, max_call_s: float, device: str, threads: int) -> BenchRecord:
+    """Time ``binding`` on ``problem`` as ``spec`` says, to ``target`` precision within about
+    ``budget_s`` of timed rounds (one round when a call takes more than ``max_call_s``, unless it is
+    0); the record carries stats with the median's interval, floor and memory."""
     rec = base_record(spec, binding.api, device, threads)
     call = adapter.prepare(binding, problem, grad=spec.grad, mode=spec.mode, device=device)
-    first = _time_once(call)  # compiles, in a compiled mode; eager frameworks may also warm caches
-    # the calibration call also gives the process's peak memory, saving a call at large sizes
-    times: list[float] = []
-    host_peak = memory.process_peak(lambda: times.append(_time_once(call)))
-    t_call = times[0]
-    if t_call < budget_s:  # a slow call is timed 5 times anyway: calibrating it further only costs time
-        t_call = min(t_call, _time_once(call))
-    rounds, iterations = plan_rounds(t_call, budget_s)
+    first = t_call = _time_once(call)  # compiles, in a compiled mode; eager frameworks may also warm caches
+    if spec.mode != "eager" or first < CALIBRATE_BELOW_S:  # a first call says too little about the rest
+        t_call = _time_once(call)
+        if t_call < MIN_ROUND_S:  # a round of tiny calls is sized on the faster of two calibrations
+            t_call = min(t_call, _time_once(call))
+    iterations = plan_iterations(t_call)
     info = rec.to_json()
     benchmark.extra_info.update({k: info[k] for k in ("framework", "binding", "api", "op", "mode", "dtype", "pass",
                                                       "batch", "classes", "device", "threads")})
-    benchmark.pedantic(call, rounds=rounds, iterations=iterations, warmup_rounds=0)
+    stopped, host_peak = timed_rounds(benchmark, call, iterations, target=target, budget_s=budget_s,
+                                      max_call_s=max_call_s)
     st = benchmark.stats.stats
     median = st.median
     nbytes = bytes_moved(spec.batch, spec.classes, spec.dtype, spec.grad)
@@ -96,7 +128,8 @@ def measure(adapter: Any, binding: Binding, spec: BenchSpec, problem: Problem, b
     floor_s, bound = floor_seconds(nbytes, exps_needed(spec.batch, spec.classes), floor["bandwidth"], exp)
     rec.target, rec.reduction = problem.target_kind, problem.reduction
     rec.stats = {"median_s": median, "min_s": st.min, "max_s": st.max, "mean_s": st.mean, "stddev_s": st.stddev,
-                 "q1_s": st.q1, "q3_s": st.q3, "iqr_s": st.iqr, "rounds": st.rounds, "iterations": iterations}
+                 "q1_s": st.q1, "q3_s": st.q3, "iqr_s": st.iqr, "rounds": st.rounds, "iterations": iterations,
+                 **precision.summary(st.data, target, stopped)}
     rec.samples = list(st.data[:MAX_SAMPLES])
     rec.first_call_s = first
     rec.compile_s = max(0.0, first - median) if spec.mode == "compiled" else None
@@ -105,7 +138,8 @@ def measure(adapter: Any, binding: Binding, spec: BenchSpec, problem: Problem, b
     rec.peak_bytes, rec.peak_kind = peak_memory(adapter, call, device, host_peak, spec.framework)
     bare = getattr(adapter, "bare", None)
     native = bare(binding.name, problem, grad=spec.grad, device=device) if bare and spec.mode == "eager" else None
-    if native is not None:
+    if native is not None and stopped != "max-call":
         native()
-        rec.overhead = interleaved_ratio(call, native, max(OVERHEAD_ROUNDS, min(rounds, 30)), iterations)
+        alternations = OVERHEAD_ROUNDS if median < SLOW_CALL_S else OVERHEAD_ROUNDS_SLOW
+        rec.overhead = interleaved_ratio(call, native, alternations, iterations)
     return rec

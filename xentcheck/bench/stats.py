@@ -4,7 +4,9 @@ A change is flagged only when it is both statistically significant and larger th
 effect. Significance: a two-sided Mann-Whitney U test per benchmark on the raw round times (no
 normality assumed; timing noise is skewed), with the Benjamini-Hochberg procedure across all
 compared benchmarks so that many benchmarks do not make false alarms likely. Effect: the ratio of
-medians, new over old.
+medians, new over old. Precision: the two medians' 95% intervals (:mod:`.precision`) must not
+overlap, so a change is never claimed that the runs' own precision cannot resolve. A benchmark timed
+in fewer than 6 rounds in either run (``--bench-max-call``) has no interval and is not compared.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..records import BenchRecord
+from . import precision
 
 
 def _sps():
@@ -38,7 +41,7 @@ class Change:
     ratio: float
     p_value: float
     p_adjusted: float
-    verdict: str  # "slower", "faster" or "unchanged"
+    verdict: str  # "slower", "faster", "unchanged" or "not compared" (too few rounds for an interval)
 
     @property
     def name(self) -> str:
@@ -47,8 +50,8 @@ class Change:
     def as_dict(self) -> dict:
         return {"key": {f.rstrip("_"): k for f, k in zip(KEY_FIELDS, self.key, strict=True)},
                 "old_median_s": self.old_median_s, "new_median_s": self.new_median_s, "ratio": self.ratio,
-                "p_value": self.p_value,
-                "p_adjusted": self.p_adjusted, "verdict": self.verdict}
+                "p_value": None if math.isnan(self.p_value) else self.p_value,
+                "p_adjusted": None if math.isnan(self.p_adjusted) else self.p_adjusted, "verdict": self.verdict}
 
 
 def key_of(rec: BenchRecord) -> tuple:
@@ -59,9 +62,14 @@ def compare(old: list[BenchRecord], new: list[BenchRecord], *, alpha: float = AL
             min_effect: float = MIN_EFFECT) -> list[Change]:
     """Compare the timed records present in both runs (records without samples are ignored)."""
     olds = {key_of(r): r for r in old if r.samples}
-    pairs = [(olds[key_of(r)], r) for r in new if r.samples and key_of(r) in olds]
+    both = [(olds[key_of(r)], r) for r in new if r.samples and key_of(r) in olds]
+    enough = [len(a.samples) >= precision.MIN_ROUNDS and len(b.samples) >= precision.MIN_ROUNDS for a, b in both]
+    out = [Change(key_of(b), float(np.median(a.samples)), float(np.median(b.samples)),
+                  float(np.median(b.samples)) / float(np.median(a.samples)), math.nan, math.nan, "not compared")
+           for (a, b), ok in zip(both, enough, strict=True) if not ok]
+    pairs = [p for p, ok in zip(both, enough, strict=True) if ok]
     if not pairs:
-        return []
+        return out
     pvals = []
     for a, b in pairs:
         xa, xb = np.asarray(a.samples), np.asarray(b.samples)
@@ -70,13 +78,18 @@ def compare(old: list[BenchRecord], new: list[BenchRecord], *, alpha: float = AL
         else:
             pvals.append(float(_sps().mannwhitneyu(xa, xb, alternative="two-sided").pvalue))
     padj = _sps().false_discovery_control(pvals, method="bh") if len(pvals) > 1 else np.asarray(pvals)
-    out = []
     bound = math.log1p(min_effect)
     for (a, b), p, q in zip(pairs, pvals, padj, strict=True):
         ma, mb = float(np.median(a.samples)), float(np.median(b.samples))
         ratio = mb / ma if ma > 0 else math.inf
         verdict = "unchanged"
-        if q < alpha and ratio > 0 and abs(math.log(ratio)) > bound:
+        if q < alpha and ratio > 0 and abs(math.log(ratio)) > bound and _disjoint(a.samples, b.samples):
             verdict = "slower" if ratio > 1 else "faster"
         out.append(Change(key_of(b), ma, mb, ratio, p, float(q), verdict))
     return out
+
+
+def _disjoint(old: list[float], new: list[float]) -> bool:
+    """Whether the two medians' 95% intervals do not overlap."""
+    a, b = precision.median_ci(old), precision.median_ci(new)
+    return a is not None and b is not None and (a[1] < b[0] or b[1] < a[0])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xentcheck.problem import Problem, numpy_dtype, round_to
+from xentcheck.problem import CATEGORICAL_OPS, Problem, numpy_dtype, round_to
 
 #: named size sweeps (batch x classes)
 SWEEPS: dict[str, tuple[tuple[int, int], ...]] = {
@@ -76,7 +76,7 @@ class BenchSpec:
 
 def canonical_target(op: str, accepted: frozenset[str]) -> str:
     """The target kind a binding is timed with."""
-    if op in ("softmax_ce", "categorical_ce"):
+    if op in CATEGORICAL_OPS:
         return "index" if "index" in accepted else "onehot"
     return "binary"
 
@@ -84,13 +84,20 @@ def canonical_target(op: str, accepted: frozenset[str]) -> str:
 def problem(op: str, target_kind: str, reduction: str, batch: int, classes: int, dtype: str,
             seed: int = 0) -> Problem:
     """A seeded benchmark input: standard-normal logits (or their softmax / sigmoid for the
-    probability ops), with the targets named."""
+    probability ops, their log-softmax for ``nll``), with the targets named."""
     rng = np.random.default_rng(seed)
     shape = (batch, classes)
-    z = rng.standard_normal(shape, dtype=np.float32).astype(np.float64)
-    if op == "categorical_ce":
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        x = e / e.sum(axis=-1, keepdims=True)
+    # computed in float32 below float64 (the values are rounded to the dtype anyway): at 4096x32000
+    # float64 work would double the seconds each input takes to build
+    z = rng.standard_normal(shape, dtype=np.float32)
+    if dtype == "float64":
+        z = z.astype(np.float64)
+    if op in ("categorical_ce", "nll"):
+        shifted = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        total = e.sum(axis=-1, keepdims=True)
+        x = e / total if op == "categorical_ce" else shifted - np.log(total)
+        del e, shifted
     elif op == "bce":
         x = 1.0 / (1.0 + np.exp(-z))
     else:
