@@ -31,7 +31,8 @@ def test_the_worker_declares_the_keras_bindings_of_its_backend(adapter):
     env = adapter.environment()
     assert env["keras.backend"] == "numpy" and adapter.name == "keras[numpy]"
     names = {b.name for b in adapter.bindings()}
-    assert "keras.SparseCategoricalCrossentropy.from_logits" in names and len(names) == 24  # losses, functions, ops, metrics
+    # the loss classes and functions, keras.ops and keras.metrics, each from logits and from probabilities
+    assert "keras.SparseCategoricalCrossentropy.from_logits" in names and len(names) == 24
     assert not any(b.caps.grad for b in adapter.bindings())  # the NumPy backend has no autodiff
 
 

@@ -297,3 +297,23 @@ def test_interaction_cases_run_and_their_pair_coverage_is_in_the_results(run_sui
     assert "pair coverage per binding" in (tmp_path / "r.html").read_text()
     bad = run_suite("suites", "--frameworks=numpy", "--interactions=5")
     assert bad.ret == 4 and _err(bad)[-1].startswith("ERROR: --interactions=5: the generator builds strength 2")
+
+
+@pytest.mark.parametrize("nodeid, group", [
+    ("suites/test_conformance.py::test_conformance[torch-F.cross_entropy-random_index-float32-eager-mean-value]",
+     "torch"),
+    ("suites/test_conformance.py::test_conformance[jax-optax.softmax_cross_entropy-random_soft-float32-eager-none-"
+     "value]", "jax"),
+    # case names may hold '-': the dtype is read from the right
+    ("suites/test_conformance.py::test_conformance[jax-optax.softmax_cross_entropy-ix-softmaxce-soft-cf-mask-float64-"
+     "eager-none-grad]", "jax-f64"),
+    ("suites/test_conformance.py::test_conformance[jax-jax.nn.log_softmax-random_index-bfloat16-eager-mean-value]",
+     "jax-half"),
+    ("suites/test_relations.py::test_relation[jax-jax.nn.log_softmax-shift_invariance]", "jax-relations"),
+    ("suites/test_stability.py::test_sweep[jax-jax.nn.log_softmax-logit_magnitude-float32]", "jax-more"),
+    ("tests/test_cases.py::test_duplicate_names_are_rejected", None),
+])
+def test_worker_groups_read_the_framework_and_split_jax(nodeid, group):
+    from suites.plugin.hooks import GROUP_ORDER, group_of
+
+    assert group_of(nodeid) == group and (group is None or group in GROUP_ORDER)

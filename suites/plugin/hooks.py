@@ -2,8 +2,11 @@
 record checks that never finished, and write everything at the end (controller side under xdist)."""
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import signal
+import sys
 from collections import defaultdict
 from dataclasses import asdict
 
@@ -270,29 +273,55 @@ class Hooks:
 
 
 #: the order of the worker groups under ``--dist loadgroup --no-loadscope-reorder`` (what ``./run
-#: conformance`` passes): groups are handed out in this order, so on two workers JAX's checks (the longest)
-#: start at once on one and TensorFlow on the other, and NumPy, JAX's relations, sweeps and snippets
-#: ("jax-more") and PyTorch follow on whichever is free (docs/performance.md).
-GROUP_ORDER = ("jax", "tensorflow", "numpy", "jax-more", "torch", "keras[jax]", "keras[torch]", "keras[numpy]")
+#: conformance`` passes): groups are handed out in this order, each to whichever worker is free. JAX
+#: (eager dispatch compiles every primitive per shape and dtype: most of a cold run) is split into five
+#: groups of similar length, so that two workers stay busy to the end (docs/performance.md).
+GROUP_ORDER = ("jax", "tensorflow", "jax-half", "jax-f64", "jax-relations", "jax-more", "numpy", "torch",
+               "keras[jax]", "keras[torch]", "keras[numpy]")
+_JAX_DTYPE_GROUPS = {"float64": "jax-f64", "float16": "jax-half", "bfloat16": "jax-half"}
 
 
 def group_of(nodeid: str) -> str | None:
-    """The worker group of a test: its framework (read from its id), or for the slowest framework's
-    relations, sweeps and snippets ``jax-more``; None for a test of no framework."""
-    fw = nodeid.partition("[")[2].split("-", 1)[0]
+    """The worker group of a test: its framework (read from its id), JAX split further: its conformance
+    checks by dtype (``jax`` float32, ``jax-half``, ``jax-f64``: eager kernels are compiled per dtype
+    anyway, so the split compiles nothing twice), its relations (``jax-relations``) and its sweeps,
+    snippets and probes (``jax-more``); None for a test of no framework."""
+    inner = nodeid.partition("[")[2]
+    fw = inner.split("-", 1)[0]
     if fw not in BUILTIN:
         return None
-    return f"{fw}-more" if fw == "jax" and not nodeid.startswith("suites/test_conformance.py") else fw
+    if fw != "jax":
+        return fw
+    if nodeid.startswith("suites/test_relations.py"):
+        return "jax-relations"
+    if not nodeid.startswith("suites/test_conformance.py"):
+        return "jax-more"
+    # a conformance id ends dtype-mode-reduction-check (the case name may hold '-')
+    return _JAX_DTYPE_GROUPS.get(inner.rstrip("]").rsplit("-", 4)[1], "jax")
 
 
 class WorkerGroups:
     """Registered in xdist workers: orders the tests as GROUP_ORDER says (under --no-loadscope-reorder the
-    order of the collection is the order in which groups are handed out)."""
+    order of the collection is the order in which groups are handed out), and ends the worker process
+    quickly once its session is over."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # Everything the worker reports has reached the controller by now. Tearing down TensorFlow's,
+        # JAX's and PyTorch's modules at interpreter exit takes 2-5 s per worker, which the controller
+        # waits for; the last atexit handler registered runs first and skips it.
+        atexit.register(_exit_now)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session, config, items) -> None:
         rank = {g: i for i, g in enumerate(GROUP_ORDER)}
         items.sort(key=lambda i: rank.get(group_of(i.nodeid) or "", len(rank)))  # stable within a group
+
+
+def _exit_now() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def make_scheduler(config: pytest.Config, log):
