@@ -309,6 +309,8 @@ def test_interaction_cases_run_and_their_pair_coverage_is_in_the_results(run_sui
      "eager-none-grad]", "jax-f64"),
     ("suites/test_conformance.py::test_conformance[jax-jax.nn.log_softmax-random_index-bfloat16-eager-mean-value]",
      "jax-half"),
+    ("suites/test_conformance.py::test_conformance[torch-F.cross_entropy-random_index-float16-compiled-mean-grad]",
+     "torch-compiled-float16"),
     ("suites/test_relations.py::test_relation[jax-jax.nn.log_softmax-shift_invariance]", "jax-relations"),
     ("suites/test_stability.py::test_sweep[jax-jax.nn.log_softmax-logit_magnitude-float32]", "jax-more"),
     ("tests/test_cases.py::test_duplicate_names_are_rejected", None),

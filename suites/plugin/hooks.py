@@ -273,31 +273,41 @@ class Hooks:
 
 
 #: the order of the worker groups under ``--dist loadgroup --no-loadscope-reorder`` (what ``./run
-#: conformance`` passes): groups are handed out in this order, each to whichever worker is free. JAX
-#: (eager dispatch compiles every primitive per shape and dtype: most of a cold run) is split into five
-#: groups of similar length, so that two workers stay busy to the end (docs/performance.md).
-GROUP_ORDER = ("jax", "tensorflow", "jax-half", "jax-f64", "jax-relations", "jax-more", "numpy", "torch",
+#: conformance`` passes): groups are handed out in this order, each to whichever worker is free. A
+#: compiled check compiles a graph per binding and problem (torch.compile: 1-3 s), so with
+#: ``--modes=compiled`` each framework's compiled checks form a group per dtype, handed out first. JAX's
+#: eager dispatch compiles every primitive per shape and dtype (most of a cold default run), so its
+#: eager checks are split into five groups of similar length; the rest is one group per framework
+#: (docs/performance.md).
+_COMPILED = tuple(f"{fw}-compiled-{dt}" for fw in ("torch", "tensorflow", "jax")
+                  for dt in ("float32", "float64", "float16", "bfloat16"))
+GROUP_ORDER = (*_COMPILED, "jax", "tensorflow", "jax-half", "jax-f64", "jax-relations", "jax-more", "numpy", "torch",
                "keras[jax]", "keras[torch]", "keras[numpy]")
 _JAX_DTYPE_GROUPS = {"float64": "jax-f64", "float16": "jax-half", "bfloat16": "jax-half"}
 
 
 def group_of(nodeid: str) -> str | None:
-    """The worker group of a test: its framework (read from its id), JAX split further: its conformance
-    checks by dtype (``jax`` float32, ``jax-half``, ``jax-f64``: eager kernels are compiled per dtype
-    anyway, so the split compiles nothing twice), its relations (``jax-relations``) and its sweeps,
-    snippets and probes (``jax-more``); None for a test of no framework."""
+    """The worker group of a test: its framework (read from its id); a framework's compiled conformance
+    checks by dtype (``torch-compiled-float32``: a graph is compiled per dtype anyway, so a split
+    compiles nothing twice); JAX's eager checks split further: its conformance checks by dtype (``jax``
+    float32, ``jax-half``, ``jax-f64``), its relations (``jax-relations``) and its sweeps, snippets and
+    probes (``jax-more``). None for a test of no framework."""
     inner = nodeid.partition("[")[2]
     fw = inner.split("-", 1)[0]
     if fw not in BUILTIN:
         return None
+    conformance = nodeid.startswith("suites/test_conformance.py")
+    # a conformance id ends dtype-mode-reduction-check (the case name may hold '-')
+    dtype, mode = inner.rstrip("]").rsplit("-", 4)[1:3] if conformance else (None, None)
+    if mode == "compiled" and f"{fw}-compiled-{dtype}" in GROUP_ORDER:
+        return f"{fw}-compiled-{dtype}"
     if fw != "jax":
         return fw
     if nodeid.startswith("suites/test_relations.py"):
         return "jax-relations"
-    if not nodeid.startswith("suites/test_conformance.py"):
+    if not conformance:
         return "jax-more"
-    # a conformance id ends dtype-mode-reduction-check (the case name may hold '-')
-    return _JAX_DTYPE_GROUPS.get(inner.rstrip("]").rsplit("-", 4)[1], "jax")
+    return _JAX_DTYPE_GROUPS.get(dtype, "jax")
 
 
 class WorkerGroups:
