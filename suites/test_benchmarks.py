@@ -26,4 +26,4 @@ def test_speed(bench_spec, benchmark, request: pytest.FixtureRequest) -> None:
     if rec.outcome == "unsupported":
         pytest.skip(rec.reason)
     if rec.outcome == "error":
-        pytest.fail(f"error: {rec['reason']}", pytrace=False)
+        pytest.fail(f"error: {rec.reason}", pytrace=False)

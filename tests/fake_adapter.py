@@ -133,9 +133,23 @@ class TimedAdapter(FakeAdapter):
         return call
 
 
+class TimedFailingAdapter(TimedAdapter):
+    """Like TimedAdapter, but its third binding raises when called."""
+
+    def prepare(self, binding, problem, *, grad, mode="eager", device="cpu"):
+        call = super().prepare(binding, problem, grad=grad, mode=mode, device=device)
+        if binding.name != "timed.2":
+            return call
+
+        def broken():
+            raise RuntimeError("kernel launch failed")
+        return broken
+
+
 TIMED = TimedAdapter("timed")
 TIMED_AGAIN = TimedAdapter("timed", seed=1)  # the same timings, other noise: an A/A pair with TIMED
 TIMED_SLOWER = TimedAdapter("timed", slowdown=1.25, seed=2)  # a planted 25% slowdown
+TIMED_FAILING = TimedFailingAdapter("timed")
 
 
 class SignalledAdapter(FakeAdapter):

@@ -104,3 +104,14 @@ def test_without_bench_nothing_is_timed(tmp_path):
                    f"--results={res}", "-rs")
     assert r.returncode == 0 and "benchmarks run only with --bench" in r.stdout
     assert not res.exists()
+
+
+def test_a_raising_binding_is_an_error_record_and_a_failed_test(tmp_path):
+    res = tmp_path / "r.json"
+    r = pytest_run("suites/test_benchmarks.py", "--frameworks=", "--adapter=tests.fake_adapter:TIMED_FAILING",
+                   "--bench", "--benchmark-only", "--bench-sizes=32x10", "--bench-modes=eager", "--bench-time=0.05",
+                   f"--results={res}", "--benchmark-timer=tests.fake_adapter.virtual_time")
+    assert r.returncode == 1, r.stdout[-2000:]
+    assert "error: RuntimeError: kernel launch failed" in r.stdout
+    errors = [x for x in load(res).to_json()["benchmarks"]["records"] if x["outcome"] == "error"]
+    assert len(errors) == 2 and {x["binding"] for x in errors} == {"timed.2"}  # forward, forward+backward
