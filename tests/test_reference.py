@@ -367,3 +367,11 @@ def test_where_policies_model_optax_on_an_excluded_target():
     assert close(label.value[0], lse - 1.0)  # logsumexp over the included classes minus the label's logit
     sm = np.exp(z[0, 1:] - lse)
     np.testing.assert_allclose(label.grad[0], [-1.0, *sm], rtol=1e-15)
+
+
+def test_where_empty_row_policy_models_optax_0_2_5():
+    z = np.array([[1.0, 2.0, 3.0], [0.5, 0.2, -0.1]])
+    p = _problem("softmax_ce", z, [0, 1], "index", where=np.array([[True, True, True], [False, False, False]]))
+    e = R.evaluate(p, R.Convention(where_empty_row="lse_minus_logit"))
+    assert e.value[1] == -np.inf and np.all(np.isnan(e.grad[1]))  # logsumexp over nothing, minus a logit
+    assert close(e.value[0], mp_softmax_ce(z[0], [1, 0, 0]))  # other rows untouched

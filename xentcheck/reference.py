@@ -76,6 +76,10 @@ class Convention:
         (optax.softmax_cross_entropy); ``"label_logit"``, the loss is the included classes' logsumexp
         minus the label's own logit, and its gradient ``softmax_W(z) - onehot(label)`` (optax's
         integer-label loss).
+    where_empty_row: softmax_ce with a ``where`` mask that excludes every class of a row (which then
+        contributes nothing): ``"lse_minus_logit"``, the row's loss is the logsumexp over no class
+        (-inf) minus the label's logit, so -inf, and its gradient NaN across the row (optax 0.2.5's
+        integer-label loss, before it masked such rows).
     """
 
     mean_by: str = "count"
@@ -98,6 +102,7 @@ class Convention:
     smoothing_last_axis: bool | None = None
     ignored_row_nan_grad: bool | None = None
     where_excluded_target: str | None = None
+    where_empty_row: str | None = None
 
     def constants_dtype(self, dtype: str) -> str:
         """The dtype a policy's constants (clip bounds, floors) are rounded to for inputs in ``dtype``."""
@@ -200,8 +205,9 @@ def _where_classes(problem: Problem, conv: Convention, a: np.ndarray, loss, grad
         grad = np.where(outside[..., None], np.sum(a, axis=-1, keepdims=True) * p - a, grad)
         vsc = (np.where(outside, np.abs(lse_row) + np.abs(label_logit), vsc[0]), vsc[1])
     empty = ~np.any(inc, axis=-1)
-    loss = np.where(empty, 0.0, loss)
-    grad = np.where(empty[..., None], 0.0, grad)
+    unmasked = conv.where_empty_row == "lse_minus_logit"
+    loss = np.where(empty, -np.inf if unmasked else 0.0, loss)
+    grad = np.where(empty[..., None], np.nan if unmasked else 0.0, grad)
     vsc = (np.where(empty, 0.0, vsc[0]), np.where(empty, 0.0, vsc[1]))
     gsc = (np.where(empty[..., None], 0.0, gsc[0]), np.where(empty[..., None], 0.0, gsc[1]))
     return loss, grad, vsc, gsc
