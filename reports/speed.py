@@ -31,6 +31,7 @@ def speed_view(docs: list[Results]) -> dict | None:
     size_names = [f"{b}x{c}" for b, c in sizes]
     rows: dict = {}
     once: list[dict] = []
+    stops: dict[str, int] = defaultdict(int)
     for r in recs:
         key = (r.framework, r.binding, r.device, r.mode, r.dtype, r.pass_)
         row = rows.setdefault(key, {"framework": r.framework, "binding": r.binding, "device": r.device,
@@ -46,6 +47,8 @@ def speed_view(docs: list[Results]) -> dict | None:
                                   "ci": _interval(r.stats), "floor_multiple": r.floor_multiple, "gbps": r.gbps,
                                   "peak_bytes": r.peak_bytes, "rounds": r.stats["rounds"],
                                   "stopped": r.stats.get("stopped")}
+        if r.stats.get("stopped"):
+            stops[r.stats["stopped"]] += 1
         if r.stats.get("stopped") == "max-call":
             once.append({"framework": r.framework, "binding": r.binding, "size": _size(r), "mode": r.mode,
                          "pass": r.pass_, "dtype": r.dtype, "call_s": r.stats["median_s"]})
@@ -70,10 +73,6 @@ def speed_view(docs: list[Results]) -> dict | None:
     for r in recs:
         counts[r.outcome] += 1
     once.sort(key=lambda o: -o["call_s"])
-    stops = defaultdict(int)
-    for r in recs:
-        if r.stats and r.stats.get("stopped"):
-            stops[r.stats["stopped"]] += 1
     return {"runs": runs, "sizes": size_names, "rows": timed, "unsupported": unsupported, "overhead": overhead,
             "counts": dict(counts), "limit": OVERHEAD_LIMIT, "llc": llc, "once": once, "stops": dict(stops)}
 

@@ -189,21 +189,21 @@ def _where_classes(problem: Problem, conv: Convention, a: np.ndarray, loss, grad
     contributes nothing (loss and gradient 0). Under ``label_logit`` a row whose target class is
     excluded gets the included classes' logsumexp minus the label's logit."""
     inc = problem.where
-    grad = np.where(inc, grad, 0.0)
-    gsc = (np.where(inc, gsc[0], 0.0), np.where(inc, gsc[1], 0.0))
-    if conv.where_excluded_target == "label_logit":
+    label_logit = conv.where_excluded_target == "label_logit"
+    # _softmax_ce ran on the masked logits: its gradient (sum a) softmax_W(z) - a is label_logit's
+    # already, the label's own -a included; otherwise an excluded logit gets none
+    kept = inc | (a != 0) if label_logit else inc
+    grad = np.where(kept, grad, 0.0)
+    gsc = (np.where(kept, gsc[0], 0.0), np.where(kept, gsc[1], 0.0))
+    if label_logit:
         outside = np.any(~inc & (a != 0), axis=-1) & np.any(inc, axis=-1)
         z = np.where(inc, problem.x, -np.inf)
         m = np.max(z, axis=-1, keepdims=True)
         m = np.where(np.isfinite(m), m, 0.0)
-        e = np.exp(z - m)
-        lse = m + np.log(np.sum(e, axis=-1, keepdims=True))
-        lse_row = lse[..., 0]
-        label_logit = np.sum(np.where(a != 0, a * problem.x, 0.0), axis=-1)
-        loss = np.where(outside, np.sum(a, axis=-1) * lse_row - label_logit, loss)
-        p = e / np.sum(e, axis=-1, keepdims=True)
-        grad = np.where(outside[..., None], np.sum(a, axis=-1, keepdims=True) * p - a, grad)
-        vsc = (np.where(outside, np.abs(lse_row) + np.abs(label_logit), vsc[0]), vsc[1])
+        lse = (m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))[..., 0]
+        label_logits = np.sum(np.where(a != 0, a * problem.x, 0.0), axis=-1)
+        loss = np.where(outside, np.sum(a, axis=-1) * lse - label_logits, loss)
+        vsc = (np.where(outside, np.abs(lse) + np.abs(label_logits), vsc[0]), vsc[1])
     empty = ~np.any(inc, axis=-1)
     unmasked = conv.where_empty_row == "lse_minus_logit"
     loss = np.where(empty, -np.inf if unmasked else 0.0, loss)

@@ -93,13 +93,12 @@ class BenchPlan:
     def problem(self, binding, spec: BenchSpec):
         """The canonical input of ``binding`` at ``spec``'s size; the arrays are shared by every binding
         with the same op and target kind (the reduction changes no array)."""
-        caps = binding.caps
-        target = sweep.canonical_target(spec.op, caps.targets)
-        reduction = "mean" if "mean" in caps.reductions else "none"
+        reduction = "mean" if "mean" in binding.caps.reductions else "none"
         key = self._key(binding, spec)
         if key != self._problem_key:
             self._problem, self._problem_key = None, None  # free the previous input first
-            self._problem = sweep.problem(spec.op, target, reduction, spec.batch, spec.classes, spec.dtype)
+            op, target, batch, classes, dtype = key
+            self._problem = sweep.problem(op, target, reduction, batch, classes, dtype)
             self._problem_key = key
         if self._problem.reduction != reduction:
             self._problem = replace(self._problem, reduction=reduction)

@@ -25,8 +25,8 @@ MAX_ROUNDS = 200
 PRECISION = 0.03
 
 
-def _stats():
-    """scipy.stats, loaded when the first interval is needed (its import takes a second or more)."""
+def scipy_stats():
+    """scipy.stats, loaded when first needed (its import takes a second or more)."""
     from scipy import stats
 
     return stats
@@ -37,7 +37,7 @@ def median_ci(samples: Sequence[float], level: float = LEVEL) -> tuple[float, fl
     there are too few samples for one."""
     if len(samples) < 2:
         return None
-    ci = _stats().quantile_test(list(samples), q=statistics.median(samples), p=0.5).confidence_interval(level)
+    ci = scipy_stats().quantile_test(list(samples), q=statistics.median(samples), p=0.5).confidence_interval(level)
     low, high = float(ci.low), float(ci.high)
     if math.isnan(low) or math.isnan(high):
         return None
@@ -68,7 +68,7 @@ class Stopper:
 
     A first round longer than ``max_call_s`` (when not 0) is the only one.
 
-    ``rounds_so_far`` reads the round times so far (per call); the interval is recomputed only at
+    :meth:`should_stop` reads the round times so far (per call); the interval is recomputed only at
     geometrically spaced round counts (x1.25), so deciding costs little even for millisecond rounds.
     ``budget_s`` is the timed-rounds time after which a benchmark stops short of its target."""
 

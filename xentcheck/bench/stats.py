@@ -18,13 +18,6 @@ import numpy as np
 from ..records import BenchRecord
 from . import precision
 
-
-def _sps():
-    """scipy.stats, loaded when a comparison needs it (its import takes a second or more)."""
-    from scipy import stats
-
-    return stats
-
 #: identifying fields of a benchmark record (what must match to compare two timings)
 KEY_FIELDS = ("framework", "binding", "mode", "dtype", "pass_", "batch", "classes", "device")
 ALPHA = 0.05
@@ -62,26 +55,30 @@ def compare(old: list[BenchRecord], new: list[BenchRecord], *, alpha: float = AL
             min_effect: float = MIN_EFFECT) -> list[Change]:
     """Compare the timed records present in both runs (records without samples are ignored)."""
     olds = {key_of(r): r for r in old if r.samples}
-    both = [(olds[key_of(r)], r) for r in new if r.samples and key_of(r) in olds]
-    enough = [len(a.samples) >= precision.MIN_ROUNDS and len(b.samples) >= precision.MIN_ROUNDS for a, b in both]
-    out = [Change(key_of(b), float(np.median(a.samples)), float(np.median(b.samples)),
-                  float(np.median(b.samples)) / float(np.median(a.samples)), math.nan, math.nan, "not compared")
-           for (a, b), ok in zip(both, enough, strict=True) if not ok]
-    pairs = [p for p, ok in zip(both, enough, strict=True) if ok]
+    out, pairs = [], []
+    for b in new:
+        a = olds.get(key_of(b)) if b.samples else None
+        if a is None:
+            continue
+        ma, mb = float(np.median(a.samples)), float(np.median(b.samples))
+        ratio = mb / ma if ma > 0 else math.inf
+        if min(len(a.samples), len(b.samples)) < precision.MIN_ROUNDS:  # no interval: nothing to claim
+            out.append(Change(key_of(b), ma, mb, ratio, math.nan, math.nan, "not compared"))
+        else:
+            pairs.append((a, b, ma, mb, ratio))
     if not pairs:
         return out
     pvals = []
-    for a, b in pairs:
+    for a, b, *_ in pairs:
         xa, xb = np.asarray(a.samples), np.asarray(b.samples)
         if np.ptp(np.concatenate([xa, xb])) == 0:
             pvals.append(1.0)  # identical constant samples: no evidence of a change
         else:
-            pvals.append(float(_sps().mannwhitneyu(xa, xb, alternative="two-sided").pvalue))
-    padj = _sps().false_discovery_control(pvals, method="bh") if len(pvals) > 1 else np.asarray(pvals)
+            pvals.append(float(precision.scipy_stats().mannwhitneyu(xa, xb, alternative="two-sided").pvalue))
+    stats = precision.scipy_stats()
+    padj = stats.false_discovery_control(pvals, method="bh") if len(pvals) > 1 else np.asarray(pvals)
     bound = math.log1p(min_effect)
-    for (a, b), p, q in zip(pairs, pvals, padj, strict=True):
-        ma, mb = float(np.median(a.samples)), float(np.median(b.samples))
-        ratio = mb / ma if ma > 0 else math.inf
+    for (a, b, ma, mb, ratio), p, q in zip(pairs, pvals, padj, strict=True):
         verdict = "unchanged"
         if q < alpha and ratio > 0 and abs(math.log(ratio)) > bound and _disjoint(a.samples, b.samples):
             verdict = "slower" if ratio > 1 else "faster"
