@@ -91,11 +91,16 @@ def test_planted_slowdown_is_a_regression(runs):
     assert "16 benchmarks compared: 16 slower, 0 faster" in r.stdout
 
 
-def test_bad_bench_option_is_one_line():
-    r = pytest_run("suites", "--frameworks=", "--bench", "--bench-sizes=huge")
+@pytest.mark.parametrize("option, message", [
+    ("--bench-sizes=huge",
+     "--bench-sizes: 'huge' is not BATCHxCLASSES (e.g. 4096x32000, classes >= 2) nor one of quick, full, llm"),
+    ("--bench-precision=2", "--bench-precision: give a fraction between 0 and 1, e.g. 0.03"),
+    ("--bench-max-call=-1", "--bench-max-call: give seconds (0 times every configuration in full), e.g. 0.5"),
+])
+def test_bad_bench_option_is_one_line(option, message):
+    r = pytest_run("suites", "--frameworks=", "--bench", option)
     assert r.returncode == 4
-    assert [line for line in r.stderr.splitlines() if line.strip()] == [
-        "ERROR: --bench-sizes: 'huge' is not BATCHxCLASSES (e.g. 4096x32000, classes >= 2) nor one of quick, full, llm"]
+    assert [line for line in r.stderr.splitlines() if line.strip()] == [f"ERROR: {message}"]
 
 
 def test_without_bench_nothing_is_timed(tmp_path):
