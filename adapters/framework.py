@@ -117,6 +117,13 @@ class FrameworkAdapter:
             cot = self.asarray(cotangent, problem.dtype, device)
         extras = (inp.target, inp.class_weight, inp.sample_weight, inp.pos_weight, inp.where)
         compiled = mode == "compiled"
+        if binding.step is not None:  # a training step: the framework computes the loss and its gradient
+            def train():
+                out = binding.step(x, inp, compiled)
+                self.block(out)
+                return out if grad else out[0]
+
+            return train
 
         # Inputs travel as arguments, not closure constants, so a compiler does not bake them in.
         def forward(x_, target, cw, sw, pw, where):

@@ -4,7 +4,10 @@
 A Keras backend is fixed when Keras is imported, so each backend runs in a worker process of its own
 (``python -m adapters.keras_backends BACKEND``), started on first use and spoken to over a pipe with
 pickled requests: the same bindings as on TensorFlow (``adapters.keras_losses``), the same cases, one
-pytest run, one results file. A worker that dies costs the check it was running (an ``error``) and is
+pytest run, one results file. What a worker declares (its environment and bindings) is cached on disk,
+keyed on the installed versions and the harness's source, so a process that only collects the checks
+(pytest-xdist's controller and the workers that run other groups) starts no Keras worker. A worker
+that dies costs the check it was running (an ``error``) and is
 restarted for the next one; a backend whose packages are missing is skipped like any framework.
 Exceptions come back with their class name, their classes' names and where they were raised, so the
 errors layer judges them as if raised in-process.
@@ -12,6 +15,8 @@ errors layer judges them as if raised in-process.
 from __future__ import annotations
 
 import builtins
+import hashlib
+import importlib.metadata
 import os
 import pickle
 import subprocess
@@ -72,6 +77,24 @@ class KerasBackend:
         self._hello: dict | None = None
 
     # -- the worker -------------------------------------------------------------------------------
+    def _declaration(self) -> dict:
+        """The worker's hello (environment and bindings): from the cache, else from a worker started now."""
+        if self._hello is None:
+            path = _declaration_cache(self.backend)
+            try:
+                self._hello = pickle.loads(path.read_bytes()) if path else None
+            except Exception:  # unreadable, or from code that no longer exists: ask a worker instead
+                self._hello = None
+            if self._hello is None:
+                self._start()
+                if path:
+                    try:
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_bytes(pickle.dumps(self._hello))
+                    except OSError:
+                        pass  # a cache that cannot be written costs a start next time, nothing else
+        return self._hello
+
     def _start(self) -> None:
         env = {**os.environ, "KERAS_BACKEND": self.backend, "PYTHONPATH": str(ROOT)}
         self._proc = subprocess.Popen([sys.executable, "-m", "adapters.keras_backends", self.backend], cwd=ROOT,
@@ -110,15 +133,11 @@ class KerasBackend:
 
     # -- the adapter protocol ---------------------------------------------------------------------
     def environment(self) -> dict:
-        if self._hello is None:
-            self._start()
-        return self._hello["environment"]
+        return self._declaration()["environment"]
 
     def bindings(self) -> list[Binding]:
-        if self._hello is None:
-            self._start()
         return [Binding(d.name, d.api, d.caps, fn=None, convention=d.convention, doc=d.doc)
-                for d in self._hello["bindings"]]
+                for d in self._declaration()["bindings"]]
 
     def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
             mode: str = "eager", device: str = "cpu") -> Output:
@@ -126,6 +145,26 @@ class KerasBackend:
         if reply[0] == "ok":
             return reply[1]
         raise _rebuild(*reply[1:])
+
+
+def _declaration_cache(backend: str) -> Path | None:
+    """Where a worker's declaration is cached: a name keyed on the Python, Keras and backend versions and
+    on every source file of the harness that shapes a declaration (None: caching is off, with
+    XENTCHECK_KERAS_CACHE=off)."""
+    root = os.environ.get("XENTCHECK_KERAS_CACHE", str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                                                       / "xentcheck" / "keras"))
+    if root == "off":
+        return None
+    key = hashlib.sha256(sys.version.encode())
+    for package in ("keras", BACKENDS[backend]):
+        if package:
+            try:
+                key.update(f"{package}={importlib.metadata.version(package)}".encode())
+            except importlib.metadata.PackageNotFoundError:
+                key.update(f"{package}=none".encode())
+    for source in sorted([*(ROOT / "adapters").glob("*.py"), *(ROOT / "xentcheck").glob("*.py")]):
+        key.update(source.read_bytes())
+    return Path(root) / f"{backend}-{key.hexdigest()[:16]}.pickle"
 
 
 # -- the worker process ---------------------------------------------------------------------------

@@ -22,6 +22,9 @@ from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs
 # Keras is imported inside the functions: the parent process of a Keras worker (adapters.keras_backends)
 # reads this module's conventions without importing Keras, whose backend is fixed at import.
 NONE_ONLY = frozenset({"none"})
+#: the output-layer paths are checked as training uses them: the default sum_over_batch_size (the
+#: loss classes' reductions are checked on their own bindings)
+MEAN_ONLY = frozenset({"mean"})
 DENSE = frozenset({"onehot", "soft"})
 INDEX = frozenset({"index"})
 BINARY = frozenset({"binary", "soft"})
@@ -35,8 +38,14 @@ def _keras2() -> bool:
     return int(keras.__version__.split(".")[0]) < 3
 
 
-def _reduction(name: str):
+def reduction_arg(name: str):
     return {"none": "none" if _keras2() else None, "sum": "sum", "mean": "sum_over_batch_size"}[name]
+
+
+def reduction_snippet() -> str:
+    """The reduction mapping as reproduction snippets spell it (a format string: braces doubled)."""
+    return ("{{'none': " + repr(reduction_arg("none")) + ", 'sum': 'sum', 'mean': 'sum_over_batch_size'}}"
+            "[{reduction}]")
 
 
 def class_axis(x, i: Inputs, dense_target: bool) -> tuple:
@@ -64,7 +73,7 @@ def _keras_class(cls, from_logits: bool, inp: Inputs, **kw):
         kw["ignore_class"] = p.ignore_index
     if not _keras2():
         kw["dtype"] = p.dtype
-    return cls(from_logits=from_logits, reduction=_reduction(p.reduction), **kw)
+    return cls(from_logits=from_logits, reduction=reduction_arg(p.reduction), **kw)
 
 
 def class_convention(problem: Problem, last_axis: bool = False) -> Convention:
@@ -74,7 +83,7 @@ def class_convention(problem: Problem, last_axis: bool = False) -> Convention:
                       mean_last_axis=last_axis)
 
 
-def _binary_class_convention(problem: Problem) -> Convention:
+def binary_class_convention(problem: Problem) -> Convention:
     return class_convention(problem, last_axis=True)
 
 
@@ -83,9 +92,7 @@ def bindings(grad: bool = True) -> list[Binding]:
     import keras
 
     L = keras.losses
-    # the reduction mapping and dtype argument, spelled in reproduction snippets (format strings)
-    reduction_call = ("{{'none': " + repr(_reduction("none")) + ", 'sum': 'sum', 'mean': 'sum_over_batch_size'}}"
-                      "[{reduction}]")
+    reduction_call = reduction_snippet()
     dtype_call = "" if _keras2() else ", dtype=x.dtype.name"
     out = []
     specs = [  # (class, function, op from logits, op from probabilities, targets, options, mean_last_axis)
@@ -126,7 +133,7 @@ def bindings(grad: bool = True) -> list[Binding]:
                 f"keras.{name}{suffix}", f"keras.losses.{name}",
                 Capabilities(op, targets, ALL_REDUCTIONS, frozenset(cls_opts | {"sample_weight"}), ALL_FLOATS,
                              grad=grad),
-                call_class, _binary_class_convention if last_axis else class_convention,
+                call_class, binary_class_convention if last_axis else class_convention,
                 call=f"keras.losses.{name}(from_logits={from_logits}, reduction={reduction_call}"
                      f"{dtype_call}{{opts}})({{t}}, {{x}}, sample_weight=sample_weight)"))
             out.append(Binding(
@@ -136,7 +143,87 @@ def bindings(grad: bool = True) -> list[Binding]:
                 call=f"keras.losses.{fn.__name__}({{t}}, {{x}}, from_logits={from_logits}{{opts}})"))
     out += _ops_bindings(keras, grad)
     out += _metric_bindings(keras)
+    if grad and not _keras2():
+        out += _training_bindings(keras)
     return out
+
+
+def _training_bindings(keras) -> list[Binding]:
+    """The loss as a training step sees it: a model whose last layer is a softmax (or sigmoid)
+    ``Activation``, compiled with ``loss=keras.losses.*Crossentropy()`` (from_logits=False) and trained
+    one step with ``train_on_batch``. Its input ``x`` is the layer's input, the logits, held as the
+    weight of the layer before it; the loss is what ``train_on_batch`` reports and the gradient is what
+    the optimizer receives for that weight. Keras's TensorFlow backend takes the logits back from the
+    activation's output (``_keras_logits``, keras/src/backend/tensorflow/nn.py ``_get_logits``), so the
+    loss is the exact from-logits one there; other backends take the from-probabilities path.
+
+    float32 only: ``train_on_batch`` reports the loss through a float32 ``Mean`` tracker."""
+    L = keras.losses
+    specs = [("softmax", L.CategoricalCrossentropy, "softmax_ce", DENSE),
+             ("softmax", L.SparseCategoricalCrossentropy, "softmax_ce", INDEX),
+             ("sigmoid", L.BinaryCrossentropy, "sigmoid_bce", BINARY)]
+    out = []
+    for activation, cls, op, targets in specs:
+        def step(x, i, compiled, activation=activation, cls=cls):
+            return _train_one_step(keras, activation, cls, x, i, compiled)
+
+        def call(x, i, activation=activation, cls=cls):  # the same loss outside a model (repro, probing)
+            act = getattr(keras.activations, activation)
+            return cls(reduction=reduction_arg(i.problem.reduction))(i.target, act(x))
+
+        name = cls.__name__
+        out.append(Binding(
+            f"keras.Model.train_on_batch.{activation}.{name}", f"keras.Model.train_on_batch(loss=keras.losses.{name})",
+            Capabilities(op, targets, MEAN_ONLY, frozenset({"spatial"} if targets != BINARY else ()),
+                         frozenset({"float32"})),
+            call, binary_class_convention if targets == BINARY else class_convention, step=step,
+            call=f"keras.losses.{name}(reduction={reduction_snippet()})({{t}}, keras.activations.{activation}({{x}}))  "
+                 f"# as model.compile(loss=...) on an Activation('{activation}') output"))
+    return out
+
+
+def _train_one_step(keras, activation: str, cls, x, i: Inputs, compiled: bool):
+    """(loss, d loss / d logits) of one ``train_on_batch`` on a model Logits -> Activation(activation)."""
+    import numpy as np
+
+    z0 = keras.ops.convert_to_numpy(x)
+
+    class Logits(keras.layers.Layer):
+        """Outputs its weight, the logits, whatever the (dummy) input: the gradient the optimizer gets
+        for it is the loss's gradient with respect to the activation's input."""
+
+        def build(self, input_shape):
+            self.z = self.add_weight(shape=z0.shape, initializer="zeros", name="z")
+
+        def call(self, inputs):
+            return keras.ops.convert_to_tensor(self.z)
+
+        def compute_output_shape(self, input_shape):
+            return z0.shape
+
+    class Capture(keras.optimizers.SGD):
+        """SGD that keeps the gradient it is handed instead of applying it."""
+
+        def build(self, variables):
+            super().build(variables)
+            self.grad = self.add_variable(shape=variables[0].shape, dtype=variables[0].dtype, name="grad")
+
+        def update_step(self, gradient, variable, learning_rate):
+            self.grad.assign(gradient)
+
+    logits = Logits()
+    model = keras.Sequential([logits, keras.layers.Activation(activation)])
+    dummy = np.zeros((z0.shape[0], 1), dtype=z0.dtype)
+    model.build(dummy.shape)
+    logits.z.assign(z0)
+    optimizer = Capture()
+    model.compile(optimizer=optimizer, loss=cls(reduction=reduction_arg(i.problem.reduction)),
+                  run_eagerly=not compiled, jit_compile=compiled)
+    t = keras.ops.convert_to_numpy(i.target)
+    logs = model.train_on_batch(dummy, t, return_dict=True)
+    # a Python float read from the float32 Mean tracker that train_on_batch reports through
+    loss = keras.ops.convert_to_tensor(np.asarray(logs["loss"], dtype=np.float32))
+    return loss, keras.ops.convert_to_tensor(optimizer.grad)
 
 
 def _metric_bindings(keras) -> list[Binding]:

@@ -46,6 +46,36 @@ def _v1_weights(inp: Inputs, ndim: int):
     return tf.reshape(w, tf.concat([tf.shape(w), tf.ones([ndim - 1], tf.int32)], 0))
 
 
+def _on_activation_output() -> list[Binding]:
+    """A Keras loss (from_logits=False) called on the output of ``tf.nn.softmax`` / ``tf.nn.sigmoid``, as
+    custom training loops do. Keras looks for the logits behind its input
+    (keras/src/backend/tensorflow/nn.py ``_get_logits``): inside ``tf.function`` the producing op is a
+    Softmax/Sigmoid and the loss is computed from its logits; an eager tensor has no op, so eagerly
+    the loss clips the rounded probabilities instead. Logits in, so both modes are judged on one op.
+    (The sparse loss is left out: its eager path, clip then renormalise through a softmax of log q, on
+    rounded probabilities over a large vocabulary is beyond the oracle's error model today.)"""
+    L = keras.losses
+    specs = [(L.CategoricalCrossentropy, "softmax", "softmax_ce", keras_losses.DENSE),
+             (L.BinaryCrossentropy, "sigmoid", "sigmoid_bce", keras_losses.BINARY)]
+    out = []
+    for cls, activation, op, targets in specs:
+        act = getattr(tf.nn, activation)
+
+        def call(x, i, cls=cls, act=act):
+            loss = cls(reduction=keras_losses.reduction_arg(i.problem.reduction), dtype=i.problem.dtype)
+            return loss(i.target, act(x))
+
+        name = f"keras.{cls.__name__}.on_tf_nn_{activation}"
+        out.append(Binding(
+            name, f"keras.losses.{cls.__name__}(tf.nn.{activation}(x))",
+            Capabilities(op, targets, keras_losses.MEAN_ONLY, frozenset(), ALL_FLOATS),
+            call, keras_losses.binary_class_convention if targets == keras_losses.BINARY
+            else keras_losses.class_convention,
+            call=f"keras.losses.{cls.__name__}(reduction={keras_losses.reduction_snippet()}, "
+                 f"dtype=x.dtype.name)({{t}}, tf.nn.{activation}({{x}}))"))
+    return out
+
+
 def _tf_nn() -> list[Binding]:
     return [
         Binding("tf.nn.softmax_cross_entropy_with_logits", "tf.nn.softmax_cross_entropy_with_logits",
@@ -113,7 +143,8 @@ class TensorflowAdapter(FrameworkAdapter):
 
     def bindings(self) -> list[Binding]:
         devices = frozenset({"cpu", "cuda"}) if tf.config.list_physical_devices("GPU") else frozenset({"cpu"})
-        return self.declare(_tf_nn() + keras_losses.bindings(), devices, self.environment())
+        return self.declare(_tf_nn() + keras_losses.bindings() + _on_activation_output(), devices,
+                            self.environment())
 
     def _device(self, device: str) -> str:
         return "/GPU:0" if device == "cuda" else "/CPU:0"

@@ -26,6 +26,8 @@ def _specs(config):
     xs = session_of(config)
     out = []
     for fw in xs.load_adapters():
+        if not xs.options.all_layers(fw):  # a sliced framework (options.FLOATX_SLICE): conformance only
+            continue
         for name, b in xs.bindings(fw).items():
             if not b.call:
                 continue

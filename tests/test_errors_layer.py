@@ -240,3 +240,22 @@ def test_integer_logits_and_a_class_count_mismatch_are_handed_over_as_such():
     t, _ = m.handed_target()
     assert t.shape == (4, 6) and m.x.shape == (4, 5) and not m.has_loss
     assert _check(HONEST, "target_class_mismatch", "softmax_ce").outcome == "pass"  # the honest one raises
+
+
+class OneHotLabels(MutantAdapter):
+    """One-hot encodes its labels, as Keras's sparse loss does on JAX: a label outside [0, C) encodes to
+    a row of zeros, so that row's loss is silently 0."""
+
+    def _compute(self, p, cotangent):
+        if p.invalid_target is None:
+            return super()._compute(p, cotangent)
+        bad = p.invalid_rows()
+        value, g = super()._compute(replace(p, target=np.where(bad, 0, p.target), invalid_target=None), cotangent)
+        return np.where(bad, 0.0, value), g
+
+
+def test_an_invalid_label_that_one_hot_encodes_to_zero_is_garbage_unless_documented(tmp_path):
+    rec = _check(OneHotLabels(), "label_out_of_range", "softmax_ce")
+    assert rec.outcome == "fail" and "silent garbage" in rec.reason
+    reg = _entry(tmp_path, "np.softmax_ce", "label_out_of_range", '{ invalid_targets = "zero" }')
+    assert _check(OneHotLabels(), "label_out_of_range", "softmax_ce", registry=reg).outcome == "deviation"

@@ -36,6 +36,17 @@ def test_version_ranges_apply_only_where_they_hold(tmp_path):
     assert not e.applies(*args, {})
 
 
+def test_a_reductions_filter_covers_only_that_reduction_path(tmp_path):
+    f = tmp_path / "e.toml"
+    f.write_text(ENTRY.replace('versions = ">=2.0,<3"', 'reductions = ["mean"]'))
+    reg = load_registry([f])
+    e = reg.entries[0]
+    args = ("torch", "F.binary_cross_entropy", "c", "cat", "float32", "value", {})
+    assert e.applies(*args, reduction="mean")
+    assert not e.applies(*args, reduction="none") and not e.applies(*args, reduction="sum")
+    assert reg.find(*args, reduction="mean") is e and reg.find(*args, reduction="none") is None
+
+
 @pytest.mark.parametrize("edit, message", [
     (("log_clamp", "log_clmap"), "not an oracle policy"),
     (('source = "https://example.invalid"', 'source = "see docs"'), "must be a link"),

@@ -64,8 +64,28 @@ def _rebuild_named(name):
 def test_a_worker_that_dies_costs_one_check_and_is_restarted(adapter):
     b = _binding(adapter, "keras.sparse_categorical_crossentropy.from_logits")
     p = CASES["random_index"].problem("softmax_ce", "float32", "none")
-    adapter.environment()
+    adapter.run(b, p, grad=False, cotangent=None)  # the worker is up (the declaration may come from the cache)
     os.kill(adapter._proc.pid, signal.SIGKILL)
     with pytest.raises(RuntimeError, match=r"keras\[numpy\]: its worker process died"):
         adapter.run(b, p, grad=False, cotangent=None)
     assert adapter.run(b, p, grad=False, cotangent=None).value.shape == (16,)  # a fresh worker answers
+
+
+def test_a_declaration_is_cached_so_collecting_starts_no_worker(tmp_path, monkeypatch):
+    monkeypatch.setenv("XENTCHECK_KERAS_CACHE", str(tmp_path))
+    first = KerasBackend("numpy")
+    names = [b.name for b in first.bindings()]
+    assert first._proc is not None and list(tmp_path.glob("numpy-*.pickle"))  # asked a worker, kept its answer
+    first._stop()
+    second = KerasBackend("numpy")
+    assert [b.name for b in second.bindings()] == names and second._proc is None
+    assert second.environment() == first.environment()
+    (next(tmp_path.glob("numpy-*.pickle"))).write_bytes(b"not a pickle")  # a damaged cache: ask a worker again
+    third = KerasBackend("numpy")
+    assert [b.name for b in third.bindings()] == names and third._proc is not None
+    third._stop()
+    monkeypatch.setenv("XENTCHECK_KERAS_CACHE", "off")
+    off = KerasBackend("numpy")
+    off.bindings()
+    assert off._proc is not None
+    off._stop()

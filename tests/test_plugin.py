@@ -319,3 +319,17 @@ def test_worker_groups_read_the_framework_and_split_jax(nodeid, group):
     from suites.plugin.hooks import GROUP_ORDER, group_of
 
     assert group_of(nodeid) == group and (group is None or group in GROUP_ORDER)
+
+
+def test_keras_backends_run_by_default_in_their_float32_slice_and_fully_when_named(run_suite):
+    pytest.importorskip("keras")
+
+    def keras_ids(*args):
+        r = run_suite("suites/test_conformance.py", "--collect-only", "-k", "keras and numpy", *args)
+        assert r.ret == 0, _out(r)
+        return [line for line in r.outlines if "test_conformance[keras[numpy]-" in line]
+
+    sliced = keras_ids()
+    assert sliced and all("-float32-" in i for i in sliced) and not any("-ix-" in i for i in sliced)
+    named = keras_ids("--frameworks=keras[numpy]")
+    assert any("-float64-" in i for i in named) and any("-ix-" in i for i in named)

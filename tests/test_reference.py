@@ -375,3 +375,36 @@ def test_where_empty_row_policy_models_optax_0_2_5():
     e = R.evaluate(p, R.Convention(where_empty_row="lse_minus_logit"))
     assert e.value[1] == -np.inf and np.all(np.isnan(e.grad[1]))  # logsumexp over nothing, minus a logit
     assert close(e.value[0], mp_softmax_ce(z[0], [1, 0, 0]))  # other rows untouched
+
+
+def test_probabilities_in_dtype_clip_the_rounded_softmax():
+    # Keras on an eager tf.nn.softmax output: p = softmax([0, 30]) = [9.4e-14, 1) in float32, renormalised,
+    # clipped to [1e-7, 1 - 1e-7]: the loss of class 0 is -log(float32(1e-7)), not the exact 30
+    p = Problem(case="t", op="softmax_ce", dtype="float32", x=np.array([[0.0, 30.0]]),
+                target=np.array([[1.0, 0.0]]), target_kind="onehot")
+    conv = R.Convention(probabilities_dtype="input", renormalize="before_clip", prob_clip=1e-7)
+    got = R.evaluate(p, conv, cotangent=np.ones(1))
+    assert got.value[0] == -math.log(float(np.float32(1e-7)))
+    assert abs(R.evaluate(p).value[0] - 30.0) < 1e-12
+    assert np.all(got.grad[0] == 0.0)  # both probabilities are clipped: the loss is flat there
+
+
+def test_probabilities_in_dtype_sigmoid_is_bce_of_the_rounded_sigmoid_chained_through_its_derivative():
+    z = np.array([[-20.0, -3.0, 0.5, 4.0, 30.0]])
+    t = np.array([[0.0, 1.0, 1.0, 0.0, 0.0]])
+    logits = Problem(case="t", op="sigmoid_bce", dtype="float32", x=z, target=t, target_kind="binary")
+    q = np.float32(1 / (1 + np.exp(-z))).astype(np.float64)
+    probs = replace(logits, op="bce", x=q)
+    clip = R.Convention(prob_clip=1e-7)
+    got = R.evaluate(logits, replace(clip, probabilities_dtype="input"), cotangent=np.ones((1, 5)))
+    want = R.evaluate(probs, clip, cotangent=np.ones((1, 5)))
+    assert np.array_equal(got.value, want.value)
+    np.testing.assert_allclose(got.grad, want.grad * q * (1 - q), rtol=1e-15, atol=0)
+    assert got.value[0, 4] == want.value[0, 4] and 15 < got.value[0, 4] < 17  # saturated, not 30
+
+
+def test_one_hot_products_put_zero_times_minus_inf_into_index_targets():
+    p = _problem("softmax_ce", [[0.0, 1.0, -np.inf]], [0], "index")
+    gathered = R.evaluate(p, R.Convention(zero_times_inf=True))
+    one_hot = R.evaluate(p, R.Convention(zero_times_inf=True, one_hot_products=True))
+    assert np.isfinite(gathered.value[0]) and np.isnan(one_hot.value[0])

@@ -112,8 +112,14 @@ def run_check(adapter: Adapter, binding: Binding, problem: Problem, check: str, 
         return _with_repro(rec, adapter, binding, problem, check, cot, conv)
     rec.duration_s = time.perf_counter() - t0
     got = out.value if check == "value" else out.grad
-    v = judge(registry, versions, adapter.name, binding, problem, check, got, result_dtype=out.dtype_of(check),
-              mode=mode, cotangent=cot)
+    try:
+        v = judge(registry, versions, adapter.name, binding, problem, check, got, result_dtype=out.dtype_of(check),
+                  mode=mode, cotangent=cot)
+    except Exception as e:  # xentcheck's own oracle or judge failed: a defect of the harness, said as such
+        rec.outcome = "error"
+        rec.reason = f"xentcheck could not judge this result (its oracle or judge raised): {one_line(e)}"[:500]
+        rec.traceback = "".join(traceback.format_exception(type(e), e, e.__traceback__))[-2000:]
+        return rec
     _fill(rec, v, out.dtype_of(check))
     if mode != "eager":
         rec.vs_eager = _vs_eager(adapter, binding, problem, check, cot, got, v.judged_by, v.expected.dtype, device)

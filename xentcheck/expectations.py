@@ -29,13 +29,15 @@ from .reference import POLICIES, SIGMOID_FORMULAS, Convention
 # invalid_targets: what a binding documents for invalid input instead of raising ("nan": an out-of-range
 # label's row is NaN; "wrap": a negative label counts from the end, as NumPy indexing does;
 # "broadcast": a dense target of another shape is broadcast against the input, elementwise;
-# "int_truncated": with integer targets, the loss is returned cast to integers, truncated toward 0).
+# "int_truncated": with integer targets, the loss is returned cast to integers, truncated toward 0;
+# "zero": an out-of-range label one-hot encodes to a row of zeros, so its loss is 0).
 _CONVENTION_KEYS = set(POLICIES)
-INVALID_TARGETS = ("nan", "wrap", "broadcast", "int_truncated")
+INVALID_TARGETS = ("nan", "wrap", "broadcast", "int_truncated", "zero")
 _REQUIRED = ("id", "framework", "bindings", "expect", "reason", "source")
 #: string policies and the values the oracle implements
 _POLICY_VALUES = {"renormalize": ["before_clip", "after_clip"], "sigmoid_formula": sorted(SIGMOID_FORMULAS),
-                  "inf_logit_nan": ["row", "target_mass", "at_class"]}
+                  "inf_logit_nan": ["row", "target_mass", "at_class"],
+                  "probabilities_dtype": ["input", *DTYPES]}
 
 
 def _policy_schema(name: str, annotation: str) -> dict:
@@ -73,6 +75,7 @@ SCHEMA = {
         "dtypes": _names("dtypes", DTYPES),
         "options": _names("options", OPTIONS),
         "modes": _names("modes", ("eager", "compiled")),
+        "reductions": _names("reductions", ("none", "sum", "mean")),
         "versions": {"title": "versions", "type": "string", "x-expects": "a version specifier like '>=2.0,<3'"},
         "expect": {"title": "expect", "type": "object", "minProperties": 1, "additionalProperties": False,
                    "x-unknown": "is not an oracle policy",
@@ -112,14 +115,17 @@ class Expectation:
     categories: tuple[str, ...] = ()
     dtypes: tuple[str, ...] = ()
     modes: tuple[str, ...] = ()
+    #: the problem's reduction (``none``, ``sum``, ``mean``): a behaviour of one reduction's code path
+    reductions: tuple[str, ...] = ()
     versions: str = ""
     #: the entry covers only problems that use all these options together (an interaction)
     options: tuple[str, ...] = ()
 
     def applies(self, framework: str, binding: str, case: str, category: str, dtype: str, check: str,
-                versions: dict, mode: str = "eager", options: frozenset[str] = frozenset()) -> bool:
+                versions: dict, mode: str = "eager", options: frozenset[str] = frozenset(),
+                reduction: str = "") -> bool:
         """Whether this entry covers the check (version taken from ``versions[package or framework]``;
-        ``options``: those the problem uses)."""
+        ``options``: those the problem uses; ``reduction``: the problem's)."""
         if framework not in self.frameworks or binding not in self.bindings or check not in self.checks:
             return False
         if not set(self.options) <= options:
@@ -131,6 +137,8 @@ class Expectation:
         if self.dtypes and dtype not in self.dtypes:
             return False
         if self.modes and mode not in self.modes:
+            return False
+        if self.reductions and reduction not in self.reductions:
             return False
         return self.in_versions(versions)
 
@@ -195,11 +203,12 @@ class Registry:
     entries: tuple[Expectation, ...] = ()
 
     def find(self, framework: str, binding: str, case: str, category: str, dtype: str, check: str,
-             versions: dict, mode: str = "eager", options: frozenset[str] = frozenset()) -> Expectation | None:
+             versions: dict, mode: str = "eager", options: frozenset[str] = frozenset(),
+             reduction: str = "") -> Expectation | None:
         """The entry covering this check (on a problem using ``options``), if any. Several entries that
         apply together (e.g. a policy and a compute_dtype) combine into one whose id joins theirs with '+'."""
         hits = [e for e in self.entries
-                if e.applies(framework, binding, case, category, dtype, check, versions, mode, options)]
+                if e.applies(framework, binding, case, category, dtype, check, versions, mode, options, reduction)]
         if len(hits) <= 1:
             return hits[0] if hits else None
         expect: dict = {}

@@ -53,7 +53,7 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
 
     Any other number is silent garbage (fail)."""
     entry = registry.find(adapter.name, binding.name, problem.case, problem.category, problem.dtype, "value",
-                          versions, mode, problem.options_used())
+                          versions, mode, problem.options_used(), problem.reduction)
     documented = entry.expect.get("invalid_targets") if entry else None
     refusal = entry if entry is not None and entry.raises else None
     if entry is not None and documented:
@@ -99,7 +99,10 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
                            f"{refusal.raises} for {what}; update the registry")
         return rec
     ex = expected_for(registry, versions, adapter.name, binding, problem, "value", mode=mode)
-    conv, ev = ex.convention, ex.math
+    # the loss the binding documents computing (its registry policies, if any): a malformed target taken
+    # for what it means is judged against the same loss its well-formed twin is
+    conv = ex.entry.convention(ex.convention) if ex.entry is not None else ex.convention
+    ev = ex.documented if ex.entry is not None else ex.math
     dtype = ex.documented_dtype  # e.g. TF1 losses: float64 inputs, float32 accuracy
     rec.result_dtype, rec.compute_dtype = out.dtype, dtype
     got = np.asarray(out.value, dtype=np.float64)
@@ -138,6 +141,8 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
         return rec
     if documented == "nan":
         ok = bool(np.all(np.isnan(got[bad])))
+    elif documented == "zero":
+        ok = bool(np.all(got[bad] == 0))
     elif documented == "wrap":
         wrapped = replace(problem, target=np.where(bad, problem.target % problem.num_classes, problem.target),
                           invalid_target=None)

@@ -137,6 +137,9 @@ class Binding:
 
     ``fn(x, inputs)`` calls the API on the framework array ``x`` (logits or probabilities, class axis
     last) and returns the framework's result; it is differentiated by the adapter's autodiff.
+    ``step(x, inputs, compiled)``, where given, replaces both: the binding computes its own scalar loss
+    and its gradient with respect to ``x`` (a training step, whose gradient the framework's optimizer
+    receives) and returns ``(loss, gradient)``; ``fn`` then serves reproduction and probing only.
     ``convention`` is the binding's documented semantics (a :class:`Convention` or a function of the
     problem returning one): how its mean divides, whether it averages the last axis.
     """
@@ -150,6 +153,8 @@ class Binding:
     #: the loss as one expression in the framework's own API, for reproduction snippets
     #: (see adapters/repro.py): a format string, or a function of the problem returning one
     call: str | Callable[[Problem], str] = ""
+    #: a training step computing (loss, d loss / d x) itself; see above
+    step: Callable[[Any, Inputs, bool], tuple[Any, Any]] | None = field(default=None, repr=False)
 
     def convention_for(self, problem: Problem) -> Convention:
         c = self.convention

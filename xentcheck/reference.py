@@ -80,6 +80,21 @@ class Convention:
         contributes nothing): ``"lse_minus_logit"``, the row's loss is the logsumexp over no class
         (-inf) minus the label's logit, so -inf, and its gradient NaN across the row (optax 0.2.5's
         integer-label loss, before it masked such rows).
+    one_hot_products: softmax_ce with index targets: the labels are one-hot encoded and multiplied
+        into the log-probabilities like a dense target, so ``zero_times_inf`` applies to them too
+        (Keras's sparse loss on JAX and NumPy: ``-sum(one_hot(y) * log_softmax(z))``).
+    probabilities_dtype: softmax_ce / sigmoid_bce: from logits, the binding forms the probabilities
+        (softmax or sigmoid) in this dtype (``"input"``: the input's) and takes the from-probabilities
+        path with its policies (``prob_clip``, ``renormalize``, ...): Keras's NumPy backend for sigmoid,
+        and a Keras loss handed the output of an eager ``tf.nn.softmax`` with ``from_logits=False``. The
+        loss is that of the rounded probabilities, its gradient chained through the exact derivative.
+        For the from-probabilities ops (bce, categorical_ce) a dtype name means the binding holds its
+        input probabilities, and its constants (clip bounds), in that dtype (Keras's NumPy backend turns
+        float64 into float32).
+    exp_sum_in_dtype: softmax_ce values: the log-softmax's exp-sum is accumulated one class at a time
+        in the input dtype, each partial sum rounded (NumPy's sum of an ml_dtypes bfloat16 array has no
+        pairwise summation and no wider accumulator): over a large vocabulary the sum stalls once a
+        term is below half an ulp of it (at 256 in bfloat16 for terms near 1), so the loss is too small.
     """
 
     mean_by: str = "count"
@@ -103,9 +118,14 @@ class Convention:
     ignored_row_nan_grad: bool | None = None
     where_excluded_target: str | None = None
     where_empty_row: str | None = None
+    one_hot_products: bool | None = None
+    probabilities_dtype: str | None = None
+    exp_sum_in_dtype: bool | None = None
 
     def constants_dtype(self, dtype: str) -> str:
         """The dtype a policy's constants (clip bounds, floors) are rounded to for inputs in ``dtype``."""
+        if self.probabilities_dtype not in (None, "input"):
+            return self.probabilities_dtype
         return "float32" if self.upcast_half and dtype in ("float16", "bfloat16") else dtype
 
     def policies(self) -> dict:
@@ -181,6 +201,20 @@ def _softmax_ce(z: np.ndarray, a: np.ndarray, plain_product: bool = False, unit_
     ga = np.abs(asum) * p * (1 + np.abs(_where0(np.isfinite(z), z)) + mag) + abs_a
     gs = 2 * c * np.abs(asum) * p
     return loss, grad, (va, vs), (ga, gs)
+
+
+def _loss_with_exp_sum_in_dtype(z: np.ndarray, a: np.ndarray, dtype: str, plain_product: bool) -> np.ndarray:
+    """sum_c a_c (m + log S - z_c) with S accumulated class by class in ``dtype`` (policy
+    ``exp_sum_in_dtype``): each exp term and each partial sum rounded to the dtype, in class order."""
+    m = np.max(z, axis=-1, keepdims=True)
+    m_safe = np.where(np.isfinite(m), m, 0.0)
+    e = round_to(np.exp(z - m_safe), dtype)
+    total = np.zeros(z.shape[:-1])
+    for k in range(z.shape[-1]):  # sequential on purpose: that is the policy
+        total = round_to(total + e[..., k], dtype)
+    nll = m_safe + np.log(total)[..., None] - z
+    terms = a * nll if plain_product else _where0(a != 0, a * nll)
+    return np.sum(terms, axis=-1)
 
 
 def _where_classes(problem: Problem, conv: Convention, a: np.ndarray, loss, grad, vsc, gsc):
@@ -358,6 +392,32 @@ def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str, t_rounded: 
     return loss, grad, (va, np.zeros_like(va)), (ga, np.zeros_like(ga))
 
 
+def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, categorical: bool):
+    """The from-probabilities loss of ``softmax(z)`` / ``sigmoid(z)`` rounded to the policy's dtype
+    (``probabilities_dtype``; ``"input"``: ``dtype``). The binding's own softmax may differ from the
+    correctly rounded one by an ulp, so the value's error scale includes that rounding: |dl/dp| |p| per
+    probability."""
+    cdtype = conv.constants_dtype(dtype)
+    if conv.probabilities_dtype != "input":
+        dtype = cdtype = conv.probabilities_dtype
+    with np.errstate(all="ignore"):
+        if categorical:
+            e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+            p = round_to(e / np.sum(e, axis=-1, keepdims=True), dtype)
+            loss, gp, (va, vs), (ga, gs) = _categorical_ce(p, a, conv, cdtype)
+            va = va + np.sum(np.abs(p) * ga, axis=-1)
+            # d softmax: g_z = p (g_p - sum_k p_k g_p,k)
+            dot = np.sum(_where0(p != 0, p * gp), axis=-1, keepdims=True)
+            grad = p * (gp - dot)
+            adot = np.sum(p * ga, axis=-1, keepdims=True)
+            return loss, grad, (va, vs), (p * (ga + adot) + np.abs(grad), p * (gs + adot))
+        ez = np.exp(-np.abs(z))
+        p = round_to(np.where(z >= 0, 1 / (1 + ez), ez / (1 + ez)), dtype)  # sigmoid, no cancellation
+        loss, gp, (va, vs), (ga, gs) = _bce(p, a, conv, cdtype)
+        d = p * (1 - p)
+        return loss, gp * d, (va + np.abs(p) * ga, vs), (ga * d + np.abs(gp * d), gs * d)
+
+
 def per_example_weight(problem: Problem) -> np.ndarray:
     """omega_i: the weight each unreduced output element carries (sample x class weight x not ignored)."""
     shape = problem.x.shape[:-1] if problem.categorical else problem.x.shape
@@ -390,14 +450,19 @@ def unreduced(problem: Problem, conv: Convention = MATH):
     ``mean_last_axis`` averages binary losses over the last axis.
     """
     x = problem.x
+    if conv.probabilities_dtype not in (None, "input") and problem.op in ("bce", "categorical_ce"):
+        x = round_to(x, conv.probabilities_dtype)  # the binding holds its input probabilities in that dtype
     with np.errstate(all="ignore"):
         y = _smoothed(problem, problem.dense_target(), conv)
         if problem.categorical:
             cw = problem.class_weight if problem.class_weight is not None else 1.0
             a = y * cw
-            if problem.op == "softmax_ce":
-                # index targets are gathered, not multiplied: the plain product policy cannot apply
-                plain = bool(conv.zero_times_inf) and problem.target_kind != "index"
+            if problem.op == "softmax_ce" and conv.probabilities_dtype:
+                loss, grad, vsc, gsc = _via_probabilities(x, a, conv, problem.dtype, categorical=True)
+            elif problem.op == "softmax_ce":
+                # index targets are gathered, not multiplied: the plain product policy applies to them
+                # only where the binding one-hot encodes them first
+                plain = bool(conv.zero_times_inf) and (problem.target_kind != "index" or bool(conv.one_hot_products))
                 if problem.where is not None:  # an excluded class takes no part: as a -inf logit
                     x = np.where(problem.where, x, -np.inf)
                     if conv.where_excluded_target == "dropped":
@@ -405,6 +470,8 @@ def unreduced(problem: Problem, conv: Convention = MATH):
                 loss, grad, vsc, gsc = _softmax_ce(x, a, plain, bool(conv.grad_unit_target_sum), problem.where)
                 if problem.where is not None:
                     loss, grad, vsc, gsc = _where_classes(problem, conv, a, loss, grad, vsc, gsc)
+                if conv.exp_sum_in_dtype:
+                    loss = _loss_with_exp_sum_in_dtype(x, a, problem.dtype, plain)
                 if conv.inf_logit_nan:  # z - max meets inf - inf (see Convention.inf_logit_nan)
                     pinf = x == np.inf
                     row = np.any(pinf, axis=-1)
@@ -423,7 +490,9 @@ def unreduced(problem: Problem, conv: Convention = MATH):
             else:
                 loss, grad, vsc, gsc = _categorical_ce(x, a, conv, conv.constants_dtype(problem.dtype))
         else:
-            if problem.op == "sigmoid_bce":
+            if problem.op == "sigmoid_bce" and conv.probabilities_dtype:
+                loss, grad, vsc, gsc = _via_probabilities(x, y, conv, problem.dtype, categorical=False)
+            elif problem.op == "sigmoid_bce":
                 pw = problem.pos_weight if problem.pos_weight is not None else np.ones(1)
                 loss, grad, vsc, gsc = _sigmoid_bce(x, y, pw)
                 if conv.sigmoid_formula is not None:  # at z = +-inf, the binding's formula in IEEE arithmetic
@@ -474,7 +543,15 @@ def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | 
     for ``sum``/``mean`` it is the gradient of the scalar.
     """
     if conv.labels_in_dtype and problem.target_kind == "index":
-        problem = replace(problem, target=round_to(problem.target, problem.dtype).astype(np.int64))
+        rounded = round_to(problem.target, problem.dtype)
+        # a label the dtype cannot hold becomes inf (float16 above 65519): cast back, it is no class, and
+        # a one-hot encoding of it is a row of zeros, whose loss is 0 (as a planted invalid label's)
+        lost = ~np.isfinite(rounded) & (problem.target != (problem.ignore_index if problem.ignore_index is not None
+                                                           else problem.num_classes))
+        if np.any(lost) and conv.one_hot_products and problem.invalid_target is None:
+            rounded = np.where(lost, problem.num_classes, rounded)
+            problem = replace(problem, invalid_target=problem.num_classes)
+        problem = replace(problem, target=rounded.astype(np.int64))
     loss, dloss, (va, vs), (ga, gs) = unreduced(problem, conv)
     shape = loss.shape
     if problem.reduction == "none" or (conv.empty_reduced_is_empty and loss.size == 0):

@@ -281,8 +281,8 @@ class Hooks:
 #: (docs/performance.md).
 _COMPILED = tuple(f"{fw}-compiled-{dt}" for fw in ("torch", "tensorflow", "jax")
                   for dt in ("float32", "float64", "float16", "bfloat16"))
-GROUP_ORDER = (*_COMPILED, "jax", "tensorflow", "jax-half", "jax-f64", "jax-relations", "jax-more", "numpy", "torch",
-               "keras[jax]", "keras[torch]", "keras[numpy]")
+GROUP_ORDER = (*_COMPILED, "jax", "keras[jax]", "tensorflow", "jax-half", "jax-f64", "jax-relations", "jax-more",
+               "numpy", "torch", "keras[torch]", "keras[numpy]")
 _JAX_DTYPE_GROUPS = {"float64": "jax-f64", "float16": "jax-half", "bfloat16": "jax-half"}
 
 

@@ -14,18 +14,21 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RESULTS = Path("results/results.json")
 DEFAULT_REPORT = Path("results/report.html")
 DEFAULT_EXPECTATIONS = ROOT / "suites" / "expectations.toml"
-#: what a run checks without --frameworks. Keras on its JAX, PyTorch and NumPy backends runs when named:
-#: its disagreements with Keras on TensorFlow are not yet triaged into the registry (README, "Keras backends")
-DEFAULT_FRAMEWORKS = tuple(n for n in BUILTIN if not n.startswith("keras["))
+#: what a run checks without --frameworks: every built-in framework, Keras on each of its backends
+DEFAULT_FRAMEWORKS = tuple(BUILTIN)
+#: Keras on JAX, PyTorch and NumPy: a run that does not name them (and has no --all-dtypes) checks their
+#: slice: the catalog's conformance checks in float32, Keras's default floatx (the default run's budget:
+#: no interaction cases, relations, stability sweep or snippets for them). Named, they run everything.
+FLOATX_SLICE = ("keras[jax]", "keras[torch]", "keras[numpy]")
 
 
 def add_options(parser: pytest.Parser) -> None:
     """The ``xentcheck`` option group of ``pytest --help``."""
     g = parser.getgroup("xentcheck", "xentcheck conformance suite")
     g.addoption("--frameworks", default=None,
-                help=f"comma-separated frameworks to check (default: {', '.join(DEFAULT_FRAMEWORKS)}; also "
-                     f"{', '.join(n for n in BUILTIN if n not in DEFAULT_FRAMEWORKS)}: Keras on its other backends, "
-                     f"each in a worker process of its own)")
+                help=f"comma-separated frameworks to check (default: {', '.join(DEFAULT_FRAMEWORKS)}; Keras "
+                     f"on each backend runs in a worker process of its own, and {', '.join(FLOATX_SLICE)} check "
+                     f"float32 only unless named here or --all-dtypes)")
     g.addoption("--adapter", action="append", default=[], metavar="MODULE:ATTR",
                 help="add an external adapter object (repeatable), tested like the built-in ones")
     g.addoption("--device", default="cpu", choices=("cpu", "cuda"), help="device to run the bindings on")
@@ -91,6 +94,16 @@ class RunOptions:
     #: strength of the interaction cases' covering array (0: none)
     interactions: int = 2
     probe_capabilities: bool = False
+    #: frameworks this run checks in their slice only (see FLOATX_SLICE)
+    sliced: tuple[str, ...] = ()
+
+    def dtypes_for(self, framework: str, dtypes) -> tuple[str, ...]:
+        """``dtypes`` as this run checks them for ``framework`` (a sliced one: float32 only)."""
+        return tuple(d for d in dtypes if framework not in self.sliced or d == "float32")
+
+    def all_layers(self, framework: str) -> bool:
+        """Whether ``framework`` gets the interaction cases, relations, stability sweep and snippets."""
+        return framework not in self.sliced
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> RunOptions:
@@ -127,4 +140,5 @@ class RunOptions:
                    results=results, report=report,
                    expectations=tuple(Path(p) for p in (opt("expectations") or [DEFAULT_EXPECTATIONS])),
                    baseline=opt("baseline"), cases=tuple(Path(p) for p in opt("cases")), wandb=opt("wandb"),
-                   interactions=opt("interactions"), probe_capabilities=opt("probe_capabilities"))
+                   interactions=opt("interactions"), probe_capabilities=opt("probe_capabilities"),
+                   sliced=() if names is not None or opt("all_dtypes") else FLOATX_SLICE)

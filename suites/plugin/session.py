@@ -160,7 +160,7 @@ class XentSession:
                     if b.caps.op not in case.ops or case.name not in chosen or case.name in self._generated:
                         continue
                     for mode in self.options.modes:
-                        for dtype in (DTYPES if self.options.all_dtypes else case.dtypes):
+                        for dtype in self.options.dtypes_for(fw, DTYPES if self.options.all_dtypes else case.dtypes):
                             for red in case.reductions:
                                 for chk in case.checks:
                                     out.append(CheckSpec(fw, b.name, case.name, b.caps.op, dtype, red, chk, mode))
@@ -169,7 +169,7 @@ class XentSession:
 
     def _interaction_specs(self, fw: str, b: Binding) -> list[CheckSpec]:
         """The checks of ``b``'s interaction cases; its pair coverage goes into the environment."""
-        if not self.options.interactions:
+        if not self.options.interactions or not self.options.all_layers(fw):
             return []
         try:
             plan = interactions.plan(b, self.options.interactions)
@@ -191,13 +191,14 @@ class XentSession:
         the half-precision dtypes are recorded as unsupported with the reason)."""
         # the default run draws in float32 only (the budget); --fuzz, --relation-examples or --all-dtypes adds float64
         dtypes = DTYPES if self.options.wide_relations else ("float16", "bfloat16", "float32")
-        return [(fw, b, r.name, dt) for fw in self.load_adapters() for b in self.bindings(fw)
-                for r in relations.RELATIONS for dt in dtypes]
+        return [(fw, b, r.name, dt) for fw in self.load_adapters() if self.options.all_layers(fw)
+                for b in self.bindings(fw) for r in relations.RELATIONS for dt in dtypes]
 
     def stability_specs(self) -> list[tuple[str, str, str, str]]:
         """(framework, binding, axis, dtype) for the stability sweep: every axis of the binding's op in
         every dtype it declares (eager; one batch per axis, so this is cheap)."""
-        return [(fw, name, ax.name, dt) for fw in self.load_adapters() for name, b in self.bindings(fw).items()
+        return [(fw, name, ax.name, dt) for fw in self.load_adapters() if self.options.all_layers(fw)
+                for name, b in self.bindings(fw).items()
                 for ax in stability.AXES if b.caps.op in ax.ops for dt in sorted(b.caps.dtypes, key=DTYPES.index)]
 
     def probe_specs(self) -> list[tuple[str, str, str, str]]:
@@ -210,7 +211,11 @@ class XentSession:
 
     def bench_specs(self) -> list[BenchSpec]:
         """Every benchmark to run (none without --bench)."""
-        return self.bench.specs(self.load_adapters(), self.bindings) if self.bench else []
+        if not self.bench:
+            return []
+        # Keras's other backends are timed when named (their float32 slice is the conformance run's budget)
+        adapters = {k: a for k, a in self.load_adapters().items() if self.options.all_layers(k)}
+        return self.bench.specs(adapters, self.bindings)
 
     # -- running --------------------------------------------------------------------------------
     def problem(self, spec: CheckSpec) -> Problem:

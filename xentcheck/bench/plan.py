@@ -80,6 +80,8 @@ class BenchPlan:
             of_size = []
             for fw in adapters:
                 for b in bindings(fw).values():
+                    if b.step is not None:  # a training step builds its model per call: not a loss's timing
+                        continue
                     key = (b.caps.op, sweep.canonical_target(b.caps.op, b.caps.targets))
                     for dtype in self.dtypes:
                         for mode in self.modes:
