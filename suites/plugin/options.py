@@ -17,9 +17,16 @@ DEFAULT_EXPECTATIONS = ROOT / "suites" / "expectations.toml"
 #: what a run checks without --frameworks: every built-in framework, Keras on each of its backends
 DEFAULT_FRAMEWORKS = tuple(BUILTIN)
 #: Keras on JAX, PyTorch and NumPy: a run that does not name them (and has no --all-dtypes) checks their
-#: slice: the catalog's conformance checks in float32, Keras's default floatx (the default run's budget:
-#: no interaction cases, relations, stability sweep or snippets for them). Named, they run everything.
+#: slice, the default run's budget: the catalog's conformance checks in float32 (Keras's default floatx)
+#: of the loss classes, keras.ops and the training step (SLICE_LEAVES_OUT), unreduced where the binding
+#: offers it (Keras's reductions are backend-independent code over the per-example losses, checked in
+#: every reduction on TensorFlow); no interaction cases, relations, stability sweep or snippets. Named,
+#: they run everything.
 FLOATX_SLICE = ("keras[jax]", "keras[torch]", "keras[numpy]")
+#: bindings the slice leaves out: the loss functions and metrics run the same backend code as the loss
+#: classes that call them (classes, keras.ops and the training step are the slice's code paths)
+SLICE_LEAVES_OUT = ("keras.binary_crossentropy.", "keras.categorical_crossentropy.",
+                    "keras.sparse_categorical_crossentropy.", "keras.metrics.")
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -100,6 +107,17 @@ class RunOptions:
     def dtypes_for(self, framework: str, dtypes) -> tuple[str, ...]:
         """``dtypes`` as this run checks them for ``framework`` (a sliced one: float32 only)."""
         return tuple(d for d in dtypes if framework not in self.sliced or d == "float32")
+
+    def reductions_for(self, framework: str, offered: frozenset[str], reductions) -> tuple[str, ...]:
+        """A case's ``reductions`` as this run checks them for a binding of ``framework`` that offers
+        ``offered`` (a sliced one: ``none`` only, where the binding has it)."""
+        if framework in self.sliced and "none" in offered:
+            return tuple(r for r in reductions if r == "none")
+        return tuple(reductions)
+
+    def in_run(self, framework: str, binding: str) -> bool:
+        """Whether this run checks ``binding`` of ``framework`` (a sliced framework: not SLICE_LEAVES_OUT)."""
+        return framework not in self.sliced or not binding.startswith(SLICE_LEAVES_OUT)
 
     def all_layers(self, framework: str) -> bool:
         """Whether ``framework`` gets the interaction cases, relations, stability sweep and snippets."""

@@ -157,11 +157,12 @@ class XentSession:
         for fw in self.load_adapters():
             for b in self.bindings(fw).values():
                 for case in self.cases.values():
-                    if b.caps.op not in case.ops or case.name not in chosen or case.name in self._generated:
+                    if b.caps.op not in case.ops or case.name not in chosen or case.name in self._generated \
+                            or not self.options.in_run(fw, b.name):
                         continue
                     for mode in self.options.modes:
                         for dtype in self.options.dtypes_for(fw, DTYPES if self.options.all_dtypes else case.dtypes):
-                            for red in case.reductions:
+                            for red in self.options.reductions_for(fw, b.caps.reductions, case.reductions):
                                 for chk in case.checks:
                                     out.append(CheckSpec(fw, b.name, case.name, b.caps.op, dtype, red, chk, mode))
                 out += self._interaction_specs(fw, b)
