@@ -110,12 +110,6 @@ class FrameworkAdapter:
         if mode not in ("eager", "compiled"):
             raise ValueError(f"{self.name}: unknown mode {mode!r}")
         x, inp = self._convert(problem, device)
-        cot = None
-        if grad and problem.reduction == "none":
-            if cotangent is None:  # timing: pull back ones, shaped like the unreduced loss
-                cotangent = np.ones(output_shape(problem, binding.convention_for(problem)))
-            cot = self.asarray(cotangent, problem.dtype, device)
-        extras = (inp.target, inp.class_weight, inp.sample_weight, inp.pos_weight, inp.where)
         compiled = mode == "compiled"
         if binding.step is not None:  # a training step: the framework computes the loss and its gradient
             def train():
@@ -124,6 +118,12 @@ class FrameworkAdapter:
                 return out if grad else out[0]
 
             return train
+        cot = None
+        if grad and problem.reduction == "none":
+            if cotangent is None:  # timing: pull back ones, shaped like the unreduced loss
+                cotangent = np.ones(output_shape(problem, binding.convention_for(problem)))
+            cot = self.asarray(cotangent, problem.dtype, device)
+        extras = (inp.target, inp.class_weight, inp.sample_weight, inp.pos_weight, inp.where)
 
         # Inputs travel as arguments, not closure constants, so a compiler does not bake them in.
         def forward(x_, target, cw, sw, pw, where):

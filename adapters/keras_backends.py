@@ -7,14 +7,15 @@ pickled requests: the same bindings as on TensorFlow (``adapters.keras_losses``)
 pytest run, one results file. What a worker declares (its environment and bindings) is cached on disk,
 keyed on the installed versions and the harness's source, so a process that only collects the checks
 (pytest-xdist's controller and the workers that run other groups) starts no Keras worker. A worker
-that dies costs the check it was running (an ``error``) and is
-restarted for the next one; a backend whose packages are missing is skipped like any framework.
+that dies costs the check it was running (an ``error``) and is restarted for the next one; a backend
+whose packages are missing is skipped like any framework.
 Exceptions come back with their class name, their classes' names and where they were raised, so the
 errors layer judges them as if raised in-process.
 """
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -162,9 +163,17 @@ def _declaration_cache(backend: str) -> Path | None:
                 key.update(f"{package}={importlib.metadata.version(package)}".encode())
             except importlib.metadata.PackageNotFoundError:
                 key.update(f"{package}=none".encode())
+    key.update(_source_digest())
+    return Path(root) / f"{backend}-{key.hexdigest()[:16]}.pickle"
+
+
+@functools.cache
+def _source_digest() -> bytes:
+    """The digest of the harness's source that shapes a declaration (read once per process)."""
+    key = hashlib.sha256()
     for source in sorted([*(ROOT / "adapters").glob("*.py"), *(ROOT / "xentcheck").glob("*.py")]):
         key.update(source.read_bytes())
-    return Path(root) / f"{backend}-{key.hexdigest()[:16]}.pickle"
+    return key.digest()
 
 
 # -- the worker process ---------------------------------------------------------------------------

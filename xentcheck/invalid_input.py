@@ -101,9 +101,8 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
     ex = expected_for(registry, versions, adapter.name, binding, problem, "value", mode=mode)
     # the loss the binding documents computing (its registry policies, if any): a malformed target taken
     # for what it means is judged against the same loss its well-formed twin is
-    conv = ex.entry.convention(ex.convention) if ex.entry is not None else ex.convention
-    ev = ex.documented if ex.entry is not None else ex.math
-    dtype = ex.documented_dtype  # e.g. TF1 losses: float64 inputs, float32 accuracy
+    conv = ex.documented_convention
+    ev, dtype = ex.allowed  # dtype, e.g. TF1 losses: float64 inputs, float32 accuracy
     rec.result_dtype, rec.compute_dtype = out.dtype, dtype
     got = np.asarray(out.value, dtype=np.float64)
     garbage = f"returned {np.array2string(got.ravel()[:8], precision=4)} (shape {got.shape}) for {what} without raising"

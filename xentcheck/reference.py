@@ -397,9 +397,9 @@ def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: st
     (``probabilities_dtype``; ``"input"``: ``dtype``). The binding's own softmax may differ from the
     correctly rounded one by an ulp, so the value's error scale includes that rounding: |dl/dp| |p| per
     probability."""
-    cdtype = conv.constants_dtype(dtype)
     if conv.probabilities_dtype != "input":
-        dtype = cdtype = conv.probabilities_dtype
+        dtype = conv.probabilities_dtype
+    cdtype = conv.constants_dtype(dtype)
     with np.errstate(all="ignore"):
         if categorical:
             e = np.exp(z - np.max(z, axis=-1, keepdims=True))
@@ -411,8 +411,7 @@ def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: st
             grad = p * (gp - dot)
             adot = np.sum(p * ga, axis=-1, keepdims=True)
             return loss, grad, (va, vs), (p * (ga + adot) + np.abs(grad), p * (gs + adot))
-        ez = np.exp(-np.abs(z))
-        p = round_to(np.where(z >= 0, 1 / (1 + ez), ez / (1 + ez)), dtype)  # sigmoid, no cancellation
+        p = round_to(np.exp(-_softplus(-z)), dtype)  # sigmoid(z), as _sigmoid_bce forms it
         loss, gp, (va, vs), (ga, gs) = _bce(p, a, conv, cdtype)
         d = p * (1 - p)
         return loss, gp * d, (va + np.abs(p) * ga, vs), (ga * d + np.abs(gp * d), gs * d)
@@ -546,8 +545,7 @@ def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | 
         rounded = round_to(problem.target, problem.dtype)
         # a label the dtype cannot hold becomes inf (float16 above 65519): cast back, it is no class, and
         # a one-hot encoding of it is a row of zeros, whose loss is 0 (as a planted invalid label's)
-        lost = ~np.isfinite(rounded) & (problem.target != (problem.ignore_index if problem.ignore_index is not None
-                                                           else problem.num_classes))
+        lost = ~np.isfinite(rounded) & ~problem.ignored_rows()
         if np.any(lost) and conv.one_hot_products and problem.invalid_target is None:
             rounded = np.where(lost, problem.num_classes, rounded)
             problem = replace(problem, invalid_target=problem.num_classes)

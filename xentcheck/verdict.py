@@ -53,11 +53,16 @@ class Expected:
     dtype: str
     cotangent: np.ndarray | None = None
 
+    @property
+    def documented_convention(self) -> reference.Convention:
+        """The binding's convention with the entry's policies applied (its own without an entry)."""
+        return self.entry.convention(self.convention) if self.entry is not None else self.convention
+
     @cached_property
     def documented(self) -> reference.Evaluation | None:
         if self.entry is None:
             return None
-        return reference.evaluate(self.problem, self.entry.convention(self.convention), self.cotangent)
+        return reference.evaluate(self.problem, self.documented_convention, self.cotangent)
 
     @property
     def documented_dtype(self) -> str:
