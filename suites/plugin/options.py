@@ -18,15 +18,16 @@ DEFAULT_EXPECTATIONS = ROOT / "suites" / "expectations.toml"
 DEFAULT_FRAMEWORKS = tuple(BUILTIN)
 #: Keras on JAX, PyTorch and NumPy: a run that does not name them (and has no --all-dtypes) checks their
 #: slice, the default run's budget: the catalog's conformance checks in float32 (Keras's default floatx)
-#: of the loss classes, keras.ops and the training step (SLICE_LEAVES_OUT), unreduced where the binding
+#: of the loss classes and the training step (SLICE_LEAVES_OUT), unreduced where the binding
 #: offers it (Keras's reductions are backend-independent code over the per-example losses, checked in
 #: every reduction on TensorFlow); no interaction cases, relations, stability sweep or snippets. Named,
 #: they run everything.
 FLOATX_SLICE = ("keras[jax]", "keras[torch]", "keras[numpy]")
-#: bindings the slice leaves out: the loss functions and metrics run the same backend code as the loss
-#: classes that call them (classes, keras.ops and the training step are the slice's code paths)
+#: bindings the slice leaves out: the loss functions, keras.ops and the metrics run the same backend code
+#: as the loss classes, which call the functions, which call keras.ops (the loss classes and the training
+#: step are the slice's code paths)
 SLICE_LEAVES_OUT = ("keras.binary_crossentropy.", "keras.categorical_crossentropy.",
-                    "keras.sparse_categorical_crossentropy.", "keras.metrics.")
+                    "keras.sparse_categorical_crossentropy.", "keras.ops.", "keras.metrics.")
 
 
 def add_options(parser: pytest.Parser) -> None:
