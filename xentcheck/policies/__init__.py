@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 import textwrap
 
+from ..problem import OPS
 from ._policy import STAGES, Flow, Policy
 
 __all__ = ["REGISTRY", "STAGES", "Flow", "Policy", "at", "convention_doc", "expect_schema", "markdown_table"]
@@ -56,7 +57,8 @@ def markdown_table() -> str:
     rows = ["| policy | value | stage | ops | what the binding does |", "| --- | --- | --- | --- | --- |"]
     for p in REGISTRY:
         doc = " ".join(p.doc.split()).replace("|", "\\|")
-        rows.append(f"| `{p.name}` | {_values(p)} | {p.stage} | {', '.join(p.ops)} | {doc} |")
+        ops = "every op" if set(p.ops) == set(OPS) else ", ".join(p.ops)
+        rows.append(f"| `{p.name}` | {_values(p)} | {p.stage} | {ops} | {doc} |")
     return "\n".join(rows) + "\n"
 
 
