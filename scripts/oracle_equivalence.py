@@ -4,8 +4,9 @@
 every convention listed below (each binding mean convention, each registry entry's policies and the
 merged policies of the entries that cover one binding, and each policy value alone) with the code on
 ``PYTHONPATH``; ``compare A.pkl B.pkl`` says whether two dumps are identical (``np.array_equal`` with
-``equal_nan``; arrays over ``BIG`` elements are compared by a digest of their bytes, NaN made canonical).
-Run the dump once per checkout: ``cd CHECKOUT && PYTHONPATH=$PWD python scripts/oracle_equivalence.py dump``.
+``equal_nan``; arrays over ``BIG`` elements are compared by a digest of their bytes, NaN made canonical);
+``check A.pkl`` compares a dump with the code on ``PYTHONPATH`` as it evaluates (one dump in memory).
+Run: ``cd CHECKOUT && PYTHONPATH=$PWD python scripts/oracle_equivalence.py dump OUT.pkl``.
 """
 from __future__ import annotations
 
@@ -77,9 +78,9 @@ def _canon(a) -> object:
     return ("digest", a.shape, hashlib.sha256(np.ascontiguousarray(b).tobytes()).hexdigest())
 
 
-def dump(path: str) -> None:
-    convs = conventions()
-    results = {}
+def evaluations(convs: list[dict]):
+    """(key, result) for every built-in problem under every convention: the arrays of the evaluation, or
+    the error it raised."""
     for case in load_catalog():
         for op in case.ops:
             for dtype in DTYPES:
@@ -87,7 +88,7 @@ def dump(path: str) -> None:
                     try:
                         problem = case.problem(op, dtype, reduction)
                     except Exception as e:  # noqa: BLE001 - recorded, compared like a result
-                        results[(case.name, op, dtype, reduction)] = f"problem: {type(e).__name__}: {e}"
+                        yield (case.name, op, dtype, reduction), f"problem: {type(e).__name__}: {e}"
                         continue
                     for i, kw in enumerate(convs):
                         conv = R.Convention(**kw)
@@ -100,10 +101,37 @@ def dump(path: str) -> None:
                             got = tuple(_canon(a) for a in (ev.value, ev.grad, *ev.value_scale, *ev.grad_scale))
                         except Exception as e:  # noqa: BLE001
                             got = f"{type(e).__name__}: {e}"
-                        results[(case.name, op, dtype, reduction, i)] = got
+                        yield (case.name, op, dtype, reduction, i), got
+
+
+def dump(path: str) -> None:
+    convs = conventions()
+    results = dict(evaluations(convs))
     with open(path, "wb") as f:
         pickle.dump({"conventions": convs, "results": results}, f)
     print(f"{len(results)} evaluations under {len(convs)} conventions -> {path}")
+
+
+def check(path: str) -> int:
+    """Compare a dump with the code on PYTHONPATH, evaluated now (one dump in memory, not two)."""
+    a = pickle.loads(Path(path).read_bytes())
+    convs = conventions()
+    if a["conventions"] != convs:
+        print("the dump used other conventions")
+        return 1
+    ra, seen, differ, arrays = a["results"], set(), [], 0
+    for key, got in evaluations(convs):
+        seen.add(key)
+        arrays += isinstance(got, tuple)
+        if key not in ra or not _equal(ra[key], got):
+            differ.append(key)
+    differ += [k for k in ra if k not in seen]
+    print(f"{len(seen)} evaluations compared ({arrays} with arrays: value, gradient and their error scales; "
+          f"{len(seen) - arrays} raised or had no problem, compared by message), {len(convs)} conventions: "
+          f"{len(differ)} differ")
+    for k in differ[:20]:
+        print("  differs:", k, convs[k[-1]] if len(k) == 5 else "")
+    return 1 if differ else 0
 
 
 def _same(a, b) -> bool:
@@ -137,5 +165,7 @@ def compare(a_path: str, b_path: str) -> int:
 if __name__ == "__main__":
     if sys.argv[1] == "dump":
         dump(sys.argv[2])
+    elif sys.argv[1] == "check":
+        sys.exit(check(sys.argv[2]))
     else:
         sys.exit(compare(sys.argv[2], sys.argv[3]))
