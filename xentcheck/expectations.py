@@ -16,13 +16,15 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from . import policies
 from .declarations import check, tables
 from .problem import DTYPES, OPTIONS
 from .records import CheckRecord
-from .reference import POLICIES, SIGMOID_FORMULAS, Convention
+from .reference import POLICIES, Convention
 
-# Oracle policies an entry may expect, plus compute_dtype: "the result has the precision of this dtype"
-# (judged with that dtype's bound against the same oracle values), and result_dtype: "the result is
+# Oracle policies an entry may expect (xentcheck/policies, one module each, make their part of the
+# schema), plus compute_dtype: "the result has the precision of this dtype" (judged with that dtype's
+# bound against the same oracle values), and result_dtype: "the result is
 # returned in this dtype" (a documented promotion or downcast; otherwise the result contract wants the
 # input's dtype), and raises (with an optional message regex): "the binding raises this exception (its
 # class name) on input where the mathematics has an answer".
@@ -34,20 +36,6 @@ from .reference import POLICIES, SIGMOID_FORMULAS, Convention
 _CONVENTION_KEYS = set(POLICIES)
 INVALID_TARGETS = ("nan", "wrap", "broadcast", "int_truncated", "zero")
 _REQUIRED = ("id", "framework", "bindings", "expect", "reason", "source")
-#: string policies and the values the oracle implements
-_POLICY_VALUES = {"renormalize": ["before_clip", "after_clip"], "sigmoid_formula": sorted(SIGMOID_FORMULAS),
-                  "inf_logit_nan": ["row", "target_mass", "at_class"],
-                  "probabilities_dtype": ["input", *DTYPES]}
-
-
-def _policy_schema(name: str, annotation: str) -> dict:
-    """A policy's value schema, from its Convention field's type (``float | None`` and so on)."""
-    if name in _POLICY_VALUES:
-        return {"title": f"expect.{name}", "enum": _POLICY_VALUES[name]}
-    kind = {"float": "number", "bool": "boolean", "str": "string"}[annotation.split("|")[0].strip()]
-    return {"title": f"expect.{name}", "type": kind}
-
-
 def _names(title: str, values: tuple[str, ...] | None = None) -> dict:
     item = {"title": f"{title} entry", "type": "string"}
     if values:
@@ -80,8 +68,7 @@ SCHEMA = {
         "expect": {"title": "expect", "type": "object", "minProperties": 1, "additionalProperties": False,
                    "x-unknown": "is not an oracle policy",
                    "properties": {
-                       **{f.name: _policy_schema(f.name, str(f.type)) for f in fields(Convention)
-                          if f.name in _CONVENTION_KEYS},
+                       **policies.expect_schema(),
                        "compute_dtype": {"title": "expect.compute_dtype", "enum": list(DTYPES)},
                        "result_dtype": {"title": "expect.result_dtype", "enum": list(DTYPES)},
                        "raises": {"title": "expect.raises", "type": "string", "minLength": 1},

@@ -15,112 +15,23 @@ A :class:`Convention` carries what a binding documents about itself: how its mea
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, make_dataclass
 
 import numpy as np
 
+from . import policies
+from .policies import Flow
 from .problem import Problem, round_to
+from .stable import softplus as _softplus
+from .stable import where0 as _where0
 
 MEAN_BY = ("count", "valid_count", "weight_sum", "nonzero_weight_count")
 
 
-@dataclass(frozen=True)
-class Convention:
-    """A binding's documented semantics, beyond the op itself.
+class _ConventionMethods:
+    """What every :class:`Convention` can say about itself."""
 
-    mean_by: what ``mean`` divides by: the number of output elements, of non-ignored elements,
-        the sum of the per-example weights, or the number of non-zero weights.
-    mean_last_axis: binary ops only: the per-example loss is the mean over the last axis.
-    prob_clip: clip probabilities to ``[prob_clip, 1 - prob_clip]`` (bounds rounded to the dtype).
-    renormalize: categorical_ce: divide probabilities by their sum ``"before_clip"`` or ``"after_clip"``.
-    log_clamp: bce: ``log(p)`` and ``log(1 - p)`` are clamped from below at this value.
-    mean_divisor_epsilon: a mean over the non-ignored elements divides by their count plus this
-        (Keras 3 before keras#21908: ``total / (valid + epsilon)`` mask weights).
-    log_epsilon: bce: the logs are ``log(p + e)`` and ``log(1 - p + e)`` (e rounded to the dtype), as
-        Keras 2 computes them after clipping.
-    zero_times_inf: softmax_ce with dense targets: the loss is the plain product ``y_c * log p_c``, so a
-        class with no target mass at a -inf logit gives ``0 * -inf = NaN`` instead of the limit 0.
-    empty_mean_zero: a mean over nothing (divisor 0) is 0 instead of 0/0 = NaN.
-    empty_reduced_is_empty: sum and mean of an empty batch return the empty unreduced array.
-    grad_denominator_floor: bce: the gradient is ``(p - t) / max(p (1 - p), floor)`` (floor rounded to
-        the dtype, as a C++ constant converted to the element type: 1e-12 is 0 in float16).
-    labels_in_dtype: index labels pass through the floating dtype before use, so a label the dtype
-        cannot represent (above 2048 in float16, 256 in bfloat16) becomes the nearest one it can.
-    zero_times_inf also covers bce: ``t log p + (1 - t) log(1 - p)`` as plain products.
-    upcast_half: float16/bfloat16 inputs are computed in float32 and the result rounded back (as
-        Inductor's CPU code does), so the policies' constants are float32 constants there.
-    grad_unit_target_sum: softmax_ce: the gradient is ``softmax(z) - y``, which assumes the target sums
-        to 1 (the exact gradient is ``sum(y) softmax(z) - y``).
-    inf_logit_nan: softmax_ce: a +inf logit goes through the max shift in IEEE arithmetic instead of to
-        its limit (``inf - inf`` = NaN), with one of three footprints: ``"row"``, the whole row's
-        log-softmax is NaN, so the row's loss (whatever its label) and gradient are NaN (PyTorch,
-        TensorFlow, jax.nn.log_softmax); ``"target_mass"``, only the +inf class's log-softmax is NaN
-        (the others are -inf), so the loss is NaN where the target has mass there and the gradient is
-        NaN across the row (SciPy); ``"at_class"``, the loss is its limit (a logsumexp that handles
-        +inf) and the gradient is NaN at the +inf class alone (optax's integer-label loss).
-    sigmoid_formula: sigmoid_bce: the binding's stable formula (a key of ``SIGMOID_FORMULAS``), which
-        at a +-inf logit meets ``inf - inf`` or ``0 * inf`` where the limit is finite or infinite.
-    log_grad_in_dtype: categorical_ce: the derivative of ``log q`` is the upstream gradient times ``1/q``
-        held in the input dtype (autodiff of a plain log), which overflows in float16 below
-        ``q = 2^-16``: the gradient turns inf/NaN where the exact one is finite. With
-        ``renormalize = "after_clip"`` the log is taken of the clipped q and renormalised by a softmax
-        (Keras's sparse path), so every class's gradient passes through its own ``1/q``.
-    smoothing_last_axis: categorical label smoothing divides ``eps`` by the size of the last axis the
-        binding is handed, whatever its class axis: with a channels-first layout, the last spatial size.
-    ignored_row_nan_grad: softmax_ce with ignore_index: an ignored row's loss is computed (its
-        label replaced) and masked out afterwards, so where that row holds a -inf logit the masked loss's
-        gradient is NaN across the row (0 * inf), instead of 0.
-    where_excluded_target: softmax_ce with a ``where`` class mask that excludes a class holding target
-        mass (mathematically the loss is +inf: the target puts mass where the masked softmax puts none):
-        ``"dropped"``, the sum runs over the included classes only, so that mass is silently left out
-        (optax.softmax_cross_entropy); ``"label_logit"``, the loss is the included classes' logsumexp
-        minus the label's own logit, and its gradient ``softmax_W(z) - onehot(label)`` (optax's
-        integer-label loss).
-    where_empty_row: softmax_ce with a ``where`` mask that excludes every class of a row (which then
-        contributes nothing): ``"lse_minus_logit"``, the row's loss is the logsumexp over no class
-        (-inf) minus the label's logit, so -inf, and its gradient NaN across the row (optax 0.2.5's
-        integer-label loss, before it masked such rows).
-    one_hot_products: softmax_ce with index targets: the labels are one-hot encoded and multiplied
-        into the log-probabilities like a dense target, so ``zero_times_inf`` applies to them too
-        (Keras's sparse loss on JAX and NumPy: ``-sum(one_hot(y) * log_softmax(z))``).
-    probabilities_dtype: softmax_ce / sigmoid_bce: from logits, the binding forms the probabilities
-        (softmax or sigmoid) in this dtype (``"input"``: the input's) and takes the from-probabilities
-        path with its policies (``prob_clip``, ``renormalize``, ...): Keras's NumPy backend for sigmoid,
-        and a Keras loss handed the output of an eager ``tf.nn.softmax`` with ``from_logits=False``. The
-        loss is that of the rounded probabilities, its gradient chained through the exact derivative.
-        For the from-probabilities ops (bce, categorical_ce) a dtype name means the binding holds its
-        input probabilities, and its constants (clip bounds), in that dtype (Keras's NumPy backend turns
-        float64 into float32).
-    exp_sum_in_dtype: softmax_ce values: the log-softmax's exp-sum is accumulated one class at a time
-        in the input dtype, each partial sum rounded (NumPy's sum of an ml_dtypes bfloat16 array has no
-        pairwise summation and no wider accumulator): over a large vocabulary the sum stalls once a
-        term is below half an ulp of it (at 256 in bfloat16 for terms near 1), so the loss is too small.
-    """
-
-    mean_by: str = "count"
-    mean_last_axis: bool = False
-    prob_clip: float | None = None
-    renormalize: str | None = None
-    log_clamp: float | None = None
-    log_epsilon: float | None = None
-    mean_divisor_epsilon: float | None = None
-    grad_denominator_floor: float | None = None
-    zero_times_inf: bool | None = None
-    empty_mean_zero: bool | None = None
-    empty_reduced_is_empty: bool | None = None
-    labels_in_dtype: bool | None = None
-    upcast_half: bool | None = None
-    grad_unit_target_sum: bool | None = None
-    inf_logit_nan: str | None = None
-    sigmoid_formula: str | None = None
-    log_grad_in_dtype: bool | None = None
-    smoothing_last_axis: bool | None = None
-    ignored_row_nan_grad: bool | None = None
-    where_excluded_target: str | None = None
-    where_empty_row: str | None = None
-    one_hot_products: bool | None = None
-    probabilities_dtype: str | None = None
-    exp_sum_in_dtype: bool | None = None
+    __slots__ = ()
 
     def constants_dtype(self, dtype: str) -> str:
         """The dtype a policy's constants (clip bounds, floors) are rounded to for inputs in ``dtype``."""
@@ -133,8 +44,26 @@ class Convention:
         return {n: getattr(self, n) for n in POLICIES if getattr(self, n) is not None}
 
 
+_CONVENTION_DOC = """A binding's documented semantics, beyond the op itself (a frozen dataclass).
+
+    mean_by: what ``mean`` divides by: the number of output elements, of non-ignored elements,
+        the sum of the per-example weights, or the number of non-zero weights.
+    mean_last_axis: binary ops only: the per-example loss is the mean over the last axis.
+
+    The other fields are the registered numerical policies (:mod:`xentcheck.policies`, one module each),
+    None where not in force:
+"""
+
+#: the binding's documented semantics: how its mean divides, then one field per registered policy
+Convention = make_dataclass(
+    "Convention",
+    [("mean_by", str, field(default="count")), ("mean_last_axis", bool, field(default=False)),
+     *[(p.name, p.annotation, field(default=None)) for p in policies.REGISTRY]],
+    bases=(_ConventionMethods,), frozen=True,
+    namespace={"__module__": __name__, "__doc__": policies.convention_doc(_CONVENTION_DOC)})
+
 #: the Convention fields that are numerical policies (every field but what the binding's mean divides by)
-POLICIES = tuple(f.name for f in fields(Convention) if f.name not in ("mean_by", "mean_last_axis"))
+POLICIES = tuple(p.name for p in policies.REGISTRY)
 MATH = Convention()
 
 
@@ -158,11 +87,6 @@ def output_shape(problem: Problem, conv: Convention = MATH) -> tuple[int, ...]:
     if problem.categorical or conv.mean_last_axis:
         return tuple(problem.x.shape[:-1])
     return tuple(problem.x.shape)
-
-
-def _where0(cond: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """``value`` where ``cond`` holds, else exactly 0: the ``0 * inf = 0`` limit convention."""
-    return np.where(cond, value, 0.0)
 
 
 def _softmax_ce(z: np.ndarray, a: np.ndarray, plain_product: bool = False, unit_target_sum: bool = False,
@@ -201,20 +125,6 @@ def _softmax_ce(z: np.ndarray, a: np.ndarray, plain_product: bool = False, unit_
     ga = np.abs(asum) * p * (1 + np.abs(_where0(np.isfinite(z), z)) + mag) + abs_a
     gs = 2 * c * np.abs(asum) * p
     return loss, grad, (va, vs), (ga, gs)
-
-
-def _loss_with_exp_sum_in_dtype(z: np.ndarray, a: np.ndarray, dtype: str, plain_product: bool) -> np.ndarray:
-    """sum_c a_c (m + log S - z_c) with S accumulated class by class in ``dtype`` (policy
-    ``exp_sum_in_dtype``): each exp term and each partial sum rounded to the dtype, in class order."""
-    m = np.max(z, axis=-1, keepdims=True)
-    m_safe = np.where(np.isfinite(m), m, 0.0)
-    e = round_to(np.exp(z - m_safe), dtype)
-    total = np.zeros(z.shape[:-1])
-    for k in range(z.shape[-1]):  # sequential on purpose: that is the policy
-        total = round_to(total + e[..., k], dtype)
-    nll = m_safe + np.log(total)[..., None] - z
-    terms = a * nll if plain_product else _where0(a != 0, a * nll)
-    return np.sum(terms, axis=-1)
 
 
 def _where_classes(problem: Problem, conv: Convention, a: np.ndarray, loss, grad, vsc, gsc):
@@ -316,22 +226,6 @@ def _nll(x: np.ndarray, a: np.ndarray):
     return loss, -a + 0.0, (va, np.zeros_like(va)), (np.abs(a), np.zeros_like(a))
 
 
-def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
-
-
-#: The stable sigmoid-BCE formulas frameworks document or implement, evaluated as written (IEEE
-#: arithmetic): equal for finite logits, each with its own NaN at +-inf.
-SIGMOID_FORMULAS = {
-    # TensorFlow's documented max(x, 0) - x z + log(1 + exp(-|x|))
-    "max_shift": lambda z, t: np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))),
-    # (1 - t) z + softplus(-z) (PyTorch, tf.nn.weighted_cross_entropy_with_logits)
-    "linear": lambda z, t: (1 - t) * z + _softplus(-z),
-    # -(t log sigmoid(z) + (1 - t) log sigmoid(-z)) as plain products (optax, the log_expit idiom)
-    "products": lambda z, t: t * _softplus(-z) + (1 - t) * _softplus(z),
-}
-
-
 def _sigmoid_bce(z: np.ndarray, t: np.ndarray, pw: np.ndarray):
     """l = pw t softplus(-z) + (1 - t) softplus(z): exact in every limit, including z = +-inf."""
     sp_neg, sp_pos = _softplus(-z), _softplus(z)
@@ -429,93 +323,143 @@ def per_example_weight(problem: Problem) -> np.ndarray:
     return np.broadcast_to(w, shape)
 
 
-def _smoothed(problem: Problem, y: np.ndarray, conv: Convention = MATH) -> np.ndarray:
+def _smoothed(problem: Problem, y: np.ndarray, classes: int | None = None) -> np.ndarray:
+    """The label-smoothed target; categorical smoothing divides ``eps`` by ``classes`` (default: the
+    problem's class count)."""
     eps = problem.label_smoothing
     if not eps:
         return y
     if problem.categorical:
-        # smoothing_last_axis: the binding divides by the size of the last axis it is handed, which in a
-        # channels-first layout (N, C, d1, ..., dk) is dk, not C
-        k = problem.x.shape[-2] if conv.smoothing_last_axis and problem.channels_first else problem.num_classes
+        k = problem.num_classes if classes is None else classes
         smoothed = y * (1 - eps) + eps / k
         return smoothed * problem.valid_mask()[..., None]  # ignored rows stay all-zero
     return y * (1 - eps) + 0.5 * eps
 
 
+def _held_probabilities(flow: Flow) -> np.ndarray:
+    """The from-probabilities ops' input, held in the policy's dtype (``probabilities_dtype``)."""
+    dtype = flow.conv.probabilities_dtype
+    return flow.x if dtype in (None, "input") else round_to(flow.x, dtype)
+
+
+def _softmax_formula(flow: Flow) -> None:
+    p, conv = flow.problem, flow.conv
+    cw = p.class_weight if p.class_weight is not None else 1.0
+    flow.a = a = flow.y * cw
+    if conv.probabilities_dtype:
+        flow.via_probabilities = True
+        flow.loss, flow.grad, flow.vsc, flow.gsc = _via_probabilities(flow.x, a, conv, p.dtype, categorical=True)
+        return
+    # index targets are gathered, not multiplied: the plain product policy applies to them only where the
+    # binding one-hot encodes them first
+    flow.plain = bool(conv.zero_times_inf) and (p.target_kind != "index" or bool(conv.one_hot_products))
+    x = flow.x
+    if p.where is not None:  # an excluded class takes no part: as a -inf logit
+        x = np.where(p.where, x, -np.inf)
+        if conv.where_excluded_target == "dropped":
+            a = np.where(p.where, a, 0.0)
+    out = _softmax_ce(x, a, flow.plain, bool(conv.grad_unit_target_sum), p.where)
+    if p.where is not None:
+        out = _where_classes(p, conv, a, *out)
+    flow.x, flow.a = x, a
+    flow.loss, flow.grad, flow.vsc, flow.gsc = out
+
+
+def _nll_formula(flow: Flow) -> None:
+    cw = flow.problem.class_weight if flow.problem.class_weight is not None else 1.0
+    flow.a = flow.y * cw
+    flow.loss, flow.grad, flow.vsc, flow.gsc = _nll(flow.x, flow.a)
+
+
+def _categorical_formula(flow: Flow) -> None:
+    p, conv = flow.problem, flow.conv
+    cw = p.class_weight if p.class_weight is not None else 1.0
+    flow.a = flow.y * cw
+    flow.x = _held_probabilities(flow)
+    flow.loss, flow.grad, flow.vsc, flow.gsc = _categorical_ce(flow.x, flow.a, conv, conv.constants_dtype(p.dtype))
+
+
+def _sigmoid_formula(flow: Flow) -> None:
+    p, conv = flow.problem, flow.conv
+    flow.a = flow.y
+    if conv.probabilities_dtype:
+        flow.via_probabilities = True
+        out = _via_probabilities(flow.x, flow.y, conv, p.dtype, categorical=False)
+    else:
+        out = _sigmoid_bce(flow.x, flow.y, p.pos_weight if p.pos_weight is not None else np.ones(1))
+    flow.loss, flow.grad, flow.vsc, flow.gsc = out
+
+
+def _bce_formula(flow: Flow) -> None:
+    p, conv = flow.problem, flow.conv
+    flow.a = flow.y
+    flow.x = _held_probabilities(flow)
+    flow.loss, flow.grad, flow.vsc, flow.gsc = _bce(flow.x, flow.y, conv, conv.constants_dtype(p.dtype),
+                                                    t_rounded=bool(p.label_smoothing))
+
+
+#: each op's formula: the loss, gradient and error scales of the flow's input and target (its core stage)
+_FORMULAS = {"softmax_ce": _softmax_formula, "nll": _nll_formula, "categorical_ce": _categorical_formula,
+             "sigmoid_bce": _sigmoid_formula, "bce": _bce_formula}
+
+
+def _hooks(flow: Flow, stage: str) -> None:
+    """Run the hooks of the policies in force at ``stage``."""
+    for policy in policies.at(stage):
+        if policy.in_force(flow.conv):
+            policy.hook(flow)
+
+
+def _weighted(flow: Flow) -> None:
+    """The weights every API applies to its unreduced loss: a binary op's elementwise class weight
+    (broadcast on the class axis), then the per-sample weights."""
+    p = flow.problem
+    if p.class_weight is not None and not p.categorical:
+        cw = p.class_weight
+        flow.loss, flow.grad = flow.loss * cw, flow.grad * cw
+        flow.vsc = (flow.vsc[0] * np.abs(cw), flow.vsc[1] * np.abs(cw))
+        flow.gsc = (flow.gsc[0] * np.abs(cw), flow.gsc[1] * np.abs(cw))
+    if p.sample_weight is not None:
+        sw = p.sample_weight
+        sw = sw.reshape(sw.shape + (1,) * (flow.loss.ndim - sw.ndim))
+        flow.loss, flow.vsc = flow.loss * sw, (flow.vsc[0] * np.abs(sw), flow.vsc[1] * np.abs(sw))
+        swg = sw[..., None] if p.categorical else sw
+        flow.grad, flow.gsc = flow.grad * swg, (flow.gsc[0] * np.abs(swg), flow.gsc[1] * np.abs(swg))
+
+
+def _mean_last_axis(flow: Flow) -> None:
+    """``mean_last_axis``: a binary op's per-example loss is the mean over the last axis."""
+    if flow.conv.mean_last_axis and not flow.problem.categorical:
+        k = flow.x.shape[-1]
+        vsc, gsc = flow.vsc, flow.gsc
+        flow.loss = np.mean(flow.loss, axis=-1)
+        flow.vsc = (np.mean(vsc[0], axis=-1), np.mean(vsc[1], axis=-1) + k * np.mean(np.abs(vsc[0]), axis=-1))
+        flow.grad, flow.gsc = flow.grad / k, (gsc[0] / k, gsc[1] / k)
+
+
+def _pipeline(problem: Problem, conv: Convention) -> Flow:
+    """The policies' input hooks, the op's formula (which reads the core policies), the policies' after
+    hooks, then the weights and the last-axis mean."""
+    flow = Flow(problem, conv, problem.x)
+    with np.errstate(all="ignore"):
+        _hooks(flow, "inputs")
+        flow.y = _smoothed(flow.problem, flow.problem.dense_target(), flow.smoothing_classes)
+        _FORMULAS[flow.problem.op](flow)
+        _hooks(flow, "after")
+        _weighted(flow)
+        _mean_last_axis(flow)
+    return flow
+
+
 def unreduced(problem: Problem, conv: Convention = MATH):
-    """Per-element loss, d loss / d x (row-wise), and their error scales, before any reduction.
+    """Per-element loss, d loss / d x (row-wise), and their error scales, before any reduction, under the
+    convention's policies (the input policies included: ``labels_in_dtype`` rounds the labels).
 
     Sample weights are applied (every API that takes them returns weighted unreduced losses);
     ``mean_last_axis`` averages binary losses over the last axis.
     """
-    x = problem.x
-    if conv.probabilities_dtype not in (None, "input") and problem.op in ("bce", "categorical_ce"):
-        x = round_to(x, conv.probabilities_dtype)  # the binding holds its input probabilities in that dtype
-    with np.errstate(all="ignore"):
-        y = _smoothed(problem, problem.dense_target(), conv)
-        if problem.categorical:
-            cw = problem.class_weight if problem.class_weight is not None else 1.0
-            a = y * cw
-            if problem.op == "softmax_ce" and conv.probabilities_dtype:
-                loss, grad, vsc, gsc = _via_probabilities(x, a, conv, problem.dtype, categorical=True)
-            elif problem.op == "softmax_ce":
-                # index targets are gathered, not multiplied: the plain product policy applies to them
-                # only where the binding one-hot encodes them first
-                plain = bool(conv.zero_times_inf) and (problem.target_kind != "index" or bool(conv.one_hot_products))
-                if problem.where is not None:  # an excluded class takes no part: as a -inf logit
-                    x = np.where(problem.where, x, -np.inf)
-                    if conv.where_excluded_target == "dropped":
-                        a = np.where(problem.where, a, 0.0)
-                loss, grad, vsc, gsc = _softmax_ce(x, a, plain, bool(conv.grad_unit_target_sum), problem.where)
-                if problem.where is not None:
-                    loss, grad, vsc, gsc = _where_classes(problem, conv, a, loss, grad, vsc, gsc)
-                if conv.exp_sum_in_dtype:
-                    loss = _loss_with_exp_sum_in_dtype(x, a, problem.dtype, plain)
-                if conv.inf_logit_nan:  # z - max meets inf - inf (see Convention.inf_logit_nan)
-                    pinf = x == np.inf
-                    row = np.any(pinf, axis=-1)
-                    counted = np.any(a != 0, axis=-1)  # an ignored row (no target mass) stays 0
-                    if conv.inf_logit_nan == "row":
-                        loss = np.where(row & counted, np.nan, loss)
-                    elif conv.inf_logit_nan == "target_mass":
-                        loss = np.where(np.any(pinf & (a != 0), axis=-1), np.nan, loss)
-                    at_class = conv.inf_logit_nan == "at_class"
-                    grad = np.where((pinf if at_class else row[..., None]) & counted[..., None], np.nan, grad)
-                if conv.ignored_row_nan_grad and problem.ignore_index is not None:
-                    trap = problem.ignored_rows() & np.any(x == -np.inf, axis=-1)
-                    grad = np.where(trap[..., None], np.nan, grad)
-            elif problem.op == "nll":
-                loss, grad, vsc, gsc = _nll(x, a)
-            else:
-                loss, grad, vsc, gsc = _categorical_ce(x, a, conv, conv.constants_dtype(problem.dtype))
-        else:
-            if problem.op == "sigmoid_bce" and conv.probabilities_dtype:
-                loss, grad, vsc, gsc = _via_probabilities(x, y, conv, problem.dtype, categorical=False)
-            elif problem.op == "sigmoid_bce":
-                pw = problem.pos_weight if problem.pos_weight is not None else np.ones(1)
-                loss, grad, vsc, gsc = _sigmoid_bce(x, y, pw)
-                if conv.sigmoid_formula is not None:  # at z = +-inf, the binding's formula in IEEE arithmetic
-                    loss = np.where(np.isinf(x), SIGMOID_FORMULAS[conv.sigmoid_formula](x, y), loss)
-            else:
-                loss, grad, vsc, gsc = _bce(x, y, conv, conv.constants_dtype(problem.dtype),
-                                            t_rounded=bool(problem.label_smoothing))
-            if problem.class_weight is not None:  # elementwise rescaling weight, broadcast on the class axis
-                cw = problem.class_weight
-                loss, grad = loss * cw, grad * cw
-                vsc = (vsc[0] * np.abs(cw), vsc[1] * np.abs(cw))
-                gsc = (gsc[0] * np.abs(cw), gsc[1] * np.abs(cw))
-        if problem.sample_weight is not None:
-            sw = problem.sample_weight
-            sw = sw.reshape(sw.shape + (1,) * (loss.ndim - sw.ndim))
-            loss, vsc = loss * sw, (vsc[0] * np.abs(sw), vsc[1] * np.abs(sw))
-            swg = sw[..., None] if problem.categorical else sw
-            grad, gsc = grad * swg, (gsc[0] * np.abs(swg), gsc[1] * np.abs(swg))
-        if conv.mean_last_axis and not problem.categorical:
-            k = x.shape[-1]
-            loss = np.mean(loss, axis=-1)
-            vsc = (np.mean(vsc[0], axis=-1), np.mean(vsc[1], axis=-1) + k * np.mean(np.abs(vsc[0]), axis=-1))
-            grad, gsc = grad / k, (gsc[0] / k, gsc[1] / k)
-    return loss, grad, vsc, gsc
+    flow = _pipeline(problem, conv)
+    return flow.loss, flow.grad, flow.vsc, flow.gsc
 
 
 def mean_divisor(problem: Problem, conv: Convention, out_shape: tuple[int, ...]) -> float:
@@ -541,16 +485,9 @@ def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | 
     For ``reduction='none'`` the gradient is the VJP with ``cotangent`` (shape :func:`output_shape`);
     for ``sum``/``mean`` it is the gradient of the scalar.
     """
-    if conv.labels_in_dtype and problem.target_kind == "index":
-        rounded = round_to(problem.target, problem.dtype)
-        # a label the dtype cannot hold becomes inf (float16 above 65519): cast back, it is no class, and
-        # a one-hot encoding of it is a row of zeros, whose loss is 0 (as a planted invalid label's)
-        lost = ~np.isfinite(rounded) & ~problem.ignored_rows()
-        if np.any(lost) and conv.one_hot_products and problem.invalid_target is None:
-            rounded = np.where(lost, problem.num_classes, rounded)
-            problem = replace(problem, invalid_target=problem.num_classes)
-        problem = replace(problem, target=rounded.astype(np.int64))
-    loss, dloss, (va, vs), (ga, gs) = unreduced(problem, conv)
+    flow = _pipeline(problem, conv)
+    problem = flow.problem  # as the input policies left it (labels_in_dtype may round its labels)
+    loss, dloss, (va, vs), (ga, gs) = flow.loss, flow.grad, flow.vsc, flow.gsc
     shape = loss.shape
     if problem.reduction == "none" or (conv.empty_reduced_is_empty and loss.size == 0):
         c = np.ones(shape) if cotangent is None else np.asarray(cotangent, dtype=np.float64)

@@ -1,0 +1,283 @@
+"""The registry of oracle policies (xentcheck/policies): one unit test per policy, named ``test_<policy>``,
+each a small problem under the policy against numbers worked out by hand; then the registry itself: the
+Convention, the schema and the docs all come from it, and a new policy is one file."""
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from xentcheck import policies
+from xentcheck import reference as R
+from xentcheck.expectations import ExpectationError, _entry
+from xentcheck.policies import _generate
+from xentcheck.problem import Problem
+
+from .runs import ROOT
+
+
+def _problem(op, x, target, kind, dtype="float64", **kw) -> Problem:
+    return Problem(case="t", op=op, dtype=dtype, x=np.asarray(x, float), target=np.asarray(target),
+                   target_kind=kind, **kw)
+
+
+def _ev(p: Problem, **policy):
+    """The oracle under ``policy`` (ones as the cotangent of an unreduced loss)."""
+    conv = R.Convention(**policy)
+    return R.evaluate(p, conv, np.ones(R.output_shape(p, conv)) if p.reduction == "none" else None)
+
+
+# -- one test per policy ------------------------------------------------------------------------------
+
+def test_empty_mean_zero():
+    p = _problem("softmax_ce", [[1.0, 2.0], [0.5, 0.0]], [-100, -100], "index", reduction="mean", ignore_index=-100)
+    assert np.isnan(_ev(p, mean_by="valid_count").value)  # 0 / 0
+    ev = _ev(p, mean_by="valid_count", empty_mean_zero=True)
+    assert ev.value == 0.0 and np.array_equal(ev.grad, np.zeros((2, 2)))
+
+
+def test_empty_reduced_is_empty():
+    p = _problem("softmax_ce", np.zeros((0, 3)), np.zeros(0, int), "index", reduction="sum")
+    assert R.evaluate(p).value.shape == () and R.evaluate(p).value == 0.0  # the sum of nothing
+    assert _ev(p, empty_reduced_is_empty=True).value.shape == (0,)
+
+
+def test_exp_sum_in_dtype():
+    # 512 equal logits: the loss is log 512; summed one by one in bfloat16 (8 significant bits), the
+    # exp-sum stops at 256 (256 + 1 rounds to 256, ties to even), so the loss is log 256
+    p = _problem("softmax_ce", np.zeros((1, 512)), [0], "index", dtype="bfloat16")
+    assert R.evaluate(p).value[0] == pytest.approx(math.log(512), rel=1e-15)
+    assert _ev(p, exp_sum_in_dtype=True).value[0] == pytest.approx(math.log(256), rel=1e-15)
+    assert _ev(p, exp_sum_in_dtype=False).value[0] == R.evaluate(p).value[0]  # False is not in force
+
+
+def test_grad_denominator_floor():
+    p = _problem("bce", [[0.0]], [[1.0]], "binary")
+    assert _ev(p).grad[0, 0] == -np.inf  # -t / p
+    assert _ev(p, grad_denominator_floor=1e-12).grad[0, 0] == -1e12  # (p - t) / max(p (1 - p), 1e-12)
+
+
+def test_grad_unit_target_sum():
+    p = _problem("softmax_ce", [[0.0, 0.0]], [[1.0, 1.0]], "soft")
+    assert np.array_equal(_ev(p).grad, [[0.0, 0.0]])  # sum(y) softmax - y = 2 * 0.5 - 1
+    assert np.array_equal(_ev(p, grad_unit_target_sum=True).grad, [[-0.5, -0.5]])  # softmax - y
+
+
+def test_ignored_row_nan_grad():
+    p = _problem("softmax_ce", [[-np.inf, 0.0], [0.0, 0.0]], [-100, 1], "index", ignore_index=-100)
+    assert np.array_equal(_ev(p).grad[0], [0.0, 0.0])  # an ignored row has no gradient
+    g = _ev(p, ignored_row_nan_grad=True).grad
+    assert np.all(np.isnan(g[0])) and np.array_equal(g[1], [0.5, -0.5])  # 0 * inf there; the others exact
+
+
+def test_inf_logit_nan():
+    p = _problem("softmax_ce", [[np.inf, 1.0, 2.0]], [1], "index")
+    limit = _ev(p)
+    assert limit.value[0] == np.inf and np.array_equal(limit.grad, [[1.0, -1.0, 0.0]])  # all mass on class 0
+    row = _ev(p, inf_logit_nan="row")
+    assert np.isnan(row.value[0]) and np.all(np.isnan(row.grad))
+    mass = _ev(p, inf_logit_nan="target_mass")  # no target mass on the +inf class: the loss keeps its limit
+    assert mass.value[0] == np.inf and np.all(np.isnan(mass.grad))
+    at = _ev(p, inf_logit_nan="at_class")
+    assert at.value[0] == np.inf and np.isnan(at.grad[0, 0]) and np.array_equal(at.grad[0, 1:], [-1.0, 0.0])
+
+
+def test_labels_in_dtype():
+    # label 2049 is no float16 (spacing 2 above 2048): rounded to even, it is 2048, whose logit is 1
+    z = np.zeros((1, 3000))
+    z[0, 2048] = 1.0
+    p = _problem("softmax_ce", z, [2049], "index", dtype="float16")
+    lse = math.log(2999 + math.e)
+    assert R.evaluate(p).value[0] == pytest.approx(lse, rel=1e-15)
+    assert _ev(p, labels_in_dtype=True).value[0] == pytest.approx(lse - 1.0, rel=1e-15)
+
+
+def test_log_clamp():
+    p = _problem("bce", [[0.0, 1.0]], [[1.0, 0.0]], "binary")
+    assert np.all(np.isinf(_ev(p).value))
+    assert np.array_equal(_ev(p, log_clamp=-100.0).value, [[100.0, 100.0]])
+
+
+def test_log_epsilon():
+    p = _problem("bce", [[0.5, 0.0]], [[1.0, 1.0]], "binary")
+    ev = _ev(p, log_epsilon=1e-7)
+    assert ev.value[0, 0] == pytest.approx(-math.log(0.5 + 1e-7), rel=1e-15)
+    assert ev.value[0, 1] == pytest.approx(-math.log(1e-7), rel=1e-15) and _ev(p).value[0, 1] == np.inf
+
+
+def test_log_grad_in_dtype():
+    # d/dq of -0.01 log q at q = 2^-20: -0.01 * 2^20 is finite, but 1/q = 2^20 overflows float16 (max 65504)
+    p = _problem("categorical_ce", [[2.0 ** -20, 1.0]], [[0.01, 0.99]], "soft", dtype="float16")
+    assert _ev(p).grad[0, 0] == pytest.approx(-0.01 * 2.0 ** 20, rel=1e-15)
+    assert _ev(p, log_grad_in_dtype=True).grad[0, 0] == -np.inf
+
+
+def test_mean_divisor_epsilon():
+    p = _problem("softmax_ce", np.zeros((3, 2)), [1, -100, 0], "index", reduction="mean", ignore_index=-100)
+    assert _ev(p, mean_by="valid_count").value == pytest.approx(math.log(2), rel=1e-15)  # 2 log 2 / 2
+    got = _ev(p, mean_by="valid_count", mean_divisor_epsilon=1e-7).value
+    assert got == pytest.approx(2 * math.log(2) / (2 + 1e-7), rel=1e-15)
+
+
+def test_one_hot_products():
+    # label 1 on logits [-inf, 0]: gathered, the loss is lse - z_1 = 0; one-hot products add 0 * (lse + inf)
+    p = _problem("softmax_ce", [[-np.inf, 0.0]], [1], "index")
+    assert _ev(p, zero_times_inf=True).value[0] == 0.0
+    assert np.isnan(_ev(p, zero_times_inf=True, one_hot_products=True).value[0])
+
+
+def test_prob_clip():
+    p = _problem("categorical_ce", [[0.0, 0.4, 0.6]], [0], "index")
+    assert _ev(p).value[0] == np.inf
+    assert _ev(p, prob_clip=1e-7).value[0] == pytest.approx(-math.log(1e-7), rel=1e-15)
+
+
+def test_probabilities_dtype():
+    p = _problem("bce", [[0.1]], [[1.0]], "binary")
+    assert _ev(p).value[0, 0] == pytest.approx(-math.log(0.1), rel=1e-15)
+    held = float(np.float32(0.1))  # the binding holds its probabilities in float32
+    assert held != 0.1 and _ev(p, probabilities_dtype="float32").value[0, 0] == pytest.approx(-math.log(held),
+                                                                                                rel=1e-15)
+
+
+def test_renormalize():
+    p = _problem("categorical_ce", [[0.2, 0.3, 0.4]], [2], "index")  # sums to 0.9
+    assert _ev(p).value[0] == pytest.approx(-math.log(0.4), rel=1e-15)
+    assert _ev(p, renormalize="before_clip").value[0] == pytest.approx(-math.log(0.4 / 0.9), rel=1e-15)
+
+
+def test_sigmoid_formula():
+    p = _problem("sigmoid_bce", [[np.inf, np.inf]], [[0.5, 1.0]], "soft")
+    assert np.array_equal(_ev(p).value, [[np.inf, 0.0]])  # the limits
+    # max(z, 0) - z t + log1p(e^-|z|) at z = inf: inf - inf at t = 0.5, inf - inf at t = 1
+    assert np.all(np.isnan(_ev(p, sigmoid_formula="max_shift").value))
+    # (1 - t) z + softplus(-z): 0.5 inf = inf; 0 * inf = NaN
+    lin = _ev(p, sigmoid_formula="linear").value
+    assert lin[0, 0] == np.inf and np.isnan(lin[0, 1])
+    # t softplus(-z) + (1 - t) softplus(z): 0 + 0.5 inf = inf; 0 + 0 * inf = NaN
+    prod = _ev(p, sigmoid_formula="products").value
+    assert prod[0, 0] == np.inf and np.isnan(prod[0, 1])
+
+
+def test_smoothing_last_axis():
+    # zero logits, 3 classes, 2 positions, channels first: every loss is sum(y) log 3; smoothing 0.3 puts
+    # 0.7 + 3 * 0.3 / 3 on the classes, or 0.7 + 3 * 0.3 / 2 when divided by the last axis the binding is
+    # handed (the 2 positions)
+    p = _problem("softmax_ce", np.zeros((1, 2, 3)), [[0, 2]], "index", label_smoothing=0.3, channels_first=True)
+    np.testing.assert_allclose(_ev(p).value, [[math.log(3)] * 2], rtol=1e-15)
+    np.testing.assert_allclose(_ev(p, smoothing_last_axis=True).value, [[1.15 * math.log(3)] * 2], rtol=1e-15)
+
+
+def test_upcast_half():
+    # float16 bce at p = t = 0 under the 1e-12 floor: 1e-12 is 0 in float16 (0 / 0), not in float32 (0 / 1e-12)
+    p = _problem("bce", [[0.0]], [[0.0]], "binary", dtype="float16", reduction="sum")
+    assert np.isnan(_ev(p, grad_denominator_floor=1e-12).grad[0, 0])
+    assert _ev(p, grad_denominator_floor=1e-12, upcast_half=True).grad[0, 0] == 0.0
+
+
+def test_where_empty_row():
+    p = _problem("softmax_ce", [[1.0, 2.0]], [0], "index", where=np.array([[False, False]]))
+    assert _ev(p).value[0] == 0.0 and np.array_equal(_ev(p).grad, [[0.0, 0.0]])  # contributes nothing
+    ev = _ev(p, where_empty_row="lse_minus_logit")
+    assert ev.value[0] == -np.inf and np.all(np.isnan(ev.grad))  # logsumexp over no class (-inf) minus 1
+
+
+def test_where_excluded_target():
+    p = _problem("softmax_ce", [[0.0, 0.0, 0.0]], [2], "index", where=np.array([[True, True, False]]))
+    assert _ev(p).value[0] == np.inf  # the target's class has no softmax mass
+    assert _ev(p, where_excluded_target="dropped").value[0] == 0.0  # its mass is left out of the sum
+    # logsumexp over the two included zeros, minus the label's own logit 0
+    assert _ev(p, where_excluded_target="label_logit").value[0] == pytest.approx(math.log(2), rel=1e-15)
+
+
+def test_zero_times_inf():
+    p = _problem("bce", [[1.0]], [[1.0]], "binary")
+    assert _ev(p).value[0, 0] == 0.0  # 0 * log 0 = 0 in the limit
+    assert np.isnan(_ev(p, zero_times_inf=True).value[0, 0])  # -(1 log 1 + 0 * log 0) as written
+
+
+# -- the registry -------------------------------------------------------------------------------------
+
+def test_every_registered_policy_has_its_test():
+    missing = [p.name for p in policies.REGISTRY if not callable(globals().get(f"test_{p.name}"))]
+    assert missing == []
+
+
+def test_convention_fields_and_schema_come_from_the_registry():
+    names = [p.name for p in policies.REGISTRY]
+    assert [f.name for f in fields(R.Convention)] == ["mean_by", "mean_last_axis", *names]
+    assert R.POLICIES == tuple(names) and all(f"{n}:" in R.Convention.__doc__ for n in names)
+    from xentcheck.expectations import SCHEMA
+
+    props = SCHEMA["properties"]["expect"]["properties"]
+    assert {n: props[n] for n in names} == policies.expect_schema()
+
+
+@pytest.mark.parametrize("policy", policies.REGISTRY, ids=lambda p: p.name)
+def test_a_value_outside_a_policys_schema_is_one_line(policy):
+    bad = 1.5 if policy.kind is bool else "nonsense"
+    raw = {"id": "x", "framework": "numpy", "bindings": ["b"], "expect": {policy.name: bad}, "reason": "r",
+           "source": "https://example.org"}
+    with pytest.raises(ExpectationError, match=f"expect.{policy.name}") as e:
+        _entry(raw, "f.toml: x")
+    assert "\n" not in str(e.value)
+
+
+def test_the_docs_table_and_the_schema_file_match_the_policies():
+    assert _generate.drifted() == [], "run: python -m xentcheck.policies --write"
+
+
+def test_the_drift_check_sees_a_changed_table():
+    docs = _generate.DOCS.read_text()
+    assert _generate.docs_text(docs.replace("| `prob_clip` |", "| `prob_clipped` |")) == docs
+    with pytest.raises(_generate.DriftError, match="needs one"):
+        _generate.docs_text(docs.replace(_generate.END, ""))
+
+
+def test_a_malformed_policy_is_refused():
+    with pytest.raises(ValueError, match="stage"):
+        policies.Policy("p", bool, "later", ("bce",), "doc")
+    with pytest.raises(ValueError, match="no hook"):
+        policies.Policy("p", bool, "core", ("bce",), "doc", hook=lambda flow: None)
+    with pytest.raises(ValueError, match="only a str policy"):
+        policies.Policy("p", float, "core", ("bce",), "doc", values=("a",))
+
+
+NEW_POLICY = '''"""A demonstration: the loss doubled after the formula."""
+from ._policy import Flow, Policy
+
+
+def _double(flow: Flow) -> None:
+    flow.loss = 2 * flow.loss
+
+
+POLICY = Policy(name="doubled", kind=bool, stage="after", ops=("bce",), hook=_double,
+                doc="The loss is twice the mathematics.")
+'''
+
+CHECK_NEW_POLICY = '''
+import numpy as np
+from xentcheck import policies, reference as R
+from xentcheck.expectations import SCHEMA
+from xentcheck.problem import Problem
+p = Problem("t", "bce", "float64", np.array([[0.5]]), np.array([[1.0]]), "binary")
+assert R.evaluate(p, R.Convention(doubled=True), np.ones((1, 1))).value[0, 0] == 2 * np.log(2)
+assert SCHEMA["properties"]["expect"]["properties"]["doubled"] == {"title": "expect.doubled", "type": "boolean"}
+assert "| `doubled` | `true` | after | bce | The loss is twice the mathematics. |" in policies.markdown_table()
+print("ok")
+'''
+
+
+def test_a_new_policy_is_one_file(tmp_path):
+    """A copy of the package plus one module: the Convention field, the schema, the docs table and the
+    pipeline all have the new policy."""
+    shutil.copytree(ROOT / "xentcheck", tmp_path / "xentcheck", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "xentcheck" / "policies" / "doubled.py").write_text(NEW_POLICY)
+    out = subprocess.run([sys.executable, "-c", CHECK_NEW_POLICY], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
