@@ -1,7 +1,7 @@
 """The JSON Schema of a ``[[case]]`` declaration (see ``cases/README.md``): key names, types and ranges.
 
 Rules that tie keys together (a target kind against the ops, explicit values against ``shape``) are
-checked in code after this (``cases._check``), each with its own one-line message.
+checked in code after this (``cases.loader._check``), each with its own one-line message.
 """
 from __future__ import annotations
 
