@@ -169,7 +169,7 @@ def load_catalog(paths: list[Path] | None = None, external: list[Path] = ()) -> 
     cases: dict[str, Case] = {}
     for files, schema in ((builtin, SCHEMA), (case_files(list(external)), EXTERNAL_SCHEMA)):
         for path in files:
-            for where, entry in tables([path], "case", "name", CaseError, "case"):
+            for where, entry in tables([path], "case", "name", CaseError, "case", arrays_may_hold_inf=True):
                 case = _check(entry, where, schema, Path(path).parent)
                 if case.name in cases:
                     raise CaseError(f"{where}: duplicate case name (also in {cases[case.name].source})")

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import jsonschema
 
+from .json_safety import non_finite
 
-def tables(paths: list[Path], key: str, name_key: str, error: type[Exception], what: str) -> Iterator[tuple[str, dict]]:
+
+def tables(paths: list[Path], key: str, name_key: str, error: type[Exception], what: str,
+           arrays_may_hold_inf: bool = False) -> Iterator[tuple[str, dict]]:
     """Yield ``(where, table)`` for every ``[[key]]`` table; ``where`` names the file, index and name.
+
+    A NaN or infinity is refused (the strict-JSON results could not hold it), except, with
+    ``arrays_may_hold_inf``, inside an explicit ``values`` array (a case's inputs, which are never written).
 
     An unreadable or malformed file raises ``error`` with one line naming it and the fix.
     """
@@ -21,7 +27,13 @@ def tables(paths: list[Path], key: str, name_key: str, error: type[Exception], w
             raise error(f"{path}: cannot read {what} file ({e}); fix the TOML syntax") from None
         for i, raw in enumerate(data.get(key, [])):
             name = raw.get(name_key, "?") if isinstance(raw, dict) else "?"
-            yield f"{Path(path).name}: {key} #{i + 1} {name!r}", raw
+            where = f"{Path(path).name}: {key} #{i + 1} {name!r}"
+            bad = non_finite({k: v for k, v in raw.items() if not isinstance(v, dict) or "values" not in v}
+                             if arrays_may_hold_inf and isinstance(raw, dict) else raw)
+            if bad:  # TOML has nan and inf; the results file (strict JSON) cannot hold them
+                raise error(f"{where}: {bad} is not a finite number (nan or inf); JSON results cannot hold it: "
+                            f"write a finite number (or, where the key takes one, the string \"nan\"/\"inf\")")
+            yield where, raw
 
 
 def check(table: dict, schema: dict, where: str, error: type[Exception]) -> None:

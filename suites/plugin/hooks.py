@@ -188,8 +188,9 @@ class Hooks:
         died (pytest-xdist replaces the worker)."""
         spec = self.started[report.nodeid]
         text = str(report.longrepr or "").strip()
+        crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", "")  # e.g. "SystemExit: 3"
         message = next((line.lstrip("E+ ").strip() for line in text.splitlines() if "Timeout" in line), None) \
-            or (text.splitlines() or ["the process died"])[0]
+            or (crash.strip().splitlines() or text.splitlines() or ["the process died"])[0]
         c = self.session.cases.get(spec.case)
         return CheckRecord(id=spec.id, framework=spec.framework, binding=spec.binding, api=spec.binding, op=spec.op,
                            case=spec.case, category=c.category if c else "", dtype=spec.dtype, mode=spec.mode,

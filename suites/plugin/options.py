@@ -145,9 +145,10 @@ class RunOptions:
             interactions.check_strength(opt("interactions"))
         except interactions.InteractionError as e:
             raise pytest.UsageError(str(e)) from None
-        results = Path(opt("results") or DEFAULT_RESULTS)
-        report = Path(opt("report")) if opt("report") else \
-            (results.with_suffix(".html") if opt("results") else DEFAULT_REPORT)
+        # absolute at start-up: a binding that changes the working folder cannot move where the run writes
+        results = Path(opt("results") or DEFAULT_RESULTS).absolute()
+        report = Path(opt("report")).absolute() if opt("report") else \
+            (results.with_suffix(".html") if opt("results") else DEFAULT_REPORT.absolute())
         if results.resolve() == report.resolve():
             raise pytest.UsageError(f"--results and --report are the same file ({results}); the report would "
                                     f"overwrite the results: give the report another path")
@@ -157,7 +158,8 @@ class RunOptions:
                    relation_examples=examples,
                    wide_relations=bool(fuzz or given is not None or opt("all_dtypes")),
                    results=results, report=report,
-                   expectations=tuple(Path(p) for p in (opt("expectations") or [DEFAULT_EXPECTATIONS])),
-                   baseline=opt("baseline"), cases=tuple(Path(p) for p in opt("cases")), wandb=opt("wandb"),
+                   expectations=tuple(Path(p).absolute() for p in (opt("expectations") or [DEFAULT_EXPECTATIONS])),
+                   baseline=opt("baseline") and str(Path(opt("baseline")).absolute()),
+                   cases=tuple(Path(p).absolute() for p in opt("cases")), wandb=opt("wandb"),
                    interactions=opt("interactions"), probe_capabilities=opt("probe_capabilities"),
                    sliced=() if names is not None or opt("all_dtypes") else FLOATX_SLICE)

@@ -47,7 +47,9 @@ def lock(results: Path) -> IO[str]:
                                 f"to finish or pass another --results") from None
     f.seek(0)
     f.truncate()
-    f.write(f"pid {os.getpid()}\n")
+    from .supervise import supervisor_pid
+
+    f.write(f"pid {supervisor_pid()}\n")  # the process the user started (the supervisor, when supervised)
     f.flush()
     return f
 

@@ -1,0 +1,106 @@
+"""The supervising parent (suites/plugin/supervise.py), on real processes: a binding that ends, hangs or
+is signalled never decides the run's exit status, and what finished is written, marked incomplete."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.runs import ROOT
+
+SLICE = ("-k", "float64 and none and value and (random_index or tutorial_logits)")
+
+
+def _cmd(tmp_path, adapter: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-p", "no:randomly", "suites/test_conformance.py", "--frameworks=",
+            f"--adapter=tests.hostile_adapter:{adapter}", *SLICE, f"--results={tmp_path / 'r.json'}", *extra]
+
+
+def _records(tmp_path) -> dict:
+    doc = json.loads((tmp_path / "r.json").read_text())
+    return doc, {r["id"].split("-")[2]: r for r in doc["records"]}
+
+
+def test_a_binding_that_exits_with_status_0_fails_the_run_and_keeps_what_finished(tmp_path):
+    (tmp_path / "r.json").write_text("the previous run's results")
+    r = subprocess.run(_cmd(tmp_path, "EXITING"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 6, r.stdout[-2000:] + r.stderr[-2000:]  # DID_NOT_FINISH, never 0
+    assert "xentcheck: DID NOT FINISH: the run's process exited with status 0 before it finished" in r.stderr
+    doc, by_case = _records(tmp_path)  # the previous file is replaced by this run's, marked incomplete
+    assert doc["complete"] is False and "exited with status 0" in doc["incomplete"]["reason"]
+    assert by_case["random_index"]["outcome"] == "pass"
+    assert by_case["tutorial_logits"]["outcome"] == "error"
+    assert "exited with status 0" in by_case["tutorial_logits"]["reason"]
+    assert list(tmp_path.glob("r.json.*.partial.jsonl"))  # the journal is kept
+
+
+def test_a_hang_in_native_code_is_ended_by_the_timeout_and_recorded(tmp_path):
+    r = subprocess.run(_cmd(tmp_path, "NATIVE_HANG", "--timeout=1"), cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 6, r.stderr[-2000:]
+    doc, by_case = _records(tmp_path)
+    assert doc["complete"] is False
+    assert by_case["tutorial_logits"]["outcome"] == "error"
+    assert "timed out" in by_case["tutorial_logits"]["reason"]
+
+
+def test_sigterm_ends_a_run_hung_in_native_code_with_results_marked_incomplete(tmp_path):
+    run = subprocess.Popen(_cmd(tmp_path, "NATIVE_HANG"), cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):  # until the hang has begun: its check is the second (a poll, not a timing)
+            found = list(tmp_path.glob("r.json.*.partial.jsonl"))
+            if found and "random_index" in found[0].read_text():
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)  # the grace is seconds; 60 only bounds a broken test
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 2, err[-2000:]
+    assert "interrupted by SIGTERM" in err
+    doc, by_case = _records(tmp_path)
+    assert doc["complete"] is False and "SIGTERM" in doc["incomplete"]["reason"]
+    assert by_case["random_index"]["outcome"] == "pass"
+
+
+def test_sys_exit_in_a_binding_is_named_in_its_record(tmp_path):
+    r = subprocess.run(_cmd(tmp_path, "SYS_EXIT"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stderr[-2000:]
+    _, by_case = _records(tmp_path)
+    assert by_case["tutorial_logits"]["outcome"] == "error"
+    assert "SystemExit: 3" in by_case["tutorial_logits"]["reason"]
+
+
+def test_a_binding_that_changes_the_working_folder_does_not_move_the_results(tmp_path):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:randomly", "suites/test_conformance.py", "--frameworks=",
+           "--adapter=tests.hostile_adapter:CHDIR", *SLICE, "--results=results-c29/r.json"]
+    env = {**os.environ, "XC_CHDIR_TO": str(other), "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    try:
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert (ROOT / "results-c29" / "r.json").is_file() and not (other / "results-c29").exists()
+    finally:
+        import shutil
+
+        shutil.rmtree(ROOT / "results-c29", ignore_errors=True)
+
+
+def test_an_environment_with_a_set_and_a_nan_is_written_as_plain_json(tmp_path):
+    r = subprocess.run(_cmd(tmp_path, "ODD_ENVIRONMENT"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    doc, _ = _records(tmp_path)
+    env = doc["environment"]["frameworks"]["oddenv"]
+    assert env["flags"] == ["a", "b"] and env["clock"] == "nan"
+
+
+def test_an_external_adapter_cannot_take_a_builtin_name(tmp_path):
+    r = subprocess.run(_cmd(tmp_path, "NAMED_NUMPY"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 4
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and "its name 'numpy' is a built-in framework's" in err[0]
