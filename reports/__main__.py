@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = write_atomic(args.output, text)
     except OSError as e:
-        print(f"error: cannot write {args.output} ({e.strerror}); choose a writable path with -o", file=sys.stderr)
+        print(f"error: cannot write {args.output} ({e.strerror or e}); choose a writable path with -o", file=sys.stderr)
         return 2
     print(f"{what} written to {path}")
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from .records import BenchRecord, BenchSection, CheckRecord, Results, StabilityRecord, summarize
+from .safe_output import open_new
 
 JOURNAL_VERSION = 1
 Record = CheckRecord | BenchRecord | StabilityRecord
@@ -38,7 +39,7 @@ class Journal:
     def write(self, rec: Record, header: Callable[[], dict]) -> None:
         """Append ``rec``; the first write opens the file and writes ``header()`` before it."""
         if self._file is None:
-            self._file = open(self.path, "w")  # noqa: SIM115 - kept open for the whole run
+            self._file = open_new(self.path)  # kept open for the whole run; never through a planted link
             self._line({"journal": JOURNAL_VERSION, **header()})
         kind = "bench" if isinstance(rec, BenchRecord) else "stability" if isinstance(rec, StabilityRecord) else "check"
         self._line({"kind": kind, "record": rec.to_json()})

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from .records import BenchSection, CheckRecord, Results, StabilityRecord, summarize
+from .safe_output import write_atomic  # re-exported: every output file is written through it
 
 __all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "Results", "ResultsError", "document", "load", "schema", "summarize",
            "validate", "write_atomic"]
@@ -92,24 +91,6 @@ def dumps(doc: Results) -> str:
         body = ",\n".join(json.dumps(item, allow_nan=False) for item in items)
         parts.append(f',\n "{k}": [' + (f"\n{body}\n ]" if items else "]"))
     return "".join(parts) + ("\n}" if lists else "")
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file + rename), creating parent folders."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
 
 
 def document(environment: dict, records: list[CheckRecord], expectations: dict,
