@@ -53,8 +53,8 @@ def test_a_keyword_slice_with_a_baseline_fails_when_a_binding_it_selects_vanishe
     base = _run(tmp_path, "base.json", *two, "-k", "random_index and float64 and value")
     assert base.returncode == 0, base.stdout[-2000:]
     baseline = f"--baseline={tmp_path / 'base.json'}"
-    gone = _run(tmp_path, "gone.json", "--adapter=tests.fake_adapter:HONEST", "-k", "random_index and float64 and value",
-                baseline)
+    gone = _run(tmp_path, "gone.json", "--adapter=tests.fake_adapter:HONEST", "-k",
+                "random_index and float64 and value", baseline)
     assert gone.returncode == 1 and "REGRESSION framework oddenv vanished" in gone.stdout, gone.stdout[-2000:]
     left = _run(tmp_path, "left.json", "--adapter=tests.fake_adapter:HONEST", "-k",
                 "fake- and random_index and float64 and value", baseline)

@@ -69,6 +69,9 @@ def load(path: str | Path) -> Results:
         raise ResultsError(f"{p}: cannot read ({e}); check the path and permissions") from None
     except json.JSONDecodeError as e:
         raise ResultsError(f"{p}: not JSON ({e.msg} at line {e.lineno}); is this a results file?") from None
+    except RecursionError:  # nested beyond what the parser follows: no results file is
+        raise ResultsError(f"{p}: nested too deeply to be a results file; pass a results JSON written by a run") \
+            from None
     except ValueError as e:  # a NaN/Infinity token
         raise ResultsError(f"{p}: {e}; a results file is strict JSON (xentcheck writes non-finite numbers as "
                            f"strings), so this one was not written by xentcheck or was edited") from None
