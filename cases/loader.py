@@ -2,6 +2,7 @@
 together, ``values_file`` arrays, and the catalog of built-in and external declaration files."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ EXTERNAL_SCHEMA = case_schema(None)
 _ARRAYS = ("logits", "probs", "targets")
 
 
-def _load_values(spec: dict, key: str, base: Path, where: str) -> dict:
+def _load_values(spec: dict, key: str, base: Path, where: str, confine: bool = True) -> dict:
     """``spec`` with its ``values_file`` (a .npy file, or FILE.npz:KEY, beside the declaration) read
     into ``values``; a missing or unreadable file, or one that is not real numbers, is one line."""
     if "values_file" not in spec:
@@ -52,6 +53,10 @@ def _load_values(spec: dict, key: str, base: Path, where: str) -> dict:
         raise CaseError(f"{where}: {key} has both values and values_file; keep one")
     name, _, array = spec["values_file"].partition(":")
     path = base / name
+    if confine and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(base)):
+        raise CaseError(f"{where}: {key}.values_file {name!r} is outside the declaration's folder {base} (through "
+                        f"'..', an absolute path or a link); put the file beside the declaration, or pass "
+                        f"--values-outside")
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -63,7 +68,11 @@ def _load_values(spec: dict, key: str, base: Path, where: str) -> dict:
         if array not in data.files:
             raise CaseError(f"{where}: {key}.values_file: name one of the arrays of {name} as {name}:KEY "
                             f"(it holds {', '.join(data.files)})")
-        data = data[array]
+        try:
+            data = data[array]
+        except (OSError, ValueError) as e:  # e.g. an object array, which would need pickle: never loaded
+            raise CaseError(f"{where}: {key}.values_file: {name}:{array} cannot be read without pickle or is "
+                            f"damaged ({e}); save real numbers with np.savez") from None
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
         raise CaseError(f"{where}: {key}.values_file: {path} holds {data.dtype}; expected real numbers")
     return {**{k: v for k, v in spec.items() if k != "values_file"}, "values": data}
@@ -80,11 +89,12 @@ def _channels_last(spec: dict, shape: tuple[int, ...]) -> dict:
     return {**spec, "values": v}
 
 
-def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = None) -> Case:
+def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = None, confine: bool = True) -> Case:
     """A validated case: the schema (keys, types, ranges), then the rules that tie keys together.
     ``base`` is the declaration's folder, where ``values_file`` arrays are read from."""
     check(entry, schema, where, CaseError)
-    entry = {k: (_load_values(v, k, base or CATALOG_DIR, where) if k in _ARRAYS else v) for k, v in entry.items()}
+    entry = {k: (_load_values(v, k, base or CATALOG_DIR, where, confine) if k in _ARRAYS else v)
+             for k, v in entry.items()}
     kind = entry["targets"].get("kind", "index")
     shape = tuple(entry["shape"])
     if entry.get("channels_first"):
@@ -130,6 +140,7 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
         raise CaseError(f"{where}: op nll needs 'logits' (log-probabilities as given) or 'probs' (their logs)")
     if "logits" not in entry and set(entry["ops"]) & {"softmax_ce", "sigmoid_bce"}:
         raise CaseError(f"{where}: logit ops need 'logits'")
+    _check_ranges(entry, shape, kind, where)
     kw = {k: v for k, v in entry.items() if k != "description"}
     kw["ops"], kw["shape"] = tuple(kw["ops"]), shape
     for key in ("reductions", "dtypes"):
@@ -142,6 +153,47 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
     except CaseError as e:
         raise CaseError(f"{where}: {e}") from None
     return case
+
+
+#: the most elements a declared input may have (the largest built-in case has 256,512): a typo such as
+#: [1000000, 1000000] is refused at load instead of exhausting memory mid-run
+MAX_ELEMENTS = 50_000_000
+
+
+def _check_ranges(entry: dict, shape: tuple[int, ...], kind: str, where: str) -> None:
+    """What the schema cannot see: sizes, rows and columns against ``shape``, ``low <= high``, and
+    explicit labels within the classes (an out-of-range label belongs in an ``invalid`` case)."""
+    if shape[-1] < 1:
+        raise CaseError(f"{where}: shape {list(shape)} has no classes (last axis 0); give at least one class")
+    size = int(np.prod(shape, dtype=np.float64))
+    if size > MAX_ELEMENTS:
+        raise CaseError(f"{where}: shape {list(shape)} has {size:.3g} elements, more than {MAX_ELEMENTS:,}; "
+                        f"declare a smaller input")
+    for key in ("mask", "where", "poison", "invalid"):
+        spec = entry.get(key) or {}
+        for sub in ("rows", "on_target"):
+            bad = [r for r in spec.get(sub, []) if r >= shape[0]]
+            if bad:
+                raise CaseError(f"{where}: {key}.{sub} names row {bad[0]}, but shape {list(shape)} has {shape[0]} "
+                                f"rows (0 to {shape[0] - 1})")
+    column = (entry.get("poison") or {}).get("column")
+    if column is not None and column >= shape[-1]:
+        raise CaseError(f"{where}: poison.column {column} is outside the {shape[-1]} classes (0 to {shape[-1] - 1})")
+    for key in ("logits", "probs", "class_weight", "sample_weight", "pos_weight"):
+        spec = entry.get(key)
+        if isinstance(spec, dict) and "low" in spec and "high" in spec and spec["low"] > spec["high"]:
+            raise CaseError(f"{where}: {key}.low = {spec['low']} is above {key}.high = {spec['high']}; swap them")
+    total = entry["targets"].get("total")
+    if total and total["low"] > total["high"]:
+        raise CaseError(f"{where}: targets.total.low is above targets.total.high; swap them")
+    values = entry["targets"].get("values")
+    if kind == "index" and values is not None and entry.get("invalid") is None:
+        labels = np.asarray(values)
+        ok = ((labels >= 0) & (labels < shape[-1])) | (labels == entry.get("ignore_index", -(2**63)))
+        if labels.size and not ok.all():
+            bad = labels[~ok].flat[0]
+            raise CaseError(f"{where}: targets.values holds label {bad}, outside the {shape[-1]} classes (and not "
+                            f"ignore_index); an out-of-range label belongs in a case with 'invalid'")
 
 
 def case_files(specs: list[Path]) -> list[Path]:
@@ -161,16 +213,16 @@ def case_files(specs: list[Path]) -> list[Path]:
     return out
 
 
-def load_catalog(paths: list[Path] | None = None, external: list[Path] = ()) -> list[Case]:
+def load_catalog(paths: list[Path] | None = None, external: list[Path] = (), confine: bool = True) -> list[Case]:
     """Load every case from ``cases/*.toml`` (or the given files), and the declarations ``external``
     names (files or folders from outside the repository: any category name, values files beside them);
-    names must be unique across all."""
+    names must be unique across all. ``confine``: a ``values_file`` must lie in its declaration's folder."""
     builtin = sorted(CATALOG_DIR.glob("*.toml")) if paths is None else list(paths)
     cases: dict[str, Case] = {}
     for files, schema in ((builtin, SCHEMA), (case_files(list(external)), EXTERNAL_SCHEMA)):
         for path in files:
             for where, entry in tables([path], "case", "name", CaseError, "case", arrays_may_hold_inf=True):
-                case = _check(entry, where, schema, Path(path).parent)
+                case = _check(entry, where, schema, Path(path).parent, confine)
                 if case.name in cases:
                     raise CaseError(f"{where}: duplicate case name (also in {cases[case.name].source})")
                 cases[case.name] = case

@@ -36,11 +36,19 @@ def tables(paths: list[Path], key: str, name_key: str, error: type[Exception], w
             yield where, raw
 
 
+#: JSON Schema counts 4.0 as an integer; code that indexes, seeds or shapes with it does not, so an
+#: integer here is an int (TOML writes 4 and 4.0 differently)
+_STRICT = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)))
+
+
 def check(table: dict, schema: dict, where: str, error: type[Exception]) -> None:
     """Raise ``error`` with one line for the first way ``table`` breaks ``schema``: an unknown key
     first (a misspelt key is also a missing one, and the misspelling is the news), then the most
     specific problem jsonschema finds."""
-    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(table))
+    errors = list(_STRICT(schema).iter_errors(table))
     unknown = [e for e in errors if e.validator == "additionalProperties"]
     best = unknown[0] if unknown else jsonschema.exceptions.best_match(errors)
     if best is not None:

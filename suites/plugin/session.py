@@ -64,7 +64,8 @@ class XentSession:
         if twice:  # the second would silently replace the first
             raise pytest.UsageError(f"--adapter: two adapters are named {twice!r}; give each its own name")
         try:
-            self.cases: dict[str, Case] = {c.name: c for c in load_catalog(external=list(options.cases))}
+            self.cases: dict[str, Case] = {c.name: c for c in load_catalog(external=list(options.cases),
+                                                                      confine=not options.values_outside)}
             self.registry = load_registry(list(options.expectations))
         except (CaseError, ExpectationError) as e:
             raise pytest.UsageError(str(e)) from None
