@@ -57,6 +57,8 @@ def _load_values(spec: dict, key: str, base: Path, where: str, confine: bool = T
         raise CaseError(f"{where}: {key}.values_file {name!r} is outside the declaration's folder {base} (through "
                         f"'..', an absolute path or a link); put the file beside the declaration, or pass "
                         f"--values-outside")
+    if path.exists() and not path.is_file():  # a fifo or a device would block the read
+        raise CaseError(f"{where}: {key}.values_file: {path} is not a regular file; save the array with np.save")
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:

@@ -21,6 +21,8 @@ def tables(paths: list[Path], key: str, name_key: str, error: type[Exception], w
     An unreadable or malformed file raises ``error`` with one line naming it and the fix.
     """
     for path in paths:
+        if Path(path).exists() and not Path(path).is_file():  # a fifo or a device would block the read
+            raise error(f"{path}: not a regular file; pass a {what} .toml file")
         try:
             data = tomllib.loads(Path(path).read_text())
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:

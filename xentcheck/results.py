@@ -61,6 +61,8 @@ def _not_json(token: str) -> float:
 def load(path: str | Path) -> Results:
     """Read, validate and parse a results file."""
     p = Path(path)
+    if p.exists() and not p.is_file():  # a fifo or a device would block the read or never end
+        raise ResultsError(f"{p}: not a regular file; pass the path of a results JSON written by a run")
     try:
         doc = json.loads(p.read_text(), parse_constant=_not_json)
     except FileNotFoundError:

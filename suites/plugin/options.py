@@ -172,7 +172,7 @@ class RunOptions:
                    relation_examples=examples,
                    wide_relations=bool(fuzz or given is not None or opt("all_dtypes")),
                    results=results, report=report,
-                   expectations=tuple(user_path(p) for p in opt("expectations")) or (DEFAULT_EXPECTATIONS,),
+                   expectations=tuple(user_path(p) for p in opt("expectations") or ()) or (DEFAULT_EXPECTATIONS,),
                    baseline=opt("baseline") and str(user_path(opt("baseline"))),
                    cases=tuple(user_path(p) for p in opt("cases")), wandb=opt("wandb"),
                    values_outside=opt("values_outside"),
