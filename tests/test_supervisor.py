@@ -104,3 +104,36 @@ def test_an_external_adapter_cannot_take_a_builtin_name(tmp_path):
     assert r.returncode == 4
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(err) == 1 and "its name 'numpy' is a built-in framework's" in err[0]
+
+
+def test_two_external_adapters_with_one_name_are_refused(tmp_path):
+    r = subprocess.run([*_cmd(tmp_path, "ODD_ENVIRONMENT"), "--adapter=tests.hostile_adapter:ODD_ENVIRONMENT"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 4 and len(err) == 1 and "two adapters are named 'oddenv'" in err[0]
+
+
+def test_without_the_supervisor_an_exit_0_passes_for_a_finished_run(tmp_path):
+    """What --no-supervisor gives up (documented): the process that ends is the one that decides."""
+    r = subprocess.run([*_cmd(tmp_path, "EXITING"), "--no-supervisor"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and not (tmp_path / "r.json").exists()
+
+
+def test_results_to_a_device_are_refused_at_start_up(tmp_path):
+    cmd = [c for c in _cmd(tmp_path, "EXITING") if not c.startswith("--results")] + ["--results=/dev/null"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 4 and len(err) == 1 and "not a regular file" in err[0]
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+
+
+def test_a_run_selected_by_node_id_says_it_is_a_slice(tmp_path):
+    node = "suites/test_conformance.py::test_conformance[oddenv-fake.softmax_ce-random_index-float64-eager-none-value]"
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", node, "--frameworks=",
+                        "--adapter=tests.hostile_adapter:ODD_ENVIRONMENT", f"--results={tmp_path / 'r.json'}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:]
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["environment"]["slice"] == "node ids" and doc["expectations"]["unused"] == []
+    assert "the run was a slice (node ids)" in r.stdout
