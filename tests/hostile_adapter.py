@@ -64,3 +64,29 @@ SYS_EXIT = SysExitAdapter("sysexit")
 CHDIR = ChdirAdapter("chdir")
 ODD_ENVIRONMENT = OddEnvironmentAdapter("oddenv")
 NAMED_NUMPY = FakeAdapter("numpy")  # takes a built-in framework's name
+
+
+class ForkingExitAdapter(FakeAdapter):
+    """Leaves a grandchild that holds every inherited descriptor open (the supervisor's pipe too), then
+    ends its process with status 0."""
+
+    def run(self, binding, problem, **kw):
+        if problem.case == _CASE:
+            if os.fork() == 0:
+                time.sleep(20)
+                os._exit(0)
+            os._exit(0)
+        return super().run(binding, problem, **kw)
+
+
+class SleepingAdapter(FakeAdapter):
+    """Sleeps in Python on one case (a signal handler can run): a healthy run that is cancelled."""
+
+    def run(self, binding, problem, **kw):
+        if problem.case == _CASE:
+            time.sleep(600)
+        return super().run(binding, problem, **kw)
+
+
+FORKING_EXIT = ForkingExitAdapter("forks")
+SLEEPING = SleepingAdapter("sleeps")

@@ -37,7 +37,7 @@ def test_a_binding_that_exits_with_status_0_fails_the_run_and_keeps_what_finishe
 
 def test_a_hang_in_native_code_is_ended_by_the_timeout_and_recorded(tmp_path):
     r = subprocess.run(_cmd(tmp_path, "NATIVE_HANG", "--timeout=1"), cwd=ROOT, capture_output=True, text=True,
-                       timeout=300)
+                       timeout=300, env={**os.environ, "XENTCHECK_GRACE_S": "3"})
     assert r.returncode == 6, r.stderr[-2000:]
     doc, by_case = _records(tmp_path)
     assert doc["complete"] is False
@@ -47,7 +47,7 @@ def test_a_hang_in_native_code_is_ended_by_the_timeout_and_recorded(tmp_path):
 
 def test_sigterm_ends_a_run_hung_in_native_code_with_results_marked_incomplete(tmp_path):
     run = subprocess.Popen(_cmd(tmp_path, "NATIVE_HANG"), cwd=ROOT, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+                           stderr=subprocess.PIPE, text=True, env={**os.environ, "XENTCHECK_GRACE_S": "3"})
     try:
         for _ in range(1200):  # until the hang has begun: its check is the second (a poll, not a timing)
             found = list(tmp_path.glob("r.json.*.partial.jsonl"))
@@ -137,3 +137,36 @@ def test_a_run_selected_by_node_id_says_it_is_a_slice(tmp_path):
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["environment"]["slice"] == "node ids" and doc["expectations"]["unused"] == []
     assert "the run was a slice (node ids)" in r.stdout
+
+
+def test_a_binding_killed_by_a_signal_in_a_plain_run_keeps_what_finished(tmp_path):
+    cmd = [c.replace("tests.hostile_adapter:X", "tests.fake_adapter:CRASHING") for c in _cmd(tmp_path, "X")]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 6 and "was killed by SIGKILL" in r.stderr, r.stderr[-2000:]
+    doc, by_case = _records(tmp_path)
+    assert doc["complete"] is False and by_case["random_index"]["outcome"] == "pass"
+
+
+def test_a_grandchild_holding_the_pipe_open_does_not_keep_the_supervisor_waiting(tmp_path):
+    r = subprocess.run(_cmd(tmp_path, "FORKING_EXIT"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 6 and "exited with status 0" in r.stderr
+
+
+def test_sigterm_to_a_healthy_run_stops_it_through_its_own_handler(tmp_path):
+    run = subprocess.Popen(_cmd(tmp_path, "SLEEPING"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env={**os.environ, "XENTCHECK_GRACE_S": "120"})  # a loaded machine is slow
+    try:
+        for _ in range(1200):  # until the sleep has begun (a poll, not a timing)
+            found = list(tmp_path.glob("r.json.*.partial.jsonl"))
+            if found and "random_index" in found[0].read_text():
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 2 and "DID NOT FINISH" not in err  # the child wrote its own results in time
+    doc, _ = _records(tmp_path)
+    assert doc["complete"] is False and doc["incomplete"]["reason"] == "interrupted by SIGTERM"

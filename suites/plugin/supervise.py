@@ -7,7 +7,7 @@ a segfault, the OOM killer) cannot pass for a finished run: the parent turns the
 results marked incomplete, adds an ``error`` record for the check that was running, and exits with
 :data:`DID_NOT_FINISH`. The parent also bounds what the child may take:
 
-- a test that runs past pytest-timeout's ``timeout`` by more than :data:`GRACE_S` (a hang in native code,
+- a test that runs past pytest-timeout's ``timeout`` by more than :data:`GRACE_S` (15 s; a hang in native code,
   which pytest-timeout's signal cannot interrupt) gets the child killed and is recorded as timed out;
 - SIGTERM, SIGINT or SIGHUP reaches the child as SIGTERM (it writes results marked incomplete); a child
   that has not ended :data:`GRACE_S` seconds later is killed and the parent writes the results.
@@ -31,7 +31,8 @@ import pytest
 #: exit status of a run whose process ended (or was ended) before it finished
 DID_NOT_FINISH = 6
 #: seconds a hung test may run past pytest-timeout's limit, and a signalled child may take to stop
-GRACE_S = 5.0
+#: (XENTCHECK_GRACE_S sets another)
+GRACE_S = float(os.environ.get("XENTCHECK_GRACE_S", "15"))
 _ENV = "XENTCHECK_SUPERVISED"
 
 
