@@ -33,6 +33,8 @@ class Case:
     poison: dict | None = None
     invalid: dict | None = None
     channels_first: bool = False
+    #: an explicit upstream gradient for the unreduced checks ({values}), else a seeded one
+    cotangent: dict | None = None
     description: str = ""
     source: str = field(default="", compare=False)
 

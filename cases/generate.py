@@ -25,7 +25,9 @@ def build_problem(case: Case, op: str, dtype: str, reduction: str) -> Problem:
     if case.mask is not None:
         logits, target = _mask(case.mask, logits, target, kind, np.random.default_rng(case.seed + 3))
     where = None
-    if case.where is not None:
+    if case.where is not None and "values" in case.where:  # the mask as declared; the targets as they are
+        where = np.asarray(case.where["values"]).astype(bool)
+    elif case.where is not None:
         excluded, target = _exclude(case.where, shape, target, kind, np.random.default_rng(case.seed + 4))
         where = ~excluded
     if case.poison is not None:
@@ -62,7 +64,7 @@ def build_problem(case: Case, op: str, dtype: str, reduction: str) -> Problem:
     c = shape[-1]
     weight_rng = np.random.default_rng(case.seed + 2)
     cw = _weights(case.class_weight, (c,), weight_rng, dtype)
-    sw = _weights(case.sample_weight, (shape[0],), weight_rng, dtype)
+    sw = _weights(case.sample_weight, (shape[0],), weight_rng, dtype, per_element=shape[:-1])
     pw = _weights(case.pos_weight, (c,), weight_rng, dtype)
     return Problem(
         case=case.name, op=op, dtype=dtype, x=x, target=target, target_kind=kind,
@@ -70,6 +72,7 @@ def build_problem(case: Case, op: str, dtype: str, reduction: str) -> Problem:
         ignore_index=ignore, label_smoothing=float(case.label_smoothing), category=case.category,
         invalid_target=invalid, malformed=(case.invalid or {}).get("form"),
         channels_first=bool(case.channels_first), where=where,
+        cotangent=None if case.cotangent is None else np.asarray(case.cotangent["values"], dtype=np.float64),
     )
 
 
@@ -178,14 +181,19 @@ def _targets(spec: dict, shape, categorical: bool, rng: np.random.Generator):
     return (rng.random(shape) < float(spec.get("p", 0.5))).astype(np.float64), "binary"
 
 
-def _weights(spec, shape, rng: np.random.Generator, dtype: str) -> np.ndarray | None:
+def _weights(spec, shape, rng: np.random.Generator, dtype: str,
+             per_element: tuple[int, ...] | None = None) -> np.ndarray | None:
+    """Weights of ``shape``; sample weights (``per_element`` given) may also be one per element of a
+    spatial input, ``per_element`` = (N, d1, ...): explicit values of that shape, or ``per_element = true``."""
     if spec is None:
         return None
     if isinstance(spec, (int, float)):
         return round_to(np.full(shape, float(spec)), dtype)
-    if isinstance(spec, list):
-        a = np.asarray(spec, dtype=np.float64)
-        if a.shape != shape:
-            raise CaseError(f"weights list has shape {a.shape}, expected {shape}")
+    if isinstance(spec, list) or "values" in spec:
+        a = np.asarray(spec if isinstance(spec, list) else spec["values"], dtype=np.float64)
+        if a.shape != shape and (per_element is None or a.shape != per_element):
+            also = f" or {per_element} (one per element)" if per_element and per_element != shape else ""
+            raise CaseError(f"weights have shape {a.shape}, expected {shape}{also}")
         return round_to(a, dtype)
-    return round_to(rng.uniform(float(spec.get("low", 0.5)), float(spec.get("high", 2.0)), size=shape), dtype)
+    size = per_element if spec.get("per_element") and per_element is not None else shape
+    return round_to(rng.uniform(float(spec.get("low", 0.5)), float(spec.get("high", 2.0)), size=size), dtype)

@@ -42,6 +42,8 @@ SCHEMA = case_schema(CATEGORIES)
 #: cases from outside the repository (--cases) may file themselves under categories of their own
 EXTERNAL_SCHEMA = case_schema(None)
 _ARRAYS = ("logits", "probs", "targets")
+#: keys that may hold explicit arrays too ({ values } or { values_file }), given class-last
+_EXPLICIT = ("class_weight", "sample_weight", "pos_weight", "where", "cotangent")
 
 
 def _load_values(spec: dict, key: str, base: Path, where: str, confine: bool = True) -> dict:
@@ -75,7 +77,8 @@ def _load_values(spec: dict, key: str, base: Path, where: str, confine: bool = T
         except (OSError, ValueError) as e:  # e.g. an object array, which would need pickle: never loaded
             raise CaseError(f"{where}: {key}.values_file: {name}:{array} cannot be read without pickle or is "
                             f"damaged ({e}); save real numbers with np.savez") from None
-    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)
+            or data.dtype == np.bool_):
         raise CaseError(f"{where}: {key}.values_file: {path} holds {data.dtype}; expected real numbers")
     return {**{k: v for k, v in spec.items() if k != "values_file"}, "values": data}
 
@@ -95,7 +98,8 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
     """A validated case: the schema (keys, types, ranges), then the rules that tie keys together.
     ``base`` is the declaration's folder, where ``values_file`` arrays are read from."""
     check(entry, schema, where, CaseError)
-    entry = {k: (_load_values(v, k, base or CATALOG_DIR, where, confine) if k in _ARRAYS else v)
+    entry = {k: (_load_values(v, k, base or CATALOG_DIR, where, confine)
+                 if k in _ARRAYS or (k in _EXPLICIT and isinstance(v, dict)) else v)
              for k, v in entry.items()}
     kind = entry["targets"].get("kind", "index")
     shape = tuple(entry["shape"])
@@ -143,6 +147,7 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
     if "logits" not in entry and set(entry["ops"]) & {"softmax_ce", "sigmoid_bce"}:
         raise CaseError(f"{where}: logit ops need 'logits'")
     _check_ranges(entry, shape, kind, where)
+    _check_explicit(entry, shape, categorical, where)
     kw = {k: v for k, v in entry.items() if k != "description"}
     kw["ops"], kw["shape"] = tuple(kw["ops"]), shape
     for key in ("reductions", "dtypes"):
@@ -160,6 +165,29 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
 #: the most elements a declared input may have (the largest built-in case has 256,512): a typo such as
 #: [1000000, 1000000] is refused at load instead of exhausting memory mid-run
 MAX_ELEMENTS = 50_000_000
+
+
+def _check_explicit(entry: dict, shape: tuple[int, ...], categorical: list[bool], where: str) -> None:
+    """An explicit ``where`` mask and ``cotangent`` against the shape and the other keys."""
+    mask = entry.get("where") or {}
+    if "values" in mask:
+        others = ", ".join(sorted(set(mask) - {"values"}))
+        if others:
+            raise CaseError(f"{where}: where has values (the mask itself) and {others}; keep one way of giving it")
+        got = np.shape(mask["values"])
+        if got != shape:
+            raise CaseError(f"{where}: where.values has shape {got}, expected the input's shape {shape}")
+    cot = entry.get("cotangent")
+    if cot is not None:
+        if "none" not in entry.get("reductions", ("none", "mean")):
+            raise CaseError(f"{where}: cotangent is the upstream gradient of the unreduced output: the case needs "
+                            f"reduction 'none'")
+        if any(categorical) and not all(categorical):
+            raise CaseError(f"{where}: cotangent needs ops of one kind (categorical or binary): their outputs differ")
+        want = shape[:-1] if all(categorical) else shape
+        got = np.shape(cot["values"])
+        if got != want:
+            raise CaseError(f"{where}: cotangent has shape {got}, expected the unreduced output's {want}")
 
 
 def _check_ranges(entry: dict, shape: tuple[int, ...], kind: str, where: str) -> None:

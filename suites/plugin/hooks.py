@@ -66,6 +66,8 @@ class Hooks:
         """SIGINT and SIGTERM stop the run as an interruption (pytest then finishes the session, so the
         results are written, marked incomplete, and the journal is kept)."""
         def stop(signum, frame):
+            if self.signal:  # a second signal (Ctrl-C reaches the supervisor too, which passes SIGTERM on)
+                return  # must not interrupt the writing of the results the first one started
             self.signal = signal.Signals(signum).name
             raise KeyboardInterrupt(self.signal)
 
