@@ -271,3 +271,17 @@ def test_paths_passed_to_run_resolve_against_the_callers_folder(monkeypatch, tmp
     assert user_path("/abs/r.json") == type(tmp_path)("/abs/r.json")
     monkeypatch.delenv("XENTCHECK_CALLER_DIR")
     assert user_path("r.json").is_absolute()
+
+
+def test_an_external_cases_records_carry_no_snippet_of_its_arrays(tmp_path):
+    from suites.plugin.writer import Writer
+
+    w = Writer(tmp_path / "r.json", tmp_path / "r.html", redact_cases=frozenset({"private_case"}))
+    mine = _run(HONEST, "random_index")
+    mine.case, mine.repro = "private_case", "x = np.array([[0.1, 0.2]])"
+    builtin = _run(HONEST, "random_index", check="grad")
+    builtin.repro = "x = np.array([[0.3]])"
+    w.add(mine)
+    w.add(builtin)
+    w.journal.close(remove=True)
+    assert mine.repro is None and builtin.repro is not None

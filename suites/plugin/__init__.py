@@ -50,7 +50,12 @@ def pytest_configure(config: pytest.Config) -> None:
     options = RunOptions.from_config(config)
     xs = XentSession(options, ["pytest", *config.invocation_params.args], config.getoption)
     config.stash[_KEY] = xs
-    hooks = Hooks(config, xs, Writer(options.results, options.report))
+    redact = frozenset()
+    if options.cases and not config.getoption("snippets_with_inputs"):
+        from cases import load_catalog
+
+        redact = frozenset(xs.cases) - {c.name for c in load_catalog()}
+    hooks = Hooks(config, xs, Writer(options.results, options.report, redact_cases=redact))
     if not hooks.is_worker and not config.option.collectonly:  # the controller alone writes
         for flag, path in (("--results", options.results), ("--report", options.report)):
             check_writable(flag, path)

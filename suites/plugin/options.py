@@ -68,6 +68,10 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--cases", default=[], action="append", metavar="PATH",
                 help="case declarations from outside the repository: a .toml file or a folder of them "
                      "(repeatable; explicit arrays may sit beside them as .npy/.npz, see cases/README.md)")
+    g.addoption("--snippets-with-inputs", action="store_true", default=False,
+                help="give failing checks of --cases declarations reproduction snippets too (they paste the "
+                     "case's arrays into the results and the report; left out by default: the arrays may be "
+                     "private data and a report is made to be shared)")
     g.addoption("--values-outside", action="store_true", default=False,
                 help="let a case's values_file name a file outside its declaration's folder (by default it is "
                      "confined there: a shared case folder cannot read other files)")

@@ -89,6 +89,9 @@ class Writer:
     records: list[CheckRecord] = field(default_factory=list)
     stability: list[StabilityRecord] = field(default_factory=list)
     failed: bool = False  # the results or the report could not be written
+    #: cases from outside the repository (--cases): their inputs may be the user's own data, so their
+    #: records carry no snippet (which pastes the inputs) unless --snippets-with-inputs
+    redact_cases: frozenset[str] = frozenset()
     journal: Journal = field(init=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +99,8 @@ class Writer:
 
     def add(self, rec: Record, bench: BenchPlan | None = None) -> None:
         """Keep a record and journal it."""
+        if isinstance(rec, CheckRecord) and rec.repro and rec.case in self.redact_cases:
+            rec.repro = None  # a report may be shared; an external case's arrays stay out of it
         if isinstance(rec, BenchRecord):
             bench.records.append(rec)
         elif isinstance(rec, StabilityRecord):
