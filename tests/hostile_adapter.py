@@ -90,3 +90,13 @@ class SleepingAdapter(FakeAdapter):
 
 FORKING_EXIT = ForkingExitAdapter("forks")
 SLEEPING = SleepingAdapter("sleeps")
+
+
+class ExitAtStartAdapter(FakeAdapter):
+    """Ends the process with status 0 while the run collects (before any record is journalled)."""
+
+    def environment(self) -> dict:
+        os._exit(0)
+
+
+EXIT_AT_START = ExitAtStartAdapter("exitsearly")

@@ -170,3 +170,15 @@ def test_sigterm_to_a_healthy_run_stops_it_through_its_own_handler(tmp_path):
     assert run.returncode == 2 and "DID NOT FINISH" not in err  # the child wrote its own results in time
     doc, _ = _records(tmp_path)
     assert doc["complete"] is False and doc["incomplete"]["reason"] == "interrupted by SIGTERM"
+
+
+def test_an_earlier_runs_results_are_marked_stale_when_a_run_ends_before_any_record(tmp_path):
+    from tests.test_results import _doc
+
+    previous = _doc()
+    (tmp_path / "r.json").write_text(json.dumps(previous))
+    r = subprocess.run(_cmd(tmp_path, "EXIT_AT_START"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 6 and "is an earlier run's: kept, marked incomplete (stale)" in r.stderr, r.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["records"] == previous["records"] and doc["complete"] is False
+    assert doc["incomplete"]["reason"].startswith("stale: a later run on this path did not finish")

@@ -246,11 +246,26 @@ def salvage(config: pytest.Config, pid: int, reason: str, current: dict | None) 
 
     results = Path(config.getoption("results") or DEFAULT_RESULTS).absolute()
     journals = sorted(results.parent.glob(f"{results.name}.*-{pid}.partial.jsonl"))
-    if not journals:
-        return [f"xentcheck: no record was written; {results} (if it exists) is from an earlier run"]
     from xentcheck.journal import JournalError, recover
     from xentcheck.records import CheckRecord, summarize
-    from xentcheck.results import dumps, write_atomic
+    from xentcheck.results import ResultsError, dumps, load, write_atomic
+
+    if not journals:
+        if not results.is_file():
+            return ["xentcheck: no record was written"]
+        try:  # an earlier run's results must not pass for this run's: kept, marked stale
+            doc = load(results)
+        except ResultsError:
+            return [f"xentcheck: no record was written; {results} is not from this run"]
+        doc.complete = False
+        doc.incomplete = {"reason": f"stale: a later run on this path did not finish ({reason}); these are an "
+                                    f"earlier run's results", "recorded": len(doc.records) + len(doc.stability),
+                          "expected": None}
+        try:
+            write_atomic(results, dumps(doc))
+        except OSError as e:
+            return [f"xentcheck: no record was written; {results} is an earlier run's and could not be marked ({e})"]
+        return [f"xentcheck: no record was written; {results} is an earlier run's: kept, marked incomplete (stale)"]
 
     try:
         doc = recover(journals[-1])
