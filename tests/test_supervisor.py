@@ -182,3 +182,16 @@ def test_an_earlier_runs_results_are_marked_stale_when_a_run_ends_before_any_rec
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["records"] == previous["records"] and doc["complete"] is False
     assert doc["incomplete"]["reason"].startswith("stale: a later run on this path did not finish")
+
+
+def test_only_a_run_of_the_suites_has_results_to_salvage(tmp_path):
+    from types import SimpleNamespace
+
+    from suites.plugin.supervise import _runs_suites
+
+    def config(*args):
+        return SimpleNamespace(args=list(args), rootpath=ROOT, getini=lambda name: ["suites"],
+                               invocation_params=SimpleNamespace(dir=ROOT))
+    assert _runs_suites(config()) and _runs_suites(config("suites/test_conformance.py::test_conformance[x]"))
+    assert _runs_suites(config(str(ROOT)))
+    assert not _runs_suites(config("tests")) and not _runs_suites(config("tests/test_cases.py"))

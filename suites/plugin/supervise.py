@@ -239,12 +239,26 @@ def _say(config: pytest.Config, lines: list[str]) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+def _runs_suites(config: pytest.Config) -> bool:
+    """Whether the command line selects the conformance suites (the runs that write results)."""
+    suites = Path(__file__).resolve().parents[1]
+    args = [a.split("::")[0] for a in config.args] or [str(config.rootpath / p) for p in config.getini("testpaths")]
+    for a in args:
+        p = Path(a) if Path(a).is_absolute() else config.invocation_params.dir / a
+        p = p.resolve()
+        if p == suites or suites in p.parents or p in suites.parents:
+            return True
+    return False
+
+
 def salvage(config: pytest.Config, pid: int, reason: str, current: dict | None) -> list[str]:
     """Results from the journal of the child ``pid``, marked incomplete, with an ``error`` record for the
     check it was running; the lines that say what was written."""
-    from .options import DEFAULT_RESULTS
+    from .options import DEFAULT_RESULTS, user_path
 
-    results = Path(config.getoption("results") or DEFAULT_RESULTS).absolute()
+    if not _runs_suites(config):  # e.g. `pytest tests`: it writes no results, so it has none to salvage
+        return []
+    results = user_path(config.getoption("results")) if config.getoption("results") else DEFAULT_RESULTS.absolute()
     journals = sorted(results.parent.glob(f"{results.name}.*-{pid}.partial.jsonl"))
     from xentcheck.journal import JournalError, recover
     from xentcheck.records import CheckRecord, summarize
