@@ -54,8 +54,8 @@ def enabled(config: pytest.Config) -> bool:
     if os.environ.get("PYTEST_XDIST_WORKER") or getattr(opt, "no_supervisor", False):
         return False
     if any(getattr(opt, name, False) for name in ("help", "version", "collectonly", "showfixtures", "markers",
-                                                   "fixtures_per_test")):
-        return False
+                                                   "fixtures_per_test", "usepdb", "trace")):
+        return False  # nothing runs, or a debugger owns the terminal (its Ctrl-C must not end the run)
     main = Path(sys.argv[0]).name if sys.argv else ""
     return main in ("pytest", "py.test", "__main__.py", "pytest.exe")
 
