@@ -142,6 +142,7 @@ class Parent:
         self.killed: str | None = None  # why the parent killed the child
         self.signal_at = 0.0
         self.limit = _timeout(config)
+        self.writing = False  # the child has begun writing its results: a signal's grace is longer
 
     def _on_signal(self, signum, frame) -> None:
         if self.signal is None:
@@ -171,6 +172,8 @@ class Parent:
                 self.current, self.started_at = event, time.monotonic()
             elif "finish" in event:
                 self.current = None
+            elif "writing" in event:
+                self.writing = True
             elif "exitstatus" in event:
                 self.final = int(event["exitstatus"])
         return True
@@ -202,8 +205,9 @@ class Parent:
                 status = raw
                 break
             now = time.monotonic()
-            if self.killed is None and self.signal and now - self.signal_at > GRACE_S:
-                self._kill(f"interrupted by {self.signal}; the run did not stop within {GRACE_S:g} s and was killed")
+            grace = GRACE_S * (4 if self.writing else 1)  # a large run's report takes a while to write
+            if self.killed is None and self.signal and now - self.signal_at > grace:
+                self._kill(f"interrupted by {self.signal}; the run did not stop within {grace:g} s and was killed")
             if self.killed is None and self.limit and self.current and now - self.started_at > self.limit + GRACE_S:
                 self._kill(f"timed out: the test ran past --timeout={self.limit:g} s by more than "
                            f"{GRACE_S:g} s (a hang in native code); the run was ended")
@@ -313,6 +317,11 @@ class ChildEvents:
     def pytest_runtest_protocol(self, item, nextitem) -> None:
         if CHANNEL is not None and CHANNEL.config is item.config:
             CHANNEL.send(start=item.nodeid, record=self.pending_record(item))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session, exitstatus) -> None:
+        if CHANNEL is not None and CHANNEL.config is self.config:
+            CHANNEL.send(writing=True)
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logfinish(self, nodeid, location) -> None:
