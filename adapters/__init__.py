@@ -82,4 +82,7 @@ def load_external(spec: str) -> Adapter:
             raise AdapterError(f"--adapter={spec}: the factory {attr}() raised {one_line(e)}") from None
     if not isinstance(obj, Adapter) or not isinstance(getattr(obj, "name", None), str):
         raise AdapterError(f"--adapter={spec}: object lacks name/environment/bindings/run (see adapters.Adapter)")
+    if obj.name in BUILTIN:  # it would silently stand in for the built-in adapter's results
+        raise AdapterError(f"--adapter={spec}: its name {obj.name!r} is a built-in framework's; give the adapter "
+                           f"another name (e.g. {obj.name + '_kernels'!r})")
     return obj

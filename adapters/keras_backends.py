@@ -4,7 +4,8 @@
 A Keras backend is fixed when Keras is imported, so each backend runs in a worker process of its own
 (``python -m adapters.keras_backends BACKEND``), started on first use and spoken to over a pipe with
 pickled requests: the same bindings as on TensorFlow (``adapters.keras_losses``), the same cases, one
-pytest run, one results file. What a worker declares (its environment and bindings) is cached on disk,
+pytest run, one results file. What a worker declares (its environment and bindings) is cached on disk
+(as JSON validated on read, ``adapters.declaration_cache``: data, never code),
 keyed on the installed versions and the harness's source, so a process that only collects the checks
 (pytest-xdist's controller and the workers that run other groups) starts no Keras worker. A worker
 that dies costs the check it was running (an ``error``) and is restarted for the next one; a backend
@@ -30,8 +31,9 @@ import numpy as np
 
 from xentcheck.problem import Problem
 from xentcheck.protocol import Binding, Output
+from xentcheck.safe_output import write_atomic
 
-from . import keras_losses
+from . import declaration_cache, keras_losses
 from .framework import FrameworkAdapter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,17 +84,14 @@ class KerasBackend:
         """The worker's hello (environment and bindings): from the cache, else from a worker started now."""
         if self._hello is None:
             path = _declaration_cache(self.backend)
-            try:
-                self._hello = pickle.loads(path.read_bytes()) if path else None
-            except Exception:  # unreadable, or from code that no longer exists: ask a worker instead
-                self._hello = None
+            # data only (JSON, validated): a planted or stale file is ignored and a worker asked instead
+            self._hello = declaration_cache.load(path, _Declared) if path else None
             if self._hello is None:
                 self._start()
                 if path:
                     try:
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        path.write_bytes(pickle.dumps(self._hello))
-                    except OSError:
+                        write_atomic(path, declaration_cache.dumps(self._hello))
+                    except (OSError, ValueError, TypeError):
                         pass  # a cache that cannot be written costs a start next time, nothing else
         return self._hello
 
@@ -164,7 +163,7 @@ def _declaration_cache(backend: str) -> Path | None:
             except importlib.metadata.PackageNotFoundError:
                 key.update(f"{package}=none".encode())
     key.update(_source_digest())
-    return Path(root) / f"{backend}-{key.hexdigest()[:16]}.pickle"
+    return Path(root) / f"{backend}-{key.hexdigest()[:16]}.json"
 
 
 @functools.cache

@@ -39,7 +39,8 @@ def _dense(x: np.ndarray, inp: Inputs) -> np.ndarray:
 def _reduce(loss: np.ndarray, inp: Inputs) -> np.ndarray:
     w = None
     if inp.sample_weight is not None:
-        w = inp.sample_weight.reshape(inp.sample_weight.shape + (1,) * (loss.ndim - 1))
+        # one weight per row, or per element of a spatial input (N, d1, ...): trailing axes broadcast
+        w = inp.sample_weight.reshape(inp.sample_weight.shape + (1,) * (loss.ndim - inp.sample_weight.ndim))
         loss = loss * w
     if inp.reduction == "none":
         return loss

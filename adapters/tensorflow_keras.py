@@ -43,7 +43,8 @@ def _v1_weights(inp: Inputs, ndim: int):
     w = inp.sample_weight
     if w is None:
         return 1.0
-    return tf.reshape(w, tf.concat([tf.shape(w), tf.ones([ndim - 1], tf.int32)], 0))
+    # one weight per row, or per element of a spatial input (N, d1, ...): trailing axes broadcast
+    return tf.reshape(w, tf.concat([tf.shape(w), tf.ones([ndim - len(w.shape)], tf.int32)], 0))
 
 
 def _on_activation_output() -> list[Binding]:

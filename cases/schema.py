@@ -1,7 +1,7 @@
 """The JSON Schema of a ``[[case]]`` declaration (see ``cases/README.md``): key names, types and ranges.
 
 Rules that tie keys together (a target kind against the ops, explicit values against ``shape``) are
-checked in code after this (``cases._check``), each with its own one-line message.
+checked in code after this (``cases.loader._check``), each with its own one-line message.
 """
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ _INDEX = {"type": "integer", "minimum": 0}
 _ROWS = {"type": "array", "items": _INDEX, "x-expects": "a list of row indices"}
 _NESTED_NUMBERS = {"type": "array", "x-expects": "a (nested) list of numbers",
                    "items": {"anyOf": [_NUMBER, {"$ref": "#/$defs/nested"}]}}
+
+
+_NESTED_BOOLS = {"type": "array", "items": {"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/nested_bool"}]}}
 
 
 def _values_file(title: str) -> dict:
@@ -36,11 +39,25 @@ def _array_spec(title: str) -> dict:
 
 
 def _weights(title: str) -> dict:
-    return {"title": title, "x-expects": "a number, a list of numbers or a table { low, high }", "anyOf": [
-        _NUMBER,
-        {"type": "array", "items": _NUMBER},
-        {"type": "object", "additionalProperties": False, "properties": {"low": _NUMBER, "high": _NUMBER}},
-    ]}
+    """A number, a list, a random table ``{ low, high }`` (``per_element``: a sample weight for every
+    element of a spatial input, (N, d1, ...)), or explicit ``values`` / a ``values_file``."""
+    return {"title": title, "x-expects": "a number, a list of numbers, a table { low, high } or { values_file }",
+            "anyOf": [
+                _NUMBER,
+                {"type": "array", "items": _NUMBER},
+                {"type": "object", "additionalProperties": False, "properties": {
+                    "low": _NUMBER, "high": _NUMBER, "per_element": {"type": "boolean"}}},
+                {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
+                 "properties": {"values": _NESTED_NUMBERS, "values_file": _values_file(title)}},
+            ]}
+
+
+def _explicit(title: str, what: str) -> dict:
+    """An explicit array: ``values`` or a ``values_file``."""
+    return {"title": title, "type": "object", "additionalProperties": False, "minProperties": 1,
+            "maxProperties": 1, "x-expects": f"a table {{ values }} or {{ values_file }} holding {what}",
+            "properties": {"values": {"title": f"{title}.values", **_NESTED_NUMBERS},
+                           "values_file": _values_file(title)}}
 
 
 def case_schema(categories: tuple[str, ...] | None) -> dict:
@@ -48,7 +65,7 @@ def case_schema(categories: tuple[str, ...] | None) -> dict:
     any name, for cases from outside the repository)."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$defs": {"nested": _NESTED_NUMBERS},
+        "$defs": {"nested": _NESTED_NUMBERS, "nested_bool": _NESTED_BOOLS},
         "type": "object",
         "required": ["name", "category", "ops", "shape", "seed", "targets"],
         "additionalProperties": False,
@@ -96,7 +113,13 @@ def case_schema(categories: tuple[str, ...] | None) -> dict:
                 "fraction": {"title": "where.fraction", "type": "number", "minimum": 0, "maximum": 1},
                 "on_target": {"title": "where.on_target", **_ROWS},
                 "rows": {"title": "where.rows", **_ROWS},
+                # the mask itself (1 or true: the class takes part), shaped like the input
+                "values": {"title": "where.values", "type": "array", "x-expects": "a (nested) list of 0/1 or "
+                           "true/false", "items": {"anyOf": [{"type": "boolean"}, _NUMBER, {"$ref": "#/$defs/nested"},
+                                                            {"$ref": "#/$defs/nested_bool"}]}},
+                "values_file": _values_file("where"),
             }},
+            "cotangent": _explicit("cotangent", "the upstream gradient of the unreduced output"),
             "poison": {"title": "poison", "type": "object", "required": ["value", "rows"],
                        "additionalProperties": False, "properties": {
                            "value": {"title": "poison.value", "enum": ["nan", "inf", "-inf"]},

@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from xentcheck.bench import stats
-from xentcheck.journal import JournalError, recover
+from xentcheck.journal import JournalError, recover_lines
 from xentcheck.results import ResultsError, dumps, load, write_atomic
 
 from .diff import diff, lines
@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "recover":
-            doc = recover(args.journal)
+            doc, skipped = recover_lines(args.journal)
+            for line in skipped:  # every well-formed record is kept; these are the lines that were not
+                print(f"warning: {args.journal}: skipped {line}", file=sys.stderr)
         else:
             docs = [load(p) for p in ([args.old, args.new] if args.command == "diff" else args.results)]
     except (ResultsError, JournalError) as e:
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = write_atomic(args.output, text)
     except OSError as e:
-        print(f"error: cannot write {args.output} ({e.strerror}); choose a writable path with -o", file=sys.stderr)
+        print(f"error: cannot write {args.output} ({e.strerror or e}); choose a writable path with -o", file=sys.stderr)
         return 2
     print(f"{what} written to {path}")
     return 0

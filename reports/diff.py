@@ -9,6 +9,7 @@ incomplete run on either side. The gate never passes because something stopped b
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from xentcheck.bench import stats
@@ -53,6 +54,9 @@ class Diff:
 
 def _is_regression(old: CheckRecord, new: CheckRecord) -> str:
     """Why the change gates an upgrade ("" when it does not)."""
+    if new.outcome == "unsupported" and old.outcome != "unsupported":
+        # checking stopped (e.g. a kernel update that declares fewer dtypes): the gate never passes on less
+        return f"no longer checked: {new.reason or 'unsupported'}"[:300]
     if new.outcome in BAD and old.outcome not in BAD:
         return f"newly {new.outcome}s" if new.outcome == "error" else "newly fails"
     if old.outcome == "deviation" and (new.outcome, new.expectation) != ("deviation", old.expectation):
@@ -117,11 +121,15 @@ def _completeness(name: str, doc: Results) -> tuple[list[str], list[str]]:
 
 
 def diff(old: Results, new: Results, *, alpha: float = stats.ALPHA, min_effect: float = stats.MIN_EFFECT,
-         accept: frozenset[str] = frozenset()) -> Diff:
+         accept: frozenset[str] = frozenset(), left_out: Callable[[str], bool] | None = None) -> Diff:
     """Compare two results documents (old first); ``accept`` names the gated kinds of change the user
-    accepts ("removed", "incomplete")."""
+    accepts ("removed", "incomplete"). ``left_out``: for a slice of a run, whether its selection left a
+    check out (by id); the baseline's checks it left out are not compared, every other missing check
+    vanished."""
     a = {r.id: r for r in old.records}
     b = {r.id: r for r in new.records}
+    if left_out is not None:
+        a = {rid: r for rid, r in a.items() if rid in b or not left_out(rid)}
     d = Diff(added=sorted(b.keys() - a.keys()), removed=sorted(a.keys() - b.keys()), accept=accept)
     d.vanished = vanished(old, new, d.removed)
     for name, doc in (("baseline", old), ("new", new)):
@@ -158,6 +166,24 @@ def stability_changes(old: list[StabilityRecord], new: list[StabilityRecord]) ->
                 if now is not None and then is not None and now != then:
                     out.append({"id": r.id, "x": p.x, "check": check, "old": then, "new": now})
     return out
+
+
+def keyword_left_out(expression: str, module: str = "suites/test_conformance.py") -> Callable[[str], bool]:
+    """Whether ``-k EXPRESSION`` leaves a conformance check out, judged from its id as pytest would judge
+    its test (names matched as substrings, case-insensitively): a check of a binding that vanished is
+    judged as if it were still collected."""
+    from _pytest.mark.expression import Expression
+
+    compiled = Expression.compile(expression)
+    parts = module.split("/")
+
+    def left_out(check_id: str) -> bool:
+        names = [*parts, "test_conformance", f"test_conformance[{check_id}]"]
+
+        def matches(sub: str, **kwargs) -> bool:
+            return any(sub.lower() in n.lower() for n in names)
+        return not compiled.evaluate(matches)
+    return left_out
 
 
 def lines(d: Diff) -> list[str]:

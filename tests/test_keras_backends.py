@@ -75,12 +75,12 @@ def test_a_declaration_is_cached_so_collecting_starts_no_worker(tmp_path, monkey
     monkeypatch.setenv("XENTCHECK_KERAS_CACHE", str(tmp_path))
     first = KerasBackend("numpy")
     names = [b.name for b in first.bindings()]
-    assert first._proc is not None and list(tmp_path.glob("numpy-*.pickle"))  # asked a worker, kept its answer
+    assert first._proc is not None and list(tmp_path.glob("numpy-*.json"))  # asked a worker, kept its answer
     first._stop()
     second = KerasBackend("numpy")
     assert [b.name for b in second.bindings()] == names and second._proc is None
     assert second.environment() == first.environment()
-    (next(tmp_path.glob("numpy-*.pickle"))).write_bytes(b"not a pickle")  # a damaged cache: ask a worker again
+    (next(tmp_path.glob("numpy-*.json"))).write_bytes(b"not JSON")  # a damaged cache: ask a worker again
     third = KerasBackend("numpy")
     assert [b.name for b in third.bindings()] == names and third._proc is not None
     third._stop()

@@ -35,11 +35,15 @@ def check_id(framework: str, binding: str, case: str, dtype: str, mode: str, red
 def cotangent_for(problem: Problem, conv: reference.Convention) -> np.ndarray | None:
     """The seeded upstream gradient for an unreduced output (rounded to the dtype), else None.
 
-    A random cotangent rather than ones, so that a per-element scaling bug cannot hide in a sum.
+    A random cotangent rather than ones, so that a per-element scaling bug cannot hide in a sum. A case
+    may declare its own (``cotangent``); it is used where the binding's unreduced output has its shape
+    (a binary loss that averages the last axis returns one value per row: the seeded one is used there).
     """
     if problem.reduction != "none":
         return None
     shape = reference.output_shape(problem, conv)
+    if problem.cotangent is not None and problem.cotangent.shape == shape:  # the case's own
+        return round_to(problem.cotangent, problem.dtype)
     rng = np.random.default_rng(zlib.crc32(f"{problem.case}:{shape}".encode()))
     return round_to(rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape), problem.dtype)
 

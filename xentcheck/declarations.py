@@ -8,27 +8,49 @@ from pathlib import Path
 
 import jsonschema
 
+from .json_safety import non_finite
 
-def tables(paths: list[Path], key: str, name_key: str, error: type[Exception], what: str) -> Iterator[tuple[str, dict]]:
+
+def tables(paths: list[Path], key: str, name_key: str, error: type[Exception], what: str,
+           arrays_may_hold_inf: bool = False) -> Iterator[tuple[str, dict]]:
     """Yield ``(where, table)`` for every ``[[key]]`` table; ``where`` names the file, index and name.
+
+    A NaN or infinity is refused (the strict-JSON results could not hold it), except, with
+    ``arrays_may_hold_inf``, inside an explicit ``values`` array (a case's inputs, which are never written).
 
     An unreadable or malformed file raises ``error`` with one line naming it and the fix.
     """
     for path in paths:
+        if Path(path).exists() and not Path(path).is_file():  # a fifo or a device would block the read
+            raise error(f"{path}: not a regular file; pass a {what} .toml file")
         try:
             data = tomllib.loads(Path(path).read_text())
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise error(f"{path}: cannot read {what} file ({e}); fix the TOML syntax") from None
         for i, raw in enumerate(data.get(key, [])):
             name = raw.get(name_key, "?") if isinstance(raw, dict) else "?"
-            yield f"{Path(path).name}: {key} #{i + 1} {name!r}", raw
+            where = f"{Path(path).name}: {key} #{i + 1} {name!r}"
+            bad = non_finite({k: v for k, v in raw.items() if not isinstance(v, dict) or "values" not in v}
+                             if arrays_may_hold_inf and isinstance(raw, dict) else raw)
+            if bad:  # TOML has nan and inf; the results file (strict JSON) cannot hold them
+                raise error(f"{where}: {bad} is not a finite number (nan or inf); JSON results cannot hold it: "
+                            f"write a finite number (or, where the key takes one, the string \"nan\"/\"inf\")")
+            yield where, raw
+
+
+#: JSON Schema counts 4.0 as an integer; code that indexes, seeds or shapes with it does not, so an
+#: integer here is an int (TOML writes 4 and 4.0 differently)
+_STRICT = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)))
 
 
 def check(table: dict, schema: dict, where: str, error: type[Exception]) -> None:
     """Raise ``error`` with one line for the first way ``table`` breaks ``schema``: an unknown key
     first (a misspelt key is also a missing one, and the misspelling is the news), then the most
     specific problem jsonschema finds."""
-    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(table))
+    errors = list(_STRICT(schema).iter_errors(table))
     unknown = [e for e in errors if e.validator == "additionalProperties"]
     best = unknown[0] if unknown else jsonschema.exceptions.best_match(errors)
     if best is not None:

@@ -179,6 +179,13 @@ def _entry(raw: dict, where: str) -> Expectation:
         except InvalidSpecifier:
             raise ExpectationError(f"{where}: versions {raw['versions']!r} is not a version specifier like "
                                    f"'>=2.0,<3'") from None
+    pattern = raw.get("expect", {}).get("message") if isinstance(raw.get("expect"), dict) else None
+    if pattern is not None:
+        try:  # at load: a bad pattern is the registry's mistake, never a binding's error mid-run
+            re.compile(pattern)
+        except re.error as e:
+            raise ExpectationError(f"{where}: expect.message {pattern!r} is not a regular expression ({e}); "
+                                   f"escape its special characters (e.g. \\( for a parenthesis)") from None
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()}
     return Expectation(**kw)
 

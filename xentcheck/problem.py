@@ -86,6 +86,9 @@ class Problem:
     #: softmax_ce: the classes that take part (a boolean array shaped like ``x``, optax's ``where=``):
     #: an excluded class is as a -inf logit, and a row with no class included contributes nothing
     where: np.ndarray | None = None
+    #: the upstream gradient a case declares for its unreduced checks (shaped like the unreduced
+    #: output), else None: the checks then draw a seeded one
+    cotangent: np.ndarray | None = None
 
     def handed_target(self) -> tuple[np.ndarray, bool]:
         """The target as the binding receives it, and whether it goes as integers (else as floats)."""

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from .records import BenchSection, CheckRecord, Results, StabilityRecord, summarize
+from .safe_output import write_atomic  # re-exported: every output file is written through it
 
 __all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "Results", "ResultsError", "document", "load", "schema", "summarize",
            "validate", "write_atomic"]
@@ -62,6 +61,8 @@ def _not_json(token: str) -> float:
 def load(path: str | Path) -> Results:
     """Read, validate and parse a results file."""
     p = Path(path)
+    if p.exists() and not p.is_file():  # a fifo or a device would block the read or never end
+        raise ResultsError(f"{p}: not a regular file; pass the path of a results JSON written by a run")
     try:
         doc = json.loads(p.read_text(), parse_constant=_not_json)
     except FileNotFoundError:
@@ -70,6 +71,9 @@ def load(path: str | Path) -> Results:
         raise ResultsError(f"{p}: cannot read ({e}); check the path and permissions") from None
     except json.JSONDecodeError as e:
         raise ResultsError(f"{p}: not JSON ({e.msg} at line {e.lineno}); is this a results file?") from None
+    except RecursionError:  # nested beyond what the parser follows: no results file is
+        raise ResultsError(f"{p}: nested too deeply to be a results file; pass a results JSON written by a run") \
+            from None
     except ValueError as e:  # a NaN/Infinity token
         raise ResultsError(f"{p}: {e}; a results file is strict JSON (xentcheck writes non-finite numbers as "
                            f"strings), so this one was not written by xentcheck or was edited") from None
@@ -92,24 +96,6 @@ def dumps(doc: Results) -> str:
         body = ",\n".join(json.dumps(item, allow_nan=False) for item in items)
         parts.append(f',\n "{k}": [' + (f"\n{body}\n ]" if items else "]"))
     return "".join(parts) + ("\n}" if lists else "")
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file + rename), creating parent folders."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
 
 
 def document(environment: dict, records: list[CheckRecord], expectations: dict,

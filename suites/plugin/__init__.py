@@ -12,6 +12,7 @@ import pytest
 
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
+from . import supervise
 from .hooks import Hooks, WorkerGroups
 from .options import RunOptions, add_options
 from .session import CheckSpec, XentSession
@@ -22,8 +23,20 @@ __all__ = ["CheckSpec", "XentSession", "attach", "fail_or_skip", "session_of"]
 _KEY = pytest.StashKey[XentSession]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     add_options(parser)
+    supervise.add_option(parser)
+    if not pluginmanager.has_plugin("xentcheck-supervisor-end"):
+        pluginmanager.register(supervise.ReportEnd(), "xentcheck-supervisor-end")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Fork the supervisor (see ``supervise``): the parent waits and returns the run's exit status (pytest's
+    own main then does not run in it), the child runs the session."""
+    if supervise.enabled(config):
+        return supervise.fork(config)
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,14 +50,34 @@ def pytest_configure(config: pytest.Config) -> None:
     options = RunOptions.from_config(config)
     xs = XentSession(options, ["pytest", *config.invocation_params.args], config.getoption)
     config.stash[_KEY] = xs
-    hooks = Hooks(config, xs, Writer(options.results, options.report))
+    redact = frozenset()
+    if options.cases and not config.getoption("snippets_with_inputs"):
+        from cases import load_catalog
+
+        redact = frozenset(xs.cases) - {c.name for c in load_catalog()}
+    hooks = Hooks(config, xs, Writer(options.results, options.report, redact_cases=redact))
     if not hooks.is_worker and not config.option.collectonly:  # the controller alone writes
         for flag, path in (("--results", options.results), ("--report", options.report)):
             check_writable(flag, path)
         hooks.catch_signals()
     config.pluginmanager.register(hooks, "xentcheck-session")
+    if supervise.CHANNEL is not None and supervise.CHANNEL.config is config:
+        config.pluginmanager.register(supervise.ChildEvents(config, lambda item: _pending_record(xs, item)),
+                                      "xentcheck-supervised-child")
     if hooks.is_worker:
         config.pluginmanager.register(WorkerGroups(), "xentcheck-worker-groups")
+
+
+def _pending_record(xs: XentSession, item: pytest.Item) -> dict | None:
+    """The ``error`` record a conformance check gets if its process ends during it (see ``supervise``)."""
+    spec = getattr(getattr(item, "callspec", None), "params", {}).get("spec")
+    if not isinstance(spec, CheckSpec):
+        return None
+    c = xs.cases.get(spec.case)
+    return CheckRecord(id=spec.id, framework=spec.framework, binding=spec.binding, api=spec.binding, op=spec.op,
+                       case=spec.case, category=c.category if c else "", dtype=spec.dtype, mode=spec.mode,
+                       device=xs.options.device, reduction=spec.reduction, target=c.target_kind if c else None,
+                       check=spec.check, outcome="error", reason="did not complete").to_json()
 
 
 def session_of(config: pytest.Config) -> XentSession:

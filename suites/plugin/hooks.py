@@ -66,6 +66,8 @@ class Hooks:
         """SIGINT and SIGTERM stop the run as an interruption (pytest then finishes the session, so the
         results are written, marked incomplete, and the journal is kept)."""
         def stop(signum, frame):
+            if self.signal:  # a second signal (Ctrl-C reaches the supervisor too, which passes SIGTERM on)
+                return  # must not interrupt the writing of the results the first one started
             self.signal = signal.Signals(signum).name
             raise KeyboardInterrupt(self.signal)
 
@@ -188,8 +190,9 @@ class Hooks:
         died (pytest-xdist replaces the worker)."""
         spec = self.started[report.nodeid]
         text = str(report.longrepr or "").strip()
+        crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", "")  # e.g. "SystemExit: 3"
         message = next((line.lstrip("E+ ").strip() for line in text.splitlines() if "Timeout" in line), None) \
-            or (text.splitlines() or ["the process died"])[0]
+            or (crash.strip().splitlines() or text.splitlines() or ["the process died"])[0]
         c = self.session.cases.get(spec.case)
         return CheckRecord(id=spec.id, framework=spec.framework, binding=spec.binding, api=spec.binding, op=spec.op,
                            case=spec.case, category=c.category if c else "", dtype=spec.dtype, mode=spec.mode,
@@ -230,12 +233,15 @@ class Hooks:
             self.config.workeroutput["xentcheck_settled"] = [r.to_json() for r in self.worker_settled]
             self.config.workeroutput["xentcheck_peak_rss"] = peak_rss_bytes()
             return
-        opt = self.config.option
-        sliced = bool(getattr(opt, "keyword", "") or getattr(opt, "markexpr", "") or xs.options.one_per_category)
+        note = self.slice_note()
+        sliced = bool(note)
+        if note:  # complete as a slice, not as a run: the results say which
+            xs.environment["slice"] = note
         incomplete = self.incomplete(session, exitstatus)
         try:
             self.lines, regressed = self.writer.finish(xs.environment, xs.registry, xs.versions(), xs.bench, sliced,
-                                                       xs.baseline, incomplete, xs.options.wandb, self.harness())
+                                                       xs.baseline, incomplete, xs.options.wandb, self.harness(),
+                                                       keyword=self.keyword_slice())
         except Exception as e:  # a harness bug (e.g. our own document failed its schema): say so plainly
             self.writer.journal.close(remove=False)
             where = f"; the records are kept in {self.writer.journal.path}" if self.writer.journal.written else ""
@@ -246,6 +252,28 @@ class Hooks:
         broken = bool(xs.environment.get("broken"))
         if (stale or broken or self.writer.failed or regressed) and session.exitstatus == 0:
             session.exitstatus = 1
+
+    def slice_by_node(self) -> str:
+        """How the command line picked tests by node id (``FILE::TEST``) or ``--deselect``; "" if not."""
+        if any("::" in str(a) for a in self.config.args):
+            return "node ids"
+        return "--deselect" if self.config.getoption("deselect", None) else ""
+
+    def slice_note(self) -> str:
+        """What made this run a slice ("" for a full run), for the results file and the terminal."""
+        opt = self.config.option
+        parts = [f"-k {opt.keyword!r}" if getattr(opt, "keyword", "") else "",
+                 f"-m {opt.markexpr!r}" if getattr(opt, "markexpr", "") else "",
+                 "--one-per-category" if self.session.options.one_per_category else "", self.slice_by_node()]
+        return ", ".join(p for p in parts if p)
+
+    def keyword_slice(self) -> str:
+        """The -k expression when it alone slices the run (then a baseline's checks it would select must
+        be in this run); "" otherwise (another slice accepts every check it does not have)."""
+        opt = self.config.option
+        if getattr(opt, "markexpr", "") or self.session.options.one_per_category or self.slice_by_node():
+            return ""
+        return getattr(opt, "keyword", "") or ""
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
         for line in ([] if self.announced else self.skip_lines()) + self.lines:

@@ -1,6 +1,7 @@
 """The run's command-line options: declared for pytest, then read and validated once into RunOptions."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,13 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--cases", default=[], action="append", metavar="PATH",
                 help="case declarations from outside the repository: a .toml file or a folder of them "
                      "(repeatable; explicit arrays may sit beside them as .npy/.npz, see cases/README.md)")
+    g.addoption("--snippets-with-inputs", action="store_true", default=False,
+                help="give failing checks of --cases declarations reproduction snippets too (they paste the "
+                     "case's arrays into the results and the report; left out by default: the arrays may be "
+                     "private data and a report is made to be shared)")
+    g.addoption("--values-outside", action="store_true", default=False,
+                help="let a case's values_file name a file outside its declaration's folder (by default it is "
+                     "confined there: a shared case folder cannot read other files)")
     g.addoption("--expectations", default=None, action="append",
                 help="expectations registry file(s) (default suites/expectations.toml)")
     g.addoption("--wandb", action="store_true",
@@ -75,6 +83,14 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--baseline", default=None, metavar="PATH",
                 help="compare this run with an earlier results file; a regression fails the run")
     add_bench_options(g)
+
+
+def user_path(path: str | Path) -> Path:
+    """A path the user passed, made absolute at start-up: against the folder ``./run`` was called from
+    (``XENTCHECK_CALLER_DIR``; ``./run`` itself works from the repository), else the working folder."""
+    p = Path(path).expanduser()
+    caller = os.environ.get("XENTCHECK_CALLER_DIR")
+    return p if p.is_absolute() else (Path(caller) / p if caller else p.absolute())
 
 
 @dataclass(frozen=True)
@@ -102,6 +118,8 @@ class RunOptions:
     #: strength of the interaction cases' covering array (0: none)
     interactions: int = 2
     probe_capabilities: bool = False
+    #: --values-outside: a case's values_file may name a file outside its declaration's folder
+    values_outside: bool = False
     #: frameworks this run checks in their slice only (see FLOATX_SLICE)
     sliced: tuple[str, ...] = ()
 
@@ -145,9 +163,10 @@ class RunOptions:
             interactions.check_strength(opt("interactions"))
         except interactions.InteractionError as e:
             raise pytest.UsageError(str(e)) from None
-        results = Path(opt("results") or DEFAULT_RESULTS)
-        report = Path(opt("report")) if opt("report") else \
-            (results.with_suffix(".html") if opt("results") else DEFAULT_REPORT)
+        # absolute at start-up: a binding that changes the working folder cannot move where the run writes
+        results = user_path(opt("results")) if opt("results") else DEFAULT_RESULTS.absolute()
+        report = user_path(opt("report")) if opt("report") else \
+            (results.with_suffix(".html") if opt("results") else DEFAULT_REPORT.absolute())
         if results.resolve() == report.resolve():
             raise pytest.UsageError(f"--results and --report are the same file ({results}); the report would "
                                     f"overwrite the results: give the report another path")
@@ -157,7 +176,9 @@ class RunOptions:
                    relation_examples=examples,
                    wide_relations=bool(fuzz or given is not None or opt("all_dtypes")),
                    results=results, report=report,
-                   expectations=tuple(Path(p) for p in (opt("expectations") or [DEFAULT_EXPECTATIONS])),
-                   baseline=opt("baseline"), cases=tuple(Path(p) for p in opt("cases")), wandb=opt("wandb"),
+                   expectations=tuple(user_path(p) for p in opt("expectations") or ()) or (DEFAULT_EXPECTATIONS,),
+                   baseline=opt("baseline") and str(user_path(opt("baseline"))),
+                   cases=tuple(user_path(p) for p in opt("cases")), wandb=opt("wandb"),
+                   values_outside=opt("values_outside"),
                    interactions=opt("interactions"), probe_capabilities=opt("probe_capabilities"),
                    sliced=() if names is not None or opt("all_dtypes") else FLOATX_SLICE)

@@ -15,6 +15,7 @@ from xentcheck.bench.sweep import BenchSpec, SweepError
 from xentcheck.environment import base_environment
 from xentcheck.exception_text import one_line
 from xentcheck.expectations import ExpectationError, load_registry
+from xentcheck.json_safety import plain
 from xentcheck.problem import DTYPES, Problem
 from xentcheck.protocol import Adapter, Binding
 from xentcheck.records import BenchRecord, CheckRecord, RelationRecord, StabilityRecord
@@ -58,8 +59,13 @@ class XentSession:
             self.externals = [load_external(spec) for spec in options.adapters]
         except AdapterError as e:
             raise pytest.UsageError(str(e)) from None
+        names = [a.name for a in self.externals]
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice:  # the second would silently replace the first
+            raise pytest.UsageError(f"--adapter: two adapters are named {twice!r}; give each its own name")
         try:
-            self.cases: dict[str, Case] = {c.name: c for c in load_catalog(external=list(options.cases))}
+            self.cases: dict[str, Case] = {c.name: c for c in load_catalog(external=list(options.cases),
+                                                                      confine=not options.values_outside)}
             self.registry = load_registry(list(options.expectations))
         except (CaseError, ExpectationError) as e:
             raise pytest.UsageError(str(e)) from None
@@ -102,7 +108,8 @@ class XentSession:
             try:
                 if self.bench and hasattr(a, "set_threads"):
                     a.set_threads(self.bench.threads)
-                self.environment["frameworks"][name] = a.environment()
+                # plain JSON (a set, a NaN would make the results unwritable at the end of the run)
+                self.environment["frameworks"][name] = plain(a.environment())
                 self.bindings(name)
             except Exception as e:  # the others still run; the run fails
                 self.broken[name] = f"{name}: its adapter failed while listing its bindings: {one_line(e)}"

@@ -17,12 +17,17 @@ from xentcheck.expectations import Registry, audit
 from xentcheck.journal import Journal, journal_path
 from xentcheck.records import OUTCOMES, BenchRecord, CheckRecord, Results, StabilityRecord
 from xentcheck.results import document, dumps, write_atomic
+from xentcheck.safe_output import OutputError, open_lock, target
 
 
 def check_writable(flag: str, path: Path) -> None:
     """Fail at start-up, in one line, if ``path`` cannot be written (not after a long run)."""
     if path.is_dir():
         raise pytest.UsageError(f"{flag}={path} is a folder; pass a file path")
+    try:  # a device, a pipe or a socket: never replaced by a regular file
+        target(path)
+    except OutputError as e:
+        raise pytest.UsageError(f"{flag}={e}") from None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -36,7 +41,10 @@ def lock(results: Path) -> IO[str]:
     """Hold ``RESULTS.lock`` for the whole run: a second run on the same results path fails at start-up
     (the lock goes with the process, also when it is killed)."""
     path = results.with_name(results.name + ".lock")
-    f = open(path, "a+")  # noqa: SIM115 - held until the process ends
+    try:
+        f = open_lock(path)  # held until the process ends; never through a planted link
+    except OutputError as e:
+        raise pytest.UsageError(f"--results: {e}") from None
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -47,7 +55,9 @@ def lock(results: Path) -> IO[str]:
                                 f"to finish or pass another --results") from None
     f.seek(0)
     f.truncate()
-    f.write(f"pid {os.getpid()}\n")
+    from .supervise import supervisor_pid
+
+    f.write(f"pid {supervisor_pid()}\n")  # the process the user started (the supervisor, when supervised)
     f.flush()
     return f
 
@@ -79,6 +89,9 @@ class Writer:
     records: list[CheckRecord] = field(default_factory=list)
     stability: list[StabilityRecord] = field(default_factory=list)
     failed: bool = False  # the results or the report could not be written
+    #: cases from outside the repository (--cases): their inputs may be the user's own data, so their
+    #: records carry no snippet (which pastes the inputs) unless --snippets-with-inputs
+    redact_cases: frozenset[str] = frozenset()
     journal: Journal = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,6 +99,8 @@ class Writer:
 
     def add(self, rec: Record, bench: BenchPlan | None = None) -> None:
         """Keep a record and journal it."""
+        if isinstance(rec, CheckRecord) and rec.repro and rec.case in self.redact_cases:
+            rec.repro = None  # a report may be shared; an external case's arrays stay out of it
         if isinstance(rec, BenchRecord):
             bench.records.append(rec)
         elif isinstance(rec, StabilityRecord):
@@ -96,10 +111,11 @@ class Writer:
 
     def finish(self, environment: dict, registry: Registry, versions: dict, bench: BenchPlan | None,
                sliced: bool, baseline: Results | None, incomplete: dict | None = None,
-               wandb: bool = False, harness: dict | None = None) -> tuple[list[str], bool]:
+               wandb: bool = False, harness: dict | None = None, keyword: str = "") -> tuple[list[str], bool]:
         """Write results and report; returns the lines to print at the end of the run and whether the
         run regressed against the baseline. ``sliced``: the run was a slice (-k, -m,
-        --one-per-category); ``incomplete``: why the run stopped early (then the registry audit only
+        --one-per-category); ``keyword``: its -k expression (the baseline's checks it would select must be
+        here); ``incomplete``: why the run stopped early (then the registry audit only
         reports, the file is marked incomplete and the journal is kept)."""
         benchmarks = bench.section() if bench else None
         if not self.records and not benchmarks and not self.stability and not environment.get("probes"):
@@ -130,7 +146,8 @@ class Writer:
                          f"{expected}; the results are marked incomplete (the upgrade gate refuses them) and the "
                          f"journal is kept: {self.journal.path}")
         elif sliced:
-            lines.append("xentcheck: expectations audit skipped: the run was a slice (-k, -m or --one-per-category)")
+            lines.append(f"xentcheck: expectations audit skipped: the run was a slice "
+                         f"({environment.get('slice') or '-k, -m or --one-per-category'})")
         try:
             # one record per line: diffable and greppable, without the cost of indenting 10 MB of nesting
             write_atomic(self.results_path, dumps(doc))
@@ -146,10 +163,11 @@ class Writer:
             lines.append(_to_wandb(doc, self.results_path))
         regressed = False
         if baseline is not None:
-            from reports.diff import diff
+            from reports.diff import diff, keyword_left_out
             from reports.diff import lines as diff_lines
 
-            changes = diff(baseline, doc, accept=frozenset({"removed"}) if sliced else frozenset())
+            changes = diff(baseline, doc, accept=frozenset({"removed"}) if sliced and not keyword else frozenset(),
+                           left_out=keyword_left_out(keyword) if keyword else None)
             lines += [f"xentcheck: baseline: {line}" for line in diff_lines(changes)]
             regressed = bool(changes.regressions)
         return lines, regressed
