@@ -183,7 +183,7 @@ def label_overflows_dtype(p: Problem) -> bool:
 
 def target_rows_normalised(p: Problem) -> bool:
     """Categorical ops: every row's target sums to 1 up to the rounding of its values to the dtype
-    (|sum - 1| <= 2 C u: C values, each within u of its exact value), as a probability distribution
+    (abs(sum - 1) <= 2 C u: C values, each within u of its exact value), as a probability distribution
     does; always true for index targets. Where it holds, a kernel that assumes unit sums is off by no
     more than rounding; an all-zero row (no mass) is not normalised."""
     if p.op not in CATEGORICAL_OPS or p.target_kind == "index" or p.malformed is not None:
