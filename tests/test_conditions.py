@@ -46,6 +46,12 @@ def test_non_finite_inputs(value, pos, neg, nan):
     assert (c.has_pos_inf(p), c.has_neg_inf(p), c.has_nan(p), c.has_inf(p)) == (pos, neg, nan, pos or neg)
 
 
+def test_has_zero_counts_subnormals():
+    assert c.has_zero(_p([[-0.0, 1.0]], [0])) and c.has_zero(_p([[1e-40, 1.0]], [0]))  # a float32 subnormal
+    assert not c.has_zero(_p([[1e-30, 1.0]], [0]))
+    assert not c.has_zero(_p([[1e-40, 1.0]], [0], dtype="float64"))  # normal in float64
+
+
 def test_neg_inf_on_target_mass():
     assert c.neg_inf_on_target_mass(_p([[-INF, 0.0], [0.0, 1.0]], [0, 1]))
     assert not c.neg_inf_on_target_mass(_p([[-INF, 0.0], [0.0, 1.0]], [1, 1]))  # a masked logit off target

@@ -427,3 +427,14 @@ def test_an_ignored_row_contributes_nothing_whatever_its_logits_hold(poison, red
         assert ev.value[1] == 0 and np.array_equal(np.delete(ev.value, 1), clean.value)
     else:
         assert ev.value == clean.value
+
+
+def test_the_zero_logit_gradient_policy_takes_the_subgradient_at_zero():
+    # tf.nn.weighted_cross_entropy_with_logits differentiates |x| and max(-x, 0) with subgradient 0 at 0
+    p = Problem("t", "sigmoid_bce", "float32", np.array([[0.0, 0.0, 1e-40, 2.0]]), np.array([[0.0, 1.0, 0.0, 1.0]]),
+                "binary")
+    math = R.evaluate(p)
+    tf = R.evaluate(p, replace(R.MATH, zero_logit_grad_one_minus_target=True))
+    np.testing.assert_allclose(math.grad[0, :3], [0.5, -0.5, 0.5])
+    np.testing.assert_array_equal(tf.grad[0, :3], [1.0, 0.0, 1.0])
+    assert tf.grad[0, 3] == math.grad[0, 3]  # away from the kink both agree

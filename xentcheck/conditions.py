@@ -117,6 +117,14 @@ def has_nan(p: Problem) -> bool:
     return bool(np.any(np.isnan(p.x)))
 
 
+def has_zero(p: Problem) -> bool:
+    """The input holds a zero (+0 or -0) or a subnormal (which CPU kernels may flush to zero): where |x|
+    and max(x, 0) have their kink."""
+    from .reference import SMALLEST_NORMAL
+
+    return bool(np.any(np.abs(p.x) < SMALLEST_NORMAL[p.dtype]))
+
+
 def has_inf(p: Problem) -> bool:
     """The input holds a +inf or a -inf."""
     return bool(np.any(np.isinf(p.x)))
@@ -249,6 +257,7 @@ PROPERTIES: dict[str, Property] = {p.name: p for p in (
     _property(target_kind, str, ("index", "onehot", "soft", "binary")), _property(reduction, str, REDUCTIONS),
     _property(options, str, OPTIONS, many=True), _property(label_smoothing, float),
     _property(has_pos_inf, bool), _property(has_neg_inf, bool), _property(has_inf, bool), _property(has_nan, bool),
+    _property(has_zero, bool),
     _property(neg_inf_on_target_mass, bool), _property(row_without_target_mass, bool),
     _property(has_ignored_rows, bool), _property(all_rows_ignored, bool),
     _property(out_of_range_labels, str, LABEL_RANGES, many=True), _property(label_overflows_dtype, bool),

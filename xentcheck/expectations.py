@@ -141,15 +141,16 @@ class Expectation:
             return False
         if not set(self.options) <= options:
             return False
-        if self.when and (problem is None or not conditions.holds(self.when, problem)):
-            return False
         if self.dtypes and dtype not in self.dtypes:
             return False
         if self.modes and mode not in self.modes:
             return False
         if self.reductions and reduction not in self.reductions:
             return False
-        return self.in_versions(versions)
+        if not self.in_versions(versions):
+            return False
+        # last: the only test that computes properties of the input
+        return not self.when or (problem is not None and conditions.holds(self.when, problem))
 
     @property
     def frameworks(self) -> tuple[str, ...]:

@@ -121,6 +121,11 @@ class Convention:
     one_hot_products: bool | None = None
     probabilities_dtype: str | None = None
     exp_sum_in_dtype: bool | None = None
+    #: sigmoid_bce: the binding differentiates (1 - t) z + l (log1p(e^-|z|) + max(-z, 0)) with the
+    #: subgradient 0 of |z| and of max(-z, 0) at z = 0, so its gradient at 0 is 1 - t instead of
+    #: 1 - t - l / 2 (tf.nn.weighted_cross_entropy_with_logits); a subnormal logit counts as 0 (the CPU
+    #: kernels flush subnormals to zero)
+    zero_logit_grad_one_minus_target: bool | None = None
 
     def constants_dtype(self, dtype: str) -> str:
         """The dtype a policy's constants (clip bounds, floors) are rounded to for inputs in ``dtype``."""
@@ -158,6 +163,10 @@ def output_shape(problem: Problem, conv: Convention = MATH) -> tuple[int, ...]:
     if problem.categorical or conv.mean_last_axis:
         return tuple(problem.x.shape[:-1])
     return tuple(problem.x.shape)
+
+
+#: the smallest normal number of each dtype (below it: subnormals, which CPU kernels may flush to zero)
+SMALLEST_NORMAL = {"float16": 2.0**-14, "bfloat16": 2.0**-126, "float32": 2.0**-126, "float64": 2.0**-1022}
 
 
 def _where0(cond: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -501,6 +510,8 @@ def unreduced(problem: Problem, conv: Convention = MATH):
                 loss, grad, vsc, gsc = _sigmoid_bce(x, y, pw)
                 if conv.sigmoid_formula is not None:  # at z = +-inf, the binding's formula in IEEE arithmetic
                     loss = np.where(np.isinf(x), SIGMOID_FORMULAS[conv.sigmoid_formula](x, y), loss)
+                if conv.zero_logit_grad_one_minus_target:
+                    grad = np.where(np.abs(x) < SMALLEST_NORMAL[problem.dtype], 1 - y, grad)
             else:
                 loss, grad, vsc, gsc = _bce(x, y, conv, conv.constants_dtype(problem.dtype),
                                             t_rounded=bool(problem.label_smoothing))
