@@ -35,6 +35,9 @@ class Case:
     channels_first: bool = False
     #: an explicit upstream gradient for the unreduced checks ({values}), else a seeded one
     cotangent: dict | None = None
+    #: expected values from an outside source, a second judge of the oracle: ``{"value": {"values":
+    #: array}, "source": url, "mean_by": the source's mean divisor, "dtype": the dtype it computed in}``
+    expected: dict | None = field(default=None, compare=False)
     description: str = ""
     source: str = field(default="", compare=False)
 

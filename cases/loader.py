@@ -35,6 +35,7 @@ CATEGORIES = (
     "empty batch",
     "one class",
     "invalid targets",
+    "imported",  # vectors with expected values from outside sources (cases/imported/)
     "interactions",  # generated from each binding's capabilities (cases/interactions.py), not declared
 )
 
@@ -101,6 +102,9 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
     entry = {k: (_load_values(v, k, base or CATALOG_DIR, where, confine)
                  if k in _ARRAYS or (k in _EXPLICIT and isinstance(v, dict)) else v)
              for k, v in entry.items()}
+    if "expected" in entry:
+        entry["expected"] = {**entry["expected"], "value": _load_values(entry["expected"]["value"], "expected.value",
+                                                                        base or CATALOG_DIR, where, confine)}
     kind = entry["targets"].get("kind", "index")
     shape = tuple(entry["shape"])
     if entry.get("channels_first"):
@@ -156,9 +160,17 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
     case = Case(description=entry.get("description", ""), source=where, **kw)
     try:  # materialise once so that shape or value errors surface at load time, not mid-run
         for op in case.ops:
-            case.problem(op, case.dtypes[0], case.reductions[0])
+            p = case.problem(op, case.dtypes[0], case.reductions[0])
     except CaseError as e:
         raise CaseError(f"{where}: {e}") from None
+    if case.expected is not None:
+        if len(case.reductions) != 1:
+            raise CaseError(f"{where}: expected values are of one reduction; declare reductions = [that one]")
+        got = np.shape(case.expected["value"]["values"])
+        want = tuple(p.x.shape[:-1] if p.categorical else p.x.shape) if p.reduction == "none" else ()
+        if got != want:
+            raise CaseError(f"{where}: expected.value has shape {got}, expected {want} (the loss of reduction "
+                            f"{p.reduction!r} for an input of shape {tuple(p.x.shape)})")
     return case
 
 
@@ -247,7 +259,8 @@ def load_catalog(paths: list[Path] | None = None, external: list[Path] = (), con
     """Load every case from ``cases/*.toml`` (or the given files), and the declarations ``external``
     names (files or folders from outside the repository: any category name, values files beside them);
     names must be unique across all. ``confine``: a ``values_file`` must lie in its declaration's folder."""
-    builtin = sorted(CATALOG_DIR.glob("*.toml")) if paths is None else list(paths)
+    builtin = sorted(CATALOG_DIR.glob("*.toml")) + sorted((CATALOG_DIR / "imported").glob("*.toml")) \
+        if paths is None else list(paths)
     cases: dict[str, Case] = {}
     for files, schema in ((builtin, SCHEMA), (case_files(list(external)), EXTERNAL_SCHEMA)):
         for path in files:

@@ -84,6 +84,18 @@ def case_schema(categories: tuple[str, ...] | None) -> dict:
             "seed": {"title": "seed", "type": "integer", "minimum": 0},
             "logits": _array_spec("logits"),
             "probs": _array_spec("probs"),
+            "expected": {"title": "expected", "type": "object", "additionalProperties": False,
+                         "required": ["value", "source"],
+                         "x-expects": "a table: value (values or values_file), source; optionally mean_by, dtype",
+                         "properties": {
+                             "value": _array_spec("expected.value"),
+                             "source": {"title": "expected.source", "type": "string", "pattern": "^https?://",
+                                        "x-message": "expected.source must be a link to where the values come from"},
+                             "mean_by": {"title": "expected.mean_by",
+                                         "enum": ["count", "valid_count", "weight_sum", "nonzero_weight_count"]},
+                             "dtype": {"title": "expected.dtype",
+                                       "enum": ["float16", "bfloat16", "float32", "float64"]},
+                         }},
             "targets": {"title": "targets", "type": "object", "additionalProperties": False, "properties": {
                 "kind": {"title": "targets.kind", "enum": list(TARGET_KINDS)},
                 "values": {"title": "targets.values", **_NESTED_NUMBERS},

@@ -74,5 +74,7 @@ def findings(docs: list[Results]) -> list[dict]:
             "checks": sorted({r.check for r in recs}), "count": len(recs), "example": shown,
             "reason": "; ".join(p["reason"] for p in parts) if parts else first.reason,
             "sources": [p["source"] for p in parts], "repro": repro,
+            # upstream status: the issue and its state, or what was searched (registry field tracker)
+            "trackers": [f'{p["id"]}: {p["tracker"]}' for p in parts if p.get("tracker")],
         })
     return sorted(cards, key=lambda c: (c["severity"], -c["count"], c["title"]))

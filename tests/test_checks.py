@@ -65,7 +65,7 @@ class Clipping(FakeAdapter):
         return type(out)(np.minimum(out.value, 5.0), out.grad, out.dtype)
 
 
-def _registry(tmp_path: Path, expect: str, cases='["random_index", "tutorial_logits"]') -> Registry:
+def _registry(tmp_path: Path, expect: str, when='{ target_kind = "index", rank = 2 }') -> Registry:
     f = tmp_path / "e.toml"
     f.write_text(f"""
 [[expectation]]
@@ -73,7 +73,7 @@ id = "clamp"
 framework = "fake"
 bindings = ["fake.softmax_ce"]
 checks = ["value"]
-cases = {cases}
+when = {when}
 expect = {expect}
 reason = "made up for the test"
 source = "https://example.invalid/doc"
@@ -99,7 +99,7 @@ def test_stale_expectation_fails_when_the_behaviour_stops(tmp_path):
 
 
 def test_unused_expectation_is_warned(tmp_path):
-    reg = _registry(tmp_path, '{ compute_dtype = "float32" }', cases='["no_such_case"]')
+    reg = _registry(tmp_path, '{ compute_dtype = "float32" }', when='{ num_classes = 999 }')
     stale, unused = audit(reg, [_run(HONEST, "random_index", registry=reg)], {"fake"})
     assert unused and not stale
 

@@ -28,10 +28,16 @@ def _check(adapter, case, op, reduction="none", registry=None, dtype="float32"):
     return run_check(adapter, _binding(op), p, "value", registry=registry, versions=adapter.environment())
 
 
+#: the condition on the input that describes each case these tests register a behaviour for
+WHEN = {"binary_targets_squeezed": '{ malformed = "target_rank" }',
+        "int_binary_targets": '{ malformed = "int_targets" }',
+        "label_out_of_range": '{ out_of_range_labels = "at_or_above_classes" }'}
+
+
 def _entry(tmp_path, binding: str, case: str, expect: str):
-    """A registry of one entry for the honest implementation's ``binding`` on ``case``."""
+    """A registry of one entry for the honest implementation's ``binding`` on inputs like ``case``'s."""
     f = tmp_path / "e.toml"
-    f.write_text(f'[[expectation]]\nid = "e"\nframework = "honest"\nbindings = ["{binding}"]\ncases = ["{case}"]\n'
+    f.write_text(f'[[expectation]]\nid = "e"\nframework = "honest"\nbindings = ["{binding}"]\nwhen = {WHEN[case]}\n'
                  f'expect = {expect}\nreason = "r"\nsource = "https://example.invalid"\n')
     return load_registry([f])
 

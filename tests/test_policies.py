@@ -281,3 +281,13 @@ def test_a_new_policy_is_one_file(tmp_path):
     out = subprocess.run([sys.executable, "-c", CHECK_NEW_POLICY], cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_zero_logit_grad_one_minus_target():
+    # d/dz of (1 - t) z + softplus(-z) at z = 0 is 1 - t - 1/2; with the subgradient 0 of |z| and max(-z, 0)
+    # it is 1 - t; a float32 subnormal logit (1e-40) counts as 0, a normal one (1.0) keeps sigmoid(z) - t
+    p = _problem("sigmoid_bce", [[0.0, 1e-40, 1.0]], [[0.25, 0.25, 0.25]], "soft", dtype="float32")
+    s1 = 1 / (1 + math.exp(-1.0))
+    np.testing.assert_allclose(_ev(p).grad, [[0.25, 0.25, s1 - 0.25]], rtol=1e-12)
+    np.testing.assert_allclose(_ev(p, zero_logit_grad_one_minus_target=True).grad, [[0.75, 0.75, s1 - 0.25]],
+                               rtol=1e-12)

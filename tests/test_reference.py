@@ -408,3 +408,33 @@ def test_one_hot_products_put_zero_times_minus_inf_into_index_targets():
     gathered = R.evaluate(p, R.Convention(zero_times_inf=True))
     one_hot = R.evaluate(p, R.Convention(zero_times_inf=True, one_hot_products=True))
     assert np.isfinite(gathered.value[0]) and np.isnan(one_hot.value[0])
+
+
+@pytest.mark.parametrize("poison", [-np.inf, np.inf, np.nan])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_an_ignored_row_contributes_nothing_whatever_its_logits_hold(poison, reduction):
+    # the oracle's rule: an ignored row adds nothing to the value or the gradient, whether its logits
+    # are all -inf (where asum * p - a would be 0 * NaN), hold a +inf or a NaN
+    x = np.array([[0.5, -1.0, 2.0], [poison, poison, poison], [1.0, 0.0, -1.0]])
+    conv = replace(R.MATH, mean_by="valid_count")  # the same divisor with and without the ignored row
+    ev = R.evaluate(Problem("t", "softmax_ce", "float64", x, np.array([2, -100, 0]), "index",
+                            reduction=reduction, ignore_index=-100), conv)
+    clean = R.evaluate(Problem("t", "softmax_ce", "float64", np.delete(x, 1, axis=0), np.array([2, 0]),
+                               "index", reduction=reduction, ignore_index=-100), conv)
+    assert np.all(ev.grad[1] == 0) and np.all(np.isfinite(ev.grad))
+    np.testing.assert_array_equal(np.delete(ev.grad, 1, axis=0), clean.grad)
+    if reduction == "none":
+        assert ev.value[1] == 0 and np.array_equal(np.delete(ev.value, 1), clean.value)
+    else:
+        assert ev.value == clean.value
+
+
+def test_the_zero_logit_gradient_policy_takes_the_subgradient_at_zero():
+    # tf.nn.weighted_cross_entropy_with_logits differentiates |x| and max(-x, 0) with subgradient 0 at 0
+    p = Problem("t", "sigmoid_bce", "float32", np.array([[0.0, 0.0, 1e-40, 2.0]]), np.array([[0.0, 1.0, 0.0, 1.0]]),
+                "binary")
+    math = R.evaluate(p)
+    tf = R.evaluate(p, replace(R.MATH, zero_logit_grad_one_minus_target=True))
+    np.testing.assert_allclose(math.grad[0, :3], [0.5, -0.5, 0.5])
+    np.testing.assert_array_equal(tf.grad[0, :3], [1.0, 0.0, 1.0])
+    assert tf.grad[0, 3] == math.grad[0, 3]  # away from the kink both agree

@@ -165,7 +165,8 @@ def test_the_report_opens_with_findings_most_severe_first():
     grad_fail.update(outcome="fail", reason="1 of 4 elements differ; at [0, 2]: got 2.0, expected 1.0 (bound 1e-07)")
     doc["expectations"]["entries"] = [{"id": "e1", "framework": "fake", "bindings": [nan_dev["binding"]],
                                        "expect": {"inf_logit_nan": "row"}, "reason": "inf - inf is NaN",
-                                       "source": "https://example.org/docs"}]
+                                       "source": "https://example.org/docs",
+                                       "tracker": "fake/fake#12 (open)"}]
     cards = findings([Results.from_json(doc)])
     assert [(c["severity_text"], c["title"]) for c in cards] == [
         ("NaN or inf where the answer is finite", "e1"),
@@ -176,6 +177,7 @@ def test_the_report_opens_with_findings_most_severe_first():
     html = render([doc])
     assert html.index('id="findings"') < html.index('id="summary"')  # before any table
     assert "the mathematics says <b>0.5</b>; the binding returned <b>nan</b>" in html
+    assert cards[0]["trackers"] == ["e1: fake/fake#12 (open)"] and "Upstream: e1: fake/fake#12 (open)" in html
 
 
 def test_a_clean_run_says_it_found_nothing():

@@ -1,6 +1,8 @@
 """The expectations registry: documented deviations from the mathematics, checked strictly.
 
-Each entry names a framework, the bindings and cases it covers, a version range, and the behaviour
+Each entry names a framework, the bindings it covers, where its behaviour occurs as a condition on the
+input (``when``: properties of the problem, xentcheck.conditions; never our own case names), a version
+range, and the behaviour
 expected instead, written as a policy of the oracle (e.g. ``prob_clip = 1e-7``), so the expected
 numbers still come from the oracle, never from the framework. A check an entry covers is a
 ``deviation`` when the binding differs from the mathematics and matches the policy; when the binding
@@ -16,9 +18,9 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from . import policies
+from . import conditions, policies
 from .declarations import check, tables
-from .problem import DTYPES, OPTIONS
+from .problem import DTYPES, OPTIONS, Problem
 from .records import CheckRecord
 from .reference import POLICIES, Convention
 
@@ -58,8 +60,10 @@ SCHEMA = {
         "package": {"title": "package", "type": "string"},
         "bindings": {**_names("bindings"), "minItems": 1},
         "checks": _names("checks", ("value", "grad")),
-        "cases": _names("cases"),
-        "categories": _names("categories"),
+        "when": conditions.SCHEMA,
+        "examples": _names("examples"),
+        "tracker": {"title": "tracker", "type": "string", "minLength": 1,
+                    "x-expects": "the upstream issue and its state, or what was searched and that none was found"},
         "dtypes": _names("dtypes", DTYPES),
         "options": _names("options", OPTIONS),
         "modes": _names("modes", ("eager", "compiled")),
@@ -98,8 +102,12 @@ class Expectation:
     source: str
     package: str = ""
     checks: tuple[str, ...] = ("value", "grad")
-    cases: tuple[str, ...] = ()
-    categories: tuple[str, ...] = ()
+    #: where the behaviour occurs: ``property = value`` pairs over the problem (xentcheck.conditions)
+    when: dict | None = None
+    #: catalog cases where it shows (documentation only: ``when`` selects)
+    examples: tuple[str, ...] = ()
+    #: the upstream issue and its state, or what was searched and that none was found
+    tracker: str = ""
     dtypes: tuple[str, ...] = ()
     modes: tuple[str, ...] = ()
     #: the problem's reduction (``none``, ``sum``, ``mean``): a behaviour of one reduction's code path
@@ -110,16 +118,14 @@ class Expectation:
 
     def applies(self, framework: str, binding: str, case: str, category: str, dtype: str, check: str,
                 versions: dict, mode: str = "eager", options: frozenset[str] = frozenset(),
-                reduction: str = "") -> bool:
+                reduction: str = "", problem: Problem | None = None) -> bool:
         """Whether this entry covers the check (version taken from ``versions[package or framework]``;
-        ``options``: those the problem uses; ``reduction``: the problem's)."""
+        ``options``: those the problem uses; ``reduction``: the problem's; ``problem``: the input, which
+        an entry with a ``when`` condition needs (without it such an entry does not apply)). ``case``
+        and ``category`` no longer select: behaviours are described by the input."""
         if framework not in self.frameworks or binding not in self.bindings or check not in self.checks:
             return False
         if not set(self.options) <= options:
-            return False
-        if self.cases and case not in self.cases:
-            return False
-        if self.categories and category not in self.categories:
             return False
         if self.dtypes and dtype not in self.dtypes:
             return False
@@ -127,7 +133,10 @@ class Expectation:
             return False
         if self.reductions and reduction not in self.reductions:
             return False
-        return self.in_versions(versions)
+        if not self.in_versions(versions):
+            return False
+        # last: the only test that computes properties of the input
+        return not self.when or (problem is not None and conditions.holds(self.when, problem))
 
     @property
     def frameworks(self) -> tuple[str, ...]:
@@ -172,6 +181,11 @@ class Expectation:
 
 
 def _entry(raw: dict, where: str) -> Expectation:
+    for old in ("cases", "categories"):
+        if old in raw:
+            raise ExpectationError(f"{where}: selects by {old} (our own names); describe the input instead with "
+                                   f"when = {{ property = value }} (xentcheck/conditions.py) and list the cases "
+                                   f"under examples")
     check(raw, SCHEMA, where, ExpectationError)
     if raw.get("versions"):
         try:
@@ -198,11 +212,13 @@ class Registry:
 
     def find(self, framework: str, binding: str, case: str, category: str, dtype: str, check: str,
              versions: dict, mode: str = "eager", options: frozenset[str] = frozenset(),
-             reduction: str = "") -> Expectation | None:
-        """The entry covering this check (on a problem using ``options``), if any. Several entries that
+             reduction: str = "", problem: Problem | None = None) -> Expectation | None:
+        """The entry covering this check (on a problem using ``options``; ``problem``: the input, for
+        the entries' ``when`` conditions), if any. Several entries that
         apply together (e.g. a policy and a compute_dtype) combine into one whose id joins theirs with '+'."""
         hits = [e for e in self.entries
-                if e.applies(framework, binding, case, category, dtype, check, versions, mode, options, reduction)]
+                if e.applies(framework, binding, case, category, dtype, check, versions, mode, options, reduction,
+                             problem)]
         if len(hits) <= 1:
             return hits[0] if hits else None
         expect: dict = {}

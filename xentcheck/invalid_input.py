@@ -53,7 +53,8 @@ def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, pr
 
     Any other number is silent garbage (fail)."""
     entry = registry.find(adapter.name, binding.name, problem.case, problem.category, problem.dtype, "value",
-                          versions, mode, problem.options_used(), problem.reduction)
+                          versions, mode, problem.options_used(), problem.reduction,
+                          problem=problem)
     documented = entry.expect.get("invalid_targets") if entry else None
     refusal = entry if entry is not None and entry.raises else None
     if entry is not None and documented:

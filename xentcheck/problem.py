@@ -34,6 +34,10 @@ DTYPES = ("float16", "bfloat16", "float32", "float64")
 MALFORMED = ("float_labels", "int_targets", "target_rank", "missing_row", "class_mismatch", "int_logits")
 
 
+#: the smallest normal number of each dtype (below it: subnormals, which CPU kernels may flush to zero)
+SMALLEST_NORMAL = {"float16": 2.0**-14, "bfloat16": 2.0**-126, "float32": 2.0**-126, "float64": 2.0**-1022}
+
+
 def unit_roundoff(dtype: str) -> float:
     """u = eps / 2 of a floating dtype, the bound on one correctly rounded operation's relative error."""
     bits = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}[dtype]

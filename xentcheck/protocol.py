@@ -199,12 +199,69 @@ class ContractError(TypeError):
     message says how. Never read as the framework refusing an input."""
 
 
+class InputWrittenError(ContractError):
+    """A binding wrote into the arrays it was handed: its result is of other inputs than the judged ones."""
+
+
+#: the arrays of a Problem a binding is handed
+_INPUT_ARRAYS = ("x", "target", "class_weight", "sample_weight", "pos_weight", "where")
+#: original problem's id -> (the original, the binding's private copy), the last few: a copy verified
+#: unchanged after a call is pristine and serves the next call of the same problem, so an adapter that
+#: caches by problem (one value-and-gradient step for both checks) still hits its cache
+_HANDED: dict[int, tuple[Problem, Problem]] = {}
+
+
+def _handed_copy(problem: Problem) -> Problem:
+    hit = _HANDED.get(id(problem))
+    if hit is not None and hit[0] is problem:
+        return hit[1]
+    copy = replace(problem, **{k: np.array(v, copy=True) for k in _INPUT_ARRAYS
+                               if (v := getattr(problem, k)) is not None})
+    _HANDED[id(problem)] = (problem, copy)
+    while len(_HANDED) > 8:
+        _HANDED.pop(next(iter(_HANDED)))
+    return copy
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Bit for bit (NaN payloads and signed zeros included), shape and dtype too."""
+    if a is None or b is None:
+        return a is b
+    return a.shape == b.shape and a.dtype == b.dtype and np.ascontiguousarray(a).tobytes() == \
+        np.ascontiguousarray(b).tobytes()
+
+
+def _check_untouched(binding: Binding, problem: Problem, handed: Problem, cotangent: np.ndarray | None,
+                     cot: np.ndarray | None, raised: BaseException | None = None) -> None:
+    """Raise InputWrittenError when the call changed the binding's copies (also when it raised: a
+    refusal after writing is still a write); a written copy is dropped, never handed out again."""
+    written = [k for k in _INPUT_ARRAYS if not _same(getattr(problem, k), getattr(handed, k))]
+    if cotangent is not None and not _same(np.asarray(cotangent), cot):
+        written.append("cotangent")
+    if written:
+        _HANDED.pop(id(problem), None)
+        raise InputWrittenError(f"{binding.name} wrote into its inputs ({', '.join(written)}): its result is of "
+                                f"other inputs than the ones judged; the next binding gets pristine copies") from raised
+
+
 def run_binding(adapter: Adapter, binding: Binding, problem: Problem, *, grad: bool,
                 cotangent: np.ndarray | None, mode: str = "eager", device: str = "cpu") -> Output:
     """``adapter.run`` with its result checked against the protocol: an exception the call raises
-    propagates as it is; a result that is not an Output raises ContractError."""
-    with problem.expected_noise():
-        out = adapter.run(binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=device)
+    propagates as it is; a result that is not an Output raises ContractError.
+
+    The binding gets private copies of the problem's arrays and of the cotangent, never the judge's
+    (the oracle evaluates ``problem`` itself); a binding that writes into them raises
+    InputWrittenError naming it (an ``error``: its result is of other inputs), and its copy is dropped
+    so the next binding gets pristine inputs."""
+    handed = _handed_copy(problem)
+    cot = None if cotangent is None else np.array(cotangent, copy=True)
+    try:
+        with problem.expected_noise():
+            out = adapter.run(binding, handed, grad=grad, cotangent=cot, mode=mode, device=device)
+    except Exception as e:
+        _check_untouched(binding, problem, handed, cotangent, cot, e)
+        raise
+    _check_untouched(binding, problem, handed, cotangent, cot)
     if not all(hasattr(out, k) for k in ("value", "grad", "dtype")):
         raise ContractError(f"{adapter.name}'s run() returned {type(out).__name__} "
                             f"{str(out)[:80]!r}, not an Output(value, grad, dtype) (see xentcheck.protocol)")

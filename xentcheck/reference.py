@@ -124,6 +124,11 @@ def _softmax_ce(z: np.ndarray, a: np.ndarray, plain_product: bool = False, unit_
     vs = 2 * c * np.sum(abs_a, axis=-1)
     ga = np.abs(asum) * p * (1 + np.abs(_where0(np.isfinite(z), z)) + mag) + abs_a
     gs = 2 * c * np.abs(asum) * p
+    if not (plain_product or unit_target_sum):
+        # A row without target mass (an ignored row) contributes nothing to the value or the gradient,
+        # whatever its logits hold: all -inf would give asum * p - a = 0 * NaN, a NaN logit NaN.
+        dead = ~np.any(on, axis=-1, keepdims=True)
+        grad, ga, gs = _where0(~dead, grad), _where0(~dead, ga), _where0(~dead, gs)
     return loss, grad, (va, vs), (ga, gs)
 
 

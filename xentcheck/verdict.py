@@ -88,7 +88,8 @@ def expected_for(registry: Registry, versions: dict, framework: str, binding: Bi
     oracle's evaluation of this problem and cotangent, where the caller has it already (the value and
     the gradient check of one call share it)."""
     entry = registry.find(framework, binding.name, problem.case, problem.category, problem.dtype, check, versions,
-                          mode, problem.options_used(), problem.reduction)
+                          mode, problem.options_used(), problem.reduction,
+                          problem=problem)
     conv = binding.convention_for(problem)
     return Expected(problem, entry, conv, math if math is not None else reference.evaluate(problem, conv, cotangent),
                     problem.dtype, cotangent)
@@ -139,7 +140,8 @@ def judge_raised(registry: Registry, versions: dict, framework: str, binding: Bi
     registry entry documents that it raises (``deviation`` if ``e`` is the documented exception, else
     ``error`` naming both), None without such an entry (a plain ``error``)."""
     entry = registry.find(framework, binding.name, problem.case, problem.category, problem.dtype, check, versions,
-                          mode, problem.options_used(), problem.reduction)
+                          mode, problem.options_used(), problem.reduction,
+                          problem=problem)
     if entry is None or not entry.raises:
         return None
     if entry.raised_as_documented(e):

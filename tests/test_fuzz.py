@@ -1,0 +1,91 @@
+"""The fuzzer (xentcheck/fuzz.py): draws within a binding's capabilities, special values included;
+a planted bug is found and shrunk, and findings group by (binding, check, properties of the input)."""
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Found
+
+from xentcheck import fuzz
+from xentcheck.checks import run_check
+from xentcheck.expectations import Registry
+
+from .fake_adapter import CAPS, HONEST, FakeAdapter
+
+SETTINGS = settings(derandomize=True, max_examples=60, deadline=None, database=None,
+                    suppress_health_check=list(HealthCheck))
+STRATEGY = fuzz.problems("softmax_ce", CAPS.targets, CAPS.reductions, frozenset({"float32", "float64"}),
+                         frozenset({"class_weight"}))
+
+
+@SETTINGS
+@given(STRATEGY)
+def test_draws_stay_inside_the_capabilities(p):
+    assert p.op == "softmax_ce" and p.target_kind in CAPS.targets and p.dtype in ("float32", "float64")
+    assert p.x.shape[-1] >= 1 and p.options_used() <= {"class_weight"}
+    if p.target_kind == "index":
+        assert p.target.shape == p.x.shape[:-1]
+
+
+def test_special_values_are_drawn():
+    seen = set()
+
+    @SETTINGS
+    @given(fuzz.logit_values("float32"))
+    def collect(v):
+        seen.add("nan" if np.isnan(v) else v)
+
+    collect()
+    assert {"nan", np.inf, -np.inf, 0.0}.issubset(seen) and any(abs(v) > 1e38 for v in seen if v != "nan")
+
+
+def _findings(adapter, max_examples=80) -> dict:
+    found: dict = {}
+
+    @settings(derandomize=True, max_examples=max_examples, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(STRATEGY)
+    def run(p):
+        for check in ("value", "grad"):
+            rec = run_check(adapter, adapter.bindings()[0], p, check, registry=Registry(), versions={})
+            if rec.outcome in ("fail", "error"):
+                found.setdefault(fuzz.finding_key("fake.softmax_ce", check, p), rec.reason)
+
+    run()
+    return found
+
+
+def test_a_planted_bug_is_found_and_grouped():
+    found = _findings(FakeAdapter("fake", shift=False))  # no max shift: overflows at large logits
+    assert found
+    assert all(k[0] == "fake.softmax_ce" and k[1] in ("value", "grad") for k in found)
+
+
+def test_a_failing_draw_shrinks_to_a_small_example():
+    bad = FakeAdapter("fake", shift=False)
+
+    @settings(derandomize=True, max_examples=200, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(STRATEGY)
+    def failing(p):
+        rec = run_check(bad, bad.bindings()[0], p, "value", registry=Registry(), versions={})
+        if rec.outcome == "fail":
+            raise Found(fuzz.repro_line(p))
+
+    try:
+        failing()
+    except Found as e:
+        assert "x=np.array(" in str(e)
+    else:
+        raise AssertionError("the planted bug was not found")
+
+
+def test_the_finding_key_names_the_properties_that_hold():
+    from xentcheck.problem import Problem
+
+    p = Problem("fuzz", "softmax_ce", "float32", np.array([[np.inf, 0.0]]), np.array([1]), "index")
+    key = fuzz.finding_key("b", "value", p)
+    assert key[:4] == ("b", "value", "float32", "index") and "has_pos_inf" in key[4]
+
+
+def test_the_honest_fake_has_no_finding():
+    # special values included: the oracle and a correct kernel agree on every draw
+    assert _findings(HONEST, 60) == {}

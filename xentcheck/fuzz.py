@@ -1,0 +1,109 @@
+"""A fuzzer that looks where the catalog doesn't: Hypothesis strategies that draw whole problems for a
+binding's declared capabilities, biased toward special values, and the grouping of what they find.
+
+Every draw is judged as a catalog case is (the oracle, the registry's conditions on the input): a draw
+where a binding fails or errs is a finding; Hypothesis shrinks it to a minimal example. Findings are
+grouped by (binding, check, the properties of the input that hold: xentcheck.conditions), so one
+behaviour is one finding however many draws show it. The default run draws a fixed, derandomised few
+per binding; ``--fuzz`` runs a campaign; HypoFuzz runs long ones (docs/fuzzing.md).
+"""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from . import conditions
+from .problem import CATEGORICAL_OPS, Problem, round_to
+
+#: the options the generator draws (where= and pos_weight need more structure than a fuzz draw: they are
+#: the catalog's and the interaction cases' job)
+FUZZ_OPTIONS = ("class_weight", "sample_weight", "ignore_index", "label_smoothing", "spatial", "channels_first")
+IGNORE = -100
+
+
+def _largest(dtype: str) -> float:
+    return {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
+            "float64": 1.7976931348623157e308}[dtype]
+
+
+def _smallest_subnormal(dtype: str) -> float:
+    return {"float16": 2.0**-24, "bfloat16": 2.0**-133, "float32": 2.0**-149, "float64": 5e-324}[dtype]
+
+
+def special_values(dtype: str) -> list[float]:
+    """Values that break naive kernels: exact and signed zeros, subnormals, the largest finite values,
+    +-inf and NaN (ties for the maximum come from drawing a value twice)."""
+    big, tiny = _largest(dtype), _smallest_subnormal(dtype)
+    return [0.0, -0.0, tiny, -tiny, 1.0, -1.0, big, -big, np.inf, -np.inf, np.nan]
+
+
+def logit_values(dtype: str) -> st.SearchStrategy[float]:
+    """A logit: mostly ordinary, often special."""
+    return st.one_of(st.sampled_from(special_values(dtype)),
+                     st.floats(-30.0, 30.0, allow_nan=False, allow_infinity=False), st.sampled_from([2.5, 7.0]))
+
+
+@st.composite
+def problems(draw, op: str, targets: frozenset[str], reductions: frozenset[str], dtypes: frozenset[str],
+             options: frozenset[str] = frozenset()) -> Problem:
+    """One problem for ``op`` within a binding's declared target kinds, reductions, dtypes and options."""
+    dtype = draw(st.sampled_from(sorted(dtypes)))
+    kind = draw(st.sampled_from(sorted(targets)))
+    reduction = draw(st.sampled_from(sorted(reductions)))
+    on = {o for o in sorted(set(options) & set(FUZZ_OPTIONS)) if draw(st.booleans())}
+    categorical = op in CATEGORICAL_OPS
+    if kind != "index":
+        on.discard("ignore_index")
+    if not categorical:
+        on -= {"spatial", "channels_first", "ignore_index"}
+    if "channels_first" in on:
+        on.add("spatial")
+    n = draw(st.integers(0 if draw(st.integers(0, 9)) == 0 else 1, 4))  # an empty batch one draw in ten
+    c = draw(st.integers(1, 5)) if categorical else draw(st.integers(1, 3))
+    shape = (n, draw(st.integers(1, 3)), c) if "spatial" in on else (n, c)
+    size = int(np.prod(shape))
+    z = round_to(np.array(draw(st.lists(logit_values(dtype), min_size=size, max_size=size)),
+                          dtype=np.float64).reshape(shape), dtype)
+    x = z
+    with np.errstate(all="ignore"):
+        if op == "categorical_ce":
+            m = np.nanmax(np.where(np.isnan(z), -np.inf, z), axis=-1, keepdims=True)
+            e = np.exp(z - np.where(np.isfinite(m), m, 0.0))
+            x = round_to(e / e.sum(axis=-1, keepdims=True), dtype)
+        elif op == "bce":
+            x = round_to(1.0 / (1.0 + np.exp(-z)), dtype)
+        elif op == "nll":
+            x = z
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    if kind == "index":
+        target = rng.integers(0, c, size=shape[:-1]).astype(np.int64)
+        if "ignore_index" in on and target.size:
+            target = np.where(rng.random(target.shape) < 0.4, IGNORE, target)
+    elif kind == "onehot":
+        target = np.eye(c)[rng.integers(0, c, size=shape[:-1])]
+    elif kind == "binary":
+        target = (rng.random(shape) < 0.5).astype(np.float64)
+    else:
+        target = rng.dirichlet(np.ones(c), size=shape[:-1]) if categorical else rng.random(shape)
+        target = round_to(target, dtype)
+    cw = round_to(rng.uniform(0.25, 2.0, size=c), dtype) if "class_weight" in on else None
+    sw = round_to(rng.uniform(0.25, 2.0, size=n), dtype) if "sample_weight" in on else None
+    return Problem(case="fuzz", op=op, dtype=dtype, x=x, target=target, target_kind=kind, reduction=reduction,
+                   class_weight=cw, sample_weight=sw, ignore_index=IGNORE if "ignore_index" in on else None,
+                   label_smoothing=0.1 if "label_smoothing" in on else 0.0, category="fuzz",
+                   channels_first="channels_first" in on)
+
+
+def finding_key(binding: str, check: str, problem: Problem) -> tuple:
+    """What groups draws into one finding: the binding, the check, and the properties of the input that
+    hold (true booleans, non-empty sets, the dtype and target kind)."""
+    props = conditions.describe(problem)
+    held = tuple(sorted(k for k, v in props.items() if v is True or (isinstance(v, list) and v and k != "options")))
+    return binding, check, problem.dtype, problem.target_kind, held
+
+
+def repro_line(problem: Problem) -> str:
+    """The draw as a NumPy literal, for the finding's repro."""
+    return (f"op={problem.op!r} dtype={problem.dtype!r} reduction={problem.reduction!r} "
+            f"x=np.array({problem.x.tolist()!r}) target=np.array({problem.target.tolist()!r}) "
+            f"options={sorted(problem.options_used())}")
