@@ -75,6 +75,7 @@ class Case:
     poison: dict | None = None
     invalid: dict | None = None
     channels_first: bool = False
+    linear: dict | None = None  # op linear_ce: how X, W and the bias are drawn (cases/linear.py)
     description: str = ""
     source: str = field(default="", compare=False)
 
@@ -103,8 +104,8 @@ class Case:
             where = ~excluded
         if self.poison is not None:
             logits = _poison(self.poison, logits)
-        if op in ("softmax_ce", "sigmoid_bce"):
-            x = logits
+        if op in ("softmax_ce", "sigmoid_bce", "linear_ce"):
+            x = logits  # linear_ce: none, its X and W are drawn by cases/linear.py below
         elif op == "nll":  # log-probabilities: of the declared probabilities, else the logits as they are
             with np.errstate(divide="ignore"):
                 x = np.log(probs) if probs is not None else logits
@@ -137,6 +138,10 @@ class Case:
         cw = _weights(self.class_weight, (c,), weight_rng, dtype)
         sw = _weights(self.sample_weight, (shape[0],), weight_rng, dtype)
         pw = _weights(self.pos_weight, (c,), weight_rng, dtype)
+        if op == "linear_ce":  # hidden states and a classifier instead of logits
+            from .linear import linear_problem
+
+            return linear_problem(self, dtype, reduction, target, ignore, invalid, cw)
         return Problem(
             case=self.name, op=op, dtype=dtype, x=x, target=target, target_kind=kind,
             reduction=reduction, class_weight=cw, sample_weight=sw, pos_weight=pw,
@@ -341,6 +346,10 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
             raise CaseError(f"{where}: invalid.form 'int_logits' needs logit ops only (softmax_ce, sigmoid_bce)")
         if invalid.get("form") == "target_rank" and kind != "index" and shape[-1] != 1:
             raise CaseError(f"{where}: invalid.form 'target_rank' with dense targets needs a last axis of 1")
+    if (entry.get("linear") is not None) != ("linear_ce" in entry["ops"]) or \
+            ("linear_ce" in entry["ops"] and len(entry["ops"]) > 1):
+        raise CaseError(f"{where}: op linear_ce needs a 'linear' table and is declared alone (a linear table "
+                        f"applies to op linear_ce only)")
     if entry.get("where") is not None and set(entry["ops"]) != {"softmax_ce"}:
         raise CaseError(f"{where}: where (a class mask, as optax's where=) applies to op softmax_ce only")
     if entry.get("channels_first") and (len(shape) < 3 or not all(categorical)):

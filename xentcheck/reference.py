@@ -95,6 +95,8 @@ class Convention:
         in the input dtype, each partial sum rounded (NumPy's sum of an ml_dtypes bfloat16 array has no
         pairwise summation and no wider accumulator): over a large vocabulary the sum stalls once a
         term is below half an ulp of it (at 256 in bfloat16 for terms near 1), so the loss is too small.
+    empty_mean_nan_grad: linear_ce: a ``mean`` over no counted row (every target ignored, divisor 0)
+        gives NaN gradients for every input (the 0 / 0 scale reaches them) instead of 0.
     """
 
     mean_by: str = "count"
@@ -121,6 +123,7 @@ class Convention:
     one_hot_products: bool | None = None
     probabilities_dtype: str | None = None
     exp_sum_in_dtype: bool | None = None
+    empty_mean_nan_grad: bool | None = None
 
     def constants_dtype(self, dtype: str) -> str:
         """The dtype a policy's constants (clip bounds, floors) are rounded to for inputs in ``dtype``."""
@@ -541,6 +544,10 @@ def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | 
     For ``reduction='none'`` the gradient is the VJP with ``cotangent`` (shape :func:`output_shape`);
     for ``sum``/``mean`` it is the gradient of the scalar.
     """
+    if problem.op == "linear_ce":  # its own module: logits from a matmul, gradients for X, W and the bias
+        from .linear_ce import evaluate_linear
+
+        return evaluate_linear(problem, conv, cotangent)
     if conv.labels_in_dtype and problem.target_kind == "index":
         rounded = round_to(problem.target, problem.dtype)
         # a label the dtype cannot hold becomes inf (float16 above 65519): cast back, it is no class, and
