@@ -196,10 +196,23 @@ def _liger_unfused(x, w, b, t, inp):
     return f(F.linear(x, w, b), t)
 
 
+#: what Triton's interpreter (CPU) cannot run: the kernels call ``.to(dtype)`` on a Python float argument
+#: (softcap, the class-weight sums), which compiled Triton makes a tensor and the interpreter leaves a float
+#: (triton-lang/triton#5965, closed; still so in triton 3.9.0)
+INTERPRETER_GAPS = {
+    "softcap": "Triton's interpreter (CPU) cannot run Liger's soft-capping: InterpreterError \"'float' object has "
+               "no attribute 'to'\" (a Python float argument; triton-lang/triton#5965); checked on a GPU",
+    "class_weight": "Triton's interpreter (CPU) cannot run Liger's class weights: InterpreterError \"'float' "
+                    "object has no attribute 'to'\" (a Python float argument; triton-lang/triton#5965); checked on "
+                    "a GPU",
+}
+
+
 def _liger_bindings() -> list[Binding]:
+    options = frozenset({"class_weight", "ignore_index", "label_smoothing", "bias", "softcap", "z_loss"})
+    gaps = () if torch.cuda.is_available() else tuple(INTERPRETER_GAPS.items())
     caps = Capabilities("linear_ce", frozenset({"index"}), dtypes=ALL_FLOATS,
-                        options=frozenset({"class_weight", "ignore_index", "label_smoothing", "bias", "softcap",
-                                           "z_loss"}),
+                        options=options - {o for o, _ in gaps}, unavailable=gaps,
                         eager_only="Triton kernels (the interpreter on CPU): torch.compile is not applied to them")
     return [
         _binding("liger.FusedLinearCrossEntropyLoss", "liger_kernel.transformers.LigerFusedLinearCrossEntropyLoss",
@@ -217,8 +230,11 @@ def _cce(x, w, b, t, inp):
     from cut_cross_entropy import linear_cross_entropy
 
     p = inp.problem
-    return linear_cross_entropy(x, w, t, ignore_index=_ignore(p), softcap=p.softcap, reduction=p.reduction,
-                                impl="torch_compile" if x.device.type == "cpu" else "cce")
+    # the library compiles with fullgraph=True: one process running the whole catalog (every dtype,
+    # reduction, soft-cap) passes Dynamo's 8 recompiles per function, which a training run never does
+    with torch._dynamo.config.patch(recompile_limit=256):
+        return linear_cross_entropy(x, w, t, ignore_index=_ignore(p), softcap=p.softcap, reduction=p.reduction,
+                                    impl="torch_compile" if x.device.type == "cpu" else "cce")
 
 
 def _cce_bindings() -> list[Binding]:

@@ -143,6 +143,8 @@ def evaluate_linear(problem: Problem, conv: reference.Convention = reference.MAT
         else:
             div = 1.0 if problem.reduction == "sum" else reference.mean_divisor(sp, conv, (n_rows,))
             zdiv = 1.0 if problem.reduction == "sum" else float(np.sum(counted))
+            if conv.empty_mean_zero:  # a mean over nothing is 0: sum / inf, every multiplier 0
+                div, zdiv = (np.inf if div == 0 else div), (np.inf if zdiv == 0 else zdiv)
             c = np.full(n_rows, 1.0 / np.float64(div))
             cz = np.full(n_rows, 1.0 / np.float64(zdiv)) if problem.z_loss else np.zeros(n_rows)
             terms = c * loss + (cz * zl if problem.z_loss else 0.0)
