@@ -106,7 +106,12 @@ def _forward(loss) -> Callable[[torch.Tensor, Inputs], torch.Tensor]:
     return fn
 
 
+#: binding name -> its loss ``loss(X2d, W, b, target1d, inputs)`` (scripts/linear_ce_memory.py times these)
+LOSSES: dict[str, Callable] = {}
+
+
 def _binding(name: str, api: str, caps: Capabilities, loss, convention=WEIGHT_SUM, doc: str = "") -> Binding:
+    LOSSES[name] = loss
     return Binding(name, api, caps, _forward(loss), convention, doc, step=_step(loss))
 
 
