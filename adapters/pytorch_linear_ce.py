@@ -170,6 +170,9 @@ def _torch_bindings() -> list[Binding]:
                  _module(Options(batch_chunk_size=chunk, chunking_method=None)),
                  doc=f"options=LinearCrossEntropyOptions(batch_chunk_size={chunk}, chunking_method=None)"),
     ]
+    out.append(_binding("F.linear_cross_entropy.chunked_default", "torch.nn.functional.linear_cross_entropy", chunked,
+                        _functional(Options()),
+                        doc="options=LinearCrossEntropyOptions(): torch's own chunk size and accumulation policy"))
     for policy in ("auto", "accurate", "balanced", "compact"):
         opts = Options(batch_chunk_size=chunk, chunking_method=None, acc_policy=policy)
         out.append(_binding(f"F.linear_cross_entropy.chunked_{policy}", "torch.nn.functional.linear_cross_entropy",
