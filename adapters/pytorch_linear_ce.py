@@ -35,6 +35,11 @@ from . import ALL_FLOATS, Binding, Capabilities, Inputs
 
 if not torch.cuda.is_available():  # Liger's Triton kernels: the interpreter, before Triton is imported
     os.environ.setdefault("TRITON_INTERPRET", "1")
+if importlib.util.find_spec("triton") is not None:
+    # Triton's LLVM and TensorFlow's register the same LLVM options: whichever loads second aborts the
+    # process ("inconsistency in registered CommandLine options") when it is Triton. torch._dynamo imports
+    # Triton lazily wherever it is installed, so load it now, with the torch adapter, before TensorFlow.
+    import triton  # noqa: F401
 
 _TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
                  "float64": torch.float64}
