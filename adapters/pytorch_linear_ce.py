@@ -58,7 +58,7 @@ def _installed(module: str) -> bool:
 
 def environment() -> dict:
     """Versions of the optional linear_ce libraries that are installed (for the results file)."""
-    out = {}
+    out = {"linear_ce.skipped": "; ".join(missing())} if missing() else {}
     for dist, module in LIBRARIES.items():
         if _installed(module):
             try:
@@ -69,9 +69,13 @@ def environment() -> dict:
 
 
 def missing() -> list[str]:
-    """One line per optional library that is not installed, naming the bindings skipped."""
-    return [f"torch linear_ce: {dist} is not installed; its bindings are skipped (pip install {dist})"
-            for dist, module in LIBRARIES.items() if module != "triton" and not _installed(module)]
+    """One line per optional library whose bindings are skipped, and why (both import Triton)."""
+    out = [f"{dist} is not installed; its linear_ce bindings are skipped (pip install 'xentcheck[linear]')"
+           for dist, module in LIBRARIES.items() if module != "triton" and not _installed(module)]
+    if not _installed("triton"):
+        out += [f"{dist} needs triton, which is not installed; its linear_ce bindings are skipped"
+                for dist, module in LIBRARIES.items() if module != "triton" and _installed(module)]
+    return out
 
 
 def _ignore(p: Problem) -> int:
@@ -263,6 +267,6 @@ def bindings() -> list[Binding]:
     out = _torch_bindings() if hasattr(F, "linear_cross_entropy") else []
     if _installed("liger_kernel") and _installed("triton"):
         out += _liger_bindings()
-    if _installed("cut_cross_entropy"):
+    if _installed("cut_cross_entropy") and _installed("triton"):  # the package imports triton
         out += _cce_bindings()
     return out
