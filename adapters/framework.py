@@ -112,6 +112,11 @@ class FrameworkAdapter:
         x, inp = self._convert(problem, device)
         compiled = mode == "compiled"
         if binding.step is not None:  # a training step: the framework computes the loss and its gradient
+            if grad and problem.reduction == "none":  # an unreduced step pulls back the cotangent itself
+                ones = np.ones(output_shape(problem, binding.convention_for(problem)))
+                inp = replace(inp, cotangent=self.asarray(ones if cotangent is None else cotangent, problem.dtype,
+                                                          device))
+
             def train():
                 out = binding.step(x, inp, compiled)
                 self.block(out)

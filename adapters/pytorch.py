@@ -15,6 +15,7 @@ from xentcheck.problem import Problem
 from xentcheck.reference import Convention
 
 from . import ALL_FLOATS, Binding, Capabilities, Inputs
+from . import pytorch_linear_ce as linear_ce
 from .framework import FrameworkAdapter
 from .repro import Dialect
 
@@ -133,11 +134,12 @@ class TorchAdapter(FrameworkAdapter):
                "torch.cuda": torch.version.cuda or "none"}
         if torch.cuda.is_available():
             env["torch.device"] = torch.cuda.get_device_name(0)
+        env.update(linear_ce.environment())  # the optional linear_ce libraries (Liger-Kernel, Cut Cross-Entropy)
         return env
 
     def bindings(self) -> list[Binding]:
         devices = frozenset({"cpu", "cuda"}) if torch.cuda.is_available() else frozenset({"cpu"})
-        return self.declare(_bindings(), devices, self.environment())
+        return self.declare(_bindings() + linear_ce.bindings(), devices, self.environment())
 
     def asarray(self, a, dtype, device):
         return torch.as_tensor(np.asarray(a), dtype=_TORCH_DTYPES[dtype], device=device)

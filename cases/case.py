@@ -33,6 +33,7 @@ class Case:
     poison: dict | None = None
     invalid: dict | None = None
     channels_first: bool = False
+    linear: dict | None = None  # op linear_ce: how X, W and the bias are drawn (cases/linear.py)
     #: an explicit upstream gradient for the unreduced checks ({values}), else a seeded one
     cotangent: dict | None = None
     #: expected values from an outside source, a second judge of the oracle: ``{"value": {"values":

@@ -32,8 +32,8 @@ def build_problem(case: Case, op: str, dtype: str, reduction: str) -> Problem:
         where = ~excluded
     if case.poison is not None:
         logits = _poison(case.poison, logits)
-    if op in ("softmax_ce", "sigmoid_bce"):
-        x = logits
+    if op in ("softmax_ce", "sigmoid_bce", "linear_ce"):
+        x = logits  # linear_ce: none, its X and W are drawn by cases/linear.py below
     elif op == "nll":  # log-probabilities: of the declared probabilities, else the logits as they are
         with np.errstate(divide="ignore"):
             x = np.log(probs) if probs is not None else logits
@@ -66,6 +66,10 @@ def build_problem(case: Case, op: str, dtype: str, reduction: str) -> Problem:
     cw = _weights(case.class_weight, (c,), weight_rng, dtype)
     sw = _weights(case.sample_weight, (shape[0],), weight_rng, dtype, per_element=shape[:-1])
     pw = _weights(case.pos_weight, (c,), weight_rng, dtype)
+    if op == "linear_ce":  # hidden states and a classifier instead of logits
+        from .linear import linear_problem
+
+        return linear_problem(case, dtype, reduction, target, ignore, invalid, cw)
     return Problem(
         case=case.name, op=op, dtype=dtype, x=x, target=target, target_kind=kind,
         reduction=reduction, class_weight=cw, sample_weight=sw, pos_weight=pw,

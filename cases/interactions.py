@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from allpairspy import AllPairs
 
-from xentcheck.problem import CATEGORICAL_OPS, DTYPES, OPTIONS
+from xentcheck.problem import CATEGORICAL_OPS, DTYPES, LINEAR_OPTIONS, OPTIONS
 from xentcheck.protocol import Binding
 
 from . import Case
@@ -29,7 +29,8 @@ CATEGORY = "interactions"
 STRENGTHS = (0, 2, 3)
 #: option -> the short name it has in case ids
 SHORT = {"class_weight": "cw", "sample_weight": "sw", "pos_weight": "pw", "ignore_index": "ii",
-         "label_smoothing": "ls", "spatial": "spatial", "channels_first": "cf", "mask": "mask", "where": "where"}
+         "label_smoothing": "ls", "spatial": "spatial", "channels_first": "cf", "mask": "mask", "where": "where",
+         "bias": "bias", "softcap": "cap", "z_loss": "zl"}
 
 
 class InteractionError(ValueError):
@@ -221,6 +222,10 @@ def case(op: str, row: dict) -> Case:
         mask={"fraction": 0.3} if "mask" in on else None,
         where={"fraction": 0.3} if "where" in on else None,
         channels_first="channels_first" in on,
+        # linear_ce: X [8, 8] and a classifier of 5 classes, with the linear options the row turns on
+        linear={"hidden": 8, **({"bias": True} if "bias" in on else {}),
+                **({"softcap": 5.0} if "softcap" in on else {}),
+                **({"z_loss": 1e-3} if "z_loss" in on else {})} if op == "linear_ce" else None,
         description="generated: " + ", ".join(_label(k, v) for k, v in row.items()),
         source="cases/interactions.py",
     )
@@ -263,7 +268,8 @@ def _all_values(op: str) -> dict[str, list]:
     categorical = op in CATEGORICAL_OPS
     options = [o for o in OPTIONS if not (o == "pos_weight" and op != "sigmoid_bce")  # a logit-side weight
                and not (o in ("ignore_index", "channels_first") and not categorical)
-               and not (o == "where" and op != "softmax_ce")]  # a class mask of the softmax
+               and not (o == "where" and op != "softmax_ce")  # a class mask of the softmax
+               and not (o in LINEAR_OPTIONS and op != "linear_ce")]  # the classifier's options
     return {"target": ["index", "onehot", "soft"] if categorical else ["binary", "soft"],
             "reduction": ["none", "sum", "mean"], "dtype": list(DTYPES), "option": options}
 

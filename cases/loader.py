@@ -140,6 +140,10 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
             raise CaseError(f"{where}: invalid.form 'int_logits' needs logit ops only (softmax_ce, sigmoid_bce)")
         if invalid.get("form") == "target_rank" and kind != "index" and shape[-1] != 1:
             raise CaseError(f"{where}: invalid.form 'target_rank' with dense targets needs a last axis of 1")
+    if (entry.get("linear") is not None) != ("linear_ce" in entry["ops"]) or \
+            ("linear_ce" in entry["ops"] and len(entry["ops"]) > 1):
+        raise CaseError(f"{where}: op linear_ce needs a 'linear' table and is declared alone (a linear table "
+                        f"applies to op linear_ce only)")
     if entry.get("where") is not None and set(entry["ops"]) != {"softmax_ce"}:
         raise CaseError(f"{where}: where (a class mask, as optax's where=) applies to op softmax_ce only")
     if entry.get("channels_first") and (len(shape) < 3 or not all(categorical)):

@@ -17,6 +17,22 @@ _NESTED_NUMBERS = {"type": "array", "x-expects": "a (nested) list of numbers",
 
 
 _NESTED_BOOLS = {"type": "array", "items": {"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/nested_bool"}]}}
+#: op linear_ce: how hidden states X, the classifier W and its bias are drawn (cases/linear.py)
+_LINEAR = {"title": "linear", "type": "object", "additionalProperties": False, "properties": {
+    "hidden": {"title": "linear.hidden", "type": "integer", "minimum": 1},
+    "x_scale": {"title": "linear.x_scale", "type": "number", "exclusiveMinimum": 0},
+    "logit_scale": {"title": "linear.logit_scale", "type": "number", "exclusiveMinimum": 0},
+    "bias": {"title": "linear.bias", "anyOf": [{"type": "boolean"}, {"type": "number", "exclusiveMinimum": 0}],
+             "x-expects": "true or the bias's scale"},
+    "offset": {"title": "linear.offset", **_NUMBER},
+    "confident": {"title": "linear.confident", "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+    "pad": {"title": "linear.pad", "type": "object", "required": ["classes", "value"], "additionalProperties": False,
+            "properties": {"classes": {"title": "linear.pad.classes", "type": "integer", "minimum": 1},
+                           "value": {"title": "linear.pad.value", "anyOf": [_NUMBER, {"enum": ["-inf"]}],
+                                     "x-expects": "a number or \"-inf\""}}},
+    "softcap": {"title": "linear.softcap", "type": "number", "exclusiveMinimum": 0},
+    "z_loss": {"title": "linear.z_loss", "type": "number", "minimum": 0},
+}}
 
 
 def _values_file(title: str) -> dict:
@@ -69,8 +85,8 @@ def case_schema(categories: tuple[str, ...] | None) -> dict:
         "type": "object",
         "required": ["name", "category", "ops", "shape", "seed", "targets"],
         "additionalProperties": False,
-        "anyOf": [{"required": ["logits"]}, {"required": ["probs"]}],
-        "x-message": "needs 'logits' or 'probs'",
+        "anyOf": [{"required": ["logits"]}, {"required": ["probs"]}, {"required": ["linear"]}],
+        "x-message": "needs 'logits' or 'probs' (op linear_ce: 'linear')",
         "properties": {
             "name": {"title": "name", "type": "string", "pattern": "^[a-z0-9_]+$",
                      "x-message": "name must be lower-case letters, digits and '_' (it is part of test ids)"},
@@ -144,5 +160,6 @@ def case_schema(categories: tuple[str, ...] | None) -> dict:
                 "form": {"title": "invalid.form", "enum": list(MALFORMED)},
             }},
             "channels_first": {"title": "channels_first", "type": "boolean"},
+            "linear": _LINEAR,
         },
     }

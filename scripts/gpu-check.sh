@@ -6,12 +6,14 @@
 #   2. bench        the fused bindings (F.cross_entropy, optax integer labels, the TensorFlow sparse op)
 #                   at 4096x32000 and 4096x128256, float32 and bfloat16 (where declared), eager and
 #                   compiled, forward and forward+backward; the floor is measured on the GPU
+#   2b. linear-ce   the fused linear + cross-entropy bindings at N = 8192, D = 4096, V = 128256 and 256000
+#                   in bfloat16: time and peak memory against the floor (scripts/linear_ce_memory.py)
 #   3. report       one report merging the GPU results with any CPU results files given
 #
 #   scripts/gpu-check.sh [OUT_DIR] [CPU_RESULTS.json ...]      (default OUT_DIR: results/gpu)
 #
 # Environment: PYTHON (default python3); XENTCHECK_GPU_CONFORMANCE_S, XENTCHECK_GPU_BENCH_S (phase limits,
-# default 300 and 240 s). Packages the machine lacks travel as wheels in .whl/ (scripts/gpu-wheels.sh
+# default 300 and 240 s), XENTCHECK_GPU_LINEAR_S (each linear-ce size, default 240 s). Packages the machine lacks travel as wheels in .whl/ (scripts/gpu-wheels.sh
 # fetches them): they are installed into a temporary folder first. Exit status: 1 when no GPU is found
 # (one line, nothing run), else non-zero when any phase failed or ran out of time.
 set -uo pipefail
@@ -24,7 +26,7 @@ BENCH_S=${XENTCHECK_GPU_BENCH_S:-240}
 mkdir -p "$OUT" || { echo "gpu-check: cannot create $OUT; pass a writable folder" >&2; exit 2; }
 
 # only where a dependency is missing: the wheels are built for the GPU machine's Python
-if ! "$PY" -c 'import jsonschema' 2>/dev/null && compgen -G ".whl/*.whl" >/dev/null; then
+if ! "$PY" -c 'import jsonschema, liger_kernel, cut_cross_entropy' 2>/dev/null && compgen -G ".whl/*.whl" >/dev/null; then
     site=$(mktemp -d /tmp/xentcheck-site.XXXX)
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl \
         || { echo "gpu-check: installing the wheels in .whl/ failed (see pip's message above)" >&2; exit 2; }
@@ -74,6 +76,18 @@ phase bench "$BENCH_S" "$PY" -m pytest suites/test_benchmarks.py --bench --bench
     --bench-modes=eager,compiled --bench-passes=forward,forward+backward \
     -k "F.cross_entropy or softmax_cross_entropy_with_integer_labels or tf.nn.sparse_softmax_cross_entropy_with_logits" \
     --results="$OUT/gpu-bench.json" --report="$OUT/gpu-bench.html"
+
+# the fused linear + cross-entropy bindings (op linear_ce) at language-model sizes: time and peak memory
+# (the CUDA allocator's) against the floor, forward + backward, one process per binding
+LINEAR_S=${XENTCHECK_GPU_LINEAR_S:-240}
+if [[ ",$frameworks," == *",torch,"* ]]; then
+    for v in 128256 256000; do
+        phase "linear-ce-$v" "$LINEAR_S" "$PY" scripts/linear_ce_memory.py --device cuda --n 8192 --d 4096 \
+            --v "$v" --dtype bfloat16 --repeats 3 --timeout 110 \
+            --bindings "F.linear+F.cross_entropy,F.linear_cross_entropy,F.linear_cross_entropy.chunked_auto,F.linear_cross_entropy.chunked_compact,liger.FusedLinearCrossEntropyLoss,liger.FusedLinearCrossEntropyLoss.fp32acc,cce.linear_cross_entropy" \
+            --out "$OUT/gpu-linear-ce-$v.json"
+    done
+fi
 
 inputs=("$@")
 for f in "$OUT/gpu-conformance.json" "$OUT/gpu-bench.json"; do [ -f "$f" ] && inputs+=("$f"); done

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from adapters import ALL_REDUCTIONS, Binding, Capabilities, Output
-from xentcheck.problem import OPS, OPTIONS, numpy_dtype
+from xentcheck.problem import LINEAR_OPTIONS, OPS, OPTIONS, numpy_dtype
 from xentcheck.reference import Convention
 
 #: name -> what the planted bug does
@@ -42,6 +42,10 @@ def _softplus(x):
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
+#: the ops the mutants compute (linear_ce's oracle has its own tests: tests/test_linear_ce.py)
+MUTANT_OPS = tuple(op for op in OPS if op != "linear_ce")
+
+
 class MutantAdapter:
     """Implements the adapters.Adapter protocol; ``bug`` is None (honest) or a key of MUTANTS."""
 
@@ -55,12 +59,12 @@ class MutantAdapter:
     def bindings(self) -> list[Binding]:
         targets = {"softmax_ce": {"index", "onehot", "soft"}, "categorical_ce": {"index", "onehot", "soft"},
                    "nll": {"index"}}
-        every = frozenset(OPTIONS) - {"where"}  # optax's class mask: not modelled by the mutants
+        every = frozenset(OPTIONS) - {"where"} - LINEAR_OPTIONS  # optax's class mask: not modelled by the mutants
         options = {"nll": every - {"label_smoothing", "pos_weight"}}  # nll_loss has neither
         caps = {op: Capabilities(op, frozenset(targets.get(op, {"binary", "soft"})), ALL_REDUCTIONS,
                                  options.get(op, every), frozenset({"float16", "float32", "float64"}))
-                for op in OPS}
-        return [Binding(f"np.{op}", f"mutants.{op}", caps[op], fn=None, convention=_convention) for op in OPS]
+                for op in MUTANT_OPS}
+        return [Binding(f"np.{op}", f"mutants.{op}", caps[op], fn=None, convention=_convention) for op in MUTANT_OPS]
 
     # -- the computation ----------------------------------------------------------------------
     def run(self, binding, problem, *, grad, cotangent, mode="eager", device="cpu") -> Output:

@@ -20,7 +20,7 @@ def outcomes(bug):
     bindings = {b.caps.op: b for b in adapter.bindings()}
     out = []
     for case in load_catalog():
-        for op in case.ops:
+        for op in (o for o in case.ops if o in bindings):  # linear_ce: tests/test_linear_ce.py
             for dtype in case.dtypes:
                 for reduction in case.reductions:
                     problem = case.problem(op, dtype, reduction)

@@ -291,3 +291,12 @@ def test_zero_logit_grad_one_minus_target():
     np.testing.assert_allclose(_ev(p).grad, [[0.25, 0.25, s1 - 0.25]], rtol=1e-12)
     np.testing.assert_allclose(_ev(p, zero_logit_grad_one_minus_target=True).grad, [[0.75, 0.75, s1 - 0.25]],
                                rtol=1e-12)
+
+
+def test_empty_mean_nan_grad():
+    # linear_ce with every target ignored under mean: the exact gradients are 0 (0 / 0 is taken as 0 for a
+    # mean over nothing only with empty_mean_zero; the gradient of nothing is 0), NaN under the policy
+    p = Problem(case="t", op="linear_ce", dtype="float64", x=np.ones((2, 3)), target=np.array([-100, -100]),
+                target_kind="index", reduction="mean", ignore_index=-100, weight_matrix=np.ones((4, 3)))
+    assert np.all(_ev(p).grad == 0)
+    assert np.all(np.isnan(_ev(p, empty_mean_nan_grad=True).grad))

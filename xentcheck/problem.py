@@ -14,16 +14,19 @@ from dataclasses import dataclass
 import numpy as np
 
 #: The four ops: the cells of the classic taxonomy (input space x output kind).
-OPS = ("softmax_ce", "categorical_ce", "sigmoid_bce", "bce", "nll")
+OPS = ("softmax_ce", "categorical_ce", "sigmoid_bce", "bce", "nll", "linear_ce")
 #: nll: the negative log-likelihood of given log-probabilities (which need not normalise), -w_t x_t
-CATEGORICAL_OPS = frozenset({"softmax_ce", "categorical_ce", "nll"})
+#: linear_ce: softmax CE of the logits X W^T + b (hidden states X, classifier W [V, D]); see xentcheck.linear_ce
+CATEGORICAL_OPS = frozenset({"softmax_ce", "categorical_ce", "nll", "linear_ce"})
 LOGIT_OPS = frozenset({"softmax_ce", "sigmoid_bce"})
 
 REDUCTIONS = ("none", "sum", "mean")
 
 #: Options a case may use; a binding lists the ones it maps in its capabilities.
 OPTIONS = ("class_weight", "sample_weight", "pos_weight", "ignore_index", "label_smoothing", "spatial",
-           "channels_first", "where")
+           "channels_first", "where", "bias", "softcap", "z_loss")
+#: the options of op linear_ce alone: a classifier bias, logit soft-capping, the z-loss (lse_square_scale)
+LINEAR_OPTIONS = frozenset({"bias", "softcap", "z_loss"})
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -93,6 +96,13 @@ class Problem:
     #: the upstream gradient a case declares for its unreduced checks (shaped like the unreduced
     #: output), else None: the checks then draw a seeded one
     cotangent: np.ndarray | None = None
+    #: linear_ce: ``x`` holds the hidden states X [N, D] (or [B, T, D]); the classifier W [V, D], its
+    #: optional bias [V], the soft-cap c of the logits (c tanh(z / c), None: none) and the z-loss scale
+    #: (lse_square_scale: s lse^2 added per non-ignored row), all rounded to ``dtype`` but the scalars
+    weight_matrix: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    softcap: float | None = None
+    z_loss: float = 0.0
 
     def handed_target(self) -> tuple[np.ndarray, bool]:
         """The target as the binding receives it, and whether it goes as integers (else as floats)."""
@@ -145,6 +155,8 @@ class Problem:
 
     @property
     def num_classes(self) -> int:
+        if self.weight_matrix is not None:  # linear_ce: the classifier's rows are the classes
+            return int(self.weight_matrix.shape[0])
         return int(self.x.shape[-1])
 
     @property
@@ -169,12 +181,18 @@ class Problem:
             used.add("ignore_index")
         if self.label_smoothing:
             used.add("label_smoothing")
-        if self.spatial:
+        if self.spatial and self.op != "linear_ce":  # linear_ce's [B, T, D] is a batch of tokens
             used.add("spatial")
         if self.channels_first:
             used.add("channels_first")
         if self.where is not None:
             used.add("where")
+        if self.bias is not None:
+            used.add("bias")
+        if self.softcap is not None:
+            used.add("softcap")
+        if self.z_loss:
+            used.add("z_loss")
         return frozenset(used)
 
     def dense_target(self) -> np.ndarray:
@@ -183,7 +201,7 @@ class Problem:
             return self.target
         t = self.target
         valid = self.valid_mask()
-        dense = np.zeros(self.x.shape, dtype=np.float64)
+        dense = np.zeros(self.x.shape[:-1] + (self.num_classes,), dtype=np.float64)
         idx = np.where(valid, t, 0)
         np.put_along_axis(dense, idx[..., None], 1.0, axis=-1)
         return dense * valid[..., None]

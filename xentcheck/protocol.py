@@ -125,6 +125,8 @@ class Inputs:
     pos_weight: Any = None
     #: the ``where`` class mask (see Problem.where) as the framework's boolean array
     where: Any = None
+    #: a ``step`` binding's upstream gradient of its unreduced output (None: reduced, or a value only)
+    cotangent: Any = None
 
     @property
     def reduction(self) -> str:

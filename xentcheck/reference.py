@@ -490,6 +490,10 @@ def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | 
     For ``reduction='none'`` the gradient is the VJP with ``cotangent`` (shape :func:`output_shape`);
     for ``sum``/``mean`` it is the gradient of the scalar.
     """
+    if problem.op == "linear_ce":  # its own module: logits from a matmul, gradients for X, W and the bias
+        from .linear_ce import evaluate_linear
+
+        return evaluate_linear(problem, conv, cotangent)
     flow = _pipeline(problem, conv)
     problem = flow.problem  # as the input policies left it (labels_in_dtype may round its labels)
     loss, dloss, (va, vs), (ga, gs) = flow.loss, flow.grad, flow.vsc, flow.gsc

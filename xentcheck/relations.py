@@ -104,6 +104,11 @@ def base(op: str, dtype: str, d: Draw, kind: str, shape: tuple[int, ...] | None 
         target = round_to(rng.random(shape), dtype)
     else:
         target = (rng.random(shape) < 0.5).astype(np.float64)
+    if op == "linear_ce":  # hidden states X [N, 4] and a classifier W [C, 4] whose logits are about z's scale
+        x = round_to(np.clip(np.round(rng.normal(0.0, 1.0, (shape[0], 4)) * 64) / 64, -4, 4), dtype)
+        w = round_to(np.round(rng.normal(0.0, d.scale / 2, (shape[-1], 4)) * 64) / 64, dtype)
+        return Problem(case="relation", op=op, dtype=dtype, x=x, target=target, target_kind=kind,
+                       reduction=d.reduction, category="relations", weight_matrix=w)
     return Problem(case="relation", op=op, dtype=dtype, x=x, target=target, target_kind=kind,
                    reduction=d.reduction, category="relations")
 
@@ -224,7 +229,7 @@ RELATIONS: tuple[Relation, ...] = (
     Relation("label_smoothing_soft", "CE with smoothing e = CE with targets (1 - e) y + e / K",
              _need(targets=("soft",), options=("label_smoothing",)), _smoothing),
     Relation("ignore_index_drop", "ignored rows count as dropped rows (zero weight)",
-             _need(CATEGORICAL_OPS, targets=("index",), options=("ignore_index",)), _ignore),
+             _need(CATEGORICAL_OPS - {"linear_ce"}, targets=("index",), options=("ignore_index",)), _ignore),
     Relation("reduction_of_none", "sum = sum of the unreduced loss; mean = that sum / count",
              _need(reductions=("none", "sum|mean")), _reduction),
     Relation("sigmoid_is_2class_softmax", "BCE(sigmoid z, t) = CE(softmax [0, z], t)",

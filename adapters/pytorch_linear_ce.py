@@ -1,0 +1,272 @@
+"""Bindings of op ``linear_ce`` on PyTorch tensors: torch's own fused linear + cross-entropy, the
+unfused baseline, and the torch-family kernels of Liger-Kernel and Cut Cross-Entropy.
+
+They are bindings of the torch adapter (``adapters/pytorch.py`` lists them), not adapters of their own:
+Liger-Kernel and Cut Cross-Entropy are libraries of functions on torch tensors, differentiated by
+torch's autograd, so array conversion, devices and autodiff are torch's (docs/adapters.md). Each
+library is optional: where it is not installed its bindings are absent and the run says so in one
+line (:func:`missing`).
+
+Every binding is a ``step``: it differentiates the loss itself with respect to X, W and the bias and
+returns ``(loss, gradient)`` with the gradient in the flat layout of :mod:`xentcheck.linear_ce` (dX,
+dW, db raveled and joined). Rows of a [B, T, D] input are flattened to [B T, D] as every one of these
+APIs is called in training; an unreduced loss comes back shaped [B, T].
+
+On a machine without CUDA, Liger-Kernel's Triton kernels run in Triton's interpreter
+(``TRITON_INTERPRET=1``, set here before Triton is first imported): slow, so the default run keeps
+its sizes small.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from importlib.metadata import PackageNotFoundError, version
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xentcheck.problem import Problem
+from xentcheck.reference import Convention
+
+from . import ALL_FLOATS, Binding, Capabilities, Inputs
+
+if not torch.cuda.is_available():  # Liger's Triton kernels: the interpreter, before Triton is imported
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+if importlib.util.find_spec("triton") is not None:
+    # Triton's LLVM and TensorFlow's register the same LLVM options: whichever loads second aborts the
+    # process ("inconsistency in registered CommandLine options") when it is Triton. torch._dynamo imports
+    # Triton lazily wherever it is installed, so load it now, with the torch adapter, before TensorFlow.
+    import triton  # noqa: F401
+
+_TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+                 "float64": torch.float64}
+#: optional libraries: distribution name -> module
+LIBRARIES = {"liger-kernel": "liger_kernel", "cut-cross-entropy": "cut_cross_entropy", "triton": "triton"}
+#: PyTorch documents the mean of index targets as divided by the targets' weight sum (ignored rows excluded)
+WEIGHT_SUM = Convention(mean_by="weight_sum")
+#: Cut Cross-Entropy drops ignored rows before F.cross_entropy (no class weights): a mean over counted rows
+VALID_COUNT = Convention(mean_by="valid_count")
+_ROW_OPTIONS = frozenset({"ignore_index"})
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def environment() -> dict:
+    """Versions of the optional linear_ce libraries that are installed (for the results file)."""
+    out = {"linear_ce.skipped": "; ".join(missing())} if missing() else {}
+    for dist, module in LIBRARIES.items():
+        if _installed(module):
+            try:
+                out[dist] = version(dist)
+            except PackageNotFoundError:
+                out[dist] = "unknown"
+    return out
+
+
+def missing() -> list[str]:
+    """One line per optional library whose bindings are skipped, and why (both import Triton)."""
+    out = [f"{dist} is not installed; its linear_ce bindings are skipped (pip install 'xentcheck[linear]')"
+           for dist, module in LIBRARIES.items() if module != "triton" and not _installed(module)]
+    if not _installed("triton"):
+        out += [f"{dist} needs triton, which is not installed; its linear_ce bindings are skipped"
+                for dist, module in LIBRARIES.items() if module != "triton" and _installed(module)]
+    return out
+
+
+def _ignore(p: Problem) -> int:
+    return -100 if p.ignore_index is None else p.ignore_index
+
+
+def _step(loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, Inputs], torch.Tensor]):
+    """A ``step`` from ``loss(X2d, W, b, target1d, inputs)``: the loss and the flat gradient (dX, dW, db)."""
+
+    def step(x: torch.Tensor, inp: Inputs, compiled: bool):
+        p = inp.problem
+        dt, dev = _TORCH_DTYPES[p.dtype], x.device
+        xl = x.detach().requires_grad_(True)
+        w = nn.Parameter(torch.as_tensor(p.weight_matrix, dtype=dt, device=dev))
+        b = None if p.bias is None else nn.Parameter(torch.as_tensor(p.bias, dtype=dt, device=dev))
+        y = loss(xl.reshape(-1, xl.shape[-1]), w, b, inp.target.reshape(-1), inp)
+        if p.reduction == "none":
+            y = y.reshape(x.shape[:-1])
+        wrt = [xl, w] + ([b] if b is not None else [])
+        grads = torch.autograd.grad(y, wrt, grad_outputs=inp.cotangent if y.ndim else None, allow_unused=True)
+        grads = [torch.zeros_like(t) if g is None else g for t, g in zip(wrt, grads, strict=True)]
+        return y.detach(), torch.cat([g.reshape(-1) for g in grads])
+
+    return step
+
+
+def _forward(loss) -> Callable[[torch.Tensor, Inputs], torch.Tensor]:
+    """The forward alone (for probing), with W and b as constants."""
+
+    def fn(x, inp):
+        p = inp.problem
+        dt = _TORCH_DTYPES[p.dtype]
+        w = torch.as_tensor(p.weight_matrix, dtype=dt)
+        b = None if p.bias is None else torch.as_tensor(p.bias, dtype=dt)
+        return loss(x.reshape(-1, x.shape[-1]), w, b, inp.target.reshape(-1), inp)
+
+    return fn
+
+
+#: binding name -> its loss ``loss(X2d, W, b, target1d, inputs)`` (scripts/linear_ce_memory.py times these)
+LOSSES: dict[str, Callable] = {}
+
+
+def _binding(name: str, api: str, caps: Capabilities, loss, convention=WEIGHT_SUM, doc: str = "") -> Binding:
+    LOSSES[name] = loss
+    return Binding(name, api, caps, _forward(loss), convention, doc, step=_step(loss))
+
+
+# -- PyTorch ---------------------------------------------------------------------------------------
+def _torch_kwargs(inp: Inputs, b) -> dict:
+    p = inp.problem
+    return {"linear_bias": b, "weight": inp.class_weight, "reduction": p.reduction, "ignore_index": _ignore(p),
+            "label_smoothing": p.label_smoothing}
+
+
+def _functional(options):
+    def loss(x, w, b, t, inp):
+        return F.linear_cross_entropy(x, w, t, options=options, **_torch_kwargs(inp, b))
+
+    return loss
+
+
+def _module(options):
+    def loss(x, w, b, t, inp):
+        p = inp.problem
+        m = nn.LinearCrossEntropyLoss(w.shape[1], w.shape[0], bias=b is not None, dtype=w.dtype, device=w.device,
+                                      reduction=p.reduction, weight=inp.class_weight, ignore_index=_ignore(p),
+                                      label_smoothing=p.label_smoothing, options=options)
+        m.linear.weight = w  # the step's own leaves, so their gradients are the module's
+        if b is not None:
+            m.linear.bias = b
+        return m(x, t)
+
+    return loss
+
+
+def _unfused(x, w, b, t, inp):
+    p = inp.problem
+    return F.cross_entropy(F.linear(x, w, b), t, weight=inp.class_weight, reduction=p.reduction,
+                           ignore_index=_ignore(p), label_smoothing=p.label_smoothing)
+
+
+def _torch_bindings() -> list[Binding]:
+    from torch.nn import LinearCrossEntropyOptions as Options
+
+    caps = Capabilities("linear_ce", frozenset({"index"}), dtypes=ALL_FLOATS,
+                        options=frozenset({"class_weight", "ignore_index", "label_smoothing", "bias"}),
+                        eager_only="bound eagerly so far (the chunked path falls back to eager under torch.compile)")
+    # the chunked path documents a fallback to the reference path (with a warning) for label smoothing:
+    # not declared, so that every check of a chunked binding runs the chunked code
+    chunked = replace(caps, options=caps.options - {"label_smoothing"})
+    chunk = 4  # rows per chunk: several chunks even at the catalog's small N
+    out = [
+        _binding("F.linear+F.cross_entropy", "torch.nn.functional.cross_entropy(F.linear(X, W, b))", caps, _unfused,
+                 doc="the unfused baseline: the N x V logits materialised in the input dtype"),
+        _binding("F.linear_cross_entropy", "torch.nn.functional.linear_cross_entropy", caps, _functional(None),
+                 doc="options=None: the reference path"),
+        _binding("nn.LinearCrossEntropyLoss", "torch.nn.LinearCrossEntropyLoss", caps, _module(None),
+                 doc="options=None: the reference path"),
+        _binding("nn.LinearCrossEntropyLoss.chunked", "torch.nn.LinearCrossEntropyLoss", chunked,
+                 _module(Options(batch_chunk_size=chunk, chunking_method=None)),
+                 doc=f"options=LinearCrossEntropyOptions(batch_chunk_size={chunk}, chunking_method=None)"),
+    ]
+    out.append(_binding("F.linear_cross_entropy.chunked_default", "torch.nn.functional.linear_cross_entropy", chunked,
+                        _functional(Options()),
+                        doc="options=LinearCrossEntropyOptions(): torch's own chunk size and accumulation policy"))
+    for policy in ("auto", "accurate", "balanced", "compact"):
+        opts = Options(batch_chunk_size=chunk, chunking_method=None, acc_policy=policy)
+        out.append(_binding(f"F.linear_cross_entropy.chunked_{policy}", "torch.nn.functional.linear_cross_entropy",
+                            chunked, _functional(opts),
+                            doc=f"options=LinearCrossEntropyOptions(batch_chunk_size={chunk}, acc_policy={policy!r})"))
+    return out
+
+
+# -- Liger-Kernel --------------------------------------------------------------------------------
+def _liger(accum_dtype):
+    def loss(x, w, b, t, inp):
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+        p = inp.problem
+        f = LigerFusedLinearCrossEntropyLoss(ce_weight=inp.class_weight, ignore_index=_ignore(p),
+                                             lse_square_scale=p.z_loss, label_smoothing=p.label_smoothing,
+                                             reduction=p.reduction, softcap=p.softcap, accum_dtype=accum_dtype)
+        return f(w, x, t, b)
+
+    return loss
+
+
+def _liger_unfused(x, w, b, t, inp):
+    from liger_kernel.transformers import LigerCrossEntropyLoss
+
+    p = inp.problem
+    f = LigerCrossEntropyLoss(weight=inp.class_weight, ignore_index=_ignore(p), lse_square_scale=p.z_loss,
+                              label_smoothing=p.label_smoothing, reduction=p.reduction, softcap=p.softcap)
+    return f(F.linear(x, w, b), t)
+
+
+#: what Triton's interpreter (CPU) cannot run: the kernels call ``.to(dtype)`` on a Python float argument
+#: (softcap, the class-weight sums), which compiled Triton makes a tensor and the interpreter leaves a float
+#: (triton-lang/triton#5965, closed; still so in triton 3.9.0)
+INTERPRETER_GAPS = {
+    "softcap": "Triton's interpreter (CPU) cannot run Liger's soft-capping: InterpreterError \"'float' object has "
+               "no attribute 'to'\" (a Python float argument; triton-lang/triton#5965); checked on a GPU",
+    "class_weight": "Triton's interpreter (CPU) cannot run Liger's class weights: InterpreterError \"'float' "
+                    "object has no attribute 'to'\" (a Python float argument; triton-lang/triton#5965); checked on "
+                    "a GPU",
+}
+
+
+def _liger_bindings() -> list[Binding]:
+    options = frozenset({"class_weight", "ignore_index", "label_smoothing", "bias", "softcap", "z_loss"})
+    gaps = () if torch.cuda.is_available() else tuple(INTERPRETER_GAPS.items())
+    caps = Capabilities("linear_ce", frozenset({"index"}), dtypes=ALL_FLOATS,
+                        options=options - {o for o, _ in gaps}, unavailable=gaps,
+                        eager_only="Triton kernels (the interpreter on CPU): torch.compile is not applied to them")
+    return [
+        _binding("liger.FusedLinearCrossEntropyLoss", "liger_kernel.transformers.LigerFusedLinearCrossEntropyLoss",
+                 caps, _liger(None), doc="accum_dtype=None: dW and db accumulated in the parameters' dtype"),
+        _binding("liger.FusedLinearCrossEntropyLoss.fp32acc",
+                 "liger_kernel.transformers.LigerFusedLinearCrossEntropyLoss", caps, _liger(torch.float32),
+                 doc="accum_dtype=torch.float32"),
+        _binding("liger.CrossEntropyLoss+F.linear", "liger_kernel.transformers.LigerCrossEntropyLoss", caps,
+                 _liger_unfused, doc="Liger's cross-entropy kernel on materialised logits (unfused)"),
+    ]
+
+
+# -- Cut Cross-Entropy ---------------------------------------------------------------------------
+def _cce(x, w, b, t, inp):
+    from cut_cross_entropy import linear_cross_entropy
+
+    p = inp.problem
+    # the library compiles with fullgraph=True: one process running the whole catalog (every dtype,
+    # reduction, soft-cap) passes Dynamo's 8 recompiles per function, which a training run never does
+    with torch._dynamo.config.patch(recompile_limit=256):
+        return linear_cross_entropy(x, w, t, ignore_index=_ignore(p), softcap=p.softcap, reduction=p.reduction,
+                                    impl="torch_compile" if x.device.type == "cpu" else "cce")
+
+
+def _cce_bindings() -> list[Binding]:
+    caps = Capabilities("linear_ce", frozenset({"index"}), dtypes=ALL_FLOATS,
+                        options=frozenset({"ignore_index", "softcap"}),
+                        eager_only="the library compiles its own function (impl='torch_compile' on CPU)")
+    return [_binding("cce.linear_cross_entropy", "cut_cross_entropy.linear_cross_entropy", caps, _cce, VALID_COUNT,
+                     doc="impl='torch_compile' on CPU, 'cce' (Triton) on a GPU; no bias, no class weights")]
+
+
+def bindings() -> list[Binding]:
+    """Every linear_ce binding whose library is installed (torch's own always)."""
+    out = _torch_bindings() if hasattr(F, "linear_cross_entropy") else []
+    if _installed("liger_kernel") and _installed("triton"):
+        out += _liger_bindings()
+    if _installed("cut_cross_entropy") and _installed("triton"):  # the package imports triton
+        out += _cce_bindings()
+    return out
