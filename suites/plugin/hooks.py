@@ -231,7 +231,8 @@ class Hooks:
             self.config.workeroutput["xentcheck_peak_rss"] = peak_rss_bytes()
             return
         opt = self.config.option
-        sliced = bool(getattr(opt, "keyword", "") or getattr(opt, "markexpr", "") or xs.options.one_per_category)
+        sliced = bool(getattr(opt, "keyword", "") or getattr(opt, "markexpr", "") or xs.options.one_per_category
+                      or xs.options.case_names or xs.options.binding_names)
         incomplete = self.incomplete(session, exitstatus)
         try:
             self.lines, regressed = self.writer.finish(xs.environment, xs.registry, xs.versions(), xs.bench, sliced,

@@ -105,7 +105,8 @@ class Writer:
         if not self.records and not benchmarks and not self.stability and not environment.get("probes"):
             self.journal.close(remove=incomplete is None)
             return [], False
-        stale, unused = audit(registry, self.records, set(environment["frameworks"]), versions)
+        stale, unused = audit(registry, self.records, set(environment["frameworks"]), versions,
+                              declared=set(environment.get("bindings", {})))
         if sliced or incomplete:  # a slice or a cut-short run may leave out every input where an entry shows
             stale, unused = [], []
         expectations = {"entries": [e.as_dict() for e in registry.entries], "stale": stale, "unused": unused}
@@ -130,7 +131,8 @@ class Writer:
                          f"{expected}; the results are marked incomplete (the upgrade gate refuses them) and the "
                          f"journal is kept: {self.journal.path}")
         elif sliced:
-            lines.append("xentcheck: expectations audit skipped: the run was a slice (-k, -m or --one-per-category)")
+            lines.append("xentcheck: expectations audit skipped: the run was a slice "
+                         "(-k, -m, --case, --binding or --one-per-category)")
         try:
             # one record per line: diffable and greppable, without the cost of indenting 10 MB of nesting
             write_atomic(self.results_path, dumps(doc))
