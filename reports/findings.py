@@ -31,7 +31,7 @@ NONFINITE, VALUE, GRAD, CONVENTION, RAISES = range(5)
 #: kept for readers of the old name
 SEVERITIES = KINDS
 #: the comparator's example of a mismatch, in a record's reason
-_EXAMPLE = re.compile(r"at \[([^\]]*)\]: got (\S+?), expected (\S+?) \(bound")
+_EXAMPLE = re.compile(r"at \[([^\]]*)\]: got (\S+?), expected (\S+?) \((?:bound|exact)")
 
 
 def _number(text: str) -> float:

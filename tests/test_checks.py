@@ -40,6 +40,10 @@ def test_honest_fake_passes(case, reduction, check, dtype):
 def test_planted_bugs_fail(bug, case, reduction, check):
     rec = _run(FakeAdapter("fake", **bug), case, "float32", reduction, check)
     assert rec.outcome == "fail", rec
+    # the numbers behind the verdict, for reuse: where, what the mathematics says, what came back, the bound
+    w = rec.worst[0]
+    assert set(w) == {"at", "expected", "got", "bound"} and w["expected"] != w["got"]
+    assert abs(float(w["got"]) - float(w["expected"])) > w["bound"]
 
 
 def test_unsupported_is_recorded_with_the_reason():
