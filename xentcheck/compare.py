@@ -95,8 +95,8 @@ def compare(got, expected, bound, scale_a=None, eps: float | None = None) -> Com
     worst = []
     if n_bad:
         at = np.argwhere(bad)
-        nonfinite = (fin_exp & ~np.isfinite(got))[bad]
-        order = np.lexsort((-units[bad], ~nonfinite))[:WORST]  # non-finite where finite first, then largest units
+        nonfinite = (~np.isfinite(got) | ~fin_exp)[bad]  # a non-finite number on either side
+        order = np.lexsort((-units[bad], ~nonfinite))[:WORST]  # those first, then the largest error in bound units
         for k in order:
             i = tuple(int(j) for j in at[k])
             worst.append({"at": list(i), "expected": json_number(exp[i]), "got": json_number(got[i]),
