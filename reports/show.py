@@ -88,7 +88,9 @@ class Shown:
         out.append(f"\nexpected {what}, exact (float64 oracle):")
         conv = _convention_text(self.convention)
         out.append(_block(f"under the binding's own convention ({conv})", self.expected))
-        if self.entry is not None:
+        if self.entry is not None and self.expected_documented is None:
+            out.append(f"  registry entry {self.entry.id!r} covers it: {_expect_text(self.entry.expect)}")
+        elif self.entry is not None:
             out.append(_block(f"under registry entry {self.entry.id!r} (the documented behaviour: "
                               f"{_expect_text(self.entry.expect)})", self.expected_documented))
         out.append(_block("under the plain mathematics (reference.MATH)", self.expected_math))
@@ -222,7 +224,14 @@ def _rebuild(adapter: Adapter, b: Binding, p: Problem, check: str, mode: str, de
         shown.notes.append(f"the oracle has no value for this input: {type(e).__name__}: {e}")
     shown.entry = registry.find(adapter.name, b.name, p.case, p.category, p.dtype, check, versions, mode,
                                 p.options_used(), p.reduction)
-    if shown.entry is not None:
+    if p.invalid_input:
+        handed, _ = p.handed_target()
+        what = f"a malformed target ({p.malformed})" if p.malformed else f"an out-of-range label ({p.invalid_target})"
+        shown.inputs["target as handed to the binding"] = handed
+        shown.notes.append(f"the errors layer's input: {what}; the expected values are the well-formed problem's, "
+                           "and what the binding should do instead (raise, or a documented invalid_targets "
+                           "behaviour) is judged by xentcheck.invalid_input, not evaluated here")
+    if shown.entry is not None and not ({"raises", "invalid_targets"} & set(shown.entry.expect)):
         try:
             shown.expected_documented = pick(reference.evaluate(p, shown.entry.convention(conv), cot))
         except Exception as e:
