@@ -123,8 +123,8 @@ class Writer:
             counts = {o: sum(r.outcome == o for r in benchmarks.records) for o in ("ok", "unsupported", "error")}
             lines.append(f"xentcheck: {counts['ok']} benchmarks timed, {counts['unsupported']} unsupported, "
                          f"{counts['error']} error")
-        lines += [f"xentcheck: STALE {s}" for s in stale]
-        lines += [f"xentcheck: warning: {u}" for u in unused]
+        # registry housekeeping comes last, after where the results went (as the report's audit section)
+        audit_lines = [f"xentcheck: STALE {s}" for s in stale] + [f"xentcheck: warning: {u}" for u in unused]
         if incomplete:
             expected = f" of {incomplete['expected']} collected" if incomplete.get("expected") is not None else ""
             lines.append(f"xentcheck: INCOMPLETE: {incomplete['reason']}: {incomplete['recorded']} records"
@@ -140,10 +140,11 @@ class Writer:
         except OSError as e:
             self.failed = True
             lines.append(f"xentcheck: cannot write results/report ({e}); pass writable paths with --results/--report")
-            return lines, False
+            return lines + audit_lines, False
         self.journal.close(remove=incomplete is None)
         lines.append(f"xentcheck: results written to {self.results_path}")
         lines.append(f"xentcheck: report written to {self.report_path}")
+        lines += audit_lines
         if wandb:
             lines.append(_to_wandb(doc, self.results_path))
         regressed = False
