@@ -23,6 +23,8 @@ from xentcheck import oplist
 
 from .runs import ROOT
 
+#: the commands run together in the first test's set-up (about 20 s of CPU; a loaded machine takes longer)
+pytestmark = pytest.mark.timeout(600)
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "cases" / "README.md"]
 _BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
 
