@@ -256,6 +256,9 @@ def parse_check_id(check_id: str, results: Path | None = None, adapters: list[st
     if path.exists():
         doc = load(path)
         rec = next((r for r in doc.records if r.id == check_id), None)
+        if rec is not None and rec.check not in ("value", "grad"):
+            raise ShowError(f"{check_id!r} is a {rec.check} record: its inputs were drawn (hypothesis), not taken "
+                            f"from a case; rerun it with ./run conformance --case={rec.case} --binding={rec.binding}")
         if rec is not None:
             return {"framework": rec.framework, "binding": rec.binding, "case": rec.case, "dtype": rec.dtype,
                     "mode": rec.mode, "reduction": rec.reduction, "check": rec.check}
