@@ -59,3 +59,10 @@ def test_an_exact_expectation_says_so_instead_of_a_bound():
     c = compare(np.array([1.0]), np.array([np.inf]), np.array([np.nan]))
     assert "(exact" in c.detail and "bound nan" not in c.detail
     assert c.worst == ({"at": [0], "expected": "inf", "got": 1.0, "bound": None},)
+
+
+def test_without_a_mismatch_the_worst_elements_are_the_largest_errors_within_the_bound():
+    c = compare(np.array([[1.0, 2.01], [3.0, 4.05]]), np.array([[1.0, 2.0], [3.0, 4.0]]), 0.1)
+    assert c.ok and [w["at"] for w in c.worst] == [[1, 1], [0, 1], [0, 0]]
+    assert compare(np.array(2.0), np.array(2.0), 0.1).worst == ({"at": [], "expected": 2.0, "got": 2.0,
+                                                                  "bound": 0.1},)

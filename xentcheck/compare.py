@@ -25,8 +25,9 @@ class Comparison:
     mismatches: int = 0
     detail: str = ""
     examples: list[str] = field(default_factory=list)
-    #: the worst mismatched elements (a non-finite answer where the expected is finite first, then the
-    #: largest error in bound units), each {"at", "expected", "got", "bound"}: the numbers behind the verdict
+    #: the worst mismatched elements (a non-finite number on either side first, then the largest error in
+    #: bound units; with no mismatch, the largest errors within the bound), each {"at", "expected", "got",
+    #: "bound"}: the numbers behind the verdict
     worst: tuple[dict, ...] = ()
 
     def errors(self) -> Errors:
@@ -93,12 +94,18 @@ def compare(got, expected, bound, scale_a=None, eps: float | None = None) -> Com
         i = tuple(int(k) for k in idx)
         examples.append(f"at {list(i)}: got {_fmt(got[i])}, expected {_fmt(exp[i])} ({_bound_text(exp[i], bnd[i])})")
     worst = []
-    if n_bad:
-        at = np.argwhere(bad)
-        nonfinite = (~np.isfinite(got) | ~fin_exp)[bad]  # a non-finite number on either side
-        order = np.lexsort((-units[bad], ~nonfinite))[:WORST]  # those first, then the largest error in bound units
-        for k in order:
-            i = tuple(int(j) for j in at[k])
+    if exp.size:
+        flat_units = np.asarray(units, dtype=np.float64).reshape(-1)
+        if n_bad:  # the mismatched elements: a non-finite number on either side first, then the largest error
+            cand = np.flatnonzero(bad)
+            special = (~np.isfinite(got) | ~fin_exp).reshape(-1)[cand]
+            cand = cand[np.lexsort((-flat_units[cand], ~special))[:WORST]]
+        else:  # none (a documented dtype, say): the largest errors within the bound (cheap: no full sort)
+            k = min(WORST, flat_units.size)
+            cand = np.argpartition(-flat_units, k - 1)[:k] if flat_units.size > k else np.arange(flat_units.size)
+            cand = cand[np.argsort(-flat_units[cand], kind="stable")]
+        for c in cand:
+            i = tuple(int(j) for j in np.unravel_index(int(c), exp.shape))
             worst.append({"at": list(i), "expected": json_number(exp[i]), "got": json_number(got[i]),
                           "bound": float(bnd[i]) if np.isfinite(exp[i]) and np.isfinite(bnd[i]) else None})
     detail = "" if n_bad == 0 else f"{n_bad} of {exp.size} elements differ; " + "; ".join(examples)
