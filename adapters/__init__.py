@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import sys
+from pathlib import Path
 
 from xentcheck.exception_text import one_line
 from xentcheck.protocol import (  # re-exported: adapters import the protocol from here
@@ -62,15 +65,43 @@ def load_builtin(framework: str) -> Adapter:
     return getattr(module, attr or "ADAPTER")
 
 
+def _import_file(path: Path):
+    """Import a Python file as a module named after it (its folder first on sys.path, so the modules
+    beside it import too)."""
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_external(spec: str) -> Adapter:
-    """Load ``module:attr`` (an adapter object or a zero-argument factory returning one)."""
-    module_name, sep, attr = spec.partition(":")
+    """Load ``module:attr`` or ``path/to/file.py:attr`` (an adapter object or a zero-argument factory
+    returning one). A module is imported from ``sys.path``; a file by its path (relative to the
+    current folder)."""
+    module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
-        raise AdapterError(f"--adapter={spec}: expected MODULE:ATTR, e.g. --adapter=my_kernels.xent:ADAPTER")
+        raise AdapterError(f"--adapter={spec}: expected MODULE:ATTR or path/to/file.py:ATTR, e.g. "
+                           f"--adapter=my_kernels.xent:ADAPTER")
+    is_file = module_name.endswith(".py") or "/" in module_name or os.sep in module_name
     try:
-        obj = getattr(importlib.import_module(module_name), attr)
+        if is_file:
+            path = Path(module_name).expanduser().resolve()
+            if not path.is_file():
+                raise AdapterError(f"--adapter={spec}: no file {path}; give a path to a .py file (relative to "
+                                   f"the folder you run from) or an importable MODULE")
+            module = _import_file(path)
+        else:
+            module = importlib.import_module(module_name)
+        obj = getattr(module, attr)
+    except AdapterError:
+        raise
     except ModuleNotFoundError as e:
-        raise AdapterError(f"--adapter={spec}: module not found ({e}); is it on PYTHONPATH?") from None
+        raise AdapterError(f"--adapter={spec}: module not found ({e}); give its file "
+                           f"(--adapter=path/to/file.py:{attr}), install it, or run from its folder") from None
     except AttributeError:
         raise AdapterError(f"--adapter={spec}: module {module_name!r} has no attribute {attr!r}") from None
     except Exception as e:

@@ -1,7 +1,7 @@
 """A minimal external adapter: a NumPy softmax cross-entropy kernel with its own gradient, checked by
 xentcheck exactly like the built-in frameworks (see docs/adapters.md):
 
-    pytest suites --frameworks= --adapter=examples.numpy_kernel:ADAPTER
+    ./run conformance --frameworks= --adapter=examples.numpy_kernel:ADAPTER
 
 Replace ``softmax_ce`` with a call to your own kernel (a fused CUDA op, a Triton kernel) and keep the
 rest: the adapter receives a ``Problem`` (float64 arrays already rounded to ``problem.dtype``, class

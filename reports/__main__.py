@@ -7,6 +7,10 @@
                                                               journal of a run that did not finish
   python -m reports wandb RESULTS.json [...]                   one Weights & Biases run per file (offline
                                                               unless WANDB_MODE says otherwise)
+  python -m reports show CHECK_ID [--results R.json]           every number behind one check: its inputs, the
+                                                              expected values (the binding's convention, the
+                                                              registry entry, the mathematics), the result, the
+                                                              snippet (imports the binding's framework)
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from .html import render
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{build,diff,recover,wandb}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{build,diff,recover,wandb,show}")
     build = sub.add_parser("build", help="build the HTML report from one or more results files")
     build.add_argument("results", nargs="+", help="results JSON files written by a run")
     build.add_argument("-o", "--output", default="results/report.html", help="where to write the HTML page")
@@ -54,11 +58,44 @@ def _parser() -> argparse.ArgumentParser:
     wb.add_argument("results", nargs="+", help="results JSON files written by a run")
     wb.add_argument("--project", default="xentcheck", help="the W&B project (default xentcheck)")
     wb.add_argument("--dir", default=None, help="where wandb writes its local run folders (default ./wandb)")
+    sh = sub.add_parser("show", help="every number behind one check, rebuilt from its case",
+                        description="Rebuild one check from its case and run its binding: the inputs, the expected "
+                                    "values under the binding's own convention, under the registry entry that "
+                                    "covers it and under the plain mathematics, what the binding returned, the "
+                                    "verdict and the snippet. In Python: reports.show.show(case, binding, framework).")
+    sh.add_argument("check_id", metavar="CHECK_ID", help="a check id as the results and the report name it")
+    sh.add_argument("--results", default=None,
+                    help="the results file that holds the check (default results/results.json where it exists; "
+                         "without one the id is parsed)")
+    sh.add_argument("--cases", action="append", default=[], metavar="PATH",
+                    help="external case files or folders, as the run's --cases")
+    sh.add_argument("--adapter", action="append", default=[], metavar="MODULE:ATTR",
+                    help="an external adapter, as the run's --adapter")
+    sh.add_argument("--expectations", action="append", default=None, metavar="PATH",
+                    help="registry files (default suites/expectations.toml)")
     return parser
+
+
+def _show(args) -> int:
+    from pathlib import Path
+
+    from .show import ShowError, show_check
+
+    try:
+        shown = show_check(args.check_id, Path(args.results) if args.results else None,
+                           cases=[Path(p) for p in args.cases], adapters=args.adapter,
+                           expectations=[Path(p) for p in args.expectations] if args.expectations else None)
+    except (ShowError, ResultsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(shown.text())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "show":
+        return _show(args)
     try:
         if args.command == "recover":
             doc, skipped = recover_lines(args.journal)

@@ -3,14 +3,24 @@
 The page is rendered by a Jinja2 template with autoescaping (every string from a results file is
 escaped) and inline CSS, so it opens offline from disk. This module only reshapes results records
 into the tables the template shows.
+
+The first screen (the verdict, the overview matrix and the findings cards) is plain HTML. Every
+section below it is rendered the same way, then stored gzip-compressed and base64-encoded in a
+``<div class="lazy" data-gz=...>`` that the page's script unpacks in the browser after the first
+screen is drawn (a coverage table: when its mode is opened), so the page stays small with nothing
+left out; :func:`expand` gives the page with every section unpacked, for tools and tests.
 """
 from __future__ import annotations
 
+import base64
+import gzip
+import re
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from xentcheck.records import CheckRecord, Results
 
@@ -18,7 +28,7 @@ from .agreement import agreement
 from .charts import library, speed_charts, stability_charts
 from .coverage import coverage_view, pairs_view
 from .errors import error_table
-from .findings import findings
+from .findings import findings, overview
 from .history import changes, run_labels, trends
 from .speed import speed_view
 
@@ -34,6 +44,50 @@ def safe_url(value: object) -> bool:
         not any(c in value for c in "\"'<> \t\n")
 
 
+def pack(text: str) -> str:
+    """``text`` gzip-compressed (no timestamp: the same report gives the same bytes) and base64-encoded."""
+    return base64.b64encode(gzip.compress(str(text).encode(), compresslevel=9, mtime=0)).decode("ascii")
+
+
+def lazy(html: str, when: str = "") -> Markup:
+    """A rendered section as a placeholder the page's script unpacks (``when="open"``: when the
+    ``<details>`` around it is opened; else right after the first screen). Blank sections vanish."""
+    if not str(html).strip():
+        return Markup("")
+    attr = f' data-when="{when}"' if when else ""
+    return Markup(f'<div class="lazy"{attr} data-gz="{pack(html)}"></div>')
+
+
+_LAZY = re.compile(r'<div class="lazy"(?: data-when="[a-z]+")? data-gz="([A-Za-z0-9+/=]*)"></div>')
+
+
+def expand(page: str) -> str:
+    """The report page with every compressed section unpacked in place: the HTML the browser shows."""
+    return _LAZY.sub(lambda m: gzip.decompress(base64.b64decode(m[1])).decode(), page)
+
+
+def verdict(totals: dict, cards: list[dict], stale: list[str], docs: list[Results]) -> dict:
+    """The report's first line: the outcome of the run in words."""
+    failing = totals.get("fail", 0) + totals.get("error", 0)
+    documented = [c for c in cards if c["documented"]]
+    judged = sum(n for o, n in totals.items() if o != "unsupported")
+    incomplete = any(d.complete is False for d in docs)
+    if failing:
+        outcome = "fail"
+        headline = f"FAIL: {totals.get('fail', 0)} checks fail and {totals.get('error', 0)} raise, " \
+                   f"in {sum(not c['documented'] for c in cards)} behaviours."
+    elif stale:
+        outcome, headline = "fail", f"FAIL: {len(stale)} registry entries are stale (see the registry audit)."
+    else:
+        outcome, headline = "pass", "PASS: no check fails."
+    detail = (f"{judged} checks judged against the mathematics; {totals.get('deviation', 0)} of them differ in "
+              f"{len(documented)} documented ways (registry entries, one card each); "
+              f"{totals.get('unsupported', 0)} more were ruled out by the bindings' declared capabilities.")
+    if incomplete:
+        outcome, headline = "fail", "INCOMPLETE run. " + headline
+    return {"outcome": outcome, "headline": headline, "detail": detail}
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -43,6 +97,8 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.tests["safe_url"] = safe_url
+    env.filters["pack"] = pack
+    env.filters["lazy"] = lazy
     return env
 
 
@@ -144,6 +200,15 @@ def _label_runs(docs: list[Results], labels: list[str]) -> list[Results]:
     return out
 
 
+def chart_groups(stability: list[dict], timing: list[dict]) -> list[dict]:
+    """The page's chart groups (each a tab bar and one chart area); the template finds each by its id,
+    never by its place in this list."""
+    groups = [{"id": f"stability-{g['axis']}", "charts": g["charts"]} for g in stability]
+    if timing:
+        groups.append({"id": "speed", "charts": timing})
+    return groups
+
+
 def render(docs: list[Results]) -> str:
     """Render one page from one or more results documents (oldest first when they are versions)."""
     labels = run_labels(docs) if len(docs) > 1 else [""]
@@ -167,16 +232,17 @@ def render(docs: list[Results]) -> str:
         totals[r.outcome] += 1
     speed = speed_view(docs)
     stability = stability_charts(docs)
-    groups = [{"id": f"stability-{g['axis']}", "charts": g["charts"]} for g in stability]
-    timing = speed_charts(speed)
-    if timing:
-        groups.append({"id": "speed", "charts": timing})
+    groups = chart_groups(stability, speed_charts(speed))
+    cards = findings(docs)
+    stale = [s for d in docs for s in d.expectations["stale"]]
     return _env().get_template("report.html.j2").render(
-        docs=docs, labels=labels, history=history, categories=categories, matrix=matrix, problems=problems,
+        verdict=verdict(dict(totals), cards, stale, docs), overview=overview(cards),
+        chart_ids={g["id"]: g for g in groups}, docs=docs, labels=labels, history=history, categories=categories,
+        matrix=matrix, problems=problems,
         deviations=deviations, accuracy=accuracy_table(records), totals=dict(totals), outcomes=OUTCOME_ORDER,
         stability=stability, agreement=agreement(docs), speed=speed, chart_groups=groups,
         chart_lib=library() if groups else None, measured=measured_capabilities(records, bindings, probes),
-        coverage=coverage_view(docs), pairs=pairs_view(docs), errors=error_table(docs), findings=findings(docs),
-        stale=[s for d in docs for s in d.expectations["stale"]],
+        coverage=coverage_view(docs), pairs=pairs_view(docs), errors=error_table(docs), findings=cards,
+        stale=stale,
         unused=[u for d in docs for u in d.expectations["unused"]],
     )

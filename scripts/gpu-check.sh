@@ -17,6 +17,7 @@
 # fetches them): they are installed into a temporary folder first. Exit status: 1 when no GPU is found
 # (one line, nothing run), else non-zero when any phase failed or ran out of time.
 set -uo pipefail
+case "${1:-}" in -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 OUT=${1:-results/gpu}
 [ $# -gt 0 ] && shift

@@ -29,9 +29,9 @@ def _specs(config):
         if not xs.options.all_layers(fw):  # a sliced framework (options.FLOATX_SLICE): conformance only
             continue
         for name, b in xs.bindings(fw).items():
-            if not b.call:
+            if not b.call or not xs.options.in_run(fw, name):
                 continue
-            for case in CASES:
+            for case in filter(xs.options.case_chosen, CASES):
                 c = xs.cases.get(case)
                 if c is not None and b.caps.op in c.ops:
                     out.append((fw, name, case))

@@ -66,6 +66,8 @@ class FakeAdapter:
 
 
 HONEST = FakeAdapter("fake")
+#: a softmax without the max shift: overflows on large logits (for tests that need a failing check)
+UNSHIFTED = FakeAdapter("fake", shift=False)
 
 
 class CrashingAdapter(FakeAdapter):

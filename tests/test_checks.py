@@ -1,4 +1,5 @@
 """Outcomes from the check runner, driven by the framework-free fake adapter."""
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,10 @@ def test_honest_fake_passes(case, reduction, check, dtype):
 def test_planted_bugs_fail(bug, case, reduction, check):
     rec = _run(FakeAdapter("fake", **bug), case, "float32", reduction, check)
     assert rec.outcome == "fail", rec
+    # the numbers behind the verdict, for reuse: where, what the mathematics says, what came back, the bound
+    w = rec.worst[0]
+    assert set(w) == {"at", "expected", "got", "bound"} and w["expected"] != w["got"]
+    assert abs(float(w["got"]) - float(w["expected"])) > w["bound"]
 
 
 def test_unsupported_is_recorded_with_the_reason():
@@ -102,6 +107,23 @@ def test_unused_expectation_is_warned(tmp_path):
     reg = _registry(tmp_path, '{ compute_dtype = "float32" }', when='{ num_classes = 999 }')
     stale, unused = audit(reg, [_run(HONEST, "random_index", registry=reg)], {"fake"})
     assert unused and not stale
+
+
+def test_an_entry_whose_checks_the_run_did_not_select_is_not_unused(tmp_path):
+    # The run selected float32 only (a slice leaves float64 out by design): an entry for float64 says nothing
+    reg = _registry(tmp_path, '{ compute_dtype = "float32" }', cases='["no_such_case"]')
+    scoped = Registry(tuple(replace(e, dtypes=("float64",)) for e in reg.entries))
+    assert audit(scoped, [_run(HONEST, "random_index", registry=scoped)], {"fake"}) == ([], [])
+    # ...and an entry on a binding the run did not select (-k, --binding) says nothing either
+    other = Registry(tuple(replace(e, bindings=("fake.other",)) for e in reg.entries))
+    assert audit(other, [_run(HONEST, "random_index", registry=other)], {"fake"}) == ([], [])
+
+
+def test_an_entry_naming_a_binding_its_framework_lacks_is_unused(tmp_path):
+    reg = _registry(tmp_path, '{ compute_dtype = "float32" }')
+    typo = Registry(tuple(replace(e, bindings=("fake.sofmax_ce",)) for e in reg.entries))
+    _, unused = audit(typo, [], {"fake"}, declared={"fake::fake.softmax_ce"})
+    assert len(unused) == 1 and "'fake.sofmax_ce'" in unused[0]
 
 
 class LowPrecision(FakeAdapter):

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from reports.html import expand
+
 from .runs import ROOT
 
 
@@ -36,13 +38,13 @@ def test_numpy_only_run_writes_results_and_report(run_suite, tmp_path):
     assert {rec["framework"] for rec in doc["records"]} == {"numpy"}
     assert doc["summary"].get("fail", 0) == 0 and doc["summary"]["pass"] > 0
     assert f"results written to {res}" in _out(r) and f"report written to {rep}" in _out(r)
-    assert "log_softmax" in rep.read_text()
+    assert "log_softmax" in expand(rep.read_text())
     assert not list(tmp_path.glob("*.partial.jsonl"))  # the crash journal is removed after a clean finish
     # the report command rebuilds the page from the results file alone
     out = tmp_path / "rebuilt.html"
     b = subprocess.run([sys.executable, "-m", "reports", "build", str(res), "-o", str(out)], cwd=ROOT,
                        capture_output=True, text=True)
-    assert b.returncode == 0 and out.read_text().count("<tr>") == rep.read_text().count("<tr>")
+    assert b.returncode == 0 and expand(out.read_text()).count("<tr>") == expand(rep.read_text()).count("<tr>")
 
 
 def test_external_adapter_is_tested_like_a_builtin(run_suite, tmp_path):
@@ -255,7 +257,7 @@ def test_an_external_case_folder_and_an_external_kernel_in_one_report(run_suite,
     recs = json.loads(res.read_text())["records"]
     assert {(x["case"], x["category"], x["outcome"]) for x in recs} == {
         ("imported_vectors", "vectors from my kernel's tests", "pass")}
-    assert "vectors from my kernel" in (tmp_path / "r.html").read_text()
+    assert "vectors from my kernel" in expand((tmp_path / "r.html").read_text())
     missing = run_suite("suites", "--frameworks=numpy", f"--cases={tmp_path / 'nowhere'}")
     assert missing.ret == 4 and len(_err(missing)) == 1 and "no such file or folder" in _err(missing)[0]
 
@@ -267,7 +269,7 @@ def test_each_run_records_the_harness_own_speed(run_suite, tmp_path):
     h = json.loads(res.read_text())["harness"]
     assert h["frameworks"]["numpy"]["checks"] > 0 and h["frameworks"]["numpy"]["checks_per_s"] > 0
     assert 0 < h["time_to_first_check_s"] <= h["wall_s"] and h["peak_rss_bytes"] > 0
-    assert "first check after" in (tmp_path / "r.html").read_text()
+    assert "first check after" in expand((tmp_path / "r.html").read_text())
 
 
 def test_probing_capabilities_reports_what_undeclared_values_do_and_never_fails(run_suite, tmp_path):
@@ -282,7 +284,7 @@ def test_probing_capabilities_reports_what_undeclared_values_do_and_never_fails(
     assert ("option", "class_weight") not in found  # declared: not probed
     assert found[("option", "sample_weight")] == "wrong"  # the fake ignores sample weights: not as the option means
     assert {("dtype", "float16"), ("dtype", "bfloat16"), ("option", "label_smoothing")} <= set(found)
-    assert "undeclared, probed" in (tmp_path / "r.html").read_text()
+    assert "undeclared, probed" in expand((tmp_path / "r.html").read_text())
 
 
 def test_interaction_cases_run_and_their_pair_coverage_is_in_the_results(run_suite, tmp_path):
@@ -294,7 +296,7 @@ def test_interaction_cases_run_and_their_pair_coverage_is_in_the_results(run_sui
     cov = doc["environment"]["interactions"]["fake::fake.softmax_ce"]
     assert cov["missing"] == [] and cov["covered"] + len(cov["ruled_out"]) == cov["pairs"] and cov["cases"] >= 4
     assert {r["category"] for r in doc["records"]} == {"interactions"}
-    assert "pair coverage per binding" in (tmp_path / "r.html").read_text()
+    assert "pair coverage per binding" in expand((tmp_path / "r.html").read_text())
     bad = run_suite("suites", "--frameworks=numpy", "--interactions=5")
     assert bad.ret == 4 and _err(bad)[-1].startswith("ERROR: --interactions=5: the generator builds strength 2")
 
@@ -333,3 +335,33 @@ def test_keras_backends_run_by_default_in_their_float32_slice_and_fully_when_nam
     assert sliced and all("-float32-" in i for i in sliced) and not any("-ix-" in i for i in sliced)
     named = keras_ids("--frameworks=keras[numpy]")
     assert any("-float64-" in i for i in named) and any("-ix-" in i for i in named)
+
+
+def test_case_and_binding_select_by_exact_name(run_suite, tmp_path):
+    res = tmp_path / "r.json"
+    r = run_suite("suites", "--frameworks=", "--adapter=tests.fake_adapter:HONEST", "--case=random_index",
+                  "--binding=fake.softmax_ce", f"--results={res}")
+    assert r.ret == 0, _out(r)[-3000:]
+    doc = json.loads(res.read_text())
+    assert {rec["case"] for rec in doc["records"]} == {"random_index"}  # not random_index_* nor a sweep
+    assert not doc.get("stability")  # no stability axis has that name
+    assert "expectations audit skipped: the run was a slice" in _out(r)
+
+
+@pytest.mark.parametrize("option, message", [
+    ("--case=random_indx", "--case=random_indx: no case, relation or stability axis has this name; did you mean "
+                           "random_index"),
+    ("--binding=fake.sofmax_ce", "--binding=fake.sofmax_ce: no binding of the frameworks in this run has this name; "
+                                 "did you mean fake.softmax_ce?")])
+def test_a_case_or_binding_that_does_not_exist_is_named_in_one_line(run_suite, option, message):
+    r = run_suite("suites", "--frameworks=", "--adapter=tests.fake_adapter:HONEST", option, "--collect-only")
+    assert r.ret != 0 and message in _out(r) + "\n".join(_err(r))
+
+
+def test_an_adapter_given_as_a_file_path_is_found(run_suite, tmp_path):
+    kernel = tmp_path / "elsewhere" / "my_kernel.py"
+    kernel.parent.mkdir()
+    kernel.write_text((ROOT / "examples" / "numpy_kernel.py").read_text())
+    r = run_suite("suites", "--frameworks=", f"--adapter={kernel}:ADAPTER", "--case=random_index", "--collect-only")
+    assert r.ret == 0, _out(r)[-3000:]
+    assert "suites/test_conformance.py" in _out(r)

@@ -16,9 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def render(docs: list[dict]) -> str:
+    """The page as the browser shows it (every compressed section unpacked)."""
+    from reports.html import expand
     from reports.html import render as typed_render
 
-    return typed_render([Results.from_json(d) for d in docs])
+    return expand(typed_render([Results.from_json(d) for d in docs]))
 
 
 def records(recs: list[dict]) -> list[CheckRecord]:
@@ -170,7 +172,7 @@ def test_the_report_opens_with_findings_most_severe_first():
     cards = findings([Results.from_json(doc)])
     assert [(c["severity_text"], c["title"]) for c in cards] == [
         ("NaN or inf where the answer is finite", "e1"),
-        ("a wrong gradient", f"{grad_fail['binding']}: grad checks fail")]
+        ("a wrong gradient", f"{grad_fail['binding']} (fake): grad checks fail")]
     assert cards[0]["example"]["expected"] == "0.5" and cards[0]["example"]["got"] == "nan"
     assert cards[0]["sources"] == ["https://example.org/docs"] and cards[0]["repro"].startswith("import numpy")
     assert cards[0]["versions"] == ["fake 0.0"]
@@ -178,6 +180,81 @@ def test_the_report_opens_with_findings_most_severe_first():
     assert html.index('id="findings"') < html.index('id="summary"')  # before any table
     assert "the mathematics says <b>0.5</b>; the binding returned <b>nan</b>" in html
     assert cards[0]["trackers"] == ["e1: fake/fake#12 (open)"] and "Upstream: e1: fake/fake#12 (open)" in html
+
+
+def _combined_doc() -> dict:
+    """Two entries: e1 alone on the value check, e1 and e2 together on the gradient check."""
+    doc = _doc()
+    by_check = {r["check"]: r for r in doc["records"]}
+    by_check["value"].update(outcome="deviation", expectation="e1", reason="documented; at [1]: got nan, expected "
+                                                                           "0.5 (bound 1e-07)")
+    by_check["grad"].update(outcome="deviation", expectation="e1+e2", reason="documented; at [0, 1]: got 0.25, "
+                                                                             "expected 0.5 (bound 1e-07)")
+    doc["expectations"]["entries"] = [
+        {"id": f"e{i}", "framework": "fake", "bindings": ["fake.softmax_ce"], "expect": expect, "reason": reason,
+         "source": f"https://example.org/e{i}"}
+        for i, expect, reason in ((1, {"inf_logit_nan": "row"}, "reason one: inf - inf"),
+                                  (2, {"prob_clip": 1e-7}, "reason two: clipping"))]
+    doc["expectations"]["unused"] = ["expectation 'e3' covered none of the 2 checks this run selected"]
+    return doc
+
+
+def test_one_card_per_entry_each_leading_with_its_own_reason():
+    from reports.findings import findings
+
+    cards = {c["title"]: c for c in findings([Results.from_json(_combined_doc())])}
+    assert set(cards) == {"e1", "e2"}  # no card for the combination e1+e2
+    assert cards["e1"]["count"] == 2 and cards["e2"]["count"] == 1
+    assert cards["e1"]["reason"] == "reason one: inf - inf" and cards["e2"]["reason"] == "reason two: clipping"
+    assert cards["e1"]["kind_text"] == "NaN or inf where the answer is finite"  # its own check (alone) shows NaN
+    assert cards["e2"]["kind_text"] == "a documented convention that differs"
+    assert cards["e2"]["together"] == ["e1"] and cards["e2"]["sources"] == ["https://example.org/e2"]
+
+
+def test_the_first_screen_is_the_verdict_then_the_matrix_then_the_cards_and_housekeeping_comes_last():
+    from reports.findings import findings, overview
+
+    doc = _combined_doc()
+    o = overview(findings([Results.from_json(doc)]))
+    assert [r["family"] for r in o["rows"]] == ["fake: fake"]
+    nonfinite, convention = o["rows"][0]["cells"][0], o["rows"][0]["cells"][3]
+    assert nonfinite["cards"] == ["card-e1"] and convention["cards"] == ["card-e2"] and o["rows"][0]["cells"][1] is None
+    html = render([doc])
+    at = [html.index(s) for s in ('id="verdict"', 'id="overview"', 'id="findings"', 'id="card-e1"', 'id="summary"',
+                                  'id="audit"', "covered none of the 2 checks")]
+    assert at == sorted(at)
+    assert "PASS: no check fails." in html and 'href="#kind-0" data-family="fake: fake"' in html
+
+
+def test_the_page_stores_its_sections_compressed_and_loses_nothing():
+    from reports.html import expand
+    from reports.html import render as typed_render
+
+    doc = _combined_doc()
+    page = typed_render([Results.from_json(doc)])
+    assert 'class="lazy"' in page and 'id="summary"' not in page  # below the first screen: compressed
+    full = expand(page)
+    assert 'class="lazy"' not in full and 'id="summary"' in full and 'id="capabilities"' in full
+
+
+def test_the_speed_charts_do_not_depend_on_the_order_of_the_chart_groups(monkeypatch):
+    """The speed charts are found by their id, not by being the last chart group (a new group after them
+    must not drop them)."""
+    import reports.html as html_mod
+    from reports.html import expand
+    from reports.html import render as typed_render
+
+    speed = [{"id": "speed-1", "tab": "float32", "title": "t", "x_label": "x", "y_label": "y", "x": [1],
+              "series": [], "bound": None}]
+    monkeypatch.setattr(html_mod, "speed_charts", lambda view: speed)
+    monkeypatch.setattr(html_mod, "speed_view", lambda docs: {"runs": [], "counts": {}, "stops": {}, "overhead": [],
+                                                              "sizes": [], "rows": [], "once": [], "unsupported": [],
+                                                              "llc": 0, "limit": 1.05})
+    new_group = {"id": "zzz-a-new-group", "charts": []}
+    monkeypatch.setattr(html_mod, "chart_groups", lambda stability, timing: [{"id": "speed", "charts": timing},
+                                                                            new_group])
+    page = expand(typed_render([Results.from_json(_doc())]))
+    assert '<div class="tabs" data-group="speed"><button type="button" data-chart="speed-1">' in page
 
 
 def test_a_clean_run_says_it_found_nothing():

@@ -121,3 +121,44 @@ def test_tables_sort_and_filter(page):
     page.locator("#changes").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "report-changes.png"))
     assert page.problems == []
+
+
+def test_every_section_unpacks_and_the_overview_filters_the_cards(page):
+    page.wait_for_function("window.xentcheckReport.loaded === true", timeout=30000)
+    assert page.locator("div.lazy").count() == 0 or all(  # what is left waits for its <details> to open
+        d.get_attribute("data-when") == "open" for d in page.locator("div.lazy").all())
+    for section in ("environment", "summary", "capabilities", "audit"):
+        assert page.locator(f"#{section}").count() == 1
+    cell = page.locator("#overview a[data-family]").first
+    if cell.count():
+        family, kind = cell.get_attribute("data-family"), cell.get_attribute("data-kind")
+        cell.click()
+        shown = [c for c in page.locator("div.card").all() if c.is_visible()]
+        assert shown and len(shown) == int(cell.inner_text())
+        assert all(family in c.get_attribute("data-families").split("|") and c.get_attribute("data-kind") == kind
+                   for c in shown)
+        page.locator("#card-filter-clear").click()
+        assert all(c.is_visible() for c in page.locator("div.card").all())
+    details = page.locator("#coverage ~ details").first
+    details.locator("summary").click()
+    page.wait_for_function("document.querySelector('#coverage ~ details table') !== null", timeout=30000)
+    assert page.problems == []
+
+
+def test_time_to_first_render(page, report, benchmark):
+    """Time from navigation to the verdict and overview drawn, as a benchmark (no threshold: timings
+    are the lead's to judge on a quiet machine). XENTCHECK_BENCH_REPORT=path times another report,
+    e.g. a default run's."""
+    target = Path(os.environ.get("XENTCHECK_BENCH_REPORT") or report).resolve()
+    pg = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+
+    def first_render() -> float:
+        pg.goto(target.as_uri(), wait_until="commit")
+        pg.wait_for_selector("#verdict", state="visible")
+        return pg.evaluate("window.xentcheckReport.firstRender")
+
+    in_page_ms = benchmark.pedantic(first_render, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["first_render_in_page_ms"] = in_page_ms
+    benchmark.extra_info["report_bytes"] = target.stat().st_size
+    pg.wait_for_function("window.xentcheckReport.loaded === true", timeout=60000)
+    pg.close()

@@ -136,6 +136,8 @@ def _fill(rec: CheckRecord, v: Verdict, result_dtype: str) -> None:
     rec.result_dtype, rec.compute_dtype = result_dtype, v.expected.dtype
     rec.errors = v.errors.errors()
     rec.expectation_differs = v.expectation_differs
+    if v.outcome in ("fail", "deviation") and v.errors.worst:
+        rec.worst = [dict(w) for w in v.errors.worst]
     if v.errors_vs_expectation is not None:
         rec.errors_vs_expectation = v.errors_vs_expectation.errors()
 

@@ -25,6 +25,10 @@ class Comparison:
     mismatches: int = 0
     detail: str = ""
     examples: list[str] = field(default_factory=list)
+    #: the worst mismatched elements (a non-finite number on either side first, then the largest error in
+    #: bound units; with no mismatch, the largest errors within the bound), each {"at", "expected", "got",
+    #: "bound"}: the numbers behind the verdict
+    worst: tuple[dict, ...] = ()
 
     def errors(self) -> Errors:
         """The measured errors as a results record holds them (strict JSON: inf becomes the float64 max)."""
@@ -39,6 +43,24 @@ class Comparison:
 
 def _fmt(v: float) -> str:
     return repr(float(v))
+
+
+def json_number(v: float) -> float | str:
+    """A float for strict JSON: finite as is, else "nan", "inf" or "-inf"."""
+    v = float(v)
+    return v if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf"))
+
+
+def _bound_text(expected: float, bnd: float) -> str:
+    if not np.isfinite(expected):
+        return "exact: a non-finite expected value must be matched"
+    if not np.isfinite(bnd):
+        return f"bound {bnd:.3g}: the problem's scale is not finite, so only a finite answer is required"
+    return f"bound {bnd:.3g}"
+
+
+#: how many of the worst elements a comparison keeps
+WORST = 3
 
 
 def compare(got, expected, bound, scale_a=None, eps: float | None = None) -> Comparison:
@@ -70,7 +92,22 @@ def compare(got, expected, bound, scale_a=None, eps: float | None = None) -> Com
     examples = []
     for idx in np.argwhere(bad)[:3]:
         i = tuple(int(k) for k in idx)
-        examples.append(f"at {list(i)}: got {_fmt(got[i])}, expected {_fmt(exp[i])} (bound {float(bnd[i]):.3g})")
+        examples.append(f"at {list(i)}: got {_fmt(got[i])}, expected {_fmt(exp[i])} ({_bound_text(exp[i], bnd[i])})")
+    worst = []
+    if exp.size:
+        flat_units = np.asarray(units, dtype=np.float64).reshape(-1)
+        if n_bad:  # the mismatched elements: a non-finite number on either side first, then the largest error
+            cand = np.flatnonzero(bad)
+            special = (~np.isfinite(got) | ~fin_exp).reshape(-1)[cand]
+            cand = cand[np.lexsort((-flat_units[cand], ~special))[:WORST]]
+        else:  # none (a documented dtype, say): the largest errors within the bound (cheap: no full sort)
+            k = min(WORST, flat_units.size)
+            cand = np.argpartition(-flat_units, k - 1)[:k] if flat_units.size > k else np.arange(flat_units.size)
+            cand = cand[np.argsort(-flat_units[cand], kind="stable")]
+        for c in cand:
+            i = tuple(int(j) for j in np.unravel_index(int(c), exp.shape))
+            worst.append({"at": list(i), "expected": json_number(exp[i]), "got": json_number(got[i]),
+                          "bound": float(bnd[i]) if np.isfinite(exp[i]) and np.isfinite(bnd[i]) else None})
     detail = "" if n_bad == 0 else f"{n_bad} of {exp.size} elements differ; " + "; ".join(examples)
     return Comparison(
         ok=n_bad == 0,
@@ -81,4 +118,5 @@ def compare(got, expected, bound, scale_a=None, eps: float | None = None) -> Com
         mismatches=n_bad,
         detail=detail,
         examples=examples,
+        worst=tuple(worst),
     )

@@ -231,14 +231,28 @@ class Registry:
         return next(e for e in self.entries if e.id == entry_id)
 
 
+def _in_scope(e: Expectation, r: CheckRecord) -> bool:
+    """Whether ``r`` lies on the entry's bindings, checks, dtypes, modes and reductions, whatever its case:
+    the checks the run selected where the entry could have applied."""
+    return (r.framework in e.frameworks and r.binding in e.bindings and r.check in e.checks
+            and (not e.dtypes or r.dtype in e.dtypes) and (not e.modes or r.mode in e.modes)
+            and (not e.reductions or r.reduction in e.reductions))
+
+
 def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
-          versions: dict | None = None) -> tuple[list[str], list[str]]:
+          versions: dict | None = None, declared: set[str] | None = None) -> tuple[list[str], list[str]]:
     """Run-level strictness: (stale, unused) entry messages for the frameworks that ran (and, given
     ``versions``, only for entries whose version range holds: another release line's entry is silent).
 
     stale: the entry covered checks where its documented behaviour differs from the mathematics, and
         none of them deviated (the behaviour stopped).
-    unused: the entry covered no check at all (a typo in a binding or case name, or a removed case).
+    unused: the run selected checks on the entry's bindings, dtypes, modes and reductions and the entry
+        covered none of them (a typo in a case or category name, or a removed case; an entry that needs
+        options together is not judged here: whether the run selected a problem combining them is not in
+        the records); or, given
+        ``declared`` (the ``framework::binding`` names the adapters declare), the entry names a binding
+        no framework of its own has. An entry whose checks the run did not select (a dtype a slice leaves
+        out by design, a binding -k or --binding left out) is not unused: nothing is said about it.
     """
     applied: dict[str, int] = {}
     fired: dict[str, int] = {}
@@ -258,8 +272,18 @@ def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
             continue  # its framework or its mode did not run
         if versions is not None and not e.in_versions(versions):
             continue  # it documents another release
-        if e.id not in covered:
-            unused.append(f"expectation {e.id!r} matched no check in this run (bindings {list(e.bindings)})")
+        ran = [f for f in e.frameworks if f in frameworks]
+        unknown = [b for b in e.bindings if declared is not None and not any(f"{f}::{b}" in declared for f in ran)]
+        if unknown:
+            unused.append(f"expectation {e.id!r} names bindings {unknown} that {', '.join(ran)} does not have "
+                          f"(a typo, or a renamed binding)")
+        elif e.id not in covered:
+            # options are names the schema checks (no typo to catch), and a run that leaves the interaction
+            # cases out (a slice) selects no problem combining them: such an entry is judged by the full run
+            selected = 0 if e.options else sum(_in_scope(e, r) for r in records)
+            if selected:
+                unused.append(f"expectation {e.id!r} covered none of the {selected} checks this run selected on its "
+                              f"bindings (its cases, categories or options match none of them)")
         elif e.id not in applied:
             unused.append(f"expectation {e.id!r} covered checks, but none whose input shows the documented "
                           f"behaviour; add a case that does")

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: The four ops: the cells of the classic taxonomy (input space x output kind).
+#: The ops: the cells of the classic taxonomy (input space x output kind); the docs' list is generated from
+#: this one (xentcheck.oplist)
 OPS = ("softmax_ce", "categorical_ce", "sigmoid_bce", "bce", "nll", "linear_ce")
 #: nll: the negative log-likelihood of given log-probabilities (which need not normalise), -w_t x_t
 #: linear_ce: softmax CE of the logits X W^T + b (hidden states X, classifier W [V, D]); see xentcheck.linear_ce

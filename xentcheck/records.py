@@ -92,10 +92,13 @@ class CheckRecord:
     #: the exception the binding raised ({"type", "at"}): the errors layer's refusals and error outcomes,
     #: so a change of exception type between versions shows in the diff
     raised: dict | None = None
+    #: fail and deviation records: the worst elements against the mathematics, each {"at", "expected",
+    #: "got", "bound"} (non-finite numbers as "nan", "inf", "-inf"; bound null where none applies)
+    worst: list | None = None
     run: str = _run_label()
 
     OPTIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"expectation_differs", "errors_vs_expectation", "vs_eager", "repro", "traceback", "raised"})
+        {"expectation_differs", "errors_vs_expectation", "vs_eager", "repro", "traceback", "raised", "worst"})
 
     def settle(self, outcome: str, reason: str) -> None:
         """Set the outcome and its reason (a record is filled as its check runs)."""

@@ -264,14 +264,18 @@ class Hooks:
         opt = self.config.option
         parts = [f"-k {opt.keyword!r}" if getattr(opt, "keyword", "") else "",
                  f"-m {opt.markexpr!r}" if getattr(opt, "markexpr", "") else "",
-                 "--one-per-category" if self.session.options.one_per_category else "", self.slice_by_node()]
+                 "--one-per-category" if self.session.options.one_per_category else "",
+                 " ".join(f"--case={n}" for n in self.session.options.case_names),
+                 " ".join(f"--binding={n}" for n in self.session.options.binding_names), self.slice_by_node()]
         return ", ".join(p for p in parts if p)
 
     def keyword_slice(self) -> str:
         """The -k expression when it alone slices the run (then a baseline's checks it would select must
         be in this run); "" otherwise (another slice accepts every check it does not have)."""
         opt = self.config.option
-        if getattr(opt, "markexpr", "") or self.session.options.one_per_category or self.slice_by_node():
+        o = self.session.options
+        if getattr(opt, "markexpr", "") or o.one_per_category or o.case_names or o.binding_names or \
+                self.slice_by_node():
             return ""
         return getattr(opt, "keyword", "") or ""
 

@@ -75,6 +75,11 @@ def add_options(parser: pytest.Parser) -> None:
     g.addoption("--values-outside", action="store_true", default=False,
                 help="let a case's values_file name a file outside its declaration's folder (by default it is "
                      "confined there: a shared case folder cannot read other files)")
+    g.addoption("--case", dest="case_names", default=[], action="append", metavar="NAME",
+                help="run only this case (its exact name; repeatable): its checks, or the relation or stability "
+                     "axis of that name; unlike -k, no other name that contains it")
+    g.addoption("--binding", dest="binding_names", default=[], action="append", metavar="NAME",
+                help="run only this binding (its exact name, e.g. torch.nn.functional.cross_entropy; repeatable)")
     g.addoption("--expectations", default=None, action="append",
                 help="expectations registry file(s) (default suites/expectations.toml)")
     g.addoption("--wandb", action="store_true",
@@ -122,6 +127,9 @@ class RunOptions:
     values_outside: bool = False
     #: frameworks this run checks in their slice only (see FLOATX_SLICE)
     sliced: tuple[str, ...] = ()
+    #: --case and --binding: exact names this run is narrowed to (empty: no narrowing)
+    case_names: tuple[str, ...] = ()
+    binding_names: tuple[str, ...] = ()
 
     def dtypes_for(self, framework: str, dtypes) -> tuple[str, ...]:
         """``dtypes`` as this run checks them for ``framework`` (a sliced one: float32 only)."""
@@ -136,7 +144,13 @@ class RunOptions:
 
     def in_run(self, framework: str, binding: str) -> bool:
         """Whether this run checks ``binding`` of ``framework`` (a sliced framework: not SLICE_LEAVES_OUT)."""
+        if self.binding_names and binding not in self.binding_names:
+            return False
         return framework not in self.sliced or not binding.startswith(SLICE_LEAVES_OUT)
+
+    def case_chosen(self, name: str) -> bool:
+        """Whether ``name`` (a case, relation or stability axis) is in the run: every name, or those --case names."""
+        return not self.case_names or name in self.case_names
 
     def all_layers(self, framework: str) -> bool:
         """Whether ``framework`` gets the interaction cases, relations, stability sweep and snippets."""
@@ -181,4 +195,5 @@ class RunOptions:
                    cases=tuple(user_path(p) for p in opt("cases")), wandb=opt("wandb"),
                    values_outside=opt("values_outside"),
                    interactions=opt("interactions"), probe_capabilities=opt("probe_capabilities"),
-                   sliced=() if names is not None or opt("all_dtypes") else FLOATX_SLICE)
+                   sliced=() if names is not None or opt("all_dtypes") else FLOATX_SLICE,
+                   case_names=tuple(opt("case_names")), binding_names=tuple(opt("binding_names")))

@@ -3,6 +3,7 @@ running one spec into its record. It knows nothing of pytest's hooks (``hooks.py
 (``writer.py``)."""
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, replace
 
 import pytest
@@ -69,6 +70,7 @@ class XentSession:
             self.registry = load_registry(list(options.expectations))
         except (CaseError, ExpectationError) as e:
             raise pytest.UsageError(str(e)) from None
+        self._check_case_names()
         self.baseline: Results | None = None
         if options.baseline:
             try:  # read now: an unreadable baseline must not cost a whole run
@@ -87,6 +89,25 @@ class XentSession:
         self._bindings: dict[str, dict[str, Binding]] = {}
         self._versions: dict | None = None
         self._generated: set[str] = set()  # the interaction cases' names
+
+    def _check_case_names(self) -> None:
+        """A --case name that names nothing is a one-line error (an exact name: a typo would select nothing)."""
+        known = set(self.cases) | set(relations.BY_NAME) | set(stability.BY_NAME)
+        for name in self.options.case_names:
+            if name not in known and not name.startswith("ix-"):  # interaction cases are generated per binding
+                close = difflib.get_close_matches(name, sorted(known), n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else "; the case names are in cases/*.toml"
+                raise pytest.UsageError(f"--case={name}: no case, relation or stability axis has this name{hint}")
+
+    def _check_binding_names(self) -> None:
+        """A --binding name no loaded adapter has is a one-line error."""
+        known = {b for fw in self.adapters for b in self.bindings(fw)}
+        for name in self.options.binding_names:
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise pytest.UsageError(f"--binding={name}: no binding of the frameworks in this run has this "
+                                        f"name{hint}")
 
     # -- adapters -----------------------------------------------------------------------------
     def load_adapters(self) -> dict[str, Adapter]:
@@ -125,6 +146,7 @@ class XentSession:
         self.environment["skipped"].update(self.skipped)
         if self.broken:
             self.environment["broken"] = dict(self.broken)
+        self._check_binding_names()
         return self.adapters
 
     def bindings(self, framework: str) -> dict[str, Binding]:
@@ -165,14 +187,15 @@ class XentSession:
             for b in self.bindings(fw).values():
                 for case in self.cases.values():
                     if b.caps.op not in case.ops or case.name not in chosen or case.name in self._generated \
-                            or not self.options.in_run(fw, b.name):
+                            or not self.options.in_run(fw, b.name) or not self.options.case_chosen(case.name):
                         continue
                     for mode in self.options.modes:
                         for dtype in self.options.dtypes_for(fw, DTYPES if self.options.all_dtypes else case.dtypes):
                             for red in self.options.reductions_for(fw, b.caps.reductions, case.reductions):
                                 for chk in case.checks:
                                     out.append(CheckSpec(fw, b.name, case.name, b.caps.op, dtype, red, chk, mode))
-                out += self._interaction_specs(fw, b)
+                if self.options.in_run(fw, b.name):
+                    out += [s for s in self._interaction_specs(fw, b) if self.options.case_chosen(s.case)]
         return out
 
     def _interaction_specs(self, fw: str, b: Binding) -> list[CheckSpec]:
@@ -200,21 +223,24 @@ class XentSession:
         # the default run draws in float32 only (the budget); --fuzz, --relation-examples or --all-dtypes adds float64
         dtypes = DTYPES if self.options.wide_relations else ("float16", "bfloat16", "float32")
         return [(fw, b, r.name, dt) for fw in self.load_adapters() if self.options.all_layers(fw)
-                for b in self.bindings(fw) for r in relations.RELATIONS for dt in dtypes]
+                for b in self.bindings(fw) if self.options.in_run(fw, b)
+                for r in relations.RELATIONS if self.options.case_chosen(r.name) for dt in dtypes]
 
     def stability_specs(self) -> list[tuple[str, str, str, str]]:
         """(framework, binding, axis, dtype) for the stability sweep: every axis of the binding's op in
         every dtype it declares (eager; one batch per axis, so this is cheap)."""
         return [(fw, name, ax.name, dt) for fw in self.load_adapters() if self.options.all_layers(fw)
-                for name, b in self.bindings(fw).items()
-                for ax in stability.AXES if b.caps.op in ax.ops for dt in sorted(b.caps.dtypes, key=DTYPES.index)]
+                for name, b in self.bindings(fw).items() if self.options.in_run(fw, name)
+                for ax in stability.AXES if b.caps.op in ax.ops and self.options.case_chosen(ax.name)
+                for dt in sorted(b.caps.dtypes, key=DTYPES.index)]
 
     def probe_specs(self) -> list[tuple[str, str, str, str]]:
         """(framework, binding, facet, value) for --probe-capabilities: every target kind, option,
         reduction and dtype a binding's op admits and the binding does not declare."""
-        if not self.options.probe_capabilities:
+        if not self.options.probe_capabilities or self.options.case_names:
             return []
         return [(fw, b.name, facet, str(value)) for fw in self.load_adapters() for b in self.bindings(fw).values()
+                if self.options.in_run(fw, b.name)
                 for facet, value, _ in interactions.probes(b)]
 
     def bench_specs(self) -> list[BenchSpec]:
@@ -223,7 +249,7 @@ class XentSession:
             return []
         # Keras's other backends are timed when named (their float32 slice is the conformance run's budget)
         adapters = {k: a for k, a in self.load_adapters().items() if self.options.all_layers(k)}
-        return self.bench.specs(adapters, self.bindings)
+        return [s for s in self.bench.specs(adapters, self.bindings) if self.options.in_run(s.framework, s.binding)]
 
     # -- running --------------------------------------------------------------------------------
     def problem(self, spec: CheckSpec) -> Problem:

@@ -121,7 +121,8 @@ class Writer:
         if not self.records and not benchmarks and not self.stability and not environment.get("probes"):
             self.journal.close(remove=incomplete is None)
             return [], False
-        stale, unused = audit(registry, self.records, set(environment["frameworks"]), versions)
+        stale, unused = audit(registry, self.records, set(environment["frameworks"]), versions,
+                              declared=set(environment.get("bindings", {})))
         if sliced or incomplete:  # a slice or a cut-short run may leave out every input where an entry shows
             stale, unused = [], []
         expectations = {"entries": [e.as_dict() for e in registry.entries], "stale": stale, "unused": unused}
@@ -138,8 +139,8 @@ class Writer:
             counts = {o: sum(r.outcome == o for r in benchmarks.records) for o in ("ok", "unsupported", "error")}
             lines.append(f"xentcheck: {counts['ok']} benchmarks timed, {counts['unsupported']} unsupported, "
                          f"{counts['error']} error")
-        lines += [f"xentcheck: STALE {s}" for s in stale]
-        lines += [f"xentcheck: warning: {u}" for u in unused]
+        # registry housekeeping comes last, after where the results went (as the report's audit section)
+        audit_lines = [f"xentcheck: STALE {s}" for s in stale] + [f"xentcheck: warning: {u}" for u in unused]
         if incomplete:
             expected = f" of {incomplete['expected']} collected" if incomplete.get("expected") is not None else ""
             lines.append(f"xentcheck: INCOMPLETE: {incomplete['reason']}: {incomplete['recorded']} records"
@@ -147,7 +148,7 @@ class Writer:
                          f"journal is kept: {self.journal.path}")
         elif sliced:
             lines.append(f"xentcheck: expectations audit skipped: the run was a slice "
-                         f"({environment.get('slice') or '-k, -m or --one-per-category'})")
+                         f"({environment.get('slice') or '-k, -m, --case, --binding or --one-per-category'})")
         try:
             # one record per line: diffable and greppable, without the cost of indenting 10 MB of nesting
             write_atomic(self.results_path, dumps(doc))
@@ -155,10 +156,11 @@ class Writer:
         except OSError as e:
             self.failed = True
             lines.append(f"xentcheck: cannot write results/report ({e}); pass writable paths with --results/--report")
-            return lines, False
+            return lines + audit_lines, False
         self.journal.close(remove=incomplete is None)
         lines.append(f"xentcheck: results written to {self.results_path}")
         lines.append(f"xentcheck: report written to {self.report_path}")
+        lines += audit_lines
         if wandb:
             lines.append(_to_wandb(doc, self.results_path))
         regressed = False
