@@ -73,6 +73,34 @@ def test_malformed_expectations_file_is_one_line(run_suite, tmp_path):
     assert r.ret == 4 and "missing required key" in r.stderr.str()
 
 
+_ENTRY = ("[[expectation]]\nid = 'x'\nframework = '{fw}'\nbindings = ['{b}']\nexpect = {{ raises = 'ValueError' }}\n"
+          "reason = 'r'\nsource = 'https://example.org/x'\n")
+
+
+@pytest.mark.parametrize("fw, binding, said, workers", [
+    ("nunpy", "log_softmax", "names framework 'nunpy', which no adapter declares", "0"),
+    ("numpy", "log_softmx", "names binding 'log_softmx', which numpy does not declare",
+     "0"),
+    ("numpy", "log_softmx", "names binding 'log_softmx', which numpy does not declare",
+     "2"),
+    # a framework that is not installed (or not selected) is fine: its bindings are not judged
+    ("torch", "F.no_such_binding", None, "0"),
+])
+def test_a_registry_name_no_adapter_declares_is_one_line_at_start_up(run_suite, tmp_path, fw, binding, said,
+                                                                      workers):
+    f = tmp_path / "e.toml"
+    f.write_text(_ENTRY.format(fw=fw, b=binding))
+    r = run_suite("suites/test_conformance.py", "--frameworks=numpy", f"--expectations={f}", "-n", workers,
+                  "-k", "random_index and float32 and mean", f"--results={tmp_path / 'r.json'}")
+    if said is None:  # (without the default registry some numpy checks fail: what matters is that it ran)
+        assert r.ret in (0, 1) and "ERROR: expectation" not in _out(r) + r.stderr.str(), _out(r)
+        return
+    assert r.ret == 4, _out(r)
+    lines = [line for line in (r.errlines + r.outlines) if said in line]
+    assert len(lines) == 1 and lines[0].startswith("ERROR: expectation 'x'"), _out(r)
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_unwritable_report_path_is_reported_and_fails(run_suite, tmp_path):
     (tmp_path / "dir.html").mkdir()
     r = run_suite("suites", "--frameworks=numpy", f"--report={tmp_path / 'dir.html'}")

@@ -220,6 +220,26 @@ class Registry:
     def get(self, entry_id: str) -> Expectation:
         return next(e for e in self.entries if e.id == entry_id)
 
+    def undeclared(self, known: set[str] | frozenset[str], declared: dict[str, set[str]]) -> str | None:
+        """One line naming the first entry that names a framework not in ``known`` (every framework the
+        run could check, installed or not), or a binding that none of its frameworks declares among
+        ``declared`` (framework -> binding names, for the adapters loaded); None when all are declared.
+        An entry whose frameworks are not loaded is not judged on its bindings."""
+        for e in self.entries:
+            unknown = [f for f in e.frameworks if f not in known]
+            if unknown:
+                return (f"expectation {e.id!r} names framework {unknown[0]!r}, which no adapter declares "
+                        f"(known: {', '.join(sorted(known))}); fix the name in the registry")
+            loaded = [f for f in e.frameworks if f in declared]
+            if not loaded:
+                continue
+            names = set().union(*(declared[f] for f in loaded))
+            missing = [b for b in e.bindings if b not in names]
+            if missing:
+                return (f"expectation {e.id!r} names binding {missing[0]!r}, which {' / '.join(loaded)} does not "
+                        f"declare; fix the name in the registry (see the adapter's bindings)")
+        return None
+
 
 def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
           versions: dict | None = None) -> tuple[list[str], list[str]]:

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = ["CATEGORICAL_OPS", "DTYPES", "LOGIT_OPS", "MALFORMED", "OPS", "OPTIONS", "REDUCTIONS", "Problem",
+           "numpy_dtype", "round_to", "unit_roundoff"]
+
 #: The four ops: the cells of the classic taxonomy (input space x output kind).
 OPS = ("softmax_ce", "categorical_ce", "sigmoid_bce", "bce", "nll")
 #: nll: the negative log-likelihood of given log-probabilities (which need not normalise), -w_t x_t

@@ -29,6 +29,9 @@ import numpy as np
 from .problem import DTYPES, Problem
 from .reference import MATH, Convention
 
+__all__ = ["ALL_FLOATS", "ALL_REDUCTIONS", "FLOATS", "Adapter", "Binding", "Capabilities", "ContractError", "Inputs",
+           "Output", "run_binding"]
+
 ALL_REDUCTIONS = frozenset({"none", "sum", "mean"})
 FLOATS = frozenset({"float32", "float64"})
 #: every dtype the suite knows; low precision is declared per binding, as the framework supports it

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+__all__ = ["OUTCOMES", "BenchRecord", "BenchSection", "CheckRecord", "Errors", "RelationRecord", "Results",
+           "StabilityPoint", "StabilityRecord", "summarize"]
+
 OUTCOMES = ("pass", "deviation", "fail", "unsupported", "error")
 
 

@@ -28,14 +28,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     worker = getattr(config, "workerinput", None)
-    if worker is not None and not config.getoption("bench"):
+    options = RunOptions.from_config(config)
+    if worker is not None and options.bench is None:
         # an xdist worker: its share of the CPUs, set before any framework is imported (no oversubscription)
         from xentcheck.bench import threads
 
         count = int(worker.get("workercount", 1))
         threads.apply(max(1, threads.available() // count), pin=False)
-    options = RunOptions.from_config(config)
-    xs = XentSession(options, ["pytest", *config.invocation_params.args], config.getoption)
+    xs = XentSession(options, ["pytest", *config.invocation_params.args])
     config.stash[_KEY] = xs
     hooks = Hooks(config, xs, Writer(options.results, options.report))
     if not hooks.is_worker and not config.option.collectonly:  # the controller alone writes

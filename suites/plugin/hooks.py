@@ -49,6 +49,7 @@ class Hooks:
         self.timed: dict[str, list[float]] = defaultdict(list)  # framework -> durations of its checks as tests
         self.worker_settled: list[CheckRecord] = []  # an xdist worker's settled checks, shipped at its end
         self.worker_peaks: list[int] = []  # the workers' peak memory (the controller's own is small)
+        self.usage_error: str | None = None  # a registry name no adapter declares, found by an xdist worker
         writer.header = self.journal_header
 
     def take_lock(self) -> None:
@@ -126,6 +127,14 @@ class Hooks:
         ``unsupported`` records (with the reason) are written now, and they are not pytest items (two
         thirds of all checks; a skipped item costs milliseconds). pytest-xdist workers keep them as
         items, since only the controller writes records; --collect-only lists every check."""
+        wrong = self.session.registry_error  # found while the suites loaded the adapters: one line, nothing runs
+        if wrong and not self.is_worker:
+            raise pytest.UsageError(wrong)
+        if wrong:  # an xdist worker cannot stop the run itself: it runs nothing and tells the controller
+            self.usage_error = wrong
+            config.hook.pytest_deselected(items=list(items))
+            items[:] = []
+            return
         # without --probe-capabilities the probe test has an empty parameter set: not a test of this run
         unused = [i for i in items if i.name.startswith("test_probe[") and "NOTSET" in i.name]
         if unused:
@@ -207,6 +216,7 @@ class Hooks:
     def pytest_testnodedown(self, node, error) -> None:
         """Controller: merge what a worker learnt about the frameworks (versions, bindings, skips)."""
         out = getattr(node, "workeroutput", {})
+        self.usage_error = self.usage_error or out.get("xentcheck_usage_error")
         if out.get("xentcheck_peak_rss"):
             self.worker_peaks.append(int(out["xentcheck_peak_rss"]))
         env = out.get("xentcheck_environment")
@@ -229,6 +239,11 @@ class Hooks:
             self.config.workeroutput["xentcheck_environment"] = json.loads(json.dumps(xs.environment, default=str))
             self.config.workeroutput["xentcheck_settled"] = [r.to_json() for r in self.worker_settled]
             self.config.workeroutput["xentcheck_peak_rss"] = peak_rss_bytes()
+            self.config.workeroutput["xentcheck_usage_error"] = self.usage_error
+            return
+        if self.usage_error:  # as pytest says a UsageError: one line, no results written
+            self.lines = [f"ERROR: {self.usage_error}"]
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
         opt = self.config.option
         sliced = bool(getattr(opt, "keyword", "") or getattr(opt, "markexpr", "") or xs.options.one_per_category)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from adapters import AdapterError, load_builtin, load_external, missing_packages
+from adapters import BUILTIN, AdapterError, load_builtin, load_external, missing_packages
 from cases import Case, CaseError, interactions, load_catalog
 from xentcheck import checks, relations, stability
 from xentcheck.bench.plan import BenchPlan
@@ -45,7 +45,7 @@ class CheckSpec:
 class XentSession:
     """State of one xentcheck run: selected frameworks, loaded adapters, cases, registry."""
 
-    def __init__(self, options: RunOptions, argv: list[str], bench_option) -> None:
+    def __init__(self, options: RunOptions, argv: list[str]) -> None:
         self.options = options
         if options.frameworks_named:  # a framework the user names must run: missing is an error, not a skip
             for name in options.frameworks:
@@ -63,6 +63,11 @@ class XentSession:
             self.registry = load_registry(list(options.expectations))
         except (CaseError, ExpectationError) as e:
             raise pytest.UsageError(str(e)) from None
+        # a framework name no adapter declares (a typo) is an error now, not a warning at the end
+        self._known = frozenset(BUILTIN) | {a.name for a in self.externals}
+        wrong = self.registry.undeclared(self._known, {})
+        if wrong:
+            raise pytest.UsageError(wrong)
         self.baseline: Results | None = None
         if options.baseline:
             try:  # read now: an unreadable baseline must not cost a whole run
@@ -70,7 +75,7 @@ class XentSession:
             except ResultsError as e:
                 raise pytest.UsageError(f"--baseline: {e}") from None
         try:  # before any framework is imported: it fixes the thread settings
-            self.bench = BenchPlan(bench_option) if bench_option("bench") else None
+            self.bench = BenchPlan(options.bench) if options.bench else None
         except SweepError as e:
             raise pytest.UsageError(str(e)) from None
         self.adapters: dict[str, Adapter] | None = None
@@ -81,6 +86,7 @@ class XentSession:
         self._bindings: dict[str, dict[str, Binding]] = {}
         self._versions: dict | None = None
         self._generated: set[str] = set()  # the interaction cases' names
+        self.registry_error: str | None = None  # a registry entry naming a binding no loaded adapter declares
 
     # -- adapters -----------------------------------------------------------------------------
     def load_adapters(self) -> dict[str, Adapter]:
@@ -115,6 +121,9 @@ class XentSession:
         for name in [*self.skipped, *self.broken]:
             self.adapters.pop(name, None)
             self.environment["frameworks"].pop(name, None)
+        # a misspelt binding: the hooks raise it once collection ends, before anything runs (raised
+        # here, inside a suite's parametrisation, pytest would print it as a collection traceback)
+        self.registry_error = self.registry.undeclared(self._known, {n: set(self.bindings(n)) for n in self.adapters})
         self.environment["skipped"].update(self.skipped)
         if self.broken:
             self.environment["broken"] = dict(self.broken)

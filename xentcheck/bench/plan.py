@@ -3,7 +3,7 @@ measured once, and the records collected (written into the results document's ``
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..exception_text import one_line
@@ -18,48 +18,40 @@ _NO_COMPILE_CACHES = {"XENTCHECK_JAX_CACHE": "off", "TORCHINDUCTOR_FX_GRAPH_CACH
                       "TORCHINDUCTOR_AUTOGRAD_CACHE": "0"}
 
 
-def add_options(group) -> None:
-    """The ``--bench*`` command-line options."""
-    group.addoption("--bench", action="store_true", default=False,
-                    help="also run the benchmark sweep (add --benchmark-only to skip the conformance checks)")
-    group.addoption("--bench-sizes", default="quick", metavar="SWEEP|NxC,...",
-                    help=f"sizes to time: {', '.join(sweep.SWEEPS)} or a list like 32x10,4096x32000 (default quick)")
-    group.addoption("--bench-modes", default="eager,compiled", help="modes to time (default eager,compiled)")
-    group.addoption("--bench-passes", default="forward,forward+backward",
-                    help="passes to time (default forward,forward+backward)")
-    group.addoption("--bench-dtypes", default="float32", help="dtypes to time (default float32)")
-    group.addoption("--bench-threads", type=int, default=None,
-                    help="threads for every framework (default: the CPUs this process may use)")
-    group.addoption("--bench-time", type=float, default=0.5,
-                    help="seconds of timed rounds per benchmark before it stops short of --bench-precision "
-                         "(at least 6 rounds, at most 200; default 0.5)")
-    group.addoption("--bench-precision", type=float, default=precision.PRECISION,
-                    help="stop timing a benchmark once the 95%% interval of its median is within this fraction "
-                         f"of it (default {precision.PRECISION})")
-    group.addoption("--bench-max-call", type=float, default=runner.MAX_CALL_S,
-                    help="a configuration whose call takes longer is timed in one round, without an interval, "
-                         f"and listed as such in the report (default {runner.MAX_CALL_S} s; 0: time every one "
-                         "in full)")
+@dataclass(frozen=True)
+class BenchOptions:
+    """The ``--bench*`` command-line values as given (declared and read with the run's other options
+    in ``suites/plugin/options.py``); :class:`BenchPlan` validates them."""
+
+    sizes: str = "quick"
+    modes: str = "eager,compiled"
+    passes: str = "forward,forward+backward"
+    dtypes: str = "float32"
+    #: None: the CPUs this process may use
+    threads: int | None = None
+    time_s: float = 0.5
+    precision: float = precision.PRECISION
+    max_call_s: float = runner.MAX_CALL_S
 
 
 class BenchPlan:
     """Created when ``--bench`` is given; raises sweep.SweepError on a malformed option."""
 
-    def __init__(self, opt):
-        self.sizes = sweep.parse_sizes(opt("bench_sizes"))
-        self.modes = sweep.parse_list("--bench-modes", opt("bench_modes"), sweep.MODES)
-        self.passes = sweep.parse_list("--bench-passes", opt("bench_passes"), sweep.PASSES)
-        self.dtypes = sweep.parse_list("--bench-dtypes", opt("bench_dtypes"), DTYPES)
-        n = opt("bench_threads") or threads.available()
+    def __init__(self, opt: BenchOptions):
+        self.sizes = sweep.parse_sizes(opt.sizes)
+        self.modes = sweep.parse_list("--bench-modes", opt.modes, sweep.MODES)
+        self.passes = sweep.parse_list("--bench-passes", opt.passes, sweep.PASSES)
+        self.dtypes = sweep.parse_list("--bench-dtypes", opt.dtypes, DTYPES)
+        n = opt.threads or threads.available()
         if not 1 <= n <= threads.available():
             raise sweep.SweepError(f"--bench-threads={n}: this process may use 1 to {threads.available()} CPUs")
-        self.budget_s = opt("bench_time")
+        self.budget_s = opt.time_s
         if not self.budget_s > 0:
             raise sweep.SweepError("--bench-time: give a positive number of seconds, e.g. 0.5")
-        self.precision = opt("bench_precision")
+        self.precision = opt.precision
         if not 0 < self.precision < 1:
             raise sweep.SweepError("--bench-precision: give a fraction between 0 and 1, e.g. 0.03")
-        self.max_call_s = opt("bench_max_call")
+        self.max_call_s = opt.max_call_s
         if not self.max_call_s >= 0:
             raise sweep.SweepError("--bench-max-call: give seconds (0 times every configuration in full), e.g. 0.5")
         self.thread_facts = threads.apply(n)  # before any framework is imported
