@@ -17,7 +17,7 @@ import optax  # noqa: E402
 
 from xentcheck.bench.floor import EXP_CHAIN  # noqa: E402
 
-from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs  # noqa: E402
+from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs, WorkerGroup  # noqa: E402
 from .framework import FrameworkAdapter  # noqa: E402
 from .repro import Dialect  # noqa: E402
 
@@ -103,6 +103,20 @@ def _bindings() -> list[Binding]:
 
 class JaxAdapter(FrameworkAdapter):
     name = "jax"
+    #: the xdist worker groups (xentcheck.protocol.WorkerGroup); the ranks order all adapters' groups as
+    #: they are handed out: the compiled checks first (1-3 s of compiling per graph), then the longest
+    #: eager groups (docs/performance.md)
+    #: JAX's eager dispatch compiles every primitive per shape and dtype (most of a cold default run), so
+    #: its eager checks split into five groups of similar length: conformance by dtype, the relations,
+    #: and the sweeps, snippets and probes
+    worker_groups = (
+        *WorkerGroup.compiled_by_dtype("jax", 8),
+        WorkerGroup("jax-f64", 16, frozenset({"value", "grad"}), frozenset({"float64"})),
+        WorkerGroup("jax-half", 15, frozenset({"value", "grad"}), frozenset({"float16", "bfloat16"})),
+        WorkerGroup("jax", 12, frozenset({"value", "grad"})),
+        WorkerGroup("jax-relations", 17, frozenset({"relation"})),
+        WorkerGroup("jax-more", 18),
+    )
     dialect = Dialect(
         imports="import jax\nimport jax.numpy as jnp\nimport optax\n\njax.config.update('jax_enable_x64', True)",
         array=lambda lit, dt: f"jnp.asarray({lit}, dtype=jnp.{dt})",

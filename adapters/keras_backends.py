@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from xentcheck.problem import Problem
-from xentcheck.protocol import Binding, Output
+from xentcheck.protocol import Binding, Output, WorkerGroup
 
 from . import keras_losses
 from .framework import FrameworkAdapter
@@ -65,6 +65,10 @@ class _Declared:
     doc: str
 
 
+#: where each backend's worker group is handed out among all adapters' groups (JAX's is long)
+_RANKS = {"jax": 13, "torch": 21, "numpy": 22}
+
+
 class KerasBackend:
     """The adapter the run sees for one Keras backend: it declares the worker's bindings and forwards
     every call to the worker process."""
@@ -74,6 +78,8 @@ class KerasBackend:
     def __init__(self, backend: str) -> None:
         self.backend = backend
         self.name = f"keras[{backend}]"
+        #: one xdist worker group per backend (xentcheck.protocol.WorkerGroup), ranked by its length
+        self.worker_groups = (WorkerGroup(self.name, _RANKS[backend]),)
         self._proc: subprocess.Popen | None = None
         self._hello: dict | None = None
 

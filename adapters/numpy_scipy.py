@@ -15,7 +15,7 @@ import scipy.special as sp
 from xentcheck.problem import Problem, numpy_dtype
 from xentcheck.reference import Convention
 
-from . import ALL_REDUCTIONS, FLOATS, Binding, Capabilities, Inputs
+from . import ALL_REDUCTIONS, FLOATS, Binding, Capabilities, Inputs, WorkerGroup
 from .framework import FrameworkAdapter
 
 CATEGORICAL = frozenset({"index", "onehot", "soft"})
@@ -125,6 +125,8 @@ def _bindings() -> list[Binding]:
 
 class NumpyAdapter(FrameworkAdapter):
     name = "numpy"
+    #: the xdist worker group (xentcheck.protocol.WorkerGroup): after the longer frameworks' groups
+    worker_groups = (WorkerGroup("numpy", 19),)
 
     def environment(self) -> dict:
         env = {"numpy": np.__version__, "scipy": scipy.__version__}

@@ -14,7 +14,7 @@ from xentcheck.bench.floor import EXP_CHAIN
 from xentcheck.problem import Problem
 from xentcheck.reference import Convention
 
-from . import ALL_FLOATS, Binding, Capabilities, Inputs
+from . import ALL_FLOATS, Binding, Capabilities, Inputs, WorkerGroup
 from .framework import FrameworkAdapter
 from .repro import Dialect
 
@@ -117,6 +117,10 @@ def _bindings() -> list[Binding]:
 
 class TorchAdapter(FrameworkAdapter):
     name = "torch"
+    #: the xdist worker groups (xentcheck.protocol.WorkerGroup); the ranks order all adapters' groups as
+    #: they are handed out: the compiled checks first (1-3 s of compiling per graph), then the longest
+    #: eager groups (docs/performance.md)
+    worker_groups = (*WorkerGroup.compiled_by_dtype("torch", 0), WorkerGroup("torch", 20))
     dialect = Dialect(
         imports="import torch\nimport torch.nn as nn\nimport torch.nn.functional as F",
         array=lambda lit, dt: f"torch.tensor({lit}, dtype=torch.{dt})",

@@ -22,6 +22,7 @@ from . import (  # noqa: E402
     Binding,
     Capabilities,
     Inputs,
+    WorkerGroup,
     keras_losses,
 )
 from .framework import FrameworkAdapter  # noqa: E402
@@ -124,6 +125,10 @@ def _tf_nn() -> list[Binding]:
 
 class TensorflowAdapter(FrameworkAdapter):
     name = "tensorflow"
+    #: the xdist worker groups (xentcheck.protocol.WorkerGroup); the ranks order all adapters' groups as
+    #: they are handed out: the compiled checks first (1-3 s of compiling per graph), then the longest
+    #: eager groups (docs/performance.md)
+    worker_groups = (*WorkerGroup.compiled_by_dtype("tensorflow", 4), WorkerGroup("tensorflow", 14))
     dialect = Dialect(
         imports="import tensorflow as tf\nimport keras",
         array=lambda lit, dt: f"tf.constant({lit}, dtype=tf.{dt})",

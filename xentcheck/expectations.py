@@ -12,14 +12,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from .declarations import check, tables
+from .messages import expectation, no_longer_happens
 from .problem import DTYPES, OPTIONS
 from .records import CheckRecord
 from .reference import POLICIES, SIGMOID_FORMULAS, Convention
+
+if TYPE_CHECKING:
+    from .check import Check
 
 # Oracle policies an entry may expect, plus compute_dtype: "the result has the precision of this dtype"
 # (judged with that dtype's bound against the same oracle values), and result_dtype: "the result is
@@ -121,24 +126,23 @@ class Expectation:
     #: the entry covers only problems that use all these options together (an interaction)
     options: tuple[str, ...] = ()
 
-    def applies(self, framework: str, binding: str, case: str, category: str, dtype: str, check: str,
-                versions: dict, mode: str = "eager", options: frozenset[str] = frozenset(),
-                reduction: str = "") -> bool:
-        """Whether this entry covers the check (version taken from ``versions[package or framework]``;
-        ``options``: those the problem uses; ``reduction``: the problem's)."""
-        if framework not in self.frameworks or binding not in self.bindings or check not in self.checks:
+    def applies(self, key: Check, versions: dict) -> bool:
+        """Whether this entry covers the check ``key`` (its framework, binding, case, category, dtype,
+        kind, mode, reduction and the options its problem uses; version taken from
+        ``versions[package or framework]``)."""
+        if key.framework not in self.frameworks or key.binding not in self.bindings or key.kind not in self.checks:
             return False
-        if not set(self.options) <= options:
+        if not set(self.options) <= key.options:
             return False
-        if self.cases and case not in self.cases:
+        if self.cases and key.case not in self.cases:
             return False
-        if self.categories and category not in self.categories:
+        if self.categories and key.category not in self.categories:
             return False
-        if self.dtypes and dtype not in self.dtypes:
+        if self.dtypes and key.dtype not in self.dtypes:
             return False
-        if self.modes and mode not in self.modes:
+        if self.modes and key.mode not in self.modes:
             return False
-        if self.reductions and reduction not in self.reductions:
+        if self.reductions and key.reduction not in self.reductions:
             return False
         return self.in_versions(versions)
 
@@ -202,13 +206,11 @@ class Registry:
 
     entries: tuple[Expectation, ...] = ()
 
-    def find(self, framework: str, binding: str, case: str, category: str, dtype: str, check: str,
-             versions: dict, mode: str = "eager", options: frozenset[str] = frozenset(),
-             reduction: str = "") -> Expectation | None:
-        """The entry covering this check (on a problem using ``options``), if any. Several entries that
-        apply together (e.g. a policy and a compute_dtype) combine into one whose id joins theirs with '+'."""
-        hits = [e for e in self.entries
-                if e.applies(framework, binding, case, category, dtype, check, versions, mode, options, reduction)]
+    def find(self, key: Check, versions: dict) -> Expectation | None:
+        """The entry covering the check ``key`` (see :meth:`Expectation.applies`), if any. Several entries
+        that apply together (e.g. a policy and a compute_dtype) combine into one whose id joins theirs
+        with '+'."""
+        hits = [e for e in self.entries if e.applies(key, versions)]
         if len(hits) <= 1:
             return hits[0] if hits else None
         expect: dict = {}
@@ -274,8 +276,8 @@ def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
             unused.append(f"expectation {e.id!r} covered checks, but none whose input shows the documented "
                           f"behaviour; add a case that does")
         elif e.id not in fired:
-            stale.append(f"expectation {e.id!r} no longer happens: it covered {applied[e.id]} checks and none "
-                         f"deviated; the behaviour changed, update or remove the entry")
+            stale.append(no_longer_happens(expectation(e.id), f"it covered {applied[e.id]} checks and none deviated",
+                                           "the behaviour changed, update or remove the entry"))
     return stale, unused
 
 

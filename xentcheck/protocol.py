@@ -30,7 +30,7 @@ from .problem import DTYPES, Problem
 from .reference import MATH, Convention
 
 __all__ = ["ALL_FLOATS", "ALL_REDUCTIONS", "FLOATS", "Adapter", "Binding", "Capabilities", "ContractError", "Inputs",
-           "Output", "run_binding"]
+           "Output", "WorkerGroup", "run_binding"]
 
 ALL_REDUCTIONS = frozenset({"none", "sum", "mean"})
 FLOATS = frozenset({"float32", "float64"})
@@ -192,9 +192,39 @@ class Adapter(Protocol):
     def bindings(self) -> list[Binding]:
         """The bindings this adapter offers."""
 
+    # optional: ``worker_groups``, a tuple of WorkerGroup (how its checks split across xdist workers)
+
     def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
             mode: str = "eager", device: str = "cpu") -> Output:
         """Evaluate ``binding`` on ``problem``; with ``grad``, also the VJP of ``cotangent`` w.r.t. x."""
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    """A group of an adapter's checks that one pytest-xdist worker runs together (its kernels compile
+    once there), declared by the adapter as ``worker_groups``: a check joins the first group whose
+    filters (empty: any) take its kind, dtype and mode; without one, its framework's name is its
+    group. ``rank`` orders the groups of all adapters as they are handed out (lowest first: the
+    longest first, so no worker idles at the end; see docs/performance.md)."""
+
+    name: str
+    rank: int
+    kinds: frozenset[str] = frozenset()
+    dtypes: frozenset[str] = frozenset()
+    modes: frozenset[str] = frozenset()
+
+    def takes(self, kind: str, dtype: str, mode: str) -> bool:
+        return all(not allowed or v in allowed
+                   for v, allowed in ((kind, self.kinds), (dtype, self.dtypes), (mode, self.modes)))
+
+    @staticmethod
+    def compiled_by_dtype(framework: str, first_rank: int) -> tuple[WorkerGroup, ...]:
+        """A framework's compiled conformance checks, one group per dtype (``torch-compiled-float32``:
+        a graph is compiled per dtype anyway, so a split compiles nothing twice), ranked from
+        ``first_rank`` in the order float32, float64, float16, bfloat16."""
+        return tuple(WorkerGroup(f"{framework}-compiled-{dt}", first_rank + i, frozenset({"value", "grad"}),
+                                 frozenset({dt}), frozenset({"compiled"}))
+                     for i, dt in enumerate(("float32", "float64", "float16", "bfloat16")))
 
 
 class ContractError(TypeError):

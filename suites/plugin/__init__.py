@@ -2,8 +2,9 @@
 
 The top floor of the layout: it alone imports ``adapters``, ``cases`` and ``reports`` and ties them to
 the framework-free core (``xentcheck``). ``options`` reads the command line, ``session`` loads
-adapters, cases and the registry and runs one spec, ``hooks`` wires the session into pytest, and
-``writer`` journals records and writes results and report. Adapters are imported lazily, only when
+adapters, cases and the registry and runs one check, ``hooks`` wires the session into pytest,
+``scheduling`` groups the checks for pytest-xdist's workers, and ``writer`` journals records and writes
+results and report. Adapters are imported lazily, only when
 the conformance suite is collected, so ``pytest tests`` (the harness self-tests) imports no framework.
 """
 from __future__ import annotations
@@ -12,12 +13,13 @@ import pytest
 
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
-from .hooks import Hooks, WorkerGroups
+from .hooks import Hooks
 from .options import RunOptions, add_options
-from .session import CheckSpec, XentSession
+from .scheduling import Controller, WorkerGroups
+from .session import XentSession
 from .writer import Writer, check_writable
 
-__all__ = ["CheckSpec", "XentSession", "attach", "fail_or_skip", "session_of"]
+__all__ = ["XentSession", "attach", "fail_or_skip", "session_of"]
 
 _KEY = pytest.StashKey[XentSession]()
 
@@ -44,7 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
         hooks.catch_signals()
     config.pluginmanager.register(hooks, "xentcheck-session")
     if hooks.is_worker:
-        config.pluginmanager.register(WorkerGroups(), "xentcheck-worker-groups")
+        config.pluginmanager.register(WorkerGroups(xs.group_ranks), "xentcheck-worker-groups")
+    elif getattr(config.option, "dist", "no") != "no":
+        config.pluginmanager.register(Controller(), "xentcheck-scheduling")
 
 
 def session_of(config: pytest.Config) -> XentSession:
