@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from xentcheck.protocol import WorkerGroup
+
 from .runs import ROOT
 
 
@@ -327,26 +329,54 @@ def test_interaction_cases_run_and_their_pair_coverage_is_in_the_results(run_sui
     assert bad.ret == 4 and _err(bad)[-1].startswith("ERROR: --interactions=5: the generator builds strength 2")
 
 
-@pytest.mark.parametrize("nodeid, group", [
-    ("suites/test_conformance.py::test_conformance[torch-F.cross_entropy-random_index-float32-eager-mean-value]",
-     "torch"),
-    ("suites/test_conformance.py::test_conformance[jax-optax.softmax_cross_entropy-random_soft-float32-eager-none-"
-     "value]", "jax"),
-    # case names may hold '-': the dtype is read from the right
-    ("suites/test_conformance.py::test_conformance[jax-optax.softmax_cross_entropy-ix-softmaxce-soft-cf-mask-float64-"
-     "eager-none-grad]", "jax-f64"),
-    ("suites/test_conformance.py::test_conformance[jax-jax.nn.log_softmax-random_index-bfloat16-eager-mean-value]",
-     "jax-half"),
-    ("suites/test_conformance.py::test_conformance[torch-F.cross_entropy-random_index-float16-compiled-mean-grad]",
-     "torch-compiled-float16"),
-    ("suites/test_relations.py::test_relation[jax-jax.nn.log_softmax-shift_invariance]", "jax-relations"),
-    ("suites/test_stability.py::test_sweep[jax-jax.nn.log_softmax-logit_magnitude-float32]", "jax-more"),
-    ("tests/test_cases.py::test_duplicate_names_are_rejected", None),
-])
-def test_worker_groups_read_the_framework_and_split_jax(nodeid, group):
-    from suites.plugin.hooks import GROUP_ORDER, group_of
+class _Declaring:
+    """An adapter's worker-group declaration, as JAX's splits its checks (no framework imported)."""
 
-    assert group_of(nodeid) == group and (group is None or group in GROUP_ORDER)
+    name = "jax"
+    worker_groups = (
+        *WorkerGroup.compiled_by_dtype("jax", 8),
+        WorkerGroup("jax-f64", 16, frozenset({"value", "grad"}), frozenset({"float64"})),
+        WorkerGroup("jax-half", 15, frozenset({"value", "grad"}), frozenset({"float16", "bfloat16"})),
+        WorkerGroup("jax", 12, frozenset({"value", "grad"})),
+        WorkerGroup("jax-relations", 17, frozenset({"relation"})),
+        WorkerGroup("jax-more", 18),
+    )
+
+
+class _Plain:
+    name = "mine"
+
+
+@pytest.mark.parametrize("adapter, kind, dtype, mode, group", [
+    (_Declaring, "value", "float32", "eager", "jax"),
+    (_Declaring, "grad", "float64", "eager", "jax-f64"),
+    (_Declaring, "value", "bfloat16", "eager", "jax-half"),
+    (_Declaring, "grad", "float16", "compiled", "jax-compiled-float16"),
+    (_Declaring, "relation", "float32", "eager", "jax-relations"),
+    (_Declaring, "stability", "float32", "eager", "jax-more"),
+    (_Declaring, "snippet", "", "eager", "jax-more"),
+    (_Plain, "value", "float32", "compiled", "mine"),  # no declaration: one group per framework
+])
+def test_worker_groups_come_from_what_the_adapter_declares(adapter, kind, dtype, mode, group):
+    from suites.plugin.scheduling import group_for
+
+    assert group_for(adapter, kind, dtype, mode) == group
+
+
+def test_the_test_id_is_built_once_from_the_check():
+    from xentcheck.check import Check
+
+    c = Check("jax", "optax.softmax_cross_entropy", "ix-softmaxce-soft-cf-mask", "float64", "eager", "none", "grad")
+    assert c.test_id == c.id == "jax-optax.softmax_cross_entropy-ix-softmaxce-soft-cf-mask-float64-eager-none-grad"
+    r = Check("torch", "F.cross_entropy", "shift_invariance", "float32", "eager", "all", "relation")
+    assert r.test_id == "torch-F.cross_entropy-shift_invariance-float32"
+    assert r.id == "torch-F.cross_entropy-shift_invariance-float32-eager-all-relation"
+    assert Check("numpy", "log_softmax", "logit_magnitude", "float16", kind="stability").test_id == \
+        "numpy-log_softmax-logit_magnitude-float16"
+    probe = Check("numpy", "log_softmax", "dtype", kind="probe", value="float16")
+    assert probe.test_id == "numpy-log_softmax-dtype-float16"
+    assert Check("numpy", "log_softmax", "random_index", kind="snippet").test_id == "numpy-log_softmax-random_index"
+    assert Check.from_json(c.to_json()) == c
 
 
 def test_keras_backends_run_by_default_in_their_float32_slice_and_fully_when_named(run_suite):

@@ -158,6 +158,23 @@ class Judge:
                                                     double(ev.grad_scale)), check.kind, j.expected.dtype)
         return {**c.errors().to_json(), "same": c.ok, "detail": c.detail[:300]}
 
+    # -- the other layers --------------------------------------------------------------------------
+    def relation(self, adapter: Adapter, binding: Binding, others: list[Binding], relation, dtype: str):
+        """The record of ``relation`` (:mod:`xentcheck.relations`) for ``binding``, compared with
+        ``others`` where the relation needs a sibling, in ``dtype``."""
+        from . import relations
+
+        check = relations.check_for(self, adapter.name, binding, relation, dtype)
+        subject = relations.Subject(adapter, binding, tuple(others))
+        return record(check, relations.run_relation(self, subject, relation, check))
+
+    def sweep(self, adapter: Adapter, binding: Binding, axis, dtype: str):
+        """The stability record of ``binding`` along ``axis`` (:mod:`xentcheck.stability`) in ``dtype``."""
+        from . import stability
+
+        check = stability.check_for(self, adapter.name, binding, axis, dtype)
+        return record(check, stability.sweep(self, adapter, binding, check))
+
     @staticmethod
     def _with_repro(v: Verdict, adapter: Adapter, binding: Binding, problem: Problem, check: Check,
                     cot: np.ndarray | None, ev: reference.Evaluation | None = None) -> Verdict:

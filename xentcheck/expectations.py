@@ -226,14 +226,15 @@ class Registry:
         """One line naming the first entry that names a framework not in ``known`` (every framework the
         run could check, installed or not), or a binding that none of its frameworks declares among
         ``declared`` (framework -> binding names, for the adapters loaded); None when all are declared.
-        An entry whose frameworks are not loaded is not judged on its bindings."""
+        An entry is judged on its bindings only where all its frameworks are loaded (one not installed
+        may declare them)."""
         for e in self.entries:
             unknown = [f for f in e.frameworks if f not in known]
             if unknown:
                 return (f"expectation {e.id!r} names framework {unknown[0]!r}, which no adapter declares "
                         f"(known: {', '.join(sorted(known))}); fix the name in the registry")
             loaded = [f for f in e.frameworks if f in declared]
-            if not loaded:
+            if len(loaded) < len(e.frameworks):  # a binding may be one of a framework not loaded here
                 continue
             names = set().union(*(declared[f] for f in loaded))
             missing = [b for b in e.bindings if b not in names]

@@ -34,6 +34,13 @@ def check_of(item: pytest.Item) -> Check | None:
     return next((params[k] for k in CHECK_PARAMS if isinstance(params.get(k), Check)), None)
 
 
+def group_for(adapter, kind: str, dtype: str = "", mode: str = "eager") -> str:
+    """The worker group of a check of ``adapter``: the first of its declared ``worker_groups`` that takes
+    the check's kind, dtype and mode, else the framework's name."""
+    declared = getattr(adapter, "worker_groups", ())
+    return next((g.name for g in declared if g.takes(kind, dtype, mode)), adapter.name)
+
+
 def _rank(item: pytest.Item, ranks: dict[str, int]) -> float:
     """Where ``item``'s group is handed out: its declared rank; a group without one, or a test of no
     group, after all of them."""

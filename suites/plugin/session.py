@@ -23,6 +23,7 @@ from xentcheck.records import BenchRecord, CheckRecord, RelationRecord, Stabilit
 from xentcheck.results import Results, ResultsError, load
 
 from .options import RunOptions
+from .scheduling import group_for
 
 
 class XentSession:
@@ -142,8 +143,7 @@ class XentSession:
     def group(self, framework: str, kind: str, dtype: str = "", mode: str = "eager") -> str:
         """The worker group of a check: the first of its adapter's declared ``worker_groups`` that takes
         it, else the framework's name."""
-        declared = getattr(self.adapters[framework], "worker_groups", ())
-        return next((g.name for g in declared if g.takes(kind, dtype, mode)), framework)
+        return group_for(self.adapters[framework], kind, dtype, mode)
 
     def group_ranks(self) -> dict[str, int]:
         """Every declared worker group -> the rank at which it is handed out."""
