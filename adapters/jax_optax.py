@@ -137,17 +137,17 @@ class JaxAdapter(FrameworkAdapter):
         devices = frozenset({"cpu", "cuda"}) if has_gpu else frozenset({"cpu"})
         return self.declare(_bindings(), devices, self.environment())
 
-    def _device(self, device: str):
-        return jax.devices("gpu" if device == "cuda" else "cpu")[0]
+    def _device(self):
+        return jax.devices("gpu" if self.device == "cuda" else "cpu")[0]
 
-    def asarray(self, a, dtype, device):
-        return jax.device_put(jnp.asarray(np.asarray(a), dtype=dtype), self._device(device))
+    def asarray(self, a, dtype):
+        return jax.device_put(jnp.asarray(np.asarray(a), dtype=dtype), self._device())
 
-    def asindex(self, a, device):
-        return jax.device_put(jnp.asarray(np.asarray(a), dtype=jnp.int64), self._device(device))
+    def asindex(self, a):
+        return jax.device_put(jnp.asarray(np.asarray(a), dtype=jnp.int64), self._device())
 
-    def asmask(self, a, device):
-        return jax.device_put(jnp.asarray(np.asarray(a), dtype=bool), self._device(device))
+    def asmask(self, a):
+        return jax.device_put(jnp.asarray(np.asarray(a), dtype=bool), self._device())
 
     def value_and_vjp(self, f, x, cotangent):
         y, pullback = jax.vjp(f, x)
@@ -160,12 +160,12 @@ class JaxAdapter(FrameworkAdapter):
     def block(self, out):
         jax.block_until_ready(out)
 
-    def bare(self, binding_name, problem, *, grad, device):
+    def bare(self, binding_name, problem, *, grad):
         """Hand-written native optax call on integer labels (the adapter-overhead baseline)."""
         if binding_name != "optax.softmax_cross_entropy_with_integer_labels" or problem.x.ndim != 2:
             return None
-        x = self.asarray(problem.x, problem.dtype, device)
-        t = self.asindex(problem.target, device)
+        x = self.asarray(problem.x, problem.dtype)
+        t = self.asindex(problem.target)
 
         def loss(z):
             return optax.softmax_cross_entropy_with_integer_labels(z, t)
@@ -179,38 +179,38 @@ class JaxAdapter(FrameworkAdapter):
 
         return forward_backward if grad else forward
 
-    def exp_kernels(self, device):
+    def exp_kernels(self):
         """Candidates for the floor's exp throughput (name -> factory(n, dtype)). On a device, a fused
         chain of EXP_CHAIN exps per loaded element (one XLA kernel), so that it measures the exp units
         rather than memory bandwidth (see xentcheck.bench.floor)."""
-        if device != "cpu":
+        if self.device != "cpu":
             def chain(n, dtype):
-                a = self.asarray(np.random.default_rng(0).random(max(1, n // EXP_CHAIN)), dtype, device)
+                a = self.asarray(np.random.default_rng(0).random(max(1, n // EXP_CHAIN)), dtype)
                 f = jax.jit(_exp_chain)
                 return lambda: f(a).block_until_ready()
 
             return {f"jax.jit(exp chain of {EXP_CHAIN}) on the device": chain}
 
         def jitted(n, dtype):
-            a = self.asarray(np.random.default_rng(0).random(n), dtype, device)
+            a = self.asarray(np.random.default_rng(0).random(n), dtype)
             f = jax.jit(jnp.exp)
             return lambda: f(a).block_until_ready()
 
         return {"jax.jit(jnp.exp)": jitted}
 
-    def read_kernels(self, device):
+    def read_kernels(self):
         """Candidates for the floor's read bandwidth on the device (name -> factory(nbytes))."""
-        if device == "cpu":
+        if self.device == "cpu":
             return {}  # NumPy's kernels measure the host
 
         def total(nbytes):
-            a = jax.device_put(jnp.ones(nbytes // 4, dtype=jnp.float32), self._device(device))
+            a = jax.device_put(jnp.ones(nbytes // 4, dtype=jnp.float32), self._device())
             f = jax.jit(jnp.sum)
             return lambda: f(a).block_until_ready()
 
         return {"jax.jit(jnp.sum) on the device": total}
 
-    def device_peak_bytes(self, call, device):
+    def device_peak_bytes(self, call):
         return None  # XLA's allocator keeps a run-long peak that cannot be reset between calls
 
     def to_numpy(self, t):

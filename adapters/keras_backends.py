@@ -74,6 +74,8 @@ class KerasBackend:
     every call to the worker process."""
 
     dialect = None  # no reproduction snippets: they would need the backend set before Keras is imported
+    #: the run's device, bound once at start-up (the session sets it); each call hands it to the worker
+    device = "cpu"
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
@@ -147,8 +149,8 @@ class KerasBackend:
                 for d in self._declaration()["bindings"]]
 
     def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
-            mode: str = "eager", device: str = "cpu") -> Output:
-        reply = self._ask("run", binding.name, problem, grad, cotangent, mode, device)
+            mode: str = "eager") -> Output:
+        reply = self._ask("run", binding.name, problem, grad, cotangent, mode, self.device)
         if reply[0] == "ok":
             return reply[1]
         raise _rebuild(*reply[1:])
@@ -210,10 +212,10 @@ class _Worker(FrameworkAdapter):
             out = [replace(b, caps=replace(b.caps, dtypes=b.caps.dtypes - {"float64"})) for b in out]
         return self.declare(out, frozenset({"cpu"}), self.environment())
 
-    def asarray(self, a, dtype, device):
+    def asarray(self, a, dtype):
         return self.keras.ops.convert_to_tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
 
-    def asindex(self, a, device):
+    def asindex(self, a):
         return self.keras.ops.convert_to_tensor(np.asarray(a, dtype=np.int64), dtype="int64")
 
     def value_and_vjp(self, f, x, cotangent):
@@ -275,9 +277,9 @@ def _serve(backend: str) -> None:
         except EOFError:
             return
         _, name, problem, grad, cotangent, mode, device = request
+        worker.device = device  # the run's device, as the run bound it into the adapter it sees
         try:
-            result = run_binding(worker, bindings[name], problem, grad=grad, cotangent=cotangent, mode=mode,
-                                 device=device)
+            result = run_binding(worker, bindings[name], problem, grad=grad, cotangent=cotangent, mode=mode)
             reply("ok", result)
         except Exception as e:
             reply("raise", type(e).__name__, [c.__name__ for c in type(e).__mro__], str(e)[:4000], raised_at(e))

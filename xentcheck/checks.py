@@ -23,7 +23,7 @@ from .exception_text import one_line, raised_at
 from .expectations import Expectation, Registry
 from .invalid_input import judge_invalid_input
 from .problem import Problem, round_to
-from .protocol import Adapter, Binding, ContractError, Output, run_binding
+from .protocol import Adapter, Binding, ContractError, run_binding
 from .records import OUTCOMES, CheckRecord
 from .verdict import Judgement, compare_check, expected_for, judge, judge_raised
 
@@ -79,17 +79,11 @@ class Judge:
         """What ``binding``'s result on ``problem`` is judged against (:func:`xentcheck.verdict.expected_for`)."""
         return expected_for(self.expectation(check, problem), binding, problem, cotangent)
 
-    # -- calling the binding -------------------------------------------------------------------
-    def call(self, adapter: Adapter, binding: Binding, problem: Problem, *, grad: bool,
-             cotangent: np.ndarray | None = None, mode: str = "eager") -> Output:
-        """``binding`` on ``problem`` on the run's device (:func:`xentcheck.protocol.run_binding`)."""
-        return run_binding(adapter, binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=self.device)
-
+    # -- conformance checks --------------------------------------------------------------------
     def unsupported(self, binding: Binding, problem: Problem, check: Check) -> str | None:
         """Why ``check`` cannot run on the run's device (its binding's declarations rule it out), or None."""
         return unsupported_reason(binding, problem, check.kind, check.mode, self.device)
 
-    # -- conformance checks --------------------------------------------------------------------
     def check(self, adapter: Adapter, binding: Binding, problem: Problem, kind: str = "value",
               mode: str = "eager") -> CheckRecord:
         """The record of ``binding``'s ``kind`` (value or grad) check on ``problem`` in ``mode``."""
@@ -116,9 +110,23 @@ class Judge:
         conv = binding.convention_for(problem)
         cot = cotangent_for(problem, conv)
         kind = check.kind
+
+        def with_repro(v: Verdict, ev: reference.Evaluation | None = None) -> Verdict:
+            """A fail, an error or a documented deviation gets a standalone snippet reproducing it, where
+            the adapter can write one (ending with the oracle's answer: ``ev``, evaluated here when the
+            binding raised before it was); the report's findings show them."""
+            if v.outcome not in ("fail", "error", "deviation") or not hasattr(adapter, "repro"):
+                return v
+            try:
+                ev = ev or reference.evaluate(problem, conv, cot)
+                text = adapter.repro(binding, problem, kind, cot, ev.value if kind == "value" else ev.grad, check.mode)
+            except Exception:  # a snippet is a courtesy: never let it cost the record
+                text = None
+            return replace(v, repro=text) if text else v
+
         t0 = time.perf_counter()
         try:
-            out = self.call(adapter, binding, problem, grad=kind == "grad", cotangent=cot, mode=check.mode)
+            out = run_binding(adapter, binding, problem, grad=kind == "grad", cotangent=cot, mode=check.mode)
         except Exception as e:  # the binding raised where the mathematics has an answer (or broke the protocol)
             duration = time.perf_counter() - t0
             documented = None if isinstance(e, ContractError) else judge_raised(self.expectation(check, problem), e)
@@ -126,7 +134,7 @@ class Judge:
             v = Verdict(outcome, why, expectation=entry, expectation_differs=True if documented else None,
                         duration_s=duration, traceback="".join(traceback.format_exception_only(type(e), e))[-2000:],
                         raised={"type": type(e).__name__, "at": raised_at(e)})
-            return self._with_repro(v, adapter, binding, problem, check, cot)
+            return with_repro(v)
         duration = time.perf_counter() - t0
         got = out.value if kind == "value" else out.grad
         try:
@@ -137,17 +145,18 @@ class Judge:
                            traceback="".join(traceback.format_exception(type(e), e, e.__traceback__))[-2000:])
         v = _from_judgement(j, out.dtype_of(kind), duration)
         if check.mode != "eager":
-            v = replace(v, vs_eager=self._vs_eager(adapter, binding, problem, check, got, j))
-        return self._with_repro(v, adapter, binding, problem, check, cot, j.expected.math)
+            v = replace(v, vs_eager=self._vs_eager(adapter, binding, check, got, j))
+        return with_repro(v, j.expected.math)
 
-    def _vs_eager(self, adapter: Adapter, binding: Binding, problem: Problem, check: Check, got: np.ndarray,
-                  j: Judgement) -> dict:
+    @staticmethod
+    def _vs_eager(adapter: Adapter, binding: Binding, check: Check, got: np.ndarray, j: Judgement) -> dict:
         """How far a compiled result lies from the same binding's eager result, in units of twice the bound
         of the evaluation the check was judged by (each may err by one bound): a compiler that changes the
         numbers beyond rounding is visible even where both results pass."""
         ev = j.judged_by
         try:
-            eager = self.call(adapter, binding, problem, grad=check.kind == "grad", cotangent=j.expected.cotangent)
+            eager = run_binding(adapter, binding, j.expected.problem, grad=check.kind == "grad",
+                                cotangent=j.expected.cotangent)
         except Exception as e:
             return {"error": one_line(e)}
 
@@ -174,22 +183,6 @@ class Judge:
 
         check = stability.check_for(self, adapter.name, binding, axis, dtype)
         return record(check, stability.sweep(self, adapter, binding, check))
-
-    @staticmethod
-    def _with_repro(v: Verdict, adapter: Adapter, binding: Binding, problem: Problem, check: Check,
-                    cot: np.ndarray | None, ev: reference.Evaluation | None = None) -> Verdict:
-        """A fail, an error or a documented deviation gets a standalone snippet reproducing it, where the
-        adapter can write one (ending with the oracle's answer: ``ev``, evaluated here when the binding
-        raised before it was); the report's findings show them."""
-        if v.outcome not in ("fail", "error", "deviation") or not hasattr(adapter, "repro"):
-            return v
-        try:
-            ev = ev or reference.evaluate(problem, binding.convention_for(problem), cot)
-            text = adapter.repro(binding, problem, check.kind, cot, ev.value if check.kind == "value" else ev.grad,
-                                 check.mode)
-        except Exception:  # a snippet is a courtesy: never let it cost the record
-            text = None
-        return replace(v, repro=text) if text else v
 
 
 def _from_judgement(j: Judgement, result_dtype: str, duration_s: float) -> Verdict:

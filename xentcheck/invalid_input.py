@@ -21,7 +21,7 @@ from .exception_text import one_line, raised_at
 from .expectations import Expectation
 from .messages import as_documented, expectation, no_longer_happens
 from .problem import Problem
-from .protocol import Adapter, Binding, ContractError
+from .protocol import Adapter, Binding, ContractError, run_binding
 from .tolerance import bound
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def judge_invalid_input(judge: Judge, adapter: Adapter, binding: Binding, proble
         f"the malformed target ({problem.malformed})"
     t0 = time.perf_counter()
     try:
-        out = judge.call(adapter, binding, problem, grad=False, mode=check.mode)
+        out = run_binding(adapter, binding, problem, grad=False, cotangent=None, mode=check.mode)
     except Exception as e:
         return _raised(replace(base, duration_s=time.perf_counter() - t0), e, entry, documented, what)
     base = replace(base, duration_s=time.perf_counter() - t0)

@@ -5,14 +5,17 @@ API each, with the :class:`Capabilities` it declares and the :class:`~xentcheck.
 it documents. The core (checks, relations, stability, benchmarks) drives adapters only through these
 types, so it never imports ``adapters/``.
 
+An adapter runs everything on its ``device`` attribute (``"cpu"`` where it has none): the run's
+``--device``, set once at start-up, never passed with each call.
+
 For the benchmark sweep (``--bench``) an adapter also offers, each optional:
-``prepare(binding, problem, *, grad, mode, device)`` returning a zero-argument call that runs the
+``prepare(binding, problem, *, grad, mode)`` returning a zero-argument call that runs the
 binding and waits for the result (inputs converted beforehand); ``compile(f)`` for the compiled
 mode (and ``has_compiler``, a bool, where ``compile`` exists but may raise); ``set_threads(n)``;
-``bare(binding_name, problem, *, grad, device)``, a hand-written native call for the
-adapter-overhead ratio; ``exp_kernels(device)`` and ``read_kernels(device)``,
-candidate kernels for the physical floor; ``device_peak_bytes(call, device)`` from the device
-allocator. ``adapters.framework.FrameworkAdapter`` implements ``prepare`` for array frameworks.
+``bare(binding_name, problem, *, grad)``, a hand-written native call for the
+adapter-overhead ratio; ``exp_kernels()`` and ``read_kernels()``, candidate kernels for the
+physical floor; ``device_peak_bytes(call)`` from the device allocator (each on its ``device``).
+``adapters.framework.FrameworkAdapter`` implements ``prepare`` for array frameworks.
 
 For reproduction snippets an adapter offers ``repro(binding, problem, check, cotangent, expected,
 mode)``; ``adapters.framework.FrameworkAdapter`` writes them from its ``dialect`` and each
@@ -195,8 +198,10 @@ class Adapter(Protocol):
     # optional: ``worker_groups``, a tuple of WorkerGroup (how its checks split across xdist workers)
 
     def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
-            mode: str = "eager", device: str = "cpu") -> Output:
-        """Evaluate ``binding`` on ``problem``; with ``grad``, also the VJP of ``cotangent`` w.r.t. x."""
+            mode: str = "eager") -> Output:
+        """Evaluate ``binding`` on ``problem``; with ``grad``, also the VJP of ``cotangent`` w.r.t. x.
+        It runs on the adapter's ``device`` attribute (absent: the CPU), which the run sets once at
+        start-up from ``--device``."""
 
 
 @dataclass(frozen=True)
@@ -233,11 +238,11 @@ class ContractError(TypeError):
 
 
 def run_binding(adapter: Adapter, binding: Binding, problem: Problem, *, grad: bool,
-                cotangent: np.ndarray | None, mode: str = "eager", device: str = "cpu") -> Output:
+                cotangent: np.ndarray | None, mode: str = "eager") -> Output:
     """``adapter.run`` with its result checked against the protocol: an exception the call raises
     propagates as it is; a result that is not an Output raises ContractError."""
     with problem.expected_noise():
-        out = adapter.run(binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=device)
+        out = adapter.run(binding, problem, grad=grad, cotangent=cotangent, mode=mode)
     if not all(hasattr(out, k) for k in ("value", "grad", "dtype")):
         raise ContractError(f"{adapter.name}'s run() returned {type(out).__name__} "
                             f"{str(out)[:80]!r}, not an Output(value, grad, dtype) (see xentcheck.protocol)")

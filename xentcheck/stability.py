@@ -24,7 +24,7 @@ from . import reference
 from .check import Check, Verdict
 from .exception_text import one_line
 from .problem import LOGIT_OPS, Problem, numpy_dtype, round_to
-from .protocol import Adapter, Binding
+from .protocol import Adapter, Binding, run_binding
 from .records import StabilityPoint, StabilityRecord
 from .tolerance import bound
 from .verdict import expected_for
@@ -185,7 +185,7 @@ def sweep(judge: Judge, adapter: Adapter, binding: Binding, check: Check) -> Ver
     cot = np.ones(reference.output_shape(prob, conv))
     try:
         with np.errstate(all="ignore"):
-            out = judge.call(adapter, binding, prob, grad=caps.grad, cotangent=cot)
+            out = run_binding(adapter, binding, prob, grad=caps.grad, cotangent=cot, mode="eager")
     except Exception as e:
         return replace(ok, outcome="error", reason=one_line(e))
     rows = len(pts)

@@ -234,8 +234,7 @@ class Hooks:
         sliced = bool(getattr(opt, "keyword", "") or getattr(opt, "markexpr", "") or xs.options.one_per_category)
         incomplete = self.incomplete(session, exitstatus)
         try:
-            self.lines, regressed = self.writer.finish(xs.environment, xs.registry, xs.versions(), xs.bench, sliced,
-                                                       xs.baseline, incomplete, xs.options.wandb, self.harness())
+            self.lines, regressed = self.writer.finish(xs, sliced, incomplete, self.harness())
         except Exception as e:  # a harness bug (e.g. our own document failed its schema): say so plainly
             self.writer.journal.close(remove=False)
             where = f"; the records are kept in {self.writer.journal.path}" if self.writer.journal.written else ""

@@ -186,4 +186,4 @@ class RunOptions:
                    bench=BenchOptions(sizes=opt("bench_sizes"), modes=opt("bench_modes"), passes=opt("bench_passes"),
                                       dtypes=opt("bench_dtypes"), threads=opt("bench_threads"),
                                       time_s=opt("bench_time"), precision=opt("bench_precision"),
-                                      max_call_s=opt("bench_max_call")) if opt("bench") else None)
+                                      max_call_s=opt("bench_max_call"), device=opt("device")) if opt("bench") else None)

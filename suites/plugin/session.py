@@ -90,6 +90,8 @@ class XentSession:
         for a in self.externals:
             self.adapters[a.name] = a
         for name, a in self.adapters.items():
+            if self.options.device != "cpu":  # the run's device, bound into each adapter once
+                a.device = self.options.device
             try:
                 if self.bench and hasattr(a, "set_threads"):
                     a.set_threads(self.bench.threads)
@@ -161,11 +163,10 @@ class XentSession:
                 first.setdefault((case.category, op, case.target_kind, bool(case.channels_first)), case.name)
         return set(first.values())
 
-    def _check(self, fw: str, b: Binding, case: Case, dtype: str, reduction: str, kind: str, mode: str) -> Check:
-        """A conformance check of ``b`` on ``case``."""
-        return Check(fw, b.name, case.name, dtype, mode, reduction, kind, api=b.api, op=b.caps.op,
-                     category=case.category, target=case.target_kind, device=self.options.device,
-                     group=self.group(fw, kind, dtype, mode))
+    def _check(self, fw: str, b: Binding, case: Case, **at: str) -> Check:
+        """A conformance check of ``b`` on ``case`` ``at`` a dtype, mode, reduction and kind."""
+        return Check(fw, b.name, case.name, api=b.api, op=b.caps.op, category=case.category, target=case.target_kind,
+                     device=self.options.device, group=self.group(fw, at["kind"], at["dtype"], at["mode"]), **at)
 
     def specs(self) -> list[Check]:
         """Every check to run: binding x case x mode x dtype x reduction x (value, grad), where the op
@@ -182,7 +183,8 @@ class XentSession:
                         for dtype in self.options.dtypes_for(fw, DTYPES if self.options.all_dtypes else case.dtypes):
                             for red in self.options.reductions_for(fw, b.caps.reductions, case.reductions):
                                 for chk in case.checks:
-                                    out.append(self._check(fw, b, case, dtype, red, chk, mode))
+                                    out.append(self._check(fw, b, case, dtype=dtype, mode=mode, reduction=red,
+                                                           kind=chk))
                 out += self._interaction_specs(fw, b)
         return out
 
@@ -202,7 +204,8 @@ class XentSession:
             self._generated.add(case.name)
             for mode in self.options.modes:
                 for chk in case.checks:
-                    out.append(self._check(fw, b, case, row["dtype"], row["reduction"], chk, mode))
+                    out.append(self._check(fw, b, case, dtype=row["dtype"], mode=mode, reduction=row["reduction"],
+                                           kind=chk))
         return out
 
     def relation_specs(self) -> list[Check]:
@@ -305,5 +308,4 @@ class XentSession:
         return record(check, Verdict("error", f"did not complete: {message}"[:500]))
 
     def run_bench(self, spec: BenchSpec, benchmark) -> BenchRecord:
-        return self.bench.run(self.adapters, self.bindings(spec.framework)[spec.binding], spec, benchmark,
-                              self.options.device)
+        return self.bench.run(self.adapters, self.bindings(spec.framework)[spec.binding], spec, benchmark)

@@ -7,16 +7,19 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import pytest
 
 from xentcheck.bench.plan import BenchPlan
 from xentcheck.exception_text import one_line
-from xentcheck.expectations import Registry, audit
+from xentcheck.expectations import audit
 from xentcheck.journal import Journal, journal_path
 from xentcheck.records import OUTCOMES, BenchRecord, CheckRecord, Results, StabilityRecord
 from xentcheck.results import document, dumps, write_atomic
+
+if TYPE_CHECKING:
+    from .session import XentSession
 
 
 def check_writable(flag: str, path: Path) -> None:
@@ -94,13 +97,15 @@ class Writer:
             self.records.append(rec)
         self.journal.write(rec, self.header)
 
-    def finish(self, environment: dict, registry: Registry, versions: dict, bench: BenchPlan | None,
-               sliced: bool, baseline: Results | None, incomplete: dict | None = None,
-               wandb: bool = False, harness: dict | None = None) -> tuple[list[str], bool]:
-        """Write results and report; returns the lines to print at the end of the run and whether the
-        run regressed against the baseline. ``sliced``: the run was a slice (-k, -m,
-        --one-per-category); ``incomplete``: why the run stopped early (then the registry audit only
-        reports, the file is marked incomplete and the journal is kept)."""
+    def finish(self, run: XentSession, sliced: bool, incomplete: dict | None = None,
+               harness: dict | None = None) -> tuple[list[str], bool]:
+        """Write results and report of ``run`` (its environment, registry, versions, benchmarks, baseline
+        and options); returns the lines to print at the end of the run and whether the run regressed
+        against the baseline. ``sliced``: the run was a slice (-k, -m, --one-per-category);
+        ``incomplete``: why the run stopped early (then the registry audit only reports, the file is
+        marked incomplete and the journal is kept)."""
+        environment, registry, versions, bench = run.environment, run.registry, run.versions(), run.bench
+        baseline, wandb = run.baseline, run.options.wandb
         benchmarks = bench.section() if bench else None
         if not self.records and not benchmarks and not self.stability and not environment.get("probes"):
             self.journal.close(remove=incomplete is None)

@@ -32,6 +32,8 @@ class BenchOptions:
     time_s: float = 0.5
     precision: float = precision.PRECISION
     max_call_s: float = runner.MAX_CALL_S
+    #: the run's device (``--device``): the adapters time on it
+    device: str = "cpu"
 
 
 class BenchPlan:
@@ -59,6 +61,7 @@ class BenchPlan:
         for var, value in _NO_COMPILE_CACHES.items():
             os.environ.setdefault(var, value)
         self.threads = n
+        self.device = opt.device
         self.records: list[BenchRecord] = []
         self.floor: dict | None = None
         self._problem_key: tuple | None = None
@@ -102,23 +105,24 @@ class BenchPlan:
     def _key(binding, spec: BenchSpec) -> tuple:
         return (spec.op, sweep.canonical_target(spec.op, binding.caps.targets), spec.batch, spec.classes, spec.dtype)
 
-    def measure_floor(self, adapters: dict[str, Adapter], device: str) -> dict:
-        """Bandwidth and exp throughput on ``device``, once per run, before the first benchmark.
-        Adapters offer kernels on the device (``read_kernels(device)``, ``exp_kernels(device)``) and
-        its cache size (``device_cache_bytes(device)``); on the CPU NumPy's own kernels are
+    def measure_floor(self, adapters: dict[str, Adapter]) -> dict:
+        """Bandwidth and exp throughput on the run's device, once per run, before the first benchmark.
+        Adapters offer kernels on their device (``read_kernels()``, ``exp_kernels()``) and its cache
+        size (``device_cache_bytes()``); on the CPU NumPy's own kernels are
         candidates too. ``last_level_cache_bytes`` is the cache of the device timed (what tells a
         cache-resident size from a memory-bound one)."""
         if self.floor is None:
+            device = self.device
             host = device == "cpu"
             reads, exps, caches = {}, {}, []
             for a in adapters.values():
                 for attr, into in (("read_kernels", reads), ("exp_kernels", exps)):
                     offer = getattr(a, attr, None)
                     if offer is not None:
-                        into.update(offer(device) or {})
+                        into.update(offer() or {})
                 cache = getattr(a, "device_cache_bytes", None)
-                if not host and cache is not None and cache(device):
-                    caches.append(cache(device))
+                if not host and cache is not None and cache():
+                    caches.append(cache())
             cache_bytes = floor_mod.last_level_cache_bytes() if host else max(caches, default=None)
             exp = {dtype: floor_mod.measure_exp(self.threads, dtype, exps, host=host)
                    for dtype in sorted(set(self.dtypes) | {"float32"})}
@@ -129,11 +133,10 @@ class BenchPlan:
                           "process_peak_memory": memory.process_peak_available()}
         return self.floor
 
-    def run(self, adapters: dict[str, Adapter], binding: Binding, spec: BenchSpec, benchmark: Any,
-            device: str) -> BenchRecord:
+    def run(self, adapters: dict[str, Adapter], binding: Binding, spec: BenchSpec, benchmark: Any) -> BenchRecord:
         """One benchmark record; ``unsupported`` with the reason where the binding cannot do it.
         ``adapters`` are all loaded ones: each may offer an exp kernel to the floor."""
-        adapter = adapters[spec.framework]
+        adapter, device = adapters[spec.framework], self.device
         rec = runner.base_record(spec, binding.api, device, self.threads)
         new_input = self._key(binding, spec) != self._problem_key
         for name, other in adapters.items():  # one framework at a time holds a converted input
@@ -152,11 +155,10 @@ class BenchPlan:
         if why:
             rec.outcome, rec.reason = "unsupported", why
             return rec
-        floor = self.measure_floor(adapters, device)
+        floor = self.measure_floor(adapters)
         try:
             return runner.measure(adapter, binding, spec, problem, benchmark, floor=floor, budget_s=self.budget_s,
-                                  target=self.precision, max_call_s=self.max_call_s, device=device,
-                                  threads=self.threads)
+                                  target=self.precision, max_call_s=self.max_call_s, threads=self.threads)
         except Exception as e:  # one binding's failure is recorded; the sweep goes on
             rec.outcome, rec.reason = "error", one_line(e)
             return rec
