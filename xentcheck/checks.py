@@ -59,9 +59,10 @@ def unsupported_reason(binding: Binding, problem: Problem, check: str, mode: str
 @dataclass(frozen=True)
 class Judge:
     """The run-wide facts, bound once at start-up: the expectations ``registry``, the installed
-    ``versions`` (package -> version, for its version ranges), the ``device`` every binding runs on,
-    and the relations' options (hypothesis draws per relation; derandomized, or the fuzz run's random
-    draws). Its methods take a check and what varies."""
+    ``versions`` (package -> version, for its version ranges), the run's ``device`` (what the bindings
+    must declare; the adapters run on it, bound into them at start-up), and the relations' options
+    (hypothesis draws per relation; derandomized, or the fuzz run's random draws). Its methods take a
+    check and what varies."""
 
     registry: Registry = field(default_factory=Registry)
     versions: dict = field(default_factory=dict)
