@@ -90,9 +90,9 @@ class XentSession:
         for a in self.externals:
             self.adapters[a.name] = a
         for name, a in self.adapters.items():
-            if self.options.device != "cpu":  # the run's device, bound into each adapter once
-                a.device = self.options.device
             try:
+                if self.options.device != "cpu":  # the run's device, bound into each adapter once
+                    a.device = self.options.device
                 if self.bench and hasattr(a, "set_threads"):
                     a.set_threads(self.bench.threads)
                 self.environment["frameworks"][name] = a.environment()
