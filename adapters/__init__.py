@@ -26,10 +26,11 @@ from xentcheck.protocol import (  # re-exported: adapters import the protocol fr
     Capabilities,
     Inputs,
     Output,
+    WorkerGroup,
 )
 
 __all__ = ["ALL_FLOATS", "ALL_REDUCTIONS", "BUILTIN", "FLOATS", "Adapter", "AdapterError", "Binding",
-           "Capabilities", "Inputs", "Output", "load_builtin", "load_external", "missing_packages"]
+           "Capabilities", "Inputs", "Output", "WorkerGroup", "load_builtin", "load_external", "missing_packages"]
 
 #: framework name -> (adapter module, or module:ATTR, and the top-level packages it needs installed)
 BUILTIN: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -32,6 +32,8 @@ class FrameworkAdapter:
     #: True: the compiled step is value and VJP together (jax.jit, tf.function). False: only the
     #: forward is compiled and autodiff runs outside, as torch.compile is used in practice.
     compile_whole_step = True
+    #: the device every call runs on: the run's, bound once at start-up (``--device``; the session sets it)
+    device = "cpu"
 
     def __init__(self) -> None:
         self._steps: dict[tuple, tuple[Problem, Output]] = {}
@@ -40,10 +42,12 @@ class FrameworkAdapter:
         self._converted: tuple | None = None
 
     # -- primitives ---------------------------------------------------------------------------
-    def asarray(self, a: np.ndarray, dtype: str, device: str) -> Any:
+    def asarray(self, a: np.ndarray, dtype: str) -> Any:
+        """``a`` as the framework's array of ``dtype`` on :attr:`device`."""
         raise NotImplementedError
 
-    def asindex(self, a: np.ndarray, device: str) -> Any:
+    def asindex(self, a: np.ndarray) -> Any:
+        """``a`` as the framework's integer array on :attr:`device`."""
         raise NotImplementedError
 
     def value_and_vjp(self, f: Callable[[Any], Any], x: Any, cotangent: Any | None) -> tuple[Any, Any]:
@@ -88,34 +92,33 @@ class FrameworkAdapter:
                         .for_versions(versions))
                 for b in bindings]
 
-    def inputs(self, problem: Problem, device: str) -> Inputs:
+    def inputs(self, problem: Problem) -> Inputs:
         def conv(a):
-            return None if a is None else self.asarray(a, problem.dtype, device)
+            return None if a is None else self.asarray(a, problem.dtype)
 
         t, as_index = problem.handed_target()
-        target = self.asindex(t, device) if as_index else conv(t)
-        where = None if problem.where is None else self.asmask(problem.where, device)
+        target = self.asindex(t) if as_index else conv(t)
+        where = None if problem.where is None else self.asmask(problem.where)
         return Inputs(problem, target, conv(problem.class_weight), conv(problem.sample_weight),
                       conv(problem.pos_weight), where)
 
-    def asmask(self, a: np.ndarray, device: str) -> Any:
+    def asmask(self, a: np.ndarray) -> Any:
         """A boolean mask as the framework's array (a framework whose API takes one overrides this)."""
-        return self.asindex(a.astype(np.int64), device)
+        return self.asindex(a.astype(np.int64))
 
     def prepare(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None = None,
-                mode: str = "eager", device: str = "cpu") -> Callable[[], Any]:
+                mode: str = "eager") -> Callable[[], Any]:
         """A zero-argument callable evaluating ``binding`` on ``problem`` (value, or (value, VJP) with
         ``grad``) and waiting for the result. Inputs are converted here, once, so timing the callable
         times the binding alone; a compiled mode compiles on the first call."""
         if mode not in ("eager", "compiled"):
             raise ValueError(f"{self.name}: unknown mode {mode!r}")
-        x, inp = self._convert(problem, device)
+        x, inp = self._convert(problem)
         compiled = mode == "compiled"
         if binding.step is not None:  # a training step: the framework computes the loss and its gradient
             if grad and problem.reduction == "none":  # an unreduced step pulls back the cotangent itself
                 ones = np.ones(output_shape(problem, binding.convention_for(problem)))
-                inp = replace(inp, cotangent=self.asarray(ones if cotangent is None else cotangent, problem.dtype,
-                                                          device))
+                inp = replace(inp, cotangent=self.asarray(ones if cotangent is None else cotangent, problem.dtype))
 
             def train():
                 out = binding.step(x, inp, compiled)
@@ -127,7 +130,7 @@ class FrameworkAdapter:
         if grad and problem.reduction == "none":
             if cotangent is None:  # timing: pull back ones, shaped like the unreduced loss
                 cotangent = np.ones(output_shape(problem, binding.convention_for(problem)))
-            cot = self.asarray(cotangent, problem.dtype, device)
+            cot = self.asarray(cotangent, problem.dtype)
         extras = (inp.target, inp.class_weight, inp.sample_weight, inp.pos_weight, inp.where)
 
         # Inputs travel as arguments, not closure constants, so a compiler does not bake them in.
@@ -151,17 +154,17 @@ class FrameworkAdapter:
 
         return call
 
-    def _convert(self, problem: Problem, device: str) -> tuple:
+    def _convert(self, problem: Problem) -> tuple:
         """(x, Inputs) of ``problem`` as the framework's arrays, reused while the arrays stay the same
         (a problem that differs only in its reduction shares them). The slot holds the problem whose
         arrays it converted, so their ids cannot be reused by others."""
-        key = (device, problem.dtype, problem.malformed, *(id(getattr(problem, f)) for f in _ARRAY_FIELDS))
+        key = (self.device, problem.dtype, problem.malformed, *(id(getattr(problem, f)) for f in _ARRAY_FIELDS))
         hit = self._converted
         if hit is None or hit[0] != key:
             self._converted = None  # free the previous arrays before converting the next ones
             handed, as_int = problem.handed_x()  # integer logits: the errors layer's malformed input
-            x = self.asindex(handed, device) if as_int else self.asarray(handed, problem.dtype, device)
-            hit = self._converted = (key, problem, x, self.inputs(problem, device))
+            x = self.asindex(handed) if as_int else self.asarray(handed, problem.dtype)
+            hit = self._converted = (key, problem, x, self.inputs(problem))
         inp = hit[3] if hit[1] is problem else replace(hit[3], problem=problem)
         return hit[2], inp
 
@@ -171,30 +174,30 @@ class FrameworkAdapter:
         self._converted = None
 
     def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
-            mode: str = "eager", device: str = "cpu") -> Output:
+            mode: str = "eager") -> Output:
         if binding.caps.grad:
             # One value-and-gradient step (the training path) serves both the value and the gradient
             # check of a problem: compiling is the expensive part of the compiled mode, and JAX's eager
             # dispatch compiles every primitive per shape. A step whose gradient fails falls back to a
             # forward-only call for the value check.
-            key = (binding.name, id(problem), device, mode,
+            key = (binding.name, id(problem), self.device, mode,
                    None if cotangent is None else np.asarray(cotangent).tobytes())
             hit = self._steps.get(key)
             if hit is None or hit[0] is not problem:  # the cache holds the problem: its id cannot be reused
                 try:
-                    hit = self._steps[key] = (problem, self._run(binding, problem, True, cotangent, mode, device))
+                    hit = self._steps[key] = (problem, self._run(binding, problem, True, cotangent, mode))
                 except Exception:
                     if grad:
                         raise
-                    return self._run(binding, problem, False, cotangent, mode, device)
+                    return self._run(binding, problem, False, cotangent, mode)
                 while len(self._steps) > 8:  # value and grad checks of one problem run side by side
                     self._steps.pop(next(iter(self._steps)))
             out = hit[1]
             return out if grad else Output(out.value, None, out.dtype)
-        return self._run(binding, problem, grad, cotangent, mode, device)
+        return self._run(binding, problem, grad, cotangent, mode)
 
-    def _run(self, binding, problem, grad, cotangent, mode, device) -> Output:
-        out = self.prepare(binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=device)()
+    def _run(self, binding, problem, grad, cotangent, mode) -> Output:
+        out = self.prepare(binding, problem, grad=grad, cotangent=cotangent, mode=mode)()
         value, vdtype = self.to_numpy(out[0] if grad else out)
         g, gdtype = self.to_numpy(out[1]) if grad else (None, None)
         return Output(value, g, vdtype, gdtype)

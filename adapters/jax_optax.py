@@ -17,7 +17,7 @@ import optax  # noqa: E402
 
 from xentcheck.bench.floor import EXP_CHAIN  # noqa: E402
 
-from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs  # noqa: E402
+from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs, WorkerGroup  # noqa: E402
 from .framework import FrameworkAdapter  # noqa: E402
 from .repro import Dialect  # noqa: E402
 
@@ -103,6 +103,20 @@ def _bindings() -> list[Binding]:
 
 class JaxAdapter(FrameworkAdapter):
     name = "jax"
+    #: the xdist worker groups (xentcheck.protocol.WorkerGroup); the ranks order all adapters' groups as
+    #: they are handed out: the compiled checks first (1-3 s of compiling per graph), then the longest
+    #: eager groups (docs/performance.md)
+    #: JAX's eager dispatch compiles every primitive per shape and dtype (most of a cold default run), so
+    #: its eager checks split into five groups of similar length: conformance by dtype, the relations,
+    #: and the sweeps, snippets and probes
+    worker_groups = (
+        *WorkerGroup.compiled_by_dtype("jax", 8),
+        WorkerGroup("jax-f64", 16, frozenset({"value", "grad"}), frozenset({"float64"})),
+        WorkerGroup("jax-half", 15, frozenset({"value", "grad"}), frozenset({"float16", "bfloat16"})),
+        WorkerGroup("jax", 12, frozenset({"value", "grad"})),
+        WorkerGroup("jax-relations", 17, frozenset({"relation"})),
+        WorkerGroup("jax-more", 18),
+    )
     dialect = Dialect(
         imports="import jax\nimport jax.numpy as jnp\nimport optax\n\njax.config.update('jax_enable_x64', True)",
         array=lambda lit, dt: f"jnp.asarray({lit}, dtype=jnp.{dt})",
@@ -123,17 +137,17 @@ class JaxAdapter(FrameworkAdapter):
         devices = frozenset({"cpu", "cuda"}) if has_gpu else frozenset({"cpu"})
         return self.declare(_bindings(), devices, self.environment())
 
-    def _device(self, device: str):
-        return jax.devices("gpu" if device == "cuda" else "cpu")[0]
+    def _device(self):
+        return jax.devices("gpu" if self.device == "cuda" else "cpu")[0]
 
-    def asarray(self, a, dtype, device):
-        return jax.device_put(jnp.asarray(np.asarray(a), dtype=dtype), self._device(device))
+    def asarray(self, a, dtype):
+        return jax.device_put(jnp.asarray(np.asarray(a), dtype=dtype), self._device())
 
-    def asindex(self, a, device):
-        return jax.device_put(jnp.asarray(np.asarray(a), dtype=jnp.int64), self._device(device))
+    def asindex(self, a):
+        return jax.device_put(jnp.asarray(np.asarray(a), dtype=jnp.int64), self._device())
 
-    def asmask(self, a, device):
-        return jax.device_put(jnp.asarray(np.asarray(a), dtype=bool), self._device(device))
+    def asmask(self, a):
+        return jax.device_put(jnp.asarray(np.asarray(a), dtype=bool), self._device())
 
     def value_and_vjp(self, f, x, cotangent):
         y, pullback = jax.vjp(f, x)
@@ -146,12 +160,12 @@ class JaxAdapter(FrameworkAdapter):
     def block(self, out):
         jax.block_until_ready(out)
 
-    def bare(self, binding_name, problem, *, grad, device):
+    def bare(self, binding_name, problem, *, grad):
         """Hand-written native optax call on integer labels (the adapter-overhead baseline)."""
         if binding_name != "optax.softmax_cross_entropy_with_integer_labels" or problem.x.ndim != 2:
             return None
-        x = self.asarray(problem.x, problem.dtype, device)
-        t = self.asindex(problem.target, device)
+        x = self.asarray(problem.x, problem.dtype)
+        t = self.asindex(problem.target)
 
         def loss(z):
             return optax.softmax_cross_entropy_with_integer_labels(z, t)
@@ -165,38 +179,38 @@ class JaxAdapter(FrameworkAdapter):
 
         return forward_backward if grad else forward
 
-    def exp_kernels(self, device):
+    def exp_kernels(self):
         """Candidates for the floor's exp throughput (name -> factory(n, dtype)). On a device, a fused
         chain of EXP_CHAIN exps per loaded element (one XLA kernel), so that it measures the exp units
         rather than memory bandwidth (see xentcheck.bench.floor)."""
-        if device != "cpu":
+        if self.device != "cpu":
             def chain(n, dtype):
-                a = self.asarray(np.random.default_rng(0).random(max(1, n // EXP_CHAIN)), dtype, device)
+                a = self.asarray(np.random.default_rng(0).random(max(1, n // EXP_CHAIN)), dtype)
                 f = jax.jit(_exp_chain)
                 return lambda: f(a).block_until_ready()
 
             return {f"jax.jit(exp chain of {EXP_CHAIN}) on the device": chain}
 
         def jitted(n, dtype):
-            a = self.asarray(np.random.default_rng(0).random(n), dtype, device)
+            a = self.asarray(np.random.default_rng(0).random(n), dtype)
             f = jax.jit(jnp.exp)
             return lambda: f(a).block_until_ready()
 
         return {"jax.jit(jnp.exp)": jitted}
 
-    def read_kernels(self, device):
+    def read_kernels(self):
         """Candidates for the floor's read bandwidth on the device (name -> factory(nbytes))."""
-        if device == "cpu":
+        if self.device == "cpu":
             return {}  # NumPy's kernels measure the host
 
         def total(nbytes):
-            a = jax.device_put(jnp.ones(nbytes // 4, dtype=jnp.float32), self._device(device))
+            a = jax.device_put(jnp.ones(nbytes // 4, dtype=jnp.float32), self._device())
             f = jax.jit(jnp.sum)
             return lambda: f(a).block_until_ready()
 
         return {"jax.jit(jnp.sum) on the device": total}
 
-    def device_peak_bytes(self, call, device):
+    def device_peak_bytes(self, call):
         return None  # XLA's allocator keeps a run-long peak that cannot be reset between calls
 
     def to_numpy(self, t):

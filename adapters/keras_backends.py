@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from xentcheck.problem import Problem
-from xentcheck.protocol import Binding, Output
+from xentcheck.protocol import Binding, Output, WorkerGroup
 from xentcheck.safe_output import write_atomic
 
 from . import declaration_cache, keras_losses
@@ -67,15 +67,23 @@ class _Declared:
     doc: str
 
 
+#: where each backend's worker group is handed out among all adapters' groups (JAX's is long)
+_RANKS = {"jax": 13, "torch": 21, "numpy": 22}
+
+
 class KerasBackend:
     """The adapter the run sees for one Keras backend: it declares the worker's bindings and forwards
     every call to the worker process."""
 
     dialect = None  # no reproduction snippets: they would need the backend set before Keras is imported
+    #: the run's device, bound once at start-up (the session sets it); each call hands it to the worker
+    device = "cpu"
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
         self.name = f"keras[{backend}]"
+        #: one xdist worker group per backend (xentcheck.protocol.WorkerGroup), ranked by its length
+        self.worker_groups = (WorkerGroup(self.name, _RANKS[backend]),)
         self._proc: subprocess.Popen | None = None
         self._hello: dict | None = None
 
@@ -140,8 +148,8 @@ class KerasBackend:
                 for d in self._declaration()["bindings"]]
 
     def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
-            mode: str = "eager", device: str = "cpu") -> Output:
-        reply = self._ask("run", binding.name, problem, grad, cotangent, mode, device)
+            mode: str = "eager") -> Output:
+        reply = self._ask("run", binding.name, problem, grad, cotangent, mode, self.device)
         if reply[0] == "ok":
             return reply[1]
         raise _rebuild(*reply[1:])
@@ -203,10 +211,10 @@ class _Worker(FrameworkAdapter):
             out = [replace(b, caps=replace(b.caps, dtypes=b.caps.dtypes - {"float64"})) for b in out]
         return self.declare(out, frozenset({"cpu"}), self.environment())
 
-    def asarray(self, a, dtype, device):
+    def asarray(self, a, dtype):
         return self.keras.ops.convert_to_tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
 
-    def asindex(self, a, device):
+    def asindex(self, a):
         return self.keras.ops.convert_to_tensor(np.asarray(a, dtype=np.int64), dtype="int64")
 
     def value_and_vjp(self, f, x, cotangent):
@@ -268,9 +276,9 @@ def _serve(backend: str) -> None:
         except EOFError:
             return
         _, name, problem, grad, cotangent, mode, device = request
+        worker.device = device  # the run's device, as the run bound it into the adapter it sees
         try:
-            result = run_binding(worker, bindings[name], problem, grad=grad, cotangent=cotangent, mode=mode,
-                                 device=device)
+            result = run_binding(worker, bindings[name], problem, grad=grad, cotangent=cotangent, mode=mode)
             reply("ok", result)
         except Exception as e:
             reply("raise", type(e).__name__, [c.__name__ for c in type(e).__mro__], str(e)[:4000], raised_at(e))

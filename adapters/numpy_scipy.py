@@ -15,7 +15,7 @@ import scipy.special as sp
 from xentcheck.problem import Problem, numpy_dtype
 from xentcheck.reference import Convention
 
-from . import ALL_REDUCTIONS, FLOATS, Binding, Capabilities, Inputs
+from . import ALL_REDUCTIONS, FLOATS, Binding, Capabilities, Inputs, WorkerGroup
 from .framework import FrameworkAdapter
 
 CATEGORICAL = frozenset({"index", "onehot", "soft"})
@@ -126,6 +126,8 @@ def _bindings() -> list[Binding]:
 
 class NumpyAdapter(FrameworkAdapter):
     name = "numpy"
+    #: the xdist worker group (xentcheck.protocol.WorkerGroup): after the longer frameworks' groups
+    worker_groups = (WorkerGroup("numpy", 19),)
 
     def environment(self) -> dict:
         env = {"numpy": np.__version__, "scipy": scipy.__version__}
@@ -138,26 +140,26 @@ class NumpyAdapter(FrameworkAdapter):
     def bindings(self) -> list[Binding]:
         return _bindings()
 
-    def asarray(self, a, dtype, device):
+    def asarray(self, a, dtype):
         return np.asarray(a).astype(numpy_dtype(dtype))
 
-    def asindex(self, a, device):
+    def asindex(self, a):
         return np.asarray(a, dtype=np.int64)
 
     def to_numpy(self, t):
         t = np.asarray(t)
         return t.astype(np.float64), t.dtype.name
 
-    def bare(self, binding_name, problem, *, grad, device):
+    def bare(self, binding_name, problem, *, grad):
         """Hand-written ``scipy.special.log_softmax`` on index targets (the adapter-overhead baseline)."""
         if binding_name != "log_softmax" or grad or problem.target_kind != "index" or problem.x.ndim != 2:
             return None
-        x, t = self.asarray(problem.x, problem.dtype, device), problem.target
+        x, t = self.asarray(problem.x, problem.dtype), problem.target
         total = {"none": lambda v: v, "sum": np.sum, "mean": np.mean}[problem.reduction]
         return lambda: total(-np.take_along_axis(sp.log_softmax(x, axis=-1), t[:, None], axis=-1)[:, 0])
 
-    def run(self, binding: Binding, problem: Problem, *, grad, cotangent, mode="eager", device="cpu"):
-        return super().run(binding, problem, grad=False, cotangent=None, mode=mode, device=device)
+    def run(self, binding: Binding, problem: Problem, *, grad, cotangent, mode="eager"):
+        return super().run(binding, problem, grad=False, cotangent=None, mode=mode)
 
 
 ADAPTER = NumpyAdapter()

@@ -14,7 +14,7 @@ from xentcheck.bench.floor import EXP_CHAIN
 from xentcheck.problem import Problem
 from xentcheck.reference import Convention
 
-from . import ALL_FLOATS, Binding, Capabilities, Inputs
+from . import ALL_FLOATS, Binding, Capabilities, Inputs, WorkerGroup
 from . import pytorch_linear_ce as linear_ce
 from .framework import FrameworkAdapter
 from .repro import Dialect
@@ -118,6 +118,10 @@ def _bindings() -> list[Binding]:
 
 class TorchAdapter(FrameworkAdapter):
     name = "torch"
+    #: the xdist worker groups (xentcheck.protocol.WorkerGroup); the ranks order all adapters' groups as
+    #: they are handed out: the compiled checks first (1-3 s of compiling per graph), then the longest
+    #: eager groups (docs/performance.md)
+    worker_groups = (*WorkerGroup.compiled_by_dtype("torch", 0), WorkerGroup("torch", 20))
     dialect = Dialect(
         imports="import torch\nimport torch.nn as nn\nimport torch.nn.functional as F",
         array=lambda lit, dt: f"torch.tensor({lit}, dtype=torch.{dt})",
@@ -141,11 +145,11 @@ class TorchAdapter(FrameworkAdapter):
         devices = frozenset({"cpu", "cuda"}) if torch.cuda.is_available() else frozenset({"cpu"})
         return self.declare(_bindings() + linear_ce.bindings(), devices, self.environment())
 
-    def asarray(self, a, dtype, device):
-        return torch.as_tensor(np.asarray(a), dtype=_TORCH_DTYPES[dtype], device=device)
+    def asarray(self, a, dtype):
+        return torch.as_tensor(np.asarray(a), dtype=_TORCH_DTYPES[dtype], device=self.device)
 
-    def asindex(self, a, device):
-        return torch.as_tensor(np.asarray(a), dtype=torch.int64, device=device)
+    def asindex(self, a):
+        return torch.as_tensor(np.asarray(a), dtype=torch.int64, device=self.device)
 
     def value_and_vjp(self, f, x, cotangent):
         x = x.detach().requires_grad_(True)
@@ -167,12 +171,12 @@ class TorchAdapter(FrameworkAdapter):
     def set_threads(self, n):
         torch.set_num_threads(n)
 
-    def bare(self, binding_name, problem, *, grad, device):
+    def bare(self, binding_name, problem, *, grad):
         """Hand-written native ``F.cross_entropy`` on index targets (the adapter-overhead baseline)."""
         if binding_name != "F.cross_entropy" or problem.target_kind != "index" or problem.x.ndim != 2:
             return None
-        x = torch.as_tensor(problem.x, dtype=_TORCH_DTYPES[problem.dtype], device=device)
-        t = torch.as_tensor(problem.target, device=device)
+        x = torch.as_tensor(problem.x, dtype=_TORCH_DTYPES[problem.dtype], device=self.device)
+        t = torch.as_tensor(problem.target, device=self.device)
         red = problem.reduction
 
         def forward():
@@ -189,52 +193,52 @@ class TorchAdapter(FrameworkAdapter):
 
         return forward_backward if grad else forward
 
-    def exp_kernels(self, device):
+    def exp_kernels(self):
         """Candidates for the floor's exp throughput (name -> factory(n, dtype)). On a device, a fused
         chain of EXP_CHAIN exps per loaded element (one compiled kernel), so that it measures the exp
         units rather than memory bandwidth (see xentcheck.bench.floor)."""
-        if device != "cpu":
+        if self.device != "cpu":
             def chain(n, dtype):
-                a = torch.rand(max(1, n // EXP_CHAIN), dtype=_TORCH_DTYPES[dtype], device=device)
+                a = torch.rand(max(1, n // EXP_CHAIN), dtype=_TORCH_DTYPES[dtype], device=self.device)
                 f = torch.compile(_exp_chain, dynamic=False)
                 return lambda: self.block(f(a))
 
             return {f"torch.compile(exp chain of {EXP_CHAIN}) on the device": chain}
 
         def eager(n, dtype):
-            a = torch.rand(n, dtype=_TORCH_DTYPES[dtype], device=device)
+            a = torch.rand(n, dtype=_TORCH_DTYPES[dtype], device=self.device)
             out = torch.empty_like(a)
             return lambda: self.block(torch.exp(a, out=out))
 
         def compiled(n, dtype):
-            a = torch.rand(n, dtype=_TORCH_DTYPES[dtype], device=device)
+            a = torch.rand(n, dtype=_TORCH_DTYPES[dtype], device=self.device)
             f = torch.compile(torch.exp, dynamic=False)
             return lambda: self.block(f(a))
 
         return {"torch.exp": eager, "torch.compile(torch.exp)": compiled}
 
-    def read_kernels(self, device):
+    def read_kernels(self):
         """Candidates for the floor's read bandwidth on the device (name -> factory(nbytes))."""
-        if device == "cpu":
+        if self.device == "cpu":
             return {}  # NumPy's kernels measure the host
 
         def total(nbytes):
-            a = torch.ones(nbytes // 4, device=device)
+            a = torch.ones(nbytes // 4, device=self.device)
             return lambda: self.block(a.sum())
 
         def largest(nbytes):
-            a = torch.ones(nbytes // 4, device=device)
+            a = torch.ones(nbytes // 4, device=self.device)
             return lambda: self.block(a.amax())
 
         return {"torch.sum on the device": total, "torch.amax on the device": largest}
 
-    def device_cache_bytes(self, device):
+    def device_cache_bytes(self):
         """The device's L2 cache (bytes), which a read buffer must far exceed."""
-        if device == "cpu" or not torch.cuda.is_available():
+        if self.device == "cpu" or not torch.cuda.is_available():
             return None
-        return int(getattr(torch.cuda.get_device_properties(torch.device(device)), "L2_cache_size", 0)) or None
+        return int(getattr(torch.cuda.get_device_properties(torch.device(self.device)), "L2_cache_size", 0)) or None
 
-    def device_peak_bytes(self, call, device):
+    def device_peak_bytes(self, call):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()

@@ -22,6 +22,7 @@ from . import (  # noqa: E402
     Binding,
     Capabilities,
     Inputs,
+    WorkerGroup,
     keras_losses,
 )
 from .framework import FrameworkAdapter  # noqa: E402
@@ -125,6 +126,10 @@ def _tf_nn() -> list[Binding]:
 
 class TensorflowAdapter(FrameworkAdapter):
     name = "tensorflow"
+    #: the xdist worker groups (xentcheck.protocol.WorkerGroup); the ranks order all adapters' groups as
+    #: they are handed out: the compiled checks first (1-3 s of compiling per graph), then the longest
+    #: eager groups (docs/performance.md)
+    worker_groups = (*WorkerGroup.compiled_by_dtype("tensorflow", 4), WorkerGroup("tensorflow", 14))
     dialect = Dialect(
         imports="import tensorflow as tf\nimport keras",
         array=lambda lit, dt: f"tf.constant({lit}, dtype=tf.{dt})",
@@ -147,18 +152,18 @@ class TensorflowAdapter(FrameworkAdapter):
         return self.declare(_tf_nn() + keras_losses.bindings() + _on_activation_output(), devices,
                             self.environment())
 
-    def _device(self, device: str) -> str:
-        return "/GPU:0" if device == "cuda" else "/CPU:0"
+    def _device(self) -> str:
+        return "/GPU:0" if self.device == "cuda" else "/CPU:0"
 
-    def asarray(self, a, dtype, device):
+    def asarray(self, a, dtype):
         # cast by NumPy first: tf.constant's own float64 -> float32 conversion is four times slower
         # (1.3 s against 0.3 s for a 4096x32000 input)
         a = np.asarray(a).astype(tf.as_dtype(dtype).as_numpy_dtype, copy=False)
-        with tf.device(self._device(device)):
+        with tf.device(self._device()):
             return tf.constant(a)
 
-    def asindex(self, a, device):
-        with tf.device(self._device(device)):
+    def asindex(self, a):
+        with tf.device(self._device()):
             return tf.constant(np.asarray(a), dtype=tf.int64)
 
     def value_and_vjp(self, f, x, cotangent):
@@ -185,22 +190,22 @@ class TensorflowAdapter(FrameworkAdapter):
         except RuntimeError:
             pass
 
-    def prepare(self, binding, problem, *, grad, cotangent=None, mode="eager", device="cpu"):
-        with tf.device(self._device(device)):
-            call = super().prepare(binding, problem, grad=grad, cotangent=cotangent, mode=mode, device=device)
+    def prepare(self, binding, problem, *, grad, cotangent=None, mode="eager"):
+        with tf.device(self._device()):
+            call = super().prepare(binding, problem, grad=grad, cotangent=cotangent, mode=mode)
 
         def on_device():
-            with tf.device(self._device(device)):
+            with tf.device(self._device()):
                 return call()
 
         return on_device
 
-    def bare(self, binding_name, problem, *, grad, device):
+    def bare(self, binding_name, problem, *, grad):
         """Hand-written native tf.nn call on integer labels (the adapter-overhead baseline)."""
         if binding_name != "tf.nn.sparse_softmax_cross_entropy_with_logits" or problem.x.ndim != 2:
             return None
-        x = self.asarray(problem.x, problem.dtype, device)
-        t = self.asindex(problem.target, device)
+        x = self.asarray(problem.x, problem.dtype)
+        t = self.asindex(problem.target)
 
         def forward():
             return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x)
@@ -213,20 +218,20 @@ class TensorflowAdapter(FrameworkAdapter):
 
         return forward_backward if grad else forward
 
-    def exp_kernels(self, device):
+    def exp_kernels(self):
         """Candidates for the floor's exp throughput (name -> factory(n, dtype))."""
         def eager(n, dtype):
-            a = self.asarray(np.random.default_rng(0).random(n), dtype, device)
+            a = self.asarray(np.random.default_rng(0).random(n), dtype)
             return lambda: self.block(tf.exp(a))
 
         def xla(n, dtype):
-            a = self.asarray(np.random.default_rng(0).random(n), dtype, device)
+            a = self.asarray(np.random.default_rng(0).random(n), dtype)
             f = tf.function(tf.exp, jit_compile=True)
             return lambda: self.block(f(a))
 
         return {"tf.exp": eager, "tf.function(tf.exp, jit_compile=True)": xla}
 
-    def device_peak_bytes(self, call, device):
+    def device_peak_bytes(self, call):
         tf.config.experimental.reset_memory_stats("GPU:0")
         before = tf.config.experimental.get_memory_info("GPU:0")["current"]
         out = call()

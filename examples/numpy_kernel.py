@@ -45,7 +45,7 @@ class NumpyKernel:
         return [Binding("softmax_ce", "examples.numpy_kernel.softmax_ce", CAPS, fn=None)]
 
     def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
-            mode: str = "eager", device: str = "cpu") -> Output:
+            mode: str = "eager") -> Output:
         target, as_index = problem.handed_target()  # as a caller would pass it, malformed ones included
         dt = numpy_dtype(problem.dtype)
         z = problem.x.astype(dt)

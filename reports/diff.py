@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from xentcheck.bench import stats
+from xentcheck.messages import no_longer_happens
 from xentcheck.records import CheckRecord, Results, StabilityRecord
 
 BAD = ("fail", "error")
@@ -64,7 +65,7 @@ def _is_regression(old: CheckRecord, new: CheckRecord) -> str:
             return "documented deviation changed"
         # gone: behaviour changed under the users' feet, even when it is a fix
         if new.expectation == old.expectation:
-            return "documented deviation no longer happens: update the registry"
+            return no_longer_happens("documented deviation")
         return "documented deviation gone in this version, as the registry's version ranges say"
     return ""
 

@@ -21,6 +21,7 @@ import numpy as np
 from adapters import BUILTIN, AdapterError, load_builtin, load_external, missing_packages
 from cases import Case, interactions, load_catalog
 from xentcheck import checks, reference
+from xentcheck.check import Check
 from xentcheck.expectations import Expectation, Registry, load_registry
 from xentcheck.problem import Problem
 from xentcheck.protocol import Adapter, Binding, run_binding
@@ -196,6 +197,8 @@ def show(case: str, binding: str, framework: str, *, dtype: str = "float32", red
     except AdapterError as e:
         raise ShowError(str(e)) from None
     adapter = _adapter(framework, externals)
+    if device != "cpu":
+        adapter.device = device  # bound once, as a run binds it at start-up
     bindings = {b.name: b for b in adapter.bindings()}
     if binding not in bindings:
         raise ShowError(f"{framework} has no binding {binding!r}; it has {', '.join(sorted(bindings))}")
@@ -222,8 +225,10 @@ def _rebuild(adapter: Adapter, b: Binding, p: Problem, check: str, mode: str, de
         shown.expected_math = pick(reference.evaluate(p, reference.MATH, cot if same_shape else None))
     except Exception as e:  # an invalid input (an out-of-range label) has no mathematical value
         shown.notes.append(f"the oracle has no value for this input: {type(e).__name__}: {e}")
-    shown.entry = registry.find(adapter.name, b.name, p.case, p.category, p.dtype, check, versions, mode,
-                                p.options_used(), p.reduction)
+    judge = checks.Judge(registry, versions, device)
+    key = Check(adapter.name, b.name, p.case, p.dtype, mode, p.reduction, check, api=b.api, op=p.op,
+                category=p.category, target=p.target_kind, device=device)
+    shown.entry = judge.expectation(key, p)
     if p.invalid_input:
         handed, _ = p.handed_target()
         what = f"a malformed target ({p.malformed})" if p.malformed else f"an out-of-range label ({p.invalid_target})"
@@ -240,12 +245,11 @@ def _rebuild(adapter: Adapter, b: Binding, p: Problem, check: str, mode: str, de
         shown.notes.append("the binding's convention differs from the plain mathematics "
                            f"({_convention_text(conv)}): the check compares with the first expected value")
     try:
-        out = run_binding(adapter, b, p, grad=check == "grad", cotangent=cot, mode=mode, device=device)
+        out = run_binding(adapter, b, p, grad=check == "grad", cotangent=cot, mode=mode)
         shown.got = np.asarray(out.value if check == "value" else out.grad, dtype=np.float64)
     except Exception as e:
         shown.raised = f"{type(e).__name__}: {e}"
-    shown.record = checks.run_check(adapter, b, p, check, registry=registry, versions=versions, mode=mode,
-                                    device=device)
+    shown.record = judge.run(adapter, b, p, key)
     return shown
 
 

@@ -12,7 +12,7 @@ from suites.plugin import attach, fail_or_skip, session_of
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "spec" in metafunc.fixturenames:
         specs = session_of(metafunc.config).specs()
-        metafunc.parametrize("spec", specs, ids=[s.id for s in specs])
+        metafunc.parametrize("spec", specs, ids=[s.test_id for s in specs])
 
 
 def test_conformance(spec, request: pytest.FixtureRequest) -> None:

@@ -10,10 +10,10 @@ from suites.plugin import session_of
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "probe_spec" in metafunc.fixturenames:
         specs = session_of(metafunc.config).probe_specs()
-        metafunc.parametrize("probe_spec", specs, ids=["-".join(s) for s in specs])
+        metafunc.parametrize("probe_spec", specs, ids=[s.test_id for s in specs])
 
 
 def test_probe(probe_spec, request: pytest.FixtureRequest) -> None:
-    found = session_of(request.config).run_probe(*probe_spec)
+    found = session_of(request.config).run_probe(probe_spec)
     if found["result"] != "works":
         pytest.skip(f"{found['result']}: {found['detail']}")

@@ -22,31 +22,15 @@ def _numpy(v) -> np.ndarray:
     return np.asarray(v, dtype=np.float64)
 
 
-def _specs(config):
-    xs = session_of(config)
-    out = []
-    for fw in xs.load_adapters():
-        if not xs.options.all_layers(fw):  # a sliced framework (options.FLOATX_SLICE): conformance only
-            continue
-        for name, b in xs.bindings(fw).items():
-            if not b.call or not xs.options.in_run(fw, name):
-                continue
-            for case in filter(xs.options.case_chosen, CASES):
-                c = xs.cases.get(case)
-                if c is not None and b.caps.op in c.ops:
-                    out.append((fw, name, case))
-    return out
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "repro_spec" in metafunc.fixturenames:
-        specs = _specs(metafunc.config)
-        metafunc.parametrize("repro_spec", specs, ids=["-".join(s) for s in specs])
+        specs = session_of(metafunc.config).snippet_specs(CASES)
+        metafunc.parametrize("repro_spec", specs, ids=[s.test_id for s in specs])
 
 
 def test_snippet_reproduces_the_binding(repro_spec, request: pytest.FixtureRequest) -> None:
     xs = session_of(request.config)
-    fw, name, case = repro_spec
+    fw, name, case = repro_spec.framework, repro_spec.binding, repro_spec.case
     adapter, binding = xs.adapters[fw], xs.bindings(fw)[name]
     reductions = sorted(set(xs.cases[case].reductions) & set(binding.caps.reductions))
     if not reductions:

@@ -10,11 +10,11 @@ from suites.plugin import attach, session_of
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "stability_spec" in metafunc.fixturenames:
         specs = session_of(metafunc.config).stability_specs()
-        metafunc.parametrize("stability_spec", specs, ids=["-".join(s) for s in specs])
+        metafunc.parametrize("stability_spec", specs, ids=[s.test_id for s in specs])
 
 
 def test_stability(stability_spec, request: pytest.FixtureRequest) -> None:
-    rec = session_of(request.config).run_stability(*stability_spec)
+    rec = session_of(request.config).run_stability(stability_spec)
     attach(request, rec)
     if rec.outcome == "unsupported":
         pytest.skip(rec.reason)

@@ -52,7 +52,7 @@ class FakeAdapter:
     def bindings(self) -> list[Binding]:
         return [Binding("fake.softmax_ce", "fake.softmax_ce", CAPS, fn=None, convention=MEAN_BY_WEIGHT)]
 
-    def run(self, binding, problem, *, grad, cotangent, mode="eager", device="cpu") -> Output:
+    def run(self, binding, problem, *, grad, cotangent, mode="eager") -> Output:
         dt = np.float32 if problem.dtype == "float32" else np.float64
         z = problem.x.astype(dt)
         y = problem.dense_target().astype(dt)
@@ -125,7 +125,7 @@ class TimedAdapter(FakeAdapter):
         return [Binding(f"timed.{i}", f"fake.timed.{i}", CAPS, fn=None, convention=MEAN_BY_WEIGHT)
                 for i in range(len(self.DELAYS_S))]
 
-    def prepare(self, binding, problem, *, grad, mode="eager", device="cpu"):
+    def prepare(self, binding, problem, *, grad, mode="eager"):
         i = int(binding.name.rsplit(".", 1)[1])
         delay = self.DELAYS_S[i] * self.slowdown * (2 if grad else 1)
         rng = np.random.default_rng([self.seed, i, grad, problem.x.size])
@@ -138,8 +138,8 @@ class TimedAdapter(FakeAdapter):
 class TimedFailingAdapter(TimedAdapter):
     """Like TimedAdapter, but its third binding raises when called."""
 
-    def prepare(self, binding, problem, *, grad, mode="eager", device="cpu"):
-        call = super().prepare(binding, problem, grad=grad, mode=mode, device=device)
+    def prepare(self, binding, problem, *, grad, mode="eager"):
+        call = super().prepare(binding, problem, grad=grad, mode=mode)
         if binding.name != "timed.2":
             return call
 

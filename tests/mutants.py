@@ -67,7 +67,7 @@ class MutantAdapter:
         return [Binding(f"np.{op}", f"mutants.{op}", caps[op], fn=None, convention=_convention) for op in MUTANT_OPS]
 
     # -- the computation ----------------------------------------------------------------------
-    def run(self, binding, problem, *, grad, cotangent, mode="eager", device="cpu") -> Output:
+    def run(self, binding, problem, *, grad, cotangent, mode="eager") -> Output:
         with np.errstate(all="ignore"):  # planted bugs overflow on purpose; honest inf/NaN are expected
             value, g = self._compute(problem, cotangent)
         dt = numpy_dtype(problem.dtype)

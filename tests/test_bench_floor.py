@@ -77,44 +77,54 @@ def test_no_device_kernel_is_a_one_line_error_naming_why(clock):
 class DeviceAdapter:
     """Offers kernels and a cache size on "cuda" only (as the torch and JAX adapters do)."""
 
+    device = "cuda"
+
     def __init__(self, clock, cache):
         self.clock, self.cache, self.reads, self.exps = clock, cache, [], []
 
-    def read_kernels(self, device):
-        return {} if device == "cpu" else {"dev.sum": read_kernel(self.clock, 3e12, self.reads)}
+    def read_kernels(self):
+        return {} if self.device == "cpu" else {"dev.sum": read_kernel(self.clock, 3e12, self.reads)}
 
-    def exp_kernels(self, device):
-        return {} if device == "cpu" else {"dev.chain": exp_kernel(self.clock, 2e12, self.exps)}
+    def exp_kernels(self):
+        return {} if self.device == "cpu" else {"dev.chain": exp_kernel(self.clock, 2e12, self.exps)}
 
-    def device_cache_bytes(self, device):
-        return None if device == "cpu" else self.cache
+    def device_cache_bytes(self):
+        return None if self.device == "cpu" else self.cache
 
 
 def test_the_plan_measures_the_floor_on_the_device_and_records_its_cache(clock):
     plan = BenchPlan.__new__(BenchPlan)  # the floor needs no options: skip thread set-up
-    plan.floor, plan.threads, plan.dtypes = None, 1, ("float32", "bfloat16")
+    plan.floor, plan.threads, plan.dtypes, plan.device = None, 1, ("float32", "bfloat16"), "cuda"
     adapter = DeviceAdapter(clock, cache=60 * 1024**2)
-    f = plan.measure_floor({"dev": adapter}, "cuda")
+    f = plan.measure_floor({"dev": adapter})
     assert f["device"] == "cuda" and f["last_level_cache_bytes"] == 60 * 1024**2
     assert f["bandwidth"]["kernel"] == "dev.sum" and adapter.reads == [floor.DEVICE_BUFFER_BYTES]
     assert set(f["exp"]) == {"float32", "bfloat16"} and {d for _, d in adapter.exps} == {"float32", "bfloat16"}
-    assert plan.measure_floor({"dev": adapter}, "cuda") is f  # once per run
+    assert plan.measure_floor({"dev": adapter}) is f  # once per run
 
 
 def test_device_memory_comes_from_the_device_allocator_never_from_the_host():
     class WithAllocator:
-        def device_peak_bytes(self, call, device):
+        device = "cuda"
+
+        def device_peak_bytes(self, call):
             call()
             return 4096
 
     class WithoutReset:
-        def device_peak_bytes(self, call, device):
+        device = "cuda"
+
+        def device_peak_bytes(self, call):
             return None
 
+    class Plain:
+        def __init__(self, device):
+            self.device = device
+
     calls = []
-    assert runner.peak_memory(WithAllocator(), lambda: calls.append(1), "cuda", 123, "t") == (4096, "device allocator")
+    assert runner.peak_memory(WithAllocator(), lambda: calls.append(1), 123, "t") == (4096, "device allocator")
     assert calls == [1]
-    peak, kind = runner.peak_memory(WithoutReset(), lambda: None, "cuda", 123, "jax")
+    peak, kind = runner.peak_memory(WithoutReset(), lambda: None, 123, "jax")
     assert peak is None and kind.startswith("not measured") and "jax" in kind  # not the host's 123 bytes
-    assert runner.peak_memory(object(), lambda: None, "cuda", 123, "x")[0] is None
-    assert runner.peak_memory(object(), lambda: None, "cpu", 123, "x") == (123, "process RSS")
+    assert runner.peak_memory(Plain("cuda"), lambda: None, 123, "x")[0] is None
+    assert runner.peak_memory(object(), lambda: None, 123, "x") == (123, "process RSS")  # no device: the CPU

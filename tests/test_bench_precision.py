@@ -129,7 +129,7 @@ def _measure(max_call_s):
     floor = {"exp": {"float32": {"exp_per_s": 1e9}}, "bandwidth": {"bytes_per_s": 1e10}}
     bench = FakeBenchmark()
     rec = runner.measure(TIMED, binding, spec, problem, bench, floor=floor, budget_s=10.0, target=0.03,
-                         max_call_s=max_call_s, device="cpu", threads=1)
+                         max_call_s=max_call_s, threads=1)
     return rec, bench
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cases import load_catalog
-from xentcheck.checks import run_check
+from xentcheck.checks import Judge
 from xentcheck.expectations import Registry, audit, load_registry
 
 from .fake_adapter import HONEST, FakeAdapter
@@ -18,7 +18,7 @@ def _run(adapter, case, dtype="float32", reduction="none", check="value", regist
     registry = registry or Registry()
     b = adapter.bindings()[0]
     p = CASES[case].problem("softmax_ce", dtype, reduction)
-    return run_check(adapter, b, p, check, registry=registry, versions=adapter.environment())
+    return Judge(registry, adapter.environment()).check(adapter, b, p, check)
 
 
 @pytest.mark.parametrize("case", ["random_index", "onehot_same_problem", "soft_dirichlet", "tutorial_logits",
@@ -48,7 +48,7 @@ def test_planted_bugs_fail(bug, case, reduction, check):
 
 def test_unsupported_is_recorded_with_the_reason():
     p = CASES["ignore_index"].problem("softmax_ce", "float32", "none")
-    rec = run_check(HONEST, HONEST.bindings()[0], p, "value", registry=Registry(), versions={})
+    rec = Judge(Registry(), {}).check(HONEST, HONEST.bindings()[0], p, "value")
     assert rec.outcome == "unsupported" and "ignore_index" in rec.reason
 
 
@@ -160,10 +160,10 @@ source = "https://example.invalid"
     reg = load_registry([f])
     b = next(b for b in ADAPTER.bindings() if b.name == "xlogy_categorical")
     p = CASES["zero_probabilities"].problem("categorical_ce", "float64", "none")
-    rec = run_check(ADAPTER, b, p, "value", registry=reg, versions={})
+    rec = Judge(reg, {}).check(ADAPTER, b, p, "value")
     assert rec.outcome == "fail" and "no longer happens" in rec.reason and rec.expectation_differs
     ordinary = CASES["random_index"].problem("categorical_ce", "float64", "none")
-    rec = run_check(ADAPTER, b, ordinary, "value", registry=reg, versions={})
+    rec = Judge(reg, {}).check(ADAPTER, b, ordinary, "value")
     assert rec.outcome == "pass" and not rec.expectation_differs  # clipping changes nothing here
 
 
@@ -185,20 +185,20 @@ def test_invalid_labels_raising_passes_silent_garbage_fails_documented_nan_devia
 
     p = CASES["label_out_of_range"].problem("softmax_ce", "float32", "none")
     b = next(b for b in ADAPTER.bindings() if b.name == "log_softmax")
-    rec = run_check(ADAPTER, b, p, "value", registry=Registry(), versions={})
+    rec = Judge(Registry(), {}).check(ADAPTER, b, p, "value")
     # NumPy's own indexing refuses it (the adapter validates nothing on the framework's behalf)
     assert rec.outcome == "pass" and rec.reason.startswith("rejects the invalid label 5: IndexError")
     assert "(raised at numpy/" in rec.reason
     fb = HONEST.bindings()[0]
-    rec = run_check(SilentLabels(nan=False), fb, p, "value", registry=Registry(), versions={})
+    rec = Judge(Registry(), {}).check(SilentLabels(nan=False), fb, p, "value")
     assert rec.outcome == "fail" and "silent garbage" in rec.reason
     f = tmp_path / "e.toml"
     f.write_text('[[expectation]]\nid = "n"\nframework = "fake"\nbindings = ["fake.softmax_ce"]\n'
                  'expect = { invalid_targets = "nan" }\nreason = "r"\nsource = "https://example.invalid"\n')
     reg = load_registry([f])
-    assert run_check(SilentLabels(nan=True), fb, p, "value", registry=reg, versions={}).outcome == "deviation"
-    assert run_check(SilentLabels(nan=False), fb, p, "value", registry=reg, versions={}).outcome == "fail"
-    assert run_check(SilentLabels(nan=True), fb, p, "grad", registry=reg, versions={}).outcome == "unsupported"
+    assert Judge(reg, {}).check(SilentLabels(nan=True), fb, p, "value").outcome == "deviation"
+    assert Judge(reg, {}).check(SilentLabels(nan=False), fb, p, "value").outcome == "fail"
+    assert Judge(reg, {}).check(SilentLabels(nan=True), fb, p, "grad").outcome == "unsupported"
 
 
 def test_an_entry_for_another_release_line_is_neither_unused_nor_stale(tmp_path):

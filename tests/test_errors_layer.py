@@ -7,7 +7,7 @@ import pytest
 
 from cases import CaseError, load_catalog
 from xentcheck import reference as R
-from xentcheck.checks import run_check, unsupported_reason
+from xentcheck.checks import Judge, unsupported_reason
 from xentcheck.expectations import Registry, audit, load_registry
 from xentcheck.problem import Problem
 from xentcheck.verdict import overflowed
@@ -25,7 +25,7 @@ def _binding(op):
 def _check(adapter, case, op, reduction="none", registry=None, dtype="float32"):
     registry = registry or Registry()
     p = CASES[case].problem(op, dtype, reduction)
-    return run_check(adapter, _binding(op), p, "value", registry=registry, versions=adapter.environment())
+    return Judge(registry, adapter.environment()).check(adapter, _binding(op), p, "value")
 
 
 #: the condition on the input that describes each case these tests register a behaviour for

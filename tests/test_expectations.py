@@ -1,8 +1,10 @@
 """The expectations registry: validation and matching."""
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from xentcheck.check import Check
 from xentcheck.expectations import ExpectationError, load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,10 +32,10 @@ def test_version_ranges_apply_only_where_they_hold(tmp_path):
     f = tmp_path / "e.toml"
     f.write_text(ENTRY)
     e = load_registry([f]).entries[0]
-    args = ("torch", "F.binary_cross_entropy", "c", "cat", "float32", "value")
-    assert e.applies(*args, {"torch": "2.13.0+cpu"})
-    assert not e.applies(*args, {"torch": "3.0.0"})
-    assert not e.applies(*args, {})
+    key = Check("torch", "F.binary_cross_entropy", "c", "float32", kind="value", category="cat")
+    assert e.applies(key, {"torch": "2.13.0+cpu"})
+    assert not e.applies(key, {"torch": "3.0.0"})
+    assert not e.applies(key, {})
 
 
 def test_a_reductions_filter_covers_only_that_reduction_path(tmp_path):
@@ -41,10 +43,10 @@ def test_a_reductions_filter_covers_only_that_reduction_path(tmp_path):
     f.write_text(ENTRY.replace('versions = ">=2.0,<3"', 'reductions = ["mean"]'))
     reg = load_registry([f])
     e = reg.entries[0]
-    args = ("torch", "F.binary_cross_entropy", "c", "cat", "float32", "value", {})
-    assert e.applies(*args, reduction="mean")
-    assert not e.applies(*args, reduction="none") and not e.applies(*args, reduction="sum")
-    assert reg.find(*args, reduction="mean") is e and reg.find(*args, reduction="none") is None
+    key = Check("torch", "F.binary_cross_entropy", "c", "float32", kind="value", category="cat")
+    assert e.applies(replace(key, reduction="mean"), {})
+    assert not e.applies(replace(key, reduction="none"), {}) and not e.applies(replace(key, reduction="sum"), {})
+    assert reg.find(replace(key, reduction="mean"), {}) is e and reg.find(replace(key, reduction="none"), {}) is None
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -69,8 +71,8 @@ def test_entries_that_apply_together_combine(tmp_path):
     f = tmp_path / "e.toml"
     f.write_text(ENTRY + ENTRY.replace('id = "x"', 'id = "y"').replace("{ log_clamp = -100.0 }",
                                                                       '{ compute_dtype = "float32" }'))
-    hit = load_registry([f]).find("torch", "F.binary_cross_entropy", "c", "cat", "float64", "value",
-                                  {"torch": "2.1"})
+    hit = load_registry([f]).find(Check("torch", "F.binary_cross_entropy", "c", "float64", kind="value",
+                                        category="cat"), {"torch": "2.1"})
     assert hit.id == "x+y" and hit.expect == {"log_clamp": -100.0, "compute_dtype": "float32"}
 
 
@@ -78,8 +80,8 @@ def test_an_entry_narrowed_to_a_mode_applies_only_there(tmp_path):
     f = tmp_path / "e.toml"
     f.write_text(ENTRY.replace('versions = ">=2.0,<3"', 'modes = ["compiled"]'))
     e = load_registry([f]).entries[0]
-    args = ("torch", "F.binary_cross_entropy", "c", "cat", "float32", "value", {})
-    assert e.applies(*args, "compiled") and not e.applies(*args, "eager")
+    key = Check("torch", "F.binary_cross_entropy", "c", "float32", kind="value", category="cat")
+    assert e.applies(replace(key, mode="compiled"), {}) and not e.applies(replace(key, mode="eager"), {})
     f.write_text(ENTRY.replace('versions = ">=2.0,<3"', 'modes = ["jit"]'))
     with pytest.raises(ExpectationError, match="modes entry 'jit' is not one of: eager, compiled"):
         load_registry([f])

@@ -83,6 +83,7 @@ def test_runs_of_different_frameworks_are_not_compared():
 def test_stability_points_that_changed_status_are_listed():
     from reports.diff import diff, lines
     from xentcheck import stability
+    from xentcheck.checks import Judge
     from xentcheck.expectations import Registry
 
     from .fake_adapter import HONEST, FakeAdapter
@@ -90,8 +91,8 @@ def test_stability_points_that_changed_status_are_listed():
     old, new = _versions()
     binding = HONEST.bindings()[0]
     for doc, adapter in ((old, HONEST), (new, FakeAdapter("fake", shift=False))):
-        doc["stability"] = [stability.sweep(adapter, binding, stability.BY_NAME["logit_magnitude"], "float32",
-                                            registry=Registry([]), versions={}).to_json()]
+        doc["stability"] = [Judge(Registry([]), {}).sweep(adapter, binding, stability.BY_NAME["logit_magnitude"],
+                                                                  "float32").to_json()]
     d = diff(*_typed([old, new]))
     assert d.stability and all(c["old"] == "ok" and c["new"] in ("inf", "nan", "inaccurate") for c in d.stability)
     assert min(c["x"] for c in d.stability) > 10  # nothing changes below the overflow

@@ -9,7 +9,7 @@ pytest.importorskip("keras")
 
 from adapters.keras_backends import KerasBackend, RemoteError  # noqa: E402
 from cases import load_catalog  # noqa: E402
-from xentcheck.checks import run_check  # noqa: E402
+from xentcheck.checks import Judge  # noqa: E402
 from xentcheck.exception_text import raised_at  # noqa: E402
 from xentcheck.expectations import Registry  # noqa: E402
 
@@ -39,7 +39,7 @@ def test_the_worker_declares_the_keras_bindings_of_its_backend(adapter):
 def test_a_check_runs_in_the_worker_and_is_judged_here(adapter):
     b = _binding(adapter, "keras.sparse_categorical_crossentropy.from_logits")
     p = CASES["random_index"].problem("softmax_ce", "float32", "none")
-    rec = run_check(adapter, b, p, "value", registry=Registry(), versions={})
+    rec = Judge(Registry(), {}).check(adapter, b, p, "value")
     assert rec.outcome == "pass", rec.reason
     assert rec.result_dtype == "float32"
 

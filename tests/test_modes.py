@@ -5,7 +5,7 @@ import numpy as np
 from adapters import Binding
 from adapters.framework import FrameworkAdapter
 from cases import load_catalog
-from xentcheck.checks import run_check
+from xentcheck.checks import Judge
 from xentcheck.expectations import Registry
 
 from .fake_adapter import CAPS, HONEST, MEAN_BY_WEIGHT
@@ -43,7 +43,7 @@ def _checks(adapter):
     problem = case.problem("softmax_ce", "float64", "mean")
     b = adapter.bindings()[0]
     assert "compiled" in b.caps.modes
-    return [run_check(adapter, b, problem, c, registry=Registry(), versions={}, mode="compiled")
+    return [Judge(Registry(), {}).check(adapter, b, problem, c, mode="compiled")
             for c in ("value", "grad")]
 
 

@@ -8,7 +8,7 @@ from functools import cache
 import pytest
 
 from cases import load_catalog
-from xentcheck.checks import CHECKS, run_check
+from xentcheck.checks import CHECKS, Judge
 from xentcheck.expectations import Registry
 
 from .mutants import MUTANTS, MutantAdapter
@@ -25,7 +25,7 @@ def outcomes(bug):
                 for reduction in case.reductions:
                     problem = case.problem(op, dtype, reduction)
                     for check in CHECKS:
-                        out.append(run_check(adapter, bindings[op], problem, check, registry=Registry(), versions={}))
+                        out.append(Judge(Registry(), {}).check(adapter, bindings[op], problem, check))
     return out
 
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from reports.html import expand
+from xentcheck.protocol import WorkerGroup
 
 from .runs import ROOT
 
@@ -73,6 +74,34 @@ def test_malformed_expectations_file_is_one_line(run_suite, tmp_path):
     bad.write_text("[[expectation]]\nid = 'x'\n")
     r = run_suite("suites", "--frameworks=numpy", f"--expectations={bad}")
     assert r.ret == 4 and "missing required key" in r.stderr.str()
+
+
+_ENTRY = ("[[expectation]]\nid = 'x'\nframework = '{fw}'\nbindings = ['{b}']\nexpect = {{ raises = 'ValueError' }}\n"
+          "reason = 'r'\nsource = 'https://example.org/x'\n")
+
+
+@pytest.mark.parametrize("fw, binding, said, workers", [
+    ("nunpy", "log_softmax", "names framework 'nunpy', which no adapter declares", "0"),
+    ("numpy", "log_softmx", "names binding 'log_softmx', which numpy does not declare",
+     "0"),
+    ("numpy", "log_softmx", "names binding 'log_softmx', which numpy does not declare",
+     "2"),
+    # a framework that is not installed (or not selected) is fine: its bindings are not judged
+    ("torch", "F.no_such_binding", None, "0"),
+])
+def test_a_registry_name_no_adapter_declares_is_one_line_at_start_up(run_suite, tmp_path, fw, binding, said,
+                                                                      workers):
+    f = tmp_path / "e.toml"
+    f.write_text(_ENTRY.format(fw=fw, b=binding))
+    r = run_suite("suites/test_conformance.py", "--frameworks=numpy", f"--expectations={f}", "-n", workers,
+                  "-k", "random_index and float32 and mean", f"--results={tmp_path / 'r.json'}")
+    if said is None:  # (without the default registry some numpy checks fail: what matters is that it ran)
+        assert r.ret in (0, 1) and "ERROR: expectation" not in _out(r) + r.stderr.str(), _out(r)
+        return
+    assert r.ret == 4, _out(r)
+    lines = [line for line in (r.errlines + r.outlines) if said in line]
+    assert len(lines) == 1 and lines[0].startswith("ERROR: expectation 'x'"), _out(r)
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_unwritable_report_path_is_reported_and_fails(run_suite, tmp_path):
@@ -301,26 +330,54 @@ def test_interaction_cases_run_and_their_pair_coverage_is_in_the_results(run_sui
     assert bad.ret == 4 and _err(bad)[-1].startswith("ERROR: --interactions=5: the generator builds strength 2")
 
 
-@pytest.mark.parametrize("nodeid, group", [
-    ("suites/test_conformance.py::test_conformance[torch-F.cross_entropy-random_index-float32-eager-mean-value]",
-     "torch"),
-    ("suites/test_conformance.py::test_conformance[jax-optax.softmax_cross_entropy-random_soft-float32-eager-none-"
-     "value]", "jax"),
-    # case names may hold '-': the dtype is read from the right
-    ("suites/test_conformance.py::test_conformance[jax-optax.softmax_cross_entropy-ix-softmaxce-soft-cf-mask-float64-"
-     "eager-none-grad]", "jax-f64"),
-    ("suites/test_conformance.py::test_conformance[jax-jax.nn.log_softmax-random_index-bfloat16-eager-mean-value]",
-     "jax-half"),
-    ("suites/test_conformance.py::test_conformance[torch-F.cross_entropy-random_index-float16-compiled-mean-grad]",
-     "torch-compiled-float16"),
-    ("suites/test_relations.py::test_relation[jax-jax.nn.log_softmax-shift_invariance]", "jax-relations"),
-    ("suites/test_stability.py::test_sweep[jax-jax.nn.log_softmax-logit_magnitude-float32]", "jax-more"),
-    ("tests/test_cases.py::test_duplicate_names_are_rejected", None),
-])
-def test_worker_groups_read_the_framework_and_split_jax(nodeid, group):
-    from suites.plugin.hooks import GROUP_ORDER, group_of
+class _Declaring:
+    """An adapter's worker-group declaration, as JAX's splits its checks (no framework imported)."""
 
-    assert group_of(nodeid) == group and (group is None or group in GROUP_ORDER)
+    name = "jax"
+    worker_groups = (
+        *WorkerGroup.compiled_by_dtype("jax", 8),
+        WorkerGroup("jax-f64", 16, frozenset({"value", "grad"}), frozenset({"float64"})),
+        WorkerGroup("jax-half", 15, frozenset({"value", "grad"}), frozenset({"float16", "bfloat16"})),
+        WorkerGroup("jax", 12, frozenset({"value", "grad"})),
+        WorkerGroup("jax-relations", 17, frozenset({"relation"})),
+        WorkerGroup("jax-more", 18),
+    )
+
+
+class _Plain:
+    name = "mine"
+
+
+@pytest.mark.parametrize("adapter, kind, dtype, mode, group", [
+    (_Declaring, "value", "float32", "eager", "jax"),
+    (_Declaring, "grad", "float64", "eager", "jax-f64"),
+    (_Declaring, "value", "bfloat16", "eager", "jax-half"),
+    (_Declaring, "grad", "float16", "compiled", "jax-compiled-float16"),
+    (_Declaring, "relation", "float32", "eager", "jax-relations"),
+    (_Declaring, "stability", "float32", "eager", "jax-more"),
+    (_Declaring, "snippet", "", "eager", "jax-more"),
+    (_Plain, "value", "float32", "compiled", "mine"),  # no declaration: one group per framework
+])
+def test_worker_groups_come_from_what_the_adapter_declares(adapter, kind, dtype, mode, group):
+    from suites.plugin.scheduling import group_for
+
+    assert group_for(adapter, kind, dtype, mode) == group
+
+
+def test_the_test_id_is_built_once_from_the_check():
+    from xentcheck.check import Check
+
+    c = Check("jax", "optax.softmax_cross_entropy", "ix-softmaxce-soft-cf-mask", "float64", "eager", "none", "grad")
+    assert c.test_id == c.id == "jax-optax.softmax_cross_entropy-ix-softmaxce-soft-cf-mask-float64-eager-none-grad"
+    r = Check("torch", "F.cross_entropy", "shift_invariance", "float32", "eager", "all", "relation")
+    assert r.test_id == "torch-F.cross_entropy-shift_invariance-float32"
+    assert r.id == "torch-F.cross_entropy-shift_invariance-float32-eager-all-relation"
+    assert Check("numpy", "log_softmax", "logit_magnitude", "float16", kind="stability").test_id == \
+        "numpy-log_softmax-logit_magnitude-float16"
+    probe = Check("numpy", "log_softmax", "dtype", kind="probe", value="float16")
+    assert probe.test_id == "numpy-log_softmax-dtype-float16"
+    assert Check("numpy", "log_softmax", "random_index", kind="snippet").test_id == "numpy-log_softmax-random_index"
+    assert Check.from_json(c.to_json()) == c
 
 
 def test_keras_backends_run_by_default_in_their_float32_slice_and_fully_when_named(run_suite):

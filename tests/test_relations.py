@@ -4,7 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from xentcheck.relations import RELATIONS, run_relation
+from xentcheck.checks import Judge
+from xentcheck.relations import RELATIONS
 
 from .mutants import MutantAdapter
 
@@ -15,7 +16,7 @@ def _run(bug, relation, dtype="float32", examples=8):
     recs = []
     for b in bindings:  # a renamed twin gives agrees_with_first_binding a sibling to agree with
         others = [o for o in bindings if o is not b] + [replace(b, name=b.name + "-twin")]
-        recs.append(run_relation(adapter, b, others, relation, dtype, examples=examples, derandomize=True))
+        recs.append(Judge(relation_examples=examples).relation(adapter, b, others, relation, dtype))
     return recs
 
 
@@ -52,5 +53,5 @@ def test_a_relation_outside_the_capabilities_is_unsupported_with_the_reason():
     b = next(b for b in adapter.bindings() if b.caps.op == "softmax_ce")
     narrow = replace(b, caps=replace(b.caps, options=frozenset()))
     smoothing = next(r for r in RELATIONS if r.name == "label_smoothing_soft")
-    rec = run_relation(adapter, narrow, [], smoothing, "float32", examples=2, derandomize=True)
+    rec = Judge().relation(adapter, narrow, [], smoothing, "float32")
     assert rec.outcome == "unsupported" and "label_smoothing" in rec.reason

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from xentcheck import stability
+from xentcheck.checks import Judge
 from xentcheck.expectations import Registry
 
 from .fake_adapter import HONEST, FakeAdapter
@@ -43,8 +44,8 @@ def report(tmp_path_factory) -> Path:
     old, new = _versions()
     binding = HONEST.bindings()[0]
     for doc, adapter in ((old, HONEST), (new, FakeAdapter("fake", shift=False))):
-        doc["stability"] = [stability.sweep(adapter, binding, stability.BY_NAME["logit_magnitude"], dt,
-                                            registry=Registry([]), versions={}).to_json()
+        doc["stability"] = [Judge(Registry([]), {}).sweep(adapter, binding, stability.BY_NAME["logit_magnitude"],
+                                                                  dt).to_json()
                             for dt in ("float32", "float64")]
     d = tmp_path_factory.mktemp("report")
     import json

@@ -1,9 +1,12 @@
 """The stability sweep (framework-free): its axes reach the dtype's edges, the honest implementation
 stays within the bound everywhere, and a softmax without the max shift is caught where it overflows."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from xentcheck import stability
+from xentcheck.checks import Judge
 from xentcheck.expectations import Registry
 from xentcheck.records import Results
 from xentcheck.results import document, validate
@@ -15,7 +18,7 @@ BINDING = HONEST.bindings()[0]
 
 
 def _sweep(adapter, dtype, axis="logit_magnitude"):
-    return stability.sweep(adapter, BINDING, stability.BY_NAME[axis], dtype, registry=EMPTY, versions={})
+    return Judge(EMPTY, {}).sweep(adapter, BINDING, stability.BY_NAME[axis], dtype)
 
 
 @pytest.mark.parametrize("dtype, top", [("float32", 3.4028234663852886e38), ("float64", 1.7976931348623157e308)])
@@ -65,7 +68,7 @@ def test_the_agreement_matrix_counts_points_where_two_bindings_answer_differentl
 
     honest, twin = _sweep(HONEST, "float32"), _sweep(HONEST, "float32")
     buggy = _sweep(FakeAdapter("fake", shift=False), "float32")
-    twin.binding, buggy.binding = "twin", "no_shift"
+    twin, buggy = replace(twin, binding="twin"), replace(buggy, binding="no_shift")  # records are frozen
     (m,) = agreement([Results(environment={}, summary={}, expectations={}, records=[],
                               stability=[honest, twin, buggy])])
     cells = {(row["binding"], b): c for row in m["rows"] for b, c in zip(m["bindings"], row["cells"], strict=False)}

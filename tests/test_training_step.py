@@ -9,7 +9,7 @@ import scipy.special as sp
 from adapters.framework import FrameworkAdapter
 from adapters.numpy_scipy import NumpyAdapter
 from cases import load_catalog
-from xentcheck.checks import run_check
+from xentcheck.checks import Judge
 from xentcheck.expectations import Registry
 from xentcheck.protocol import Binding, Capabilities
 
@@ -37,7 +37,7 @@ STEP = Binding("step", "test.train_step", Capabilities("softmax_ce", frozenset({
 def test_a_training_step_is_judged_on_its_own_loss_and_gradient():
     p = CASES["random_index"].problem("softmax_ce", "float64", "mean")
     for check in ("value", "grad"):
-        rec = run_check(Stepping(), STEP, p, check, registry=Registry(), versions={})
+        rec = Judge(Registry(), {}).check(Stepping(), STEP, p, check)
         assert rec.outcome == "pass", rec.reason
 
 
@@ -47,7 +47,6 @@ def test_a_step_whose_gradient_is_off_fails():
         return loss, 2 * g
 
     p = CASES["random_index"].problem("softmax_ce", "float64", "mean")
-    rec = run_check(Stepping(), replace(STEP, step=doubled), p, "grad", registry=Registry(), versions={})
+    rec = Judge(Registry(), {}).check(Stepping(), replace(STEP, step=doubled), p, "grad")
     assert rec.outcome == "fail"
-    assert run_check(Stepping(), replace(STEP, step=doubled), p, "value", registry=Registry(),
-                     versions={}).outcome == "pass"
+    assert Judge(Registry(), {}).check(Stepping(), replace(STEP, step=doubled), p, "value").outcome == "pass"

@@ -6,7 +6,7 @@ import tomllib
 from dataclasses import replace
 
 from xentcheck import invalid_input
-from xentcheck.checks import run_check
+from xentcheck.checks import Judge
 from xentcheck.expectations import Registry
 from xentcheck.protocol import Capabilities
 
@@ -30,8 +30,7 @@ def test_its_checks_are_unsupported_with_the_reason_never_an_error():
     b = replace(HONEST.bindings()[0], caps=replace(HONEST.bindings()[0].caps, options=CAPS.options,
                                                     requires=CAPS.requires).for_versions({"optax": "0.2.3"}))
     case = next(c for c in CASES.values() if c.channels_first and c.target_kind == "index")
-    rec = run_check(HONEST, b, case.problem("softmax_ce", "float32", "none"), "value", registry=Registry(),
-                    versions={})
+    rec = Judge(Registry(), {}).check(HONEST, b, case.problem("softmax_ce", "float32", "none"), "value")
     assert rec.outcome == "unsupported" and rec.reason == "option channels_first needs optax>=0.2.4 (installed: 0.2.3)"
 
 
@@ -45,10 +44,10 @@ class GlueTypeError(FakeAdapter):
 def test_an_exception_from_the_adapters_own_code_is_an_error_not_a_refusal(monkeypatch):
     p = CASES["label_out_of_range"].problem("softmax_ce", "float32", "none")
     b = HONEST.bindings()[0]
-    passes = run_check(GlueTypeError("fake"), b, p, "value", registry=Registry(), versions={})
+    passes = Judge(Registry(), {}).check(GlueTypeError("fake"), b, p, "value")
     assert passes.outcome == "pass"  # raised outside the built-in adapters: the implementation refused it
     monkeypatch.setattr(invalid_input, "GLUE", "tests/")  # this fake adapter's code as the glue
-    rec = run_check(GlueTypeError("fake"), b, p, "value", registry=Registry(), versions={})
+    rec = Judge(Registry(), {}).check(GlueTypeError("fake"), b, p, "value")
     assert rec.outcome == "error" and rec.reason.startswith("raised by xentcheck's adapter code at tests/")
 
 

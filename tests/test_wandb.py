@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from xentcheck import stability
+from xentcheck.checks import Judge
 from xentcheck.expectations import Registry
 
 from .fake_adapter import HONEST
@@ -19,8 +20,8 @@ wandb = pytest.importorskip("wandb", reason="the W&B export needs the wandb extr
 
 def _results(tmp_path):
     doc = _doc()
-    doc["stability"] = [stability.sweep(HONEST, HONEST.bindings()[0], stability.BY_NAME["logit_magnitude"], "float32",
-                                        registry=Registry([]), versions={}).to_json()]
+    axis = stability.BY_NAME["logit_magnitude"]
+    doc["stability"] = [Judge(Registry([]), {}).sweep(HONEST, HONEST.bindings()[0], axis, "float32").to_json()]
     path = tmp_path / "r.json"
     path.write_text(json.dumps(doc))
     return doc, path

@@ -1,35 +1,35 @@
-"""Checks: run one binding on one problem and turn the comparison with the oracle into an outcome.
+"""Checks: run one binding on one problem and turn the comparison with the oracle into a verdict.
 
 Outcomes (``docs/results.md``): ``pass``, ``deviation`` (documented in the registry and matching it),
 ``fail``, ``unsupported`` (outside the binding's capabilities; the reason is recorded), ``error`` (the
-binding raised). The verdict itself is :func:`xentcheck.verdict.judge`; this module runs the binding
-and fills the record. It imports no framework: it drives whatever adapter it is given.
+binding raised). A run binds its run-wide facts (the registry, the installed versions, the device)
+once into a :class:`Judge`; the judge takes a :class:`~xentcheck.check.Check` and what varies (the
+adapter, binding and problem) and returns a :class:`~xentcheck.check.Verdict`, which
+:func:`xentcheck.check.record` turns into the record. The numbers are judged by
+:func:`xentcheck.verdict.judge`. It imports no framework: it drives whatever adapter it is given.
 """
 from __future__ import annotations
 
 import time
 import traceback
 import zlib
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import reference
+from .check import Check, Verdict, record
 from .exception_text import one_line, raised_at
-from .expectations import Registry
+from .expectations import Expectation, Registry
 from .invalid_input import judge_invalid_input
 from .problem import Problem, round_to
 from .protocol import Adapter, Binding, ContractError, run_binding
 from .records import OUTCOMES, CheckRecord
-from .verdict import Verdict, compare_check, judge, judge_raised
+from .verdict import Judgement, compare_check, expected_for, judge, judge_raised
 
-__all__ = ["CHECKS", "OUTCOMES", "check_id", "cotangent_for", "new_record", "run_check", "unsupported_reason"]
+__all__ = ["CHECKS", "OUTCOMES", "Judge", "cotangent_for", "unsupported_reason"]
 
 CHECKS = ("value", "grad")
-
-
-def check_id(framework: str, binding: str, case: str, dtype: str, mode: str, reduction: str, check: str) -> str:
-    """The test id part naming one check; ``-k`` selects any slice of it."""
-    return "-".join((framework, binding, case, dtype, mode, reduction, check))
 
 
 def cotangent_for(problem: Problem, conv: reference.Convention) -> np.ndarray | None:
@@ -48,25 +48,6 @@ def cotangent_for(problem: Problem, conv: reference.Convention) -> np.ndarray | 
     return round_to(rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape), problem.dtype)
 
 
-def _vs_eager(adapter: Adapter, binding: Binding, problem: Problem, check: str, cot: np.ndarray | None,
-              got: np.ndarray, ev: reference.Evaluation, dtype: str, device: str) -> dict:
-    """How far a compiled result lies from the same binding's eager result, in units of twice the bound
-    of the evaluation the check was judged by (each may err by one bound): a compiler that changes the
-    numbers beyond rounding is visible even where both results pass."""
-    try:
-        eager = run_binding(adapter, binding, problem, grad=check == "grad", cotangent=cot, mode="eager",
-                            device=device)
-    except Exception as e:
-        return {"error": one_line(e)}
-
-    def double(sc: tuple) -> tuple:
-        return 2 * sc[0], 2 * sc[1]
-
-    c = compare_check(got, reference.Evaluation(eager.value, eager.grad, double(ev.value_scale),
-                                                double(ev.grad_scale)), check, dtype)
-    return {**c.errors().to_json(), "same": c.ok, "detail": c.detail[:300]}
-
-
 def unsupported_reason(binding: Binding, problem: Problem, check: str, mode: str = "eager",
                        device: str = "cpu") -> str | None:
     """Why this check cannot run (outside the binding's declared capabilities), or None. It depends on
@@ -79,82 +60,140 @@ def unsupported_reason(binding: Binding, problem: Problem, check: str, mode: str
     return reason
 
 
-def new_record(framework: str, binding: Binding, problem: Problem, check: str, mode: str = "eager",
-               device: str = "cpu") -> CheckRecord:
-    """A check's record before it runs: outcome ``unsupported`` with an empty reason."""
-    return CheckRecord(
-        id=check_id(framework, binding.name, problem.case, problem.dtype, mode, problem.reduction, check),
-        framework=framework, binding=binding.name, api=binding.api, op=problem.op, case=problem.case,
-        category=problem.category, dtype=problem.dtype, mode=mode, device=device, reduction=problem.reduction,
-        target=problem.target_kind, check=check)
+@dataclass(frozen=True)
+class Judge:
+    """The run-wide facts, bound once at start-up: the expectations ``registry``, the installed
+    ``versions`` (package -> version, for its version ranges), the run's ``device`` (what the bindings
+    must declare; the adapters run on it, bound into them at start-up), and the relations' options
+    (hypothesis draws per relation; derandomized, or the fuzz run's random draws). Its methods take a
+    check and what varies."""
 
+    registry: Registry = field(default_factory=Registry)
+    versions: dict = field(default_factory=dict)
+    device: str = "cpu"
+    relation_examples: int = 2
+    derandomize: bool = True
 
-def run_check(adapter: Adapter, binding: Binding, problem: Problem, check: str, *, registry: Registry,
-              versions: dict, mode: str = "eager", device: str = "cpu") -> CheckRecord:
-    """Run one check and return its results record (see docs/results.md for the fields)."""
-    rec = new_record(adapter.name, binding, problem, check, mode, device)
-    reason = unsupported_reason(binding, problem, check, mode, device)
-    if reason is not None:
-        rec.reason = reason
-        return rec
-    if problem.invalid_input:
-        return judge_invalid_input(rec, adapter, binding, problem, registry, versions, mode, device)
-    conv = binding.convention_for(problem)
-    cot = cotangent_for(problem, conv)
-    t0 = time.perf_counter()
-    try:
-        out = run_binding(adapter, binding, problem, grad=check == "grad", cotangent=cot, mode=mode, device=device)
-    except Exception as e:  # the binding raised where the mathematics has an answer (or broke the protocol)
-        rec.outcome, rec.reason, rec.duration_s = "error", one_line(e), time.perf_counter() - t0
-        rec.traceback = "".join(traceback.format_exception_only(type(e), e))[-2000:]
-        rec.raised = {"type": type(e).__name__, "at": raised_at(e)}
-        documented = None if isinstance(e, ContractError) else \
-            judge_raised(registry, versions, adapter.name, binding, problem, check, e, mode=mode)
-        if documented is not None:
-            rec.outcome, rec.reason, rec.expectation = documented
-            rec.expectation_differs = True
-        return _with_repro(rec, adapter, binding, problem, check, cot, conv)
-    rec.duration_s = time.perf_counter() - t0
-    got = out.value if check == "value" else out.grad
-    try:
-        v = judge(registry, versions, adapter.name, binding, problem, check, got, result_dtype=out.dtype_of(check),
-                  mode=mode, cotangent=cot)
-    except Exception as e:  # xentcheck's own oracle or judge failed: a defect of the harness, said as such
-        rec.outcome = "error"
-        rec.reason = f"xentcheck could not judge this result (its oracle or judge raised): {one_line(e)}"[:500]
-        rec.traceback = "".join(traceback.format_exception(type(e), e, e.__traceback__))[-2000:]
-        return rec
-    _fill(rec, v, out.dtype_of(check))
-    if mode != "eager":
-        rec.vs_eager = _vs_eager(adapter, binding, problem, check, cot, got, v.judged_by, v.expected.dtype, device)
-    return _with_repro(rec, adapter, binding, problem, check, cot, conv, v.expected.math)
+    # -- the registry --------------------------------------------------------------------------
+    def expectation(self, check: Check, problem: Problem | None = None) -> Expectation | None:
+        """The registry entry covering ``check`` (on ``problem``: the options it uses), if any."""
+        key = check if problem is None else replace(check, options=problem.options_used())
+        return self.registry.find(key, self.versions, problem)
 
+    def expected(self, check: Check, binding: Binding, problem: Problem, cotangent: np.ndarray | None = None):
+        """What ``binding``'s result on ``problem`` is judged against (:func:`xentcheck.verdict.expected_for`)."""
+        return expected_for(self.expectation(check, problem), binding, problem, cotangent)
 
-def _fill(rec: CheckRecord, v: Verdict, result_dtype: str) -> None:
-    """Copy a verdict into a check's record."""
-    rec.outcome, rec.reason, rec.expectation = v.outcome, v.reason, v.expectation
-    rec.result_dtype, rec.compute_dtype = result_dtype, v.expected.dtype
-    rec.errors = v.errors.errors()
-    rec.expectation_differs = v.expectation_differs
-    if v.outcome in ("fail", "deviation") and v.errors.worst:
-        rec.worst = [dict(w) for w in v.errors.worst]
-    if v.errors_vs_expectation is not None:
-        rec.errors_vs_expectation = v.errors_vs_expectation.errors()
+    # -- conformance checks --------------------------------------------------------------------
+    def unsupported(self, binding: Binding, problem: Problem, check: Check) -> str | None:
+        """Why ``check`` cannot run on the run's device (its binding's declarations rule it out), or None."""
+        return unsupported_reason(binding, problem, check.kind, check.mode, self.device)
 
+    def check(self, adapter: Adapter, binding: Binding, problem: Problem, kind: str = "value",
+              mode: str = "eager") -> CheckRecord:
+        """The record of ``binding``'s ``kind`` (value or grad) check on ``problem`` in ``mode``."""
+        return self.run(adapter, binding, problem, Check(
+            adapter.name, binding.name, problem.case, problem.dtype, mode, problem.reduction, kind, api=binding.api,
+            op=problem.op, category=problem.category, target=problem.target_kind, device=self.device))
 
-def _with_repro(rec: CheckRecord, adapter: Adapter, binding: Binding, problem: Problem, check: str,
-                cot: np.ndarray | None, conv: reference.Convention,
-                ev: reference.Evaluation | None = None) -> CheckRecord:
-    """A fail, an error or a documented deviation gets a standalone snippet reproducing it, where the
-    adapter can write one (ending with the oracle's answer: ``ev``, evaluated here when the binding
-    raised before it was); the report's findings show them."""
-    if rec.outcome in ("fail", "error", "deviation") and hasattr(adapter, "repro"):
+    def run(self, adapter: Adapter, binding: Binding, problem: Problem, check: Check) -> CheckRecord:
+        """Run one conformance check and return its results record (see docs/results.md for the fields)."""
+        return record(self.described(check, problem), self.verdict(adapter, binding, problem, check))
+
+    @staticmethod
+    def described(check: Check, problem: Problem) -> Check:
+        """``check`` described (in its record) by the problem it ran on: its op, category and target kind."""
+        return replace(check, op=problem.op, category=problem.category, target=problem.target_kind)
+
+    def verdict(self, adapter: Adapter, binding: Binding, problem: Problem, check: Check) -> Verdict:
+        """The verdict of one conformance check (value or gradient)."""
+        reason = self.unsupported(binding, problem, check)
+        if reason is not None:
+            return Verdict(reason=reason)
+        if problem.invalid_input:
+            return judge_invalid_input(self, adapter, binding, problem, check)
+        conv = binding.convention_for(problem)
+        cot = cotangent_for(problem, conv)
+        kind = check.kind
+
+        def with_repro(v: Verdict, ev: reference.Evaluation | None = None) -> Verdict:
+            """A fail, an error or a documented deviation gets a standalone snippet reproducing it, where
+            the adapter can write one (ending with the oracle's answer: ``ev``, evaluated here when the
+            binding raised before it was); the report's findings show them."""
+            if v.outcome not in ("fail", "error", "deviation") or not hasattr(adapter, "repro"):
+                return v
+            try:
+                ev = ev or reference.evaluate(problem, conv, cot)
+                text = adapter.repro(binding, problem, kind, cot, ev.value if kind == "value" else ev.grad, check.mode)
+            except Exception:  # a snippet is a courtesy: never let it cost the record
+                text = None
+            return replace(v, repro=text) if text else v
+
+        t0 = time.perf_counter()
         try:
-            ev = ev or reference.evaluate(problem, conv, cot)
-            text = adapter.repro(binding, problem, check, cot, ev.value if check == "value" else ev.grad,
-                                 rec.mode)
-        except Exception:  # a snippet is a courtesy: never let it cost the record
-            text = None
-        if text:
-            rec.repro = text
-    return rec
+            out = run_binding(adapter, binding, problem, grad=kind == "grad", cotangent=cot, mode=check.mode)
+        except Exception as e:  # the binding raised where the mathematics has an answer (or broke the protocol)
+            duration = time.perf_counter() - t0
+            documented = None if isinstance(e, ContractError) else judge_raised(self.expectation(check, problem), e)
+            outcome, why, entry = documented or ("error", one_line(e), None)
+            v = Verdict(outcome, why, expectation=entry, expectation_differs=True if documented else None,
+                        duration_s=duration, traceback="".join(traceback.format_exception_only(type(e), e))[-2000:],
+                        raised={"type": type(e).__name__, "at": raised_at(e)})
+            return with_repro(v)
+        duration = time.perf_counter() - t0
+        got = out.value if kind == "value" else out.grad
+        try:
+            j = judge(self.expected(check, binding, problem, cot), kind, got, out.dtype_of(kind))
+        except Exception as e:  # xentcheck's own oracle or judge failed: a defect of the harness, said as such
+            return Verdict("error", f"xentcheck could not judge this result (its oracle or judge raised): "
+                                    f"{one_line(e)}"[:500], duration_s=duration,
+                           traceback="".join(traceback.format_exception(type(e), e, e.__traceback__))[-2000:])
+        v = _from_judgement(j, out.dtype_of(kind), duration)
+        if check.mode != "eager":
+            v = replace(v, vs_eager=self._vs_eager(adapter, binding, check, got, j))
+        return with_repro(v, j.expected.math)
+
+    @staticmethod
+    def _vs_eager(adapter: Adapter, binding: Binding, check: Check, got: np.ndarray, j: Judgement) -> dict:
+        """How far a compiled result lies from the same binding's eager result, in units of twice the bound
+        of the evaluation the check was judged by (each may err by one bound): a compiler that changes the
+        numbers beyond rounding is visible even where both results pass."""
+        ev = j.judged_by
+        try:
+            eager = run_binding(adapter, binding, j.expected.problem, grad=check.kind == "grad",
+                                cotangent=j.expected.cotangent)
+        except Exception as e:
+            return {"error": one_line(e)}
+
+        def double(sc: tuple) -> tuple:
+            return 2 * sc[0], 2 * sc[1]
+
+        c = compare_check(got, reference.Evaluation(eager.value, eager.grad, double(ev.value_scale),
+                                                    double(ev.grad_scale)), check.kind, j.expected.dtype)
+        return {**c.errors().to_json(), "same": c.ok, "detail": c.detail[:300]}
+
+    # -- the other layers --------------------------------------------------------------------------
+    def relation(self, adapter: Adapter, binding: Binding, others: list[Binding], relation, dtype: str):
+        """The record of ``relation`` (:mod:`xentcheck.relations`) for ``binding``, compared with
+        ``others`` where the relation needs a sibling, in ``dtype``."""
+        from . import relations
+
+        check = relations.check_for(self, adapter.name, binding, relation, dtype)
+        subject = relations.Subject(adapter, binding, tuple(others))
+        return record(check, relations.run_relation(self, subject, relation, check))
+
+    def sweep(self, adapter: Adapter, binding: Binding, axis, dtype: str):
+        """The stability record of ``binding`` along ``axis`` (:mod:`xentcheck.stability`) in ``dtype``."""
+        from . import stability
+
+        check = stability.check_for(self, adapter.name, binding, axis, dtype)
+        return record(check, stability.sweep(self, adapter, binding, check))
+
+
+def _from_judgement(j: Judgement, result_dtype: str, duration_s: float) -> Verdict:
+    """A conformance check's verdict from the judgement of its numbers."""
+    return Verdict(j.outcome, j.reason, expectation=j.expectation, expectation_differs=j.expectation_differs,
+                   errors=j.errors.errors(), result_dtype=result_dtype, compute_dtype=j.expected.dtype,
+                   duration_s=duration_s,
+                   errors_vs_expectation=None if j.errors_vs_expectation is None else j.errors_vs_expectation.errors(),
+                   worst=tuple(dict(w) for w in j.errors.worst) if j.outcome in ("fail", "deviation") else ())

@@ -14,15 +14,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from . import conditions, policies
 from .declarations import check, tables
+from .messages import expectation, no_longer_happens
 from .problem import DTYPES, OPTIONS, Problem
 from .records import CheckRecord
 from .reference import POLICIES, Convention
+
+if TYPE_CHECKING:
+    from .check import Check
 
 # Oracle policies an entry may expect (xentcheck/policies, one module each, make their part of the
 # schema), plus compute_dtype: "the result has the precision of this dtype" (judged with that dtype's
@@ -116,22 +121,21 @@ class Expectation:
     #: the entry covers only problems that use all these options together (an interaction)
     options: tuple[str, ...] = ()
 
-    def applies(self, framework: str, binding: str, case: str, category: str, dtype: str, check: str,
-                versions: dict, mode: str = "eager", options: frozenset[str] = frozenset(),
-                reduction: str = "", problem: Problem | None = None) -> bool:
-        """Whether this entry covers the check (version taken from ``versions[package or framework]``;
-        ``options``: those the problem uses; ``reduction``: the problem's; ``problem``: the input, which
-        an entry with a ``when`` condition needs (without it such an entry does not apply)). ``case``
-        and ``category`` no longer select: behaviours are described by the input."""
-        if framework not in self.frameworks or binding not in self.bindings or check not in self.checks:
+    def applies(self, key: Check, versions: dict, problem: Problem | None = None) -> bool:
+        """Whether this entry covers the check ``key`` (its framework, binding, dtype, kind, mode,
+        reduction and the options its problem uses; version taken from ``versions[package or
+        framework]``) on the input ``problem``, which an entry with a ``when`` condition needs (without it
+        such an entry does not apply). Case names and categories never select: behaviours are described
+        by the input."""
+        if key.framework not in self.frameworks or key.binding not in self.bindings or key.kind not in self.checks:
             return False
-        if not set(self.options) <= options:
+        if not set(self.options) <= key.options:
             return False
-        if self.dtypes and dtype not in self.dtypes:
+        if self.dtypes and key.dtype not in self.dtypes:
             return False
-        if self.modes and mode not in self.modes:
+        if self.modes and key.mode not in self.modes:
             return False
-        if self.reductions and reduction not in self.reductions:
+        if self.reductions and key.reduction not in self.reductions:
             return False
         if not self.in_versions(versions):
             return False
@@ -210,15 +214,11 @@ class Registry:
 
     entries: tuple[Expectation, ...] = ()
 
-    def find(self, framework: str, binding: str, case: str, category: str, dtype: str, check: str,
-             versions: dict, mode: str = "eager", options: frozenset[str] = frozenset(),
-             reduction: str = "", problem: Problem | None = None) -> Expectation | None:
-        """The entry covering this check (on a problem using ``options``; ``problem``: the input, for
-        the entries' ``when`` conditions), if any. Several entries that
-        apply together (e.g. a policy and a compute_dtype) combine into one whose id joins theirs with '+'."""
-        hits = [e for e in self.entries
-                if e.applies(framework, binding, case, category, dtype, check, versions, mode, options, reduction,
-                             problem)]
+    def find(self, key: Check, versions: dict, problem: Problem | None = None) -> Expectation | None:
+        """The entry covering the check ``key`` on the input ``problem`` (see :meth:`Expectation.applies`),
+        if any. Several entries that apply together (e.g. a policy and a compute_dtype) combine into one
+        whose id joins theirs with '+'."""
+        hits = [e for e in self.entries if e.applies(key, versions, problem)]
         if len(hits) <= 1:
             return hits[0] if hits else None
         expect: dict = {}
@@ -229,6 +229,27 @@ class Registry:
 
     def get(self, entry_id: str) -> Expectation:
         return next(e for e in self.entries if e.id == entry_id)
+
+    def undeclared(self, known: set[str] | frozenset[str], declared: dict[str, set[str]]) -> str | None:
+        """One line naming the first entry that names a framework not in ``known`` (every framework the
+        run could check, installed or not), or a binding that none of its frameworks declares among
+        ``declared`` (framework -> binding names, for the adapters loaded); None when all are declared.
+        An entry is judged on its bindings only where all its frameworks are loaded (one not installed
+        may declare them)."""
+        for e in self.entries:
+            unknown = [f for f in e.frameworks if f not in known]
+            if unknown:
+                return (f"expectation {e.id!r} names framework {unknown[0]!r}, which no adapter declares "
+                        f"(known: {', '.join(sorted(known))}); fix the name in the registry")
+            loaded = [f for f in e.frameworks if f in declared]
+            if len(loaded) < len(e.frameworks):  # a binding may be one of a framework not loaded here
+                continue
+            names = set().union(*(declared[f] for f in loaded))
+            missing = [b for b in e.bindings if b not in names]
+            if missing:
+                return (f"expectation {e.id!r} names binding {missing[0]!r}, which {' / '.join(loaded)} does not "
+                        f"declare; fix the name in the registry (see the adapter's bindings)")
+        return None
 
 
 def _in_scope(e: Expectation, r: CheckRecord) -> bool:
@@ -288,8 +309,8 @@ def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
             unused.append(f"expectation {e.id!r} covered checks, but none whose input shows the documented "
                           f"behaviour; add a case that does")
         elif e.id not in fired:
-            stale.append(f"expectation {e.id!r} no longer happens: it covered {applied[e.id]} checks and none "
-                         f"deviated; the behaviour changed, update or remove the entry")
+            stale.append(no_longer_happens(expectation(e.id), f"it covered {applied[e.id]} checks and none deviated",
+                                           "the behaviour changed, update or remove the entry"))
     return stale, unused
 
 

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import reference
+from .check import Check, Verdict
 from .compare import compare
 from .exception_text import one_line, raised_at
-from .expectations import Expectation, Registry
+from .expectations import Expectation
+from .messages import as_documented, expectation, no_longer_happens
 from .problem import Problem
 from .protocol import Adapter, Binding, ContractError, run_binding
-from .records import CheckRecord
 from .tolerance import bound
-from .verdict import expected_for
+
+if TYPE_CHECKING:
+    from .checks import Judge
 
 #: where the built-in adapters' own code lives
 GLUE = "adapters/"
@@ -41,150 +46,192 @@ def glue_failure(e: BaseException, where: str) -> bool:
     return isinstance(e, (AttributeError, NameError, ImportError))
 
 
-def judge_invalid_input(rec: CheckRecord, adapter: Adapter, binding: Binding, problem: Problem,
-                        registry: Registry, versions: dict, mode: str, device: str) -> CheckRecord:
-    """Fill ``rec`` (a check's record) for invalid input. Raising is always right. Otherwise:
+def judge_invalid_input(judge: Judge, adapter: Adapter, binding: Binding, problem: Problem, check: Check) -> Verdict:
+    """The verdict of ``check`` (a value check) on invalid input. Raising is always right. Otherwise:
 
     - an out-of-range label (``invalid_target``) has no loss: the valid rows must be exact, and the
-      invalid ones may only be what the registry documents (``nan``, NumPy-style ``wrap``);
+      invalid ones may only be what the registry documents (``nan``, ``zero``, NumPy-style ``wrap``);
     - a malformed but unambiguous target (``float_labels``, ``int_targets``, ``target_rank``) may also be
-      taken for what it means: the exact loss of the well-formed problem passes;
+      taken for what it means: the exact loss of the well-formed problem passes (or, documented, its
+      ``broadcast`` or ``int_truncated`` form);
     - a target with an example missing has no loss at all.
 
-    Any other number is silent garbage (fail)."""
-    entry = registry.find(adapter.name, binding.name, problem.case, problem.category, problem.dtype, "value",
-                          versions, mode, problem.options_used(), problem.reduction,
-                          problem=problem)
+    Any other number is silent garbage (fail). Each case is one small judge in :data:`RETURNED`."""
+    entry = judge.expectation(check, problem)
     documented = entry.expect.get("invalid_targets") if entry else None
-    refusal = entry if entry is not None and entry.raises else None
-    if entry is not None and documented:
-        rec.expectation, rec.expectation_differs = entry.id, True
+    # a documented behaviour of invalid input: the record names the entry whatever happens
+    base = Verdict(expectation=entry.id, expectation_differs=True) if entry is not None and documented else Verdict()
     what = f"the invalid label {problem.invalid_target}" if problem.invalid_target is not None else \
         f"the malformed target ({problem.malformed})"
     t0 = time.perf_counter()
     try:
-        out = run_binding(adapter, binding, problem, grad=False, cotangent=None, mode=mode, device=device)
-    except ContractError as e:  # the adapter's own failure, not the framework refusing the input
-        rec.duration_s = time.perf_counter() - t0
-        rec.settle("error", one_line(e))
-        return rec
+        out = run_binding(adapter, binding, problem, grad=False, cotangent=None, mode=check.mode)
     except Exception as e:
-        rec.duration_s = time.perf_counter() - t0
-        where = raised_at(e)
-        rec.raised = {"type": type(e).__name__, "at": where}
-        if glue_failure(e, where):  # e.g. a TypeError for a keyword this version lacks, at the call site
-            rec.settle("error", f"raised by xentcheck's adapter code at {where}, not by the framework: "
-                                f"{one_line(e)}")
-            return rec
-        if refusal is not None:  # the error-input table names the exception: another one fails
-            rec.expectation, rec.expectation_differs = refusal.id, True
-            if refusal.raised_as_documented(e):
-                rec.settle("pass", f"rejects {what} with {refusal.raises}, as documented: {one_line(e)}")
-            else:
-                pattern = refusal.expect.get("message")
-                rec.settle("fail", f"rejects {what} with {type(e).__name__} where expectation {refusal.id!r} "
-                                   f"documents {refusal.raises}{f' matching {pattern!r}' if pattern else ''}: "
-                                   f"{one_line(e)}")
-            return rec
-        if documented:
-            rec.outcome = "fail"
-            rec.reason = (f"expectation {entry.id!r} no longer happens: the binding now rejects {what} "
-                          f"({type(e).__name__}); update the registry")
-        else:
-            rec.outcome, rec.reason = "pass", f"rejects {what}: {one_line(e)} (raised at {where})"
-        return rec
-    rec.duration_s = time.perf_counter() - t0
-    if refusal is not None:
-        rec.expectation, rec.expectation_differs = refusal.id, True
-        rec.settle("fail", f"expectation {refusal.id!r} no longer happens: the binding no longer raises "
-                           f"{refusal.raises} for {what}; update the registry")
-        return rec
-    ex = expected_for(registry, versions, adapter.name, binding, problem, "value", mode=mode)
-    # the loss the binding documents computing (its registry policies, if any): a malformed target taken
-    # for what it means is judged against the same loss its well-formed twin is
-    conv = ex.documented_convention
+        return _raised(replace(base, duration_s=time.perf_counter() - t0), e, entry, documented, what)
+    base = replace(base, duration_s=time.perf_counter() - t0)
+    if entry is not None and entry.raises:  # the error-input table names an exception: returning fails
+        return replace(base, outcome="fail", expectation=entry.id, expectation_differs=True,
+                       reason=no_longer_happens(expectation(entry.id), f"the binding no longer raises "
+                                                f"{entry.raises} for {what}"))
+    ex = judge.expected(check, binding, problem)
     ev, dtype = ex.allowed  # dtype, e.g. TF1 losses: float64 inputs, float32 accuracy
-    rec.result_dtype, rec.compute_dtype = out.dtype, dtype
     got = np.asarray(out.value, dtype=np.float64)
-    garbage = f"returned {np.array2string(got.ravel()[:8], precision=4)} (shape {got.shape}) for {what} without raising"
-    if documented == "broadcast" and problem.malformed is not None:
-        return _broadcast_check(rec, got, problem, conv, dtype, entry, what)
-    if got.shape != ev.value.shape:
-        rec.settle("fail", f"{garbage}; the well-formed problem's loss has shape {ev.value.shape} "
-                                          f"(silent garbage)"[:500])
-        return rec
-    if documented == "int_truncated" and problem.malformed is not None:
-        # the loss computed, then cast to the integer target's dtype: truncated toward zero. Where the
-        # exact loss is within its bound of an integer, rounding may put it on either side, so the floor
-        # or the ceiling is accepted there: only those two integers, never any value
-        near = np.abs(ev.value - np.round(ev.value)) <= bound(ev.value_scale, dtype)
-        either = (got == np.floor(ev.value)) | (got == np.ceil(ev.value))
-        ok = bool(np.all((got == np.trunc(ev.value)) | (near & either)))
-        rec.outcome = "deviation" if ok else "fail"
-        rec.reason = (f"{entry.reason} (as documented: {entry.expect})" if ok else
-                         f"expectation {entry.id!r} says the loss truncated to integers for {what}: {garbage}")
-        return rec
-    if problem.malformed is not None:
-        c = compare(got, ev.value, bound(ev.value_scale, dtype))
-        rec.errors = c.errors()
-        if problem.has_loss and c.ok and not documented:
-            rec.settle("pass", f"takes {what} for what it means and computes the exact loss")
-        else:
-            rec.settle("fail", (f"{garbage}: {c.detail}" if problem.has_loss else
-                                               f"{garbage}: no loss exists (silent garbage)")[:500])
-        return rec
-    bad = problem.invalid_rows()
-    valid = compare(got[~bad], ev.value[~bad], bound(ev.value_scale, dtype)[~bad])
-    rec.errors = valid.errors()
-    if not valid.ok:
-        rec.settle("fail", f"valid rows differ from the mathematics: {valid.detail}")
-        return rec
-    if documented == "nan":
-        ok = bool(np.all(np.isnan(got[bad])))
-    elif documented == "zero":
-        ok = bool(np.all(got[bad] == 0))
-    elif documented == "wrap":
-        wrapped = replace(problem, target=np.where(bad, problem.target % problem.num_classes, problem.target),
-                          invalid_target=None)
-        wev = reference.evaluate(wrapped, conv)
-        ok = compare(got[bad], wev.value[bad], bound(wev.value_scale, dtype)[bad]).ok
-    else:
-        rec.settle("fail", f"returned {got[bad].tolist()} for {what} without raising "
-                                          f"(silent garbage)"[:500])
-        return rec
-    rec.outcome = "deviation" if ok else "fail"
-    rec.reason = (f"{entry.reason} (as documented: {entry.expect})" if ok else
-                     f"expectation {entry.id!r} says {documented!r} for {what}, got {got[bad].tolist()}")
-    return rec
+    seen = Returned(problem, got, ev, dtype, ex.documented_convention, entry, documented, what,
+                    replace(base, result_dtype=out.dtype, compute_dtype=dtype))
+    return next(judge_ for applies, judge_ in RETURNED if applies(seen))(seen)
 
 
-def _broadcast_check(rec: CheckRecord, got: np.ndarray, problem: Problem, conv: reference.Convention, dtype: str,
-                     entry: Expectation, what: str) -> CheckRecord:
+def _raised(base: Verdict, e: BaseException, entry: Expectation | None, documented: str | None,
+            what: str) -> Verdict:
+    """The binding raised for invalid input: right, unless the adapter's own code failed, the registry
+    documents another exception, or it documents a returned value (the behaviour changed)."""
+    if isinstance(e, ContractError):  # the adapter's own failure, not the framework refusing the input
+        return replace(base, outcome="error", reason=one_line(e))
+    where = raised_at(e)
+    base = replace(base, raised={"type": type(e).__name__, "at": where})
+    if glue_failure(e, where):  # e.g. a TypeError for a keyword this version lacks, at the call site
+        return replace(base, outcome="error", reason=f"raised by xentcheck's adapter code at {where}, not by the "
+                                                     f"framework: {one_line(e)}")
+    if entry is not None and entry.raises:  # the error-input table names the exception: another one fails
+        base = replace(base, expectation=entry.id, expectation_differs=True)
+        if entry.raised_as_documented(e):
+            return replace(base, outcome="pass",
+                           reason=f"rejects {what} with {entry.raises}, as documented: {one_line(e)}")
+        pattern = entry.expect.get("message")
+        return replace(base, outcome="fail", reason=f"rejects {what} with {type(e).__name__} where "
+                                                    f"{expectation(entry.id)} documents {entry.raises}"
+                                                    f"{f' matching {pattern!r}' if pattern else ''}: {one_line(e)}")
+    if documented:
+        return replace(base, outcome="fail", reason=no_longer_happens(
+            expectation(entry.id), f"the binding now rejects {what} ({type(e).__name__})"))
+    return replace(base, outcome="pass", reason=f"rejects {what}: {one_line(e)} (raised at {where})")
+
+
+@dataclass(frozen=True)
+class Returned:
+    """What a binding returned for invalid input, with what it is judged by: ``ev`` (the well-formed
+    problem's loss under ``conv``, the binding's documented convention) in ``dtype``; ``documented``,
+    the entry's ``invalid_targets``; ``base``, the verdict so far (the entry, the duration, the dtypes)."""
+
+    problem: Problem
+    got: np.ndarray
+    ev: reference.Evaluation
+    dtype: str
+    conv: reference.Convention
+    entry: Expectation | None
+    documented: str | None
+    what: str
+    base: Verdict
+
+    @property
+    def malformed(self) -> bool:
+        return self.problem.malformed is not None
+
+    @property
+    def garbage(self) -> str:
+        return (f"returned {np.array2string(self.got.ravel()[:8], precision=4)} (shape {self.got.shape}) for "
+                f"{self.what} without raising")
+
+    @property
+    def bad(self) -> np.ndarray:
+        """The rows holding the invalid label."""
+        return self.problem.invalid_rows()
+
+    def settle(self, ok: bool, wrong: str, **evidence) -> Verdict:
+        """``deviation`` as the entry documents when ``ok``, else ``fail`` saying ``wrong``."""
+        return replace(self.base, outcome="deviation" if ok else "fail",
+                       reason=as_documented(self.entry.reason, self.entry.expect) if ok else wrong, **evidence)
+
+    def fail(self, reason: str, **evidence) -> Verdict:
+        return replace(self.base, outcome="fail", reason=reason, **evidence)
+
+
+def _broadcast(r: Returned) -> Verdict:
     """A documented ``broadcast``: the result must be the exact loss of the input and the handed target
     broadcast against each other elementwise (e.g. (N, 1) and (N,) to (N, N))."""
-    t, _ = problem.handed_target()
+    p, entry = r.problem, r.entry
+    t, _ = p.handed_target()
     try:
-        x_b, t_b = np.broadcast_arrays(problem.x, np.asarray(t, dtype=np.float64))
+        x_b, t_b = np.broadcast_arrays(p.x, np.asarray(t, dtype=np.float64))
     except ValueError:
-        rec.settle("fail", f"expectation {entry.id!r} says 'broadcast', but {what} does not "
-                                          f"broadcast against the input")
-        return rec
-    if problem.categorical:
-        rec.settle("fail", f"expectation {entry.id!r} says 'broadcast', which applies to "
-                                          f"elementwise (binary) targets only")
-        return rec
-    bev = reference.evaluate(replace(problem, x=x_b, target=t_b, malformed=None), conv)
-    if conv.mean_last_axis and x_b.shape[-1] != problem.x.shape[-1]:
+        return r.fail(f"{expectation(entry.id)} says 'broadcast', but {r.what} does not broadcast against the input")
+    if p.categorical:
+        return r.fail(f"{expectation(entry.id)} says 'broadcast', which applies to elementwise (binary) targets only")
+    bev = reference.evaluate(replace(p, x=x_b, target=t_b, malformed=None), r.conv)
+    if r.conv.mean_last_axis and x_b.shape[-1] != p.x.shape[-1]:
         # the per-example mean divides by the input's own class count, not the broadcast one
-        k = x_b.shape[-1] / problem.x.shape[-1]
+        k = x_b.shape[-1] / p.x.shape[-1]
         bev = reference.Evaluation(bev.value * k, bev.grad, (bev.value_scale[0] * k, bev.value_scale[1] * k),
                                    bev.grad_scale)
-    c = compare(got, bev.value, bound(bev.value_scale, dtype)) if got.shape == bev.value.shape else None
-    if c is not None:
-        rec.errors = c.errors()
+    got = r.got
+    c = compare(got, bev.value, bound(bev.value_scale, r.dtype)) if got.shape == bev.value.shape else None
     ok = c is not None and c.ok
-    rec.outcome = "deviation" if ok else "fail"
-    rec.reason = (f"{entry.reason} (as documented: {entry.expect}); the target broadcast to {x_b.shape}" if ok else
-                     f"expectation {entry.id!r} says 'broadcast' for {what}: "
-                     + (c.detail if c is not None else f"got shape {got.shape}, broadcasting gives {bev.value.shape}"))
-    return rec
+    wrong = f"{expectation(entry.id)} says 'broadcast' for {r.what}: " + \
+        (c.detail if c is not None else f"got shape {got.shape}, broadcasting gives {bev.value.shape}")
+    v = r.settle(ok, wrong, **({"errors": c.errors()} if c is not None else {}))
+    return replace(v, reason=f"{v.reason}; the target broadcast to {x_b.shape}") if ok else v
+
+
+def _wrong_shape(r: Returned) -> Verdict:
+    return r.fail(f"{r.garbage}; the well-formed problem's loss has shape {r.ev.value.shape} (silent garbage)"[:500])
+
+
+def _int_truncated(r: Returned) -> Verdict:
+    """The loss computed, then cast to the integer target's dtype: truncated toward zero. Where the exact
+    loss is within its bound of an integer, rounding may put it on either side, so the floor or the
+    ceiling is accepted there: only those two integers, never any value."""
+    ev, got = r.ev, r.got
+    near = np.abs(ev.value - np.round(ev.value)) <= bound(ev.value_scale, r.dtype)
+    either = (got == np.floor(ev.value)) | (got == np.ceil(ev.value))
+    ok = bool(np.all((got == np.trunc(ev.value)) | (near & either)))
+    return r.settle(ok, f"{expectation(r.entry.id)} says the loss truncated to integers for {r.what}: {r.garbage}")
+
+
+def _malformed(r: Returned) -> Verdict:
+    """A malformed target taken for what it means: the well-formed problem's exact loss passes."""
+    c = compare(r.got, r.ev.value, bound(r.ev.value_scale, r.dtype))
+    if r.problem.has_loss and c.ok and not r.documented:
+        return replace(r.base, outcome="pass", reason=f"takes {r.what} for what it means and computes the exact loss",
+                       errors=c.errors())
+    return r.fail((f"{r.garbage}: {c.detail}" if r.problem.has_loss else
+                   f"{r.garbage}: no loss exists (silent garbage)")[:500], errors=c.errors())
+
+
+def _invalid_rows(r: Returned) -> Verdict:
+    """An invalid label: the valid rows must be exact, and the invalid ones as documented (INVALID_ROWS)."""
+    bad = r.bad
+    valid = compare(r.got[~bad], r.ev.value[~bad], bound(r.ev.value_scale, r.dtype)[~bad])
+    r = replace(r, base=replace(r.base, errors=valid.errors()))
+    if not valid.ok:
+        return r.fail(f"valid rows differ from the mathematics: {valid.detail}")
+    rows = INVALID_ROWS.get(r.documented)
+    if rows is None:
+        return r.fail(f"returned {r.got[bad].tolist()} for {r.what} without raising (silent garbage)"[:500])
+    return r.settle(rows(r), f"{expectation(r.entry.id)} says {r.documented!r} for {r.what}, got {r.got[bad].tolist()}")
+
+
+def _wrapped(r: Returned) -> bool:
+    """NumPy-style indexing: the label taken modulo the class count."""
+    p, bad = r.problem, r.bad
+    wrapped = replace(p, target=np.where(bad, p.target % p.num_classes, p.target), invalid_target=None)
+    wev = reference.evaluate(wrapped, r.conv)
+    return compare(r.got[bad], wev.value[bad], bound(wev.value_scale, r.dtype)[bad]).ok
+
+
+#: documented ``invalid_targets`` value -> whether the invalid label's rows show it
+INVALID_ROWS: dict[str, Callable[[Returned], bool]] = {
+    "nan": lambda r: bool(np.all(np.isnan(r.got[r.bad]))),
+    "zero": lambda r: bool(np.all(r.got[r.bad] == 0)),
+    "wrap": _wrapped,
+}
+
+
+#: the judges of a result returned for invalid input, each with when it applies, in order: the first that
+#: applies decides
+RETURNED: tuple[tuple[Callable[[Returned], bool], Callable[[Returned], Verdict]], ...] = (
+    (lambda r: r.documented == "broadcast" and r.malformed, _broadcast),
+    (lambda r: r.got.shape != r.ev.value.shape, _wrong_shape),
+    (lambda r: r.documented == "int_truncated" and r.malformed, _int_truncated),
+    (lambda r: r.malformed, _malformed),
+    (lambda r: True, _invalid_rows),
+)

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = ["CATEGORICAL_OPS", "DTYPES", "LOGIT_OPS", "MALFORMED", "OPS", "OPTIONS", "REDUCTIONS", "SMALLEST_NORMAL",
+           "Problem", "numpy_dtype", "round_to", "unit_roundoff"]
+
 #: The ops: the cells of the classic taxonomy (input space x output kind); the docs' list is generated from
 #: this one (xentcheck.oplist)
 OPS = ("softmax_ce", "categorical_ce", "sigmoid_bce", "bce", "nll", "linear_ce")

@@ -5,14 +5,17 @@ API each, with the :class:`Capabilities` it declares and the :class:`~xentcheck.
 it documents. The core (checks, relations, stability, benchmarks) drives adapters only through these
 types, so it never imports ``adapters/``.
 
+An adapter runs everything on its ``device`` attribute (``"cpu"`` where it has none): the run's
+``--device``, set once at start-up, never passed with each call.
+
 For the benchmark sweep (``--bench``) an adapter also offers, each optional:
-``prepare(binding, problem, *, grad, mode, device)`` returning a zero-argument call that runs the
+``prepare(binding, problem, *, grad, mode)`` returning a zero-argument call that runs the
 binding and waits for the result (inputs converted beforehand); ``compile(f)`` for the compiled
 mode (and ``has_compiler``, a bool, where ``compile`` exists but may raise); ``set_threads(n)``;
-``bare(binding_name, problem, *, grad, device)``, a hand-written native call for the
-adapter-overhead ratio; ``exp_kernels(device)`` and ``read_kernels(device)``,
-candidate kernels for the physical floor; ``device_peak_bytes(call, device)`` from the device
-allocator. ``adapters.framework.FrameworkAdapter`` implements ``prepare`` for array frameworks.
+``bare(binding_name, problem, *, grad)``, a hand-written native call for the
+adapter-overhead ratio; ``exp_kernels()`` and ``read_kernels()``, candidate kernels for the
+physical floor; ``device_peak_bytes(call)`` from the device allocator (each on its ``device``).
+``adapters.framework.FrameworkAdapter`` implements ``prepare`` for array frameworks.
 
 For reproduction snippets an adapter offers ``repro(binding, problem, check, cotangent, expected,
 mode)``; ``adapters.framework.FrameworkAdapter`` writes them from its ``dialect`` and each
@@ -28,6 +31,9 @@ import numpy as np
 
 from .problem import DTYPES, Problem
 from .reference import MATH, Convention
+
+__all__ = ["ALL_FLOATS", "ALL_REDUCTIONS", "FLOATS", "Adapter", "Binding", "Capabilities", "ContractError", "Inputs",
+           "Output", "WorkerGroup", "run_binding"]
 
 ALL_REDUCTIONS = frozenset({"none", "sum", "mean"})
 FLOATS = frozenset({"float32", "float64"})
@@ -191,9 +197,41 @@ class Adapter(Protocol):
     def bindings(self) -> list[Binding]:
         """The bindings this adapter offers."""
 
+    # optional: ``worker_groups``, a tuple of WorkerGroup (how its checks split across xdist workers)
+
     def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
-            mode: str = "eager", device: str = "cpu") -> Output:
-        """Evaluate ``binding`` on ``problem``; with ``grad``, also the VJP of ``cotangent`` w.r.t. x."""
+            mode: str = "eager") -> Output:
+        """Evaluate ``binding`` on ``problem``; with ``grad``, also the VJP of ``cotangent`` w.r.t. x.
+        It runs on the adapter's ``device`` attribute (absent: the CPU), which the run sets once at
+        start-up from ``--device``."""
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    """A group of an adapter's checks that one pytest-xdist worker runs together (its kernels compile
+    once there), declared by the adapter as ``worker_groups``: a check joins the first group whose
+    filters (empty: any) take its kind, dtype and mode; without one, its framework's name is its
+    group. ``rank`` orders the groups of all adapters as they are handed out (lowest first: the
+    longest first, so no worker idles at the end; see docs/performance.md)."""
+
+    name: str
+    rank: int
+    kinds: frozenset[str] = frozenset()
+    dtypes: frozenset[str] = frozenset()
+    modes: frozenset[str] = frozenset()
+
+    def takes(self, kind: str, dtype: str, mode: str) -> bool:
+        return all(not allowed or v in allowed
+                   for v, allowed in ((kind, self.kinds), (dtype, self.dtypes), (mode, self.modes)))
+
+    @staticmethod
+    def compiled_by_dtype(framework: str, first_rank: int) -> tuple[WorkerGroup, ...]:
+        """A framework's compiled conformance checks, one group per dtype (``torch-compiled-float32``:
+        a graph is compiled per dtype anyway, so a split compiles nothing twice), ranked from
+        ``first_rank`` in the order float32, float64, float16, bfloat16."""
+        return tuple(WorkerGroup(f"{framework}-compiled-{dt}", first_rank + i, frozenset({"value", "grad"}),
+                                 frozenset({dt}), frozenset({"compiled"}))
+                     for i, dt in enumerate(("float32", "float64", "float16", "bfloat16")))
 
 
 class ContractError(TypeError):
@@ -247,7 +285,7 @@ def _check_untouched(binding: Binding, problem: Problem, handed: Problem, cotang
 
 
 def run_binding(adapter: Adapter, binding: Binding, problem: Problem, *, grad: bool,
-                cotangent: np.ndarray | None, mode: str = "eager", device: str = "cpu") -> Output:
+                cotangent: np.ndarray | None, mode: str = "eager") -> Output:
     """``adapter.run`` with its result checked against the protocol: an exception the call raises
     propagates as it is; a result that is not an Output raises ContractError.
 
@@ -259,7 +297,7 @@ def run_binding(adapter: Adapter, binding: Binding, problem: Problem, *, grad: b
     cot = None if cotangent is None else np.array(cotangent, copy=True)
     try:
         with problem.expected_noise():
-            out = adapter.run(binding, handed, grad=grad, cotangent=cot, mode=mode, device=device)
+            out = adapter.run(binding, handed, grad=grad, cotangent=cot, mode=mode)
     except Exception as e:
         _check_untouched(binding, problem, handed, cotangent, cot, e)
         raise

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+__all__ = ["OUTCOMES", "BenchRecord", "BenchSection", "CheckRecord", "Errors", "RelationRecord", "Results",
+           "StabilityPoint", "StabilityRecord", "summarize"]
+
 OUTCOMES = ("pass", "deviation", "fail", "unsupported", "error")
 
 
@@ -56,9 +59,10 @@ def _run_label() -> Any:
     return field(default="", compare=False, metadata={"json": False})
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckRecord:
-    """One check of one binding on one problem: its outcome, reason and measured errors.
+    """One check of one binding on one problem: its outcome, reason and measured errors. Made once,
+    by :func:`xentcheck.check.record`, and not changed after (frozen).
 
     ``errors`` is measured against the mathematics; ``errors_vs_expectation`` against the registry
     entry's documented behaviour (deviations only); ``vs_eager`` is how far a compiled result lies
@@ -100,10 +104,6 @@ class CheckRecord:
     OPTIONAL: ClassVar[frozenset[str]] = frozenset(
         {"expectation_differs", "errors_vs_expectation", "vs_eager", "repro", "traceback", "raised", "worst"})
 
-    def settle(self, outcome: str, reason: str) -> None:
-        """Set the outcome and its reason (a record is filled as its check runs)."""
-        self.outcome, self.reason = outcome, reason
-
     def to_json(self) -> dict:
         return _json(self, self.OPTIONAL)
 
@@ -118,7 +118,7 @@ class CheckRecord:
         return cls(**kw)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RelationRecord(CheckRecord):
     """A relation (an identity inside one framework) checked on drawn inputs; ``case`` names the
     relation and ``relation`` states it."""
@@ -126,7 +126,7 @@ class RelationRecord(CheckRecord):
     relation: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class StabilityPoint:
     """One point of a stability sweep: numbers, or "inf"/"-inf"/"nan" strings where not finite."""
 
@@ -146,7 +146,7 @@ class StabilityPoint:
         return cls(**_kwargs(cls, d))
 
 
-@dataclass
+@dataclass(frozen=True)
 class StabilityRecord:
     """One binding along one stability axis in one dtype (the report's stability charts)."""
 

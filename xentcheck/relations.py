@@ -19,18 +19,21 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import reference
+from .check import Check, Verdict
 from .compare import compare
 from .exception_text import one_line
-from .expectations import Registry
 from .problem import CATEGORICAL_OPS, Problem, round_to
 from .protocol import Adapter, Binding, Capabilities, run_binding
-from .records import Errors, RelationRecord
+from .records import Errors
 from .tolerance import bound
-from .verdict import expected_for
+
+if TYPE_CHECKING:
+    from .checks import Judge
 
 #: the dtypes relations are drawn in (a shifted or rearranged drawn input is exact there)
 RELATION_DTYPES = ("float32", "float64")
@@ -267,15 +270,25 @@ class _Outcome:
     tol_units: float = 0.0
 
 
-def _evaluate(adapter: Adapter, binding: Binding, side: Side, grad: bool, device: str, registry: Registry,
-              versions: dict):
-    b = side.binding or binding
+@dataclass(frozen=True)
+class Subject:
+    """What a relation check runs on: ``binding`` of ``adapter``, and the ``others`` of its framework
+    it may be compared with (see :func:`partners`)."""
+
+    adapter: Adapter
+    binding: Binding
+    others: tuple[Binding, ...] = ()
+
+
+def _evaluate(judge: Judge, subject: Subject, side: Side, grad: bool):
+    b = side.binding or subject.binding
     p = side.problem
     conv = b.convention_for(p)
     cot = np.full(reference.output_shape(p, conv), side.cotangent) if p.reduction == "none" else None
-    out = run_binding(adapter, b, p, grad=grad, cotangent=cot, mode="eager", device=device)
+    out = run_binding(subject.adapter, b, p, grad=grad, cotangent=cot, mode="eager")
     # a side is allowed the error of the binding's documented behaviour on any input (its "grad" entry)
-    ev, dtype = expected_for(registry, versions, adapter.name, b, p, "grad", mode="eager", cotangent=cot).allowed
+    key = Check(subject.adapter.name, b.name, p.case, p.dtype, "eager", p.reduction, "grad", category=p.category)
+    ev, dtype = judge.expected(key, b, p, cot).allowed
     finfo_max = float(np.finfo(p.dtype).max)
     for name, g, e in (("value", out.value, ev.value), ("grad", out.grad if grad else None, ev.grad)):
         # finite and representable in the dtype (a gradient of -1/p for a subnormal p may overflow)
@@ -290,16 +303,15 @@ def _evaluate(adapter: Adapter, binding: Binding, side: Side, grad: bool, device
     return got, bounds
 
 
-def check_draw(adapter: Adapter, binding: Binding, others: list[Binding], relation: Relation, d: Draw,
-               device: str = "cpu", registry: Registry | None = None, versions: dict | None = None) -> _Outcome | None:
+def check_draw(judge: Judge, subject: Subject, relation: Relation, d: Draw) -> _Outcome | None:
     """Evaluate one drawn instance of ``relation``; None when the draw does not fit the binding."""
-    sides = relation.build(d, binding, others)
+    binding = subject.binding
+    sides = relation.build(d, binding, list(subject.others))
     if sides is None or not all(_supports(s.binding or binding, s.problem) for s in sides):
         return None
     grad = relation.grad and binding.caps.grad and all((s.binding or binding).caps.grad for s in sides)
     try:
-        (lv, lb), (rv, rb) = (_evaluate(adapter, binding, s, grad, device, registry or Registry(), versions or {})
-                              for s in sides)
+        (lv, lb), (rv, rb) = (_evaluate(judge, subject, s, grad) for s in sides)
     except _NotFinite as e:
         return _Outcome(False, str(e))
     worst = 0.0
@@ -319,50 +331,49 @@ def check_draw(adapter: Adapter, binding: Binding, others: list[Binding], relati
     return _Outcome(True, tol_units=worst)
 
 
-def partners(registry: Registry, versions: dict, framework: str, binding: Binding, bindings: list[Binding],
-             dtype: str) -> list[Binding]:
+def partners(judge: Judge, framework: str, binding: Binding, bindings: list[Binding], dtype: str) -> list[Binding]:
     """The framework's other bindings a relation may compare ``binding`` with: those the registry
     documents alike on relation inputs (a sibling whose documented behaviour differs may
     legitimately disagree)."""
     def documented(name: str) -> tuple:
-        return tuple(getattr(registry.find(framework, name, "relation", "relations", dtype, c, versions, "eager"),
+        return tuple(getattr(judge.expectation(Check(framework, name, "relation", dtype, kind=c, category="relations")),
                              "id", None) for c in ("value", "grad"))
 
     mine = documented(binding.name)
     return [b for b in bindings if b.name != binding.name and documented(b.name) == mine]
 
 
-def run_relation(adapter: Adapter, binding: Binding, others: list[Binding], relation: Relation, dtype: str, *,
-                 examples: int, derandomize: bool, device: str = "cpu", registry: Registry | None = None,
-                 versions: dict | None = None) -> RelationRecord:
-    """Check ``relation`` for ``binding`` on ``examples`` hypothesis draws; returns its record. Each
-    side's bound is the one of the behaviour the registry documents for its binding on any relation
-    input (e.g. a renormalised gradient)."""
+def check_for(judge: Judge, framework: str, binding: Binding, relation: Relation, dtype: str) -> Check:
+    """The check of ``relation`` for ``binding`` of ``framework`` in ``dtype`` (eager, on the judge's device)."""
+    return Check(framework, binding.name, relation.name, dtype, "eager", "all", "relation", api=binding.api,
+                 op=binding.caps.op, category="relations", device=judge.device, statement=relation.statement)
+
+
+def run_relation(judge: Judge, subject: Subject, relation: Relation, check: Check) -> Verdict:
+    """Check ``relation`` for ``subject``'s binding on the judge's number of hypothesis draws
+    (``judge.relation_examples``); returns its verdict. Each side's bound is the one of the behaviour
+    the registry documents for its binding on any relation input (e.g. a renormalised gradient)."""
     from hypothesis import HealthCheck, assume, given, seed, settings
     from hypothesis.errors import Unsatisfiable
 
-    rec = RelationRecord(
-        id="-".join((adapter.name, binding.name, relation.name, dtype, "eager", "all", "relation")),
-        framework=adapter.name, binding=binding.name, api=binding.api, op=binding.caps.op, case=relation.name,
-        category="relations", dtype=dtype, mode="eager", device=device, reduction="all", target=None,
-        check="relation", compute_dtype=dtype, relation=relation.statement)
+    binding, dtype = subject.binding, check.dtype
+    base = Verdict(compute_dtype=dtype)
     why = relation.applies(binding.caps) or (None if dtype in binding.caps.dtypes else f"dtype {dtype} not supported")
     if why is None and dtype not in RELATION_DTYPES:
         why = (f"relations run in {' and '.join(RELATION_DTYPES)}: a shifted or rearranged drawn input is exact there, "
                f"not in {dtype}")
     if why:
-        rec.reason = why
-        return rec
+        return replace(base, reason=why)
     seen = {"ran": 0, "worst": 0.0, "last": None}
 
     # The default run's draws are fixed by the check's id (not by this function's source, which
     # hypothesis's derandomize would hash: an edit here must not change which inputs are drawn).
-    @seed(zlib.crc32(rec.id.encode()) if derandomize else None)
-    @settings(max_examples=examples, derandomize=False, deadline=None, database=None, print_blob=False,
-              report_multiple_bugs=False, suppress_health_check=list(HealthCheck))
-    @given(strategy(dtype, binding.caps.reductions, wide=not derandomize))
+    @seed(zlib.crc32(check.id.encode()) if judge.derandomize else None)
+    @settings(max_examples=judge.relation_examples, derandomize=False, deadline=None, database=None,
+              print_blob=False, report_multiple_bugs=False, suppress_health_check=list(HealthCheck))
+    @given(strategy(dtype, binding.caps.reductions, wide=not judge.derandomize))
     def holds(d: Draw) -> None:
-        out = check_draw(adapter, binding, others, relation, d, device, registry, versions)
+        out = check_draw(judge, subject, relation, d)
         assume(out is not None)  # a draw that does not fit is replaced: the relation runs on `examples` inputs
         seen["ran"] += 1
         seen["last"] = d
@@ -373,16 +384,13 @@ def run_relation(adapter: Adapter, binding: Binding, others: list[Binding], rela
     try:
         holds()
     except AssertionError as e:
-        rec.settle("fail", f"{relation.statement} does not hold: {str(e).splitlines()[0]}"[:800])
+        outcome, why = "fail", f"{relation.statement} does not hold: {str(e).splitlines()[0]}"[:800]
     except Unsatisfiable:
-        rec.reason = f"no drawn input fits the binding ({relation.statement})"
+        outcome, why = "unsupported", f"no drawn input fits the binding ({relation.statement})"
     except Exception as e:  # the binding raised on a drawn input
-        rec.settle("error", f"{one_line(e)} (on {seen['last']})")
+        outcome, why = "error", f"{one_line(e)} (on {seen['last']})"
     else:
-        if seen["ran"] == 0:
-            rec.reason = f"no drawn input fits the binding ({relation.statement})"
-        else:
-            rec.settle("pass", f"held on {seen['ran']} drawn inputs")
-    rec.duration_s = time.perf_counter() - t0
-    rec.errors = Errors(max_abs=0.0, max_rel=0.0, tol_units=seen["worst"], eps_units=0.0, mismatches=0)
-    return rec
+        outcome, why = ("unsupported", f"no drawn input fits the binding ({relation.statement})") if seen["ran"] == 0 \
+            else ("pass", f"held on {seen['ran']} drawn inputs")
+    return replace(base, outcome=outcome, reason=why, duration_s=time.perf_counter() - t0,
+                   errors=Errors(max_abs=0.0, max_rel=0.0, tol_units=seen["worst"], eps_units=0.0, mismatches=0))

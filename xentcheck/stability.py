@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import reference
+from .check import Check, Verdict
 from .exception_text import one_line
-from .expectations import Registry
 from .problem import LOGIT_OPS, Problem, numpy_dtype, round_to
 from .protocol import Adapter, Binding, run_binding
 from .records import StabilityPoint, StabilityRecord
 from .tolerance import bound
 from .verdict import expected_for
+
+if TYPE_CHECKING:
+    from .checks import Judge
 
 STATUSES = ("ok", "documented", "inaccurate", "inf", "nan", "error")
 MAX_POINTS = 40
@@ -158,40 +162,42 @@ def _json_number(v: float) -> float | str:
     return float(v) if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf"))
 
 
-def sweep(adapter: Adapter, binding: Binding, axis: Axis, dtype: str, *, registry: Registry, versions: dict,
-          device: str = "cpu") -> StabilityRecord:
-    """Run one binding along one axis in one dtype (eager); returns its stability record."""
-    caps = binding.caps
-    rec = StabilityRecord(id=f"{adapter.name}-{binding.name}-{axis.name}-{dtype}", framework=adapter.name,
-                          binding=binding.name, op=caps.op, axis=axis.name, label=axis.label, dtype=dtype,
-                          device=device)
+def check_for(judge: Judge, framework: str, binding: Binding, axis: Axis, dtype: str) -> Check:
+    """The check of ``binding`` of ``framework`` along ``axis`` in ``dtype`` (eager, on the judge's device)."""
+    return Check(framework, binding.name, axis.name, dtype, kind="stability", api=binding.api, op=binding.caps.op,
+                 device=judge.device, statement=axis.label)
+
+
+def sweep(judge: Judge, adapter: Adapter, binding: Binding, check: Check) -> Verdict:
+    """Run one binding along one axis (``check.case``) in one dtype (eager); returns its verdict, whose
+    points the record keeps (:func:`xentcheck.check.record`)."""
+    caps, axis, dtype = binding.caps, BY_NAME[check.case], check.dtype
+    ok = Verdict(outcome="ok")
     kinds = [k for k in ("index", "onehot", "soft", "binary") if k in caps.targets]
     if caps.op not in axis.ops or not kinds:
-        rec.outcome, rec.reason = "unsupported", f"the axis applies to {', '.join(sorted(axis.ops))}"
-        return rec
+        return replace(ok, outcome="unsupported", reason=f"the axis applies to {', '.join(sorted(axis.ops))}")
     with np.errstate(all="ignore"):  # the points overflow on purpose; what the binding returns is judged
         prob, pts = problem(axis, caps.op, dtype, kinds[0])
-    why = caps.why_unsupported(prob, device=device)
+    why = caps.why_unsupported(prob, device=judge.device)
     if why is not None:
-        rec.outcome, rec.reason = "unsupported", why
-        return rec
+        return replace(ok, outcome="unsupported", reason=why)
     conv = binding.convention_for(prob)
     cot = np.ones(reference.output_shape(prob, conv))
     try:
         with np.errstate(all="ignore"):
-            out = run_binding(adapter, binding, prob, grad=caps.grad, cotangent=cot, mode="eager", device=device)
+            out = run_binding(adapter, binding, prob, grad=caps.grad, cotangent=cot, mode="eager")
     except Exception as e:
-        rec.outcome, rec.reason = "error", one_line(e)
-        return rec
+        return replace(ok, outcome="error", reason=one_line(e))
     rows = len(pts)
     entries = set()
     math = reference.evaluate(prob, conv, cot)  # one oracle call serves the value and the gradient
 
-    def judge(check: str, got: np.ndarray):
+    def judge_rows(kind: str, got: np.ndarray):
         """Per-row error units and statuses of one check, against the mathematics and any registry entry."""
-        ex = expected_for(registry, versions, adapter.name, binding, prob, check, mode="eager", cotangent=cot,
-                          math=math)
-        pick = (lambda e: (e.value, e.value_scale)) if check == "value" else (lambda e: (e.grad, e.grad_scale))
+        key = Check(adapter.name, binding.name, prob.case, prob.dtype, "eager", prob.reduction, kind,
+                    category=prob.category)
+        ex = expected_for(judge.expectation(key, prob), binding, prob, cot, math)
+        pick = (lambda e: (e.value, e.value_scale)) if kind == "value" else (lambda e: (e.grad, e.grad_scale))
         exp, scale = pick(ex.math)
         units = _row_units(got, exp, scale, ex.dtype, rows)
         policy_units = None
@@ -201,17 +207,16 @@ def sweep(adapter: Adapter, binding: Binding, axis: Axis, dtype: str, *, registr
             policy_units = _row_units(got, pexp, pscale, ex.documented_dtype, rows)
         return units, _status(_per_row(got, rows), _per_row(round_to(exp, ex.dtype), rows), units, policy_units), exp
 
-    v_units, v_status, exp_value = judge("value", out.value)
+    v_units, v_status, exp_value = judge_rows("value", out.value)
     got_v, exp_v = _per_row(out.value, rows), _per_row(exp_value, rows)
-    g_units, g_status, _ = judge("grad", out.grad) if out.grad is not None else (None, None, None)
+    g_units, g_status, _ = judge_rows("grad", out.grad) if out.grad is not None else (None, None, None)
+    points = []
     for i, p in enumerate(pts):
-        point = StabilityPoint(x=float(p), value=_json_number(got_v[i].sum()), reference=_json_number(exp_v[i].sum()),
-                               value_units=_json_number(v_units[i]), value_status=v_status[i])
-        if g_status is not None:
-            point.grad_units, point.grad_status = _json_number(g_units[i]), g_status[i]
-        rec.points.append(point)
-    rec.expectations = sorted(entries)
-    return rec
+        grad = {} if g_status is None else {"grad_units": _json_number(g_units[i]), "grad_status": g_status[i]}
+        points.append(StabilityPoint(x=float(p), value=_json_number(got_v[i].sum()),
+                                     reference=_json_number(exp_v[i].sum()), value_units=_json_number(v_units[i]),
+                                     value_status=v_status[i], **grad))
+    return replace(ok, points=tuple(points), expectations=tuple(sorted(entries)))
 
 
 def first_failure(rec: StabilityRecord, key: str = "value_status") -> StabilityPoint | None:

@@ -1,11 +1,12 @@
 """The one verdict path: what a binding's result is judged against, and the outcome.
 
-:func:`expected_for` finds the registry entry covering a check, applies its policies to the
-binding's convention, evaluates the oracle (the mathematics, and the documented behaviour where an
-entry exists) and picks the dtype whose roundoff applies. Every layer (checks, the errors layer,
-relations, the stability sweep) gets its expected values and bounds from it. :func:`judge` turns a
-result into a :class:`Verdict`: ``pass``, ``deviation`` (matches the documented behaviour where it
-differs from the mathematics) or ``fail``.
+:func:`expected_for` takes the registry entry covering a check (found by the run's
+:class:`xentcheck.checks.Judge`), applies its policies to the binding's convention, evaluates the
+oracle (the mathematics, and the documented behaviour where an entry exists) and picks the dtype
+whose roundoff applies. Every layer (checks, the errors layer, relations, the stability sweep) gets
+its expected values and bounds from it. :func:`judge` turns a result into a :class:`Judgement`:
+``pass``, ``deviation`` (matches the documented behaviour where it differs from the mathematics) or
+``fail``.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import numpy as np
 from . import reference
 from .compare import Comparison, compare
 from .exception_text import one_line
-from .expectations import Expectation, Registry
+from .expectations import Expectation
+from .messages import UPDATE_REGISTRY, as_documented, expectation, no_longer_happens
 from .problem import Problem, round_to, unit_roundoff
 from .protocol import Binding
 from .tolerance import bound, compute_dtype
@@ -81,23 +83,21 @@ class Expected:
         return (self.documented, self.documented_dtype) if self.entry is not None else (self.math, self.dtype)
 
 
-def expected_for(registry: Registry, versions: dict, framework: str, binding: Binding, problem: Problem,
-                 check: str, *, mode: str, cotangent: np.ndarray | None = None,
-                 math: reference.Evaluation | None = None) -> Expected:
-    """The registry entry, convention, oracle evaluation and dtypes for one check. ``math``: the
-    oracle's evaluation of this problem and cotangent, where the caller has it already (the value and
-    the gradient check of one call share it)."""
-    entry = registry.find(framework, binding.name, problem.case, problem.category, problem.dtype, check, versions,
-                          mode, problem.options_used(), problem.reduction,
-                          problem=problem)
+def expected_for(entry: Expectation | None, binding: Binding, problem: Problem,
+                 cotangent: np.ndarray | None = None, math: reference.Evaluation | None = None) -> Expected:
+    """The convention, oracle evaluation and dtypes for one check covered by the registry ``entry``
+    (None: none; :meth:`xentcheck.checks.Judge.expectation` finds it). ``math``: the oracle's evaluation
+    of this problem and cotangent, where the caller has it already (the value and the gradient check of
+    one call share it)."""
     conv = binding.convention_for(problem)
     return Expected(problem, entry, conv, math if math is not None else reference.evaluate(problem, conv, cotangent),
                     problem.dtype, cotangent)
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """The outcome of one value or gradient check, with what it was judged by."""
+class Judgement:
+    """The numbers of one value or gradient result judged: the outcome, with what it was judged by
+    (the conformance judge turns it into the check's :class:`xentcheck.check.Verdict`)."""
 
     outcome: str
     reason: str
@@ -126,43 +126,36 @@ def dtype_contract(ex: Expected, check: str, result_dtype: str | None) -> tuple[
     if result_dtype is None or (result_dtype == p.dtype == ex.result_dtype):
         return None
     if result_dtype == ex.result_dtype:
-        return "deviation", f"{ex.entry.reason} (as documented: a {result_dtype} {what} for {p.dtype} input)"
+        return "deviation", as_documented(ex.entry.reason, f"a {result_dtype} {what} for {p.dtype} input")
     if ex.entry is not None and ex.entry.result_dtype:
-        return "fail", (f"result contract: the {what} is {result_dtype} for {p.dtype} input, where expectation "
-                        f"{ex.entry.id!r} documents {ex.entry.result_dtype}; update the registry")
+        return "fail", (f"result contract: the {what} is {result_dtype} for {p.dtype} input, where "
+                        f"{expectation(ex.entry.id)} documents {ex.entry.result_dtype}; {UPDATE_REGISTRY}")
     return "fail", (f"result contract: the {what} is {result_dtype} for {p.dtype} input (the input's dtype is "
                     f"expected, or a documented promotion in the registry)")
 
 
-def judge_raised(registry: Registry, versions: dict, framework: str, binding: Binding, problem: Problem,
-                 check: str, e: BaseException, *, mode: str) -> tuple[str, str, str] | None:
-    """A binding raised ``e`` where the mathematics has an answer: (outcome, reason, entry id) when a
-    registry entry documents that it raises (``deviation`` if ``e`` is the documented exception, else
-    ``error`` naming both), None without such an entry (a plain ``error``)."""
-    entry = registry.find(framework, binding.name, problem.case, problem.category, problem.dtype, check, versions,
-                          mode, problem.options_used(), problem.reduction,
-                          problem=problem)
+def judge_raised(entry: Expectation | None, e: BaseException) -> tuple[str, str, str] | None:
+    """A binding raised ``e`` where the mathematics has an answer: (outcome, reason, entry id) when the
+    registry ``entry`` covering the check documents that it raises (``deviation`` if ``e`` is the
+    documented exception, else ``error`` naming both), None without such an entry (a plain ``error``)."""
     if entry is None or not entry.raises:
         return None
     if entry.raised_as_documented(e):
-        return "deviation", f"{entry.reason} (as documented: raises {entry.raises}): {one_line(e)}", entry.id
-    return "error", f"expectation {entry.id!r} documents {entry.raises}, got: {one_line(e)}", entry.id
+        return "deviation", f"{as_documented(entry.reason, f'raises {entry.raises}')}: {one_line(e)}", entry.id
+    return "error", f"{expectation(entry.id)} documents {entry.raises}, got: {one_line(e)}", entry.id
 
 
-def judge(registry: Registry, versions: dict, framework: str, binding: Binding, problem: Problem, check: str,
-          got: np.ndarray, *, result_dtype: str | None, mode: str,
-          cotangent: np.ndarray | None = None) -> Verdict:
+def judge(ex: Expected, check: str, got: np.ndarray, result_dtype: str | None) -> Judgement:
     """Judge ``got`` (the binding's value or gradient, per ``check``, returned in ``result_dtype``)
-    against the result contract, the mathematics and the registry. A deviation must match the
-    documented behaviour; matching the mathematics where the documented behaviour would differ means
-    the entry no longer happens, which fails too."""
-    ex = expected_for(registry, versions, framework, binding, problem, check, mode=mode, cotangent=cotangent)
+    against the result contract, the mathematics and the registry (``ex``, from :func:`expected_for`).
+    A deviation must match the documented behaviour; matching the mathematics where the documented
+    behaviour would differ means the entry no longer happens, which fails too."""
     v = _judge_numbers(ex, check, got)
     if ex.entry is not None and ex.entry.raises:
         return replace(v, outcome="fail", expectation_differs=True,
-                       reason=f"expectation {ex.entry.id!r} no longer happens: the binding returned a result where "
-                              f"it documents {ex.entry.raises}; update the registry "
-                              f"({v.reason or 'the result passes'})")
+                       reason=no_longer_happens(expectation(ex.entry.id), f"the binding returned a result where "
+                                                f"it documents {ex.entry.raises}")
+                       + f" ({v.reason or 'the result passes'})")
     contract = dtype_contract(ex, check, result_dtype)
     if contract is None or v.outcome == "fail":
         return v
@@ -172,12 +165,12 @@ def judge(registry: Registry, versions: dict, framework: str, binding: Binding, 
     return replace(v, outcome="deviation", reason=f"{why}; {v.reason}" if v.reason else why, expectation_differs=True)
 
 
-def _judge_numbers(ex: Expected, check: str, got: np.ndarray) -> Verdict:
+def _judge_numbers(ex: Expected, check: str, got: np.ndarray) -> Judgement:
     """The numbers of one result against the mathematics and the documented behaviour."""
     vs_math = compare_check(got, ex.math, check, ex.dtype)
     entry = ex.entry
     if entry is None:
-        return Verdict("pass" if vs_math.ok else "fail", vs_math.detail, ex, vs_math)
+        return Judgement("pass" if vs_math.ok else "fail", vs_math.detail, ex, vs_math)
     documented = ex.documented
     vs_policy = compare_check(got, documented, check, ex.documented_dtype)
     # Whether the documented behaviour is distinguishable from the mathematics on this input; a
@@ -187,12 +180,12 @@ def _judge_numbers(ex: Expected, check: str, got: np.ndarray) -> Verdict:
     differs = policy_differs or entry.compute_dtype is not None
     if vs_math.ok:
         if policy_differs:
-            return Verdict("fail", f"expectation {entry.id!r} no longer happens: the result matches the mathematics "
-                                   f"where the documented policy {entry.expect} would differ; update the registry",
-                           ex, vs_math, expectation_differs=differs)
-        return Verdict("pass", "", ex, vs_math, expectation_differs=differs)  # no difference on this input
+            return Judgement("fail", no_longer_happens(expectation(entry.id), f"the result matches the mathematics "
+                                                       f"where the documented policy {entry.expect} would differ"),
+                             ex, vs_math, expectation_differs=differs)
+        return Judgement("pass", "", ex, vs_math, expectation_differs=differs)  # no difference on this input
     if vs_policy.ok:
-        return Verdict("deviation", f"{entry.reason} (as documented: {entry.expect}); vs mathematics: "
-                                    f"{vs_math.detail}", ex, vs_math, vs_policy, differs)
-    return Verdict("fail", f"differs from the mathematics ({vs_math.detail}) and from expectation {entry.id!r} "
-                           f"({vs_policy.detail})", ex, vs_math, expectation_differs=differs)
+        return Judgement("deviation", f"{as_documented(entry.reason, entry.expect)}; vs mathematics: "
+                                      f"{vs_math.detail}", ex, vs_math, vs_policy, differs)
+    return Judgement("fail", f"differs from the mathematics ({vs_math.detail}) and from {expectation(entry.id)} "
+                             f"({vs_policy.detail})", ex, vs_math, expectation_differs=differs)

@@ -2,23 +2,26 @@
 
 The top floor of the layout: it alone imports ``adapters``, ``cases`` and ``reports`` and ties them to
 the framework-free core (``xentcheck``). ``options`` reads the command line, ``session`` loads
-adapters, cases and the registry and runs one spec, ``hooks`` wires the session into pytest, and
-``writer`` journals records and writes results and report. Adapters are imported lazily, only when
+adapters, cases and the registry and runs one check, ``hooks`` wires the session into pytest,
+``scheduling`` groups the checks for pytest-xdist's workers, and ``writer`` journals records and writes
+results and report. Adapters are imported lazily, only when
 the conformance suite is collected, so ``pytest tests`` (the harness self-tests) imports no framework.
 """
 from __future__ import annotations
 
 import pytest
 
+from xentcheck.check import Check, Verdict, record
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
 from . import supervise
-from .hooks import Hooks, WorkerGroups
+from .hooks import Hooks
 from .options import RunOptions, add_options
-from .session import CheckSpec, XentSession
+from .scheduling import Controller, WorkerGroups
+from .session import XentSession
 from .writer import Writer, check_writable
 
-__all__ = ["CheckSpec", "XentSession", "attach", "fail_or_skip", "session_of"]
+__all__ = ["XentSession", "attach", "fail_or_skip", "session_of"]
 
 _KEY = pytest.StashKey[XentSession]()
 
@@ -41,14 +44,14 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     worker = getattr(config, "workerinput", None)
-    if worker is not None and not config.getoption("bench"):
+    options = RunOptions.from_config(config)
+    if worker is not None and options.bench is None:
         # an xdist worker: its share of the CPUs, set before any framework is imported (no oversubscription)
         from xentcheck.bench import threads
 
         count = int(worker.get("workercount", 1))
         threads.apply(max(1, threads.available() // count), pin=False)
-    options = RunOptions.from_config(config)
-    xs = XentSession(options, ["pytest", *config.invocation_params.args], config.getoption)
+    xs = XentSession(options, ["pytest", *config.invocation_params.args])
     config.stash[_KEY] = xs
     redact = frozenset()
     if options.cases and not config.getoption("snippets_with_inputs"):
@@ -65,19 +68,17 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(supervise.ChildEvents(config, lambda item: _pending_record(xs, item)),
                                       "xentcheck-supervised-child")
     if hooks.is_worker:
-        config.pluginmanager.register(WorkerGroups(), "xentcheck-worker-groups")
+        config.pluginmanager.register(WorkerGroups(xs.group_ranks), "xentcheck-worker-groups")
+    elif getattr(config.option, "dist", "no") != "no":
+        config.pluginmanager.register(Controller(), "xentcheck-scheduling")
 
 
 def _pending_record(xs: XentSession, item: pytest.Item) -> dict | None:
-    """The ``error`` record a conformance check gets if its process ends during it (see ``supervise``)."""
-    spec = getattr(getattr(item, "callspec", None), "params", {}).get("spec")
-    if not isinstance(spec, CheckSpec):
-        return None
-    c = xs.cases.get(spec.case)
-    return CheckRecord(id=spec.id, framework=spec.framework, binding=spec.binding, api=spec.binding, op=spec.op,
-                       case=spec.case, category=c.category if c else "", dtype=spec.dtype, mode=spec.mode,
-                       device=xs.options.device, reduction=spec.reduction, target=c.target_kind if c else None,
-                       check=spec.check, outcome="error", reason="did not complete").to_json()
+    """The ``error`` record a check gets if its process ends during it (see ``supervise``): any kind of
+    check that writes a record (conformance, relation, stability point), built from its ``Check``."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    check = next((v for v in params.values() if isinstance(v, Check) and v.records), None)
+    return None if check is None else record(check, Verdict("error", "did not complete")).to_json()
 
 
 def session_of(config: pytest.Config) -> XentSession:

@@ -2,28 +2,25 @@
 record checks that never finished, and write everything at the end (controller side under xdist)."""
 from __future__ import annotations
 
-import atexit
 import json
-import os
 import signal
-import sys
 from collections import defaultdict
-from dataclasses import asdict
 
 import pytest
 
-from adapters import BUILTIN
+from xentcheck.check import CONFORMANCE, Check
 from xentcheck.environment import peak_rss_bytes, process_age_s
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
-from .session import CheckSpec, XentSession
+from .scheduling import check_of
+from .session import XentSession
 from .writer import Writer, lock
 
 #: user_properties keys under which the suites attach records (as JSON: they may come from an xdist
 #: worker), and the parser of each
 PARSERS = {"xentcheck": CheckRecord.from_json, "xentcheck_bench": BenchRecord.from_json,
            "xentcheck_stability": StabilityRecord.from_json}
-#: the key of the spec a conformance item attaches at set-up, so a check that never finishes (a hang,
+#: the key of the Check an item that records attaches at set-up, so a check that never finishes (a hang,
 #: a dead worker) still gets a full record
 SPEC_KEY = "xentcheck_spec"
 #: the parameters of the suites' tests that produce a record (what "collected" counts)
@@ -40,7 +37,7 @@ class Hooks:
         self.lines: list[str] = []
         self.lines_before: list[str] = []  # said after collection
         self.announced = False
-        self.started: dict[str, CheckSpec] = {}  # node id -> spec of conformance checks that began
+        self.started: dict[str, Check] = {}  # node id -> the checks that began (those that write records)
         self.expected: int | None = None  # records this run set out to write (None: unknown, e.g. under xdist)
         self.settled = 0  # unsupported checks settled from declarations: records, not pytest tests
         self.signal: str | None = None  # the signal that stopped the run
@@ -49,6 +46,7 @@ class Hooks:
         self.timed: dict[str, list[float]] = defaultdict(list)  # framework -> durations of its checks as tests
         self.worker_settled: list[CheckRecord] = []  # an xdist worker's settled checks, shipped at its end
         self.worker_peaks: list[int] = []  # the workers' peak memory (the controller's own is small)
+        self.usage_error: str | None = None  # a registry name no adapter declares, found by an xdist worker
         writer.header = self.journal_header
 
     def take_lock(self) -> None:
@@ -128,6 +126,14 @@ class Hooks:
         ``unsupported`` records (with the reason) are written now, and they are not pytest items (two
         thirds of all checks; a skipped item costs milliseconds). pytest-xdist workers keep them as
         items, since only the controller writes records; --collect-only lists every check."""
+        wrong = self.session.registry_error  # found while the suites loaded the adapters: one line, nothing runs
+        if wrong and not self.is_worker:
+            raise pytest.UsageError(wrong)
+        if wrong:  # an xdist worker cannot stop the run itself: it runs nothing and tells the controller
+            self.usage_error = wrong
+            config.hook.pytest_deselected(items=list(items))
+            items[:] = []
+            return
         # without --probe-capabilities the probe test has an empty parameter set: not a test of this run
         unused = [i for i in items if i.name.startswith("test_probe[") and "NOTSET" in i.name]
         if unused:
@@ -137,8 +143,8 @@ class Hooks:
             return
         keep, settled = [], []
         for item in items:
-            spec = getattr(getattr(item, "callspec", None), "params", {}).get("spec")
-            rec = self.session.unsupported(spec) if isinstance(spec, CheckSpec) else None
+            check = check_of(item)
+            rec = self.session.unsupported(check) if check is not None and check.kind in CONFORMANCE else None
             if rec is None:
                 keep.append(item)
             else:
@@ -161,9 +167,9 @@ class Hooks:
                                      f"capabilities: recorded as unsupported (with the reason) without running")
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        spec = getattr(getattr(item, "callspec", None), "params", {}).get("spec")
-        if isinstance(spec, CheckSpec):
-            item.user_properties.append((SPEC_KEY, asdict(spec)))
+        check = check_of(item)
+        if check is not None and check.records:
+            item.user_properties.append((SPEC_KEY, check.to_json()))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
@@ -171,7 +177,7 @@ class Hooks:
         props = dict.fromkeys(PARSERS)
         for key, value in report.user_properties:
             if key == SPEC_KEY and report.when == "setup":
-                self.started[report.nodeid] = CheckSpec(**value)
+                self.started[report.nodeid] = Check.from_json(value)
         recs = [PARSERS[k](v) for k, v in report.user_properties if k in props]
         if report.when == "call" and recs:
             self.take_lock()  # under xdist the controller collects nothing: it locks at the first record
@@ -185,31 +191,20 @@ class Hooks:
             self.take_lock()
             self.writer.add(self.crash_record(report))  # timed out, or its process died: no record came back
 
-    def crash_record(self, report: pytest.TestReport) -> CheckRecord:
+    def crash_record(self, report: pytest.TestReport) -> CheckRecord | StabilityRecord:
         """An ``error`` record for a check that never finished: it hung past the timeout, or its process
         died (pytest-xdist replaces the worker)."""
-        spec = self.started[report.nodeid]
         text = str(report.longrepr or "").strip()
         crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", "")  # e.g. "SystemExit: 3"
         message = next((line.lstrip("E+ ").strip() for line in text.splitlines() if "Timeout" in line), None) \
             or (crash.strip().splitlines() or text.splitlines() or ["the process died"])[0]
-        c = self.session.cases.get(spec.case)
-        return CheckRecord(id=spec.id, framework=spec.framework, binding=spec.binding, api=spec.binding, op=spec.op,
-                           case=spec.case, category=c.category if c else "", dtype=spec.dtype, mode=spec.mode,
-                           device=self.session.options.device, reduction=spec.reduction,
-                           target=c.target_kind if c else None, check=spec.check, outcome="error",
-                           reason=f"did not complete: {message}"[:500])
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_make_scheduler(self, config, log):
-        if config.getoption("dist", "no") == "loadgroup":
-            return make_scheduler(config, log)
-        return None
+        return self.session.crash_record(self.started[report.nodeid], message)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
         """Controller: merge what a worker learnt about the frameworks (versions, bindings, skips)."""
         out = getattr(node, "workeroutput", {})
+        self.usage_error = self.usage_error or out.get("xentcheck_usage_error")
         if out.get("xentcheck_peak_rss"):
             self.worker_peaks.append(int(out["xentcheck_peak_rss"]))
         env = out.get("xentcheck_environment")
@@ -232,6 +227,11 @@ class Hooks:
             self.config.workeroutput["xentcheck_environment"] = json.loads(json.dumps(xs.environment, default=str))
             self.config.workeroutput["xentcheck_settled"] = [r.to_json() for r in self.worker_settled]
             self.config.workeroutput["xentcheck_peak_rss"] = peak_rss_bytes()
+            self.config.workeroutput["xentcheck_usage_error"] = self.usage_error
+            return
+        if self.usage_error:  # as pytest says a UsageError: one line, no results written
+            self.lines = [f"ERROR: {self.usage_error}"]
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
         note = self.slice_note()
         sliced = bool(note)
@@ -239,8 +239,7 @@ class Hooks:
             xs.environment["slice"] = note
         incomplete = self.incomplete(session, exitstatus)
         try:
-            self.lines, regressed = self.writer.finish(xs.environment, xs.registry, xs.versions(), xs.bench, sliced,
-                                                       xs.baseline, incomplete, xs.options.wandb, self.harness(),
+            self.lines, regressed = self.writer.finish(xs, sliced, incomplete, self.harness(),
                                                        keyword=self.keyword_slice())
         except Exception as e:  # a harness bug (e.g. our own document failed its schema): say so plainly
             self.writer.journal.close(remove=False)
@@ -302,80 +301,3 @@ class Hooks:
         return (f"xentcheck: how pytest counts them: {settled}the other {as_tests} are pytest tests (pass and "
                 f"deviation show as passed, unsupported as skipped, fail and error as failed), beside "
                 f"{len(w.stability)} stability sweeps, {snippets} snippet checks{extra}")
-
-
-#: the order of the worker groups under ``--dist loadgroup --no-loadscope-reorder`` (what ``./run
-#: conformance`` passes): groups are handed out in this order, each to whichever worker is free. A
-#: compiled check compiles a graph per binding and problem (torch.compile: 1-3 s), so with
-#: ``--modes=compiled`` each framework's compiled checks form a group per dtype, handed out first. JAX's
-#: eager dispatch compiles every primitive per shape and dtype (most of a cold default run), so its
-#: eager checks are split into five groups of similar length; the rest is one group per framework
-#: (docs/performance.md).
-_COMPILED = tuple(f"{fw}-compiled-{dt}" for fw in ("torch", "tensorflow", "jax")
-                  for dt in ("float32", "float64", "float16", "bfloat16"))
-GROUP_ORDER = (*_COMPILED, "jax", "keras[jax]", "tensorflow", "jax-half", "jax-f64", "jax-relations", "jax-more",
-               "numpy", "torch", "keras[torch]", "keras[numpy]")
-_JAX_DTYPE_GROUPS = {"float64": "jax-f64", "float16": "jax-half", "bfloat16": "jax-half"}
-
-
-def group_of(nodeid: str) -> str | None:
-    """The worker group of a test: its framework (read from its id); a framework's compiled conformance
-    checks by dtype (``torch-compiled-float32``: a graph is compiled per dtype anyway, so a split
-    compiles nothing twice); JAX's eager checks split further: its conformance checks by dtype (``jax``
-    float32, ``jax-half``, ``jax-f64``), its relations (``jax-relations``) and its sweeps, snippets and
-    probes (``jax-more``). None for a test of no framework."""
-    inner = nodeid.partition("[")[2]
-    fw = inner.split("-", 1)[0]
-    if fw not in BUILTIN:
-        return None
-    conformance = nodeid.startswith("suites/test_conformance.py")
-    # a conformance id ends dtype-mode-reduction-check (the case name may hold '-')
-    dtype, mode = inner.rstrip("]").rsplit("-", 4)[1:3] if conformance else (None, None)
-    if mode == "compiled" and f"{fw}-compiled-{dtype}" in GROUP_ORDER:
-        return f"{fw}-compiled-{dtype}"
-    if fw != "jax":
-        return fw
-    if nodeid.startswith("suites/test_relations.py"):
-        return "jax-relations"
-    if not conformance:
-        return "jax-more"
-    return _JAX_DTYPE_GROUPS.get(dtype, "jax")
-
-
-class WorkerGroups:
-    """Registered in xdist workers: orders the tests as GROUP_ORDER says (under --no-loadscope-reorder the
-    order of the collection is the order in which groups are handed out), and ends the worker process
-    quickly once its session is over."""
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
-        # Everything the worker reports has reached the controller by now. Tearing down TensorFlow's,
-        # JAX's and PyTorch's modules at interpreter exit takes 2-5 s per worker, which the controller
-        # waits for; the last atexit handler registered runs first and skips it.
-        atexit.register(_exit_now)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session, config, items) -> None:
-        rank = {g: i for i, g in enumerate(GROUP_ORDER)}
-        items.sort(key=lambda i: rank.get(group_of(i.nodeid) or "", len(rank)))  # stable within a group
-
-
-def _exit_now() -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-
-
-def make_scheduler(config: pytest.Config, log):
-    """``--dist loadgroup`` for this suite: each framework's tests form one group that one worker runs (a
-    framework's kernels are compiled once: JAX's eager dispatch compiles every primitive per shape). The
-    groups are read from the test ids, not from ``xdist_group`` marks, which pytest-xdist 3.8.0 under pytest
-    9.2.0 does not honour (even a static mark in a minimal test is split across workers; cf.
-    pytest-dev/pytest-xdist#1241)."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class FrameworkScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return group_of(nodeid) or nodeid
-
-    return FrameworkScheduling(config, log)

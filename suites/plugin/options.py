@@ -9,7 +9,8 @@ import pytest
 
 from adapters import BUILTIN
 from cases import interactions
-from xentcheck.bench.plan import add_options as add_bench_options
+from xentcheck.bench import precision, runner, sweep
+from xentcheck.bench.plan import BenchOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RESULTS = Path("results/results.json")
@@ -87,7 +88,26 @@ def add_options(parser: pytest.Parser) -> None:
                      "pip install -e '.[wandb]')")
     g.addoption("--baseline", default=None, metavar="PATH",
                 help="compare this run with an earlier results file; a regression fails the run")
-    add_bench_options(g)
+    g.addoption("--bench", action="store_true", default=False,
+                help="also run the benchmark sweep (add --benchmark-only to skip the conformance checks)")
+    g.addoption("--bench-sizes", default="quick", metavar="SWEEP|NxC,...",
+                help=f"sizes to time: {', '.join(sweep.SWEEPS)} or a list like 32x10,4096x32000 (default quick)")
+    g.addoption("--bench-modes", default="eager,compiled", help="modes to time (default eager,compiled)")
+    g.addoption("--bench-passes", default="forward,forward+backward",
+                help="passes to time (default forward,forward+backward)")
+    g.addoption("--bench-dtypes", default="float32", help="dtypes to time (default float32)")
+    g.addoption("--bench-threads", type=int, default=None,
+                help="threads for every framework (default: the CPUs this process may use)")
+    g.addoption("--bench-time", type=float, default=0.5,
+                help="seconds of timed rounds per benchmark before it stops short of --bench-precision "
+                     "(at least 6 rounds, at most 200; default 0.5)")
+    g.addoption("--bench-precision", type=float, default=precision.PRECISION,
+                help="stop timing a benchmark once the 95%% interval of its median is within this fraction "
+                     f"of it (default {precision.PRECISION})")
+    g.addoption("--bench-max-call", type=float, default=runner.MAX_CALL_S,
+                help="a configuration whose call takes longer is timed in one round, without an interval, "
+                     f"and listed as such in the report (default {runner.MAX_CALL_S} s; 0: time every one "
+                     "in full)")
 
 
 def user_path(path: str | Path) -> Path:
@@ -130,6 +150,8 @@ class RunOptions:
     #: --case and --binding: exact names this run is narrowed to (empty: no narrowing)
     case_names: tuple[str, ...] = ()
     binding_names: tuple[str, ...] = ()
+    #: the --bench* values (None: no --bench); BenchPlan validates them
+    bench: BenchOptions | None = None
 
     def dtypes_for(self, framework: str, dtypes) -> tuple[str, ...]:
         """``dtypes`` as this run checks them for ``framework`` (a sliced one: float32 only)."""
@@ -196,4 +218,8 @@ class RunOptions:
                    values_outside=opt("values_outside"),
                    interactions=opt("interactions"), probe_capabilities=opt("probe_capabilities"),
                    sliced=() if names is not None or opt("all_dtypes") else FLOATX_SLICE,
-                   case_names=tuple(opt("case_names")), binding_names=tuple(opt("binding_names")))
+                   case_names=tuple(opt("case_names")), binding_names=tuple(opt("binding_names")),
+                   bench=BenchOptions(sizes=opt("bench_sizes"), modes=opt("bench_modes"), passes=opt("bench_passes"),
+                                      dtypes=opt("bench_dtypes"), threads=opt("bench_threads"),
+                                      time_s=opt("bench_time"), precision=opt("bench_precision"),
+                                      max_call_s=opt("bench_max_call"), device=opt("device")) if opt("bench") else None)

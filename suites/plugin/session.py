@@ -4,15 +4,17 @@ running one spec into its record. It knows nothing of pytest's hooks (``hooks.py
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 
-from adapters import AdapterError, load_builtin, load_external, missing_packages
+from adapters import BUILTIN, AdapterError, load_builtin, load_external, missing_packages
 from cases import Case, CaseError, interactions, load_catalog
-from xentcheck import checks, relations, stability
+from xentcheck import relations, stability
 from xentcheck.bench.plan import BenchPlan
 from xentcheck.bench.sweep import BenchSpec, SweepError
+from xentcheck.check import Check, Verdict, record
+from xentcheck.checks import Judge
 from xentcheck.environment import base_environment
 from xentcheck.exception_text import one_line
 from xentcheck.expectations import ExpectationError, load_registry
@@ -23,31 +25,13 @@ from xentcheck.records import BenchRecord, CheckRecord, RelationRecord, Stabilit
 from xentcheck.results import Results, ResultsError, load
 
 from .options import RunOptions
-
-
-@dataclass(frozen=True)
-class CheckSpec:
-    """One parametrised check: everything needed to rebuild the problem and find the binding."""
-
-    framework: str
-    binding: str
-    case: str
-    op: str
-    dtype: str
-    reduction: str
-    check: str
-    mode: str = "eager"
-
-    @property
-    def id(self) -> str:
-        return checks.check_id(self.framework, self.binding, self.case, self.dtype, self.mode, self.reduction,
-                               self.check)
+from .scheduling import group_for
 
 
 class XentSession:
     """State of one xentcheck run: selected frameworks, loaded adapters, cases, registry."""
 
-    def __init__(self, options: RunOptions, argv: list[str], bench_option) -> None:
+    def __init__(self, options: RunOptions, argv: list[str]) -> None:
         self.options = options
         if options.frameworks_named:  # a framework the user names must run: missing is an error, not a skip
             for name in options.frameworks:
@@ -71,6 +55,11 @@ class XentSession:
         except (CaseError, ExpectationError) as e:
             raise pytest.UsageError(str(e)) from None
         self._check_case_names()
+        # a framework name no adapter declares (a typo) is an error now, not a warning at the end
+        self._known = frozenset(BUILTIN) | {a.name for a in self.externals}
+        wrong = self.registry.undeclared(self._known, {})
+        if wrong:
+            raise pytest.UsageError(wrong)
         self.baseline: Results | None = None
         if options.baseline:
             try:  # read now: an unreadable baseline must not cost a whole run
@@ -78,7 +67,7 @@ class XentSession:
             except ResultsError as e:
                 raise pytest.UsageError(f"--baseline: {e}") from None
         try:  # before any framework is imported: it fixes the thread settings
-            self.bench = BenchPlan(bench_option) if bench_option("bench") else None
+            self.bench = BenchPlan(options.bench) if options.bench else None
         except SweepError as e:
             raise pytest.UsageError(str(e)) from None
         self.adapters: dict[str, Adapter] | None = None
@@ -88,7 +77,9 @@ class XentSession:
         self._problems: dict[tuple, Problem] = {}
         self._bindings: dict[str, dict[str, Binding]] = {}
         self._versions: dict | None = None
+        self._judge: Judge | None = None
         self._generated: set[str] = set()  # the interaction cases' names
+        self.registry_error: str | None = None  # a registry entry naming a binding no loaded adapter declares
 
     def _check_case_names(self) -> None:
         """A --case name that names nothing is a one-line error (an exact name: a typo would select nothing)."""
@@ -127,6 +118,8 @@ class XentSession:
             self.adapters[a.name] = a
         for name, a in self.adapters.items():
             try:
+                if self.options.device != "cpu":  # the run's device, bound into each adapter once
+                    a.device = self.options.device
                 if self.bench and hasattr(a, "set_threads"):
                     a.set_threads(self.bench.threads)
                 # plain JSON (a set, a NaN would make the results unwritable at the end of the run)
@@ -143,6 +136,9 @@ class XentSession:
         for name in [*self.skipped, *self.broken]:
             self.adapters.pop(name, None)
             self.environment["frameworks"].pop(name, None)
+        # a misspelt binding: the hooks raise it once collection ends, before anything runs (raised
+        # here, inside a suite's parametrisation, pytest would print it as a collection traceback)
+        self.registry_error = self.registry.undeclared(self._known, {n: set(self.bindings(n)) for n in self.adapters})
         self.environment["skipped"].update(self.skipped)
         if self.broken:
             self.environment["broken"] = dict(self.broken)
@@ -166,6 +162,24 @@ class XentSession:
                               for k, v in facts.items() if isinstance(v, str)}
         return self._versions
 
+    @property
+    def judge(self) -> Judge:
+        """The run's judge: the registry, the versions, the device and the relations' options, bound once
+        (after the adapters loaded: their versions are known then)."""
+        if self._judge is None:
+            o = self.options
+            self._judge = Judge(self.registry, self.versions(), o.device, o.relation_examples, not o.fuzz)
+        return self._judge
+
+    def group(self, framework: str, kind: str, dtype: str = "", mode: str = "eager") -> str:
+        """The worker group of a check: the first of its adapter's declared ``worker_groups`` that takes
+        it, else the framework's name."""
+        return group_for(self.adapters[framework], kind, dtype, mode)
+
+    def group_ranks(self) -> dict[str, int]:
+        """Every declared worker group -> the rank at which it is handed out."""
+        return {g.name: g.rank for a in self.load_adapters().values() for g in getattr(a, "worker_groups", ())}
+
     # -- specs ----------------------------------------------------------------------------------
     def _chosen_cases(self) -> set[str]:
         """The cases this run uses: all, or with --one-per-category the first of each (category, op,
@@ -178,7 +192,12 @@ class XentSession:
                 first.setdefault((case.category, op, case.target_kind, bool(case.channels_first)), case.name)
         return set(first.values())
 
-    def specs(self) -> list[CheckSpec]:
+    def _check(self, fw: str, b: Binding, case: Case, **at: str) -> Check:
+        """A conformance check of ``b`` on ``case`` ``at`` a dtype, mode, reduction and kind."""
+        return Check(fw, b.name, case.name, api=b.api, op=b.caps.op, category=case.category, target=case.target_kind,
+                     device=self.options.device, group=self.group(fw, at["kind"], at["dtype"], at["mode"]), **at)
+
+    def specs(self) -> list[Check]:
         """Every check to run: binding x case x mode x dtype x reduction x (value, grad), where the op
         matches; then each binding's interaction cases (its own dtype and reduction per row)."""
         out = []
@@ -193,12 +212,13 @@ class XentSession:
                         for dtype in self.options.dtypes_for(fw, DTYPES if self.options.all_dtypes else case.dtypes):
                             for red in self.options.reductions_for(fw, b.caps.reductions, case.reductions):
                                 for chk in case.checks:
-                                    out.append(CheckSpec(fw, b.name, case.name, b.caps.op, dtype, red, chk, mode))
+                                    out.append(self._check(fw, b, case, dtype=dtype, mode=mode, reduction=red,
+                                                           kind=chk))
                 if self.options.in_run(fw, b.name):
                     out += [s for s in self._interaction_specs(fw, b) if self.options.case_chosen(s.case)]
         return out
 
-    def _interaction_specs(self, fw: str, b: Binding) -> list[CheckSpec]:
+    def _interaction_specs(self, fw: str, b: Binding) -> list[Check]:
         """The checks of ``b``'s interaction cases; its pair coverage goes into the environment."""
         if not self.options.interactions or not self.options.all_layers(fw):
             return []
@@ -214,34 +234,48 @@ class XentSession:
             self._generated.add(case.name)
             for mode in self.options.modes:
                 for chk in case.checks:
-                    out.append(CheckSpec(fw, b.name, case.name, b.caps.op, row["dtype"], row["reduction"], chk, mode))
+                    out.append(self._check(fw, b, case, dtype=row["dtype"], mode=mode, reduction=row["reduction"],
+                                           kind=chk))
         return out
 
-    def relation_specs(self) -> list[tuple[str, str, str, str]]:
-        """(framework, binding, relation, dtype) for the relations layer (eager; drawn in float32 and float64,
-        the half-precision dtypes are recorded as unsupported with the reason)."""
+    def relation_specs(self) -> list[Check]:
+        """The relations layer's checks: every binding x relation x dtype (eager; drawn in float32 and
+        float64, the half-precision dtypes are recorded as unsupported with the reason)."""
         # the default run draws in float32 only (the budget); --fuzz, --relation-examples or --all-dtypes adds float64
         dtypes = DTYPES if self.options.wide_relations else ("float16", "bfloat16", "float32")
-        return [(fw, b, r.name, dt) for fw in self.load_adapters() if self.options.all_layers(fw)
-                for b in self.bindings(fw) if self.options.in_run(fw, b)
+        return [replace(relations.check_for(self.judge, fw, b, r, dt), group=self.group(fw, "relation", dt))
+                for fw in self.load_adapters() if self.options.all_layers(fw)
+                for b in self.bindings(fw).values() if self.options.in_run(fw, b.name)
                 for r in relations.RELATIONS if self.options.case_chosen(r.name) for dt in dtypes]
 
-    def stability_specs(self) -> list[tuple[str, str, str, str]]:
-        """(framework, binding, axis, dtype) for the stability sweep: every axis of the binding's op in
-        every dtype it declares (eager; one batch per axis, so this is cheap)."""
-        return [(fw, name, ax.name, dt) for fw in self.load_adapters() if self.options.all_layers(fw)
-                for name, b in self.bindings(fw).items() if self.options.in_run(fw, name)
+    def stability_specs(self) -> list[Check]:
+        """The stability sweep's checks: every axis of the binding's op in every dtype it declares (eager;
+        one batch per axis, so this is cheap)."""
+        return [replace(stability.check_for(self.judge, fw, b, ax, dt), group=self.group(fw, "stability", dt))
+                for fw in self.load_adapters() if self.options.all_layers(fw)
+                for b in self.bindings(fw).values() if self.options.in_run(fw, b.name)
                 for ax in stability.AXES if b.caps.op in ax.ops and self.options.case_chosen(ax.name)
                 for dt in sorted(b.caps.dtypes, key=DTYPES.index)]
 
-    def probe_specs(self) -> list[tuple[str, str, str, str]]:
-        """(framework, binding, facet, value) for --probe-capabilities: every target kind, option,
-        reduction and dtype a binding's op admits and the binding does not declare."""
+    def probe_specs(self) -> list[Check]:
+        """The checks of --probe-capabilities: every target kind, option, reduction and dtype a binding's
+        op admits and the binding does not declare."""
         if not self.options.probe_capabilities or self.options.case_names:
             return []
-        return [(fw, b.name, facet, str(value)) for fw in self.load_adapters() for b in self.bindings(fw).values()
-                if self.options.in_run(fw, b.name)
+        return [Check(fw, b.name, facet, kind="probe", value=str(value), api=b.api, op=b.caps.op,
+                      device=self.options.device, group=self.group(fw, "probe"))
+                for fw in self.load_adapters() for b in self.bindings(fw).values() if self.options.in_run(fw, b.name)
                 for facet, value, _ in interactions.probes(b)]
+
+    def snippet_specs(self, cases: tuple[str, ...]) -> list[Check]:
+        """The snippet checks: every binding that declares a call, on each of ``cases`` its op takes
+        (not for a sliced framework: conformance only)."""
+        return [Check(fw, name, case, kind="snippet", api=b.api, op=b.caps.op, device=self.options.device,
+                      group=self.group(fw, "snippet"))
+                for fw in self.load_adapters() if self.options.all_layers(fw)
+                for name, b in self.bindings(fw).items() if b.call and self.options.in_run(fw, name)
+                for case in filter(self.options.case_chosen, cases)
+                if case in self.cases and b.caps.op in self.cases[case].ops]
 
     def bench_specs(self) -> list[BenchSpec]:
         """Every benchmark to run (none without --bench)."""
@@ -252,44 +286,37 @@ class XentSession:
         return [s for s in self.bench.specs(adapters, self.bindings) if self.options.in_run(s.framework, s.binding)]
 
     # -- running --------------------------------------------------------------------------------
-    def problem(self, spec: CheckSpec) -> Problem:
-        key = (spec.case, spec.op, spec.dtype, spec.reduction)
+    def problem(self, check: Check) -> Problem:
+        key = (check.case, check.op, check.dtype, check.reduction)
         if key not in self._problems:
-            self._problems[key] = self.cases[spec.case].problem(spec.op, spec.dtype, spec.reduction)
+            self._problems[key] = self.cases[check.case].problem(check.op, check.dtype, check.reduction)
         return self._problems[key]
 
-    def unsupported(self, spec: CheckSpec) -> CheckRecord | None:
+    def unsupported(self, check: Check) -> CheckRecord | None:
         """The ``unsupported`` record of a check its binding's declared capabilities rule out, else None
         (settled from declarations alone, without calling the binding)."""
-        binding = self.bindings(spec.framework)[spec.binding]
-        problem = self.problem(spec)
-        reason = checks.unsupported_reason(binding, problem, spec.check, spec.mode, self.options.device)
-        if reason is None:
-            return None
-        rec = checks.new_record(spec.framework, binding, problem, spec.check, spec.mode, self.options.device)
-        rec.reason = reason
-        return rec
+        problem = self.problem(check)
+        reason = self.judge.unsupported(self.bindings(check.framework)[check.binding], problem, check)
+        return None if reason is None else record(self.judge.described(check, problem), Verdict(reason=reason))
 
-    def run(self, spec: CheckSpec) -> CheckRecord:
-        return checks.run_check(self.adapters[spec.framework], self.bindings(spec.framework)[spec.binding],
-                                self.problem(spec), spec.check, registry=self.registry, versions=self.versions(),
-                                mode=spec.mode, device=self.options.device)
+    def run(self, check: Check) -> CheckRecord:
+        return self.judge.run(self.adapters[check.framework], self.bindings(check.framework)[check.binding],
+                              self.problem(check), check)
 
-    def run_relation(self, framework: str, binding: str, relation: str, dtype: str) -> RelationRecord:
-        bindings = self.bindings(framework)
-        others = relations.partners(self.registry, self.versions(), framework, bindings[binding],
-                                    list(bindings.values()), dtype)
-        return relations.run_relation(self.adapters[framework], bindings[binding], others,
-                                      relations.BY_NAME[relation], dtype, examples=self.options.relation_examples,
-                                      derandomize=not self.options.fuzz, device=self.options.device,
-                                      registry=self.registry, versions=self.versions())
+    def run_relation(self, check: Check) -> RelationRecord:
+        bindings = self.bindings(check.framework)
+        b = bindings[check.binding]
+        others = relations.partners(self.judge, check.framework, b, list(bindings.values()), check.dtype)
+        subject = relations.Subject(self.adapters[check.framework], b, tuple(others))
+        return record(check, relations.run_relation(self.judge, subject, relations.BY_NAME[check.case], check))
 
-    def run_probe(self, framework: str, binding: str, facet: str, value: str) -> dict:
-        """Call ``binding`` with one undeclared facet value (its capabilities widened to take it) and judge
+    def run_probe(self, check: Check) -> dict:
+        """Call the binding with one undeclared facet value (its capabilities widened to take it) and judge
         the value like any check: ``works`` (pass or documented deviation: the declaration is narrower
         than the API), ``wrong`` (fail; the adapter may not pass that option on), ``raises`` (error). The
         result goes into the environment (``probes``), never into the gate."""
-        b = self.bindings(framework)[binding]
+        b = self.bindings(check.framework)[check.binding]
+        facet, value = check.case, check.value
         row = next(r for f, v, r in interactions.probes(b) if (f, str(v)) == (facet, value))
         case = interactions.case(b.caps.op, row)
         p = case.problem(b.caps.op, row["dtype"], row["reduction"])
@@ -297,18 +324,21 @@ class XentSession:
         wide = replace(b, caps=replace(c, targets=c.targets | {row["target"]},
                                        reductions=c.reductions | {row["reduction"]}, dtypes=c.dtypes | {row["dtype"]},
                                        options=c.options | p.options_used()))
-        rec = checks.run_check(self.adapters[framework], wide, p, "value", registry=self.registry,
-                               versions=self.versions(), device=self.options.device)
+        rec = self.judge.check(self.adapters[check.framework], wide, p, "value")
         result = {"pass": "works", "deviation": "works", "fail": "wrong", "error": "raises"}.get(rec.outcome,
                                                                                                 rec.outcome)
         out = {"facet": facet, "value": value, "result": result, "case": case.name, "detail": rec.reason[:300]}
-        self.environment.setdefault("probes", {}).setdefault(f"{framework}::{binding}", []).append(out)
+        self.environment.setdefault("probes", {}).setdefault(f"{check.framework}::{check.binding}", []).append(out)
         return out
 
-    def run_stability(self, framework: str, binding: str, axis: str, dtype: str) -> StabilityRecord:
-        return stability.sweep(self.adapters[framework], self.bindings(framework)[binding], stability.BY_NAME[axis],
-                               dtype, registry=self.registry, versions=self.versions(), device=self.options.device)
+    def run_stability(self, check: Check) -> StabilityRecord:
+        adapter = self.adapters[check.framework]
+        return record(check, stability.sweep(self.judge, adapter, self.bindings(check.framework)[check.binding], check))
+
+    def crash_record(self, check: Check, message: str) -> CheckRecord | StabilityRecord:
+        """An ``error`` record for a check that never finished (it hung past the timeout, or its process
+        died): the same record as the check would have written, with the reason."""
+        return record(check, Verdict("error", f"did not complete: {message}"[:500]))
 
     def run_bench(self, spec: BenchSpec, benchmark) -> BenchRecord:
-        return self.bench.run(self.adapters, self.bindings(spec.framework)[spec.binding], spec, benchmark,
-                              self.options.device)
+        return self.bench.run(self.adapters, self.bindings(spec.framework)[spec.binding], spec, benchmark)

@@ -265,7 +265,7 @@ def salvage(config: pytest.Config, pid: int, reason: str, current: dict | None) 
     results = user_path(config.getoption("results")) if config.getoption("results") else DEFAULT_RESULTS.absolute()
     journals = sorted(results.parent.glob(f"{results.name}.*-{pid}.partial.jsonl"))
     from xentcheck.journal import JournalError, recover
-    from xentcheck.records import CheckRecord, summarize
+    from xentcheck.records import CheckRecord, StabilityRecord, summarize
     from xentcheck.results import ResultsError, dumps, load, write_atomic
 
     if not journals:
@@ -290,10 +290,16 @@ def salvage(config: pytest.Config, pid: int, reason: str, current: dict | None) 
     except JournalError as e:
         return [f"xentcheck: the journal cannot be read ({e})"]
     if current and current.get("record"):
-        rec = CheckRecord.from_json({**current["record"], "reason": f"did not complete: {reason}"[:500]})
-        if all(r.id != rec.id for r in doc.records):
-            doc.records = sorted([*doc.records, rec], key=lambda r: r.id)
-            doc.summary = summarize(doc.records)
+        raw = {**current["record"], "reason": f"did not complete: {reason}"[:500]}
+        if "axis" in raw:  # a stability sweep's record
+            rec = StabilityRecord.from_json(raw)
+            if all(s.id != rec.id for s in doc.stability):
+                doc.stability = [*doc.stability, rec]
+        else:
+            rec = CheckRecord.from_json(raw)
+            if all(r.id != rec.id for r in doc.records):
+                doc.records = sorted([*doc.records, rec], key=lambda r: r.id)
+                doc.summary = summarize(doc.records)
     doc.incomplete = {**(doc.incomplete or {}), "reason": reason,
                       "recorded": len(doc.records) + len(doc.stability)}
     doc.complete = False

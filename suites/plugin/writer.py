@@ -7,17 +7,20 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import pytest
 
 from xentcheck.bench.plan import BenchPlan
 from xentcheck.exception_text import one_line
-from xentcheck.expectations import Registry, audit
+from xentcheck.expectations import audit
 from xentcheck.journal import Journal, journal_path
 from xentcheck.records import OUTCOMES, BenchRecord, CheckRecord, Results, StabilityRecord
 from xentcheck.results import document, dumps, write_atomic
 from xentcheck.safe_output import OutputError, open_lock, target
+
+if TYPE_CHECKING:
+    from .session import XentSession
 
 
 def check_writable(flag: str, path: Path) -> None:
@@ -109,14 +112,16 @@ class Writer:
             self.records.append(rec)
         self.journal.write(rec, self.header)
 
-    def finish(self, environment: dict, registry: Registry, versions: dict, bench: BenchPlan | None,
-               sliced: bool, baseline: Results | None, incomplete: dict | None = None,
-               wandb: bool = False, harness: dict | None = None, keyword: str = "") -> tuple[list[str], bool]:
-        """Write results and report; returns the lines to print at the end of the run and whether the
-        run regressed against the baseline. ``sliced``: the run was a slice (-k, -m,
+    def finish(self, run: XentSession, sliced: bool, incomplete: dict | None = None,
+               harness: dict | None = None, keyword: str = "") -> tuple[list[str], bool]:
+        """Write results and report of ``run`` (its environment, registry, versions, benchmarks, baseline
+        and options); returns the lines to print at the end of the run and whether the run regressed
+        against the baseline. ``sliced``: the run was a slice (-k, -m, --case, --binding,
         --one-per-category); ``keyword``: its -k expression (the baseline's checks it would select must be
-        here); ``incomplete``: why the run stopped early (then the registry audit only
-        reports, the file is marked incomplete and the journal is kept)."""
+        here); ``incomplete``: why the run stopped early (then the registry audit only reports, the file
+        is marked incomplete and the journal is kept)."""
+        environment, registry, versions, bench = run.environment, run.registry, run.versions(), run.bench
+        baseline, wandb = run.baseline, run.options.wandb
         benchmarks = bench.section() if bench else None
         if not self.records and not benchmarks and not self.stability and not environment.get("probes"):
             self.journal.close(remove=incomplete is None)

@@ -3,7 +3,7 @@ measured once, and the records collected (written into the results document's ``
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..exception_text import one_line
@@ -18,48 +18,42 @@ _NO_COMPILE_CACHES = {"XENTCHECK_JAX_CACHE": "off", "TORCHINDUCTOR_FX_GRAPH_CACH
                       "TORCHINDUCTOR_AUTOGRAD_CACHE": "0"}
 
 
-def add_options(group) -> None:
-    """The ``--bench*`` command-line options."""
-    group.addoption("--bench", action="store_true", default=False,
-                    help="also run the benchmark sweep (add --benchmark-only to skip the conformance checks)")
-    group.addoption("--bench-sizes", default="quick", metavar="SWEEP|NxC,...",
-                    help=f"sizes to time: {', '.join(sweep.SWEEPS)} or a list like 32x10,4096x32000 (default quick)")
-    group.addoption("--bench-modes", default="eager,compiled", help="modes to time (default eager,compiled)")
-    group.addoption("--bench-passes", default="forward,forward+backward",
-                    help="passes to time (default forward,forward+backward)")
-    group.addoption("--bench-dtypes", default="float32", help="dtypes to time (default float32)")
-    group.addoption("--bench-threads", type=int, default=None,
-                    help="threads for every framework (default: the CPUs this process may use)")
-    group.addoption("--bench-time", type=float, default=0.5,
-                    help="seconds of timed rounds per benchmark before it stops short of --bench-precision "
-                         "(at least 6 rounds, at most 200; default 0.5)")
-    group.addoption("--bench-precision", type=float, default=precision.PRECISION,
-                    help="stop timing a benchmark once the 95%% interval of its median is within this fraction "
-                         f"of it (default {precision.PRECISION})")
-    group.addoption("--bench-max-call", type=float, default=runner.MAX_CALL_S,
-                    help="a configuration whose call takes longer is timed in one round, without an interval, "
-                         f"and listed as such in the report (default {runner.MAX_CALL_S} s; 0: time every one "
-                         "in full)")
+@dataclass(frozen=True)
+class BenchOptions:
+    """The ``--bench*`` command-line values as given (declared and read with the run's other options
+    in ``suites/plugin/options.py``); :class:`BenchPlan` validates them."""
+
+    sizes: str = "quick"
+    modes: str = "eager,compiled"
+    passes: str = "forward,forward+backward"
+    dtypes: str = "float32"
+    #: None: the CPUs this process may use
+    threads: int | None = None
+    time_s: float = 0.5
+    precision: float = precision.PRECISION
+    max_call_s: float = runner.MAX_CALL_S
+    #: the run's device (``--device``): the adapters time on it
+    device: str = "cpu"
 
 
 class BenchPlan:
     """Created when ``--bench`` is given; raises sweep.SweepError on a malformed option."""
 
-    def __init__(self, opt):
-        self.sizes = sweep.parse_sizes(opt("bench_sizes"))
-        self.modes = sweep.parse_list("--bench-modes", opt("bench_modes"), sweep.MODES)
-        self.passes = sweep.parse_list("--bench-passes", opt("bench_passes"), sweep.PASSES)
-        self.dtypes = sweep.parse_list("--bench-dtypes", opt("bench_dtypes"), DTYPES)
-        n = opt("bench_threads") or threads.available()
+    def __init__(self, opt: BenchOptions):
+        self.sizes = sweep.parse_sizes(opt.sizes)
+        self.modes = sweep.parse_list("--bench-modes", opt.modes, sweep.MODES)
+        self.passes = sweep.parse_list("--bench-passes", opt.passes, sweep.PASSES)
+        self.dtypes = sweep.parse_list("--bench-dtypes", opt.dtypes, DTYPES)
+        n = opt.threads or threads.available()
         if not 1 <= n <= threads.available():
             raise sweep.SweepError(f"--bench-threads={n}: this process may use 1 to {threads.available()} CPUs")
-        self.budget_s = opt("bench_time")
+        self.budget_s = opt.time_s
         if not self.budget_s > 0:
             raise sweep.SweepError("--bench-time: give a positive number of seconds, e.g. 0.5")
-        self.precision = opt("bench_precision")
+        self.precision = opt.precision
         if not 0 < self.precision < 1:
             raise sweep.SweepError("--bench-precision: give a fraction between 0 and 1, e.g. 0.03")
-        self.max_call_s = opt("bench_max_call")
+        self.max_call_s = opt.max_call_s
         if not self.max_call_s >= 0:
             raise sweep.SweepError("--bench-max-call: give seconds (0 times every configuration in full), e.g. 0.5")
         self.thread_facts = threads.apply(n)  # before any framework is imported
@@ -67,6 +61,7 @@ class BenchPlan:
         for var, value in _NO_COMPILE_CACHES.items():
             os.environ.setdefault(var, value)
         self.threads = n
+        self.device = opt.device
         self.records: list[BenchRecord] = []
         self.floor: dict | None = None
         self._problem_key: tuple | None = None
@@ -110,23 +105,24 @@ class BenchPlan:
     def _key(binding, spec: BenchSpec) -> tuple:
         return (spec.op, sweep.canonical_target(spec.op, binding.caps.targets), spec.batch, spec.classes, spec.dtype)
 
-    def measure_floor(self, adapters: dict[str, Adapter], device: str) -> dict:
-        """Bandwidth and exp throughput on ``device``, once per run, before the first benchmark.
-        Adapters offer kernels on the device (``read_kernels(device)``, ``exp_kernels(device)``) and
-        its cache size (``device_cache_bytes(device)``); on the CPU NumPy's own kernels are
+    def measure_floor(self, adapters: dict[str, Adapter]) -> dict:
+        """Bandwidth and exp throughput on the run's device, once per run, before the first benchmark.
+        Adapters offer kernels on their device (``read_kernels()``, ``exp_kernels()``) and its cache
+        size (``device_cache_bytes()``); on the CPU NumPy's own kernels are
         candidates too. ``last_level_cache_bytes`` is the cache of the device timed (what tells a
         cache-resident size from a memory-bound one)."""
         if self.floor is None:
+            device = self.device
             host = device == "cpu"
             reads, exps, caches = {}, {}, []
             for a in adapters.values():
                 for attr, into in (("read_kernels", reads), ("exp_kernels", exps)):
                     offer = getattr(a, attr, None)
                     if offer is not None:
-                        into.update(offer(device) or {})
+                        into.update(offer() or {})
                 cache = getattr(a, "device_cache_bytes", None)
-                if not host and cache is not None and cache(device):
-                    caches.append(cache(device))
+                if not host and cache is not None and cache():
+                    caches.append(cache())
             cache_bytes = floor_mod.last_level_cache_bytes() if host else max(caches, default=None)
             exp = {dtype: floor_mod.measure_exp(self.threads, dtype, exps, host=host)
                    for dtype in sorted(set(self.dtypes) | {"float32"})}
@@ -137,11 +133,10 @@ class BenchPlan:
                           "process_peak_memory": memory.process_peak_available()}
         return self.floor
 
-    def run(self, adapters: dict[str, Adapter], binding: Binding, spec: BenchSpec, benchmark: Any,
-            device: str) -> BenchRecord:
+    def run(self, adapters: dict[str, Adapter], binding: Binding, spec: BenchSpec, benchmark: Any) -> BenchRecord:
         """One benchmark record; ``unsupported`` with the reason where the binding cannot do it.
         ``adapters`` are all loaded ones: each may offer an exp kernel to the floor."""
-        adapter = adapters[spec.framework]
+        adapter, device = adapters[spec.framework], self.device
         rec = runner.base_record(spec, binding.api, device, self.threads)
         new_input = self._key(binding, spec) != self._problem_key
         for name, other in adapters.items():  # one framework at a time holds a converted input
@@ -160,11 +155,10 @@ class BenchPlan:
         if why:
             rec.outcome, rec.reason = "unsupported", why
             return rec
-        floor = self.measure_floor(adapters, device)
+        floor = self.measure_floor(adapters)
         try:
             return runner.measure(adapter, binding, spec, problem, benchmark, floor=floor, budget_s=self.budget_s,
-                                  target=self.precision, max_call_s=self.max_call_s, device=device,
-                                  threads=self.threads)
+                                  target=self.precision, max_call_s=self.max_call_s, threads=self.threads)
         except Exception as e:  # one binding's failure is recorded; the sweep goes on
             rec.outcome, rec.reason = "error", one_line(e)
             return rec

@@ -89,27 +89,27 @@ def interleaved_ratio(a: Callable[[], Any], b: Callable[[], Any], rounds: int, i
     return {"adapter_median_s": ma, "bare_median_s": mb, "ratio": ma / mb, "rounds": rounds}
 
 
-def peak_memory(adapter: Any, call: Callable[[], Any], device: str, host_peak: int | None,
-                framework: str) -> tuple[int | None, str]:
+def peak_memory(adapter: Any, call: Callable[[], Any], host_peak: int | None, framework: str) -> tuple[int | None, str]:
     """(peak bytes of one call, how it was measured). On the CPU the process's RSS high-water mark
-    (measured over the first timed round); on a device the host's RSS says nothing, so the adapter's
-    device allocator (``device_peak_bytes``), or nothing."""
+    (measured over the first timed round); on a device (the adapter's ``device``) the host's RSS says
+    nothing, so the adapter's device allocator (``device_peak_bytes``), or nothing."""
+    device = getattr(adapter, "device", "cpu")
     if device == "cpu":
         return host_peak, "process RSS"
     device_peak = getattr(adapter, "device_peak_bytes", None)
-    peak = device_peak(call, device) if device_peak is not None else None
+    peak = device_peak(call) if device_peak is not None else None
     if peak is None:
         return None, f"not measured: {framework}'s allocator cannot report one call's peak on {device}"
     return peak, "device allocator"
 
 
 def measure(adapter: Any, binding: Binding, spec: BenchSpec, problem: Problem, benchmark: Any, *, floor: dict,
-            budget_s: float, target: float, max_call_s: float, device: str, threads: int) -> BenchRecord:
-    """Time ``binding`` on ``problem`` as ``spec`` says, to ``target`` precision within about
-    ``budget_s`` of timed rounds (one round when a call takes more than ``max_call_s``, unless it is
-    0); the record carries stats with the median's interval, floor and memory."""
-    rec = base_record(spec, binding.api, device, threads)
-    call = adapter.prepare(binding, problem, grad=spec.grad, mode=spec.mode, device=device)
+            budget_s: float, target: float, max_call_s: float, threads: int) -> BenchRecord:
+    """Time ``binding`` on ``problem`` as ``spec`` says (on the adapter's ``device``), to ``target``
+    precision within about ``budget_s`` of timed rounds (one round when a call takes more than
+    ``max_call_s``, unless it is 0); the record carries stats with the median's interval, floor and memory."""
+    rec = base_record(spec, binding.api, getattr(adapter, "device", "cpu"), threads)
+    call = adapter.prepare(binding, problem, grad=spec.grad, mode=spec.mode)
     first = t_call = _time_once(call)  # compiles, in a compiled mode; eager frameworks may also warm caches
     if spec.mode != "eager" or first < CALIBRATE_BELOW_S:  # a first call says too little about the rest
         t_call = _time_once(call)
@@ -135,9 +135,9 @@ def measure(adapter: Any, binding: Binding, spec: BenchSpec, problem: Problem, b
     rec.compile_s = max(0.0, first - median) if spec.mode == "compiled" else None
     rec.bytes, rec.gbps = nbytes, nbytes / median / 1e9
     rec.floor_s, rec.floor_bound, rec.floor_multiple = floor_s, bound, median / floor_s
-    rec.peak_bytes, rec.peak_kind = peak_memory(adapter, call, device, host_peak, spec.framework)
+    rec.peak_bytes, rec.peak_kind = peak_memory(adapter, call, host_peak, spec.framework)
     bare = getattr(adapter, "bare", None)
-    native = bare(binding.name, problem, grad=spec.grad, device=device) if bare and spec.mode == "eager" else None
+    native = bare(binding.name, problem, grad=spec.grad) if bare and spec.mode == "eager" else None
     if native is not None and stopped != "max-call":
         native()
         alternations = OVERHEAD_ROUNDS if median < SLOW_CALL_S else OVERHEAD_ROUNDS_SLOW

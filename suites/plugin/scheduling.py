@@ -1,0 +1,130 @@
+"""The pytest-xdist scheduling of a run: which worker group each test belongs to, in which order the
+groups are handed out, and the scheduler that keeps a group on one worker.
+
+A test's group comes from its :class:`~xentcheck.check.Check` (the suites' parameter) and the
+``worker_groups`` its adapter declares (:class:`xentcheck.protocol.WorkerGroup`): nothing here names a
+framework. The workers know the checks (they collect); the controller, which schedules, only sees node
+ids. So each worker writes the node id -> group table it computed to a file the controller names
+(``pytest_configure_node``) before it reports its collection, and the controller's scheduler reads it:
+the ids are never parsed.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from xentcheck.check import Check
+
+#: the suites' parameters that hold a Check
+CHECK_PARAMS = ("spec", "relation_spec", "stability_spec", "probe_spec", "repro_spec")
+#: the workerinput key naming the group table's path
+_TABLE_KEY = "xentcheck_groups"
+
+
+def check_of(item: pytest.Item) -> Check | None:
+    """The Check a suite's test item runs (None for any other test)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return next((params[k] for k in CHECK_PARAMS if isinstance(params.get(k), Check)), None)
+
+
+def group_for(adapter, kind: str, dtype: str = "", mode: str = "eager") -> str:
+    """The worker group of a check of ``adapter``: the first of its declared ``worker_groups`` that takes
+    the check's kind, dtype and mode, else the framework's name."""
+    declared = getattr(adapter, "worker_groups", ())
+    return next((g.name for g in declared if g.takes(kind, dtype, mode)), adapter.name)
+
+
+def _rank(item: pytest.Item, ranks: dict[str, int]) -> float:
+    """Where ``item``'s group is handed out: its declared rank; a group without one, or a test of no
+    group, after all of them."""
+    check = check_of(item)
+    return ranks.get(check.group, math.inf) if check is not None else math.inf
+
+
+class WorkerGroups:
+    """Registered in xdist workers: orders the tests by their groups' ranks (under --no-loadscope-reorder
+    the order of the collection is the order in which groups are handed out), writes the group table
+    for the controller's scheduler, and ends the worker process quickly once its session is over."""
+
+    def __init__(self, ranks) -> None:
+        self.ranks = ranks  # a zero-argument call: group name -> rank, from the loaded adapters
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # Everything the worker reports has reached the controller by now. Tearing down TensorFlow's,
+        # JAX's and PyTorch's modules at interpreter exit takes 2-5 s per worker, which the controller
+        # waits for; the last atexit handler registered runs first and skips it.
+        atexit.register(_exit_now)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session, config, items) -> None:
+        ranks = self.ranks()
+        items.sort(key=lambda i: _rank(i, ranks))  # stable within a group
+        path = config.workerinput.get(_TABLE_KEY)
+        if path:
+            table = {i.nodeid: c.group for i in items for c in [check_of(i)] if c is not None and c.group}
+            mine = f"{path}.{config.workerinput.get('workerid', 'gw')}"
+            Path(mine).write_text(json.dumps(table))
+            os.replace(mine, path)  # whole, before this worker reports its collection
+
+
+def _exit_now() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+class Controller:
+    """Registered in the controller of an xdist run: names the group table's file for the workers and
+    makes the scheduler that reads it."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="xentcheck-groups-")) / "groups.json"
+        self._table: dict[str, str] | None = None
+
+    def group_of(self, nodeid: str) -> str | None:
+        """The worker group of a test, from the table the workers wrote (None: a test of no group)."""
+        if self._table is None:
+            try:
+                self._table = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                self._table = {}  # no worker wrote one (e.g. no suite collected): every test on its own
+        return self._table.get(nodeid)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput[_TABLE_KEY] = str(self.path)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config, log):
+        if config.getoption("dist", "no") == "loadgroup":
+            return make_scheduler(config, log, self.group_of)
+        return None
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        for p in (self.path, self.path.parent):
+            try:
+                p.unlink() if p.is_file() else p.rmdir()
+            except OSError:
+                pass
+
+
+def make_scheduler(config: pytest.Config, log, group_of):
+    """``--dist loadgroup`` for this suite: each worker group's tests run on one worker (a framework's
+    kernels are compiled once: JAX's eager dispatch compiles every primitive per shape). The groups come
+    from the checks, not from ``xdist_group`` marks, which pytest-xdist 3.8.0 under pytest 9.2.0 does not
+    honour (even a static mark in a minimal test is split across workers; cf. pytest-dev/pytest-xdist#1241)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid) or nodeid
+
+    return GroupScheduling(config, log)
