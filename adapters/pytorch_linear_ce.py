@@ -57,10 +57,12 @@ def _installed(module: str) -> bool:
 
 
 def environment() -> dict:
-    """Versions of the optional linear_ce libraries that are installed (for the results file)."""
+    """Versions of the optional linear_ce libraries whose bindings are bound (for the results file and
+    the registry's version ranges: a library that is installed but cannot run, without Triton, is
+    listed under ``linear_ce.skipped`` instead)."""
     out = {"linear_ce.skipped": "; ".join(missing())} if missing() else {}
     for dist, module in LIBRARIES.items():
-        if _installed(module):
+        if _installed(module) and (module == "triton" or _installed("triton")):
             try:
                 out[dist] = version(dist)
             except PackageNotFoundError:

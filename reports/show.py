@@ -70,7 +70,7 @@ class Shown:
     @property
     def check_id(self) -> str:
         p = self.problem
-        return checks.check_id(self.framework, self.binding.name, p.case, p.dtype, self.mode, p.reduction, self.check)
+        return Check(self.framework, self.binding.name, p.case, p.dtype, self.mode, p.reduction, self.check).id
 
     def text(self) -> str:
         """Everything, as plain text: inputs, the three expected values, the result, the verdict, the snippet."""

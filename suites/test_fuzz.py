@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 
 from suites.plugin import session_of
 from xentcheck import fuzz
-from xentcheck.checks import run_check
 
 #: draws per binding in the default run (derandomised: the same draws every run), and under --fuzz
 DEFAULT_DRAWS, CAMPAIGN_DRAWS = 2, 200
@@ -41,8 +40,7 @@ def test_fuzz(fuzz_binding, request: pytest.FixtureRequest) -> None:
     @given(fuzz.problems(caps.op, caps.targets, caps.reductions, dtypes, caps.options))
     def draw(p):
         for check in checks:
-            rec = run_check(adapter, binding, p, check, registry=xs.registry, versions=xs.versions(), mode="eager",
-                            device=xs.options.device)
+            rec = xs.judge.check(adapter, binding, p, check)
             if rec.outcome in ("fail", "error"):
                 raise AssertionError(f"finding {fuzz.finding_key(name, check, p)}: {rec.outcome}: {rec.reason} "
                                      f"| draw: {fuzz.repro_line(p)}")

@@ -111,7 +111,7 @@ def test_unused_expectation_is_warned(tmp_path):
 
 def test_an_entry_whose_checks_the_run_did_not_select_is_not_unused(tmp_path):
     # The run selected float32 only (a slice leaves float64 out by design): an entry for float64 says nothing
-    reg = _registry(tmp_path, '{ compute_dtype = "float32" }', cases='["no_such_case"]')
+    reg = _registry(tmp_path, '{ compute_dtype = "float32" }', when='{ num_classes = 12345 }')
     scoped = Registry(tuple(replace(e, dtypes=("float64",)) for e in reg.entries))
     assert audit(scoped, [_run(HONEST, "random_index", registry=scoped)], {"fake"}) == ([], [])
     # ...and an entry on a binding the run did not select (-k, --binding) says nothing either

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from xentcheck import conditions as c
+from xentcheck.check import Check
 from xentcheck.expectations import ExpectationError, load_registry
 from xentcheck.problem import Problem
 
@@ -162,7 +163,9 @@ def _registry(tmp_path, when: str):
 
 def test_an_entry_selects_by_the_input_not_the_case_name(tmp_path):
     reg = _registry(tmp_path, "{ has_pos_inf = true }")
-    args = ("torch", "F.cross_entropy", "any_users_case", "any category", "float32", "value", {})
+    key = Check("torch", "F.cross_entropy", "any_users_case", "float32", "eager", "mean", "value",
+                category="any category")
+    args = (key, {})
     hit = _p([[0.0, INF], [1.0, 2.0]], [0, 1])
     assert reg.find(*args, problem=hit).id == "x"
     assert reg.find(*args, problem=PLAIN) is None

@@ -5,8 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Found
 
 from xentcheck import fuzz
-from xentcheck.checks import run_check
-from xentcheck.expectations import Registry
+from xentcheck.checks import Judge
 
 from .fake_adapter import CAPS, HONEST, FakeAdapter
 
@@ -45,7 +44,7 @@ def _findings(adapter, max_examples=80) -> dict:
     @given(STRATEGY)
     def run(p):
         for check in ("value", "grad"):
-            rec = run_check(adapter, adapter.bindings()[0], p, check, registry=Registry(), versions={})
+            rec = Judge().check(adapter, adapter.bindings()[0], p, check)
             if rec.outcome in ("fail", "error"):
                 found.setdefault(fuzz.finding_key("fake.softmax_ce", check, p), rec.reason)
 
@@ -66,7 +65,7 @@ def test_a_failing_draw_shrinks_to_a_small_example():
               suppress_health_check=list(HealthCheck))
     @given(STRATEGY)
     def failing(p):
-        rec = run_check(bad, bad.bindings()[0], p, "value", registry=Registry(), versions={})
+        rec = Judge().check(bad, bad.bindings()[0], p, "value")
         if rec.outcome == "fail":
             raise Found(fuzz.repro_line(p))
 

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from cases import load_catalog
-from xentcheck.checks import run_check
-from xentcheck.expectations import Registry
+from xentcheck.checks import Judge
 from xentcheck.protocol import InputWrittenError, run_binding
 
 from .fake_adapter import HONEST
@@ -23,12 +22,12 @@ def test_a_kernel_that_writes_into_its_inputs_is_an_error_never_a_pass(case, che
     if not np.any(p.x != 0):
         pytest.skip("no logit to overwrite (an empty batch): zeroing writes nothing")
     before = p.x.copy()
-    rec = run_check(VANDAL, VANDAL.bindings()[0], p, check, registry=Registry(), versions={})
+    rec = Judge().check(VANDAL, VANDAL.bindings()[0], p, check)
     if rec.outcome == "unsupported":
         pytest.skip(rec.reason)
     assert rec.outcome == "error" and "fake.softmax_ce wrote into its inputs (x)" in rec.reason
     np.testing.assert_array_equal(p.x, before)  # the judge's copy is untouched
-    after = run_check(HONEST, HONEST.bindings()[0], p, check, registry=Registry(), versions={})
+    after = Judge().check(HONEST, HONEST.bindings()[0], p, check)
     assert after.outcome == "pass"  # the next binding gets pristine inputs
 
 

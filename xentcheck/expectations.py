@@ -230,12 +230,14 @@ class Registry:
     def get(self, entry_id: str) -> Expectation:
         return next(e for e in self.entries if e.id == entry_id)
 
-    def undeclared(self, known: set[str] | frozenset[str], declared: dict[str, set[str]]) -> str | None:
+    def undeclared(self, known: set[str] | frozenset[str], declared: dict[str, set[str]],
+                   versions: dict | None = None) -> str | None:
         """One line naming the first entry that names a framework not in ``known`` (every framework the
         run could check, installed or not), or a binding that none of its frameworks declares among
         ``declared`` (framework -> binding names, for the adapters loaded); None when all are declared.
         An entry is judged on its bindings only where all its frameworks are loaded (one not installed
-        may declare them)."""
+        may declare them) and its ``package`` is installed (in ``versions``: an optional library, such
+        as Liger-Kernel for the torch adapter, contributes its bindings only when it is there)."""
         for e in self.entries:
             unknown = [f for f in e.frameworks if f not in known]
             if unknown:
@@ -243,6 +245,8 @@ class Registry:
                         f"(known: {', '.join(sorted(known))}); fix the name in the registry")
             loaded = [f for f in e.frameworks if f in declared]
             if len(loaded) < len(e.frameworks):  # a binding may be one of a framework not loaded here
+                continue
+            if e.package and versions is not None and e.package not in versions:
                 continue
             names = set().union(*(declared[f] for f in loaded))
             missing = [b for b in e.bindings if b not in names]

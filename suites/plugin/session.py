@@ -138,7 +138,8 @@ class XentSession:
             self.environment["frameworks"].pop(name, None)
         # a misspelt binding: the hooks raise it once collection ends, before anything runs (raised
         # here, inside a suite's parametrisation, pytest would print it as a collection traceback)
-        self.registry_error = self.registry.undeclared(self._known, {n: set(self.bindings(n)) for n in self.adapters})
+        self.registry_error = self.registry.undeclared(self._known, {n: set(self.bindings(n)) for n in self.adapters},
+                                                       self.versions())
         self.environment["skipped"].update(self.skipped)
         if self.broken:
             self.environment["broken"] = dict(self.broken)

@@ -51,7 +51,8 @@ def enabled(config: pytest.Config) -> bool:
         return False
     if os.environ.get(_ENV) == str(os.getppid()):  # pytest.main inside a supervised child's own process
         return False
-    if os.environ.get("PYTEST_XDIST_WORKER") or getattr(opt, "no_supervisor", False):
+    if getattr(opt, "no_supervisor", False):  # (an xdist worker has workerinput: its env var is inherited by
+        # the pytest processes a test starts, which must be supervised as any other)
         return False
     if any(getattr(opt, name, False) for name in ("help", "version", "collectonly", "showfixtures", "markers",
                                                    "fixtures_per_test", "usepdb", "trace")):

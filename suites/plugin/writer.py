@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -103,7 +103,7 @@ class Writer:
     def add(self, rec: Record, bench: BenchPlan | None = None) -> None:
         """Keep a record and journal it."""
         if isinstance(rec, CheckRecord) and rec.repro and rec.case in self.redact_cases:
-            rec.repro = None  # a report may be shared; an external case's arrays stay out of it
+            rec = replace(rec, repro=None)  # a report may be shared; an external case's arrays stay out of it
         if isinstance(rec, BenchRecord):
             bench.records.append(rec)
         elif isinstance(rec, StabilityRecord):
