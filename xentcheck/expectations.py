@@ -265,7 +265,8 @@ def _in_scope(e: Expectation, r: CheckRecord) -> bool:
 
 
 def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
-          versions: dict | None = None, declared: set[str] | None = None) -> tuple[list[str], list[str]]:
+          versions: dict | None = None, declared: set[str] | None = None,
+          fired_elsewhere: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
     """Run-level strictness: (stale, unused) entry messages for the frameworks that ran (and, given
     ``versions``, only for entries whose version range holds: another release line's entry is silent).
 
@@ -278,6 +279,8 @@ def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
         ``declared`` (the ``framework::binding`` names the adapters declare), the entry names a binding
         no framework of its own has. An entry whose checks the run did not select (a dtype a slice leaves
         out by design, a binding -k or --binding left out) is not unused: nothing is said about it.
+    ``fired_elsewhere``: entries whose behaviour a layer that writes no record showed (the fuzz slice's
+    draws): they are neither unused nor stale.
     """
     applied: dict[str, int] = {}
     fired: dict[str, int] = {}
@@ -290,6 +293,10 @@ def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
             applied[e] = applied.get(e, 0) + 1
             if r.outcome == "deviation" or (r.outcome == "pass" and e in refusals):
                 fired[e] = fired.get(e, 0) + 1
+    covered.update(fired_elsewhere)
+    for e in fired_elsewhere:
+        applied[e] = applied.get(e, 0) + 1
+        fired[e] = fired.get(e, 0) + 1
     stale, unused = [], []
     modes_run = {r.mode for r in records}
     for e in registry.entries:
@@ -308,7 +315,7 @@ def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
             selected = 0 if e.options else sum(_in_scope(e, r) for r in records)
             if selected:
                 unused.append(f"expectation {e.id!r} covered none of the {selected} checks this run selected on its "
-                              f"bindings (its cases, categories or options match none of them)")
+                              f"bindings (its conditions or options match none of their inputs)")
         elif e.id not in applied:
             unused.append(f"expectation {e.id!r} covered checks, but none whose input shows the documented "
                           f"behaviour; add a case that does")

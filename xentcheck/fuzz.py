@@ -21,6 +21,9 @@ FUZZ_OPTIONS = ("class_weight", "sample_weight", "ignore_index", "label_smoothin
 IGNORE = -100
 
 
+#: the ops whose problems the fuzzer draws (linear_ce's X and W are not drawn yet)
+OPS = ("softmax_ce", "categorical_ce", "sigmoid_bce", "bce", "nll")
+
 def _largest(dtype: str) -> float:
     return {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
             "float64": 1.7976931348623157e308}[dtype]

@@ -23,6 +23,8 @@ PARSERS = {"xentcheck": CheckRecord.from_json, "xentcheck_bench": BenchRecord.fr
 #: the key of the Check an item that records attaches at set-up, so a check that never finishes (a hang,
 #: a dead worker) still gets a full record
 SPEC_KEY = "xentcheck_spec"
+#: the key under which the fuzz slice attaches the registry entries its draws showed (it writes no record)
+FUZZ_KEY = "xentcheck_fuzz_fired"
 #: the parameters of the suites' tests that produce a record (what "collected" counts)
 RECORDING_PARAMS = ("spec", "relation_spec", "stability_spec", "bench_spec")
 
@@ -178,6 +180,8 @@ class Hooks:
         for key, value in report.user_properties:
             if key == SPEC_KEY and report.when == "setup":
                 self.started[report.nodeid] = Check.from_json(value)
+            elif key == FUZZ_KEY and report.when == "call":
+                self.writer.fuzz_fired.update(json.loads(value))
         recs = [PARSERS[k](v) for k, v in report.user_properties if k in props]
         if report.when == "call" and recs:
             self.take_lock()  # under xdist the controller collects nothing: it locks at the first record

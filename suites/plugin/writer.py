@@ -95,6 +95,8 @@ class Writer:
     #: cases from outside the repository (--cases): their inputs may be the user's own data, so their
     #: records carry no snippet (which pastes the inputs) unless --snippets-with-inputs
     redact_cases: frozenset[str] = frozenset()
+    #: registry entries the fuzz slice's draws showed (the fuzz layer writes no record): for the audit
+    fuzz_fired: set[str] = field(default_factory=set)
     journal: Journal = field(init=False)
 
     def __post_init__(self) -> None:
@@ -127,7 +129,7 @@ class Writer:
             self.journal.close(remove=incomplete is None)
             return [], False
         stale, unused = audit(registry, self.records, set(environment["frameworks"]), versions,
-                              declared=set(environment.get("bindings", {})))
+                              declared=set(environment.get("bindings", {})), fired_elsewhere=frozenset(self.fuzz_fired))
         if sliced or incomplete:  # a slice or a cut-short run may leave out every input where an entry shows
             stale, unused = [], []
         expectations = {"entries": [e.as_dict() for e in registry.entries], "stale": stale, "unused": unused}
