@@ -43,7 +43,7 @@ def test_fuzz(fuzz_binding, request: pytest.FixtureRequest) -> None:
     @settings(derandomize=not campaign, max_examples=CAMPAIGN_DRAWS if campaign else DEFAULT_DRAWS,
               deadline=None, database=settings.default.database if campaign else None,
               suppress_health_check=list(HealthCheck))
-    @given(fuzz.problems(caps.op, caps.targets, caps.reductions, dtypes, caps.options))
+    @given(fuzz.problems(caps, dtypes))
     def draw(p):
         for check in checks:
             rec = xs.judge.check(adapter, binding, p, check)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from . import conditions
 from .problem import CATEGORICAL_OPS, Problem, round_to
+from .protocol import Capabilities
 
 #: the options the generator draws (where= and pos_weight need more structure than a fuzz draw: they are
 #: the catalog's and the interaction cases' job)
@@ -47,13 +48,14 @@ def logit_values(dtype: str) -> st.SearchStrategy[float]:
 
 
 @st.composite
-def problems(draw, op: str, targets: frozenset[str], reductions: frozenset[str], dtypes: frozenset[str],
-             options: frozenset[str] = frozenset()) -> Problem:
-    """One problem for ``op`` within a binding's declared target kinds, reductions, dtypes and options."""
+def problems(draw, caps: Capabilities, dtypes: frozenset[str]) -> Problem:
+    """One problem for the binding's op (``caps.op``) within its declared target kinds, reductions and
+    options (``caps``) and the given ``dtypes`` (the run's dtypes of those the binding declares)."""
+    op = caps.op
     dtype = draw(st.sampled_from(sorted(dtypes)))
-    kind = draw(st.sampled_from(sorted(targets)))
-    reduction = draw(st.sampled_from(sorted(reductions)))
-    on = {o for o in sorted(set(options) & set(FUZZ_OPTIONS)) if draw(st.booleans())}
+    kind = draw(st.sampled_from(sorted(caps.targets)))
+    reduction = draw(st.sampled_from(sorted(caps.reductions)))
+    on = {o for o in sorted(set(caps.options) & set(FUZZ_OPTIONS)) if draw(st.booleans())}
     categorical = op in CATEGORICAL_OPS
     if kind != "index":
         on.discard("ignore_index")
