@@ -271,10 +271,16 @@ def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
         np.ascontiguousarray(b).tobytes()
 
 
-def _check_untouched(binding: Binding, problem: Problem, handed: Problem, cotangent: np.ndarray | None,
-                     cot: np.ndarray | None, raised: BaseException | None = None) -> None:
+def _check_untouched(binding: Binding, inputs: tuple[Problem, Problem],
+                     cotangents: tuple[np.ndarray | None, np.ndarray | None],
+                     raised: BaseException | None = None) -> None:
     """Raise InputWrittenError when the call changed the binding's copies (also when it raised: a
-    refusal after writing is still a write); a written copy is dropped, never handed out again."""
+    refusal after writing is still a write); a written copy is dropped, never handed out again.
+
+    ``inputs`` is (the judge's problem, the copy handed to the binding); ``cotangents`` is (the
+    caller's cotangent, the copy handed to the binding), both None when there is none."""
+    problem, handed = inputs
+    cotangent, cot = cotangents
     written = [k for k in _INPUT_ARRAYS if not _same(getattr(problem, k), getattr(handed, k))]
     if cotangent is not None and not _same(np.asarray(cotangent), cot):
         written.append("cotangent")
@@ -299,9 +305,9 @@ def run_binding(adapter: Adapter, binding: Binding, problem: Problem, *, grad: b
         with problem.expected_noise():
             out = adapter.run(binding, handed, grad=grad, cotangent=cot, mode=mode)
     except Exception as e:
-        _check_untouched(binding, problem, handed, cotangent, cot, e)
+        _check_untouched(binding, (problem, handed), (cotangent, cot), e)
         raise
-    _check_untouched(binding, problem, handed, cotangent, cot)
+    _check_untouched(binding, (problem, handed), (cotangent, cot))
     if not all(hasattr(out, k) for k in ("value", "grad", "dtype")):
         raise ContractError(f"{adapter.name}'s run() returned {type(out).__name__} "
                             f"{str(out)[:80]!r}, not an Output(value, grad, dtype) (see xentcheck.protocol)")
