@@ -67,9 +67,9 @@ def build_problem(case: Case, op: str, dtype: str, reduction: str) -> Problem:
     sw = _weights(case.sample_weight, (shape[0],), weight_rng, dtype, per_element=shape[:-1])
     pw = _weights(case.pos_weight, (c,), weight_rng, dtype)
     if op == "linear_ce":  # hidden states and a classifier instead of logits
-        from .linear import linear_problem
+        from .linear import Labels, linear_problem
 
-        return linear_problem(case, dtype, reduction, target, ignore, invalid, cw)
+        return linear_problem(case, dtype, reduction, Labels(target, ignore, invalid), cw)
     return Problem(
         case=case.name, op=op, dtype=dtype, x=x, target=target, target_kind=kind,
         reduction=reduction, class_weight=cw, sample_weight=sw, pos_weight=pw,

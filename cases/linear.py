@@ -16,6 +16,8 @@ and the bias are drawn (keys in cases/README.md):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from xentcheck.problem import Problem, round_to
@@ -47,10 +49,20 @@ def _confident(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, target: np.nd
     return (rows + hi[:, None] * direction).reshape(x.shape)
 
 
-def linear_problem(case, dtype: str, reduction: str, target: np.ndarray, ignore: int | None,
-                   invalid: int | None, class_weight: np.ndarray | None) -> Problem:
+@dataclass(frozen=True)
+class Labels:
+    """A case's index targets as drawn for the other ops: ``target`` with its ignored and invalid rows
+    already planted, the ignored label (``ignore_index``) and the invalid one (``invalid_target``)."""
+
+    target: np.ndarray
+    ignore_index: int | None = None
+    invalid_target: int | None = None
+
+
+def linear_problem(case, dtype: str, reduction: str, labels: Labels, class_weight: np.ndarray | None) -> Problem:
     """The linear_ce problem of ``case`` in ``dtype`` (inputs rounded to it), for targets drawn as for
-    the other ops of the case (``target`` with its ignored and invalid rows already planted)."""
+    the other ops of the case (``labels``)."""
+    target = labels.target
     spec = case.linear or {}
     d = int(spec.get("hidden", 8))
     lead, v = tuple(case.shape[:-1]), int(case.shape[-1])
@@ -74,8 +86,8 @@ def linear_problem(case, dtype: str, reduction: str, target: np.ndarray, ignore:
         x = _confident(x, w, None if bias is None else round_to(bias, dtype), target, float(spec["confident"]))
     return Problem(
         case=case.name, op="linear_ce", dtype=dtype, x=round_to(x, dtype), target=target, target_kind="index",
-        reduction=reduction, class_weight=class_weight, ignore_index=ignore,
-        label_smoothing=float(case.label_smoothing), category=case.category, invalid_target=invalid,
+        reduction=reduction, class_weight=class_weight, ignore_index=labels.ignore_index,
+        label_smoothing=float(case.label_smoothing), category=case.category, invalid_target=labels.invalid_target,
         weight_matrix=round_to(w, dtype), bias=None if bias is None else round_to(bias, dtype),
         softcap=None if spec.get("softcap") is None else float(spec["softcap"]),
         z_loss=float(spec.get("z_loss", 0.0)))
