@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                         description="Rebuild one check from its case and run its binding: the inputs, the expected "
                                     "values under the binding's own convention, under the registry entry that "
                                     "covers it and under the plain mathematics, what the binding returned, the "
-                                    "verdict and the snippet. In Python: reports.show.show(case, binding, framework).")
+                                    "verdict and the snippet. In Python: reports.show.show(case, binding, framework, "
+                                    "at=Coordinates(dtype=..., reduction=..., check=...)).")
     sh.add_argument("check_id", metavar="CHECK_ID", help="a check id as the results and the report name it")
     sh.add_argument("--results", default=None,
                     help="the results file that holds the check (default results/results.json where it exists; "
@@ -79,12 +80,12 @@ def _parser() -> argparse.ArgumentParser:
 def _show(args) -> int:
     from pathlib import Path
 
-    from .show import ShowError, show_check
+    from .show import ShowError, Sources, show_check
 
+    sources = Sources(cases=tuple(Path(p) for p in args.cases), adapters=tuple(args.adapter),
+                      expectations=tuple(Path(p) for p in args.expectations) if args.expectations else None)
     try:
-        shown = show_check(args.check_id, Path(args.results) if args.results else None,
-                           cases=[Path(p) for p in args.cases], adapters=args.adapter,
-                           expectations=[Path(p) for p in args.expectations] if args.expectations else None)
+        shown = show_check(args.check_id, Path(args.results) if args.results else None, sources)
     except (ShowError, ResultsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

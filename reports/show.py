@@ -22,7 +22,7 @@ from adapters import BUILTIN, AdapterError, load_builtin, load_external, missing
 from cases import Case, interactions, load_catalog
 from xentcheck import checks, reference
 from xentcheck.check import Check
-from xentcheck.expectations import Expectation, Registry, load_registry
+from xentcheck.expectations import Expectation, load_registry
 from xentcheck.problem import Problem
 from xentcheck.protocol import Adapter, Binding, run_binding
 from xentcheck.records import CheckRecord
@@ -32,6 +32,31 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EXPECTATIONS = ROOT / "suites" / "expectations.toml"
 DEFAULT_RESULTS = Path("results") / "results.json"
 CHECK_PARTS = ("dtype", "mode", "reduction", "check")
+
+
+@dataclass(frozen=True)
+class Coordinates:
+    """Which check of a case and a binding :func:`show` rebuilds: the ``dtype``, the ``reduction`` (None:
+    the first the case and the binding share), the ``check`` ("value" or "grad"), the ``mode`` and the
+    ``device``."""
+
+    dtype: str = "float32"
+    reduction: str | None = None
+    check: str = "value"
+    mode: str = "eager"
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where :func:`show` loads from besides the built-in catalog and adapters: ``cases``, external case
+    files or folders (as ``--cases``); ``adapters``, external adapters as ``MODULE:ATTR`` or
+    ``path/to/file.py:ATTR`` (as ``--adapter``); ``expectations``, registry files (None: the default
+    suites/expectations.toml)."""
+
+    cases: tuple[Path, ...] = ()
+    adapters: tuple[str, ...] = ()
+    expectations: tuple[Path, ...] | None = None
 
 
 class ShowError(ValueError):
@@ -178,43 +203,49 @@ def _interaction_case(name: str, binding: Binding) -> Case | None:
     return None
 
 
-def show(case: str, binding: str, framework: str, *, dtype: str = "float32", reduction: str | None = None,
-         check: str = "value", mode: str = "eager", device: str = "cpu", cases: list[Path] = (),
-         adapters: list[str] = (), expectations: list[Path] | None = None) -> Shown:
+def show(case: str, binding: str, framework: str, *, at: Coordinates | None = None,
+         sources: Sources | None = None) -> Shown:
     """Rebuild one check of ``binding`` (of ``framework``) on ``case`` and evaluate everything behind it.
 
-    ``reduction`` defaults to the first the case and the binding share; ``cases``: external case files
-    or folders (as ``--cases``); ``adapters``: external adapters as ``MODULE:ATTR`` or
-    ``path/to/file.py:ATTR`` (as ``--adapter``); ``expectations``: registry files (default
-    suites/expectations.toml). Raises :class:`ShowError` with one line when it cannot.
+    ``at``: which check (dtype, reduction, value or grad, mode, device; default :class:`Coordinates`(),
+    the float32 value in eager mode on the CPU, the first reduction the case and the binding share);
+    ``sources``: external cases, adapters and registry files (default :class:`Sources`(), the built-in
+    ones only). Raises :class:`ShowError` with one line when it cannot.
 
-    >>> s = show("tutorial_logits", "log_softmax", "numpy")   # doctest: +SKIP
+    >>> s = show("tutorial_logits", "log_softmax", "numpy", at=Coordinates(reduction="mean"))  # doctest: +SKIP
     >>> s.expected, s.expected_math, s.got                     # doctest: +SKIP
     >>> print(s.text())                                        # doctest: +SKIP
     """
+    at = at if at is not None else Coordinates()
+    sources = sources if sources is not None else Sources()
     try:
-        externals = [load_external(spec) for spec in adapters]
+        externals = [load_external(spec) for spec in sources.adapters]
     except AdapterError as e:
         raise ShowError(str(e)) from None
     adapter = _adapter(framework, externals)
-    if device != "cpu":
-        adapter.device = device  # bound once, as a run binds it at start-up
+    if at.device != "cpu":
+        adapter.device = at.device  # bound once, as a run binds it at start-up
     bindings = {b.name: b for b in adapter.bindings()}
     if binding not in bindings:
         raise ShowError(f"{framework} has no binding {binding!r}; it has {', '.join(sorted(bindings))}")
     b = bindings[binding]
-    catalog = {c.name: c for c in load_catalog(external=list(cases))}
+    catalog = {c.name: c for c in load_catalog(external=list(sources.cases))}
     c = catalog.get(case) or (_interaction_case(case, b) if case.startswith("ix-") else None)
     if c is None:
         raise ShowError(f"no case {case!r} (the case names are in cases/*.toml; an external case: pass --cases)")
-    p = _problem(c, b, dtype, reduction)
-    registry = load_registry(list(expectations or [DEFAULT_EXPECTATIONS]))
-    return _rebuild(adapter, b, p, check, mode, device, registry)
-
-
-def _rebuild(adapter: Adapter, b: Binding, p: Problem, check: str, mode: str, device: str,
-             registry: Registry) -> Shown:
+    p = _problem(c, b, at.dtype, at.reduction)
+    registry = load_registry(list(sources.expectations or [DEFAULT_EXPECTATIONS]))
     versions = {k: v for k, v in adapter.environment().items() if isinstance(v, str)}
+    judge = checks.Judge(registry, versions, at.device)
+    key = Check(adapter.name, b.name, p.case, p.dtype, at.mode, p.reduction, at.check, api=b.api, op=p.op,
+                category=p.category, target=p.target_kind, device=at.device)
+    return _rebuild(adapter, b, p, judge, key)
+
+
+def _rebuild(adapter: Adapter, b: Binding, p: Problem, judge: checks.Judge, key: Check) -> Shown:
+    """The :class:`Shown` of check ``key`` (its kind, value or grad, its mode and device) of binding ``b``
+    on problem ``p``, judged by ``judge`` (the registry and the installed versions) as the run judges it."""
+    check, mode = key.kind, key.mode
     conv = b.convention_for(p)
     cot = checks.cotangent_for(p, conv)
     pick = (lambda ev: ev.value) if check == "value" else (lambda ev: ev.grad)
@@ -225,9 +256,6 @@ def _rebuild(adapter: Adapter, b: Binding, p: Problem, check: str, mode: str, de
         shown.expected_math = pick(reference.evaluate(p, reference.MATH, cot if same_shape else None))
     except Exception as e:  # an invalid input (an out-of-range label) has no mathematical value
         shown.notes.append(f"the oracle has no value for this input: {type(e).__name__}: {e}")
-    judge = checks.Judge(registry, versions, device)
-    key = Check(adapter.name, b.name, p.case, p.dtype, mode, p.reduction, check, api=b.api, op=p.op,
-                category=p.category, target=p.target_kind, device=device)
     shown.entry = judge.expectation(key, p)
     if p.invalid_input:
         handed, _ = p.handed_target()
@@ -289,8 +317,10 @@ def parse_check_id(check_id: str, results: Path | None = None, adapters: list[st
     return {"framework": framework, "binding": binding, "case": rest[len(binding) + 1:], **tail}
 
 
-def show_check(check_id: str, results: Path | None = None, **kw) -> Shown:
-    """:func:`show` for a check id as the run names it (``results``: the results file that holds it)."""
-    parts = parse_check_id(check_id, results, kw.get("adapters", ()))
-    return show(parts["case"], parts["binding"], parts["framework"], dtype=parts["dtype"],
-                reduction=parts["reduction"], check=parts["check"], mode=parts["mode"], **kw)
+def show_check(check_id: str, results: Path | None = None, sources: Sources | None = None) -> Shown:
+    """:func:`show` for a check id as the run names it (``results``: the results file that holds it;
+    ``sources``: as :func:`show`'s)."""
+    sources = sources if sources is not None else Sources()
+    parts = parse_check_id(check_id, results, list(sources.adapters))
+    at = Coordinates(dtype=parts["dtype"], reduction=parts["reduction"], check=parts["check"], mode=parts["mode"])
+    return show(parts["case"], parts["binding"], parts["framework"], at=at, sources=sources)
