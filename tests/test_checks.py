@@ -7,7 +7,7 @@ import pytest
 
 from cases import load_catalog
 from xentcheck.checks import Judge
-from xentcheck.expectations import Registry, audit, load_registry
+from xentcheck.expectations import Registry, RunScope, audit, load_registry
 
 from .fake_adapter import HONEST, FakeAdapter
 
@@ -99,13 +99,13 @@ def test_stale_expectation_fails_when_the_behaviour_stops(tmp_path):
     reg = _registry(tmp_path, '{ compute_dtype = "float32" }')
     recs = [_run(HONEST, "random_index", "float64", registry=reg)]
     assert recs[0].outcome == "pass" and recs[0].expectation == "clamp"
-    stale, unused = audit(reg, recs, {"fake"})
+    stale, unused = audit(reg, recs, RunScope({"fake"}))
     assert stale and "no longer happens" in stale[0] and not unused
 
 
 def test_unused_expectation_is_warned(tmp_path):
     reg = _registry(tmp_path, '{ compute_dtype = "float32" }', when='{ num_classes = 999 }')
-    stale, unused = audit(reg, [_run(HONEST, "random_index", registry=reg)], {"fake"})
+    stale, unused = audit(reg, [_run(HONEST, "random_index", registry=reg)], RunScope({"fake"}))
     assert unused and not stale
 
 
@@ -113,16 +113,16 @@ def test_an_entry_whose_checks_the_run_did_not_select_is_not_unused(tmp_path):
     # The run selected float32 only (a slice leaves float64 out by design): an entry for float64 says nothing
     reg = _registry(tmp_path, '{ compute_dtype = "float32" }', when='{ num_classes = 12345 }')
     scoped = Registry(tuple(replace(e, dtypes=("float64",)) for e in reg.entries))
-    assert audit(scoped, [_run(HONEST, "random_index", registry=scoped)], {"fake"}) == ([], [])
+    assert audit(scoped, [_run(HONEST, "random_index", registry=scoped)], RunScope({"fake"})) == ([], [])
     # ...and an entry on a binding the run did not select (-k, --binding) says nothing either
     other = Registry(tuple(replace(e, bindings=("fake.other",)) for e in reg.entries))
-    assert audit(other, [_run(HONEST, "random_index", registry=other)], {"fake"}) == ([], [])
+    assert audit(other, [_run(HONEST, "random_index", registry=other)], RunScope({"fake"})) == ([], [])
 
 
 def test_an_entry_naming_a_binding_its_framework_lacks_is_unused(tmp_path):
     reg = _registry(tmp_path, '{ compute_dtype = "float32" }')
     typo = Registry(tuple(replace(e, bindings=("fake.sofmax_ce",)) for e in reg.entries))
-    _, unused = audit(typo, [], {"fake"}, declared={"fake::fake.softmax_ce"})
+    _, unused = audit(typo, [], RunScope({"fake"}, declared={"fake::fake.softmax_ce"}))
     assert len(unused) == 1 and "'fake.sofmax_ce'" in unused[0]
 
 
@@ -216,8 +216,8 @@ source = "https://example.invalid/doc"
     reg = load_registry([f])
     recs = [_run(HONEST, "random_index", "float64", registry=reg)]
     assert recs[0].expectation is None  # the installed fake is 0.0: outside the range
-    assert audit(reg, recs, {"fake"}, {"fake": "0.0"}) == ([], [])
-    assert audit(reg, recs, {"fake"})[1]  # without versions the audit cannot tell, and warns
+    assert audit(reg, recs, RunScope({"fake"}, {"fake": "0.0"})) == ([], [])
+    assert audit(reg, recs, RunScope({"fake"}))[1]  # without versions the audit cannot tell, and warns
 
 
 # -- the result contract: dtypes -------------------------------------------------------------------
@@ -254,7 +254,7 @@ def test_a_documented_promotion_is_a_deviation_and_strict(tmp_path):
     reg = _registry(tmp_path, '{ result_dtype = "float64" }')
     rec = _run(Promoting("fake"), "random_index", "float32", registry=reg)
     assert rec.outcome == "deviation" and rec.expectation == "clamp" and rec.expectation_differs
-    assert audit(reg, [rec], {"fake"}) == ([], [])
+    assert audit(reg, [rec], RunScope({"fake"})) == ([], [])
     # the promotion stops: the honest binding returns float32 where the entry documents float64
     rec = _run(HONEST, "random_index", "float32", registry=reg)
     assert rec.outcome == "fail" and "documents float64" in rec.reason
@@ -279,7 +279,7 @@ def test_a_documented_exception_is_a_deviation_any_other_stays_an_error(tmp_path
     reg = _registry(tmp_path, '{ raises = "RuntimeError", message = "kernel exp" }')
     rec = _run(Raising("fake"), "random_index", registry=reg)
     assert rec.outcome == "deviation" and rec.expectation == "clamp" and "as documented: raises" in rec.reason
-    assert audit(reg, [rec], {"fake"}) == ([], [])
+    assert audit(reg, [rec], RunScope({"fake"})) == ([], [])
     for expect in ('{ raises = "ValueError" }', '{ raises = "RuntimeError", message = "^other" }'):
         rec = _run(Raising("fake"), "random_index", registry=_registry(tmp_path, expect))
         assert rec.outcome == "error" and "documents" in rec.reason

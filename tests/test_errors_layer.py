@@ -8,7 +8,7 @@ import pytest
 from cases import CaseError, load_catalog
 from xentcheck import reference as R
 from xentcheck.checks import Judge, unsupported_reason
-from xentcheck.expectations import Registry, audit, load_registry
+from xentcheck.expectations import Registry, RunScope, audit, load_registry
 from xentcheck.problem import Problem
 from xentcheck.verdict import overflowed
 
@@ -220,7 +220,7 @@ def test_the_error_input_table_pins_the_exception_type(tmp_path):
     ok = _entry(tmp_path, "np.softmax_ce", "label_out_of_range", '{ raises = "ValueError", message = "out of range" }')
     rec = _check(HONEST, "label_out_of_range", "softmax_ce", registry=ok)
     assert rec.outcome == "pass" and "as documented" in rec.reason and rec.raised["type"] == "ValueError"
-    assert audit(ok, [rec], {"honest"}) == ([], [])
+    assert audit(ok, [rec], RunScope({"honest"})) == ([], [])
     other = _entry(tmp_path, "np.softmax_ce", "label_out_of_range", '{ raises = "IndexError" }')
     rec = _check(HONEST, "label_out_of_range", "softmax_ce", registry=other)
     assert rec.outcome == "fail" and "with ValueError where expectation 'e' documents IndexError" in rec.reason

@@ -264,11 +264,29 @@ def _in_scope(e: Expectation, r: CheckRecord) -> bool:
             and (not e.reductions or r.reduction in e.reductions))
 
 
-def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
-          versions: dict | None = None, declared: set[str] | None = None,
-          fired_elsewhere: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
-    """Run-level strictness: (stale, unused) entry messages for the frameworks that ran (and, given
-    ``versions``, only for entries whose version range holds: another release line's entry is silent).
+@dataclass(frozen=True)
+class RunScope:
+    """What :func:`audit` needs to know of the run besides its records: the ``frameworks`` that ran, the
+    installed ``versions`` (package -> version; None: unknown), the ``declared`` bindings
+    (``framework::binding`` names the adapters declare; None: unknown) and the entries
+    ``fired_elsewhere`` (shown by a layer that writes no record)."""
+
+    frameworks: frozenset[str]
+    versions: dict | None = None
+    declared: frozenset[str] | None = None
+    fired_elsewhere: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:  # any set given: held frozen
+        object.__setattr__(self, "frameworks", frozenset(self.frameworks))
+        if self.declared is not None:
+            object.__setattr__(self, "declared", frozenset(self.declared))
+        object.__setattr__(self, "fired_elsewhere", frozenset(self.fired_elsewhere))
+
+
+def audit(registry: Registry, records: list[CheckRecord], scope: RunScope) -> tuple[list[str], list[str]]:
+    """Run-level strictness: (stale, unused) entry messages for the frameworks that ran (``scope``) (and,
+    given ``scope.versions``, only for entries whose version range holds: another release line's entry
+    is silent).
 
     stale: the entry covered checks where its documented behaviour differs from the mathematics, and
         none of them deviated (the behaviour stopped).
@@ -276,12 +294,14 @@ def audit(registry: Registry, records: list[CheckRecord], frameworks: set[str],
         covered none of them (a typo in a case or category name, or a removed case; an entry that needs
         options together is not judged here: whether the run selected a problem combining them is not in
         the records); or, given
-        ``declared`` (the ``framework::binding`` names the adapters declare), the entry names a binding
+        ``scope.declared`` (the ``framework::binding`` names the adapters declare), the entry names a binding
         no framework of its own has. An entry whose checks the run did not select (a dtype a slice leaves
         out by design, a binding -k or --binding left out) is not unused: nothing is said about it.
-    ``fired_elsewhere``: entries whose behaviour a layer that writes no record showed (the fuzz slice's
-    draws): they are neither unused nor stale.
+    ``scope.fired_elsewhere``: entries whose behaviour a layer that writes no record showed (the fuzz
+    slice's draws): they are neither unused nor stale.
     """
+    frameworks, versions, declared = scope.frameworks, scope.versions, scope.declared
+    fired_elsewhere = scope.fired_elsewhere
     applied: dict[str, int] = {}
     fired: dict[str, int] = {}
     covered: set[str] = set()

@@ -13,7 +13,7 @@ import pytest
 
 from xentcheck.bench.plan import BenchPlan
 from xentcheck.exception_text import one_line
-from xentcheck.expectations import audit
+from xentcheck.expectations import RunScope, audit
 from xentcheck.journal import Journal, journal_path
 from xentcheck.records import OUTCOMES, BenchRecord, CheckRecord, Results, StabilityRecord
 from xentcheck.results import document, dumps, write_atomic
@@ -128,8 +128,10 @@ class Writer:
         if not self.records and not benchmarks and not self.stability and not environment.get("probes"):
             self.journal.close(remove=incomplete is None)
             return [], False
-        stale, unused = audit(registry, self.records, set(environment["frameworks"]), versions,
-                              declared=set(environment.get("bindings", {})), fired_elsewhere=frozenset(self.fuzz_fired))
+        scope = RunScope(frozenset(environment["frameworks"]), versions,
+                         declared=frozenset(environment.get("bindings", {})),
+                         fired_elsewhere=frozenset(self.fuzz_fired))
+        stale, unused = audit(registry, self.records, scope)
         if sliced or incomplete:  # a slice or a cut-short run may leave out every input where an entry shows
             stale, unused = [], []
         expectations = {"entries": [e.as_dict() for e in registry.entries], "stale": stale, "unused": unused}
