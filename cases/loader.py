@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xentcheck.declarations import check, tables
+from xentcheck.declarations import TableKind, check, tables
 from xentcheck.problem import CATEGORICAL_OPS, MALFORMED
 
 from .case import Case
@@ -43,6 +43,8 @@ SCHEMA = case_schema(CATEGORIES)
 #: cases from outside the repository (--cases) may file themselves under categories of their own
 EXTERNAL_SCHEMA = case_schema(None)
 _ARRAYS = ("logits", "probs", "targets")
+#: the [[case]] tables of a case file (an explicit values array may hold an infinity or a NaN: inputs)
+_CASE_TABLES = TableKind("case", "name", CaseError, "case", arrays_may_hold_inf=True)
 #: keys that may hold explicit arrays too ({ values } or { values_file }), given class-last
 _EXPLICIT = ("class_weight", "sample_weight", "pos_weight", "where", "cotangent")
 
@@ -268,7 +270,7 @@ def load_catalog(paths: list[Path] | None = None, external: list[Path] = (), con
     cases: dict[str, Case] = {}
     for files, schema in ((builtin, SCHEMA), (case_files(list(external)), EXTERNAL_SCHEMA)):
         for path in files:
-            for where, entry in tables([path], "case", "name", CaseError, "case", arrays_may_hold_inf=True):
+            for where, entry in tables([path], _CASE_TABLES):
                 case = _check(entry, where, schema, Path(path).parent, confine)
                 if case.name in cases:
                     raise CaseError(f"{where}: duplicate case name (also in {cases[case.name].source})")

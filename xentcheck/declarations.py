@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
@@ -11,15 +12,30 @@ import jsonschema
 from .json_safety import non_finite
 
 
-def tables(paths: list[Path], key: str, name_key: str, error: type[Exception], what: str,
-           arrays_may_hold_inf: bool = False) -> Iterator[tuple[str, dict]]:
-    """Yield ``(where, table)`` for every ``[[key]]`` table; ``where`` names the file, index and name.
+@dataclass(frozen=True)
+class TableKind:
+    """A kind of declaration table: its array's ``key`` (``[[key]]``), the ``name_key`` that names a
+    table in messages, the ``error`` raised on bad input, ``what`` the files are called in messages,
+    and whether an explicit ``values`` array may hold an infinity or a NaN (``arrays_may_hold_inf``)."""
+
+    key: str
+    name_key: str
+    error: type[Exception]
+    what: str
+    arrays_may_hold_inf: bool = False
+
+
+def tables(paths: list[Path], kind: TableKind) -> Iterator[tuple[str, dict]]:
+    """Yield ``(where, table)`` for every ``[[kind.key]]`` table; ``where`` names the file, index and name.
 
     A NaN or infinity is refused (the strict-JSON results could not hold it), except, with
-    ``arrays_may_hold_inf``, inside an explicit ``values`` array (a case's inputs, which are never written).
+    ``kind.arrays_may_hold_inf``, inside an explicit ``values`` array (a case's inputs, which are never
+    written).
 
-    An unreadable or malformed file raises ``error`` with one line naming it and the fix.
+    An unreadable or malformed file raises ``kind.error`` with one line naming it and the fix.
     """
+    key, name_key, error, what = kind.key, kind.name_key, kind.error, kind.what
+    arrays_may_hold_inf = kind.arrays_may_hold_inf
     for path in paths:
         if Path(path).exists() and not Path(path).is_file():  # a fifo or a device would block the read
             raise error(f"{path}: not a regular file; pass a {what} .toml file")

@@ -20,7 +20,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from . import conditions, policies
-from .declarations import check, tables
+from .declarations import TableKind, check, tables
 from .messages import expectation, no_longer_happens
 from .problem import DTYPES, OPTIONS, Problem
 from .records import CheckRecord
@@ -348,7 +348,7 @@ def audit(registry: Registry, records: list[CheckRecord], scope: RunScope) -> tu
 def load_registry(paths: list[Path]) -> Registry:
     """Load and validate registry files; raises ExpectationError with one line on bad input."""
     entries: dict[str, Expectation] = {}
-    for where, raw in tables(paths, "expectation", "id", ExpectationError, "expectations"):
+    for where, raw in tables(paths, TableKind("expectation", "id", ExpectationError, "expectations")):
         e = _entry(raw, where)
         if e.id in entries:
             raise ExpectationError(f"{where}: duplicate id")
