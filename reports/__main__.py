@@ -21,7 +21,7 @@ from xentcheck.bench import stats
 from xentcheck.journal import JournalError, recover_lines
 from xentcheck.results import ResultsError, dumps, load, write_atomic
 
-from .diff import diff, lines
+from .diff import Thresholds, diff, lines
 from .html import render
 
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "diff":
         accept = frozenset(k for k, on in (("removed", args.accept_removed), ("incomplete", args.accept_incomplete))
                            if on)
-        d = diff(*docs, alpha=args.alpha, min_effect=args.min_effect, accept=accept)
+        d = diff(*docs, speed=Thresholds(alpha=args.alpha, min_effect=args.min_effect), accept=accept)
         for line in lines(d):
             print(line)
         return 1 if d.regressions else 0

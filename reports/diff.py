@@ -121,12 +121,24 @@ def _completeness(name: str, doc: Results) -> tuple[list[str], list[str]]:
     return [], []
 
 
-def diff(old: Results, new: Results, *, alpha: float = stats.ALPHA, min_effect: float = stats.MIN_EFFECT,
-         accept: frozenset[str] = frozenset(), left_out: Callable[[str], bool] | None = None) -> Diff:
-    """Compare two results documents (old first); ``accept`` names the gated kinds of change the user
-    accepts ("removed", "incomplete"). ``left_out``: for a slice of a run, whether its selection left a
-    check out (by id); the baseline's checks it left out are not compared, every other missing check
-    vanished."""
+@dataclass(frozen=True)
+class Thresholds:
+    """When a speed change counts: a benchmark's at significance level ``alpha`` and, as the harness's
+    own speed's, when it moved by more than ``min_effect`` (a relative change)."""
+
+    alpha: float = stats.ALPHA
+    min_effect: float = stats.MIN_EFFECT
+
+
+def diff(old: Results, new: Results, *, speed: Thresholds | None = None, accept: frozenset[str] = frozenset(),
+         left_out: Callable[[str], bool] | None = None) -> Diff:
+    """Compare two results documents (old first); ``speed``: when a speed change counts (default
+    :class:`Thresholds`(): stats.ALPHA and stats.MIN_EFFECT); ``accept`` names the gated kinds of change
+    the user accepts ("removed", "incomplete"). ``left_out``: for a slice of a run, whether its
+    selection left a check out (by id); the baseline's checks it left out are not compared, every other
+    missing check vanished."""
+    speed = speed if speed is not None else Thresholds()
+    alpha, min_effect = speed.alpha, speed.min_effect
     a = {r.id: r for r in old.records}
     b = {r.id: r for r in new.records}
     if left_out is not None:
