@@ -8,6 +8,7 @@ external one (a custom kernel) is any object satisfying ``Adapter``, passed as
 ``--adapter=module:attr``. :class:`adapters.framework.FrameworkAdapter` implements the shared run
 loop, timing closures and reproduction snippets for array frameworks.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,8 +30,22 @@ from xentcheck.protocol import (  # re-exported: adapters import the protocol fr
     WorkerGroup,
 )
 
-__all__ = ["ALL_FLOATS", "ALL_REDUCTIONS", "BUILTIN", "FLOATS", "Adapter", "AdapterError", "Binding",
-           "Capabilities", "Inputs", "Output", "WorkerGroup", "load_builtin", "load_external", "missing_packages"]
+__all__ = [
+    "ALL_FLOATS",
+    "ALL_REDUCTIONS",
+    "BUILTIN",
+    "FLOATS",
+    "Adapter",
+    "AdapterError",
+    "Binding",
+    "Capabilities",
+    "Inputs",
+    "Output",
+    "WorkerGroup",
+    "load_builtin",
+    "load_external",
+    "missing_packages",
+]
 
 #: framework name -> (adapter module, or module:ATTR, and the top-level packages it needs installed)
 BUILTIN: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -44,9 +59,9 @@ BUILTIN: dict[str, tuple[str, tuple[str, ...]]] = {
     "keras[numpy]": ("adapters.keras_backends:NUMPY", ("keras",)),
 }
 
+
 class AdapterError(Exception):
     """An adapter that cannot be loaded; the message is one line saying what to do."""
-
 
 
 def missing_packages(framework: str) -> list[str]:
@@ -85,15 +100,18 @@ def load_external(spec: str) -> Adapter:
     current folder)."""
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
-        raise AdapterError(f"--adapter={spec}: expected MODULE:ATTR or path/to/file.py:ATTR, e.g. "
-                           f"--adapter=my_kernels.xent:ADAPTER")
+        raise AdapterError(
+            f"--adapter={spec}: expected MODULE:ATTR or path/to/file.py:ATTR, e.g. --adapter=my_kernels.xent:ADAPTER"
+        )
     is_file = module_name.endswith(".py") or "/" in module_name or os.sep in module_name
     try:
         if is_file:
             path = Path(module_name).expanduser().resolve()
             if not path.is_file():
-                raise AdapterError(f"--adapter={spec}: no file {path}; give a path to a .py file (relative to "
-                                   f"the folder you run from) or an importable MODULE")
+                raise AdapterError(
+                    f"--adapter={spec}: no file {path}; give a path to a .py file (relative to "
+                    f"the folder you run from) or an importable MODULE"
+                )
             module = _import_file(path)
         else:
             module = importlib.import_module(module_name)
@@ -101,8 +119,10 @@ def load_external(spec: str) -> Adapter:
     except AdapterError:
         raise
     except ModuleNotFoundError as e:
-        raise AdapterError(f"--adapter={spec}: module not found ({e}); give its file "
-                           f"(--adapter=path/to/file.py:{attr}), install it, or run from its folder") from None
+        raise AdapterError(
+            f"--adapter={spec}: module not found ({e}); give its file "
+            f"(--adapter=path/to/file.py:{attr}), install it, or run from its folder"
+        ) from None
     except AttributeError:
         raise AdapterError(f"--adapter={spec}: module {module_name!r} has no attribute {attr!r}") from None
     except Exception as e:
@@ -115,6 +135,8 @@ def load_external(spec: str) -> Adapter:
     if not isinstance(obj, Adapter) or not isinstance(getattr(obj, "name", None), str):
         raise AdapterError(f"--adapter={spec}: object lacks name/environment/bindings/run (see adapters.Adapter)")
     if obj.name in BUILTIN:  # it would silently stand in for the built-in adapter's results
-        raise AdapterError(f"--adapter={spec}: its name {obj.name!r} is a built-in framework's; give the adapter "
-                           f"another name (e.g. {obj.name + '_kernels'!r})")
+        raise AdapterError(
+            f"--adapter={spec}: its name {obj.name!r} is a built-in framework's; give the adapter "
+            f"another name (e.g. {obj.name + '_kernels'!r})"
+        )
     return obj

@@ -4,6 +4,7 @@ A worker's declaration (its environment and its bindings' capabilities and conve
 that a run needs no worker for a backend whose checks are all settled. A pickle would run whatever a
 planted file holds (a shared or restored CI cache is enough); this JSON is rebuilt into the declared
 dataclasses field by field, and a file that does not rebuild exactly is ignored (a worker is asked)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -86,10 +87,23 @@ def _build_convention(raw: Any) -> Any:
 
 def dumps(hello: dict) -> str:
     """The declaration as JSON text (``hello``: environment and a list of declared bindings)."""
-    return json.dumps({"format": FORMAT, "environment": hello["environment"],
-                       "bindings": [{"name": d.name, "api": d.api, "doc": d.doc, "caps": _plain(d.caps),
-                                     "convention": _convention(d.convention)} for d in hello["bindings"]]},
-                      allow_nan=False)
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "environment": hello["environment"],
+            "bindings": [
+                {
+                    "name": d.name,
+                    "api": d.api,
+                    "doc": d.doc,
+                    "caps": _plain(d.caps),
+                    "convention": _convention(d.convention),
+                }
+                for d in hello["bindings"]
+            ],
+        },
+        allow_nan=False,
+    )
 
 
 def load(path: Path, declared: type) -> dict | None:
@@ -97,16 +111,27 @@ def load(path: Path, declared: type) -> dict | None:
     missing or not exactly a declaration of this format (it is then ignored: nothing in it runs)."""
     try:
         raw = json.loads(path.read_text(), parse_constant=lambda token: (_ for _ in ()).throw(ValueError(token)))
-        if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("environment"), dict) \
-                or not isinstance(raw.get("bindings"), list) or non_finite(raw):
+        if (
+            not isinstance(raw, dict)
+            or raw.get("format") != FORMAT
+            or not isinstance(raw.get("environment"), dict)
+            or not isinstance(raw.get("bindings"), list)
+            or non_finite(raw)
+        ):
             return None
         bindings = []
         for b in raw["bindings"]:
-            if not isinstance(b, dict) or set(b) != {"name", "api", "doc", "caps", "convention"} or \
-                    not all(isinstance(b[k], str) for k in ("name", "api", "doc")):
+            if (
+                not isinstance(b, dict)
+                or set(b) != {"name", "api", "doc", "caps", "convention"}
+                or not all(isinstance(b[k], str) for k in ("name", "api", "doc"))
+            ):
                 return None
-            bindings.append(declared(b["name"], b["api"], _build(Capabilities, b["caps"]),
-                                     _build_convention(b["convention"]), b["doc"]))
+            bindings.append(
+                declared(
+                    b["name"], b["api"], _build(Capabilities, b["caps"]), _build_convention(b["convention"]), b["doc"]
+                )
+            )
         hello = {"environment": raw["environment"], "bindings": bindings}
         return hello if json.loads(dumps(hello)) == raw else None  # exactly what this code writes
     except (OSError, ValueError, TypeError, KeyError, RecursionError, UnicodeDecodeError):

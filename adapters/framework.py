@@ -5,6 +5,7 @@ and optionally a compiler (:meth:`compile`) and a completion barrier (:meth:`blo
 else (which inputs to convert, how the cotangent is shaped, what a compiled step contains) is the
 same for all.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -69,8 +70,15 @@ class FrameworkAdapter:
         """Use ``n`` threads for intra-op parallelism (benchmarks set the same count everywhere)."""
 
     # -- shared ---------------------------------------------------------------------------------
-    def repro(self, binding: Binding, problem: Problem, check: str, cotangent: np.ndarray | None,
-              expected: np.ndarray | None, mode: str = "eager") -> str | None:
+    def repro(
+        self,
+        binding: Binding,
+        problem: Problem,
+        check: str,
+        cotangent: np.ndarray | None,
+        expected: np.ndarray | None,
+        mode: str = "eager",
+    ) -> str | None:
         """A standalone snippet reproducing ``binding`` on ``problem`` (None when it declares no call)."""
         call = binding.call(problem) if callable(binding.call) else binding.call
         if not call or self.dialect is None:
@@ -87,10 +95,15 @@ class FrameworkAdapter:
         (``Capabilities.requires``)."""
         modes = frozenset({"eager", "compiled"}) if self.has_compiler else frozenset({"eager"})
         versions = {k: v for k, v in (facts or {}).items() if isinstance(v, str)}
-        return [replace(b, caps=replace(b.caps, devices=devices,
-                                        modes=frozenset({"eager"}) if b.caps.eager_only else modes)
-                        .for_versions(versions))
-                for b in bindings]
+        return [
+            replace(
+                b,
+                caps=replace(
+                    b.caps, devices=devices, modes=frozenset({"eager"}) if b.caps.eager_only else modes
+                ).for_versions(versions),
+            )
+            for b in bindings
+        ]
 
     def inputs(self, problem: Problem) -> Inputs:
         def conv(a):
@@ -99,15 +112,23 @@ class FrameworkAdapter:
         t, as_index = problem.handed_target()
         target = self.asindex(t) if as_index else conv(t)
         where = None if problem.where is None else self.asmask(problem.where)
-        return Inputs(problem, target, conv(problem.class_weight), conv(problem.sample_weight),
-                      conv(problem.pos_weight), where)
+        return Inputs(
+            problem, target, conv(problem.class_weight), conv(problem.sample_weight), conv(problem.pos_weight), where
+        )
 
     def asmask(self, a: np.ndarray) -> Any:
         """A boolean mask as the framework's array (a framework whose API takes one overrides this)."""
         return self.asindex(a.astype(np.int64))
 
-    def prepare(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None = None,
-                mode: str = "eager") -> Callable[[], Any]:
+    def prepare(
+        self,
+        binding: Binding,
+        problem: Problem,
+        *,
+        grad: bool,
+        cotangent: np.ndarray | None = None,
+        mode: str = "eager",
+    ) -> Callable[[], Any]:
         """A zero-argument callable evaluating ``binding`` on ``problem`` (value, or (value, VJP) with
         ``grad``) and waiting for the result. Inputs are converted here, once, so timing the callable
         times the binding alone; a compiled mode compiles on the first call."""
@@ -140,6 +161,7 @@ class FrameworkAdapter:
         if compiled and not self.compile_whole_step:
             forward = self.compile(forward)
         if grad:
+
             def step(x_, *args):
                 return self.value_and_vjp(lambda v: forward(v, *args), x_, cot)
         else:
@@ -173,15 +195,21 @@ class FrameworkAdapter:
         moves on, so that only one framework holds a large input at a time)."""
         self._converted = None
 
-    def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
-            mode: str = "eager") -> Output:
+    def run(
+        self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None, mode: str = "eager"
+    ) -> Output:
         if binding.caps.grad:
             # One value-and-gradient step (the training path) serves both the value and the gradient
             # check of a problem: compiling is the expensive part of the compiled mode, and JAX's eager
             # dispatch compiles every primitive per shape. A step whose gradient fails falls back to a
             # forward-only call for the value check.
-            key = (binding.name, id(problem), self.device, mode,
-                   None if cotangent is None else np.asarray(cotangent).tobytes())
+            key = (
+                binding.name,
+                id(problem),
+                self.device,
+                mode,
+                None if cotangent is None else np.asarray(cotangent).tobytes(),
+            )
             hit = self._steps.get(key)
             if hit is None or hit[0] is not problem:  # the cache holds the problem: its id cannot be reused
                 try:

@@ -5,6 +5,7 @@ JAX compiles every primitive once per shape and dtype, which dominates its check
 compilation cache (keyed by the program, compile options and jax/XLA versions, so it never serves a
 stale executable) makes repeated runs about twice as fast. ``XENTCHECK_JAX_CACHE=off`` disables it.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,9 @@ def configure(x64: bool = True) -> None:
     import jax
 
     jax.config.update("jax_enable_x64", x64)
-    cache = os.environ.get("XENTCHECK_JAX_CACHE", str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                                                      / "xentcheck" / "jax"))
+    cache = os.environ.get(
+        "XENTCHECK_JAX_CACHE", str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "xentcheck" / "jax")
+    )
     if cache != "off":
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)

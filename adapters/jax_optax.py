@@ -3,6 +3,7 @@
 JAX's settings (float64, the persistent compilation cache) are applied when this adapter loads
 (``adapters.jax_config``). optax losses return per-example values only.
 """
+
 from __future__ import annotations
 
 import jax
@@ -38,12 +39,14 @@ def _optax_axis(fn):
     """``fn(z, t)`` on the class-last problem, ``fn(z, t, axis=1)`` on a channels-first one and
     ``where=`` with a class mask: each keyword only where it is needed, so an optax without them still
     runs every other check."""
+
     def call(z, inp):
         z, t, axis = _class_axis(z, inp)
         kw = {} if axis == -1 else {"axis": axis}
         if inp.where is not None:
             kw["where"] = jnp.moveaxis(inp.where, -1, 1) if axis == 1 else inp.where
         return fn(z, t, **kw)
+
     return call
 
 
@@ -69,35 +72,57 @@ def _idiomatic_call(problem) -> str:
     """_idiomatic, spelled for a reproduction snippet."""
     axis = 1 if problem.channels_first else -1
     logp = f"jax.nn.log_softmax({{x}}, axis={axis})"
-    loss = (f"-jnp.squeeze(jnp.take_along_axis({logp}, jnp.expand_dims({{t}}, {axis}), axis={axis}), {axis})"
-            if problem.target_kind == "index" else f"-jnp.sum({{t}} * {logp}, axis={axis})")
+    loss = (
+        f"-jnp.squeeze(jnp.take_along_axis({logp}, jnp.expand_dims({{t}}, {axis}), axis={axis}), {axis})"
+        if problem.target_kind == "index"
+        else f"-jnp.sum({{t}} * {logp}, axis={axis})"
+    )
     return "{{'none': lambda l: l, 'sum': jnp.sum, 'mean': jnp.mean}}[{reduction}](" + loss + ")"
 
 
 def _bindings() -> list[Binding]:
     out = [
-        Binding("optax.softmax_cross_entropy", "optax.softmax_cross_entropy",
-                Capabilities("softmax_ce", DENSE, NONE_ONLY, AXIS_WHERE, DTYPES, requires=AXIS_SINCE),
-                _optax_axis(lambda z, t, **kw: optax.softmax_cross_entropy(z, t, **kw)),
-                call="optax.softmax_cross_entropy({x}, {t}{opts})"),
-        Binding("optax.softmax_cross_entropy_with_integer_labels",
-                "optax.softmax_cross_entropy_with_integer_labels",
-                Capabilities("softmax_ce", frozenset({"index"}), NONE_ONLY, AXIS_WHERE, DTYPES, requires=AXIS_SINCE),
-                _optax_axis(lambda z, t, **kw: optax.softmax_cross_entropy_with_integer_labels(z, t, **kw)),
-                call="optax.softmax_cross_entropy_with_integer_labels({x}, {t}{opts})"),
-        Binding("optax.sigmoid_binary_cross_entropy", "optax.sigmoid_binary_cross_entropy",
-                Capabilities("sigmoid_bce", frozenset({"binary", "soft"}), NONE_ONLY, frozenset(), DTYPES),
-                lambda z, i: optax.sigmoid_binary_cross_entropy(z, i.target),
-                call="optax.sigmoid_binary_cross_entropy({x}, {t})"),
-        Binding("jax.nn.log_softmax", "jax.nn.log_softmax",
-                Capabilities("softmax_ce", frozenset({"index", "onehot", "soft"}), ALL_REDUCTIONS, AXIS, DTYPES),
-                _idiomatic, doc="-sum(y * jax.nn.log_softmax(z)), then jnp.mean / jnp.sum", call=_idiomatic_call),
+        Binding(
+            "optax.softmax_cross_entropy",
+            "optax.softmax_cross_entropy",
+            Capabilities("softmax_ce", DENSE, NONE_ONLY, AXIS_WHERE, DTYPES, requires=AXIS_SINCE),
+            _optax_axis(lambda z, t, **kw: optax.softmax_cross_entropy(z, t, **kw)),
+            call="optax.softmax_cross_entropy({x}, {t}{opts})",
+        ),
+        Binding(
+            "optax.softmax_cross_entropy_with_integer_labels",
+            "optax.softmax_cross_entropy_with_integer_labels",
+            Capabilities("softmax_ce", frozenset({"index"}), NONE_ONLY, AXIS_WHERE, DTYPES, requires=AXIS_SINCE),
+            _optax_axis(lambda z, t, **kw: optax.softmax_cross_entropy_with_integer_labels(z, t, **kw)),
+            call="optax.softmax_cross_entropy_with_integer_labels({x}, {t}{opts})",
+        ),
+        Binding(
+            "optax.sigmoid_binary_cross_entropy",
+            "optax.sigmoid_binary_cross_entropy",
+            Capabilities("sigmoid_bce", frozenset({"binary", "soft"}), NONE_ONLY, frozenset(), DTYPES),
+            lambda z, i: optax.sigmoid_binary_cross_entropy(z, i.target),
+            call="optax.sigmoid_binary_cross_entropy({x}, {t})",
+        ),
+        Binding(
+            "jax.nn.log_softmax",
+            "jax.nn.log_softmax",
+            Capabilities("softmax_ce", frozenset({"index", "onehot", "soft"}), ALL_REDUCTIONS, AXIS, DTYPES),
+            _idiomatic,
+            doc="-sum(y * jax.nn.log_softmax(z)), then jnp.mean / jnp.sum",
+            call=_idiomatic_call,
+        ),
     ]
     if hasattr(optax, "safe_softmax_cross_entropy"):  # added in optax 0.2.3
-        out.insert(2, Binding("optax.safe_softmax_cross_entropy", "optax.safe_softmax_cross_entropy",
-                              Capabilities("softmax_ce", DENSE, NONE_ONLY, SPATIAL, DTYPES),
-                              lambda z, i: optax.safe_softmax_cross_entropy(z, i.target),
-                              call="optax.safe_softmax_cross_entropy({x}, {t})"))
+        out.insert(
+            2,
+            Binding(
+                "optax.safe_softmax_cross_entropy",
+                "optax.safe_softmax_cross_entropy",
+                Capabilities("softmax_ce", DENSE, NONE_ONLY, SPATIAL, DTYPES),
+                lambda z, i: optax.safe_softmax_cross_entropy(z, i.target),
+                call="optax.safe_softmax_cross_entropy({x}, {t})",
+            ),
+        )
     return out
 
 
@@ -124,13 +149,19 @@ class JaxAdapter(FrameworkAdapter):
         grad="loss, vjp = jax.vjp(loss_fn, x)\n(grad,) = vjp(jnp.ones_like(loss) if cot is None else cot)",
         options={"channels_first": "axis=1", "where": "where=where"},
         channels_first=lambda name: f"jnp.moveaxis({name}, -1, 1)",
-        compile="loss_fn = jax.jit(loss_fn)")
+        compile="loss_fn = jax.jit(loss_fn)",
+    )
 
     def environment(self) -> dict:
         import jaxlib
 
-        return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "optax": optax.__version__,
-                "jax.backend": jax.default_backend(), "jax.devices": [str(d) for d in jax.devices()]}
+        return {
+            "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__,
+            "optax": optax.__version__,
+            "jax.backend": jax.default_backend(),
+            "jax.devices": [str(d) for d in jax.devices()],
+        }
 
     def bindings(self) -> list[Binding]:
         has_gpu = any(d.platform == "gpu" for d in jax.devices())
@@ -184,6 +215,7 @@ class JaxAdapter(FrameworkAdapter):
         chain of EXP_CHAIN exps per loaded element (one XLA kernel), so that it measures the exp units
         rather than memory bandwidth (see xentcheck.bench.floor)."""
         if self.device != "cpu":
+
             def chain(n, dtype):
                 a = self.asarray(np.random.default_rng(0).random(max(1, n // EXP_CHAIN)), dtype)
                 f = jax.jit(_exp_chain)

@@ -13,6 +13,7 @@ whose packages are missing is skipped like any framework.
 Exceptions come back with their class name, their classes' names and where they were raised, so the
 errors layer judges them as if raised in-process.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -105,9 +106,14 @@ class KerasBackend:
 
     def _start(self) -> None:
         env = {**os.environ, "KERAS_BACKEND": self.backend, "PYTHONPATH": str(ROOT)}
-        self._proc = subprocess.Popen([sys.executable, "-m", "adapters.keras_backends", self.backend], cwd=ROOT,
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                      env=env)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "adapters.keras_backends", self.backend],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         reply = self._receive()
         if reply[0] != "hello":
             raise RuntimeError(f"{self.name}: its worker failed to start: {reply[1]}")
@@ -119,8 +125,9 @@ class KerasBackend:
         except (EOFError, pickle.UnpicklingError, OSError) as e:
             code = self._proc.poll()
             self._stop()
-            raise RuntimeError(f"{self.name}: its worker process died (exit status {code}); it is restarted for the "
-                               f"next check") from e
+            raise RuntimeError(
+                f"{self.name}: its worker process died (exit status {code}); it is restarted for the next check"
+            ) from e
 
     def _stop(self) -> None:
         if self._proc is not None:
@@ -144,11 +151,14 @@ class KerasBackend:
         return self._declaration()["environment"]
 
     def bindings(self) -> list[Binding]:
-        return [Binding(d.name, d.api, d.caps, fn=None, convention=d.convention, doc=d.doc)
-                for d in self._declaration()["bindings"]]
+        return [
+            Binding(d.name, d.api, d.caps, fn=None, convention=d.convention, doc=d.doc)
+            for d in self._declaration()["bindings"]
+        ]
 
-    def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
-            mode: str = "eager") -> Output:
+    def run(
+        self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None, mode: str = "eager"
+    ) -> Output:
         reply = self._ask("run", binding.name, problem, grad, cotangent, mode, self.device)
         if reply[0] == "ok":
             return reply[1]
@@ -159,8 +169,10 @@ def _declaration_cache(backend: str) -> Path | None:
     """Where a worker's declaration is cached: a name keyed on the Python, Keras and backend versions and
     on every source file of the harness that shapes a declaration (None: caching is off, with
     XENTCHECK_KERAS_CACHE=off)."""
-    root = os.environ.get("XENTCHECK_KERAS_CACHE", str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                                                       / "xentcheck" / "keras"))
+    root = os.environ.get(
+        "XENTCHECK_KERAS_CACHE",
+        str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "xentcheck" / "keras"),
+    )
     if root == "off":
         return None
     key = hashlib.sha256(sys.version.encode())
@@ -184,6 +196,7 @@ def _source_digest() -> bytes:
 
 
 # -- the worker process ---------------------------------------------------------------------------
+
 
 class _Worker(FrameworkAdapter):
     """Keras on one backend, inside the worker: arrays through keras.ops, autodiff through the backend."""
@@ -265,8 +278,13 @@ def _serve(backend: str) -> None:
             configure(x64=False)
         worker = _Worker(backend)
         bindings = {b.name: b for b in worker.bindings()}
-        reply("hello", {"environment": worker.environment(),
-                        "bindings": [_Declared(b.name, b.api, b.caps, b.convention, b.doc) for b in bindings.values()]})
+        reply(
+            "hello",
+            {
+                "environment": worker.environment(),
+                "bindings": [_Declared(b.name, b.api, b.caps, b.convention, b.doc) for b in bindings.values()],
+            },
+        )
     except Exception as e:
         reply("failed", f"{type(e).__name__}: {e}")
         return

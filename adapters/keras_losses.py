@@ -9,6 +9,7 @@ The class form gets ``dtype=`` the case dtype so float64 inputs are computed in 
 Keras casts to its float32 default). Class axis last, except for channels-first problems, which move
 it to axis 1 and say ``axis=1`` where the API takes it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,8 +45,7 @@ def reduction_arg(name: str):
 
 def reduction_snippet() -> str:
     """The reduction mapping as reproduction snippets spell it (a format string: braces doubled)."""
-    return ("{{'none': " + repr(reduction_arg("none")) + ", 'sum': 'sum', 'mean': 'sum_over_batch_size'}}"
-            "[{reduction}]")
+    return "{{'none': " + repr(reduction_arg("none")) + ", 'sum': 'sum', 'mean': 'sum_over_batch_size'}}[{reduction}]"
 
 
 def class_axis(x, i: Inputs, dense_target: bool) -> tuple:
@@ -79,8 +79,7 @@ def _keras_class(cls, from_logits: bool, inp: Inputs, **kw):
 def class_convention(problem: Problem, last_axis: bool = False) -> Convention:
     """Keras "sum_over_batch_size" divides by the element count; an ignore_class mask turns that into
     the count of non-ignored elements."""
-    return Convention(mean_by="valid_count" if problem.ignore_index is not None else "count",
-                      mean_last_axis=last_axis)
+    return Convention(mean_by="valid_count" if problem.ignore_index is not None else "count", mean_last_axis=last_axis)
 
 
 def binary_class_convention(problem: Problem) -> Convention:
@@ -97,10 +96,24 @@ def bindings(grad: bool = True) -> list[Binding]:
     out = []
     specs = [  # (class, function, op from logits, op from probabilities, targets, options, mean_last_axis)
         (L.BinaryCrossentropy, L.binary_crossentropy, "sigmoid_bce", "bce", BINARY, {"label_smoothing"}, True),
-        (L.CategoricalCrossentropy, L.categorical_crossentropy, "softmax_ce", "categorical_ce", DENSE,
-         {"label_smoothing", "spatial"}, False),
-        (L.SparseCategoricalCrossentropy, L.sparse_categorical_crossentropy, "softmax_ce", "categorical_ce", INDEX,
-         {"ignore_index", "spatial"}, False),
+        (
+            L.CategoricalCrossentropy,
+            L.categorical_crossentropy,
+            "softmax_ce",
+            "categorical_ce",
+            DENSE,
+            {"label_smoothing", "spatial"},
+            False,
+        ),
+        (
+            L.SparseCategoricalCrossentropy,
+            L.sparse_categorical_crossentropy,
+            "softmax_ce",
+            "categorical_ce",
+            INDEX,
+            {"ignore_index", "spatial"},
+            False,
+        ),
     ]
     for cls, fn, op_logits, op_probs, targets, options, last_axis in specs:
         for from_logits in (True, False):
@@ -129,18 +142,29 @@ def bindings(grad: bool = True) -> list[Binding]:
             movable = "spatial" in options and dense
             cls_opts = options | ({"channels_first"} if movable and _takes_axis(cls) else set())
             fn_opts = options | ({"channels_first"} if movable and _takes_axis(fn) else set())
-            out.append(Binding(
-                f"keras.{name}{suffix}", f"keras.losses.{name}",
-                Capabilities(op, targets, ALL_REDUCTIONS, frozenset(cls_opts | {"sample_weight"}), ALL_FLOATS,
-                             grad=grad),
-                call_class, binary_class_convention if last_axis else class_convention,
-                call=f"keras.losses.{name}(from_logits={from_logits}, reduction={reduction_call}"
-                     f"{dtype_call}{{opts}})({{t}}, {{x}}, sample_weight=sample_weight)"))
-            out.append(Binding(
-                f"keras.{fn.__name__}{suffix}", f"keras.losses.{fn.__name__}",
-                Capabilities(op, targets, NONE_ONLY, frozenset(fn_opts), ALL_FLOATS, grad=grad),
-                call_fn, Convention(mean_last_axis=last_axis) if last_axis else MATH,
-                call=f"keras.losses.{fn.__name__}({{t}}, {{x}}, from_logits={from_logits}{{opts}})"))
+            out.append(
+                Binding(
+                    f"keras.{name}{suffix}",
+                    f"keras.losses.{name}",
+                    Capabilities(
+                        op, targets, ALL_REDUCTIONS, frozenset(cls_opts | {"sample_weight"}), ALL_FLOATS, grad=grad
+                    ),
+                    call_class,
+                    binary_class_convention if last_axis else class_convention,
+                    call=f"keras.losses.{name}(from_logits={from_logits}, reduction={reduction_call}"
+                    f"{dtype_call}{{opts}})({{t}}, {{x}}, sample_weight=sample_weight)",
+                )
+            )
+            out.append(
+                Binding(
+                    f"keras.{fn.__name__}{suffix}",
+                    f"keras.losses.{fn.__name__}",
+                    Capabilities(op, targets, NONE_ONLY, frozenset(fn_opts), ALL_FLOATS, grad=grad),
+                    call_fn,
+                    Convention(mean_last_axis=last_axis) if last_axis else MATH,
+                    call=f"keras.losses.{fn.__name__}({{t}}, {{x}}, from_logits={from_logits}{{opts}})",
+                )
+            )
     out += _ops_bindings(keras, grad)
     out += _metric_bindings(keras)
     if grad and not _keras2():
@@ -159,11 +183,14 @@ def _training_bindings(keras) -> list[Binding]:
 
     float32 only: ``train_on_batch`` reports the loss through a float32 ``Mean`` tracker."""
     L = keras.losses
-    specs = [("softmax", L.CategoricalCrossentropy, "softmax_ce", DENSE),
-             ("softmax", L.SparseCategoricalCrossentropy, "softmax_ce", INDEX),
-             ("sigmoid", L.BinaryCrossentropy, "sigmoid_bce", BINARY)]
+    specs = [
+        ("softmax", L.CategoricalCrossentropy, "softmax_ce", DENSE),
+        ("softmax", L.SparseCategoricalCrossentropy, "softmax_ce", INDEX),
+        ("sigmoid", L.BinaryCrossentropy, "sigmoid_bce", BINARY),
+    ]
     out = []
     for activation, cls, op, targets in specs:
+
         def step(x, i, compiled, activation=activation, cls=cls):
             return _train_one_step(keras, activation, cls, x, i, compiled)
 
@@ -172,13 +199,21 @@ def _training_bindings(keras) -> list[Binding]:
             return cls(reduction=reduction_arg(i.problem.reduction))(i.target, act(x))
 
         name = cls.__name__
-        out.append(Binding(
-            f"keras.Model.train_on_batch.{activation}.{name}", f"keras.Model.train_on_batch(loss=keras.losses.{name})",
-            Capabilities(op, targets, MEAN_ONLY, frozenset({"spatial"} if targets != BINARY else ()),
-                         frozenset({"float32"})),
-            call, binary_class_convention if targets == BINARY else class_convention, step=step,
-            call=f"keras.losses.{name}(reduction={reduction_snippet()})({{t}}, keras.activations.{activation}({{x}}))  "
-                 f"# as model.compile(loss=...) on an Activation('{activation}') output"))
+        out.append(
+            Binding(
+                f"keras.Model.train_on_batch.{activation}.{name}",
+                f"keras.Model.train_on_batch(loss=keras.losses.{name})",
+                Capabilities(
+                    op, targets, MEAN_ONLY, frozenset({"spatial"} if targets != BINARY else ()), frozenset({"float32"})
+                ),
+                call,
+                binary_class_convention if targets == BINARY else class_convention,
+                step=step,
+                call=f"keras.losses.{name}(reduction={reduction_snippet()})"
+                f"({{t}}, keras.activations.{activation}({{x}}))  "
+                f"# as model.compile(loss=...) on an Activation('{activation}') output",
+            )
+        )
     return out
 
 
@@ -217,8 +252,12 @@ def _train_one_step(keras, activation: str, cls, x, i: Inputs, compiled: bool):
     model.build(dummy.shape)
     logits.z.assign(z0)
     optimizer = Capture()
-    model.compile(optimizer=optimizer, loss=cls(reduction=reduction_arg(i.problem.reduction)),
-                  run_eagerly=not compiled, jit_compile=compiled)
+    model.compile(
+        optimizer=optimizer,
+        loss=cls(reduction=reduction_arg(i.problem.reduction)),
+        run_eagerly=not compiled,
+        jit_compile=compiled,
+    )
     t = keras.ops.convert_to_numpy(i.target)
     logs = model.train_on_batch(dummy, t, return_dict=True)
     # a Python float read from the float32 Mean tracker that train_on_batch reports through
@@ -235,11 +274,19 @@ def _metric_bindings(keras) -> list[Binding]:
     dtype (its totals accumulate in it)."""
     M = keras.metrics
     dtype_call = "" if _keras2() else ", dtype=x.dtype.name"
-    specs = [(M.BinaryCrossentropy, "sigmoid_bce", "bce", BINARY, {"label_smoothing", "spatial"}, True),
-             (M.CategoricalCrossentropy, "softmax_ce", "categorical_ce", DENSE,
-              {"label_smoothing", "spatial", "channels_first"}, False),
-             # axis=1 is documented, but the TensorFlow backend raises "Only axis=-1 is currently supported"
-             (M.SparseCategoricalCrossentropy, "softmax_ce", "categorical_ce", INDEX, {"spatial"}, False)]
+    specs = [
+        (M.BinaryCrossentropy, "sigmoid_bce", "bce", BINARY, {"label_smoothing", "spatial"}, True),
+        (
+            M.CategoricalCrossentropy,
+            "softmax_ce",
+            "categorical_ce",
+            DENSE,
+            {"label_smoothing", "spatial", "channels_first"},
+            False,
+        ),
+        # axis=1 is documented, but the TensorFlow backend raises "Only axis=-1 is currently supported"
+        (M.SparseCategoricalCrossentropy, "softmax_ce", "categorical_ce", INDEX, {"spatial"}, False),
+    ]
     out = []
     for cls, op_logits, op_probs, targets, options, last_axis in specs:
         for from_logits in (True, False):
@@ -258,15 +305,26 @@ def _metric_bindings(keras) -> list[Binding]:
 
             name = cls.__name__
             suffix = ".from_logits" if from_logits else ".from_probs"
-            out.append(Binding(
-                f"keras.metrics.{name}{suffix}", f"keras.metrics.{name}",
-                Capabilities(op_logits if from_logits else op_probs, targets, frozenset({"mean"}),
-                             frozenset(options | {"sample_weight"}), ALL_FLOATS, grad=False,
-                             eager_only="a metric creates its state variables when built, which a compiled "
-                                        "function may not do on every call"),
-                call, Convention(mean_by="weight_sum", mean_last_axis=last_axis),
-                call=f"(lambda m: (m.update_state({{t}}, {{x}}, sample_weight=sample_weight), m.result())[1])("
-                     f"keras.metrics.{name}(from_logits={from_logits}{dtype_call}{{opts}}))"))
+            out.append(
+                Binding(
+                    f"keras.metrics.{name}{suffix}",
+                    f"keras.metrics.{name}",
+                    Capabilities(
+                        op_logits if from_logits else op_probs,
+                        targets,
+                        frozenset({"mean"}),
+                        frozenset(options | {"sample_weight"}),
+                        ALL_FLOATS,
+                        grad=False,
+                        eager_only="a metric creates its state variables when built, which a compiled "
+                        "function may not do on every call",
+                    ),
+                    call,
+                    Convention(mean_by="weight_sum", mean_last_axis=last_axis),
+                    call=f"(lambda m: (m.update_state({{t}}, {{x}}, sample_weight=sample_weight), m.result())[1])("
+                    f"keras.metrics.{name}(from_logits={from_logits}{dtype_call}{{opts}}))",
+                )
+            )
     return out
 
 
@@ -276,11 +334,12 @@ def _ops_bindings(keras, grad: bool) -> list[Binding]:
     smoothing, masking or reduction (the binary one elementwise: no mean over the last axis)."""
     ops = keras.ops
     out = []
-    specs = [(ops.binary_crossentropy, "sigmoid_bce", "bce", BINARY, frozenset({"spatial"})),
-             (ops.categorical_crossentropy, "softmax_ce", "categorical_ce", DENSE,
-              frozenset({"spatial", "channels_first"})),
-             # axis=1 is documented, but the TensorFlow backend raises "Only axis=-1 is currently supported"
-             (ops.sparse_categorical_crossentropy, "softmax_ce", "categorical_ce", INDEX, frozenset({"spatial"}))]
+    specs = [
+        (ops.binary_crossentropy, "sigmoid_bce", "bce", BINARY, frozenset({"spatial"})),
+        (ops.categorical_crossentropy, "softmax_ce", "categorical_ce", DENSE, frozenset({"spatial", "channels_first"})),
+        # axis=1 is documented, but the TensorFlow backend raises "Only axis=-1 is currently supported"
+        (ops.sparse_categorical_crossentropy, "softmax_ce", "categorical_ce", INDEX, frozenset({"spatial"})),
+    ]
     for fn, op_logits, op_probs, targets, options in specs:
         for from_logits in (True, False):
             dense = targets != INDEX
@@ -290,9 +349,16 @@ def _ops_bindings(keras, grad: bool) -> list[Binding]:
                 return fn(t, x, from_logits=fl, **({"axis": axis} if i.problem.channels_first else {}))
 
             suffix = ".from_logits" if from_logits else ".from_probs"
-            out.append(Binding(
-                f"keras.ops.{fn.__name__}{suffix}", f"keras.ops.{fn.__name__}",
-                Capabilities(op_logits if from_logits else op_probs, targets, NONE_ONLY, options, ALL_FLOATS,
-                             grad=grad),
-                call, MATH, call=f"keras.ops.{fn.__name__}({{t}}, {{x}}, from_logits={from_logits}{{opts}})"))
+            out.append(
+                Binding(
+                    f"keras.ops.{fn.__name__}{suffix}",
+                    f"keras.ops.{fn.__name__}",
+                    Capabilities(
+                        op_logits if from_logits else op_probs, targets, NONE_ONLY, options, ALL_FLOATS, grad=grad
+                    ),
+                    call,
+                    MATH,
+                    call=f"keras.ops.{fn.__name__}({{t}}, {{x}}, from_logits={from_logits}{{opts}})",
+                )
+            )
     return out

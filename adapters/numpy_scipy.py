@@ -4,6 +4,7 @@ No autodiff here, so bindings declare ``grad=False``. The reductions of the SciP
 NumPy code written in this module; their documented convention is the weighted average
 (``mean`` divides by the sum of the per-example weights, as ``np.average`` does).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -91,36 +92,75 @@ def _sklearn_log_loss(p, inp):
     from sklearn.metrics import log_loss
 
     c = p.shape[-1]
-    return np.asarray(log_loss(inp.target, p, normalize=inp.reduction == "mean",
-                               sample_weight=inp.sample_weight, labels=list(range(c))))
+    return np.asarray(
+        log_loss(
+            inp.target, p, normalize=inp.reduction == "mean", sample_weight=inp.sample_weight, labels=list(range(c))
+        )
+    )
 
 
 def _bindings() -> list[Binding]:
     out = [
-        Binding("log_softmax", "scipy.special.log_softmax",
-                Capabilities("softmax_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False), _log_softmax_ce,
-                WEIGHTED_MEAN, "-sum(y * log_softmax(z)) (take_along_axis for index targets)"),
-        Binding("logsumexp", "scipy.special.logsumexp",
-                Capabilities("softmax_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False), _logsumexp_ce,
-                WEIGHTED_MEAN, "sum(y * (logsumexp(z) - z)) over classes with target mass"),
-        Binding("xlogy_categorical", "scipy.special.xlogy",
-                Capabilities("categorical_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False),
-                _xlogy_categorical, WEIGHTED_MEAN, "-sum(xlogy(y, p))"),
-        Binding("xlogy_binary", "scipy.special.xlogy",
-                Capabilities("bce", BINARY, options=OPTS, dtypes=DTYPES, grad=False), _xlogy_binary, WEIGHTED_MEAN,
-                "-(xlogy(t, p) + xlogy(1 - t, 1 - p))"),
-        Binding("log_expit", "scipy.special.log_expit",
-                Capabilities("sigmoid_bce", BINARY, options=OPTS | {"pos_weight"}, dtypes=DTYPES, grad=False),
-                _log_expit_binary,
-                WEIGHTED_MEAN, "-(pw * t * log_expit(z) + (1 - t) * log_expit(-z))"),
+        Binding(
+            "log_softmax",
+            "scipy.special.log_softmax",
+            Capabilities("softmax_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False),
+            _log_softmax_ce,
+            WEIGHTED_MEAN,
+            "-sum(y * log_softmax(z)) (take_along_axis for index targets)",
+        ),
+        Binding(
+            "logsumexp",
+            "scipy.special.logsumexp",
+            Capabilities("softmax_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False),
+            _logsumexp_ce,
+            WEIGHTED_MEAN,
+            "sum(y * (logsumexp(z) - z)) over classes with target mass",
+        ),
+        Binding(
+            "xlogy_categorical",
+            "scipy.special.xlogy",
+            Capabilities("categorical_ce", CATEGORICAL, options=OPTS, dtypes=DTYPES, grad=False),
+            _xlogy_categorical,
+            WEIGHTED_MEAN,
+            "-sum(xlogy(y, p))",
+        ),
+        Binding(
+            "xlogy_binary",
+            "scipy.special.xlogy",
+            Capabilities("bce", BINARY, options=OPTS, dtypes=DTYPES, grad=False),
+            _xlogy_binary,
+            WEIGHTED_MEAN,
+            "-(xlogy(t, p) + xlogy(1 - t, 1 - p))",
+        ),
+        Binding(
+            "log_expit",
+            "scipy.special.log_expit",
+            Capabilities("sigmoid_bce", BINARY, options=OPTS | {"pos_weight"}, dtypes=DTYPES, grad=False),
+            _log_expit_binary,
+            WEIGHTED_MEAN,
+            "-(pw * t * log_expit(z) + (1 - t) * log_expit(-z))",
+        ),
     ]
     if importlib.util.find_spec("sklearn") is not None:
-        out.append(Binding(
-            "sklearn.log_loss", "sklearn.metrics.log_loss",
-            Capabilities("categorical_ce", frozenset({"index"}), reductions=ALL_REDUCTIONS - {"none"},
-                         options=frozenset({"sample_weight"}), dtypes=DTYPES, grad=False,
-                         min_classes=(2, "log_loss raises 'The labels array needs to contain at least two labels'")),
-            _sklearn_log_loss, WEIGHTED_MEAN, "mean (normalize=True) or sum (normalize=False), weighted average"))
+        out.append(
+            Binding(
+                "sklearn.log_loss",
+                "sklearn.metrics.log_loss",
+                Capabilities(
+                    "categorical_ce",
+                    frozenset({"index"}),
+                    reductions=ALL_REDUCTIONS - {"none"},
+                    options=frozenset({"sample_weight"}),
+                    dtypes=DTYPES,
+                    grad=False,
+                    min_classes=(2, "log_loss raises 'The labels array needs to contain at least two labels'"),
+                ),
+                _sklearn_log_loss,
+                WEIGHTED_MEAN,
+                "mean (normalize=True) or sum (normalize=False), weighted average",
+            )
+        )
     return out
 
 

@@ -3,6 +3,7 @@
 PyTorch puts the class axis second (N, C, d1, ...): bindings move the canonical last axis there
 inside the differentiated function, so gradients come back in the canonical layout.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,12 @@ DTYPES = ALL_FLOATS
 CATEGORICAL = frozenset({"index", "onehot", "soft"})
 BINARY = frozenset({"binary", "soft"})
 
-_TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
-                 "float64": torch.float64}
+_TORCH_DTYPES = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+}
 
 
 def _channels_first(a: torch.Tensor) -> torch.Tensor:
@@ -61,58 +66,122 @@ def _bce_weight(inp: Inputs):
 
 def _bindings() -> list[Binding]:
     # PyTorch's layout is channels-first: spatial input always reaches it as (N, C, d1, ...)
-    ce_caps = Capabilities("softmax_ce", CATEGORICAL, options=frozenset(
-        {"class_weight", "ignore_index", "label_smoothing", "spatial", "channels_first"}), dtypes=DTYPES)
-    nll_caps = Capabilities("softmax_ce", frozenset({"index"}), options=frozenset(
-        {"class_weight", "ignore_index", "spatial", "channels_first"}), dtypes=DTYPES)
-    logp_caps = Capabilities("nll", frozenset({"index"}), options=frozenset(
-        {"class_weight", "ignore_index", "spatial", "channels_first"}), dtypes=DTYPES)
+    ce_caps = Capabilities(
+        "softmax_ce",
+        CATEGORICAL,
+        options=frozenset({"class_weight", "ignore_index", "label_smoothing", "spatial", "channels_first"}),
+        dtypes=DTYPES,
+    )
+    nll_caps = Capabilities(
+        "softmax_ce",
+        frozenset({"index"}),
+        options=frozenset({"class_weight", "ignore_index", "spatial", "channels_first"}),
+        dtypes=DTYPES,
+    )
+    logp_caps = Capabilities(
+        "nll",
+        frozenset({"index"}),
+        options=frozenset({"class_weight", "ignore_index", "spatial", "channels_first"}),
+        dtypes=DTYPES,
+    )
     bce_caps = Capabilities("bce", BINARY, options=frozenset({"class_weight"}), dtypes=DTYPES)
     bcel_caps = Capabilities("sigmoid_bce", BINARY, options=frozenset({"class_weight", "pos_weight"}), dtypes=DTYPES)
     msm_caps = Capabilities("sigmoid_bce", frozenset({"binary"}), options=frozenset({"class_weight"}), dtypes=DTYPES)
     weight_sum = Convention(mean_by="weight_sum")
     return [
-        Binding("F.cross_entropy", "torch.nn.functional.cross_entropy", ce_caps,
-                lambda x, i: F.cross_entropy(_channels_first(x), _target_cf(i), **_ce_kwargs(i)), _ce_convention,
-                call="F.cross_entropy({x}, {t}{opts}, reduction={reduction})"),
-        Binding("nn.CrossEntropyLoss", "torch.nn.CrossEntropyLoss", ce_caps,
-                lambda x, i: nn.CrossEntropyLoss(**_ce_kwargs(i))(_channels_first(x), _target_cf(i)), _ce_convention,
-                call="nn.CrossEntropyLoss(reduction={reduction}{opts})({x}, {t})"),
-        Binding("F.nll_loss+log_softmax", "torch.nn.functional.nll_loss", nll_caps,
-                lambda x, i: F.nll_loss(F.log_softmax(_channels_first(x), dim=1), i.target, **_nll_kwargs(i)),
-                weight_sum, "F.nll_loss(F.log_softmax(x, dim=1), target)",
-                call="F.nll_loss(F.log_softmax({x}, dim=1), {t}{opts}, reduction={reduction})"),
-        Binding("nn.NLLLoss+LogSoftmax", "torch.nn.NLLLoss", nll_caps,
-                lambda x, i: nn.NLLLoss(**_nll_kwargs(i))(nn.LogSoftmax(dim=1)(_channels_first(x)), i.target),
-                weight_sum, "nn.NLLLoss()(nn.LogSoftmax(dim=1)(x), target)",
-                call="nn.NLLLoss(reduction={reduction}{opts})(nn.LogSoftmax(dim=1)({x}), {t})"),
-        Binding("F.nll_loss", "torch.nn.functional.nll_loss", logp_caps,
-                lambda x, i: F.nll_loss(_channels_first(x), i.target, **_nll_kwargs(i)), weight_sum,
-                "F.nll_loss(x, target) on log-probabilities as given (they need not normalise)",
-                call="F.nll_loss({x}, {t}{opts}, reduction={reduction})"),
-        Binding("nn.NLLLoss", "torch.nn.NLLLoss", logp_caps,
-                lambda x, i: nn.NLLLoss(**_nll_kwargs(i))(_channels_first(x), i.target), weight_sum,
-                "nn.NLLLoss()(x, target) on log-probabilities as given",
-                call="nn.NLLLoss(reduction={reduction}{opts})({x}, {t})"),
-        Binding("F.binary_cross_entropy", "torch.nn.functional.binary_cross_entropy", bce_caps,
-                lambda x, i: F.binary_cross_entropy(x, i.target, weight=_bce_weight(i), reduction=i.reduction),
-                call="F.binary_cross_entropy({x}, {t}{opts}, reduction={reduction})"),
-        Binding("nn.BCELoss", "torch.nn.BCELoss", bce_caps,
-                lambda x, i: nn.BCELoss(weight=_bce_weight(i), reduction=i.reduction)(x, i.target),
-                call="nn.BCELoss(reduction={reduction}{opts})({x}, {t})"),
-        Binding("F.binary_cross_entropy_with_logits", "torch.nn.functional.binary_cross_entropy_with_logits",
-                bcel_caps,
-                lambda x, i: F.binary_cross_entropy_with_logits(x, i.target, weight=_bce_weight(i),
-                                                                pos_weight=i.pos_weight, reduction=i.reduction),
-                call="F.binary_cross_entropy_with_logits({x}, {t}{opts}, reduction={reduction})"),
-        Binding("nn.BCEWithLogitsLoss", "torch.nn.BCEWithLogitsLoss", bcel_caps,
-                lambda x, i: nn.BCEWithLogitsLoss(weight=_bce_weight(i), pos_weight=i.pos_weight,
-                                                  reduction=i.reduction)(x, i.target),
-                call="nn.BCEWithLogitsLoss(reduction={reduction}{opts})({x}, {t})"),
-        Binding("F.multilabel_soft_margin_loss", "torch.nn.functional.multilabel_soft_margin_loss", msm_caps,
-                lambda x, i: F.multilabel_soft_margin_loss(x, i.target, weight=_bce_weight(i), reduction=i.reduction),
-                Convention(mean_last_axis=True), "per-sample loss is the mean over the C labels",
-                call="F.multilabel_soft_margin_loss({x}, {t}{opts}, reduction={reduction})"),
+        Binding(
+            "F.cross_entropy",
+            "torch.nn.functional.cross_entropy",
+            ce_caps,
+            lambda x, i: F.cross_entropy(_channels_first(x), _target_cf(i), **_ce_kwargs(i)),
+            _ce_convention,
+            call="F.cross_entropy({x}, {t}{opts}, reduction={reduction})",
+        ),
+        Binding(
+            "nn.CrossEntropyLoss",
+            "torch.nn.CrossEntropyLoss",
+            ce_caps,
+            lambda x, i: nn.CrossEntropyLoss(**_ce_kwargs(i))(_channels_first(x), _target_cf(i)),
+            _ce_convention,
+            call="nn.CrossEntropyLoss(reduction={reduction}{opts})({x}, {t})",
+        ),
+        Binding(
+            "F.nll_loss+log_softmax",
+            "torch.nn.functional.nll_loss",
+            nll_caps,
+            lambda x, i: F.nll_loss(F.log_softmax(_channels_first(x), dim=1), i.target, **_nll_kwargs(i)),
+            weight_sum,
+            "F.nll_loss(F.log_softmax(x, dim=1), target)",
+            call="F.nll_loss(F.log_softmax({x}, dim=1), {t}{opts}, reduction={reduction})",
+        ),
+        Binding(
+            "nn.NLLLoss+LogSoftmax",
+            "torch.nn.NLLLoss",
+            nll_caps,
+            lambda x, i: nn.NLLLoss(**_nll_kwargs(i))(nn.LogSoftmax(dim=1)(_channels_first(x)), i.target),
+            weight_sum,
+            "nn.NLLLoss()(nn.LogSoftmax(dim=1)(x), target)",
+            call="nn.NLLLoss(reduction={reduction}{opts})(nn.LogSoftmax(dim=1)({x}), {t})",
+        ),
+        Binding(
+            "F.nll_loss",
+            "torch.nn.functional.nll_loss",
+            logp_caps,
+            lambda x, i: F.nll_loss(_channels_first(x), i.target, **_nll_kwargs(i)),
+            weight_sum,
+            "F.nll_loss(x, target) on log-probabilities as given (they need not normalise)",
+            call="F.nll_loss({x}, {t}{opts}, reduction={reduction})",
+        ),
+        Binding(
+            "nn.NLLLoss",
+            "torch.nn.NLLLoss",
+            logp_caps,
+            lambda x, i: nn.NLLLoss(**_nll_kwargs(i))(_channels_first(x), i.target),
+            weight_sum,
+            "nn.NLLLoss()(x, target) on log-probabilities as given",
+            call="nn.NLLLoss(reduction={reduction}{opts})({x}, {t})",
+        ),
+        Binding(
+            "F.binary_cross_entropy",
+            "torch.nn.functional.binary_cross_entropy",
+            bce_caps,
+            lambda x, i: F.binary_cross_entropy(x, i.target, weight=_bce_weight(i), reduction=i.reduction),
+            call="F.binary_cross_entropy({x}, {t}{opts}, reduction={reduction})",
+        ),
+        Binding(
+            "nn.BCELoss",
+            "torch.nn.BCELoss",
+            bce_caps,
+            lambda x, i: nn.BCELoss(weight=_bce_weight(i), reduction=i.reduction)(x, i.target),
+            call="nn.BCELoss(reduction={reduction}{opts})({x}, {t})",
+        ),
+        Binding(
+            "F.binary_cross_entropy_with_logits",
+            "torch.nn.functional.binary_cross_entropy_with_logits",
+            bcel_caps,
+            lambda x, i: F.binary_cross_entropy_with_logits(
+                x, i.target, weight=_bce_weight(i), pos_weight=i.pos_weight, reduction=i.reduction
+            ),
+            call="F.binary_cross_entropy_with_logits({x}, {t}{opts}, reduction={reduction})",
+        ),
+        Binding(
+            "nn.BCEWithLogitsLoss",
+            "torch.nn.BCEWithLogitsLoss",
+            bcel_caps,
+            lambda x, i: nn.BCEWithLogitsLoss(weight=_bce_weight(i), pos_weight=i.pos_weight, reduction=i.reduction)(
+                x, i.target
+            ),
+            call="nn.BCEWithLogitsLoss(reduction={reduction}{opts})({x}, {t})",
+        ),
+        Binding(
+            "F.multilabel_soft_margin_loss",
+            "torch.nn.functional.multilabel_soft_margin_loss",
+            msm_caps,
+            lambda x, i: F.multilabel_soft_margin_loss(x, i.target, weight=_bce_weight(i), reduction=i.reduction),
+            Convention(mean_last_axis=True),
+            "per-sample loss is the mean over the C labels",
+            call="F.multilabel_soft_margin_loss({x}, {t}{opts}, reduction={reduction})",
+        ),
     ]
 
 
@@ -127,15 +196,24 @@ class TorchAdapter(FrameworkAdapter):
         array=lambda lit, dt: f"torch.tensor({lit}, dtype=torch.{dt})",
         index=lambda lit: f"torch.tensor({lit})",
         grad="x.requires_grad_(True)\nloss = loss_fn(x)\nloss.backward(cot)\ngrad = x.grad",
-        options={"class_weight": "weight=class_weight", "pos_weight": "pos_weight=pos_weight",
-                 "ignore_index": "ignore_index=ignore_index", "label_smoothing": "label_smoothing=label_smoothing"},
-        channels_first=lambda name: f"{name}.movedim(-1, 1)", native_channels_first=True,
-        compile="loss_fn = torch.compile(loss_fn, dynamic=False)")
+        options={
+            "class_weight": "weight=class_weight",
+            "pos_weight": "pos_weight=pos_weight",
+            "ignore_index": "ignore_index=ignore_index",
+            "label_smoothing": "label_smoothing=label_smoothing",
+        },
+        channels_first=lambda name: f"{name}.movedim(-1, 1)",
+        native_channels_first=True,
+        compile="loss_fn = torch.compile(loss_fn, dynamic=False)",
+    )
     compile_whole_step = False  # torch.compile the loss; autograd (AOTAutograd's compiled backward) runs outside
 
     def environment(self) -> dict:
-        env = {"torch": torch.__version__, "torch.threads": torch.get_num_threads(),
-               "torch.cuda": torch.version.cuda or "none"}
+        env = {
+            "torch": torch.__version__,
+            "torch.threads": torch.get_num_threads(),
+            "torch.cuda": torch.version.cuda or "none",
+        }
         if torch.cuda.is_available():
             env["torch.device"] = torch.cuda.get_device_name(0)
         env.update(linear_ce.environment())  # the optional linear_ce libraries (Liger-Kernel, Cut Cross-Entropy)
@@ -198,6 +276,7 @@ class TorchAdapter(FrameworkAdapter):
         chain of EXP_CHAIN exps per loaded element (one compiled kernel), so that it measures the exp
         units rather than memory bandwidth (see xentcheck.bench.floor)."""
         if self.device != "cpu":
+
             def chain(n, dtype):
                 a = torch.rand(max(1, n // EXP_CHAIN), dtype=_TORCH_DTYPES[dtype], device=self.device)
                 f = torch.compile(_exp_chain, dynamic=False)

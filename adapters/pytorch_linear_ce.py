@@ -16,6 +16,7 @@ On a machine without CUDA, Liger-Kernel's Triton kernels run in Triton's interpr
 (``TRITON_INTERPRET=1``, set here before Triton is first imported): slow, so the default run keeps
 its sizes small.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -41,8 +42,12 @@ if importlib.util.find_spec("triton") is not None:
     # Triton lazily wherever it is installed, so load it now, with the torch adapter, before TensorFlow.
     import triton  # noqa: F401
 
-_TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
-                 "float64": torch.float64}
+_TORCH_DTYPES = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+}
 #: optional libraries: distribution name -> module
 LIBRARIES = {"liger-kernel": "liger_kernel", "cut-cross-entropy": "cut_cross_entropy", "triton": "triton"}
 #: PyTorch documents the mean of index targets as divided by the targets' weight sum (ignored rows excluded)
@@ -72,11 +77,17 @@ def environment() -> dict:
 
 def missing() -> list[str]:
     """One line per optional library whose bindings are skipped, and why (both import Triton)."""
-    out = [f"{dist} is not installed; its linear_ce bindings are skipped (pip install 'xentcheck[linear]')"
-           for dist, module in LIBRARIES.items() if module != "triton" and not _installed(module)]
+    out = [
+        f"{dist} is not installed; its linear_ce bindings are skipped (pip install 'xentcheck[linear]')"
+        for dist, module in LIBRARIES.items()
+        if module != "triton" and not _installed(module)
+    ]
     if not _installed("triton"):
-        out += [f"{dist} needs triton, which is not installed; its linear_ce bindings are skipped"
-                for dist, module in LIBRARIES.items() if module != "triton" and _installed(module)]
+        out += [
+            f"{dist} needs triton, which is not installed; its linear_ce bindings are skipped"
+            for dist, module in LIBRARIES.items()
+            if module != "triton" and _installed(module)
+        ]
     return out
 
 
@@ -129,8 +140,13 @@ def _binding(name: str, api: str, caps: Capabilities, loss, convention=WEIGHT_SU
 # -- PyTorch ---------------------------------------------------------------------------------------
 def _torch_kwargs(inp: Inputs, b) -> dict:
     p = inp.problem
-    return {"linear_bias": b, "weight": inp.class_weight, "reduction": p.reduction, "ignore_index": _ignore(p),
-            "label_smoothing": p.label_smoothing}
+    return {
+        "linear_bias": b,
+        "weight": inp.class_weight,
+        "reduction": p.reduction,
+        "ignore_index": _ignore(p),
+        "label_smoothing": p.label_smoothing,
+    }
 
 
 def _functional(options):
@@ -143,9 +159,18 @@ def _functional(options):
 def _module(options):
     def loss(x, w, b, t, inp):
         p = inp.problem
-        m = nn.LinearCrossEntropyLoss(w.shape[1], w.shape[0], bias=b is not None, dtype=w.dtype, device=w.device,
-                                      reduction=p.reduction, weight=inp.class_weight, ignore_index=_ignore(p),
-                                      label_smoothing=p.label_smoothing, options=options)
+        m = nn.LinearCrossEntropyLoss(
+            w.shape[1],
+            w.shape[0],
+            bias=b is not None,
+            dtype=w.dtype,
+            device=w.device,
+            reduction=p.reduction,
+            weight=inp.class_weight,
+            ignore_index=_ignore(p),
+            label_smoothing=p.label_smoothing,
+            options=options,
+        )
         m.linear.weight = w  # the step's own leaves, so their gradients are the module's
         if b is not None:
             m.linear.bias = b
@@ -156,39 +181,80 @@ def _module(options):
 
 def _unfused(x, w, b, t, inp):
     p = inp.problem
-    return F.cross_entropy(F.linear(x, w, b), t, weight=inp.class_weight, reduction=p.reduction,
-                           ignore_index=_ignore(p), label_smoothing=p.label_smoothing)
+    return F.cross_entropy(
+        F.linear(x, w, b),
+        t,
+        weight=inp.class_weight,
+        reduction=p.reduction,
+        ignore_index=_ignore(p),
+        label_smoothing=p.label_smoothing,
+    )
 
 
 def _torch_bindings() -> list[Binding]:
     from torch.nn import LinearCrossEntropyOptions as Options
 
-    caps = Capabilities("linear_ce", frozenset({"index"}), dtypes=ALL_FLOATS,
-                        options=frozenset({"class_weight", "ignore_index", "label_smoothing", "bias"}),
-                        eager_only="bound eagerly so far (the chunked path falls back to eager under torch.compile)")
+    caps = Capabilities(
+        "linear_ce",
+        frozenset({"index"}),
+        dtypes=ALL_FLOATS,
+        options=frozenset({"class_weight", "ignore_index", "label_smoothing", "bias"}),
+        eager_only="bound eagerly so far (the chunked path falls back to eager under torch.compile)",
+    )
     # the chunked path documents a fallback to the reference path (with a warning) for label smoothing:
     # not declared, so that every check of a chunked binding runs the chunked code
     chunked = replace(caps, options=caps.options - {"label_smoothing"})
     chunk = 4  # rows per chunk: several chunks even at the catalog's small N
     out = [
-        _binding("F.linear+F.cross_entropy", "torch.nn.functional.cross_entropy(F.linear(X, W, b))", caps, _unfused,
-                 doc="the unfused baseline: the N x V logits materialised in the input dtype"),
-        _binding("F.linear_cross_entropy", "torch.nn.functional.linear_cross_entropy", caps, _functional(None),
-                 doc="options=None: the reference path"),
-        _binding("nn.LinearCrossEntropyLoss", "torch.nn.LinearCrossEntropyLoss", caps, _module(None),
-                 doc="options=None: the reference path"),
-        _binding("nn.LinearCrossEntropyLoss.chunked", "torch.nn.LinearCrossEntropyLoss", chunked,
-                 _module(Options(batch_chunk_size=chunk, chunking_method=None)),
-                 doc=f"options=LinearCrossEntropyOptions(batch_chunk_size={chunk}, chunking_method=None)"),
+        _binding(
+            "F.linear+F.cross_entropy",
+            "torch.nn.functional.cross_entropy(F.linear(X, W, b))",
+            caps,
+            _unfused,
+            doc="the unfused baseline: the N x V logits materialised in the input dtype",
+        ),
+        _binding(
+            "F.linear_cross_entropy",
+            "torch.nn.functional.linear_cross_entropy",
+            caps,
+            _functional(None),
+            doc="options=None: the reference path",
+        ),
+        _binding(
+            "nn.LinearCrossEntropyLoss",
+            "torch.nn.LinearCrossEntropyLoss",
+            caps,
+            _module(None),
+            doc="options=None: the reference path",
+        ),
+        _binding(
+            "nn.LinearCrossEntropyLoss.chunked",
+            "torch.nn.LinearCrossEntropyLoss",
+            chunked,
+            _module(Options(batch_chunk_size=chunk, chunking_method=None)),
+            doc=f"options=LinearCrossEntropyOptions(batch_chunk_size={chunk}, chunking_method=None)",
+        ),
     ]
-    out.append(_binding("F.linear_cross_entropy.chunked_default", "torch.nn.functional.linear_cross_entropy", chunked,
-                        _functional(Options()),
-                        doc="options=LinearCrossEntropyOptions(): torch's own chunk size and accumulation policy"))
+    out.append(
+        _binding(
+            "F.linear_cross_entropy.chunked_default",
+            "torch.nn.functional.linear_cross_entropy",
+            chunked,
+            _functional(Options()),
+            doc="options=LinearCrossEntropyOptions(): torch's own chunk size and accumulation policy",
+        )
+    )
     for policy in ("auto", "accurate", "balanced", "compact"):
         opts = Options(batch_chunk_size=chunk, chunking_method=None, acc_policy=policy)
-        out.append(_binding(f"F.linear_cross_entropy.chunked_{policy}", "torch.nn.functional.linear_cross_entropy",
-                            chunked, _functional(opts),
-                            doc=f"options=LinearCrossEntropyOptions(batch_chunk_size={chunk}, acc_policy={policy!r})"))
+        out.append(
+            _binding(
+                f"F.linear_cross_entropy.chunked_{policy}",
+                "torch.nn.functional.linear_cross_entropy",
+                chunked,
+                _functional(opts),
+                doc=f"options=LinearCrossEntropyOptions(batch_chunk_size={chunk}, acc_policy={policy!r})",
+            )
+        )
     return out
 
 
@@ -198,9 +264,15 @@ def _liger(accum_dtype):
         from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
 
         p = inp.problem
-        f = LigerFusedLinearCrossEntropyLoss(ce_weight=inp.class_weight, ignore_index=_ignore(p),
-                                             lse_square_scale=p.z_loss, label_smoothing=p.label_smoothing,
-                                             reduction=p.reduction, softcap=p.softcap, accum_dtype=accum_dtype)
+        f = LigerFusedLinearCrossEntropyLoss(
+            ce_weight=inp.class_weight,
+            ignore_index=_ignore(p),
+            lse_square_scale=p.z_loss,
+            label_smoothing=p.label_smoothing,
+            reduction=p.reduction,
+            softcap=p.softcap,
+            accum_dtype=accum_dtype,
+        )
         return f(w, x, t, b)
 
     return loss
@@ -210,8 +282,14 @@ def _liger_unfused(x, w, b, t, inp):
     from liger_kernel.transformers import LigerCrossEntropyLoss
 
     p = inp.problem
-    f = LigerCrossEntropyLoss(weight=inp.class_weight, ignore_index=_ignore(p), lse_square_scale=p.z_loss,
-                              label_smoothing=p.label_smoothing, reduction=p.reduction, softcap=p.softcap)
+    f = LigerCrossEntropyLoss(
+        weight=inp.class_weight,
+        ignore_index=_ignore(p),
+        lse_square_scale=p.z_loss,
+        label_smoothing=p.label_smoothing,
+        reduction=p.reduction,
+        softcap=p.softcap,
+    )
     return f(F.linear(x, w, b), t)
 
 
@@ -220,27 +298,46 @@ def _liger_unfused(x, w, b, t, inp):
 #: (triton-lang/triton#5965, closed; still so in triton 3.9.0)
 INTERPRETER_GAPS = {
     "softcap": "Triton's interpreter (CPU) cannot run Liger's soft-capping: InterpreterError \"'float' object has "
-               "no attribute 'to'\" (a Python float argument; triton-lang/triton#5965); checked on a GPU",
+    "no attribute 'to'\" (a Python float argument; triton-lang/triton#5965); checked on a GPU",
     "class_weight": "Triton's interpreter (CPU) cannot run Liger's class weights: InterpreterError \"'float' "
-                    "object has no attribute 'to'\" (a Python float argument; triton-lang/triton#5965); checked on "
-                    "a GPU",
+    "object has no attribute 'to'\" (a Python float argument; triton-lang/triton#5965); checked on "
+    "a GPU",
 }
 
 
 def _liger_bindings() -> list[Binding]:
     options = frozenset({"class_weight", "ignore_index", "label_smoothing", "bias", "softcap", "z_loss"})
     gaps = () if torch.cuda.is_available() else tuple(INTERPRETER_GAPS.items())
-    caps = Capabilities("linear_ce", frozenset({"index"}), dtypes=ALL_FLOATS,
-                        options=options - {o for o, _ in gaps}, unavailable=gaps,
-                        eager_only="Triton kernels (the interpreter on CPU): torch.compile is not applied to them")
+    caps = Capabilities(
+        "linear_ce",
+        frozenset({"index"}),
+        dtypes=ALL_FLOATS,
+        options=options - {o for o, _ in gaps},
+        unavailable=gaps,
+        eager_only="Triton kernels (the interpreter on CPU): torch.compile is not applied to them",
+    )
     return [
-        _binding("liger.FusedLinearCrossEntropyLoss", "liger_kernel.transformers.LigerFusedLinearCrossEntropyLoss",
-                 caps, _liger(None), doc="accum_dtype=None: dW and db accumulated in the parameters' dtype"),
-        _binding("liger.FusedLinearCrossEntropyLoss.fp32acc",
-                 "liger_kernel.transformers.LigerFusedLinearCrossEntropyLoss", caps, _liger(torch.float32),
-                 doc="accum_dtype=torch.float32"),
-        _binding("liger.CrossEntropyLoss+F.linear", "liger_kernel.transformers.LigerCrossEntropyLoss", caps,
-                 _liger_unfused, doc="Liger's cross-entropy kernel on materialised logits (unfused)"),
+        _binding(
+            "liger.FusedLinearCrossEntropyLoss",
+            "liger_kernel.transformers.LigerFusedLinearCrossEntropyLoss",
+            caps,
+            _liger(None),
+            doc="accum_dtype=None: dW and db accumulated in the parameters' dtype",
+        ),
+        _binding(
+            "liger.FusedLinearCrossEntropyLoss.fp32acc",
+            "liger_kernel.transformers.LigerFusedLinearCrossEntropyLoss",
+            caps,
+            _liger(torch.float32),
+            doc="accum_dtype=torch.float32",
+        ),
+        _binding(
+            "liger.CrossEntropyLoss+F.linear",
+            "liger_kernel.transformers.LigerCrossEntropyLoss",
+            caps,
+            _liger_unfused,
+            doc="Liger's cross-entropy kernel on materialised logits (unfused)",
+        ),
     ]
 
 
@@ -252,16 +349,35 @@ def _cce(x, w, b, t, inp):
     # the library compiles with fullgraph=True: one process running the whole catalog (every dtype,
     # reduction, soft-cap) passes Dynamo's 8 recompiles per function, which a training run never does
     with torch._dynamo.config.patch(recompile_limit=256):
-        return linear_cross_entropy(x, w, t, ignore_index=_ignore(p), softcap=p.softcap, reduction=p.reduction,
-                                    impl="torch_compile" if x.device.type == "cpu" else "cce")
+        return linear_cross_entropy(
+            x,
+            w,
+            t,
+            ignore_index=_ignore(p),
+            softcap=p.softcap,
+            reduction=p.reduction,
+            impl="torch_compile" if x.device.type == "cpu" else "cce",
+        )
 
 
 def _cce_bindings() -> list[Binding]:
-    caps = Capabilities("linear_ce", frozenset({"index"}), dtypes=ALL_FLOATS,
-                        options=frozenset({"ignore_index", "softcap"}),
-                        eager_only="the library compiles its own function (impl='torch_compile' on CPU)")
-    return [_binding("cce.linear_cross_entropy", "cut_cross_entropy.linear_cross_entropy", caps, _cce, VALID_COUNT,
-                     doc="impl='torch_compile' on CPU, 'cce' (Triton) on a GPU; no bias, no class weights")]
+    caps = Capabilities(
+        "linear_ce",
+        frozenset({"index"}),
+        dtypes=ALL_FLOATS,
+        options=frozenset({"ignore_index", "softcap"}),
+        eager_only="the library compiles its own function (impl='torch_compile' on CPU)",
+    )
+    return [
+        _binding(
+            "cce.linear_cross_entropy",
+            "cut_cross_entropy.linear_cross_entropy",
+            caps,
+            _cce,
+            VALID_COUNT,
+            doc="impl='torch_compile' on CPU, 'cce' (Triton) on a GPU; no bias, no class weights",
+        )
+    ]
 
 
 def bindings() -> list[Binding]:

@@ -9,6 +9,7 @@ spelling of the reduction). A framework's
 :class:`Dialect` says how to write arrays and take a gradient. The snippet runs without xentcheck,
 and ends with what xentcheck's oracle expects.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,22 +28,35 @@ class Dialect:
     """How one framework spells a snippet."""
 
     imports: str
-    array: Callable[[str, str], str]       # (literal, dtype) -> expression
-    index: Callable[[str], str]            # literal -> integer array expression
-    grad: str                              # lines taking loss and grad from loss_fn, x and cot
+    array: Callable[[str, str], str]  # (literal, dtype) -> expression
+    index: Callable[[str], str]  # literal -> integer array expression
+    grad: str  # lines taking loss and grad from loss_fn, x and cot
     options: dict[str, str] = field(default_factory=dict)  # option -> keyword text in calls
-    channels_first: Callable[[str], str] | None = None      # class axis to position 1: name -> expression
-    native_channels_first: bool = False                      # the API's own layout is (N, C, d1, ...)
-    compile: str = ""                                        # compiled mode: a line wrapping loss_fn
+    channels_first: Callable[[str], str] | None = None  # class axis to position 1: name -> expression
+    native_channels_first: bool = False  # the API's own layout is (N, C, d1, ...)
+    compile: str = ""  # compiled mode: a line wrapping loss_fn
 
 
 def _literal(a: np.ndarray) -> str:
-    return np.array2string(np.asarray(a), separator=", ", threshold=MAX_ELEMENTS + 1, max_line_width=100,
-                           floatmode="unique").replace("inf", "float('inf')").replace("nan", "float('nan')")
+    return (
+        np.array2string(
+            np.asarray(a), separator=", ", threshold=MAX_ELEMENTS + 1, max_line_width=100, floatmode="unique"
+        )
+        .replace("inf", "float('inf')")
+        .replace("nan", "float('nan')")
+    )
 
 
-def snippet(dialect: Dialect, call: str, problem: Problem, check: str, *, mode: str = "eager",
-            cotangent: np.ndarray | None = None, expected: np.ndarray | None = None) -> str | None:
+def snippet(
+    dialect: Dialect,
+    call: str,
+    problem: Problem,
+    check: str,
+    *,
+    mode: str = "eager",
+    cotangent: np.ndarray | None = None,
+    expected: np.ndarray | None = None,
+) -> str | None:
     """The snippet for one binding call on one problem (None when the problem is too large)."""
     if problem.x.size > MAX_ELEMENTS:
         return None
@@ -77,6 +91,7 @@ def snippet(dialect: Dialect, call: str, problem: Problem, check: str, *, mode: 
     else:
         lines += ["loss = loss_fn(x)", 'print("loss:", loss)']
     if expected is not None and p.has_loss:
-        lines.append(f"# xentcheck's oracle (exact, float64) expects the {check}:\n# " +
-                     _literal(expected).replace("\n", "\n# "))
+        lines.append(
+            f"# xentcheck's oracle (exact, float64) expects the {check}:\n# " + _literal(expected).replace("\n", "\n# ")
+        )
     return "\n".join(lines)

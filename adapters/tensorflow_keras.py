@@ -4,6 +4,7 @@
 Class axis last, except for channels-first problems, which move it to axis 1 and say axis=1 where the
 API takes it. Keras on its other backends: ``adapters.keras_backends``.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,10 @@ _V1_REDUCTION = {"none": _V1.Reduction.NONE, "sum": _V1.Reduction.SUM, "mean": _
 # TF1 losses' default reduction divides the weighted sum by the number of non-zero weights.
 V1_MEAN = Convention(mean_by="nonzero_weight_count")
 # the TF1 reduction mapping, spelled in reproduction snippets (a format string: doubled braces)
-_V1_CALL = ("{{'none': tf.compat.v1.losses.Reduction.NONE, 'sum': tf.compat.v1.losses.Reduction.SUM, "
-            "'mean': tf.compat.v1.losses.Reduction.SUM_BY_NONZERO_WEIGHTS}}[{reduction}]")
+_V1_CALL = (
+    "{{'none': tf.compat.v1.losses.Reduction.NONE, 'sum': tf.compat.v1.losses.Reduction.SUM, "
+    "'mean': tf.compat.v1.losses.Reduction.SUM_BY_NONZERO_WEIGHTS}}[{reduction}]"
+)
 
 
 def _v1_weights(inp: Inputs, ndim: int):
@@ -57,8 +60,10 @@ def _on_activation_output() -> list[Binding]:
     (The sparse loss is left out: its eager path, clip then renormalise through a softmax of log q, on
     rounded probabilities over a large vocabulary is beyond the oracle's error model today.)"""
     L = keras.losses
-    specs = [(L.CategoricalCrossentropy, "softmax", "softmax_ce", keras_losses.DENSE),
-             (L.BinaryCrossentropy, "sigmoid", "sigmoid_bce", keras_losses.BINARY)]
+    specs = [
+        (L.CategoricalCrossentropy, "softmax", "softmax_ce", keras_losses.DENSE),
+        (L.BinaryCrossentropy, "sigmoid", "sigmoid_bce", keras_losses.BINARY),
+    ]
     out = []
     for cls, activation, op, targets in specs:
         act = getattr(tf.nn, activation)
@@ -68,59 +73,100 @@ def _on_activation_output() -> list[Binding]:
             return loss(i.target, act(x))
 
         name = f"keras.{cls.__name__}.on_tf_nn_{activation}"
-        out.append(Binding(
-            name, f"keras.losses.{cls.__name__}(tf.nn.{activation}(x))",
-            Capabilities(op, targets, keras_losses.MEAN_ONLY, frozenset(), ALL_FLOATS),
-            call, keras_losses.binary_class_convention if targets == keras_losses.BINARY
-            else keras_losses.class_convention,
-            call=f"keras.losses.{cls.__name__}(reduction={keras_losses.reduction_snippet()}, "
-                 f"dtype=x.dtype.name)({{t}}, tf.nn.{activation}({{x}}))"))
+        out.append(
+            Binding(
+                name,
+                f"keras.losses.{cls.__name__}(tf.nn.{activation}(x))",
+                Capabilities(op, targets, keras_losses.MEAN_ONLY, frozenset(), ALL_FLOATS),
+                call,
+                keras_losses.binary_class_convention
+                if targets == keras_losses.BINARY
+                else keras_losses.class_convention,
+                call=f"keras.losses.{cls.__name__}(reduction={keras_losses.reduction_snippet()}, "
+                f"dtype=x.dtype.name)({{t}}, tf.nn.{activation}({{x}}))",
+            )
+        )
     return out
 
 
 def _tf_nn() -> list[Binding]:
     return [
-        Binding("tf.nn.softmax_cross_entropy_with_logits", "tf.nn.softmax_cross_entropy_with_logits",
-                Capabilities("softmax_ce", DENSE, NONE_ONLY, frozenset({"spatial", "channels_first"}), DTYPES),
-                lambda x, i: (lambda x, t, axis: tf.nn.softmax_cross_entropy_with_logits(
-                    labels=t, logits=x, axis=axis))(*keras_losses.class_axis(x, i, True)),
-                call="tf.nn.softmax_cross_entropy_with_logits(labels={t}, logits={x}{opts})"),
-        Binding("tf.nn.sparse_softmax_cross_entropy_with_logits", "tf.nn.sparse_softmax_cross_entropy_with_logits",
-                Capabilities("softmax_ce", INDEX, NONE_ONLY, frozenset({"spatial"}), DTYPES),
-                lambda x, i: tf.nn.sparse_softmax_cross_entropy_with_logits(labels=i.target, logits=x),
-                call="tf.nn.sparse_softmax_cross_entropy_with_logits(labels={t}, logits={x})"),
-        Binding("tf.nn.sigmoid_cross_entropy_with_logits", "tf.nn.sigmoid_cross_entropy_with_logits",
-                Capabilities("sigmoid_bce", BINARY, NONE_ONLY, frozenset(), DTYPES),
-                lambda x, i: tf.nn.sigmoid_cross_entropy_with_logits(labels=i.target, logits=x),
-                call="tf.nn.sigmoid_cross_entropy_with_logits(labels={t}, logits={x})"),
-        Binding("tf.nn.weighted_cross_entropy_with_logits", "tf.nn.weighted_cross_entropy_with_logits",
-                Capabilities("sigmoid_bce", BINARY, NONE_ONLY, frozenset({"pos_weight"}), DTYPES),
-                lambda x, i: tf.nn.weighted_cross_entropy_with_logits(
-                    labels=i.target, logits=x, pos_weight=i.pos_weight if i.pos_weight is not None else 1.0),
-                call="tf.nn.weighted_cross_entropy_with_logits(labels={t}, logits={x}, "
-                     "pos_weight=1.0 if pos_weight is None else pos_weight)"),
-        Binding("tf.compat.v1.losses.softmax_cross_entropy", "tf.compat.v1.losses.softmax_cross_entropy",
-                Capabilities("softmax_ce", DENSE, ALL_REDUCTIONS, frozenset({"sample_weight", "label_smoothing"}),
-                             DTYPES),
-                lambda x, i: _V1.softmax_cross_entropy(i.target, x, weights=_v1_weights(i, 1),
-                                                       label_smoothing=i.problem.label_smoothing,
-                                                       reduction=_V1_REDUCTION[i.reduction]), V1_MEAN,
-                call="tf.compat.v1.losses.softmax_cross_entropy({t}, {x}, weights=1.0 if sample_weight is None "
-                     "else sample_weight, label_smoothing=label_smoothing, reduction=" + _V1_CALL + ")"),
-        Binding("tf.compat.v1.losses.sparse_softmax_cross_entropy", "tf.compat.v1.losses.sparse_softmax_cross_entropy",
-                Capabilities("softmax_ce", INDEX, ALL_REDUCTIONS, frozenset({"sample_weight"}), DTYPES),
-                lambda x, i: _V1.sparse_softmax_cross_entropy(i.target, x, weights=_v1_weights(i, 1),
-                                                              reduction=_V1_REDUCTION[i.reduction]), V1_MEAN,
-                call="tf.compat.v1.losses.sparse_softmax_cross_entropy({t}, {x}, weights=1.0 if sample_weight is "
-                     "None else sample_weight, reduction=" + _V1_CALL + ")"),
-        Binding("tf.compat.v1.losses.sigmoid_cross_entropy", "tf.compat.v1.losses.sigmoid_cross_entropy",
-                Capabilities("sigmoid_bce", BINARY, ALL_REDUCTIONS, frozenset({"sample_weight", "label_smoothing"}),
-                             DTYPES),
-                lambda x, i: _V1.sigmoid_cross_entropy(i.target, x, weights=_v1_weights(i, 2),
-                                                       label_smoothing=i.problem.label_smoothing,
-                                                       reduction=_V1_REDUCTION[i.reduction]), V1_MEAN,
-                call="tf.compat.v1.losses.sigmoid_cross_entropy({t}, {x}, weights=1.0 if sample_weight is None "
-                     "else sample_weight[:, None], label_smoothing=label_smoothing, reduction=" + _V1_CALL + ")"),
+        Binding(
+            "tf.nn.softmax_cross_entropy_with_logits",
+            "tf.nn.softmax_cross_entropy_with_logits",
+            Capabilities("softmax_ce", DENSE, NONE_ONLY, frozenset({"spatial", "channels_first"}), DTYPES),
+            lambda x, i: (lambda x, t, axis: tf.nn.softmax_cross_entropy_with_logits(labels=t, logits=x, axis=axis))(
+                *keras_losses.class_axis(x, i, True)
+            ),
+            call="tf.nn.softmax_cross_entropy_with_logits(labels={t}, logits={x}{opts})",
+        ),
+        Binding(
+            "tf.nn.sparse_softmax_cross_entropy_with_logits",
+            "tf.nn.sparse_softmax_cross_entropy_with_logits",
+            Capabilities("softmax_ce", INDEX, NONE_ONLY, frozenset({"spatial"}), DTYPES),
+            lambda x, i: tf.nn.sparse_softmax_cross_entropy_with_logits(labels=i.target, logits=x),
+            call="tf.nn.sparse_softmax_cross_entropy_with_logits(labels={t}, logits={x})",
+        ),
+        Binding(
+            "tf.nn.sigmoid_cross_entropy_with_logits",
+            "tf.nn.sigmoid_cross_entropy_with_logits",
+            Capabilities("sigmoid_bce", BINARY, NONE_ONLY, frozenset(), DTYPES),
+            lambda x, i: tf.nn.sigmoid_cross_entropy_with_logits(labels=i.target, logits=x),
+            call="tf.nn.sigmoid_cross_entropy_with_logits(labels={t}, logits={x})",
+        ),
+        Binding(
+            "tf.nn.weighted_cross_entropy_with_logits",
+            "tf.nn.weighted_cross_entropy_with_logits",
+            Capabilities("sigmoid_bce", BINARY, NONE_ONLY, frozenset({"pos_weight"}), DTYPES),
+            lambda x, i: tf.nn.weighted_cross_entropy_with_logits(
+                labels=i.target, logits=x, pos_weight=i.pos_weight if i.pos_weight is not None else 1.0
+            ),
+            call="tf.nn.weighted_cross_entropy_with_logits(labels={t}, logits={x}, "
+            "pos_weight=1.0 if pos_weight is None else pos_weight)",
+        ),
+        Binding(
+            "tf.compat.v1.losses.softmax_cross_entropy",
+            "tf.compat.v1.losses.softmax_cross_entropy",
+            Capabilities("softmax_ce", DENSE, ALL_REDUCTIONS, frozenset({"sample_weight", "label_smoothing"}), DTYPES),
+            lambda x, i: _V1.softmax_cross_entropy(
+                i.target,
+                x,
+                weights=_v1_weights(i, 1),
+                label_smoothing=i.problem.label_smoothing,
+                reduction=_V1_REDUCTION[i.reduction],
+            ),
+            V1_MEAN,
+            call="tf.compat.v1.losses.softmax_cross_entropy({t}, {x}, weights=1.0 if sample_weight is None "
+            "else sample_weight, label_smoothing=label_smoothing, reduction=" + _V1_CALL + ")",
+        ),
+        Binding(
+            "tf.compat.v1.losses.sparse_softmax_cross_entropy",
+            "tf.compat.v1.losses.sparse_softmax_cross_entropy",
+            Capabilities("softmax_ce", INDEX, ALL_REDUCTIONS, frozenset({"sample_weight"}), DTYPES),
+            lambda x, i: _V1.sparse_softmax_cross_entropy(
+                i.target, x, weights=_v1_weights(i, 1), reduction=_V1_REDUCTION[i.reduction]
+            ),
+            V1_MEAN,
+            call="tf.compat.v1.losses.sparse_softmax_cross_entropy({t}, {x}, weights=1.0 if sample_weight is "
+            "None else sample_weight, reduction=" + _V1_CALL + ")",
+        ),
+        Binding(
+            "tf.compat.v1.losses.sigmoid_cross_entropy",
+            "tf.compat.v1.losses.sigmoid_cross_entropy",
+            Capabilities(
+                "sigmoid_bce", BINARY, ALL_REDUCTIONS, frozenset({"sample_weight", "label_smoothing"}), DTYPES
+            ),
+            lambda x, i: _V1.sigmoid_cross_entropy(
+                i.target,
+                x,
+                weights=_v1_weights(i, 2),
+                label_smoothing=i.problem.label_smoothing,
+                reduction=_V1_REDUCTION[i.reduction],
+            ),
+            V1_MEAN,
+            call="tf.compat.v1.losses.sigmoid_cross_entropy({t}, {x}, weights=1.0 if sample_weight is None "
+            "else sample_weight[:, None], label_smoothing=label_smoothing, reduction=" + _V1_CALL + ")",
+        ),
     ]
 
 
@@ -135,22 +181,30 @@ class TensorflowAdapter(FrameworkAdapter):
         array=lambda lit, dt: f"tf.constant({lit}, dtype=tf.{dt})",
         index=lambda lit: f"tf.constant({lit}, dtype=tf.int64)",
         grad="with tf.GradientTape() as tape:\n    tape.watch(x)\n    loss = loss_fn(x)\n"
-             "grad = tape.gradient(loss, x, output_gradients=cot)",
-        options={"label_smoothing": "label_smoothing=label_smoothing", "ignore_index": "ignore_class=ignore_index",
-                 "channels_first": "axis=1"},
-        channels_first=lambda name: (f"tf.transpose({name}, "
-                                     f"[0, {name}.shape.rank - 1, *range(1, {name}.shape.rank - 1)])"),
-        compile="loss_fn = tf.function(loss_fn, jit_compile=True)")
+        "grad = tape.gradient(loss, x, output_gradients=cot)",
+        options={
+            "label_smoothing": "label_smoothing=label_smoothing",
+            "ignore_index": "ignore_class=ignore_index",
+            "channels_first": "axis=1",
+        },
+        channels_first=lambda name: (
+            f"tf.transpose({name}, [0, {name}.shape.rank - 1, *range(1, {name}.shape.rank - 1)])"
+        ),
+        compile="loss_fn = tf.function(loss_fn, jit_compile=True)",
+    )
 
     def environment(self) -> dict:
-        return {"tensorflow": tf.__version__, "keras": keras.__version__, "keras.backend": keras.backend.backend(),
-                "tensorflow.threads.intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                "tensorflow.gpus": len(tf.config.list_physical_devices("GPU"))}
+        return {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "keras.backend": keras.backend.backend(),
+            "tensorflow.threads.intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "tensorflow.gpus": len(tf.config.list_physical_devices("GPU")),
+        }
 
     def bindings(self) -> list[Binding]:
         devices = frozenset({"cpu", "cuda"}) if tf.config.list_physical_devices("GPU") else frozenset({"cpu"})
-        return self.declare(_tf_nn() + keras_losses.bindings() + _on_activation_output(), devices,
-                            self.environment())
+        return self.declare(_tf_nn() + keras_losses.bindings() + _on_activation_output(), devices, self.environment())
 
     def _device(self) -> str:
         return "/GPU:0" if self.device == "cuda" else "/CPU:0"
@@ -220,6 +274,7 @@ class TensorflowAdapter(FrameworkAdapter):
 
     def exp_kernels(self):
         """Candidates for the floor's exp throughput (name -> factory(n, dtype))."""
+
         def eager(n, dtype):
             a = self.asarray(np.random.default_rng(0).random(n), dtype)
             return lambda: self.block(tf.exp(a))

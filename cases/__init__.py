@@ -5,11 +5,11 @@ documented in ``cases/README.md``; a malformed file fails with one line naming t
 and the key. Loading and validating declarations lives in :mod:`cases.loader`, the declared case in
 :mod:`cases.case`, generating its problems in :mod:`cases.generate`.
 """
+
 from __future__ import annotations
 
 from .case import Case
 from .errors import CaseError
 from .loader import CATALOG_DIR, CATEGORIES, EXTERNAL_SCHEMA, SCHEMA, case_files, load_catalog
 
-__all__ = ["CATALOG_DIR", "CATEGORIES", "EXTERNAL_SCHEMA", "SCHEMA", "Case", "CaseError", "case_files",
-           "load_catalog"]
+__all__ = ["CATALOG_DIR", "CATEGORIES", "EXTERNAL_SCHEMA", "SCHEMA", "Case", "CaseError", "case_files", "load_catalog"]

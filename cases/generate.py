@@ -1,5 +1,6 @@
 """Generating problems: a declared :class:`cases.case.Case` materialised as a :class:`Problem` for one op,
 dtype and reduction (seeded arrays, masks, poisons, planted labels and weights)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -71,11 +72,23 @@ def build_problem(case: Case, op: str, dtype: str, reduction: str) -> Problem:
 
         return linear_problem(case, dtype, reduction, Labels(target, ignore, invalid), cw)
     return Problem(
-        case=case.name, op=op, dtype=dtype, x=x, target=target, target_kind=kind,
-        reduction=reduction, class_weight=cw, sample_weight=sw, pos_weight=pw,
-        ignore_index=ignore, label_smoothing=float(case.label_smoothing), category=case.category,
-        invalid_target=invalid, malformed=(case.invalid or {}).get("form"),
-        channels_first=bool(case.channels_first), where=where,
+        case=case.name,
+        op=op,
+        dtype=dtype,
+        x=x,
+        target=target,
+        target_kind=kind,
+        reduction=reduction,
+        class_weight=cw,
+        sample_weight=sw,
+        pos_weight=pw,
+        ignore_index=ignore,
+        label_smoothing=float(case.label_smoothing),
+        category=case.category,
+        invalid_target=invalid,
+        malformed=(case.invalid or {}).get("form"),
+        channels_first=bool(case.channels_first),
+        where=where,
         cotangent=None if case.cotangent is None else np.asarray(case.cotangent["values"], dtype=np.float64),
     )
 
@@ -96,8 +109,9 @@ def _array(spec: dict, shape, rng: np.random.Generator, what: str) -> np.ndarray
     return a
 
 
-def _excluded(spec: dict, shape: tuple[int, ...], target: np.ndarray, kind: str,
-              rng: np.random.Generator) -> np.ndarray:
+def _excluded(
+    spec: dict, shape: tuple[int, ...], target: np.ndarray, kind: str, rng: np.random.Generator
+) -> np.ndarray:
     """A fraction of non-target classes, plus the target class of the ``on_target`` rows and every class
     of the ``rows`` rows (a boolean array shaped like the input)."""
     mask = rng.random(shape) < float(spec.get("fraction", 0.3))
@@ -185,8 +199,9 @@ def _targets(spec: dict, shape, categorical: bool, rng: np.random.Generator):
     return (rng.random(shape) < float(spec.get("p", 0.5))).astype(np.float64), "binary"
 
 
-def _weights(spec, shape, rng: np.random.Generator, dtype: str,
-             per_element: tuple[int, ...] | None = None) -> np.ndarray | None:
+def _weights(
+    spec, shape, rng: np.random.Generator, dtype: str, per_element: tuple[int, ...] | None = None
+) -> np.ndarray | None:
     """Weights of ``shape``; sample weights (``per_element`` given) may also be one per element of a
     spatial input, ``per_element`` = (N, d1, ...): explicit values of that shape, or ``per_element = true``."""
     if spec is None:

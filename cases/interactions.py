@@ -10,6 +10,7 @@ contain every pair of values. Each row becomes a case named by what it combines
 other case. Combinations no problem can have (ignore_index needs index targets; channels-first needs
 spatial dimensions) are *ruled out* with the reason, so the pair coverage the report shows is complete.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -28,9 +29,20 @@ CATEGORY = "interactions"
 #: the strengths the generator builds (0: no interaction cases)
 STRENGTHS = (0, 2, 3)
 #: option -> the short name it has in case ids
-SHORT = {"class_weight": "cw", "sample_weight": "sw", "pos_weight": "pw", "ignore_index": "ii",
-         "label_smoothing": "ls", "spatial": "spatial", "channels_first": "cf", "mask": "mask", "where": "where",
-         "bias": "bias", "softcap": "cap", "z_loss": "zl"}
+SHORT = {
+    "class_weight": "cw",
+    "sample_weight": "sw",
+    "pos_weight": "pw",
+    "ignore_index": "ii",
+    "label_smoothing": "ls",
+    "spatial": "spatial",
+    "channels_first": "cf",
+    "mask": "mask",
+    "where": "where",
+    "bias": "bias",
+    "softcap": "cap",
+    "z_loss": "zl",
+}
 
 
 class InteractionError(ValueError):
@@ -44,8 +56,9 @@ def factors(binding: Binding) -> OrderedDict[str, list]:
     caps = binding.caps
     unknown = sorted(set(caps.options) - set(OPTIONS))
     if unknown:
-        raise InteractionError(f"binding {binding.name}: declares unknown option {unknown[0]!r}; known options: "
-                               f"{', '.join(OPTIONS)}")
+        raise InteractionError(
+            f"binding {binding.name}: declares unknown option {unknown[0]!r}; known options: {', '.join(OPTIONS)}"
+        )
     bad = sorted(set(caps.dtypes) - set(DTYPES))
     if bad:
         raise InteractionError(f"binding {binding.name}: declares unknown dtype {bad[0]!r}; known: {', '.join(DTYPES)}")
@@ -125,18 +138,23 @@ class Plan:
 
     def as_dict(self) -> dict:
         """The coverage as the results file holds it (``environment.interactions``)."""
-        return {"strength": self.strength, "cases": len(self.rows), "pairs": len(self.pairs),
-                "covered": len(self.covered),
-                "ruled_out": [{"pair": list(p), "reason": r} for p, r in self.ruled_out],
-                "missing": [list(p) for p in self.missing],
-                "factors": {k: [str(v) for v in vs] for k, vs in self.factors.items()}}
+        return {
+            "strength": self.strength,
+            "cases": len(self.rows),
+            "pairs": len(self.pairs),
+            "covered": len(self.covered),
+            "ruled_out": [{"pair": list(p), "reason": r} for p, r in self.ruled_out],
+            "missing": [list(p) for p in self.missing],
+            "factors": {k: [str(v) for v in vs] for k, vs in self.factors.items()},
+        }
 
 
 def check_strength(strength: int) -> None:
     """Raise InteractionError (one line) unless the generator builds ``strength``."""
     if strength not in STRENGTHS:
-        raise InteractionError(f"--interactions={strength}: the generator builds strength 2 (every pair), 3 "
-                               f"(every triple) or 0 (none)")
+        raise InteractionError(
+            f"--interactions={strength}: the generator builds strength 2 (every pair), 3 (every triple) or 0 (none)"
+        )
 
 
 def plan(binding: Binding, strength: int = 2) -> Plan:
@@ -146,8 +164,9 @@ def plan(binding: Binding, strength: int = 2) -> Plan:
     names = list(f)  # target, reduction and dtype at least: strength 3 is always buildable
     rows: list[dict] = []
     if strength:
-        gen = AllPairs(f, n=strength, filter_func=lambda r: _completion(dict(zip(names, r, strict=False)), f)
-                       is not None)
+        gen = AllPairs(
+            f, n=strength, filter_func=lambda r: _completion(dict(zip(names, r, strict=False)), f) is not None
+        )
         rows = [dict(zip(names, r, strict=True)) for r in gen]
         rows += _complete(f, rows, strength)
     p = Plan(strength, f, rows)
@@ -173,9 +192,12 @@ def _complete(f: OrderedDict[str, list], rows: list[dict], strength: int) -> lis
     few): each new row starts from one missing tuple and fills the other factors greedily with the
     values that cover the most tuples still missing, never a conflicting one."""
     names = list(f)
-    want = {t for combo in itertools.combinations(names, strength)
-            for t in (tuple(zip(combo, vals, strict=True)) for vals in itertools.product(*(f[k] for k in combo)))
-            if _completion(dict(t), f) is not None}
+    want = {
+        t
+        for combo in itertools.combinations(names, strength)
+        for t in (tuple(zip(combo, vals, strict=True)) for vals in itertools.product(*(f[k] for k in combo)))
+        if _completion(dict(t), f) is not None
+    }
     missing = want - set().union(*(_tuples(r, strength) for r in rows))
     extra: list[dict] = []
     while missing:
@@ -184,8 +206,7 @@ def _complete(f: OrderedDict[str, list], rows: list[dict], strength: int) -> lis
             if k in row:
                 continue
             options = [v for v in f[k] if _completion({**row, k: v}, f) is not None]
-            row[k] = max(options, key=lambda v, k=k: len(_tuples({**row, k: v}, min(strength, len(row) + 1))
-                                                        & missing))
+            row[k] = max(options, key=lambda v, k=k: len(_tuples({**row, k: v}, min(strength, len(row) + 1)) & missing))
         row = {k: row[k] for k in names}
         extra.append(row)
         missing -= _tuples(row, strength)
@@ -211,8 +232,14 @@ def case(op: str, row: dict) -> Case:
         targets["zeros"] = 0.2
     on = {k for k, v in row.items() if v is True}
     return Case(
-        name=name, category=CATEGORY, ops=(op,), shape=shape, seed=zlib.crc32(name.encode()) % 100_000,
-        targets=targets, logits={"dist": "normal", "scale": 2.0}, reductions=(row["reduction"],),
+        name=name,
+        category=CATEGORY,
+        ops=(op,),
+        shape=shape,
+        seed=zlib.crc32(name.encode()) % 100_000,
+        targets=targets,
+        logits={"dist": "normal", "scale": 2.0},
+        reductions=(row["reduction"],),
         dtypes=(row["dtype"],),
         class_weight={"low": 0.25, "high": 2.0} if "class_weight" in on else None,
         sample_weight={"low": 0.25, "high": 2.0} if "sample_weight" in on else None,
@@ -223,18 +250,26 @@ def case(op: str, row: dict) -> Case:
         where={"fraction": 0.3} if "where" in on else None,
         channels_first="channels_first" in on,
         # linear_ce: X [8, 8] and a classifier of 5 classes, with the linear options the row turns on
-        linear={"hidden": 8, **({"bias": True} if "bias" in on else {}),
-                **({"softcap": 5.0} if "softcap" in on else {}),
-                **({"z_loss": 1e-3} if "z_loss" in on else {})} if op == "linear_ce" else None,
+        linear={
+            "hidden": 8,
+            **({"bias": True} if "bias" in on else {}),
+            **({"softcap": 5.0} if "softcap" in on else {}),
+            **({"z_loss": 1e-3} if "z_loss" in on else {}),
+        }
+        if op == "linear_ce"
+        else None,
         description="generated: " + ", ".join(_label(k, v) for k, v in row.items()),
         source="cases/interactions.py",
     )
 
 
 #: what a ``mean`` divides by, in words (xentcheck.reference.Convention.mean_by)
-MEAN_BY = {"count": "the element count", "valid_count": "the count of non-ignored elements",
-           "weight_sum": "the sum of the per-example weights (class x sample weight of each counted example)",
-           "nonzero_weight_count": "the count of non-zero weights"}
+MEAN_BY = {
+    "count": "the element count",
+    "valid_count": "the count of non-ignored elements",
+    "weight_sum": "the sum of the per-example weights (class x sample weight of each counted example)",
+    "nonzero_weight_count": "the count of non-zero weights",
+}
 
 
 def conventions(binding: Binding) -> dict[str, str]:
@@ -244,8 +279,12 @@ def conventions(binding: Binding) -> dict[str, str]:
     out = {}
     opts = binding.caps.options
     for kind in sorted(binding.caps.targets):
-        row = {"target": kind, "reduction": "mean", "dtype": "float64",
-               **{o: True for o in ("class_weight", "sample_weight", "pos_weight", "label_smoothing") if o in opts}}
+        row = {
+            "target": kind,
+            "reduction": "mean",
+            "dtype": "float64",
+            **{o: True for o in ("class_weight", "sample_weight", "pos_weight", "label_smoothing") if o in opts},
+        }
         if "ignore_index" in opts and kind == "index":
             row["ignore_index"] = True
         p = case(binding.caps.op, row).problem(binding.caps.op, "float64", "mean")
@@ -266,12 +305,20 @@ def conventions(binding: Binding) -> dict[str, str]:
 #: the values each facet can take for an op, whatever a binding declares (what --probe-capabilities tries)
 def _all_values(op: str) -> dict[str, list]:
     categorical = op in CATEGORICAL_OPS
-    options = [o for o in OPTIONS if not (o == "pos_weight" and op != "sigmoid_bce")  # a logit-side weight
-               and not (o in ("ignore_index", "channels_first") and not categorical)
-               and not (o == "where" and op != "softmax_ce")  # a class mask of the softmax
-               and not (o in LINEAR_OPTIONS and op != "linear_ce")]  # the classifier's options
-    return {"target": ["index", "onehot", "soft"] if categorical else ["binary", "soft"],
-            "reduction": ["none", "sum", "mean"], "dtype": list(DTYPES), "option": options}
+    options = [
+        o
+        for o in OPTIONS
+        if not (o == "pos_weight" and op != "sigmoid_bce")  # a logit-side weight
+        and not (o in ("ignore_index", "channels_first") and not categorical)
+        and not (o == "where" and op != "softmax_ce")  # a class mask of the softmax
+        and not (o in LINEAR_OPTIONS and op != "linear_ce")
+    ]  # the classifier's options
+    return {
+        "target": ["index", "onehot", "soft"] if categorical else ["binary", "soft"],
+        "reduction": ["none", "sum", "mean"],
+        "dtype": list(DTYPES),
+        "option": options,
+    }
 
 
 def probes(binding: Binding) -> list[tuple[str, str, dict]]:
@@ -279,8 +326,11 @@ def probes(binding: Binding) -> list[tuple[str, str, dict]]:
     binding does not declare: one case each, the rest of it declared and plain, to find out whether the
     API takes it (a declaration narrower than the API) or a documented parameter raises."""
     caps = binding.caps
-    base = {"target": sorted(caps.targets)[0], "reduction": "mean" if "mean" in caps.reductions else
-            sorted(caps.reductions)[0], "dtype": "float32" if "float32" in caps.dtypes else sorted(caps.dtypes)[0]}
+    base = {
+        "target": sorted(caps.targets)[0],
+        "reduction": "mean" if "mean" in caps.reductions else sorted(caps.reductions)[0],
+        "dtype": "float32" if "float32" in caps.dtypes else sorted(caps.dtypes)[0],
+    }
     out = []
     values = _all_values(caps.op)
     for facet, declared in (("target", caps.targets), ("reduction", caps.reductions), ("dtype", caps.dtypes)):

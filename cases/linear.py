@@ -14,6 +14,7 @@ and the bias are drawn (keys in cases/README.md):
   the vocabulary padding of real models;
 - ``softcap``: logit soft-capping c tanh(z / c); ``z_loss``: the z-loss scale (lse_square_scale).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ def linear_problem(case, dtype: str, reduction: str, labels: Labels, class_weigh
         k = int(spec["pad"]["classes"])
         bias = np.zeros(v) if bias is None else bias
         value = spec["pad"]["value"]
-        bias[v - k:] = -np.inf if value == "-inf" else float(value)
+        bias[v - k :] = -np.inf if value == "-inf" else float(value)
     if "offset" in spec:  # the last hidden unit carries a common offset to every logit
         x[..., -1] = 1.0
         w[:, -1] = float(spec["offset"])
@@ -85,9 +86,20 @@ def linear_problem(case, dtype: str, reduction: str, labels: Labels, class_weigh
         w = round_to(w, dtype)  # aim with the classifier as the binding will see it
         x = _confident(x, w, None if bias is None else round_to(bias, dtype), target, float(spec["confident"]))
     return Problem(
-        case=case.name, op="linear_ce", dtype=dtype, x=round_to(x, dtype), target=target, target_kind="index",
-        reduction=reduction, class_weight=class_weight, ignore_index=labels.ignore_index,
-        label_smoothing=float(case.label_smoothing), category=case.category, invalid_target=labels.invalid_target,
-        weight_matrix=round_to(w, dtype), bias=None if bias is None else round_to(bias, dtype),
+        case=case.name,
+        op="linear_ce",
+        dtype=dtype,
+        x=round_to(x, dtype),
+        target=target,
+        target_kind="index",
+        reduction=reduction,
+        class_weight=class_weight,
+        ignore_index=labels.ignore_index,
+        label_smoothing=float(case.label_smoothing),
+        category=case.category,
+        invalid_target=labels.invalid_target,
+        weight_matrix=round_to(w, dtype),
+        bias=None if bias is None else round_to(bias, dtype),
         softcap=None if spec.get("softcap") is None else float(spec["softcap"]),
-        z_loss=float(spec.get("z_loss", 0.0)))
+        z_loss=float(spec.get("z_loss", 0.0)),
+    )

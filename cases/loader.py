@@ -1,5 +1,6 @@
 """Loading and validating case declarations: the schema (keys, types, ranges), the rules that tie keys
 together, ``values_file`` arrays, and the catalog of built-in and external declaration files."""
+
 from __future__ import annotations
 
 import os
@@ -59,29 +60,35 @@ def _load_values(spec: dict, key: str, base: Path, where: str, confine: bool = T
     name, _, array = spec["values_file"].partition(":")
     path = base / name
     if confine and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(base)):
-        raise CaseError(f"{where}: {key}.values_file {name!r} is outside the declaration's folder {base} (through "
-                        f"'..', an absolute path or a link); put the file beside the declaration, or pass "
-                        f"--values-outside")
+        raise CaseError(
+            f"{where}: {key}.values_file {name!r} is outside the declaration's folder {base} (through "
+            f"'..', an absolute path or a link); put the file beside the declaration, or pass "
+            f"--values-outside"
+        )
     if path.exists() and not path.is_file():  # a fifo or a device would block the read
         raise CaseError(f"{where}: {key}.values_file: {path} is not a regular file; save the array with np.save")
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise CaseError(f"{where}: {key}.values_file: no file {path}; put the .npy/.npz file beside the "
-                        f"declaration") from None
+        raise CaseError(
+            f"{where}: {key}.values_file: no file {path}; put the .npy/.npz file beside the declaration"
+        ) from None
     except (OSError, ValueError) as e:
         raise CaseError(f"{where}: {key}.values_file: {path} is not a NumPy .npy/.npz file ({e})") from None
     if isinstance(data, np.lib.npyio.NpzFile):
         if array not in data.files:
-            raise CaseError(f"{where}: {key}.values_file: name one of the arrays of {name} as {name}:KEY "
-                            f"(it holds {', '.join(data.files)})")
+            raise CaseError(
+                f"{where}: {key}.values_file: name one of the arrays of {name} as {name}:KEY "
+                f"(it holds {', '.join(data.files)})"
+            )
         try:
             data = data[array]
         except (OSError, ValueError) as e:  # e.g. an object array, which would need pickle: never loaded
-            raise CaseError(f"{where}: {key}.values_file: {name}:{array} cannot be read without pickle or is "
-                            f"damaged ({e}); save real numbers with np.savez") from None
-    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)
-            or data.dtype == np.bool_):
+            raise CaseError(
+                f"{where}: {key}.values_file: {name}:{array} cannot be read without pickle or is "
+                f"damaged ({e}); save real numbers with np.savez"
+            ) from None
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating) or data.dtype == np.bool_):
         raise CaseError(f"{where}: {key}.values_file: {path} holds {data.dtype}; expected real numbers")
     return {**{k: v for k, v in spec.items() if k != "values_file"}, "values": data}
 
@@ -101,19 +108,31 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
     """A validated case: the schema (keys, types, ranges), then the rules that tie keys together.
     ``base`` is the declaration's folder, where ``values_file`` arrays are read from."""
     check(entry, schema, where, CaseError)
-    entry = {k: (_load_values(v, k, base or CATALOG_DIR, where, confine)
-                 if k in _ARRAYS or (k in _EXPLICIT and isinstance(v, dict)) else v)
-             for k, v in entry.items()}
+    entry = {
+        k: (
+            _load_values(v, k, base or CATALOG_DIR, where, confine)
+            if k in _ARRAYS or (k in _EXPLICIT and isinstance(v, dict))
+            else v
+        )
+        for k, v in entry.items()
+    }
     if "expected" in entry:
-        entry["expected"] = {**entry["expected"], "value": _load_values(entry["expected"]["value"], "expected.value",
-                                                                        base or CATALOG_DIR, where, confine)}
+        entry["expected"] = {
+            **entry["expected"],
+            "value": _load_values(entry["expected"]["value"], "expected.value", base or CATALOG_DIR, where, confine),
+        }
     kind = entry["targets"].get("kind", "index")
     shape = tuple(entry["shape"])
     if entry.get("channels_first"):
-        entry = {k: (_channels_last(v, shape) if k in _ARRAYS and not (k == "targets" and kind == "index") else v)
-                 for k, v in entry.items()}
-    if kind == "index" and "values" in entry["targets"] and \
-            not np.issubdtype(np.asarray(entry["targets"]["values"]).dtype, np.integer):
+        entry = {
+            k: (_channels_last(v, shape) if k in _ARRAYS and not (k == "targets" and kind == "index") else v)
+            for k, v in entry.items()
+        }
+    if (
+        kind == "index"
+        and "values" in entry["targets"]
+        and not np.issubdtype(np.asarray(entry["targets"]["values"]).dtype, np.integer)
+    ):
         raise CaseError(f"{where}: targets.values of index targets must be integers (class labels)")
     categorical = [op in CATEGORICAL_OPS for op in entry["ops"]]
     if kind in ("index", "onehot") and not all(categorical):
@@ -124,8 +143,10 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
         want = shape[:-1] if kind == "index" else shape
         got = np.shape(entry["targets"]["values"])
         if got != want:
-            raise CaseError(f"{where}: targets.values has shape {got}, expected {want} for {kind} targets of "
-                            f"an input of shape {shape}")
+            raise CaseError(
+                f"{where}: targets.values has shape {got}, expected {want} for {kind} targets of "
+                f"an input of shape {shape}"
+            )
     invalid = entry.get("invalid")
     if invalid is not None:
         if ("value" in invalid) == ("form" in invalid):
@@ -142,10 +163,13 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
             raise CaseError(f"{where}: invalid.form 'int_logits' needs logit ops only (softmax_ce, sigmoid_bce)")
         if invalid.get("form") == "target_rank" and kind != "index" and shape[-1] != 1:
             raise CaseError(f"{where}: invalid.form 'target_rank' with dense targets needs a last axis of 1")
-    if (entry.get("linear") is not None) != ("linear_ce" in entry["ops"]) or \
-            ("linear_ce" in entry["ops"] and len(entry["ops"]) > 1):
-        raise CaseError(f"{where}: op linear_ce needs a 'linear' table and is declared alone (a linear table "
-                        f"applies to op linear_ce only)")
+    if (entry.get("linear") is not None) != ("linear_ce" in entry["ops"]) or (
+        "linear_ce" in entry["ops"] and len(entry["ops"]) > 1
+    ):
+        raise CaseError(
+            f"{where}: op linear_ce needs a 'linear' table and is declared alone (a linear table "
+            f"applies to op linear_ce only)"
+        )
     if entry.get("where") is not None and set(entry["ops"]) != {"softmax_ce"}:
         raise CaseError(f"{where}: where (a class mask, as optax's where=) applies to op softmax_ce only")
     if entry.get("channels_first") and (len(shape) < 3 or not all(categorical)):
@@ -175,8 +199,10 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
         got = np.shape(case.expected["value"]["values"])
         want = tuple(p.x.shape[:-1] if p.categorical else p.x.shape) if p.reduction == "none" else ()
         if got != want:
-            raise CaseError(f"{where}: expected.value has shape {got}, expected {want} (the loss of reduction "
-                            f"{p.reduction!r} for an input of shape {tuple(p.x.shape)})")
+            raise CaseError(
+                f"{where}: expected.value has shape {got}, expected {want} (the loss of reduction "
+                f"{p.reduction!r} for an input of shape {tuple(p.x.shape)})"
+            )
     return case
 
 
@@ -198,8 +224,9 @@ def _check_explicit(entry: dict, shape: tuple[int, ...], categorical: list[bool]
     cot = entry.get("cotangent")
     if cot is not None:
         if "none" not in entry.get("reductions", ("none", "mean")):
-            raise CaseError(f"{where}: cotangent is the upstream gradient of the unreduced output: the case needs "
-                            f"reduction 'none'")
+            raise CaseError(
+                f"{where}: cotangent is the upstream gradient of the unreduced output: the case needs reduction 'none'"
+            )
         if any(categorical) and not all(categorical):
             raise CaseError(f"{where}: cotangent needs ops of one kind (categorical or binary): their outputs differ")
         want = shape[:-1] if all(categorical) else shape
@@ -215,15 +242,18 @@ def _check_ranges(entry: dict, shape: tuple[int, ...], kind: str, where: str) ->
         raise CaseError(f"{where}: shape {list(shape)} has no classes (last axis 0); give at least one class")
     size = int(np.prod(shape, dtype=np.float64))
     if size > MAX_ELEMENTS:
-        raise CaseError(f"{where}: shape {list(shape)} has {size:.3g} elements, more than {MAX_ELEMENTS:,}; "
-                        f"declare a smaller input")
+        raise CaseError(
+            f"{where}: shape {list(shape)} has {size:.3g} elements, more than {MAX_ELEMENTS:,}; declare a smaller input"
+        )
     for key in ("mask", "where", "poison", "invalid"):
         spec = entry.get(key) or {}
         for sub in ("rows", "on_target"):
             bad = [r for r in spec.get(sub, []) if r >= shape[0]]
             if bad:
-                raise CaseError(f"{where}: {key}.{sub} names row {bad[0]}, but shape {list(shape)} has {shape[0]} "
-                                f"rows (0 to {shape[0] - 1})")
+                raise CaseError(
+                    f"{where}: {key}.{sub} names row {bad[0]}, but shape {list(shape)} has {shape[0]} "
+                    f"rows (0 to {shape[0] - 1})"
+                )
     column = (entry.get("poison") or {}).get("column")
     if column is not None and column >= shape[-1]:
         raise CaseError(f"{where}: poison.column {column} is outside the {shape[-1]} classes (0 to {shape[-1] - 1})")
@@ -240,8 +270,10 @@ def _check_ranges(entry: dict, shape: tuple[int, ...], kind: str, where: str) ->
         ok = ((labels >= 0) & (labels < shape[-1])) | (labels == entry.get("ignore_index", -(2**63)))
         if labels.size and not ok.all():
             bad = labels[~ok].flat[0]
-            raise CaseError(f"{where}: targets.values holds label {bad}, outside the {shape[-1]} classes (and not "
-                            f"ignore_index); an out-of-range label belongs in a case with 'invalid'")
+            raise CaseError(
+                f"{where}: targets.values holds label {bad}, outside the {shape[-1]} classes (and not "
+                f"ignore_index); an out-of-range label belongs in a case with 'invalid'"
+            )
 
 
 def case_files(specs: list[Path]) -> list[Path]:
@@ -256,8 +288,9 @@ def case_files(specs: list[Path]) -> list[Path]:
         elif p.is_file():
             out.append(p)
         else:
-            raise CaseError(f"--cases={p}: no such file or folder; pass a .toml file of [[case]] tables or a "
-                            f"folder of them")
+            raise CaseError(
+                f"--cases={p}: no such file or folder; pass a .toml file of [[case]] tables or a folder of them"
+            )
     return out
 
 
@@ -265,8 +298,11 @@ def load_catalog(paths: list[Path] | None = None, external: list[Path] = (), con
     """Load every case from ``cases/*.toml`` (or the given files), and the declarations ``external``
     names (files or folders from outside the repository: any category name, values files beside them);
     names must be unique across all. ``confine``: a ``values_file`` must lie in its declaration's folder."""
-    builtin = sorted(CATALOG_DIR.glob("*.toml")) + sorted((CATALOG_DIR / "imported").glob("*.toml")) \
-        if paths is None else list(paths)
+    builtin = (
+        sorted(CATALOG_DIR.glob("*.toml")) + sorted((CATALOG_DIR / "imported").glob("*.toml"))
+        if paths is None
+        else list(paths)
+    )
     cases: dict[str, Case] = {}
     for files, schema in ((builtin, SCHEMA), (case_files(list(external)), EXTERNAL_SCHEMA)):
         for path in files:

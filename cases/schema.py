@@ -3,6 +3,7 @@
 Rules that tie keys together (a target kind against the ops, explicit values against ``shape``) are
 checked in code after this (``cases.loader._check``), each with its own one-line message.
 """
+
 from __future__ import annotations
 
 from xentcheck.problem import DTYPES, MALFORMED, OPS, REDUCTIONS
@@ -12,68 +13,114 @@ TARGET_KINDS = ("index", "onehot", "soft", "binary")
 _NUMBER = {"type": "number"}
 _INDEX = {"type": "integer", "minimum": 0}
 _ROWS = {"type": "array", "items": _INDEX, "x-expects": "a list of row indices"}
-_NESTED_NUMBERS = {"type": "array", "x-expects": "a (nested) list of numbers",
-                   "items": {"anyOf": [_NUMBER, {"$ref": "#/$defs/nested"}]}}
+_NESTED_NUMBERS = {
+    "type": "array",
+    "x-expects": "a (nested) list of numbers",
+    "items": {"anyOf": [_NUMBER, {"$ref": "#/$defs/nested"}]},
+}
 
 
 _NESTED_BOOLS = {"type": "array", "items": {"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/nested_bool"}]}}
 #: op linear_ce: how hidden states X, the classifier W and its bias are drawn (cases/linear.py)
-_LINEAR = {"title": "linear", "type": "object", "additionalProperties": False, "properties": {
-    "hidden": {"title": "linear.hidden", "type": "integer", "minimum": 1},
-    "x_scale": {"title": "linear.x_scale", "type": "number", "exclusiveMinimum": 0},
-    "logit_scale": {"title": "linear.logit_scale", "type": "number", "exclusiveMinimum": 0},
-    "bias": {"title": "linear.bias", "anyOf": [{"type": "boolean"}, {"type": "number", "exclusiveMinimum": 0}],
-             "x-expects": "true or the bias's scale"},
-    "offset": {"title": "linear.offset", **_NUMBER},
-    "confident": {"title": "linear.confident", "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-    "pad": {"title": "linear.pad", "type": "object", "required": ["classes", "value"], "additionalProperties": False,
-            "properties": {"classes": {"title": "linear.pad.classes", "type": "integer", "minimum": 1},
-                           "value": {"title": "linear.pad.value", "anyOf": [_NUMBER, {"enum": ["-inf"]}],
-                                     "x-expects": "a number or \"-inf\""}}},
-    "softcap": {"title": "linear.softcap", "type": "number", "exclusiveMinimum": 0},
-    "z_loss": {"title": "linear.z_loss", "type": "number", "minimum": 0},
-}}
+_LINEAR = {
+    "title": "linear",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "hidden": {"title": "linear.hidden", "type": "integer", "minimum": 1},
+        "x_scale": {"title": "linear.x_scale", "type": "number", "exclusiveMinimum": 0},
+        "logit_scale": {"title": "linear.logit_scale", "type": "number", "exclusiveMinimum": 0},
+        "bias": {
+            "title": "linear.bias",
+            "anyOf": [{"type": "boolean"}, {"type": "number", "exclusiveMinimum": 0}],
+            "x-expects": "true or the bias's scale",
+        },
+        "offset": {"title": "linear.offset", **_NUMBER},
+        "confident": {"title": "linear.confident", "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+        "pad": {
+            "title": "linear.pad",
+            "type": "object",
+            "required": ["classes", "value"],
+            "additionalProperties": False,
+            "properties": {
+                "classes": {"title": "linear.pad.classes", "type": "integer", "minimum": 1},
+                "value": {
+                    "title": "linear.pad.value",
+                    "anyOf": [_NUMBER, {"enum": ["-inf"]}],
+                    "x-expects": 'a number or "-inf"',
+                },
+            },
+        },
+        "softcap": {"title": "linear.softcap", "type": "number", "exclusiveMinimum": 0},
+        "z_loss": {"title": "linear.z_loss", "type": "number", "minimum": 0},
+    },
+}
 
 
 def _values_file(title: str) -> dict:
     """Explicit values kept in a NumPy file beside the declaration: ``x.npy`` or ``x.npz:KEY``."""
-    return {"title": f"{title}.values_file", "type": "string", "pattern": r"^[^:]+\.(npy|npz)(:.+)?$",
-            "x-message": "values_file is the name of a .npy file, or FILE.npz:KEY, beside the declaration"}
+    return {
+        "title": f"{title}.values_file",
+        "type": "string",
+        "pattern": r"^[^:]+\.(npy|npz)(:.+)?$",
+        "x-message": "values_file is the name of a .npy file, or FILE.npz:KEY, beside the declaration",
+    }
 
 
 def _array_spec(title: str) -> dict:
     """``logits`` / ``probs``: a generator (dist and its parameters) or explicit ``values``."""
-    return {"title": title, "type": "object", "additionalProperties": False, "properties": {
-        "dist": {"title": f"{title}.dist", "enum": ["normal", "uniform"]},
-        "scale": {"title": f"{title}.scale", "type": "number", "exclusiveMinimum": 0},
-        "low": {"title": f"{title}.low", **_NUMBER},
-        "high": {"title": f"{title}.high", **_NUMBER},
-        "row_scales": {"title": f"{title}.row_scales", "type": "array", "items": _NUMBER, "minItems": 1},
-        "values": {"title": f"{title}.values", **_NESTED_NUMBERS},
-        "values_file": _values_file(title),
-    }}
+    return {
+        "title": title,
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "dist": {"title": f"{title}.dist", "enum": ["normal", "uniform"]},
+            "scale": {"title": f"{title}.scale", "type": "number", "exclusiveMinimum": 0},
+            "low": {"title": f"{title}.low", **_NUMBER},
+            "high": {"title": f"{title}.high", **_NUMBER},
+            "row_scales": {"title": f"{title}.row_scales", "type": "array", "items": _NUMBER, "minItems": 1},
+            "values": {"title": f"{title}.values", **_NESTED_NUMBERS},
+            "values_file": _values_file(title),
+        },
+    }
 
 
 def _weights(title: str) -> dict:
     """A number, a list, a random table ``{ low, high }`` (``per_element``: a sample weight for every
     element of a spatial input, (N, d1, ...)), or explicit ``values`` / a ``values_file``."""
-    return {"title": title, "x-expects": "a number, a list of numbers, a table { low, high } or { values_file }",
-            "anyOf": [
-                _NUMBER,
-                {"type": "array", "items": _NUMBER},
-                {"type": "object", "additionalProperties": False, "properties": {
-                    "low": _NUMBER, "high": _NUMBER, "per_element": {"type": "boolean"}}},
-                {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
-                 "properties": {"values": _NESTED_NUMBERS, "values_file": _values_file(title)}},
-            ]}
+    return {
+        "title": title,
+        "x-expects": "a number, a list of numbers, a table { low, high } or { values_file }",
+        "anyOf": [
+            _NUMBER,
+            {"type": "array", "items": _NUMBER},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"low": _NUMBER, "high": _NUMBER, "per_element": {"type": "boolean"}},
+            },
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "minProperties": 1,
+                "maxProperties": 1,
+                "properties": {"values": _NESTED_NUMBERS, "values_file": _values_file(title)},
+            },
+        ],
+    }
 
 
 def _explicit(title: str, what: str) -> dict:
     """An explicit array: ``values`` or a ``values_file``."""
-    return {"title": title, "type": "object", "additionalProperties": False, "minProperties": 1,
-            "maxProperties": 1, "x-expects": f"a table {{ values }} or {{ values_file }} holding {what}",
-            "properties": {"values": {"title": f"{title}.values", **_NESTED_NUMBERS},
-                           "values_file": _values_file(title)}}
+    return {
+        "title": title,
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "maxProperties": 1,
+        "x-expects": f"a table {{ values }} or {{ values_file }} holding {what}",
+        "properties": {"values": {"title": f"{title}.values", **_NESTED_NUMBERS}, "values_file": _values_file(title)},
+    }
 
 
 def case_schema(categories: tuple[str, ...] | None) -> dict:
@@ -88,77 +135,151 @@ def case_schema(categories: tuple[str, ...] | None) -> dict:
         "anyOf": [{"required": ["logits"]}, {"required": ["probs"]}, {"required": ["linear"]}],
         "x-message": "needs 'logits' or 'probs' (op linear_ce: 'linear')",
         "properties": {
-            "name": {"title": "name", "type": "string", "pattern": "^[a-z0-9_]+$",
-                     "x-message": "name must be lower-case letters, digits and '_' (it is part of test ids)"},
-            "category": {"title": "category", "enum": list(categories)} if categories else
-                        {"title": "category", "type": "string", "minLength": 1},
+            "name": {
+                "title": "name",
+                "type": "string",
+                "pattern": "^[a-z0-9_]+$",
+                "x-message": "name must be lower-case letters, digits and '_' (it is part of test ids)",
+            },
+            "category": {"title": "category", "enum": list(categories)}
+            if categories
+            else {"title": "category", "type": "string", "minLength": 1},
             "description": {"title": "description", "type": "string"},
-            "ops": {"title": "ops", "type": "array", "minItems": 1, "uniqueItems": True,
-                    "items": {"title": "op", "enum": list(OPS)}},
-            "shape": {"title": "shape", "type": "array", "minItems": 2, "x-expects": "a list of sizes like [4, 3]",
-                      "items": {"title": "a size in shape", "type": "integer", "minimum": 0}},
+            "ops": {
+                "title": "ops",
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {"title": "op", "enum": list(OPS)},
+            },
+            "shape": {
+                "title": "shape",
+                "type": "array",
+                "minItems": 2,
+                "x-expects": "a list of sizes like [4, 3]",
+                "items": {"title": "a size in shape", "type": "integer", "minimum": 0},
+            },
             "seed": {"title": "seed", "type": "integer", "minimum": 0},
             "logits": _array_spec("logits"),
             "probs": _array_spec("probs"),
-            "expected": {"title": "expected", "type": "object", "additionalProperties": False,
-                         "required": ["value", "source"],
-                         "x-expects": "a table: value (values or values_file), source; optionally mean_by, dtype",
-                         "properties": {
-                             "value": _array_spec("expected.value"),
-                             "source": {"title": "expected.source", "type": "string", "pattern": "^https?://",
-                                        "x-message": "expected.source must be a link to where the values come from"},
-                             "mean_by": {"title": "expected.mean_by",
-                                         "enum": ["count", "valid_count", "weight_sum", "nonzero_weight_count"]},
-                             "dtype": {"title": "expected.dtype",
-                                       "enum": ["float16", "bfloat16", "float32", "float64"]},
-                         }},
-            "targets": {"title": "targets", "type": "object", "additionalProperties": False, "properties": {
-                "kind": {"title": "targets.kind", "enum": list(TARGET_KINDS)},
-                "values": {"title": "targets.values", **_NESTED_NUMBERS},
-                "values_file": _values_file("targets"),
-                "alpha": {"title": "targets.alpha", "type": "number", "exclusiveMinimum": 0},
-                "zeros": {"title": "targets.zeros", "type": "number", "minimum": 0, "exclusiveMaximum": 1},
-                "p": {"title": "targets.p", "type": "number", "minimum": 0, "maximum": 1},
-                "total": {"title": "targets.total", "type": "object", "required": ["low", "high"],
-                          "additionalProperties": False, "properties": {"low": _NUMBER, "high": _NUMBER}},
-            }},
-            "reductions": {"title": "reductions", "type": "array", "minItems": 1, "uniqueItems": True,
-                           "items": {"title": "reduction", "enum": list(REDUCTIONS)}},
-            "dtypes": {"title": "dtypes", "type": "array", "minItems": 1, "uniqueItems": True,
-                       "items": {"title": "dtype", "enum": list(DTYPES)}},
+            "expected": {
+                "title": "expected",
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["value", "source"],
+                "x-expects": "a table: value (values or values_file), source; optionally mean_by, dtype",
+                "properties": {
+                    "value": _array_spec("expected.value"),
+                    "source": {
+                        "title": "expected.source",
+                        "type": "string",
+                        "pattern": "^https?://",
+                        "x-message": "expected.source must be a link to where the values come from",
+                    },
+                    "mean_by": {
+                        "title": "expected.mean_by",
+                        "enum": ["count", "valid_count", "weight_sum", "nonzero_weight_count"],
+                    },
+                    "dtype": {"title": "expected.dtype", "enum": ["float16", "bfloat16", "float32", "float64"]},
+                },
+            },
+            "targets": {
+                "title": "targets",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "kind": {"title": "targets.kind", "enum": list(TARGET_KINDS)},
+                    "values": {"title": "targets.values", **_NESTED_NUMBERS},
+                    "values_file": _values_file("targets"),
+                    "alpha": {"title": "targets.alpha", "type": "number", "exclusiveMinimum": 0},
+                    "zeros": {"title": "targets.zeros", "type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                    "p": {"title": "targets.p", "type": "number", "minimum": 0, "maximum": 1},
+                    "total": {
+                        "title": "targets.total",
+                        "type": "object",
+                        "required": ["low", "high"],
+                        "additionalProperties": False,
+                        "properties": {"low": _NUMBER, "high": _NUMBER},
+                    },
+                },
+            },
+            "reductions": {
+                "title": "reductions",
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {"title": "reduction", "enum": list(REDUCTIONS)},
+            },
+            "dtypes": {
+                "title": "dtypes",
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {"title": "dtype", "enum": list(DTYPES)},
+            },
             "class_weight": _weights("class_weight"),
             "sample_weight": _weights("sample_weight"),
             "pos_weight": _weights("pos_weight"),
             "ignore_index": {"title": "ignore_index", "type": "integer"},
             "ignore_fraction": {"title": "ignore_fraction", "type": "number", "minimum": 0, "maximum": 1},
             "label_smoothing": {"title": "label_smoothing", "type": "number", "minimum": 0, "exclusiveMaximum": 1},
-            "mask": {"title": "mask", "type": "object", "additionalProperties": False, "properties": {
-                "fraction": {"title": "mask.fraction", "type": "number", "minimum": 0, "maximum": 1},
-                "on_target": {"title": "mask.on_target", **_ROWS},
-                "rows": {"title": "mask.rows", **_ROWS},
-            }},
-            "where": {"title": "where", "type": "object", "additionalProperties": False, "properties": {
-                "fraction": {"title": "where.fraction", "type": "number", "minimum": 0, "maximum": 1},
-                "on_target": {"title": "where.on_target", **_ROWS},
-                "rows": {"title": "where.rows", **_ROWS},
-                # the mask itself (1 or true: the class takes part), shaped like the input
-                "values": {"title": "where.values", "type": "array", "x-expects": "a (nested) list of 0/1 or "
-                           "true/false", "items": {"anyOf": [{"type": "boolean"}, _NUMBER, {"$ref": "#/$defs/nested"},
-                                                            {"$ref": "#/$defs/nested_bool"}]}},
-                "values_file": _values_file("where"),
-            }},
+            "mask": {
+                "title": "mask",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "fraction": {"title": "mask.fraction", "type": "number", "minimum": 0, "maximum": 1},
+                    "on_target": {"title": "mask.on_target", **_ROWS},
+                    "rows": {"title": "mask.rows", **_ROWS},
+                },
+            },
+            "where": {
+                "title": "where",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "fraction": {"title": "where.fraction", "type": "number", "minimum": 0, "maximum": 1},
+                    "on_target": {"title": "where.on_target", **_ROWS},
+                    "rows": {"title": "where.rows", **_ROWS},
+                    # the mask itself (1 or true: the class takes part), shaped like the input
+                    "values": {
+                        "title": "where.values",
+                        "type": "array",
+                        "x-expects": "a (nested) list of 0/1 or true/false",
+                        "items": {
+                            "anyOf": [
+                                {"type": "boolean"},
+                                _NUMBER,
+                                {"$ref": "#/$defs/nested"},
+                                {"$ref": "#/$defs/nested_bool"},
+                            ]
+                        },
+                    },
+                    "values_file": _values_file("where"),
+                },
+            },
             "cotangent": _explicit("cotangent", "the upstream gradient of the unreduced output"),
-            "poison": {"title": "poison", "type": "object", "required": ["value", "rows"],
-                       "additionalProperties": False, "properties": {
-                           "value": {"title": "poison.value", "enum": ["nan", "inf", "-inf"]},
-                           "rows": {"title": "poison.rows", **_ROWS},
-                           "column": {"title": "poison.column", **_INDEX},
-                       }},
-            "invalid": {"title": "invalid", "type": "object", "additionalProperties": False, "properties": {
-                "value": {"title": "invalid.value", "type": "integer"},
-                "rows": {"title": "invalid.rows", **_ROWS},
-                "form": {"title": "invalid.form", "enum": list(MALFORMED)},
-            }},
+            "poison": {
+                "title": "poison",
+                "type": "object",
+                "required": ["value", "rows"],
+                "additionalProperties": False,
+                "properties": {
+                    "value": {"title": "poison.value", "enum": ["nan", "inf", "-inf"]},
+                    "rows": {"title": "poison.rows", **_ROWS},
+                    "column": {"title": "poison.column", **_INDEX},
+                },
+            },
+            "invalid": {
+                "title": "invalid",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "value": {"title": "invalid.value", "type": "integer"},
+                    "rows": {"title": "invalid.rows", **_ROWS},
+                    "form": {"title": "invalid.form", "enum": list(MALFORMED)},
+                },
+            },
             "channels_first": {"title": "channels_first", "type": "boolean"},
             "linear": _LINEAR,
         },

@@ -7,6 +7,7 @@ Replace ``softmax_ce`` with a call to your own kernel (a fused CUDA op, a Triton
 rest: the adapter receives a ``Problem`` (float64 arrays already rounded to ``problem.dtype``, class
 axis last) and returns an ``Output`` (float64 arrays and the dtype the kernel computed in).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,12 @@ import numpy as np
 from xentcheck.problem import Problem, numpy_dtype
 from xentcheck.protocol import Binding, Capabilities, Output
 
-CAPS = Capabilities("softmax_ce", targets=frozenset({"index", "onehot", "soft"}),
-                    dtypes=frozenset({"float32", "float64"}), options=frozenset({"spatial"}))
+CAPS = Capabilities(
+    "softmax_ce",
+    targets=frozenset({"index", "onehot", "soft"}),
+    dtypes=frozenset({"float32", "float64"}),
+    options=frozenset({"spatial"}),
+)
 
 
 def softmax_ce(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,8 +49,9 @@ class NumpyKernel:
     def bindings(self) -> list[Binding]:
         return [Binding("softmax_ce", "examples.numpy_kernel.softmax_ce", CAPS, fn=None)]
 
-    def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
-            mode: str = "eager") -> Output:
+    def run(
+        self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None, mode: str = "eager"
+    ) -> Output:
         target, as_index = problem.handed_target()  # as a caller would pass it, malformed ones included
         dt = numpy_dtype(problem.dtype)
         z = problem.x.astype(dt)

@@ -6,6 +6,7 @@ results agree when both are within the tolerance of the exact value (then they a
 bounds of each other), or when both miss it in the same way (the same inf or NaN, or the same
 finite number to 1e-6). The matrix counts the points where they do not, loss and gradient together.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,12 @@ def agreement(docs: list[Results]) -> list[dict]:
                             if same is not None:
                                 total += 1
                                 diff += not same
-                cells[(a, b)] = {"differ": diff, "compared": total,
-                                 "share": diff / total if total else math.nan}
-        out.append({"op": op, "bindings": names,
-                    "rows": [{"binding": a, "cells": [cells[(a, b)] for b in names]} for a in names]})
+                cells[(a, b)] = {"differ": diff, "compared": total, "share": diff / total if total else math.nan}
+        out.append(
+            {
+                "op": op,
+                "bindings": names,
+                "rows": [{"binding": a, "cells": [cells[(a, b)] for b in names]} for a in names],
+            }
+        )
     return out

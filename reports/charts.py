@@ -5,6 +5,7 @@ where a series has no point), the form uPlot draws directly. Hovering shows ever
 the cursor in the legend; clicking a legend entry hides or shows that series. uPlot (51 KB, MIT) is
 vendored under ``reports/vendor/uplot`` so the page opens offline (see the README there).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,9 +20,28 @@ VENDOR = Path(__file__).with_name("vendor") / "uplot"
 FLOOR, CEILING = 1e-3, 1e6
 #: one line style per framework, so series that share a colour stay apart
 DASHES = {"numpy": [2, 3], "torch": [], "tensorflow": [8, 4], "jax": [1, 2]}
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf", "#393b79", "#e6550d", "#31a354", "#843c39", "#7b4173", "#637939",
-           "#3182bd", "#fd8d3c", "#74c476", "#de9ed6")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#e6550d",
+    "#31a354",
+    "#843c39",
+    "#7b4173",
+    "#637939",
+    "#3182bd",
+    "#fd8d3c",
+    "#74c476",
+    "#de9ed6",
+)
 
 
 def library() -> dict:
@@ -80,13 +100,19 @@ def _stability_chart(records: list[StabilityRecord], check: str, axis: str, dtyp
                 note += f"; value {_num(p.value)}, exact {_num(p.reference)}"
             pts[x] = (_y(units, status), note)
         if pts:
-            series.append({"label": f"{r.run or r.framework}: {r.binding}", "points": pts,
-                           **_style(i, r.framework)})
+            series.append({"label": f"{r.run or r.framework}: {r.binding}", "points": pts, **_style(i, r.framework)})
     xs, series = _aligned(series)
-    return {"id": f"stability-{axis}-{dtype}-{check}", "tab": f"{dtype} {'loss' if check == 'value' else 'gradient'}",
-            "title": f"{axis.replace('_', ' ')}: {'loss' if check == 'value' else 'gradient'} error, {dtype}",
-            "x_label": x_label, "y_label": "error / tolerance bound", "x": xs, "series": series,
-            "bound": 0.0, "y_range": [_log(FLOOR) - 0.3, _log(CEILING) + 0.5]}
+    return {
+        "id": f"stability-{axis}-{dtype}-{check}",
+        "tab": f"{dtype} {'loss' if check == 'value' else 'gradient'}",
+        "title": f"{axis.replace('_', ' ')}: {'loss' if check == 'value' else 'gradient'} error, {dtype}",
+        "x_label": x_label,
+        "y_label": "error / tolerance bound",
+        "x": xs,
+        "series": series,
+        "bound": 0.0,
+        "y_range": [_log(FLOOR) - 0.3, _log(CEILING) + 0.5],
+    }
 
 
 def stability_charts(docs: list[Results]) -> list[dict]:
@@ -99,9 +125,11 @@ def stability_charts(docs: list[Results]) -> list[dict]:
     groups = []
     for axis, by_dtype in sorted(by_axis.items()):
         label = next(iter(by_dtype.values()))[0].label
-        charts = [_stability_chart(by_dtype[dt], check, axis, dt, label)
-                  for dt in sorted(by_dtype, key=lambda d: DTYPE_ORDER.index(d) if d in DTYPE_ORDER else 9)
-                  for check in ("value", "grad")]
+        charts = [
+            _stability_chart(by_dtype[dt], check, axis, dt, label)
+            for dt in sorted(by_dtype, key=lambda d: DTYPE_ORDER.index(d) if d in DTYPE_ORDER else 9)
+            for check in ("value", "grad")
+        ]
         groups.append({"axis": axis, "label": label, "charts": charts, "first": _first_failures(by_dtype)})
     return groups
 
@@ -111,15 +139,20 @@ def _first_failures(by_dtype: dict) -> list[dict]:
     rows = []
     for dt, recs in by_dtype.items():
         for r in recs:
-            row = {"framework": r.framework, "run": r.run, "binding": r.binding, "dtype": dt,
-                   "points": len(r.points)}
+            row = {"framework": r.framework, "run": r.run, "binding": r.binding, "dtype": dt, "points": len(r.points)}
             for check in ("value", "grad"):
-                p = next((p for p in r.points if getattr(p, f"{check}_status") not in (None, "ok", "documented")),
-                         None)
+                p = next((p for p in r.points if getattr(p, f"{check}_status") not in (None, "ok", "documented")), None)
                 row[check] = None if p is None else {"x": p.x, "status": getattr(p, f"{check}_status")}
             rows.append(row)
-    return sorted(rows, key=lambda r: (r["value"] is None and r["grad"] is None, r["framework"], r["binding"],
-                                       DTYPE_ORDER.index(r["dtype"]) if r["dtype"] in DTYPE_ORDER else 9))
+    return sorted(
+        rows,
+        key=lambda r: (
+            r["value"] is None and r["grad"] is None,
+            r["framework"],
+            r["binding"],
+            DTYPE_ORDER.index(r["dtype"]) if r["dtype"] in DTYPE_ORDER else 9,
+        ),
+    )
 
 
 def speed_charts(speed: dict | None) -> list[dict]:
@@ -131,16 +164,34 @@ def speed_charts(speed: dict | None) -> list[dict]:
     for pass_ in sorted({r["pass"] for r in speed["rows"]}):
         series = []
         for i, r in enumerate(r for r in speed["rows"] if r["pass"] == pass_):
-            pts = {_log(size_of[s]): (c["floor_multiple"], f"{c['median_s'] * 1e3:.4g} ms at {s}, {c['gbps']:.1f} GB/s")
-                   for s, c in r["cells"].items() if "median_s" in c}
+            pts = {
+                _log(size_of[s]): (c["floor_multiple"], f"{c['median_s'] * 1e3:.4g} ms at {s}, {c['gbps']:.1f} GB/s")
+                for s, c in r["cells"].items()
+                if "median_s" in c
+            }
             if pts:
                 on = f", {r['device']}" if len({row["device"] for row in speed["rows"]}) > 1 else ""
-                series.append({"label": f"{r['framework']}: {r['binding']} ({r['mode']}, {r['dtype']}{on})",
-                               "points": pts, "color": PALETTE[i % len(PALETTE)],
-                               "dash": [6, 4] if r["mode"] == "compiled" else []})
+                series.append(
+                    {
+                        "label": f"{r['framework']}: {r['binding']} ({r['mode']}, {r['dtype']}{on})",
+                        "points": pts,
+                        "color": PALETTE[i % len(PALETTE)],
+                        "dash": [6, 4] if r["mode"] == "compiled" else [],
+                    }
+                )
         xs, series = _aligned(series)
         if series:
-            charts.append({"id": f"speed-{pass_}", "tab": pass_, "title": f"time per call, {pass_}",
-                           "x_label": "logits per call (batch x classes)", "y_label": "median time / physical floor",
-                           "x": xs, "series": series, "bound": None, "y_range": None})
+            charts.append(
+                {
+                    "id": f"speed-{pass_}",
+                    "tab": pass_,
+                    "title": f"time per call, {pass_}",
+                    "x_label": "logits per call (batch x classes)",
+                    "y_label": "median time / physical floor",
+                    "x": xs,
+                    "series": series,
+                    "bound": None,
+                    "y_range": None,
+                }
+            )
     return charts

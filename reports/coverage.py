@@ -5,6 +5,7 @@ with the reasons the binding's capabilities gave, or a gap: a mode this run did 
 case of that category in that dtype for the binding's op. Gaps are listed, so an empty cell is never
 silent.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -23,11 +24,16 @@ def coverage_view(docs: list[Results]) -> dict:
     for d in docs:
         bindings.update(d.environment.get("bindings", {}))
     modes_run = sorted({r.mode for r in records})
-    modes = sorted(set(modes_run) | {m for b in bindings.values() for m in b["capabilities"]["modes"]},
-                   key=lambda m: (m != "eager", m))
+    modes = sorted(
+        set(modes_run) | {m for b in bindings.values() for m in b["capabilities"]["modes"]},
+        key=lambda m: (m != "eager", m),
+    )
     categories = sorted({r.category for r in records if r.category})
-    dtypes = [t for t in DTYPE_ORDER if any(r.dtype == t for r in records)
-              or any(t in b["capabilities"]["dtypes"] for b in bindings.values())]
+    dtypes = [
+        t
+        for t in DTYPE_ORDER
+        if any(r.dtype == t for r in records) or any(t in b["capabilities"]["dtypes"] for b in bindings.values())
+    ]
     ops_of = defaultdict(set)  # category -> the ops its cases are declared for
     for r in records:
         ops_of[r.category].add(r.op)
@@ -51,14 +57,28 @@ def coverage_view(docs: list[Results]) -> dict:
                     mark = _mark(seen.get((fw, name, cat, mode, dt)), caps, mode, dt, mode in modes_run, ops_of[cat])
                     ruled_out += mark["status"] == "ruled out"
                     if mark["status"] in ("not run", "no case"):
-                        gaps.append({"framework": fw, "binding": name, "category": cat, "mode": mode,
-                                     "dtype": dt, "why": mark["why"]})
+                        gaps.append(
+                            {
+                                "framework": fw,
+                                "binding": name,
+                                "category": cat,
+                                "mode": mode,
+                                "dtype": dt,
+                                "why": mark["why"],
+                            }
+                        )
                     marks.append({**mark, "dtype": SHORT[dt]})
                 row["cells"][cat] = marks
             rows.append(row)
         tables.append({"mode": mode, "rows": rows, "run": mode in modes_run})
-    return {"tables": tables, "categories": categories, "dtypes": [SHORT[t] for t in dtypes], "gaps": gaps,
-            "ruled_out": ruled_out, "modes_run": modes_run}
+    return {
+        "tables": tables,
+        "categories": categories,
+        "dtypes": [SHORT[t] for t in dtypes],
+        "gaps": gaps,
+        "ruled_out": ruled_out,
+        "modes_run": modes_run,
+    }
 
 
 def _mark(cell: dict | None, caps: dict, mode: str, dtype: str, mode_ran: bool, category_ops: set) -> dict:
@@ -70,16 +90,22 @@ def _mark(cell: dict | None, caps: dict, mode: str, dtype: str, mode_ran: bool, 
             return {"status": worst, "why": detail}
         return {"status": "ruled out", "why": "; ".join(sorted(cell["why"]))}
     if caps and caps.get("op") not in category_ops:
-        return {"status": "ruled out", "why": f"the category does not apply to {caps.get('op')} "
-                                               f"(its cases are for {', '.join(sorted(o for o in category_ops if o))})"}
+        return {
+            "status": "ruled out",
+            "why": f"the category does not apply to {caps.get('op')} "
+            f"(its cases are for {', '.join(sorted(o for o in category_ops if o))})",
+        }
     if caps and mode not in caps.get("modes", []):
         return {"status": "ruled out", "why": f"mode {mode} not supported"}
     if caps and dtype not in caps.get("dtypes", []):
         return {"status": "ruled out", "why": f"dtype {dtype} not supported"}
     if not mode_ran:
         return {"status": "not run", "why": f"this run did not request mode {mode} (pytest --modes=eager,{mode})"}
-    return {"status": "no case", "why": f"no case of this category for {caps.get('op', 'this op')} declares {dtype}, "
-                                       f"or this run left it out (pytest --all-dtypes runs every case in every dtype)"}
+    return {
+        "status": "no case",
+        "why": f"no case of this category for {caps.get('op', 'this op')} declares {dtype}, "
+        f"or this run left it out (pytest --all-dtypes runs every case in every dtype)",
+    }
 
 
 def pairs_view(docs: list[Results]) -> list[dict]:
@@ -94,6 +120,7 @@ def pairs_view(docs: list[Results]) -> list[dict]:
     for d in docs:
         for key, cov in sorted(d.environment.get("interactions", {}).items()):
             fw, _, binding = key.partition("::")
-            rows.append({"framework": fw, "binding": binding, **cov,
-                         "outcomes": dict(sorted(outcomes[(fw, binding)].items()))})
+            rows.append(
+                {"framework": fw, "binding": binding, **cov, "outcomes": dict(sorted(outcomes[(fw, binding)].items()))}
+            )
     return rows

@@ -6,6 +6,7 @@ stopped happening: the registry needs updating), a statistically significant slo
 the user accepts them explicitly (``accept``): checks, bindings or frameworks that vanished, and an
 incomplete run on either side. The gate never passes because something stopped being checked.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -23,18 +24,18 @@ BAD = ("fail", "error")
 class Diff:
     """The changes between an old and a new results document."""
 
-    outcomes: list[dict] = field(default_factory=list)   # outcome or expectation changed
-    numbers: list[dict] = field(default_factory=list)    # same outcome, error moved by > 1 tolerance unit
+    outcomes: list[dict] = field(default_factory=list)  # outcome or expectation changed
+    numbers: list[dict] = field(default_factory=list)  # same outcome, error moved by > 1 tolerance unit
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     speed: list[stats.Change] = field(default_factory=list)
     stability: list[dict] = field(default_factory=list)  # sweep points whose status changed (informational)
-    vanished: list[str] = field(default_factory=list)    # frameworks, bindings, groups of checks gone
+    vanished: list[str] = field(default_factory=list)  # frameworks, bindings, groups of checks gone
     incomplete: list[str] = field(default_factory=list)  # a side that did not finish
-    unmarked: list[str] = field(default_factory=list)    # a side written before completeness was recorded
-    accept: frozenset[str] = frozenset()                 # "removed", "incomplete": accepted by the user
-    harness: list[str] = field(default_factory=list)     # the harness's own speed moved (informational)
-    raised: list[dict] = field(default_factory=list)     # same outcome, another exception type (informational)
+    unmarked: list[str] = field(default_factory=list)  # a side written before completeness was recorded
+    accept: frozenset[str] = frozenset()  # "removed", "incomplete": accepted by the user
+    harness: list[str] = field(default_factory=list)  # the harness's own speed moved (informational)
+    raised: list[dict] = field(default_factory=list)  # same outcome, another exception type (informational)
 
     @property
     def regressions(self) -> list[str]:
@@ -49,8 +50,9 @@ class Diff:
     @property
     def accepted(self) -> list[str]:
         """What would gate but the user accepted."""
-        return (self.vanished if "removed" in self.accept else []) + \
-            (self.incomplete if "incomplete" in self.accept else [])
+        return (self.vanished if "removed" in self.accept else []) + (
+            self.incomplete if "incomplete" in self.accept else []
+        )
 
 
 def _is_regression(old: CheckRecord, new: CheckRecord) -> str:
@@ -101,8 +103,10 @@ def harness_changes(old: Results, new: Results, min_effect: float = stats.MIN_EF
     """The harness's own speed, where it moved by more than ``min_effect``: time to first check, wall
     time, peak memory, checks per second per framework. One sample a run, so shown, never gating."""
     a, b = old.harness or {}, new.harness or {}
-    pairs = [(k, a.get(k), b.get(k), unit) for k, unit in (("time_to_first_check_s", "s"), ("wall_s", "s"),
-                                                          ("peak_rss_bytes", "bytes"))]
+    pairs = [
+        (k, a.get(k), b.get(k), unit)
+        for k, unit in (("time_to_first_check_s", "s"), ("wall_s", "s"), ("peak_rss_bytes", "bytes"))
+    ]
     for fw in sorted(set(a.get("frameworks", {})) & set(b.get("frameworks", {}))):
         pairs.append((f"{fw} checks/s", a["frameworks"][fw]["checks_per_s"], b["frameworks"][fw]["checks_per_s"], ""))
     out = []
@@ -130,8 +134,14 @@ class Thresholds:
     min_effect: float = stats.MIN_EFFECT
 
 
-def diff(old: Results, new: Results, *, speed: Thresholds | None = None, accept: frozenset[str] = frozenset(),
-         left_out: Callable[[str], bool] | None = None) -> Diff:
+def diff(
+    old: Results,
+    new: Results,
+    *,
+    speed: Thresholds | None = None,
+    accept: frozenset[str] = frozenset(),
+    left_out: Callable[[str], bool] | None = None,
+) -> Diff:
     """Compare two results documents (old first); ``speed``: when a speed change counts (default
     :class:`Thresholds`(): stats.ALPHA and stats.MIN_EFFECT); ``accept`` names the gated kinds of change
     the user accepts ("removed", "incomplete"). ``left_out``: for a slice of a run, whether its
@@ -152,16 +162,27 @@ def diff(old: Results, new: Results, *, speed: Thresholds | None = None, accept:
     for rid in sorted(a.keys() & b.keys()):
         ro, rn = a[rid], b[rid]
         if (ro.outcome, ro.expectation) != (rn.outcome, rn.expectation):
-            d.outcomes.append({"id": rid, "old": _label(ro), "new": _label(rn), "regression": _is_regression(ro, rn),
-                               "reason": rn.reason})
+            d.outcomes.append(
+                {
+                    "id": rid,
+                    "old": _label(ro),
+                    "new": _label(rn),
+                    "regression": _is_regression(ro, rn),
+                    "reason": rn.reason,
+                }
+            )
         elif ro.errors and rn.errors and abs(rn.errors.tol_units - ro.errors.tol_units) > 1:
             d.numbers.append({"id": rid, "old_tol_units": ro.errors.tol_units, "new_tol_units": rn.errors.tol_units})
         elif ro.raised and rn.raised and ro.raised["type"] != rn.raised["type"]:
             d.raised.append({"id": rid, "old": ro.raised["type"], "new": rn.raised["type"], "at": rn.raised["at"]})
     d.stability = stability_changes(old.stability, new.stability)
     d.harness = harness_changes(old, new, min_effect)
-    d.speed = stats.compare(old.benchmarks.records if old.benchmarks else [],
-                            new.benchmarks.records if new.benchmarks else [], alpha=alpha, min_effect=min_effect)
+    d.speed = stats.compare(
+        old.benchmarks.records if old.benchmarks else [],
+        new.benchmarks.records if new.benchmarks else [],
+        alpha=alpha,
+        min_effect=min_effect,
+    )
     return d
 
 
@@ -195,7 +216,9 @@ def keyword_left_out(expression: str, module: str = "suites/test_conformance.py"
 
         def matches(sub: str, **kwargs) -> bool:
             return any(sub.lower() in n.lower() for n in names)
+
         return not compiled.evaluate(matches)
+
     return left_out
 
 
@@ -205,19 +228,26 @@ def lines(d: Diff) -> list[str]:
     out += [f"accepted   {a}" for a in d.accepted]
     out += [f"note       {u}" for u in d.unmarked]
     out += [f"changed    {c['id']}: {c['old']} -> {c['new']}" for c in d.outcomes if not c["regression"]]
-    out += [f"numbers    {c['id']}: error {c['old_tol_units']:.6g} -> {c['new_tol_units']:.6g} tolerance units"
-            for c in d.numbers]
+    out += [
+        f"numbers    {c['id']}: error {c['old_tol_units']:.6g} -> {c['new_tol_units']:.6g} tolerance units"
+        for c in d.numbers
+    ]
     out += [f"stability  {c['id']} at x={c['x']:.3g} ({c['check']}): {c['old']} -> {c['new']}" for c in d.stability]
-    out += [f"faster     {c.name}: {1 / c.ratio:.2f}x faster (p={c.p_adjusted:.2g})" for c in d.speed
-            if c.verdict == "faster"]
+    out += [
+        f"faster     {c.name}: {1 / c.ratio:.2f}x faster (p={c.p_adjusted:.2g})"
+        for c in d.speed
+        if c.verdict == "faster"
+    ]
     out += [f"harness    {h}" for h in d.harness]
     out += [f"exception  {c['id']}: raises {c['old']} -> {c['new']} (at {c['at']})" for c in d.raised]
     uncompared = sum(c.verdict == "not compared" for c in d.speed)
     timed = len(d.speed) - uncompared
-    out.append(f"{len(d.outcomes)} outcome changes ({sum(bool(c['regression']) for c in d.outcomes)} regressions), "
-               f"{len(d.numbers)} numeric changes beyond one tolerance unit, {len(d.added)} checks added, "
-               f"{len(d.removed)} removed, {len(d.stability)} stability points changed; {timed} benchmarks compared: "
-               f"{sum(c.verdict == 'slower' for c in d.speed)} slower, "
-               f"{sum(c.verdict == 'faster' for c in d.speed)} faster"
-               + (f" ({uncompared} not compared: timed in fewer than 6 rounds)" if uncompared else ""))
+    out.append(
+        f"{len(d.outcomes)} outcome changes ({sum(bool(c['regression']) for c in d.outcomes)} regressions), "
+        f"{len(d.numbers)} numeric changes beyond one tolerance unit, {len(d.added)} checks added, "
+        f"{len(d.removed)} removed, {len(d.stability)} stability points changed; {timed} benchmarks compared: "
+        f"{sum(c.verdict == 'slower' for c in d.speed)} slower, "
+        f"{sum(c.verdict == 'faster' for c in d.speed)} faster"
+        + (f" ({uncompared} not compared: timed in fewer than 6 rounds)" if uncompared else "")
+    )
     return out

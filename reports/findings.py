@@ -11,6 +11,7 @@ Cards are sorted by kind: NaN or inf where the answer is finite, a wrong value, 
 documented convention that differs, raises on valid input. The overview counts the cards per binding
 family (a framework's API family, e.g. ``torch.nn.functional``) and kind.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,10 +23,20 @@ from xentcheck.records import CheckRecord, Results
 from .history import package_versions
 
 #: the kinds of finding, the overview's columns, in the order cards are sorted
-KINDS = ("NaN or inf where the answer is finite", "a wrong value", "a wrong gradient",
-         "a documented convention that differs", "raises on valid input")
-KIND_TITLES = ("NaN or inf where the answer is finite", "A wrong value", "A wrong gradient",
-               "A documented convention that differs", "Raises on valid input")
+KINDS = (
+    "NaN or inf where the answer is finite",
+    "a wrong value",
+    "a wrong gradient",
+    "a documented convention that differs",
+    "raises on valid input",
+)
+KIND_TITLES = (
+    "NaN or inf where the answer is finite",
+    "A wrong value",
+    "A wrong gradient",
+    "A documented convention that differs",
+    "Raises on valid input",
+)
 KIND_SHORT = ("NaN / inf", "wrong value", "wrong gradient", "documented convention", "raises")
 NONFINITE, VALUE, GRAD, CONVENTION, RAISES = range(5)
 #: kept for readers of the old name
@@ -70,8 +81,17 @@ def example(r: CheckRecord) -> dict | None:
     if m is None:
         return None
     got, exp = _number(m[2]), _number(m[3])
-    return {"id": r.id, "case": r.case, "dtype": r.dtype, "check": r.check, "binding": r.binding, "at": m[1],
-            "got": m[2], "expected": m[3], "nonfinite": not math.isfinite(got) and math.isfinite(exp)}
+    return {
+        "id": r.id,
+        "case": r.case,
+        "dtype": r.dtype,
+        "check": r.check,
+        "binding": r.binding,
+        "at": m[1],
+        "got": m[2],
+        "expected": m[3],
+        "nonfinite": not math.isfinite(got) and math.isfinite(exp),
+    }
 
 
 def _slug(text: str) -> str:
@@ -111,29 +131,48 @@ def findings(docs: list[Results]) -> list[dict]:
             kind = GRAD if key[3] == "grad" else VALUE
         frameworks = {r.framework for r in recs}
         first = next((r for r in recs if shown and r.id == shown["id"]), shown_from[0])
-        repro = first.repro or next((r.repro for r in shown_from if r.repro), None) or \
-            next((r.repro for r in recs if r.repro), None)
-        together = sorted({i for r in recs for i in (r.expectation or "").split("+")} - {key[1], ""}) \
-            if key[0] == "entry" else []
+        repro = (
+            first.repro
+            or next((r.repro for r in shown_from if r.repro), None)
+            or next((r.repro for r in recs if r.repro), None)
+        )
+        together = (
+            sorted({i for r in recs for i in (r.expectation or "").split("+")} - {key[1], ""})
+            if key[0] == "entry"
+            else []
+        )
         if key[0] == "entry":
             title, reason = key[1], entry.get("reason", first.reason)
         else:
             what = "raise" if key[4] == "error" else "fail"
             title, reason = f"{key[2]} ({key[1]}): {key[3]} checks {what}", first.reason
-        cards.append({
-            "id": "card-" + _slug(title), "kind": kind, "kind_text": KINDS[kind], "kind_title": KIND_TITLES[kind],
-            "severity": kind, "severity_text": KINDS[kind],  # the old names
-            "title": title, "documented": key[0] == "entry",
-            "frameworks": sorted(frameworks),
-            "families": sorted({family(r.framework, r.binding) for r in recs}),
-            "versions": sorted({f"{k} {v}" for d in docs for k, v in package_versions(d, frameworks).items()}),
-            "bindings": sorted({r.binding for r in recs}), "dtypes": sorted({r.dtype for r in recs}),
-            "checks": sorted({r.check for r in recs}), "count": len(recs), "example": shown,
-            "reason": reason, "sources": [entry["source"]] if entry.get("source") else [], "repro": repro,
-            "together": together, "check_id": first.id,
-            # upstream status: the issue and its state, or what was searched (registry field tracker)
-            "trackers": [f'{key[1]}: {entry["tracker"]}'] if entry.get("tracker") else [],
-        })
+        cards.append(
+            {
+                "id": "card-" + _slug(title),
+                "kind": kind,
+                "kind_text": KINDS[kind],
+                "kind_title": KIND_TITLES[kind],
+                "severity": kind,
+                "severity_text": KINDS[kind],  # the old names
+                "title": title,
+                "documented": key[0] == "entry",
+                "frameworks": sorted(frameworks),
+                "families": sorted({family(r.framework, r.binding) for r in recs}),
+                "versions": sorted({f"{k} {v}" for d in docs for k, v in package_versions(d, frameworks).items()}),
+                "bindings": sorted({r.binding for r in recs}),
+                "dtypes": sorted({r.dtype for r in recs}),
+                "checks": sorted({r.check for r in recs}),
+                "count": len(recs),
+                "example": shown,
+                "reason": reason,
+                "sources": [entry["source"]] if entry.get("source") else [],
+                "repro": repro,
+                "together": together,
+                "check_id": first.id,
+                # upstream status: the issue and its state, or what was searched (registry field tracker)
+                "trackers": [f"{key[1]}: {entry['tracker']}"] if entry.get("tracker") else [],
+            }
+        )
     return sorted(cards, key=lambda c: (c["kind"], c["documented"], -c["count"], c["title"]))
 
 
@@ -149,6 +188,12 @@ def overview(cards: list[dict]) -> dict:
             cell["checks"] += c["count"]
     failing = {f for (f, _), cell in cells.items() if cell["failing"]}
     families = sorted({f for f, _ in cells}, key=lambda f: (f not in failing, f))
-    rows = [{"family": f, "slug": _slug(f), "cells": [dict(cells[(f, k)]) if (f, k) in cells else None
-                                                      for k in range(len(KINDS))]} for f in families]
+    rows = [
+        {
+            "family": f,
+            "slug": _slug(f),
+            "cells": [dict(cells[(f, k)]) if (f, k) in cells else None for k in range(len(KINDS))],
+        }
+        for f in families
+    ]
     return {"kinds": KIND_SHORT, "kinds_long": KINDS, "rows": rows}

@@ -3,6 +3,7 @@ and each changed check's trend across all of them (when a behaviour appeared, wh
 
 Runs are taken in the order given (oldest first), e.g. one per framework version.
 """
+
 from __future__ import annotations
 
 from xentcheck.records import Results
@@ -13,9 +14,13 @@ from .diff import Diff, diff
 def package_versions(doc: Results, frameworks: set[str] | None = None) -> dict[str, str]:
     """Package versions of a run (of ``frameworks`` only, when given): an adapter's facts named by a bare
     package ("torch", "keras"); dotted facts ("torch.threads", "keras.backend") are context, not identity."""
-    return {k: v for fw, facts in doc.environment.get("frameworks", {}).items()
-            if frameworks is None or fw in frameworks
-            for k, v in facts.items() if "." not in k and isinstance(v, str)}
+    return {
+        k: v
+        for fw, facts in doc.environment.get("frameworks", {}).items()
+        if frameworks is None or fw in frameworks
+        for k, v in facts.items()
+        if "." not in k and isinstance(v, str)
+    }
 
 
 def run_labels(docs: list[Results]) -> list[str]:
@@ -54,8 +59,15 @@ def changes(docs: list[Results], labels: list[str]) -> list[dict]:
         if i is None:
             continue
         d: Diff = diff(docs[i], docs[j])
-        out.append({"old": labels[i], "new": labels[j], "diff": d, "regressions": d.regressions,
-                    "empty": not (d.outcomes or d.numbers or d.added or d.removed or d.speed or d.stability)})
+        out.append(
+            {
+                "old": labels[i],
+                "new": labels[j],
+                "diff": d,
+                "regressions": d.regressions,
+                "empty": not (d.outcomes or d.numbers or d.added or d.removed or d.speed or d.stability),
+            }
+        )
     return out
 
 
@@ -69,9 +81,15 @@ def trends(docs: list[Results], labels: list[str]) -> dict:
         states = []
         for run in by_run:
             r = run.get(rid)
-            states.append(None if r is None else {
-                "outcome": r.outcome, "expectation": r.expectation,
-                "tol_units": r.errors.tol_units if r.errors else None})
+            states.append(
+                None
+                if r is None
+                else {
+                    "outcome": r.outcome,
+                    "expectation": r.expectation,
+                    "tol_units": r.errors.tol_units if r.errors else None,
+                }
+            )
         present = [s for s in states if s is not None]
         if len(present) < 2:
             continue

@@ -10,6 +10,7 @@ section below it is rendered the same way, then stored gzip-compressed and base6
 screen is drawn (a coverage table: when its mode is opened), so the page stays small with nothing
 left out; :func:`expand` gives the page with every section unpacked, for tools and tests.
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,8 +41,11 @@ OUTCOME_ORDER = ("fail", "error", "deviation", "pass", "unsupported")
 def safe_url(value: object) -> bool:
     """Whether a string from a results file may become a link: http(s) only. A results file is
     untrusted input; anything else (``javascript:``, ``data:``) is shown as text."""
-    return isinstance(value, str) and value.lower().startswith(("https://", "http://")) and \
-        not any(c in value for c in "\"'<> \t\n")
+    return (
+        isinstance(value, str)
+        and value.lower().startswith(("https://", "http://"))
+        and not any(c in value for c in "\"'<> \t\n")
+    )
 
 
 def pack(text: str) -> str:
@@ -74,15 +78,19 @@ def verdict(totals: dict, cards: list[dict], stale: list[str], docs: list[Result
     incomplete = any(d.complete is False for d in docs)
     if failing:
         outcome = "fail"
-        headline = f"FAIL: {totals.get('fail', 0)} checks fail and {totals.get('error', 0)} raise, " \
-                   f"in {sum(not c['documented'] for c in cards)} behaviours."
+        headline = (
+            f"FAIL: {totals.get('fail', 0)} checks fail and {totals.get('error', 0)} raise, "
+            f"in {sum(not c['documented'] for c in cards)} behaviours."
+        )
     elif stale:
         outcome, headline = "fail", f"FAIL: {len(stale)} registry entries are stale (see the registry audit)."
     else:
         outcome, headline = "pass", "PASS: no check fails."
-    detail = (f"{judged} checks judged against the mathematics; {totals.get('deviation', 0)} of them differ in "
-              f"{len(documented)} documented ways (registry entries, one card each); "
-              f"{totals.get('unsupported', 0)} more were ruled out by the bindings' declared capabilities.")
+    detail = (
+        f"{judged} checks judged against the mathematics; {totals.get('deviation', 0)} of them differ in "
+        f"{len(documented)} documented ways (registry entries, one card each); "
+        f"{totals.get('unsupported', 0)} more were ruled out by the bindings' declared capabilities."
+    )
     if incomplete:
         outcome, headline = "fail", "INCOMPLETE run. " + headline
     return {"outcome": outcome, "headline": headline, "detail": detail}
@@ -112,9 +120,18 @@ def summary_matrix(records: list[CheckRecord]) -> tuple[list[str], list[dict]]:
     rows: dict = {}
     for r in records:
         key = (r.framework, r.run, r.binding)
-        row = rows.setdefault(key, {"framework": r.framework, "run": r.run, "binding": r.binding, "api": r.api,
-                                    "op": r.op, "cells": defaultdict(lambda: defaultdict(int)),
-                                    "total": defaultdict(int)})
+        row = rows.setdefault(
+            key,
+            {
+                "framework": r.framework,
+                "run": r.run,
+                "binding": r.binding,
+                "api": r.api,
+                "op": r.op,
+                "cells": defaultdict(lambda: defaultdict(int)),
+                "total": defaultdict(int),
+            },
+        )
         row["cells"][r.category][r.outcome] += 1
         row["total"][r.outcome] += 1
     out = []
@@ -124,8 +141,14 @@ def summary_matrix(records: list[CheckRecord]) -> tuple[list[str], list[dict]]:
         row["total"] = dict(row["total"])
         out.append(row)
     # failures first, then by framework and binding
-    out.sort(key=lambda r: (OUTCOME_ORDER.index(r["worst"]) if r["worst"] in OUTCOME_ORDER else 9,
-                            r["framework"], r["run"], r["binding"]))
+    out.sort(
+        key=lambda r: (
+            OUTCOME_ORDER.index(r["worst"]) if r["worst"] in OUTCOME_ORDER else 9,
+            r["framework"],
+            r["run"],
+            r["binding"],
+        )
+    )
     return categories, out
 
 
@@ -138,15 +161,28 @@ def accuracy_table(records: list[CheckRecord]) -> list[dict]:
         key = (r.framework, r.run, r.binding, r.dtype, r.check)
         cur = best.get(key)
         if cur is None or r.errors.tol_units > cur["tol_units"]:
-            best[key] = {"framework": r.framework, "run": r.run, "binding": r.binding, "dtype": r.dtype,
-                         "check": r.check, "tol_units": r.errors.tol_units, "eps_units": r.errors.eps_units,
-                         "case": r.case}
+            best[key] = {
+                "framework": r.framework,
+                "run": r.run,
+                "binding": r.binding,
+                "dtype": r.dtype,
+                "check": r.check,
+                "tol_units": r.errors.tol_units,
+                "eps_units": r.errors.eps_units,
+                "case": r.case,
+            }
     return sorted(best.values(), key=lambda x: (x["framework"], x["run"], x["binding"], x["dtype"], x["check"]))
 
 
 #: the case that exercises each option (the capability matrix's "options" column is measured on these)
-OPTION_CASES = {"class_weights": "class_weight", "sample_weights": "sample_weight", "pos_weight": "pos_weight",
-                "ignore_index": "ignore_index", "label_smoothing": "label_smoothing", "spatial_index": "spatial"}
+OPTION_CASES = {
+    "class_weights": "class_weight",
+    "sample_weights": "sample_weight",
+    "pos_weight": "pos_weight",
+    "ignore_index": "ignore_index",
+    "label_smoothing": "label_smoothing",
+    "spatial_index": "spatial",
+}
 GOOD = ("pass", "deviation")
 
 
@@ -161,8 +197,14 @@ def measured_capabilities(records: list[CheckRecord], declared: dict, probes: di
         if r.outcome == "unsupported" or r.check == "relation":
             continue
         key = (r.framework, r.run, r.binding)
-        facets = {"targets": r.target, "reductions": r.reduction, "dtypes": r.dtype, "modes": r.mode,
-                  "options": OPTION_CASES.get(r.case), "grad": "grad" if r.check == "grad" else None}
+        facets = {
+            "targets": r.target,
+            "reductions": r.reduction,
+            "dtypes": r.dtype,
+            "modes": r.mode,
+            "options": OPTION_CASES.get(r.case),
+            "grad": "grad" if r.check == "grad" else None,
+        }
         for facet, value in facets.items():
             if value is None:
                 continue
@@ -174,9 +216,17 @@ def measured_capabilities(records: list[CheckRecord], declared: dict, probes: di
         runs = sorted({k[1] for k in seen if k[0] == b["framework"] and k[2] == b["binding"]}) or [""]
         for run in runs:
             got = seen.get((b["framework"], run, b["binding"]), {})
-            row = {"framework": b["framework"], "run": run, "binding": b["binding"], "api": b["api"], "doc": b["doc"],
-                   "op": caps["op"], "facets": {}, "conventions": b.get("conventions", {}),
-                   "probes": probes.get(f"{b['framework']}::{b['binding']}", [])}
+            row = {
+                "framework": b["framework"],
+                "run": run,
+                "binding": b["binding"],
+                "api": b["api"],
+                "doc": b["doc"],
+                "op": caps["op"],
+                "facets": {},
+                "conventions": b.get("conventions", {}),
+                "probes": probes.get(f"{b['framework']}::{b['binding']}", []),
+            }
             for facet in ("targets", "options", "reductions", "dtypes", "modes"):
                 values = sorted(set(caps[facet]) | set(got.get(facet, {})))
                 row["facets"][facet] = [(v, got.get(facet, {}).get(v, "untested")) for v in values]
@@ -194,8 +244,10 @@ def _label_runs(docs: list[Results], labels: list[str]) -> list[Results]:
             count[fw] += 1
     out = []
     for d, label in zip(docs, labels, strict=True):
+
         def tag(r, label=label):
             return replace(r, run=label if count[r.framework] > 1 else "")
+
         out.append(replace(d, records=[tag(r) for r in d.records], stability=[tag(r) for r in d.stability]))
     return out
 
@@ -235,14 +287,34 @@ def render(docs: list[Results]) -> str:
     groups = chart_groups(stability, speed_charts(speed))
     cards = findings(docs)
     stale = [s for d in docs for s in d.expectations["stale"]]
-    return _env().get_template("report.html.j2").render(
-        verdict=verdict(dict(totals), cards, stale, docs), overview=overview(cards),
-        chart_ids={g["id"]: g for g in groups}, docs=docs, labels=labels, history=history, categories=categories,
-        matrix=matrix, problems=problems,
-        deviations=deviations, accuracy=accuracy_table(records), totals=dict(totals), outcomes=OUTCOME_ORDER,
-        stability=stability, agreement=agreement(docs), speed=speed, chart_groups=groups,
-        chart_lib=library() if groups else None, measured=measured_capabilities(records, bindings, probes),
-        coverage=coverage_view(docs), pairs=pairs_view(docs), errors=error_table(docs), findings=cards,
-        stale=stale,
-        unused=[u for d in docs for u in d.expectations["unused"]],
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            verdict=verdict(dict(totals), cards, stale, docs),
+            overview=overview(cards),
+            chart_ids={g["id"]: g for g in groups},
+            docs=docs,
+            labels=labels,
+            history=history,
+            categories=categories,
+            matrix=matrix,
+            problems=problems,
+            deviations=deviations,
+            accuracy=accuracy_table(records),
+            totals=dict(totals),
+            outcomes=OUTCOME_ORDER,
+            stability=stability,
+            agreement=agreement(docs),
+            speed=speed,
+            chart_groups=groups,
+            chart_lib=library() if groups else None,
+            measured=measured_capabilities(records, bindings, probes),
+            coverage=coverage_view(docs),
+            pairs=pairs_view(docs),
+            errors=error_table(docs),
+            findings=cards,
+            stale=stale,
+            unused=[u for d in docs for u in d.expectations["unused"]],
+        )
     )

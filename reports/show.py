@@ -11,6 +11,7 @@ with outside ground truth (ONNX's expected outputs, a kernel's own tests).
 Unlike the rest of ``reports`` (results files in, pages out), this module loads cases and adapters,
 and so the framework of the binding it shows: tests/test_layers.py names it as the one exception.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -100,9 +101,11 @@ class Shown:
     def text(self) -> str:
         """Everything, as plain text: inputs, the three expected values, the result, the verdict, the snippet."""
         p, r = self.problem, self.record
-        out = [f"check {self.check_id}",
-               f"  {self.framework} {self.binding.name} ({self.binding.api}): op {p.op}, case {p.case} "
-               f"({p.category}), {p.dtype}, reduction {p.reduction}, {self.check}, {self.mode}"]
+        out = [
+            f"check {self.check_id}",
+            f"  {self.framework} {self.binding.name} ({self.binding.api}): op {p.op}, case {p.case} "
+            f"({p.category}), {p.dtype}, reduction {p.reduction}, {self.check}, {self.mode}",
+        ]
         if r is not None:
             out.append(f"  outcome: {r.outcome}" + (f": {r.reason}" if r.reason else ""))
         out.append("\ninputs (rebuilt from the case; class axis last):")
@@ -117,8 +120,13 @@ class Shown:
         if self.entry is not None and self.expected_documented is None:
             out.append(f"  registry entry {self.entry.id!r} covers it: {_expect_text(self.entry.expect)}")
         elif self.entry is not None:
-            out.append(_block(f"under registry entry {self.entry.id!r} (the documented behaviour: "
-                              f"{_expect_text(self.entry.expect)})", self.expected_documented))
+            out.append(
+                _block(
+                    f"under registry entry {self.entry.id!r} (the documented behaviour: "
+                    f"{_expect_text(self.entry.expect)})",
+                    self.expected_documented,
+                )
+            )
         out.append(_block("under the plain mathematics (reference.MATH)", self.expected_math))
         if self.raised is not None:
             out.append(f"\nthe binding raised: {self.raised}")
@@ -173,8 +181,10 @@ def _adapter(framework: str, externals: list[Adapter]) -> Adapter:
         if a.name == framework:
             return a
     if framework not in BUILTIN:
-        raise ShowError(f"unknown framework {framework!r}; known: {', '.join(BUILTIN)} (an external adapter: "
-                        f"pass --adapter=MODULE:ATTR)")
+        raise ShowError(
+            f"unknown framework {framework!r}; known: {', '.join(BUILTIN)} (an external adapter: "
+            f"pass --adapter=MODULE:ATTR)"
+        )
     missing = missing_packages(framework)
     if missing:
         raise ShowError(f"{framework} is not installed here (missing {', '.join(missing)})")
@@ -203,8 +213,9 @@ def _interaction_case(name: str, binding: Binding) -> Case | None:
     return None
 
 
-def show(case: str, binding: str, framework: str, *, at: Coordinates | None = None,
-         sources: Sources | None = None) -> Shown:
+def show(
+    case: str, binding: str, framework: str, *, at: Coordinates | None = None, sources: Sources | None = None
+) -> Shown:
     """Rebuild one check of ``binding`` (of ``framework``) on ``case`` and evaluate everything behind it.
 
     ``at``: which check (dtype, reduction, value or grad, mode, device; default :class:`Coordinates`(),
@@ -237,8 +248,20 @@ def show(case: str, binding: str, framework: str, *, at: Coordinates | None = No
     registry = load_registry(list(sources.expectations or [DEFAULT_EXPECTATIONS]))
     versions = {k: v for k, v in adapter.environment().items() if isinstance(v, str)}
     judge = checks.Judge(registry, versions, at.device)
-    key = Check(adapter.name, b.name, p.case, p.dtype, at.mode, p.reduction, at.check, api=b.api, op=p.op,
-                category=p.category, target=p.target_kind, device=at.device)
+    key = Check(
+        adapter.name,
+        b.name,
+        p.case,
+        p.dtype,
+        at.mode,
+        p.reduction,
+        at.check,
+        api=b.api,
+        op=p.op,
+        category=p.category,
+        target=p.target_kind,
+        device=at.device,
+    )
     return _rebuild(adapter, b, p, judge, key)
 
 
@@ -261,17 +284,21 @@ def _rebuild(adapter: Adapter, b: Binding, p: Problem, judge: checks.Judge, key:
         handed, _ = p.handed_target()
         what = f"a malformed target ({p.malformed})" if p.malformed else f"an out-of-range label ({p.invalid_target})"
         shown.inputs["target as handed to the binding"] = handed
-        shown.notes.append(f"the errors layer's input: {what}; the expected values are the well-formed problem's, "
-                           "and what the binding should do instead (raise, or a documented invalid_targets "
-                           "behaviour) is judged by xentcheck.invalid_input, not evaluated here")
+        shown.notes.append(
+            f"the errors layer's input: {what}; the expected values are the well-formed problem's, "
+            "and what the binding should do instead (raise, or a documented invalid_targets "
+            "behaviour) is judged by xentcheck.invalid_input, not evaluated here"
+        )
     if shown.entry is not None and not ({"raises", "invalid_targets"} & set(shown.entry.expect)):
         try:
             shown.expected_documented = pick(reference.evaluate(p, shown.entry.convention(conv), cot))
         except Exception as e:
             shown.notes.append(f"the documented behaviour has no value here: {type(e).__name__}: {e}")
     if conv != reference.MATH:
-        shown.notes.append("the binding's convention differs from the plain mathematics "
-                           f"({_convention_text(conv)}): the check compares with the first expected value")
+        shown.notes.append(
+            "the binding's convention differs from the plain mathematics "
+            f"({_convention_text(conv)}): the check compares with the first expected value"
+        )
     try:
         out = run_binding(adapter, b, p, grad=check == "grad", cotangent=cot, mode=mode)
         shown.got = np.asarray(out.value if check == "value" else out.grad, dtype=np.float64)
@@ -289,11 +316,20 @@ def parse_check_id(check_id: str, results: Path | None = None, adapters: list[st
         doc = load(path)
         rec = next((r for r in doc.records if r.id == check_id), None)
         if rec is not None and rec.check not in ("value", "grad"):
-            raise ShowError(f"{check_id!r} is a {rec.check} record: its inputs were drawn (hypothesis), not taken "
-                            f"from a case; rerun it with ./run conformance --case={rec.case} --binding={rec.binding}")
+            raise ShowError(
+                f"{check_id!r} is a {rec.check} record: its inputs were drawn (hypothesis), not taken "
+                f"from a case; rerun it with ./run conformance --case={rec.case} --binding={rec.binding}"
+            )
         if rec is not None:
-            return {"framework": rec.framework, "binding": rec.binding, "case": rec.case, "dtype": rec.dtype,
-                    "mode": rec.mode, "reduction": rec.reduction, "check": rec.check}
+            return {
+                "framework": rec.framework,
+                "binding": rec.binding,
+                "case": rec.case,
+                "dtype": rec.dtype,
+                "mode": rec.mode,
+                "reduction": rec.reduction,
+                "check": rec.check,
+            }
         if results is not None:
             raise ShowError(f"{path} has no check {check_id!r}")
     parts = check_id.split("-")
@@ -309,12 +345,13 @@ def parse_check_id(check_id: str, results: Path | None = None, adapters: list[st
     if framework is None:
         raise ShowError(f"{check_id!r} names no known framework; pass the results file that holds it")
     adapter = _adapter(framework, externals)
-    rest = head[len(framework) + 1:]
-    binding = next((b.name for b in sorted(adapter.bindings(), key=lambda b: -len(b.name))
-                    if rest.startswith(b.name + "-")), None)
+    rest = head[len(framework) + 1 :]
+    binding = next(
+        (b.name for b in sorted(adapter.bindings(), key=lambda b: -len(b.name)) if rest.startswith(b.name + "-")), None
+    )
     if binding is None:
         raise ShowError(f"{check_id!r}: no binding of {framework} starts {rest!r}")
-    return {"framework": framework, "binding": binding, "case": rest[len(binding) + 1:], **tail}
+    return {"framework": framework, "binding": binding, "case": rest[len(binding) + 1 :], **tail}
 
 
 def show_check(check_id: str, results: Path | None = None, sources: Sources | None = None) -> Shown:

@@ -4,6 +4,7 @@ Times are shown as medians with their 95% interval, as multiples of the floor me
 run, as achieved GB/s, with compile time apart; the adapter-overhead table shows the ratio of time
 through the adapter to the hand-written native call, timed alternately in one run.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -34,24 +35,50 @@ def speed_view(docs: list[Results]) -> dict | None:
     stops: dict[str, int] = defaultdict(int)
     for r in recs:
         key = (r.framework, r.binding, r.device, r.mode, r.dtype, r.pass_)
-        row = rows.setdefault(key, {"framework": r.framework, "binding": r.binding, "device": r.device,
-                                    "mode": r.mode, "dtype": r.dtype, "pass": r.pass_, "cells": {},
-                                    "compile_s": [], "unsupported": None})
+        row = rows.setdefault(
+            key,
+            {
+                "framework": r.framework,
+                "binding": r.binding,
+                "device": r.device,
+                "mode": r.mode,
+                "dtype": r.dtype,
+                "pass": r.pass_,
+                "cells": {},
+                "compile_s": [],
+                "unsupported": None,
+            },
+        )
         if r.outcome == "unsupported":
             row["unsupported"] = r.reason
             continue
         if r.outcome == "error":
             row["cells"][_size(r)] = {"error": r.reason}
             continue
-        row["cells"][_size(r)] = {"median_s": r.stats["median_s"], "iqr_s": r.stats["iqr_s"],
-                                  "ci": _interval(r.stats), "floor_multiple": r.floor_multiple, "gbps": r.gbps,
-                                  "peak_bytes": r.peak_bytes, "rounds": r.stats["rounds"],
-                                  "stopped": r.stats.get("stopped")}
+        row["cells"][_size(r)] = {
+            "median_s": r.stats["median_s"],
+            "iqr_s": r.stats["iqr_s"],
+            "ci": _interval(r.stats),
+            "floor_multiple": r.floor_multiple,
+            "gbps": r.gbps,
+            "peak_bytes": r.peak_bytes,
+            "rounds": r.stats["rounds"],
+            "stopped": r.stats.get("stopped"),
+        }
         if r.stats.get("stopped"):
             stops[r.stats["stopped"]] += 1
         if r.stats.get("stopped") == "max-call":
-            once.append({"framework": r.framework, "binding": r.binding, "size": _size(r), "mode": r.mode,
-                         "pass": r.pass_, "dtype": r.dtype, "call_s": r.stats["median_s"]})
+            once.append(
+                {
+                    "framework": r.framework,
+                    "binding": r.binding,
+                    "size": _size(r),
+                    "mode": r.mode,
+                    "pass": r.pass_,
+                    "dtype": r.dtype,
+                    "call_s": r.stats["median_s"],
+                }
+            )
         if r.compile_s is not None:
             row["compile_s"].append(r.compile_s)
     timed = [r for r in rows.values() if r["cells"]]
@@ -63,18 +90,38 @@ def speed_view(docs: list[Results]) -> dict | None:
             device_cache = cache.get(r.device)
             memory_bound = device_cache is not None and r.batch * r.classes * 4 > device_cache
             ratio = r.overhead["ratio"]
-            overhead.append({"framework": r.framework, "binding": r.binding, "device": r.device, "size": _size(r),
-                             "pass": r.pass_, "dtype": r.dtype, "ratio": ratio,
-                             "adapter_s": r.overhead["adapter_median_s"], "bare_s": r.overhead["bare_median_s"],
-                             "memory_bound": memory_bound,
-                             "over": memory_bound and ratio > OVERHEAD_LIMIT})
+            overhead.append(
+                {
+                    "framework": r.framework,
+                    "binding": r.binding,
+                    "device": r.device,
+                    "size": _size(r),
+                    "pass": r.pass_,
+                    "dtype": r.dtype,
+                    "ratio": ratio,
+                    "adapter_s": r.overhead["adapter_median_s"],
+                    "bare_s": r.overhead["bare_median_s"],
+                    "memory_bound": memory_bound,
+                    "over": memory_bound and ratio > OVERHEAD_LIMIT,
+                }
+            )
     overhead.sort(key=lambda o: (o["framework"], o["pass"], o["size"]))
     counts = defaultdict(int)
     for r in recs:
         counts[r.outcome] += 1
     once.sort(key=lambda o: -o["call_s"])
-    return {"runs": runs, "sizes": size_names, "rows": timed, "unsupported": unsupported, "overhead": overhead,
-            "counts": dict(counts), "limit": OVERHEAD_LIMIT, "llc": llc, "once": once, "stops": dict(stops)}
+    return {
+        "runs": runs,
+        "sizes": size_names,
+        "rows": timed,
+        "unsupported": unsupported,
+        "overhead": overhead,
+        "counts": dict(counts),
+        "limit": OVERHEAD_LIMIT,
+        "llc": llc,
+        "once": once,
+        "stops": dict(stops),
+    }
 
 
 def _interval(st: dict) -> tuple[float, float] | None:

@@ -5,6 +5,7 @@ the records as a W&B Table, the stability sweep as line plots (error in toleranc
 axis, one series per binding), and the HTML report as an artifact. Like every report, it reads results
 files only. ``wandb`` is an optional extra: ``pip install -e '.[wandb]'``.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,24 @@ from .history import run_labels
 from .html import render
 
 #: the record fields that become the W&B Table's columns
-COLUMNS = ("id", "framework", "binding", "op", "case", "category", "dtype", "mode", "device", "reduction",
-           "check", "outcome", "expectation", "tol_units", "max_abs", "result_dtype")
+COLUMNS = (
+    "id",
+    "framework",
+    "binding",
+    "op",
+    "case",
+    "category",
+    "dtype",
+    "mode",
+    "device",
+    "reduction",
+    "check",
+    "outcome",
+    "expectation",
+    "tol_units",
+    "max_abs",
+    "result_dtype",
+)
 
 
 class ExportError(RuntimeError):
@@ -63,22 +80,32 @@ def export(docs: list[Results], *, project: str = "xentcheck", directory: str | 
         env = doc.environment
         config = {k: env.get(k) for k in ("python", "platform", "cpu", "cpu_count", "device", "command", "date")}
         config["frameworks"] = env.get("frameworks", {})
-        run = wandb.init(project=project, name=f"xentcheck {label}", dir=directory, config=config,
-                         reinit="create_new")
+        run = wandb.init(project=project, name=f"xentcheck {label}", dir=directory, config=config, reinit="create_new")
         run.summary.update(summary(doc))
-        rows = [[getattr(r, c) if c not in ("tol_units", "max_abs") else (getattr(r.errors, c) if r.errors else None)
-                 for c in COLUMNS] for r in doc.records]
+        rows = [
+            [
+                getattr(r, c) if c not in ("tol_units", "max_abs") else (getattr(r.errors, c) if r.errors else None)
+                for c in COLUMNS
+            ]
+            for r in doc.records
+        ]
         run.log({"records": wandb.Table(columns=list(COLUMNS), data=rows)})
         by_plot: dict = defaultdict(list)
         for s in doc.stability:
             if s.outcome == "ok":
                 by_plot[(s.axis, s.dtype)].append(s)
         for (axis, dtype), sweeps in sorted(by_plot.items()):
-            run.log({f"stability/{axis}/{dtype}": wandb.plot.line_series(
-                xs=[[p.x for p in s.points] for s in sweeps], ys=[[_units(p.value_units) for p in s.points]
-                                                                    for s in sweeps],
-                keys=[f"{s.framework}: {s.binding}" for s in sweeps], title=f"{axis}, {dtype}: loss error / bound",
-                xname=sweeps[0].label)})
+            run.log(
+                {
+                    f"stability/{axis}/{dtype}": wandb.plot.line_series(
+                        xs=[[p.x for p in s.points] for s in sweeps],
+                        ys=[[_units(p.value_units) for p in s.points] for s in sweeps],
+                        keys=[f"{s.framework}: {s.binding}" for s in sweeps],
+                        title=f"{axis}, {dtype}: loss error / bound",
+                        xname=sweeps[0].label,
+                    )
+                }
+            )
         with tempfile.TemporaryDirectory() as tmp:
             html = Path(tmp) / "report.html"
             html.write_text(render([doc]))

@@ -22,6 +22,7 @@ The memory floor is what any implementation must hold: the inputs and their grad
 dX, dW in the input dtype, without the N x V logits; the report gives peak / floor beside the size of
 the N x V logits in the input dtype (what an unfused implementation materialises at least once).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,12 +50,21 @@ def run_one(args) -> dict:
     rng = np.random.default_rng(0)
     dt = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
     x = torch.as_tensor(rng.standard_normal((args.n, args.d), dtype=np.float32), dtype=dt, device=args.device)
-    w = torch.as_tensor(rng.standard_normal((args.v, args.d), dtype=np.float32) / np.sqrt(args.d), dtype=dt,
-                        device=args.device)
+    w = torch.as_tensor(
+        rng.standard_normal((args.v, args.d), dtype=np.float32) / np.sqrt(args.d), dtype=dt, device=args.device
+    )
     t = torch.as_tensor(rng.integers(0, args.v, args.n), device=args.device)
     # the problem carries W for the binding's step; its arrays are converted once, here
-    problem = Problem(case="bench", op="linear_ce", dtype=args.dtype, x=np.zeros((1, 1)), target=np.zeros(1),
-                      target_kind="index", reduction="mean", weight_matrix=np.zeros((1, 1)))
+    problem = Problem(
+        case="bench",
+        op="linear_ce",
+        dtype=args.dtype,
+        x=np.zeros((1, 1)),
+        target=np.zeros(1),
+        target_kind="index",
+        reduction="mean",
+        weight_matrix=np.zeros((1, 1)),
+    )
     from xentcheck.protocol import Inputs
 
     inp = Inputs(problem, t)
@@ -88,8 +98,13 @@ def run_one(args) -> dict:
     else:
         peak = _peak_rss() - before
         method = "peak RSS (VmHWM, reset before the timed calls) minus RSS before them, after a warm-up"
-    return {"binding": args.binding, "median_s": statistics.median(times), "times_s": times,
-            "peak_bytes": int(max(peak, 0)), "method": method}
+    return {
+        "binding": args.binding,
+        "median_s": statistics.median(times),
+        "times_s": times,
+        "peak_bytes": int(max(peak, 0)),
+        "method": method,
+    }
 
 
 def _reset_peak_rss() -> None:
@@ -136,21 +151,48 @@ def main() -> int:
     floor = 2 * inputs
     rows = []
     for name in names:
-        cmd = [sys.executable, __file__, "--binding", name, "--n", str(args.n), "--d", str(args.d), "--v",
-               str(args.v), "--dtype", args.dtype, "--device", args.device, "--repeats", str(args.repeats)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--binding",
+            name,
+            "--n",
+            str(args.n),
+            "--d",
+            str(args.d),
+            "--v",
+            str(args.v),
+            "--dtype",
+            args.dtype,
+            "--device",
+            args.device,
+            "--repeats",
+            str(args.repeats),
+        ]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-            row = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else \
-                {"binding": name, "error": (p.stderr.strip().splitlines() or ["?"])[-1][:300]}
+            row = (
+                json.loads(p.stdout.strip().splitlines()[-1])
+                if p.returncode == 0
+                else {"binding": name, "error": (p.stderr.strip().splitlines() or ["?"])[-1][:300]}
+            )
         except subprocess.TimeoutExpired:
             row = {"binding": name, "error": f"over {args.timeout} s"}
         if "peak_bytes" in row:
             row["peak_over_floor"] = (inputs + row["peak_bytes"]) / floor  # the floor counts the inputs too
         rows.append(row)
         print(json.dumps(row), flush=True)
-    doc = {"n": args.n, "d": args.d, "v": args.v, "dtype": args.dtype, "device": args.device,
-           "floor_bytes": floor, "logits_bytes": args.n * args.v * size, "flops": 6 * args.n * args.d * args.v,
-           "rows": rows}
+    doc = {
+        "n": args.n,
+        "d": args.d,
+        "v": args.v,
+        "dtype": args.dtype,
+        "device": args.device,
+        "floor_bytes": floor,
+        "logits_bytes": args.n * args.v * size,
+        "flops": 6 * args.n * args.d * args.v,
+        "rows": rows,
+    }
     if args.out:
         with open(args.out, "w") as f:
             json.dump(doc, f, indent=1)

@@ -8,6 +8,7 @@ merged policies of the entries that cover one binding, and each policy value alo
 ``check A.pkl`` compares a dump with the code on ``PYTHONPATH`` as it evaluates (one dump in memory).
 Run: ``cd CHECKOUT && PYTHONPATH=$PWD python scripts/oracle_equivalence.py dump OUT.pkl``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,17 +29,37 @@ NOT_POLICIES = {"compute_dtype", "result_dtype", "raises", "message", "invalid_t
 REDUCTION_POLICIES = {"mean_divisor_epsilon", "empty_mean_zero", "empty_reduced_is_empty"}
 #: every policy value the oracle implements, each alone
 SINGLES = [
-    ("prob_clip", 1e-7), ("prob_clip", 1e-4), ("renormalize", "before_clip"), ("renormalize", "after_clip"),
-    ("log_clamp", -100.0), ("log_epsilon", 1e-7), ("mean_divisor_epsilon", 1e-7),
-    ("grad_denominator_floor", 1e-12), ("zero_times_inf", True), ("empty_mean_zero", True),
-    ("empty_reduced_is_empty", True), ("labels_in_dtype", True), ("upcast_half", True),
-    ("grad_unit_target_sum", True), ("inf_logit_nan", "row"), ("inf_logit_nan", "target_mass"),
-    ("inf_logit_nan", "at_class"), ("sigmoid_formula", "max_shift"), ("sigmoid_formula", "linear"),
-    ("sigmoid_formula", "products"), ("log_grad_in_dtype", True), ("smoothing_last_axis", True),
-    ("ignored_row_nan_grad", True), ("where_excluded_target", "dropped"),
-    ("where_excluded_target", "label_logit"), ("where_empty_row", "lse_minus_logit"),
-    ("one_hot_products", True), ("probabilities_dtype", "input"), ("probabilities_dtype", "float32"),
-    ("probabilities_dtype", "bfloat16"), ("exp_sum_in_dtype", True),
+    ("prob_clip", 1e-7),
+    ("prob_clip", 1e-4),
+    ("renormalize", "before_clip"),
+    ("renormalize", "after_clip"),
+    ("log_clamp", -100.0),
+    ("log_epsilon", 1e-7),
+    ("mean_divisor_epsilon", 1e-7),
+    ("grad_denominator_floor", 1e-12),
+    ("zero_times_inf", True),
+    ("empty_mean_zero", True),
+    ("empty_reduced_is_empty", True),
+    ("labels_in_dtype", True),
+    ("upcast_half", True),
+    ("grad_unit_target_sum", True),
+    ("inf_logit_nan", "row"),
+    ("inf_logit_nan", "target_mass"),
+    ("inf_logit_nan", "at_class"),
+    ("sigmoid_formula", "max_shift"),
+    ("sigmoid_formula", "linear"),
+    ("sigmoid_formula", "products"),
+    ("log_grad_in_dtype", True),
+    ("smoothing_last_axis", True),
+    ("ignored_row_nan_grad", True),
+    ("where_excluded_target", "dropped"),
+    ("where_excluded_target", "label_logit"),
+    ("where_empty_row", "lse_minus_logit"),
+    ("one_hot_products", True),
+    ("probabilities_dtype", "input"),
+    ("probabilities_dtype", "float32"),
+    ("probabilities_dtype", "bfloat16"),
+    ("exp_sum_in_dtype", True),
     ("one_hot_products", True, "zero_times_inf", True, "labels_in_dtype", True),
     ("prob_clip", 1e-7, "log_grad_in_dtype", True, "renormalize", "after_clip"),
     ("prob_clip", 1e-7, "log_epsilon", 1e-7, "zero_times_inf", True),
@@ -126,9 +147,11 @@ def check(path: str) -> int:
         if key not in ra or not _equal(ra[key], got):
             differ.append(key)
     differ += [k for k in ra if k not in seen]
-    print(f"{len(seen)} evaluations compared ({arrays} with arrays: value, gradient and their error scales; "
-          f"{len(seen) - arrays} raised or had no problem, compared by message), {len(convs)} conventions: "
-          f"{len(differ)} differ")
+    print(
+        f"{len(seen)} evaluations compared ({arrays} with arrays: value, gradient and their error scales; "
+        f"{len(seen) - arrays} raised or had no problem, compared by message), {len(convs)} conventions: "
+        f"{len(differ)} differ"
+    )
     for k in differ[:20]:
         print("  differs:", k, convs[k[-1]] if len(k) == 5 else "")
     return 1 if differ else 0
@@ -155,8 +178,10 @@ def compare(a_path: str, b_path: str) -> int:
     differ = [k for k in ra if k not in rb or not _equal(ra[k], rb[k])]
     differ += [k for k in rb if k not in ra]
     arrays = sum(1 for k in ra if isinstance(ra[k], tuple))
-    print(f"{len(ra)} evaluations compared ({arrays} with arrays, {len(ra) - arrays} raised or had no problem), "
-          f"{len(a['conventions'])} conventions: {len(differ)} differ")
+    print(
+        f"{len(ra)} evaluations compared ({arrays} with arrays, {len(ra) - arrays} raised or had no problem), "
+        f"{len(a['conventions'])} conventions: {len(differ)} differ"
+    )
     for k in differ[:20]:
         print("  differs:", k, a["conventions"][k[-1]] if len(k) == 5 else "")
     return 1 if differ else 0

@@ -4,6 +4,7 @@ One test per binding x case x dtype x reduction x check (value or grad); ids rea
 ``framework-binding-case-dtype-mode-reduction-check`` so ``-k`` selects any slice. The verdict logic
 lives in :mod:`xentcheck.checks`; this file only parametrises and reports.
 """
+
 import pytest
 
 from suites.plugin import attach, fail_or_skip, session_of

@@ -6,6 +6,7 @@ errs is shrunk to a minimal example and reported with its finding key (binding, 
 of the input that hold) and a repro line. The default run draws a fixed, derandomised few per binding
 (--fuzz-examples, default 2); --fuzz runs a campaign (200 draws, Hypothesis's example database);
 long campaigns run under HypoFuzz (docs/fuzzing.md). Ids read ``framework-binding``."""
+
 import json
 
 import pytest
@@ -35,14 +36,20 @@ def test_fuzz(fuzz_binding, request: pytest.FixtureRequest) -> None:
     if not dtypes or not caps.targets or not caps.reductions:
         pytest.skip("no dtype, target kind or reduction of the run's to draw")
     if caps.op not in fuzz.OPS:
-        pytest.skip(f"the fuzzer draws logits or probabilities; op {caps.op}'s hidden states and classifier are "
-                    f"not drawn yet (its catalog cases, interactions and relations check it)")
+        pytest.skip(
+            f"the fuzzer draws logits or probabilities; op {caps.op}'s hidden states and classifier are "
+            f"not drawn yet (its catalog cases, interactions and relations check it)"
+        )
     campaign = bool(xs.options.fuzz)
     checks = ("value", "grad") if caps.grad else ("value",)
 
-    @settings(derandomize=not campaign, max_examples=CAMPAIGN_DRAWS if campaign else DEFAULT_DRAWS,
-              deadline=None, database=settings.default.database if campaign else None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        derandomize=not campaign,
+        max_examples=CAMPAIGN_DRAWS if campaign else DEFAULT_DRAWS,
+        deadline=None,
+        database=settings.default.database if campaign else None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(fuzz.problems(caps, dtypes))
     def draw(p):
         for check in checks:
@@ -50,8 +57,10 @@ def test_fuzz(fuzz_binding, request: pytest.FixtureRequest) -> None:
             if rec.outcome == "deviation" and rec.expectation:
                 fired.update(rec.expectation.split("+"))
             if rec.outcome in ("fail", "error"):
-                raise AssertionError(f"finding {fuzz.finding_key(name, check, p)}: {rec.outcome}: {rec.reason} "
-                                     f"| draw: {fuzz.repro_line(p)}")
+                raise AssertionError(
+                    f"finding {fuzz.finding_key(name, check, p)}: {rec.outcome}: {rec.reason} "
+                    f"| draw: {fuzz.repro_line(p)}"
+                )
 
     fired: set[str] = set()
     try:

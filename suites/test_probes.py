@@ -2,6 +2,7 @@
 target kind, option, reduction and dtype its op admits and it does not declare. Ids read
 ``framework-binding-facet-value``. Informational: the result (works / wrong / raises) goes into the
 results file and the capability table, and an item never fails."""
+
 import pytest
 
 from suites.plugin import session_of

@@ -1,6 +1,7 @@
 """Relations inside each framework (index = one-hot, shift invariance, smoothing = soft targets, ...),
 on inputs drawn by hypothesis; see :mod:`xentcheck.relations`. Ids read
 ``framework-binding-relation-dtype``, so ``-k shift_invariance`` selects one relation everywhere."""
+
 import pytest
 
 from suites.plugin import attach, fail_or_skip, session_of

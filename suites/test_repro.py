@@ -2,6 +2,7 @@
 would carry runs on its own (no xentcheck import) and gives the binding's own value and gradient.
 One problem per binding and option family (weights, ignore_index, label smoothing, spatial layout, where=),
 eager. Ids read ``framework-binding-case``."""
+
 import contextlib
 import io
 
@@ -12,9 +13,21 @@ from suites.plugin import session_of
 from xentcheck.checks import cotangent_for
 
 #: cases that exercise each option a call spells (a case a binding cannot take is skipped)
-CASES = ("random_index", "random_binary", "soft_dirichlet", "class_weights", "sample_weights", "pos_weight",
-         "ignore_index", "label_smoothing", "spatial_index", "channels_first_soft", "tutorial_probabilities",
-         "where_on_target", "where_on_target_onehot")
+CASES = (
+    "random_index",
+    "random_binary",
+    "soft_dirichlet",
+    "class_weights",
+    "sample_weights",
+    "pos_weight",
+    "ignore_index",
+    "label_smoothing",
+    "spatial_index",
+    "channels_first_soft",
+    "tutorial_probabilities",
+    "where_on_target",
+    "where_on_target_onehot",
+)
 
 
 def _numpy(v) -> np.ndarray:

@@ -2,6 +2,7 @@
 dtype it declares (see :mod:`xentcheck.stability`); the report draws these as its stability charts.
 Ids read ``framework-binding-axis-dtype``. The sweep is a diagnostic: an item fails only when the
 binding raised (the per-point verdicts are in the record and the charts; the checks judge)."""
+
 import pytest
 
 from suites.plugin import attach, session_of

@@ -1,5 +1,6 @@
 """A pytest plugin for the self-tests (``-p tests.break_adapter``): the numpy adapter fails as a broken
 install would (XC_BREAK=import), or numpy looks not installed (XC_BREAK=missing)."""
+
 import os
 
 from adapters import AdapterError

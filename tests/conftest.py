@@ -1,4 +1,5 @@
 """Fixtures of the harness self-tests."""
+
 import pytest
 
 from .runs import ROOT

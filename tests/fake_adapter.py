@@ -4,6 +4,7 @@
 arithmetic); ``BUGGY`` variants plant bugs of the kinds real libraries have had. Usable as an
 external adapter: ``--adapter=tests.fake_adapter:HONEST``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,9 @@ import numpy as np
 from adapters import Binding, Capabilities, Output
 from xentcheck.reference import Convention
 
-CAPS = Capabilities("softmax_ce", frozenset({"index", "onehot", "soft"}),
-                    options=frozenset({"class_weight", "spatial"}))
+CAPS = Capabilities(
+    "softmax_ce", frozenset({"index", "onehot", "soft"}), options=frozenset({"class_weight", "spatial"})
+)
 MEAN_BY_WEIGHT = Convention(mean_by="weight_sum")
 
 
@@ -122,8 +124,10 @@ class TimedAdapter(FakeAdapter):
         self.slowdown, self.seed = slowdown, seed
 
     def bindings(self) -> list[Binding]:
-        return [Binding(f"timed.{i}", f"fake.timed.{i}", CAPS, fn=None, convention=MEAN_BY_WEIGHT)
-                for i in range(len(self.DELAYS_S))]
+        return [
+            Binding(f"timed.{i}", f"fake.timed.{i}", CAPS, fn=None, convention=MEAN_BY_WEIGHT)
+            for i in range(len(self.DELAYS_S))
+        ]
 
     def prepare(self, binding, problem, *, grad, mode="eager"):
         i = int(binding.name.rsplit(".", 1)[1])
@@ -132,6 +136,7 @@ class TimedAdapter(FakeAdapter):
 
         def call():
             _VIRTUAL_NOW[0] += delay * rng.lognormal(0.0, 0.05)
+
         return call
 
 
@@ -145,6 +150,7 @@ class TimedFailingAdapter(TimedAdapter):
 
         def broken():
             raise RuntimeError("kernel launch failed")
+
         return broken
 
 

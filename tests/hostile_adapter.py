@@ -1,6 +1,7 @@
 """Adapters that attack the run rather than compute a loss (docs/faults.md), for the fault tests. Each
 misbehaves on the ``tutorial_logits`` case only and computes honestly elsewhere
 (``--adapter=tests.hostile_adapter:NAME``)."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ hand-written gradients, follows the PyTorch-like convention (``mean`` divides by
 for index targets, by the element count otherwise) and supports every option. Each mutant plants
 one bug of a kind real libraries have shipped; ``tests/test_mutants.py`` shows the suite kills each.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,13 +58,23 @@ class MutantAdapter:
         return {self.name: "0.0"}
 
     def bindings(self) -> list[Binding]:
-        targets = {"softmax_ce": {"index", "onehot", "soft"}, "categorical_ce": {"index", "onehot", "soft"},
-                   "nll": {"index"}}
+        targets = {
+            "softmax_ce": {"index", "onehot", "soft"},
+            "categorical_ce": {"index", "onehot", "soft"},
+            "nll": {"index"},
+        }
         every = frozenset(OPTIONS) - {"where"} - LINEAR_OPTIONS  # optax's class mask: not modelled by the mutants
         options = {"nll": every - {"label_smoothing", "pos_weight"}}  # nll_loss has neither
-        caps = {op: Capabilities(op, frozenset(targets.get(op, {"binary", "soft"})), ALL_REDUCTIONS,
-                                 options.get(op, every), frozenset({"float16", "float32", "float64"}))
-                for op in MUTANT_OPS}
+        caps = {
+            op: Capabilities(
+                op,
+                frozenset(targets.get(op, {"binary", "soft"})),
+                ALL_REDUCTIONS,
+                options.get(op, every),
+                frozenset({"float16", "float32", "float64"}),
+            )
+            for op in MUTANT_OPS
+        }
         return [Binding(f"np.{op}", f"mutants.{op}", caps[op], fn=None, convention=_convention) for op in MUTANT_OPS]
 
     # -- the computation ----------------------------------------------------------------------
@@ -72,8 +83,9 @@ class MutantAdapter:
             value, g = self._compute(problem, cotangent)
         dt = numpy_dtype(problem.dtype)
         out_dtype = "float64" if self.bug == "wrong_result_dtype" else dt.name
-        return Output(np.asarray(value, dt).astype(np.float64), np.asarray(g, dt).astype(np.float64) if grad else None,
-                      out_dtype)
+        return Output(
+            np.asarray(value, dt).astype(np.float64), np.asarray(g, dt).astype(np.float64) if grad else None, out_dtype
+        )
 
     def _compute(self, p, cotangent):
         bug = self.bug
@@ -92,8 +104,9 @@ class MutantAdapter:
         y = p.dense_target().astype(dt)
         eps = p.label_smoothing if bug != "smoothing_dropped" else 0.0
         if eps:
-            y = (y * (1 - eps) + (eps / 2 if bug == "smoothing_binary_convention" or not p.categorical
-                                  else eps / p.num_classes))
+            y = y * (1 - eps) + (
+                eps / 2 if bug == "smoothing_binary_convention" or not p.categorical else eps / p.num_classes
+            )
             if p.categorical:
                 y = y * valid[..., None]
         cw = p.class_weight.astype(dt) if p.class_weight is not None else None

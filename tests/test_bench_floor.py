@@ -1,6 +1,7 @@
 """The physical floor's logic on a device, framework-free and on a virtual clock (no wall-clock
 figures are asserted): only the adapters' device kernels count there, the exp units are measured at
 device sizes, the read buffer is sized against the device's cache, and no kernel is a clear error."""
+
 import pytest
 
 from xentcheck.bench import floor, runner
@@ -17,12 +18,15 @@ def clock(monkeypatch):
 
 def exp_kernel(clock, rate: float, seen: list):
     """A factory whose call computes n exps at ``rate`` per second of virtual time, plus 5 us of launch."""
+
     def factory(n, dtype):
         seen.append((n, dtype))
 
         def call():
             clock[0] += 5e-6 + n / rate
+
         return call
+
     return factory
 
 
@@ -32,7 +36,9 @@ def read_kernel(clock, bytes_per_s: float, seen: list):
 
         def call():
             clock[0] += nbytes / bytes_per_s
+
         return call
+
     return factory
 
 
@@ -56,8 +62,7 @@ def test_the_host_measures_cache_resident_sizes(clock):
 def test_device_bandwidth_reads_a_buffer_far_larger_than_the_device_cache(clock):
     seen = []
     cache = 512 * 1024**2  # a device whose cache exceeds the default buffer's eighth
-    out = floor.measure_bandwidth(1, {"sum": read_kernel(clock, 4e12, seen)}, host=False, repeats=2,
-                                  cache_bytes=cache)
+    out = floor.measure_bandwidth(1, {"sum": read_kernel(clock, 4e12, seen)}, host=False, repeats=2, cache_bytes=cache)
     assert seen == [8 * cache] and out["buffer_bytes"] == 8 * cache
     assert out["bytes_per_s"] == pytest.approx(4e12) and set(out["kernels"]) == {"sum"}
     assert floor.read_buffer_bytes(False, None) == floor.DEVICE_BUFFER_BYTES
@@ -69,6 +74,7 @@ def test_no_device_kernel_is_a_one_line_error_naming_why(clock):
 
     def broken(nbytes):
         raise RuntimeError("CUDA out of memory\nmore detail")
+
     with pytest.raises(floor.FloorError) as e:
         floor.measure_bandwidth(1, {"sum": broken}, host=False)
     assert "sum: RuntimeError: CUDA out of memory" in str(e.value) and "\n" not in str(e.value)

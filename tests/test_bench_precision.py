@@ -1,6 +1,7 @@
 """The median's interval and the stopping rule of the timing loop: the interval is the order-statistic
 one the binomial distribution gives, and timing stops for the stated reason (a virtual clock, so
 nothing here depends on the machine's load)."""
+
 import math
 
 import numpy as np
@@ -74,8 +75,20 @@ def test_a_slow_call_still_gets_six_rounds_and_the_most_rounds_bound_it():
 
 
 def _rec(samples) -> BenchRecord:
-    return BenchRecord(id="b", framework="fake", binding="b", api="a", op="softmax_ce", mode="eager",
-                       dtype="float32", pass_="forward", batch=32, classes=10, device="cpu", samples=list(samples))
+    return BenchRecord(
+        id="b",
+        framework="fake",
+        binding="b",
+        api="a",
+        op="softmax_ce",
+        mode="eager",
+        dtype="float32",
+        pass_="forward",
+        batch=32,
+        classes=10,
+        device="cpu",
+        samples=list(samples),
+    )
 
 
 def test_overlapping_intervals_are_no_change_even_when_the_test_is_significant():
@@ -128,8 +141,9 @@ def _measure(max_call_s):
     problem = sweep.problem("softmax_ce", "index", "mean", 32, 10, "float32")
     floor = {"exp": {"float32": {"exp_per_s": 1e9}}, "bandwidth": {"bytes_per_s": 1e10}}
     bench = FakeBenchmark()
-    rec = runner.measure(TIMED, binding, spec, problem, bench, floor=floor, budget_s=10.0, target=0.03,
-                         max_call_s=max_call_s, threads=1)
+    rec = runner.measure(
+        TIMED, binding, spec, problem, bench, floor=floor, budget_s=10.0, target=0.03, max_call_s=max_call_s, threads=1
+    )
     return rec, bench
 
 

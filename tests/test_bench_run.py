@@ -3,6 +3,7 @@ on a virtual clock (so nothing here depends on the machine's load): records in t
 and in pytest-benchmark's own JSON, the speed section of the report, and the two demonstrations of the
 comparison: an A/A pair of runs (other noise) flags nothing, and a planted 25% slowdown is flagged as a
 regression (exit status 1)."""
+
 import json
 import subprocess
 import sys
@@ -17,17 +18,31 @@ from .runs import ROOT, pytest_run
 
 def bench_run(tmp_path, name: str, adapter: str, *extra: str):
     res = tmp_path / f"{name}.json"
-    r = pytest_run("suites", "--frameworks=", f"--adapter=tests.fake_adapter:{adapter}", "--bench", "--benchmark-only",
-                   "--bench-sizes=32x10,64x100", "--bench-time=0.25", f"--results={res}",
-                   "--benchmark-timer=tests.fake_adapter.virtual_time",
-                   f"--report={tmp_path / name}.html", *extra)
+    r = pytest_run(
+        "suites",
+        "--frameworks=",
+        f"--adapter=tests.fake_adapter:{adapter}",
+        "--bench",
+        "--benchmark-only",
+        "--bench-sizes=32x10,64x100",
+        "--bench-time=0.25",
+        f"--results={res}",
+        "--benchmark-timer=tests.fake_adapter.virtual_time",
+        f"--report={tmp_path / name}.html",
+        *extra,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     return res, r
 
 
 def reports_diff(old, new):
-    return subprocess.run([sys.executable, "-m", "reports", "diff", str(old), str(new)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "reports", "diff", str(old), str(new)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +107,17 @@ def test_planted_slowdown_is_a_regression(runs):
     assert "16 benchmarks compared: 16 slower, 0 faster" in r.stdout
 
 
-@pytest.mark.parametrize("option, message", [
-    ("--bench-sizes=huge",
-     "--bench-sizes: 'huge' is not BATCHxCLASSES (e.g. 4096x32000, classes >= 2) nor one of quick, full, llm"),
-    ("--bench-precision=2", "--bench-precision: give a fraction between 0 and 1, e.g. 0.03"),
-    ("--bench-max-call=-1", "--bench-max-call: give seconds (0 times every configuration in full), e.g. 0.5"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (
+            "--bench-sizes=huge",
+            "--bench-sizes: 'huge' is not BATCHxCLASSES (e.g. 4096x32000, classes >= 2) nor one of quick, full, llm",
+        ),
+        ("--bench-precision=2", "--bench-precision: give a fraction between 0 and 1, e.g. 0.03"),
+        ("--bench-max-call=-1", "--bench-max-call: give seconds (0 times every configuration in full), e.g. 0.5"),
+    ],
+)
 def test_bad_bench_option_is_one_line(option, message):
     r = pytest_run("suites", "--frameworks=", "--bench", option)
     assert r.returncode == 4
@@ -106,17 +126,27 @@ def test_bad_bench_option_is_one_line(option, message):
 
 def test_without_bench_nothing_is_timed(tmp_path):
     res = tmp_path / "r.json"
-    r = pytest_run("suites/test_benchmarks.py", "--frameworks=", "--adapter=tests.fake_adapter:TIMED",
-                   f"--results={res}", "-rs")
+    r = pytest_run(
+        "suites/test_benchmarks.py", "--frameworks=", "--adapter=tests.fake_adapter:TIMED", f"--results={res}", "-rs"
+    )
     assert r.returncode == 0 and "benchmarks run only with --bench" in r.stdout
     assert not res.exists()
 
 
 def test_a_raising_binding_is_an_error_record_and_a_failed_test(tmp_path):
     res = tmp_path / "r.json"
-    r = pytest_run("suites/test_benchmarks.py", "--frameworks=", "--adapter=tests.fake_adapter:TIMED_FAILING",
-                   "--bench", "--benchmark-only", "--bench-sizes=32x10", "--bench-modes=eager", "--bench-time=0.05",
-                   f"--results={res}", "--benchmark-timer=tests.fake_adapter.virtual_time")
+    r = pytest_run(
+        "suites/test_benchmarks.py",
+        "--frameworks=",
+        "--adapter=tests.fake_adapter:TIMED_FAILING",
+        "--bench",
+        "--benchmark-only",
+        "--bench-sizes=32x10",
+        "--bench-modes=eager",
+        "--bench-time=0.05",
+        f"--results={res}",
+        "--benchmark-timer=tests.fake_adapter.virtual_time",
+    )
     assert r.returncode == 1, r.stdout[-2000:]
     assert "error: RuntimeError: kernel launch failed" in r.stdout
     errors = [x for x in load(res).to_json()["benchmarks"]["records"] if x["outcome"] == "error"]

@@ -1,5 +1,6 @@
 """The run-vs-run timing comparison: no false alarms across many unchanged benchmarks (A/A), and a
 planted 25% slowdown is flagged. Samples are synthetic, drawn from a skewed, noisy timing model."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -10,9 +11,20 @@ from xentcheck.records import BenchRecord
 
 
 def _rec(i: int, samples) -> BenchRecord:
-    return BenchRecord(id=f"b{i}", framework="fake", binding=f"b{i}", api="a", op="softmax_ce", mode="eager",
-                       dtype="float32", pass_="forward", batch=32, classes=10, device="cpu",
-                       samples=None if samples is None else list(samples))
+    return BenchRecord(
+        id=f"b{i}",
+        framework="fake",
+        binding=f"b{i}",
+        api="a",
+        op="softmax_ce",
+        mode="eager",
+        dtype="float32",
+        pass_="forward",
+        batch=32,
+        classes=10,
+        device="cpu",
+        samples=None if samples is None else list(samples),
+    )
 
 
 def _timings(rng, median_s: float, n: int = 60):

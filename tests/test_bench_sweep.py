@@ -1,5 +1,6 @@
 """The benchmark sweep's pieces that need no clock: option parsing, inputs, the byte and floor
 model, round planning, and the timed records' place in the results document."""
+
 import numpy as np
 import pytest
 
@@ -24,9 +25,15 @@ def test_bad_list_option():
         sweep.parse_list("--bench-modes", "eager,jit", sweep.MODES)
 
 
-@pytest.mark.parametrize("op,kinds,expect", [
-    ("softmax_ce", frozenset({"index", "onehot"}), "index"), ("softmax_ce", frozenset({"onehot", "soft"}), "onehot"),
-    ("categorical_ce", frozenset({"index"}), "index"), ("sigmoid_bce", frozenset({"binary", "soft"}), "binary")])
+@pytest.mark.parametrize(
+    "op,kinds,expect",
+    [
+        ("softmax_ce", frozenset({"index", "onehot"}), "index"),
+        ("softmax_ce", frozenset({"onehot", "soft"}), "onehot"),
+        ("categorical_ce", frozenset({"index"}), "index"),
+        ("sigmoid_bce", frozenset({"binary", "soft"}), "binary"),
+    ],
+)
 def test_canonical_targets(op, kinds, expect):
     assert sweep.canonical_target(op, kinds) == expect
 
@@ -56,12 +63,15 @@ def test_bytes_and_floor_model():
     assert floor.floor_seconds(10**6, 10**10, bw, {"exp_per_s": None}) == (1e-4, "bandwidth")
 
 
-@pytest.mark.parametrize("t_call,expect", [
-    (1e-5, 100),     # dispatch-bound: 100 calls per round fill a millisecond
-    (3e-4, 4),
-    (0.01, 1),
-    (1.0, 1),
-])
+@pytest.mark.parametrize(
+    "t_call,expect",
+    [
+        (1e-5, 100),  # dispatch-bound: 100 calls per round fill a millisecond
+        (3e-4, 4),
+        (0.01, 1),
+        (1.0, 1),
+    ],
+)
 def test_calls_per_round(t_call, expect):
     assert runner.plan_iterations(t_call) == expect
 

@@ -1,5 +1,6 @@
 """The case format's explicit arrays: weights from a values_file, per-element sample weights, an
 explicit ``where`` mask and an explicit cotangent; the oracle and the adapters honour them."""
+
 import numpy as np
 import pytest
 
@@ -36,8 +37,13 @@ def _math_loss(p) -> np.ndarray:
 def test_class_sample_and_pos_weights_come_from_values_files(tmp_path):
     np.save(tmp_path / "cw.npy", np.array([1.0, 2.0, 0.5, 4.0]))
     np.savez(tmp_path / "w.npz", sw=np.array([0.25, 3.0]))
-    case = _load(tmp_path, SPATIAL.replace("seed = 7", 'seed = 7\nclass_weight = { values_file = "cw.npy" }\n'
-                                           'sample_weight = { values_file = "w.npz:sw" }'))
+    case = _load(
+        tmp_path,
+        SPATIAL.replace(
+            "seed = 7",
+            'seed = 7\nclass_weight = { values_file = "cw.npy" }\nsample_weight = { values_file = "w.npz:sw" }',
+        ),
+    )
     p = case.problem("softmax_ce", "float64", "sum")
     np.testing.assert_array_equal(p.class_weight, [1.0, 2.0, 0.5, 4.0])
     np.testing.assert_array_equal(p.sample_weight, [0.25, 3.0])
@@ -59,8 +65,9 @@ def test_per_element_sample_weights_weigh_each_element(tmp_path):
     p = case.problem("softmax_ce", "float64", "none")
     assert p.sample_weight.shape == (2, 3)
     np.testing.assert_allclose(reference.evaluate(p).value, _math_loss(p) * np.array(w), rtol=1e-12)
-    drawn = _load(tmp_path, SPATIAL.replace("seed = 7", "seed = 7\nsample_weight = { low = 0.5, high = 2.0, "
-                                            "per_element = true }"))
+    drawn = _load(
+        tmp_path, SPATIAL.replace("seed = 7", "seed = 7\nsample_weight = { low = 0.5, high = 2.0, per_element = true }")
+    )
     assert drawn.problem("softmax_ce", "float32", "none").sample_weight.shape == (2, 3)
 
 
@@ -70,21 +77,29 @@ def test_the_numpy_adapter_honours_per_element_sample_weights(tmp_path):
     w = [[1.0, 0.0, 2.0], [0.5, 1.0, 3.0]]
     case = _load(tmp_path, SPATIAL.replace("seed = 7", f"seed = 7\nsample_weight = {{ values = {w} }}"))
     adapter = NumpyAdapter()
-    binding = next(b for b in adapter.bindings() if b.caps.op == "softmax_ce" and "spatial" in b.caps.options
-                   and "sample_weight" in b.caps.options)
+    binding = next(
+        b
+        for b in adapter.bindings()
+        if b.caps.op == "softmax_ce" and "spatial" in b.caps.options and "sample_weight" in b.caps.options
+    )
     for reduction in ("none", "sum", "mean"):
         p = case.problem("softmax_ce", "float64", reduction)
         got = adapter.run(binding, p, grad=False, cotangent=None).value
-        want = reference.evaluate(p, binding.convention if isinstance(binding.convention, reference.Convention)
-                                  else binding.convention(p)).value
+        want = reference.evaluate(
+            p, binding.convention if isinstance(binding.convention, reference.Convention) else binding.convention(p)
+        ).value
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_an_explicit_where_mask_is_used_as_declared(tmp_path):
     mask = [[[True, True, False, True]] * 3, [[True, False, True, True]] * 3]
     labels = 'targets = { kind = "index", values = [[0, 1, 3], [0, 2, 3]] }'
-    case = _load(tmp_path, SPATIAL.replace("seed = 7", f"seed = 7\nwhere = {{ values = {str(mask).lower()} }}")
-                 .replace('targets = { kind = "index" }', labels))
+    case = _load(
+        tmp_path,
+        SPATIAL.replace("seed = 7", f"seed = 7\nwhere = {{ values = {str(mask).lower()} }}").replace(
+            'targets = { kind = "index" }', labels
+        ),
+    )
     p = case.problem("softmax_ce", "float64", "none")
     np.testing.assert_array_equal(p.where, np.array(mask))
     z = np.where(p.where, p.x, -np.inf)  # optax's where=: an excluded class is as a -inf logit
@@ -116,10 +131,16 @@ def test_an_explicit_cotangent_is_the_vjp_the_unreduced_check_uses(tmp_path):
     assert cotangent_for(case.problem("softmax_ce", "float64", "mean"), MATH) is None
 
 
-@pytest.mark.parametrize("edit, message", [
-    ("cotangent = { values = [1.0, 2.0] }", r"expected the unreduced output's \(2, 3\)"),
-    ('cotangent = { values = [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]] }\nreductions = ["mean"]', "needs reduction 'none'"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ("cotangent = { values = [1.0, 2.0] }", r"expected the unreduced output's \(2, 3\)"),
+        (
+            'cotangent = { values = [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]] }\nreductions = ["mean"]',
+            "needs reduction 'none'",
+        ),
+    ],
+)
 def test_a_cotangent_that_cannot_be_used_is_one_line(tmp_path, edit, message):
     f = tmp_path / "c.toml"
     f.write_text(SPATIAL.replace("seed = 7", f"seed = 7\n{edit}"))

@@ -1,4 +1,5 @@
 """The case catalog: declarations load, malformed ones fail with one line."""
+
 import numpy as np
 import pytest
 
@@ -37,23 +38,28 @@ targets = { kind = "index" }
 """
 
 
-@pytest.mark.parametrize("edit, message", [
-    (("seed = 1", "sead = 1"), "unknown key 'sead'"),
-    (('category = "ordinary"', 'category = "misc"'), "category 'misc' is not one of"),
-    (('ops = ["softmax_ce"]', 'ops = ["softmax"]'), "op 'softmax' is not one of"),
-    (('targets = { kind = "index" }', 'targets = { kind = "binary" }'), "needs binary ops only"),
-    (('logits = { dist = "normal" }', 'logits = { values = [[1.0, 2.0]] }'), "expected shape (2, 3)"),
-    (("[[case]]", "[[case]"), "fix the TOML syntax"),
-    (("seed = 1", "seed = 1\nchannels_first = true"), "channels_first needs categorical ops and a spatial shape"),
-    (("seed = 1", 'seed = 1\ninvalid = { form = "float_labels", value = 3 }'), "invalid needs either value"),
-    # types and ranges come from the schema (cases/schema.py), each one line naming the key
-    (("shape = [2, 3]", 'shape = "4x3"'), "shape = '4x3': expected a list of sizes like [4, 3]"),
-    (("seed = 1", "seed = 1.5"), "seed = 1.5: expected an integer"),
-    (("seed = 1", "seed = 1\nlabel_smoothing = 1.5"), "label_smoothing = 1.5 is out of range"),
-    (('targets = { kind = "index" }', 'targets = { kind = "index", values = [0, 1, 2] }'),
-     "targets.values has shape (3,), expected (2,)"),
-    (('logits = { dist = "normal" }', 'logits = { dist = "cauchy" }'), "logits.dist 'cauchy' is not one of"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("seed = 1", "sead = 1"), "unknown key 'sead'"),
+        (('category = "ordinary"', 'category = "misc"'), "category 'misc' is not one of"),
+        (('ops = ["softmax_ce"]', 'ops = ["softmax"]'), "op 'softmax' is not one of"),
+        (('targets = { kind = "index" }', 'targets = { kind = "binary" }'), "needs binary ops only"),
+        (('logits = { dist = "normal" }', "logits = { values = [[1.0, 2.0]] }"), "expected shape (2, 3)"),
+        (("[[case]]", "[[case]"), "fix the TOML syntax"),
+        (("seed = 1", "seed = 1\nchannels_first = true"), "channels_first needs categorical ops and a spatial shape"),
+        (("seed = 1", 'seed = 1\ninvalid = { form = "float_labels", value = 3 }'), "invalid needs either value"),
+        # types and ranges come from the schema (cases/schema.py), each one line naming the key
+        (("shape = [2, 3]", 'shape = "4x3"'), "shape = '4x3': expected a list of sizes like [4, 3]"),
+        (("seed = 1", "seed = 1.5"), "seed = 1.5: expected an integer"),
+        (("seed = 1", "seed = 1\nlabel_smoothing = 1.5"), "label_smoothing = 1.5 is out of range"),
+        (
+            ('targets = { kind = "index" }', 'targets = { kind = "index", values = [0, 1, 2] }'),
+            "targets.values has shape (3,), expected (2,)",
+        ),
+        (('logits = { dist = "normal" }', 'logits = { dist = "cauchy" }'), "logits.dist 'cauchy' is not one of"),
+    ],
+)
 def test_malformed_case_is_one_line(tmp_path, edit, message):
     f = tmp_path / "bad.toml"
     f.write_text(BASE.replace(*edit))
@@ -95,8 +101,11 @@ def test_where_masks_keep_the_logits_and_say_which_classes_take_part():
 
 def test_where_applies_to_softmax_ce_only(tmp_path):
     f = tmp_path / "bad.toml"
-    f.write_text(BASE.replace("seed = 1", "seed = 1\nwhere = { fraction = 0.5 }").replace(
-        'ops = ["softmax_ce"]', 'ops = ["softmax_ce", "categorical_ce"]'))
+    f.write_text(
+        BASE.replace("seed = 1", "seed = 1\nwhere = { fraction = 0.5 }").replace(
+            'ops = ["softmax_ce"]', 'ops = ["softmax_ce", "categorical_ce"]'
+        )
+    )
     with pytest.raises(CaseError, match="where .* applies to op softmax_ce only"):
         load_catalog([f])
 
@@ -118,8 +127,10 @@ def test_the_new_corner_cases_materialise_as_declared():
 
 def test_explicit_labels_are_never_rewritten_by_ignore_fraction(tmp_path):
     f = tmp_path / "c.toml"
-    f.write_text(BASE.replace('targets = { kind = "index" }', 'targets = { kind = "index", values = [2, -100] }')
-                 + "ignore_index = -100\n")
+    f.write_text(
+        BASE.replace('targets = { kind = "index" }', 'targets = { kind = "index", values = [2, -100] }')
+        + "ignore_index = -100\n"
+    )
     (case,) = load_catalog([f])
     p = case.problem("softmax_ce", "float64", "none")
     assert p.target.tolist() == [2, -100] and p.ignore_index == -100  # as written, none dropped at random
@@ -168,20 +179,25 @@ def test_channels_first_explicit_values_are_taken_as_the_binding_receives_them(t
     d.mkdir()
     cf = np.random.default_rng(0).normal(size=(2, 4, 3))  # (N, C, d1): how a channels-first caller holds it
     np.save(d / "z.npy", cf)
-    (d / "c.toml").write_text('[[case]]\nname = "cf"\ncategory = "mine"\nops = ["softmax_ce"]\nshape = [2, 3, 4]\n'
-                              'seed = 0\nchannels_first = true\nlogits = { values_file = "z.npy" }\n'
-                              'targets = { kind = "index" }\n')
+    (d / "c.toml").write_text(
+        '[[case]]\nname = "cf"\ncategory = "mine"\nops = ["softmax_ce"]\nshape = [2, 3, 4]\n'
+        'seed = 0\nchannels_first = true\nlogits = { values_file = "z.npy" }\n'
+        'targets = { kind = "index" }\n'
+    )
     (case,) = load_catalog([], external=[d])
     assert np.array_equal(case.problem("softmax_ce", "float64", "none").x, np.moveaxis(cf, 1, -1))
 
 
-@pytest.mark.parametrize("edit, message", [
-    (("logits.npy", "nope.npy"), "logits.values_file: no file"),
-    (("vectors.npz:labels", "vectors.npz:lables"), "name one of the arrays of vectors.npz as vectors.npz:KEY"),
-    (("vectors.npz:labels", "vectors.npz"), "name one of the arrays"),
-    (("logits.npy", "logits.csv"), "values_file is the name of a .npy file"),
-    (("shape = [3, 4]", "shape = [3, 5]"), "has shape (3, 4), expected shape (3, 5)"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("logits.npy", "nope.npy"), "logits.values_file: no file"),
+        (("vectors.npz:labels", "vectors.npz:lables"), "name one of the arrays of vectors.npz as vectors.npz:KEY"),
+        (("vectors.npz:labels", "vectors.npz"), "name one of the arrays"),
+        (("logits.npy", "logits.csv"), "values_file is the name of a .npy file"),
+        (("shape = [3, 4]", "shape = [3, 5]"), "has shape (3, 4), expected shape (3, 5)"),
+    ],
+)
 def test_a_bad_values_file_is_one_line_naming_the_file_and_the_fix(tmp_path, edit, message):
     d = _external(tmp_path, EXTERNAL.replace(*edit))
     with pytest.raises(CaseError) as e:

@@ -1,6 +1,7 @@
 """The check as one value (framework-free): one Check names every kind of check, and one function makes
 its record from a verdict, for each kind (so a check whose worker dies still gets its full record);
 records are frozen once made."""
+
 import dataclasses
 
 import pytest
@@ -9,14 +10,53 @@ from xentcheck.check import Check, Verdict, record
 from xentcheck.records import CheckRecord, RelationRecord, StabilityRecord
 
 
-@pytest.mark.parametrize("check, kind", [
-    (Check("fake", "b", "random_index", "float32", "eager", "mean", "value", api="fake.b", op="softmax_ce",
-           category="random", target="index"), CheckRecord),
-    (Check("fake", "b", "shift_invariance", "float32", "eager", "all", "relation", api="fake.b",
-           statement="L(x + c) = L(x)"), RelationRecord),
-    (Check("fake", "b", "logit_magnitude", "float16", kind="stability", op="softmax_ce",
-           statement="largest |logit|"), StabilityRecord),
-])
+@pytest.mark.parametrize(
+    "check, kind",
+    [
+        (
+            Check(
+                "fake",
+                "b",
+                "random_index",
+                "float32",
+                "eager",
+                "mean",
+                "value",
+                api="fake.b",
+                op="softmax_ce",
+                category="random",
+                target="index",
+            ),
+            CheckRecord,
+        ),
+        (
+            Check(
+                "fake",
+                "b",
+                "shift_invariance",
+                "float32",
+                "eager",
+                "all",
+                "relation",
+                api="fake.b",
+                statement="L(x + c) = L(x)",
+            ),
+            RelationRecord,
+        ),
+        (
+            Check(
+                "fake",
+                "b",
+                "logit_magnitude",
+                "float16",
+                kind="stability",
+                op="softmax_ce",
+                statement="largest |logit|",
+            ),
+            StabilityRecord,
+        ),
+    ],
+)
 def test_a_check_that_never_finished_gets_its_full_record_whatever_its_kind(check, kind):
     rec = record(check, Verdict("error", "did not complete: Timeout"))
     assert type(rec) is kind and rec.id == check.id and rec.outcome == "error"

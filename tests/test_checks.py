@@ -1,4 +1,5 @@
 """Outcomes from the check runner, driven by the framework-free fake adapter."""
+
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,8 +22,19 @@ def _run(adapter, case, dtype="float32", reduction="none", check="value", regist
     return Judge(registry, adapter.environment()).check(adapter, b, p, check)
 
 
-@pytest.mark.parametrize("case", ["random_index", "onehot_same_problem", "soft_dirichlet", "tutorial_logits",
-                                  "large_logits", "mixed_scale_rows", "class_weights", "spatial_index"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "random_index",
+        "onehot_same_problem",
+        "soft_dirichlet",
+        "tutorial_logits",
+        "large_logits",
+        "mixed_scale_rows",
+        "class_weights",
+        "spatial_index",
+    ],
+)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize("check", ["value", "grad"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -32,11 +44,14 @@ def test_honest_fake_passes(case, reduction, check, dtype):
     assert rec.errors.tol_units <= 1.0
 
 
-@pytest.mark.parametrize("bug, case, reduction, check", [
-    ({"shift": False}, "large_logits", "none", "value"),           # softmax without the max shift
-    ({"weighted_mean": False}, "class_weights", "mean", "value"),  # mean ignores the class weights
-    ({"grad_scale": 16.0}, "random_index", "mean", "grad"),        # gradient off by the reduction factor
-])
+@pytest.mark.parametrize(
+    "bug, case, reduction, check",
+    [
+        ({"shift": False}, "large_logits", "none", "value"),  # softmax without the max shift
+        ({"weighted_mean": False}, "class_weights", "mean", "value"),  # mean ignores the class weights
+        ({"grad_scale": 16.0}, "random_index", "mean", "grad"),  # gradient off by the reduction factor
+    ],
+)
 def test_planted_bugs_fail(bug, case, reduction, check):
     rec = _run(FakeAdapter("fake", **bug), case, "float32", reduction, check)
     assert rec.outcome == "fail", rec
@@ -104,14 +119,14 @@ def test_stale_expectation_fails_when_the_behaviour_stops(tmp_path):
 
 
 def test_unused_expectation_is_warned(tmp_path):
-    reg = _registry(tmp_path, '{ compute_dtype = "float32" }', when='{ num_classes = 999 }')
+    reg = _registry(tmp_path, '{ compute_dtype = "float32" }', when="{ num_classes = 999 }")
     stale, unused = audit(reg, [_run(HONEST, "random_index", registry=reg)], RunScope({"fake"}))
     assert unused and not stale
 
 
 def test_an_entry_whose_checks_the_run_did_not_select_is_not_unused(tmp_path):
     # The run selected float32 only (a slice leaves float64 out by design): an entry for float64 says nothing
-    reg = _registry(tmp_path, '{ compute_dtype = "float32" }', when='{ num_classes = 12345 }')
+    reg = _registry(tmp_path, '{ compute_dtype = "float32" }', when="{ num_classes = 12345 }")
     scoped = Registry(tuple(replace(e, dtypes=("float64",)) for e in reg.entries))
     assert audit(scoped, [_run(HONEST, "random_index", registry=scoped)], RunScope({"fake"})) == ([], [])
     # ...and an entry on a binding the run did not select (-k, --binding) says nothing either
@@ -193,8 +208,10 @@ def test_invalid_labels_raising_passes_silent_garbage_fails_documented_nan_devia
     rec = Judge(Registry(), {}).check(SilentLabels(nan=False), fb, p, "value")
     assert rec.outcome == "fail" and "silent garbage" in rec.reason
     f = tmp_path / "e.toml"
-    f.write_text('[[expectation]]\nid = "n"\nframework = "fake"\nbindings = ["fake.softmax_ce"]\n'
-                 'expect = { invalid_targets = "nan" }\nreason = "r"\nsource = "https://example.invalid"\n')
+    f.write_text(
+        '[[expectation]]\nid = "n"\nframework = "fake"\nbindings = ["fake.softmax_ce"]\n'
+        'expect = { invalid_targets = "nan" }\nreason = "r"\nsource = "https://example.invalid"\n'
+    )
     reg = load_registry([f])
     assert Judge(reg, {}).check(SilentLabels(nan=True), fb, p, "value").outcome == "deviation"
     assert Judge(reg, {}).check(SilentLabels(nan=False), fb, p, "value").outcome == "fail"
@@ -221,6 +238,7 @@ source = "https://example.invalid/doc"
 
 
 # -- the result contract: dtypes -------------------------------------------------------------------
+
 
 class Promoting(FakeAdapter):
     """The right numbers, handed back as float64 whatever the input (or only the gradient promoted)."""
@@ -274,6 +292,7 @@ def test_the_bound_is_the_input_dtypes_not_the_results():
 
 
 # -- documented exceptions -------------------------------------------------------------------------
+
 
 def test_a_documented_exception_is_a_deviation_any_other_stays_an_error(tmp_path):
     reg = _registry(tmp_path, '{ raises = "RuntimeError", message = "kernel exp" }')

@@ -1,4 +1,5 @@
 """The comparator's handling of NaN, +-inf, +-0, shapes and its measured errors."""
+
 import numpy as np
 
 from xentcheck.compare import compare
@@ -64,5 +65,4 @@ def test_an_exact_expectation_says_so_instead_of_a_bound():
 def test_without_a_mismatch_the_worst_elements_are_the_largest_errors_within_the_bound():
     c = compare(np.array([[1.0, 2.01], [3.0, 4.05]]), np.array([[1.0, 2.0], [3.0, 4.0]]), 0.1)
     assert c.ok and [w["at"] for w in c.worst] == [[1, 1], [0, 1], [0, 0]]
-    assert compare(np.array(2.0), np.array(2.0), 0.1).worst == ({"at": [], "expected": 2.0, "got": 2.0,
-                                                                  "bound": 0.1},)
+    assert compare(np.array(2.0), np.array(2.0), 0.1).worst == ({"at": [], "expected": 2.0, "got": 2.0, "bound": 0.1},)

@@ -1,5 +1,6 @@
 """Properties of the input (xentcheck.conditions): each a small function with its own test, and the
 registry's ``when`` conditions over them (selection, and one line for a bad condition)."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -14,9 +15,15 @@ INF = np.inf
 
 
 def _p(x, target, op="softmax_ce", kind="index", **kw) -> Problem:
-    return Problem(case="t", op=op, dtype=kw.pop("dtype", "float32"), x=np.asarray(x, dtype=np.float64),
-                   target=np.asarray(target, dtype=np.int64 if kind == "index" else np.float64),
-                   target_kind=kind, **kw)
+    return Problem(
+        case="t",
+        op=op,
+        dtype=kw.pop("dtype", "float32"),
+        x=np.asarray(x, dtype=np.float64),
+        target=np.asarray(target, dtype=np.int64 if kind == "index" else np.float64),
+        target_kind=kind,
+        **kw,
+    )
 
 
 PLAIN = _p([[0.0, 1.0, 2.0], [1.0, 0.0, -1.0]], [2, 0])
@@ -35,13 +42,21 @@ def test_rank_spatial_rank_and_layout():
 
 def test_plain_descriptors():
     p = replace(PLAIN, reduction="mean", label_smoothing=0.1, dtype="bfloat16")
-    assert (c.dtype(p), c.num_classes(p), c.op(p), c.target_kind(p), c.reduction(p), c.label_smoothing(p)) == \
-        ("bfloat16", 3, "softmax_ce", "index", "mean", 0.1)
+    assert (c.dtype(p), c.num_classes(p), c.op(p), c.target_kind(p), c.reduction(p), c.label_smoothing(p)) == (
+        "bfloat16",
+        3,
+        "softmax_ce",
+        "index",
+        "mean",
+        0.1,
+    )
     assert c.options(p) == {"label_smoothing"}
 
 
-@pytest.mark.parametrize("value, pos, neg, nan", [(INF, True, False, False), (-INF, False, True, False),
-                                                  (np.nan, False, False, True), (1e30, False, False, False)])
+@pytest.mark.parametrize(
+    "value, pos, neg, nan",
+    [(INF, True, False, False), (-INF, False, True, False), (np.nan, False, False, True), (1e30, False, False, False)],
+)
 def test_non_finite_inputs(value, pos, neg, nan):
     p = _p([[0.0, value], [1.0, 2.0]], [0, 1])
     assert (c.has_pos_inf(p), c.has_neg_inf(p), c.has_nan(p), c.has_inf(p)) == (pos, neg, nan, pos or neg)
@@ -100,7 +115,7 @@ def test_target_rows_normalised():
     assert not c.target_rows_normalised(_p(np.zeros((2, 2)), [[0.5, 0.75], [1.0, 0.0]], kind="soft"))
     assert not c.target_rows_normalised(_p(np.zeros((2, 2)), [[0.0, 0.0], [1.0, 0.0]], kind="soft"))
     # one unit of float32 rounding in the sum is still a distribution
-    assert c.target_rows_normalised(_p(np.zeros((1, 2)), [[0.5, 0.5 + 2.0 ** -24]], kind="soft"))
+    assert c.target_rows_normalised(_p(np.zeros((1, 2)), [[0.5, 0.5 + 2.0**-24]], kind="soft"))
     binary = _p(np.zeros((2, 2)), [[0.5, 0.75], [1.0, 0.0]], op="sigmoid_bce", kind="soft")
     assert c.target_rows_normalised(binary)  # binary targets are no distribution over classes
 
@@ -163,8 +178,9 @@ def _registry(tmp_path, when: str):
 
 def test_an_entry_selects_by_the_input_not_the_case_name(tmp_path):
     reg = _registry(tmp_path, "{ has_pos_inf = true }")
-    key = Check("torch", "F.cross_entropy", "any_users_case", "float32", "eager", "mean", "value",
-                category="any category")
+    key = Check(
+        "torch", "F.cross_entropy", "any_users_case", "float32", "eager", "mean", "value", category="any category"
+    )
     args = (key, {})
     hit = _p([[0.0, INF], [1.0, 2.0]], [0, 1])
     assert reg.find(*args, problem=hit).id == "x"
@@ -172,12 +188,15 @@ def test_an_entry_selects_by_the_input_not_the_case_name(tmp_path):
     assert reg.find(*args) is None  # no input, no condition to hold (e.g. the relations layer)
 
 
-@pytest.mark.parametrize("when, message", [
-    ("{ has_infinity = true }", "when.has_infinity is not a property of the input"),
-    ('{ rank = "four" }', "when.rank"),
-    ('{ has_pos_inf = "yes" }', "when.has_pos_inf"),
-    ('{ out_of_range_labels = "huge" }', "when.out_of_range_labels"),
-])
+@pytest.mark.parametrize(
+    "when, message",
+    [
+        ("{ has_infinity = true }", "when.has_infinity is not a property of the input"),
+        ('{ rank = "four" }', "when.rank"),
+        ('{ has_pos_inf = "yes" }', "when.has_pos_inf"),
+        ('{ out_of_range_labels = "huge" }', "when.out_of_range_labels"),
+    ],
+)
 def test_a_bad_condition_is_one_line_naming_the_entry(tmp_path, when, message):
     with pytest.raises(ExpectationError) as e:
         _registry(tmp_path, when)

@@ -1,5 +1,6 @@
 """The Keras backends' declaration cache holds data only: JSON rebuilt field by field, a planted file
 ignored (never run)."""
+
 import json
 import pickle
 from dataclasses import dataclass
@@ -19,10 +20,24 @@ class Declared:
     doc: str
 
 
-HELLO = {"environment": {"keras": "3.0", "jax": "0.4"},
-         "bindings": [Declared("k.sparse", "keras.losses.sparse", Capabilities(
-             "softmax_ce", frozenset({"index"}), min_classes=(2, "why"), requires=(("where", "optax", ">=1"),),
-             unavailable=(("where", "old"),)), Convention(mean_by="weight_sum", prob_clip=1e-7), "doc")]}
+HELLO = {
+    "environment": {"keras": "3.0", "jax": "0.4"},
+    "bindings": [
+        Declared(
+            "k.sparse",
+            "keras.losses.sparse",
+            Capabilities(
+                "softmax_ce",
+                frozenset({"index"}),
+                min_classes=(2, "why"),
+                requires=(("where", "optax", ">=1"),),
+                unavailable=(("where", "old"),),
+            ),
+            Convention(mean_by="weight_sum", prob_clip=1e-7),
+            "doc",
+        )
+    ],
+}
 
 
 def test_a_declaration_round_trips_exactly(tmp_path):
@@ -47,8 +62,13 @@ def test_a_planted_pickle_is_ignored_not_run(tmp_path):
 def test_a_json_that_is_not_exactly_a_declaration_is_ignored(tmp_path):
     good = json.loads(declaration_cache.dumps(HELLO))
     path = tmp_path / "c.json"
-    for bad in ({**good, "format": 99}, {**good, "bindings": [{**good["bindings"][0], "extra": 1}]},
-                {**good, "bindings": [{**good["bindings"][0], "caps": {"op": 3}}]}, [], "x"):
+    for bad in (
+        {**good, "format": 99},
+        {**good, "bindings": [{**good["bindings"][0], "extra": 1}]},
+        {**good, "bindings": [{**good["bindings"][0], "caps": {"op": 3}}]},
+        [],
+        "x",
+    ):
         path.write_text(json.dumps(bad))
         assert declaration_cache.load(path, Declared) is None
     path.write_text(declaration_cache.dumps(HELLO).replace('"3.0"', "NaN"))

@@ -1,4 +1,5 @@
 """``python -m reports diff``: outcome changes, numeric changes and regressions between two results."""
+
 import copy
 import json
 import subprocess
@@ -128,10 +129,17 @@ def test_cli_accept_options(tmp_path):
 
 def test_the_harness_own_speed_shows_in_the_diff_without_gating():
     old, new = _pair()
-    old["harness"] = {"time_to_first_check_s": 3.0, "wall_s": 50.0, "peak_rss_bytes": 2**30,
-                      "frameworks": {"fake": {"checks": 100, "seconds": 1.0, "checks_per_s": 100.0}}}
-    new["harness"] = {**old["harness"], "wall_s": 52.0,  # within 10%: not listed
-                      "frameworks": {"fake": {"checks": 100, "seconds": 2.0, "checks_per_s": 50.0}}}
+    old["harness"] = {
+        "time_to_first_check_s": 3.0,
+        "wall_s": 50.0,
+        "peak_rss_bytes": 2**30,
+        "frameworks": {"fake": {"checks": 100, "seconds": 1.0, "checks_per_s": 100.0}},
+    }
+    new["harness"] = {
+        **old["harness"],
+        "wall_s": 52.0,  # within 10%: not listed
+        "frameworks": {"fake": {"checks": 100, "seconds": 2.0, "checks_per_s": 50.0}},
+    }
     d = diff(old, new)
     assert d.harness == ["fake checks/s: 100 -> 50 (0.50x)"] and d.regressions == []
     assert "harness    fake checks/s: 100 -> 50 (0.50x)" in lines(d)
@@ -142,6 +150,7 @@ def test_a_change_of_exception_type_shows_in_the_diff():
     old["records"][0].update(raised={"type": "IndexError", "at": "torch/nn/functional.py:3555"})
     new["records"][0].update(raised={"type": "RuntimeError", "at": "torch/nn/functional.py:3560"})
     d = diff(old, new)
-    assert d.raised == [{"id": old["records"][0]["id"], "old": "IndexError", "new": "RuntimeError",
-                         "at": "torch/nn/functional.py:3560"}]
+    assert d.raised == [
+        {"id": old["records"][0]["id"], "old": "IndexError", "new": "RuntimeError", "at": "torch/nn/functional.py:3560"}
+    ]
     assert any(line.startswith("exception") and "IndexError -> RuntimeError" in line for line in lines(d))

@@ -10,6 +10,7 @@ rewrites the set-up runs its programs' ``--help``. The commands of cases/README.
 holding the ``mycases`` its own blocks create, as a reader would (``./run`` takes paths from there).
 A command no rule knows fails the test: add a rule for it.
 """
+
 import concurrent.futures
 import os
 import re
@@ -70,8 +71,10 @@ def plan(cmd: str) -> tuple[list[list[str]], str]:
     if cmd.startswith("scripts/gpu-check.sh"):
         return [["bash", str(ROOT / "scripts" / "gpu-check.sh"), "--help"]], r"scripts/gpu-check.sh \[OUT_DIR\]"
     if cmd.startswith("python3.11 -m venv"):  # the pin procedure: placeholders (NEW, ...), it rebuilds a venv
-        return [[sys.executable, "-m", "venv", "--help"], [sys.executable, "-m", "pip", "install", "--help"]], \
-            r"pip install \[options\]"
+        return [
+            [sys.executable, "-m", "venv", "--help"],
+            [sys.executable, "-m", "pip", "install", "--help"],
+        ], r"pip install \[options\]"
     if cmd.startswith("/tmp/pin/bin/pip freeze"):  # it rewrites constraints/ci.txt
         return [[sys.executable, "-m", "pip", "freeze", "--help"]], r"--exclude-editable"
     return [], ""
@@ -90,8 +93,11 @@ def runs(tmp_path_factory) -> dict:
             (folder / body.splitlines()[0][2:].strip()).write_text(body)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
     tox = ROOT / ".venv" / "bin" / "tox"
-    envs = subprocess.run([str(tox), "-a"], cwd=ROOT, capture_output=True, text=True, env=env).stdout.split() \
-        if tox.exists() else None
+    envs = (
+        subprocess.run([str(tox), "-a"], cwd=ROOT, capture_output=True, text=True, env=env).stdout.split()
+        if tox.exists()
+        else None
+    )
 
     def run_one(cmd: str) -> tuple[list[int], str]:
         argvs, _ = plan(cmd)
@@ -132,5 +138,6 @@ def test_the_op_list_in_the_docs_is_the_code_s():
         text = (ROOT / name).read_text()
         block = re.search(r"<!-- ops:begin -->\n(.*?)<!-- ops:end -->", text, re.S)
         assert block, f"{name} has no <!-- ops:begin --> block"
-        assert block[1] == oplist.markdown(), \
+        assert block[1] == oplist.markdown(), (
             f"{name}: the op list differs from the code: python -m xentcheck.oplist --write"
+        )

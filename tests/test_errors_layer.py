@@ -1,5 +1,6 @@
 """The errors layer (malformed targets) and the oracle's answers at +inf logits and empty means,
 framework-free: the mutants module's honest implementation and small planted misbehaviours."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -29,16 +30,20 @@ def _check(adapter, case, op, reduction="none", registry=None, dtype="float32"):
 
 
 #: the condition on the input that describes each case these tests register a behaviour for
-WHEN = {"binary_targets_squeezed": '{ malformed = "target_rank" }',
-        "int_binary_targets": '{ malformed = "int_targets" }',
-        "label_out_of_range": '{ out_of_range_labels = "at_or_above_classes" }'}
+WHEN = {
+    "binary_targets_squeezed": '{ malformed = "target_rank" }',
+    "int_binary_targets": '{ malformed = "int_targets" }',
+    "label_out_of_range": '{ out_of_range_labels = "at_or_above_classes" }',
+}
 
 
 def _entry(tmp_path, binding: str, case: str, expect: str):
     """A registry of one entry for the honest implementation's ``binding`` on inputs like ``case``'s."""
     f = tmp_path / "e.toml"
-    f.write_text(f'[[expectation]]\nid = "e"\nframework = "honest"\nbindings = ["{binding}"]\nwhen = {WHEN[case]}\n'
-                 f'expect = {expect}\nreason = "r"\nsource = "https://example.invalid"\n')
+    f.write_text(
+        f'[[expectation]]\nid = "e"\nframework = "honest"\nbindings = ["{binding}"]\nwhen = {WHEN[case]}\n'
+        f'expect = {expect}\nreason = "r"\nsource = "https://example.invalid"\n'
+    )
     return load_registry([f])
 
 
@@ -69,9 +74,16 @@ def test_malformed_targets_are_handed_over_in_the_wrong_form():
     assert p.handed_target()[0].shape == (3,) and not p.has_loss
 
 
-@pytest.mark.parametrize("case, op", [("float_labels", "softmax_ce"), ("labels_extra_axis", "softmax_ce"),
-                                      ("targets_missing_row", "softmax_ce"), ("binary_targets_squeezed", "bce"),
-                                      ("binary_targets_missing_row", "sigmoid_bce")])
+@pytest.mark.parametrize(
+    "case, op",
+    [
+        ("float_labels", "softmax_ce"),
+        ("labels_extra_axis", "softmax_ce"),
+        ("targets_missing_row", "softmax_ce"),
+        ("binary_targets_squeezed", "bce"),
+        ("binary_targets_missing_row", "sigmoid_bce"),
+    ],
+)
 def test_raising_on_a_malformed_target_passes_and_says_where(case, op):
     rec = _check(HONEST, case, op)
     assert rec.outcome == "pass" and rec.reason.startswith("rejects the malformed target"), rec.reason
@@ -101,22 +113,35 @@ def test_silent_garbage_fails_and_a_documented_broadcast_deviates(tmp_path):
     assert rec.outcome == "fail" and "no longer happens" in rec.reason
 
 
-@pytest.mark.parametrize("entry, message", [
-    ('invalid = { value = 5 }', "needs index targets and invalid.rows"),
-    ('invalid = { value = 5, rows = [0], form = "missing_row" }', "either value"),
-    ('invalid = { form = "upside_down" }', "is not one of"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("invalid = { value = 5 }", "needs index targets and invalid.rows"),
+        ('invalid = { value = 5, rows = [0], form = "missing_row" }', "either value"),
+        ('invalid = { form = "upside_down" }', "is not one of"),
+    ],
+)
 def test_a_malformed_invalid_table_is_one_clear_line(tmp_path, entry, message):
     f = tmp_path / "c.toml"
-    f.write_text(f'[[case]]\nname = "x"\ncategory = "invalid targets"\nops = ["softmax_ce"]\nshape = [2, 3]\n'
-                 f'seed = 1\nlogits = {{ dist = "normal" }}\ntargets = {{ kind = "index" }}\n{entry}\n')
+    f.write_text(
+        f'[[case]]\nname = "x"\ncategory = "invalid targets"\nops = ["softmax_ce"]\nshape = [2, 3]\n'
+        f'seed = 1\nlogits = {{ dist = "normal" }}\ntargets = {{ kind = "index" }}\n{entry}\n'
+    )
     with pytest.raises(CaseError, match=message):
         load_catalog([f])
 
 
 def _softmax(z, y, reduction="none", **kw):
-    p = Problem(case="t", op="softmax_ce", dtype="float64", x=np.asarray(z, float), target=np.asarray(y),
-                target_kind="index" if np.asarray(y).dtype.kind == "i" else "soft", reduction=reduction, **kw)
+    p = Problem(
+        case="t",
+        op="softmax_ce",
+        dtype="float64",
+        x=np.asarray(z, float),
+        target=np.asarray(y),
+        target_kind="index" if np.asarray(y).dtype.kind == "i" else "soft",
+        reduction=reduction,
+        **kw,
+    )
     return R.evaluate(p, R.MATH, np.ones(len(z)) if reduction == "none" else None), p
 
 
@@ -144,9 +169,10 @@ def test_an_unnormalised_target_scales_the_softmax_term_unless_the_api_assumes_a
 
 
 def test_a_log_gradient_held_in_float16_overflows_where_the_exact_one_is_finite():
-    q = np.array([[2.0 ** -20, 1.0 - 2.0 ** -20]])
-    p = Problem(case="t", op="categorical_ce", dtype="float16", x=q, target=np.array([[0.01, 0.99]]),
-                target_kind="soft")
+    q = np.array([[2.0**-20, 1.0 - 2.0**-20]])
+    p = Problem(
+        case="t", op="categorical_ce", dtype="float16", x=q, target=np.array([[0.01, 0.99]]), target_kind="soft"
+    )
     exact = R.evaluate(p, R.MATH, np.ones(1)).grad
     held = R.evaluate(p, R.Convention(log_grad_in_dtype=True), np.ones(1)).grad
     assert np.isfinite(exact[0, 0]) and abs(exact[0, 0]) < 65504 and held[0, 0] == -np.inf
@@ -158,8 +184,9 @@ def test_a_true_value_beyond_the_dtype_is_right_as_inf():
 
 
 def test_what_capabilities_rule_out_is_settled_without_running():
-    sklearn_like = replace(_binding("categorical_ce"), caps=replace(_binding("categorical_ce").caps,
-                                                                    min_classes=(2, "needs two")))
+    sklearn_like = replace(
+        _binding("categorical_ce"), caps=replace(_binding("categorical_ce").caps, min_classes=(2, "needs two"))
+    )
     p = CASES["one_class"].problem("categorical_ce", "float32", "none")
     assert "at least 2 classes" in unsupported_reason(sklearn_like, p, "value")
     bad = CASES["float_labels"].problem("softmax_ce", "float32", "none")
@@ -174,8 +201,11 @@ def test_binary_losses_at_infinite_logits_take_the_limit_and_each_formula_its_ow
     limit = R.evaluate(p, R.MATH, np.ones(z.shape))
     assert np.array_equal(limit.value, [[np.inf, np.inf, 0.0], [0.0, np.inf, np.inf]])
     assert np.array_equal(limit.grad, [[1.0, 0.5, 0.0], [0.0, -0.5, -1.0]])
-    nan_where = {"max_shift": [[1, 1, 1], [1, 0, 0]], "linear": [[0, 0, 1], [1, 1, 1]],
-                 "products": [[0, 0, 1], [1, 0, 0]]}
+    nan_where = {
+        "max_shift": [[1, 1, 1], [1, 0, 0]],
+        "linear": [[0, 0, 1], [1, 1, 1]],
+        "products": [[0, 0, 1], [1, 0, 0]],
+    }
     for formula, mask in nan_where.items():
         v = R.evaluate(p, R.Convention(sigmoid_formula=formula), np.ones(z.shape)).value
         assert np.array_equal(np.isnan(v), np.array(mask, bool)), formula

@@ -1,4 +1,5 @@
 """The expectations registry: validation and matching."""
+
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,16 +50,19 @@ def test_a_reductions_filter_covers_only_that_reduction_path(tmp_path):
     assert reg.find(replace(key, reduction="mean"), {}) is e and reg.find(replace(key, reduction="none"), {}) is None
 
 
-@pytest.mark.parametrize("edit, message", [
-    (("log_clamp", "log_clmap"), "not an oracle policy"),
-    (('source = "https://example.invalid"', 'source = "see docs"'), "must be a link"),
-    (('versions = ">=2.0,<3"', 'versions = "two"'), "not a version specifier"),
-    (('reason = "r"', 'why = "r"'), "unknown key 'why'"),
-    # types come from the schema, the policies' from the oracle's Convention
-    (('versions = ">=2.0,<3"', "versions = 2"), "versions = 2: expected a version specifier"),
-    (("{ log_clamp = -100.0 }", '{ prob_clip = "big" }'), "expect.prob_clip = 'big': expected a number"),
-    (("{ log_clamp = -100.0 }", '{ invalid_targets = "maybe" }'), "expect.invalid_targets 'maybe' is not one of"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("log_clamp", "log_clmap"), "not an oracle policy"),
+        (('source = "https://example.invalid"', 'source = "see docs"'), "must be a link"),
+        (('versions = ">=2.0,<3"', 'versions = "two"'), "not a version specifier"),
+        (('reason = "r"', 'why = "r"'), "unknown key 'why'"),
+        # types come from the schema, the policies' from the oracle's Convention
+        (('versions = ">=2.0,<3"', "versions = 2"), "versions = 2: expected a version specifier"),
+        (("{ log_clamp = -100.0 }", '{ prob_clip = "big" }'), "expect.prob_clip = 'big': expected a number"),
+        (("{ log_clamp = -100.0 }", '{ invalid_targets = "maybe" }'), "expect.invalid_targets 'maybe' is not one of"),
+    ],
+)
 def test_malformed_entries_are_one_line(tmp_path, edit, message):
     f = tmp_path / "bad.toml"
     f.write_text(ENTRY.replace(*edit))
@@ -69,10 +73,12 @@ def test_malformed_entries_are_one_line(tmp_path, edit, message):
 
 def test_entries_that_apply_together_combine(tmp_path):
     f = tmp_path / "e.toml"
-    f.write_text(ENTRY + ENTRY.replace('id = "x"', 'id = "y"').replace("{ log_clamp = -100.0 }",
-                                                                      '{ compute_dtype = "float32" }'))
-    hit = load_registry([f]).find(Check("torch", "F.binary_cross_entropy", "c", "float64", kind="value",
-                                        category="cat"), {"torch": "2.1"})
+    f.write_text(
+        ENTRY + ENTRY.replace('id = "x"', 'id = "y"').replace("{ log_clamp = -100.0 }", '{ compute_dtype = "float32" }')
+    )
+    hit = load_registry([f]).find(
+        Check("torch", "F.binary_cross_entropy", "c", "float64", kind="value", category="cat"), {"torch": "2.1"}
+    )
     assert hit.id == "x+y" and hit.expect == {"log_clamp": -100.0, "compute_dtype": "float32"}
 
 

@@ -1,5 +1,6 @@
 """The fuzzer (xentcheck/fuzz.py): draws within a binding's capabilities, special values included;
 a planted bug is found and shrunk, and findings group by (binding, check, properties of the input)."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -11,8 +12,9 @@ from xentcheck.checks import Judge
 
 from .fake_adapter import CAPS, HONEST, FakeAdapter
 
-SETTINGS = settings(derandomize=True, max_examples=60, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    derandomize=True, max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 STRATEGY = fuzz.problems(replace(CAPS, options=frozenset({"class_weight"})), frozenset({"float32", "float64"}))
 
 
@@ -40,8 +42,13 @@ def test_special_values_are_drawn():
 def _findings(adapter, max_examples=80) -> dict:
     found: dict = {}
 
-    @settings(derandomize=True, max_examples=max_examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        derandomize=True,
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(STRATEGY)
     def run(p):
         for check in ("value", "grad"):
@@ -62,8 +69,7 @@ def test_a_planted_bug_is_found_and_grouped():
 def test_a_failing_draw_shrinks_to_a_small_example():
     bad = FakeAdapter("fake", shift=False)
 
-    @settings(derandomize=True, max_examples=200, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(derandomize=True, max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(STRATEGY)
     def failing(p):
         rec = Judge().check(bad, bad.bindings()[0], p, "value")

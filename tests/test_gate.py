@@ -1,5 +1,6 @@
 """The upgrade gate never passes because checking stopped: pass -> unsupported is a regression in
 ``python -m reports diff`` and ``--baseline``, and a ``-k`` slice accepts only checks it left out."""
+
 import copy
 import json
 import subprocess
@@ -22,8 +23,9 @@ def test_pass_to_unsupported_is_a_regression(tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(old))
     b.write_text(json.dumps(new))
-    r = subprocess.run([sys.executable, "-m", "reports", "diff", str(a), str(b)], cwd=ROOT, capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "reports", "diff", str(a), str(b)], cwd=ROOT, capture_output=True, text=True
+    )
     assert r.returncode == 1 and "REGRESSION" in r.stdout and "no longer checked" in r.stdout
 
 
@@ -43,8 +45,17 @@ def test_the_keyword_judges_a_check_id_as_pytest_judges_its_test():
 
 
 def _run(tmp_path, name, *args):
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:randomly", "suites/test_conformance.py", "--frameworks=",
-           f"--results={tmp_path / name}", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:randomly",
+        "suites/test_conformance.py",
+        "--frameworks=",
+        f"--results={tmp_path / name}",
+        *args,
+    ]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
@@ -53,11 +64,23 @@ def test_a_keyword_slice_with_a_baseline_fails_when_a_binding_it_selects_vanishe
     base = _run(tmp_path, "base.json", *two, "-k", "random_index and float64 and value")
     assert base.returncode == 0, base.stdout[-2000:]
     baseline = f"--baseline={tmp_path / 'base.json'}"
-    gone = _run(tmp_path, "gone.json", "--adapter=tests.fake_adapter:HONEST", "-k",
-                "random_index and float64 and value", baseline)
+    gone = _run(
+        tmp_path,
+        "gone.json",
+        "--adapter=tests.fake_adapter:HONEST",
+        "-k",
+        "random_index and float64 and value",
+        baseline,
+    )
     assert gone.returncode == 1 and "REGRESSION framework oddenv vanished" in gone.stdout, gone.stdout[-2000:]
-    left = _run(tmp_path, "left.json", "--adapter=tests.fake_adapter:HONEST", "-k",
-                "fake- and random_index and float64 and value", baseline)
+    left = _run(
+        tmp_path,
+        "left.json",
+        "--adapter=tests.fake_adapter:HONEST",
+        "-k",
+        "fake- and random_index and float64 and value",
+        baseline,
+    )
     assert left.returncode == 0, left.stdout[-2000:]  # the slice itself leaves oddenv's checks out
     doc = json.loads((tmp_path / "left.json").read_text())
     assert doc["environment"]["slice"] == "-k 'fake- and random_index and float64 and value'"

@@ -1,4 +1,5 @@
 """Several results files in one report: run labels, the changes section and the history view."""
+
 import copy
 
 from reports import history
@@ -91,8 +92,9 @@ def test_stability_points_that_changed_status_are_listed():
     old, new = _versions()
     binding = HONEST.bindings()[0]
     for doc, adapter in ((old, HONEST), (new, FakeAdapter("fake", shift=False))):
-        doc["stability"] = [Judge(Registry([]), {}).sweep(adapter, binding, stability.BY_NAME["logit_magnitude"],
-                                                                  "float32").to_json()]
+        doc["stability"] = [
+            Judge(Registry([]), {}).sweep(adapter, binding, stability.BY_NAME["logit_magnitude"], "float32").to_json()
+        ]
     d = diff(*_typed([old, new]))
     assert d.stability and all(c["old"] == "ok" and c["new"] in ("inf", "nan", "inaccurate") for c in d.stability)
     assert min(c["x"] for c in d.stability) > 10  # nothing changes below the overflow

@@ -1,5 +1,6 @@
 """Hostile and careless input to the loaders and the writers (docs/faults.md): each is refused with one
 line naming the problem and the fix, or handled so that nothing is lost and nothing runs that is data."""
+
 import errno
 import json
 import os
@@ -34,35 +35,45 @@ def _case_error(tmp_path, text: str, **kw) -> str:
     return message
 
 
-@pytest.mark.parametrize("edit, message", [
-    (("shape = [2, 3]", "shape = [2, 3.0]"), "expected an integer"),
-    (("seed = 1", "seed = 1.0"), "seed = 1.0: expected an integer"),
-    (("seed = 1", "seed = true"), "expected an integer"),
-    (("seed = 1", "seed = 1\nmask = { rows = [1.0] }"), "expected"),
-    (("seed = 1", "seed = 1\nmask = { rows = [5] }"), "mask.rows names row 5, but shape [2, 3] has 2 rows"),
-    (("seed = 1", "seed = 1\nwhere = { rows = [2] }"), "where.rows names row 2"),
-    (("seed = 1", 'seed = 1\npoison = { value = "nan", rows = [0], column = 3 }'), "poison.column 3 is outside"),
-    (("seed = 1", 'seed = 1\npoison = { value = "nan", rows = [7] }'), "poison.rows names row 7"),
-    (("seed = 1", "seed = 1\ninvalid = { value = 9, rows = [4] }"), "invalid.rows names row 4"),
-    (('logits = { dist = "normal" }', 'logits = { dist = "uniform", low = 2.0, high = 1.0 }'),
-     "logits.low = 2.0 is above logits.high = 1.0"),
-    (("seed = 1", "seed = 1\nclass_weight = { low = 3.0, high = 1.0 }"), "class_weight.low = 3.0 is above"),
-    (("shape = [2, 3]", "shape = [2, 0]"), "has no classes"),
-    (("shape = [2, 3]", "shape = [1000000, 1000000]"), "more than 50,000,000"),
-    (('targets = { kind = "index" }', 'targets = { kind = "index", values = [0, 3] }'),
-     "holds label 3, outside the 3 classes"),
-    (('targets = { kind = "index" }', 'targets = { kind = "index", values = [0, -1] }'), "holds label -1"),
-    (("seed = 1", "seed = 1\nignore_fraction = nan"), "ignore_fraction is not a finite number"),
-    (("seed = 1", "seed = 1\nsample_weight = inf"), "sample_weight is not a finite number"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("shape = [2, 3]", "shape = [2, 3.0]"), "expected an integer"),
+        (("seed = 1", "seed = 1.0"), "seed = 1.0: expected an integer"),
+        (("seed = 1", "seed = true"), "expected an integer"),
+        (("seed = 1", "seed = 1\nmask = { rows = [1.0] }"), "expected"),
+        (("seed = 1", "seed = 1\nmask = { rows = [5] }"), "mask.rows names row 5, but shape [2, 3] has 2 rows"),
+        (("seed = 1", "seed = 1\nwhere = { rows = [2] }"), "where.rows names row 2"),
+        (("seed = 1", 'seed = 1\npoison = { value = "nan", rows = [0], column = 3 }'), "poison.column 3 is outside"),
+        (("seed = 1", 'seed = 1\npoison = { value = "nan", rows = [7] }'), "poison.rows names row 7"),
+        (("seed = 1", "seed = 1\ninvalid = { value = 9, rows = [4] }"), "invalid.rows names row 4"),
+        (
+            ('logits = { dist = "normal" }', 'logits = { dist = "uniform", low = 2.0, high = 1.0 }'),
+            "logits.low = 2.0 is above logits.high = 1.0",
+        ),
+        (("seed = 1", "seed = 1\nclass_weight = { low = 3.0, high = 1.0 }"), "class_weight.low = 3.0 is above"),
+        (("shape = [2, 3]", "shape = [2, 0]"), "has no classes"),
+        (("shape = [2, 3]", "shape = [1000000, 1000000]"), "more than 50,000,000"),
+        (
+            ('targets = { kind = "index" }', 'targets = { kind = "index", values = [0, 3] }'),
+            "holds label 3, outside the 3 classes",
+        ),
+        (('targets = { kind = "index" }', 'targets = { kind = "index", values = [0, -1] }'), "holds label -1"),
+        (("seed = 1", "seed = 1\nignore_fraction = nan"), "ignore_fraction is not a finite number"),
+        (("seed = 1", "seed = 1\nsample_weight = inf"), "sample_weight is not a finite number"),
+    ],
+)
 def test_a_case_the_code_cannot_build_is_one_line_at_load(tmp_path, edit, message):
     assert message in _case_error(tmp_path, BASE.replace(*edit))
 
 
 def test_an_ignored_label_is_not_out_of_range(tmp_path):
     f = tmp_path / "ok.toml"
-    f.write_text(BASE.replace('targets = { kind = "index" }', 'targets = { kind = "index", values = [0, -100] }')
-                 .replace("seed = 1", "seed = 1\nignore_index = -100"))
+    f.write_text(
+        BASE.replace('targets = { kind = "index" }', 'targets = { kind = "index", values = [0, -100] }').replace(
+            "seed = 1", "seed = 1\nignore_index = -100"
+        )
+    )
     assert load_catalog([f])[0].name == "c"
 
 
@@ -132,21 +143,34 @@ def test_a_non_finite_number_in_the_registry_is_one_line_at_load(tmp_path, value
 
 def _journal_lines(tmp_path) -> tuple[Journal, list[str]]:
     j = Journal(tmp_path / "r.json.x.partial.jsonl")
-    env = {"python": "3", "platform": "p", "cpu": "c", "cpu_count": 2, "date": "d", "command": "pytest",
-           "device": "cpu", "frameworks": {"fake": {"fake": "0.0"}}, "skipped": {}, "bindings": {}}
+    env = {
+        "python": "3",
+        "platform": "p",
+        "cpu": "c",
+        "cpu_count": 2,
+        "date": "d",
+        "command": "pytest",
+        "device": "cpu",
+        "frameworks": {"fake": {"fake": "0.0"}},
+        "skipped": {},
+        "bindings": {},
+    }
     for check in ("value", "grad"):
         j.write(_run(HONEST, "random_index", check=check), lambda: {"environment": env, "expected": 2})
     j.close(remove=False)
     return j, j.path.read_text().splitlines()
 
 
-@pytest.mark.parametrize("bad, why", [
-    ('{"kind": "check", "record": 3}', "not a record"),
-    ('[1, 2]', "not a record"),
-    ('{"kind": "virus", "record": {}}', "not a record"),
-    ('{"kind": "check", "record": {"id": "x"}}', "not a record"),
-    ("{oops", "not JSON"),
-])
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ('{"kind": "check", "record": 3}', "not a record"),
+        ("[1, 2]", "not a record"),
+        ('{"kind": "virus", "record": {}}', "not a record"),
+        ('{"kind": "check", "record": {"id": "x"}}', "not a record"),
+        ("{oops", "not JSON"),
+    ],
+)
 def test_recover_keeps_every_good_record_around_a_bad_line(tmp_path, bad, why):
     j, lines = _journal_lines(tmp_path)
     j.path.write_text("\n".join([lines[0], lines[1], bad, lines[2]]) + "\n")
@@ -164,8 +188,12 @@ def test_recover_keeps_the_first_of_two_records_with_one_id(tmp_path):
 def test_recover_lists_what_it_skipped_on_the_command_line(tmp_path):
     j, lines = _journal_lines(tmp_path)
     j.path.write_text("\n".join([lines[0], "[]", lines[1]]) + "\n")
-    r = subprocess.run([sys.executable, "-m", "reports", "recover", str(j.path), "-o", str(tmp_path / "o.json")],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "reports", "recover", str(j.path), "-o", str(tmp_path / "o.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and "skipped line 2: not a record" in r.stderr
     assert len(json.loads((tmp_path / "o.json").read_text())["records"]) == 1
 
@@ -182,8 +210,9 @@ def test_a_results_file_nested_too_deeply_is_one_line_and_not_a_regression(tmp_p
     deep.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ResultsError, match="nested too deeply"):
         load(deep)
-    r = subprocess.run([sys.executable, "-m", "reports", "diff", str(deep), str(deep)], cwd=ROOT,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "reports", "diff", str(deep), str(deep)], cwd=ROOT, capture_output=True, text=True
+    )
     assert r.returncode == 2 and "nested too deeply" in r.stderr  # an input error, not the regression code 1
 
 
@@ -229,6 +258,7 @@ def test_disk_full_while_writing_keeps_the_previous_file_and_no_temporary(tmp_pa
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(OSError, match="No space left"):
         safe_output.write_atomic(path, "new" * 1000)
@@ -238,8 +268,12 @@ def test_disk_full_while_writing_keeps_the_previous_file_and_no_temporary(tmp_pa
 def test_reports_refuse_to_write_a_device(tmp_path):
     res = tmp_path / "r.json"
     res.write_text(json.dumps(_doc()))
-    r = subprocess.run([sys.executable, "-m", "reports", "build", str(res), "-o", "/dev/null"], cwd=ROOT,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "reports", "build", str(res), "-o", "/dev/null"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "not a regular file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 

@@ -1,6 +1,7 @@
 """Imported ground truth (cases/imported/, scripts/import_onnx_vectors.py): the oracle agrees with
 every outside source's expected values within the source's rounding, and a corpus with expected
 values of the wrong shape is one line naming the file and the case."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -42,7 +43,8 @@ def test_expected_values_of_the_wrong_shape_are_one_line(tmp_path):
         '[[case]]\nname = "mine"\ncategory = "my vectors"\nops = ["softmax_ce"]\nshape = [2, 3]\nseed = 0\n'
         'reductions = ["none"]\nlogits = { values_file = "v.npz:x" }\n'
         'targets = { kind = "index", values_file = "v.npz:t" }\n'
-        'expected = { value = { values_file = "v.npz:loss" }, source = "https://example.invalid" }\n')
+        'expected = { value = { values_file = "v.npz:loss" }, source = "https://example.invalid" }\n'
+    )
     with pytest.raises(CaseError) as e:
         load_catalog([], external=[tmp_path])
     msg = str(e.value)

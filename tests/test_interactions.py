@@ -1,4 +1,5 @@
 """The interaction-case generator: covering arrays over each binding's declared factors."""
+
 import itertools
 from dataclasses import replace
 
@@ -15,9 +16,12 @@ BINDINGS = MutantAdapter().bindings()
 
 def _rows_cover(plan, strength):
     names = list(plan.factors)
-    want = {t for combo in itertools.combinations(names, strength)
-            for t in (tuple(zip(combo, v, strict=True)) for v in itertools.product(*(plan.factors[k] for k in combo)))
-            if interactions.why_infeasible(dict(t), plan.factors) is None}
+    want = {
+        t
+        for combo in itertools.combinations(names, strength)
+        for t in (tuple(zip(combo, v, strict=True)) for v in itertools.product(*(plan.factors[k] for k in combo)))
+        if interactions.why_infeasible(dict(t), plan.factors) is None
+    }
     got = {t for r in plan.rows for t in itertools.combinations(r.items(), strength)}
     return want <= got
 
@@ -69,6 +73,9 @@ def test_a_strength_it_cannot_build_is_one_line():
 
 def test_an_unknown_declared_option_is_one_line_naming_the_binding():
     b = replace(BINDINGS[0], caps=replace(BINDINGS[0].caps, options=frozenset({"class_weights"})))
-    with pytest.raises(interactions.InteractionError, match=r"^binding np\.softmax_ce: declares unknown option "
-                                                             r"'class_weights'"):
+    with pytest.raises(
+        interactions.InteractionError,
+        match=r"^binding np\.softmax_ce: declares unknown option "
+        r"'class_weights'",
+    ):
         interactions.plan(b)

@@ -1,4 +1,5 @@
 """The journal of a run: records survive an interruption and become a results file marked incomplete."""
+
 import json
 
 import pytest
@@ -11,8 +12,18 @@ from .test_checks import HONEST, _run
 
 def _journal(tmp_path):
     j = Journal(tmp_path / "r.json.x.partial.jsonl")
-    env = {"python": "3", "platform": "p", "cpu": "c", "cpu_count": 2, "date": "d", "command": "pytest",
-           "device": "cpu", "frameworks": {"fake": {"fake": "0.0"}}, "skipped": {}, "bindings": {}}
+    env = {
+        "python": "3",
+        "platform": "p",
+        "cpu": "c",
+        "cpu_count": 2,
+        "date": "d",
+        "command": "pytest",
+        "device": "cpu",
+        "frameworks": {"fake": {"fake": "0.0"}},
+        "skipped": {},
+        "bindings": {},
+    }
     for check in ("value", "grad"):
         j.write(_run(HONEST, "random_index", check=check), lambda: {"environment": env, "expected": 5})
     return j
@@ -23,7 +34,10 @@ def test_a_journal_becomes_a_valid_results_file_marked_incomplete(tmp_path):
     j.close(remove=False)
     doc = recover(j.path)
     assert doc.complete is False and doc.incomplete == {
-        "reason": "recovered from the journal of a run that did not finish", "recorded": 2, "expected": 5}
+        "reason": "recovered from the journal of a run that did not finish",
+        "recorded": 2,
+        "expected": 5,
+    }
     assert doc.summary == {"pass": 2}
     validate(doc.to_json())
 
@@ -47,13 +61,41 @@ def test_benchmark_records_recover_with_the_sweeps_settings(tmp_path):
     from xentcheck.records import BenchRecord
 
     j = Journal(tmp_path / "b.json.x.partial.jsonl")
-    env = {"python": "3", "platform": "p", "cpu": "c", "cpu_count": 2, "date": "d", "command": "pytest",
-           "device": "cpu", "frameworks": {"timed": {"timed": "0"}}, "skipped": {}, "bindings": {}}
-    settings = {"threads": {"threads": 2}, "sizes": [[32, 10]], "modes": ["eager"], "passes": ["forward"],
-                "dtypes": ["float32"], "budget_s": 0.5, "floor": None}  # the floor comes with the first benchmark
-    rec = BenchRecord(id="timed-t.0-32x10-float32-eager-forward", framework="timed", binding="t.0", api="a",
-                      op="softmax_ce", mode="eager", dtype="float32", pass_="forward", batch=32, classes=10,
-                      outcome="unsupported", reason="no compiler")
+    env = {
+        "python": "3",
+        "platform": "p",
+        "cpu": "c",
+        "cpu_count": 2,
+        "date": "d",
+        "command": "pytest",
+        "device": "cpu",
+        "frameworks": {"timed": {"timed": "0"}},
+        "skipped": {},
+        "bindings": {},
+    }
+    settings = {
+        "threads": {"threads": 2},
+        "sizes": [[32, 10]],
+        "modes": ["eager"],
+        "passes": ["forward"],
+        "dtypes": ["float32"],
+        "budget_s": 0.5,
+        "floor": None,
+    }  # the floor comes with the first benchmark
+    rec = BenchRecord(
+        id="timed-t.0-32x10-float32-eager-forward",
+        framework="timed",
+        binding="t.0",
+        api="a",
+        op="softmax_ce",
+        mode="eager",
+        dtype="float32",
+        pass_="forward",
+        batch=32,
+        classes=10,
+        outcome="unsupported",
+        reason="no compiler",
+    )
     j.write(rec, lambda: {"environment": env, "bench": settings, "expected": 1})
     j.close(remove=False)
     doc = recover(j.path)

@@ -1,5 +1,6 @@
 """Keras on a backend of its own in a worker process (adapters/keras_backends.py): declarations, checks,
 relayed exceptions and a worker that dies. Uses Keras's NumPy backend (no autodiff framework needed)."""
+
 import os
 import signal
 

@@ -6,6 +6,7 @@
 One exception: ``reports/show.py`` (``python -m reports show``) rebuilds a check from its case and
 runs its binding, so it imports ``cases`` and ``adapters`` (never a framework by name: the adapter
 does). Nothing else in ``reports`` imports it at module level."""
+
 import ast
 from pathlib import Path
 
@@ -41,8 +42,12 @@ def imported_packages(path: Path) -> set[str]:
 def test_imports_point_one_way(layer):
     modules = sorted((ROOT / layer).rglob("*.py"))
     assert modules
-    bad = {str(m.relative_to(ROOT)): sorted(imported_packages(m) & (FORBIDDEN[layer] - EXEMPT.get(
-        str(m.relative_to(ROOT)), set()))) for m in modules}
+    bad = {
+        str(m.relative_to(ROOT)): sorted(
+            imported_packages(m) & (FORBIDDEN[layer] - EXEMPT.get(str(m.relative_to(ROOT)), set()))
+        )
+        for m in modules
+    }
     assert {m: pkgs for m, pkgs in bad.items() if pkgs} == {}
 
 

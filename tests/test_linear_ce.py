@@ -4,6 +4,7 @@ The mpmath side is independent of the oracle's formulas: the loss is evaluated a
 definition (logits, soft-cap, log-sum-exp, smoothed and weighted targets, z-loss, reduction) and the
 gradients are its numerical derivatives (mpmath.diff), one input element at a time.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -20,16 +21,39 @@ from xentcheck.verdict import compare_check
 mpmath.mp.dps = 40
 
 
-def _problem(dtype="float64", reduction="mean", *, bias=True, softcap=None, z_loss=0.0, smoothing=0.0,
-             weights=False, n=3, d=4, v=5, seed=0) -> Problem:
+def _problem(
+    dtype="float64",
+    reduction="mean",
+    *,
+    bias=True,
+    softcap=None,
+    z_loss=0.0,
+    smoothing=0.0,
+    weights=False,
+    n=3,
+    d=4,
+    v=5,
+    seed=0,
+) -> Problem:
     rng = np.random.default_rng(seed)
     target = rng.integers(0, v, size=n)
     target[1] = -100  # an ignored row
-    return Problem(case="t", op="linear_ce", dtype=dtype, x=round_to(rng.normal(size=(n, d)), dtype),
-                   target=target, target_kind="index", reduction=reduction,
-                   class_weight=round_to(rng.uniform(0.5, 2, v), dtype) if weights else None, ignore_index=-100,
-                   label_smoothing=smoothing, weight_matrix=round_to(rng.normal(size=(v, d)), dtype),
-                   bias=round_to(rng.normal(size=v), dtype) if bias else None, softcap=softcap, z_loss=z_loss)
+    return Problem(
+        case="t",
+        op="linear_ce",
+        dtype=dtype,
+        x=round_to(rng.normal(size=(n, d)), dtype),
+        target=target,
+        target_kind="index",
+        reduction=reduction,
+        class_weight=round_to(rng.uniform(0.5, 2, v), dtype) if weights else None,
+        ignore_index=-100,
+        label_smoothing=smoothing,
+        weight_matrix=round_to(rng.normal(size=(v, d)), dtype),
+        bias=round_to(rng.normal(size=v), dtype) if bias else None,
+        softcap=softcap,
+        z_loss=z_loss,
+    )
 
 
 def _mp_loss(p: Problem, x, w, b, conv: reference.Convention, cot):
@@ -72,6 +96,7 @@ def _mp_value_and_grad(p: Problem, conv: reference.Convention, cot):
     for arr in [x, w] + ([[b]] if b is not None else []):
         for row in arr:
             for k in range(len(row)):
+
                 def f(t, row=row, k=k):
                     old, row[k] = row[k], t
                     try:
@@ -84,13 +109,16 @@ def _mp_value_and_grad(p: Problem, conv: reference.Convention, cot):
 
 
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
-@pytest.mark.parametrize("options", [
-    {},
-    {"softcap": 2.5},
-    {"z_loss": 1e-2},
-    {"smoothing": 0.1, "weights": True},
-    {"bias": False, "weights": True},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"softcap": 2.5},
+        {"z_loss": 1e-2},
+        {"smoothing": 0.1, "weights": True},
+        {"bias": False, "weights": True},
+    ],
+)
 def test_oracle_matches_mpmath(reduction, options):
     p = _problem(reduction=reduction, **options)
     conv = reference.Convention(mean_by="weight_sum")
@@ -120,7 +148,7 @@ def _chunked_dw(g: np.ndarray, x: np.ndarray, chunk: int, acc: str) -> np.ndarra
     """dW = g^T x accumulated chunk by chunk of rows, the running sum rounded to ``acc`` after each chunk."""
     total = np.zeros((g.shape[1], x.shape[1]))
     for s in range(0, g.shape[0], chunk):
-        total = round_to(total + g[s:s + chunk].T @ x[s:s + chunk], acc)
+        total = round_to(total + g[s : s + chunk].T @ x[s : s + chunk], acc)
     return total
 
 
@@ -131,8 +159,10 @@ def test_tolerance_catches_weight_gradient_accumulated_in_half_precision(acc, ch
     pattern) is outside the bound; the same accumulation in float32 is inside. (For bfloat16 inputs the
     worst-case rule admits it: see docs/tolerance.md, "linear_ce".)"""
     n, v = 512, 64
-    p = replace(_problem("float32", "sum", bias=False, n=n, d=16, v=v, seed=3),
-                target=np.random.default_rng(4).integers(0, v, size=n))
+    p = replace(
+        _problem("float32", "sum", bias=False, n=n, d=16, v=v, seed=3),
+        target=np.random.default_rng(4).integers(0, v, size=n),
+    )
     ev = reference.evaluate(p)
     z, _ = linear_ce.exact_logits(p)
     e = np.exp(z - z.max(axis=1, keepdims=True))
@@ -180,13 +210,17 @@ def test_confident_rows_reach_their_probability():
     assert np.all(np.abs(pt - 0.999) < 2e-4)
 
 
-@pytest.mark.parametrize("body, message", [
-    ('ops = ["linear_ce"]\nlogits = { scale = 1.0 }\n', "needs a 'linear' table"),
-    ('ops = ["softmax_ce"]\nlogits = { scale = 1.0 }\nlinear = { hidden = 4 }\n', "applies to op linear_ce only"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('ops = ["linear_ce"]\nlogits = { scale = 1.0 }\n', "needs a 'linear' table"),
+        ('ops = ["softmax_ce"]\nlogits = { scale = 1.0 }\nlinear = { hidden = 4 }\n', "applies to op linear_ce only"),
+    ],
+)
 def test_linear_declaration_errors(tmp_path, body, message):
     path = tmp_path / "c.toml"
-    path.write_text('[[case]]\nname = "bad"\ncategory = "ordinary"\nshape = [4, 5]\nseed = 0\n'
-                    'targets = { kind = "index" }\n' + body)
+    path.write_text(
+        '[[case]]\nname = "bad"\ncategory = "ordinary"\nshape = [4, 5]\nseed = 0\ntargets = { kind = "index" }\n' + body
+    )
     with pytest.raises(cases.CaseError, match=message):
         cases.load_catalog([path])

@@ -1,5 +1,6 @@
 """`./run matrix` runs tox environments in parallel and merges them into one report: the same steps the
 CI workflow (.github/workflows/matrix.yml) runs across machines."""
+
 import json
 import subprocess
 
@@ -14,8 +15,15 @@ def test_the_workflow_runs_environments_that_exist_and_merges_them_with_reports_
     import yaml
 
     flow = yaml.safe_load((ROOT / ".github" / "workflows" / "matrix.yml").read_text())
-    tox_envs = set(subprocess.run([str(ROOT / ".venv" / "bin" / "tox"), "-a"], cwd=ROOT, capture_output=True,
-                                  text=True).stdout.split()) if (ROOT / ".venv" / "bin" / "tox").exists() else None
+    tox_envs = (
+        set(
+            subprocess.run(
+                [str(ROOT / ".venv" / "bin" / "tox"), "-a"], cwd=ROOT, capture_output=True, text=True
+            ).stdout.split()
+        )
+        if (ROOT / ".venv" / "bin" / "tox").exists()
+        else None
+    )
     envs = flow["jobs"]["env"]["strategy"]["matrix"]["env"]
     if tox_envs is not None:
         assert set(envs) <= tox_envs
@@ -26,8 +34,13 @@ def test_the_workflow_runs_environments_that_exist_and_merges_them_with_reports_
 
 @pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "tox").exists(), reason="./run sets up .venv with tox")
 def test_run_matrix_merges_two_environments_into_one_report():
-    r = subprocess.run(["./run", "matrix", "numpy", "torch", "--", "-k", "random_index", "-p", "no:randomly"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    r = subprocess.run(
+        ["./run", "matrix", "numpy", "torch", "--", "-k", "random_index", "-p", "no:randomly"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     for env, framework in (("numpy", "numpy"), ("torch", "torch")):
         doc = json.loads((ROOT / "results" / f"{env}.json").read_text())

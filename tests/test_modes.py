@@ -1,5 +1,6 @@
 """Compiled mode: one compile serves a problem's value and gradient checks, and each compiled record
 says how far it lies from the eager result (framework-free: the "compiler" is planted)."""
+
 import numpy as np
 
 from adapters import Binding
@@ -22,8 +23,10 @@ class CompiledFake(FrameworkAdapter):
         self.prepared: list[tuple[str, bool]] = []
 
     def bindings(self):
-        return self.declare([Binding("fake.softmax_ce", "fake.softmax_ce", CAPS, fn=None, convention=MEAN_BY_WEIGHT)],
-                            frozenset({"cpu"}))
+        return self.declare(
+            [Binding("fake.softmax_ce", "fake.softmax_ce", CAPS, fn=None, convention=MEAN_BY_WEIGHT)],
+            frozenset({"cpu"}),
+        )
 
     def compile(self, f):
         return f
@@ -43,8 +46,7 @@ def _checks(adapter):
     problem = case.problem("softmax_ce", "float64", "mean")
     b = adapter.bindings()[0]
     assert "compiled" in b.caps.modes
-    return [Judge(Registry(), {}).check(adapter, b, problem, c, mode="compiled")
-            for c in ("value", "grad")]
+    return [Judge(Registry(), {}).check(adapter, b, problem, c, mode="compiled") for c in ("value", "grad")]
 
 
 def test_one_compile_serves_the_value_and_the_gradient_check():

@@ -3,6 +3,7 @@
 The whole case catalog runs through the check runner for the honest NumPy adapter and for each
 mutant (tests/mutants.py). A mutant is killed when at least one check fails; the kill rate must be 1.
 """
+
 from functools import cache
 
 import pytest

@@ -2,6 +2,7 @@
 external adapters. Only the NumPy/SciPy adapter (core dependencies) and the fake adapter run here: no
 framework needed.
 """
+
 import json
 import subprocess
 import sys
@@ -26,8 +27,10 @@ def test_unknown_framework_fails_at_once_with_one_line(run_suite):
     r = run_suite("suites", "--frameworks=nope")
     assert r.ret == 4
     err = _err(r)
-    assert err == ["ERROR: --frameworks: unknown framework 'nope'; known: numpy, torch, tensorflow, jax, keras[jax], "
-                   "keras[torch], keras[numpy]"]
+    assert err == [
+        "ERROR: --frameworks: unknown framework 'nope'; known: numpy, torch, tensorflow, jax, keras[jax], "
+        "keras[torch], keras[numpy]"
+    ]
 
 
 def test_numpy_only_run_writes_results_and_report(run_suite, tmp_path):
@@ -43,26 +46,38 @@ def test_numpy_only_run_writes_results_and_report(run_suite, tmp_path):
     assert not list(tmp_path.glob("*.partial.jsonl"))  # the crash journal is removed after a clean finish
     # the report command rebuilds the page from the results file alone
     out = tmp_path / "rebuilt.html"
-    b = subprocess.run([sys.executable, "-m", "reports", "build", str(res), "-o", str(out)], cwd=ROOT,
-                       capture_output=True, text=True)
+    b = subprocess.run(
+        [sys.executable, "-m", "reports", "build", str(res), "-o", str(out)], cwd=ROOT, capture_output=True, text=True
+    )
     assert b.returncode == 0 and expand(out.read_text()).count("<tr>") == expand(rep.read_text()).count("<tr>")
 
 
 def test_external_adapter_is_tested_like_a_builtin(run_suite, tmp_path):
-    r = run_suite("suites", "--frameworks=", "--adapter=tests.fake_adapter:HONEST", "-k", "random_index",
-                   f"--results={tmp_path / 'r.json'}", f"--report={tmp_path / 'r.html'}", "-rA")
+    r = run_suite(
+        "suites",
+        "--frameworks=",
+        "--adapter=tests.fake_adapter:HONEST",
+        "-k",
+        "random_index",
+        f"--results={tmp_path / 'r.json'}",
+        f"--report={tmp_path / 'r.html'}",
+        "-rA",
+    )
     assert r.ret == 0, _out(r)[-3000:]
     assert "fake-fake.softmax_ce-random_index-float32-eager-mean-grad" in _out(r)
     doc = json.loads((tmp_path / "r.json").read_text())
     assert {rec["framework"] for rec in doc["records"]} == {"fake"}
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("nomodule_xyz:A", "module not found"),
-    ("tests.fake_adapter:NOPE", "has no attribute 'NOPE'"),
-    ("tests.fake_adapter", "expected MODULE:ATTR"),
-    ("tests.fake_adapter:raising_factory", "the factory raising_factory() raised RuntimeError: the kernel library"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("nomodule_xyz:A", "module not found"),
+        ("tests.fake_adapter:NOPE", "has no attribute 'NOPE'"),
+        ("tests.fake_adapter", "expected MODULE:ATTR"),
+        ("tests.fake_adapter:raising_factory", "the factory raising_factory() raised RuntimeError: the kernel library"),
+    ],
+)
 def test_bad_adapter_is_one_line(run_suite, spec, message):
     r = run_suite("suites", "--frameworks=numpy", f"--adapter={spec}")
     assert r.ret != 0
@@ -76,25 +91,35 @@ def test_malformed_expectations_file_is_one_line(run_suite, tmp_path):
     assert r.ret == 4 and "missing required key" in r.stderr.str()
 
 
-_ENTRY = ("[[expectation]]\nid = 'x'\nframework = '{fw}'\nbindings = ['{b}']\nexpect = {{ raises = 'ValueError' }}\n"
-          "reason = 'r'\nsource = 'https://example.org/x'\n")
+_ENTRY = (
+    "[[expectation]]\nid = 'x'\nframework = '{fw}'\nbindings = ['{b}']\nexpect = {{ raises = 'ValueError' }}\n"
+    "reason = 'r'\nsource = 'https://example.org/x'\n"
+)
 
 
-@pytest.mark.parametrize("fw, binding, said, workers", [
-    ("nunpy", "log_softmax", "names framework 'nunpy', which no adapter declares", "0"),
-    ("numpy", "log_softmx", "names binding 'log_softmx', which numpy does not declare",
-     "0"),
-    ("numpy", "log_softmx", "names binding 'log_softmx', which numpy does not declare",
-     "2"),
-    # a framework that is not installed (or not selected) is fine: its bindings are not judged
-    ("torch", "F.no_such_binding", None, "0"),
-])
-def test_a_registry_name_no_adapter_declares_is_one_line_at_start_up(run_suite, tmp_path, fw, binding, said,
-                                                                      workers):
+@pytest.mark.parametrize(
+    "fw, binding, said, workers",
+    [
+        ("nunpy", "log_softmax", "names framework 'nunpy', which no adapter declares", "0"),
+        ("numpy", "log_softmx", "names binding 'log_softmx', which numpy does not declare", "0"),
+        ("numpy", "log_softmx", "names binding 'log_softmx', which numpy does not declare", "2"),
+        # a framework that is not installed (or not selected) is fine: its bindings are not judged
+        ("torch", "F.no_such_binding", None, "0"),
+    ],
+)
+def test_a_registry_name_no_adapter_declares_is_one_line_at_start_up(run_suite, tmp_path, fw, binding, said, workers):
     f = tmp_path / "e.toml"
     f.write_text(_ENTRY.format(fw=fw, b=binding))
-    r = run_suite("suites/test_conformance.py", "--frameworks=numpy", f"--expectations={f}", "-n", workers,
-                  "-k", "random_index and float32 and mean", f"--results={tmp_path / 'r.json'}")
+    r = run_suite(
+        "suites/test_conformance.py",
+        "--frameworks=numpy",
+        f"--expectations={f}",
+        "-n",
+        workers,
+        "-k",
+        "random_index and float32 and mean",
+        f"--results={tmp_path / 'r.json'}",
+    )
     if said is None:  # (without the default registry some numpy checks fail: what matters is that it ran)
         assert r.ret in (0, 1) and "ERROR: expectation" not in _out(r) + r.stderr.str(), _out(r)
         return
@@ -114,9 +139,18 @@ def test_unwritable_report_path_is_reported_and_fails(run_suite, tmp_path):
 
 def test_a_crash_loses_no_other_result_under_xdist(run_suite, tmp_path):
     res = tmp_path / "r.json"
-    r = run_suite("suites", "-n", "1", "--frameworks=", "--adapter=tests.fake_adapter:HONEST",
-                   "--adapter=tests.fake_adapter:CRASHING", "-k", "float64 and none and value and "
-                   "(random_index or tutorial_logits)", f"--results={res}", f"--report={tmp_path / 'r.html'}")
+    r = run_suite(
+        "suites",
+        "-n",
+        "1",
+        "--frameworks=",
+        "--adapter=tests.fake_adapter:HONEST",
+        "--adapter=tests.fake_adapter:CRASHING",
+        "-k",
+        "float64 and none and value and (random_index or tutorial_logits)",
+        f"--results={res}",
+        f"--report={tmp_path / 'r.html'}",
+    )
     assert r.ret == 1, _out(r)[-3000:]
     doc = json.loads(res.read_text())
     by_id = {rec["id"]: rec for rec in doc["records"]}
@@ -129,9 +163,16 @@ def test_a_crash_loses_no_other_result_under_xdist(run_suite, tmp_path):
 
 def test_a_hang_is_cut_by_the_timeout_and_the_run_goes_on(run_suite, tmp_path):
     res = tmp_path / "r.json"
-    r = run_suite("suites", "--timeout=5", "--frameworks=", "--adapter=tests.fake_adapter:HANGING",
-                   "-k", "float64 and none and value and (random_index or tutorial_logits or soft_dirichlet)",
-                   f"--results={res}", f"--report={tmp_path / 'r.html'}")
+    r = run_suite(
+        "suites",
+        "--timeout=5",
+        "--frameworks=",
+        "--adapter=tests.fake_adapter:HANGING",
+        "-k",
+        "float64 and none and value and (random_index or tutorial_logits or soft_dirichlet)",
+        f"--results={res}",
+        f"--report={tmp_path / 'r.html'}",
+    )
     assert r.ret == 1, _out(r)[-3000:]
     by_id = {rec["id"]: rec for rec in json.loads(res.read_text())["records"]}
     hung = by_id["hangs-fake.softmax_ce-tutorial_logits-float64-eager-none-value"]
@@ -141,8 +182,14 @@ def test_a_hang_is_cut_by_the_timeout_and_the_run_goes_on(run_suite, tmp_path):
 
 def test_baseline_reports_changes_and_fails_on_a_regression(run_suite, tmp_path):
     base = tmp_path / "base.json"
-    common = ("suites", "--frameworks=", "--adapter=tests.fake_adapter:HONEST", "-k", "random",
-              f"--report={tmp_path / 'r.html'}")
+    common = (
+        "suites",
+        "--frameworks=",
+        "--adapter=tests.fake_adapter:HONEST",
+        "-k",
+        "random",
+        f"--report={tmp_path / 'r.html'}",
+    )
     assert run_suite(*common, f"--results={base}").ret == 0
     same = run_suite(*common, f"--results={tmp_path / 'same.json'}", f"--baseline={base}")
     assert same.ret == 0 and "xentcheck: baseline: 0 outcome changes (0 regressions)" in _out(same)
@@ -164,8 +211,9 @@ def test_unreadable_baseline_fails_at_once_with_one_line(run_suite, tmp_path):
 
 def test_a_device_no_framework_has_is_refused_at_start_up(run_suite, tmp_path):
     res = tmp_path / "r.json"
-    r = run_suite("suites", "--device=cuda", "--frameworks=numpy", "--adapter=tests.fake_adapter:HONEST",
-                  f"--results={res}")
+    r = run_suite(
+        "suites", "--device=cuda", "--frameworks=numpy", "--adapter=tests.fake_adapter:HONEST", f"--results={res}"
+    )
     assert r.ret == 4 and len(_err(r)) == 1
     assert "--device=cuda: no installed framework can run there" in _err(r)[0]
     assert "numpy: no cuda device here" in _err(r)[0] and "fake: no cuda device here" in _err(r)[0]
@@ -176,20 +224,36 @@ def test_the_gpu_check_says_in_one_line_that_no_gpu_was_found(tmp_path):
     import os
 
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}  # no GPU, wherever this runs
-    r = subprocess.run(["bash", "scripts/gpu-check.sh", str(tmp_path / "gpu")], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        ["bash", "scripts/gpu-check.sh", str(tmp_path / "gpu")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.strip().splitlines() == [
-        "gpu-check: no GPU found: neither PyTorch, JAX nor TensorFlow sees a CUDA device; nothing was run"]
+        "gpu-check: no GPU found: neither PyTorch, JAX nor TensorFlow sees a CUDA device; nothing was run"
+    ]
 
 
-@pytest.mark.parametrize("adapter, reason", [("SIGNALLED", "interrupted by SIGTERM"),
-                                             ("INTERRUPTING", "KeyboardInterrupt raised during a check")])
-def test_an_interrupted_run_writes_results_marked_incomplete_and_keeps_its_journal(run_suite, tmp_path, adapter,
-                                                                                   reason):
+@pytest.mark.parametrize(
+    "adapter, reason",
+    [("SIGNALLED", "interrupted by SIGTERM"), ("INTERRUPTING", "KeyboardInterrupt raised during a check")],
+)
+def test_an_interrupted_run_writes_results_marked_incomplete_and_keeps_its_journal(
+    run_suite, tmp_path, adapter, reason
+):
     res = tmp_path / "r.json"
-    r = run_suite("suites/test_conformance.py", "--frameworks=", f"--adapter=tests.fake_adapter:{adapter}",
-                  "-k", "float64 and none and value and (random_index or tutorial_logits)", f"--results={res}")
+    r = run_suite(
+        "suites/test_conformance.py",
+        "--frameworks=",
+        f"--adapter=tests.fake_adapter:{adapter}",
+        "-k",
+        "float64 and none and value and (random_index or tutorial_logits)",
+        f"--results={res}",
+    )
     assert r.ret == pytest.ExitCode.INTERRUPTED
     doc = json.loads(res.read_text())
     assert doc["complete"] is False and reason in doc["incomplete"]["reason"]
@@ -198,18 +262,29 @@ def test_an_interrupted_run_writes_results_marked_incomplete_and_keeps_its_journ
     (journal,) = tmp_path.glob("r.json.*.partial.jsonl")
     assert f"xentcheck: INCOMPLETE: {doc['incomplete']['reason']}" in _out(r) and str(journal) in _out(r)
     # the journal becomes a results file marked incomplete; the upgrade gate refuses incomplete runs
-    rec = subprocess.run([sys.executable, "-m", "reports", "recover", str(journal), "-o", str(tmp_path / "rec.json")],
-                         cwd=ROOT, capture_output=True, text=True)
+    rec = subprocess.run(
+        [sys.executable, "-m", "reports", "recover", str(journal), "-o", str(tmp_path / "rec.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert rec.returncode == 0 and json.loads((tmp_path / "rec.json").read_text())["complete"] is False
-    gate = subprocess.run([sys.executable, "-m", "reports", "diff", str(res), str(res)], cwd=ROOT,
-                          capture_output=True, text=True)
+    gate = subprocess.run(
+        [sys.executable, "-m", "reports", "diff", str(res), str(res)], cwd=ROOT, capture_output=True, text=True
+    )
     assert gate.returncode == 1 and "REGRESSION the new run is incomplete" in gate.stdout
 
 
 def test_an_adapter_that_breaks_the_protocol_is_an_error_with_the_cause(run_suite, tmp_path):
     res = tmp_path / "r.json"
-    r = run_suite("suites/test_conformance.py", "--frameworks=", "--adapter=tests.fake_adapter:LIST_RETURNING",
-                  "-k", "random_index and float64", f"--results={res}")
+    r = run_suite(
+        "suites/test_conformance.py",
+        "--frameworks=",
+        "--adapter=tests.fake_adapter:LIST_RETURNING",
+        "-k",
+        "random_index and float64",
+        f"--results={res}",
+    )
     assert r.ret == 1
     recs = json.loads(res.read_text())["records"]
     ran = [x for x in recs if x["outcome"] != "unsupported"]
@@ -240,8 +315,16 @@ def test_results_and_report_paths(run_suite, tmp_path):
 def test_a_broken_adapter_fails_the_run_and_the_others_still_run(run_suite, tmp_path, monkeypatch):
     monkeypatch.setenv("XC_BREAK", "import")
     res = tmp_path / "r.json"
-    r = run_suite("-p", "tests.break_adapter", "suites/test_conformance.py", "--frameworks=numpy",
-                  "--adapter=tests.fake_adapter:HONEST", "-k", "random_index", f"--results={res}")
+    r = run_suite(
+        "-p",
+        "tests.break_adapter",
+        "suites/test_conformance.py",
+        "--frameworks=numpy",
+        "--adapter=tests.fake_adapter:HONEST",
+        "-k",
+        "random_index",
+        f"--results={res}",
+    )
     assert r.ret == 1
     assert "xentcheck: ERROR numpy: importing its adapter failed: ImportError: planted" in _out(r)
     doc = json.loads(res.read_text())
@@ -258,8 +341,13 @@ def test_a_named_framework_that_is_not_installed_fails_at_start_up(run_suite, mo
     assert unnamed.ret == 0 and "xentcheck: skipping numpy: not installed" in _out(unnamed)
 
 
-@pytest.mark.parametrize("option, message", [("--modes=jit", "--modes=jit: give eager, compiled or eager,compiled"),
-                                             ("--relation-examples=0", "--relation-examples: give a positive number")])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("--modes=jit", "--modes=jit: give eager, compiled or eager,compiled"),
+        ("--relation-examples=0", "--relation-examples: give a positive number"),
+    ],
+)
 def test_bad_run_options_are_one_line(run_suite, option, message):
     r = run_suite("suites", "--frameworks=numpy", option)
     assert r.ret == 4 and len(_err(r)) == 1 and message in _err(r)[0]
@@ -280,12 +368,20 @@ def test_an_external_case_folder_and_an_external_kernel_in_one_report(run_suite,
 
     d = _external(tmp_path)
     res = tmp_path / "r.json"
-    r = run_suite("suites", "--frameworks=", "--adapter=examples.numpy_kernel:ADAPTER", f"--cases={d}",
-                  "-k", "imported_vectors", f"--results={res}")
+    r = run_suite(
+        "suites",
+        "--frameworks=",
+        "--adapter=examples.numpy_kernel:ADAPTER",
+        f"--cases={d}",
+        "-k",
+        "imported_vectors",
+        f"--results={res}",
+    )
     assert r.ret == 0, _out(r)[-2000:]
     recs = json.loads(res.read_text())["records"]
     assert {(x["case"], x["category"], x["outcome"]) for x in recs} == {
-        ("imported_vectors", "vectors from my kernel's tests", "pass")}
+        ("imported_vectors", "vectors from my kernel's tests", "pass")
+    }
     assert "vectors from my kernel" in expand((tmp_path / "r.html").read_text())
     missing = run_suite("suites", "--frameworks=numpy", f"--cases={tmp_path / 'nowhere'}")
     assert missing.ret == 4 and len(_err(missing)) == 1 and "no such file or folder" in _err(missing)[0]
@@ -305,8 +401,14 @@ def test_probing_capabilities_reports_what_undeclared_values_do_and_never_fails(
     # the fake binding declares every target kind, class weights and spatial input in float32/float64;
     # the probes try the other options and dtypes
     res = tmp_path / "r.json"
-    r = run_suite("suites/test_probes.py", "--frameworks=", "--adapter=tests.fake_adapter:HONEST",
-                  "--probe-capabilities", f"--results={res}", f"--report={tmp_path / 'r.html'}")
+    r = run_suite(
+        "suites/test_probes.py",
+        "--frameworks=",
+        "--adapter=tests.fake_adapter:HONEST",
+        "--probe-capabilities",
+        f"--results={res}",
+        f"--report={tmp_path / 'r.html'}",
+    )
     assert r.ret == 0, _out(r)[-3000:]
     probes = json.loads(res.read_text())["environment"]["probes"]["fake::fake.softmax_ce"]
     found = {(p["facet"], p["value"]): p["result"] for p in probes}
@@ -318,8 +420,15 @@ def test_probing_capabilities_reports_what_undeclared_values_do_and_never_fails(
 
 def test_interaction_cases_run_and_their_pair_coverage_is_in_the_results(run_suite, tmp_path):
     res = tmp_path / "r.json"
-    r = run_suite("suites/test_conformance.py", "--frameworks=", "--adapter=tests.fake_adapter:HONEST",
-                  "-k", "ix-", f"--results={res}", f"--report={tmp_path / 'r.html'}")
+    r = run_suite(
+        "suites/test_conformance.py",
+        "--frameworks=",
+        "--adapter=tests.fake_adapter:HONEST",
+        "-k",
+        "ix-",
+        f"--results={res}",
+        f"--report={tmp_path / 'r.html'}",
+    )
     assert r.ret == 0, _out(r)[-3000:]
     doc = json.loads(res.read_text())
     cov = doc["environment"]["interactions"]["fake::fake.softmax_ce"]
@@ -348,16 +457,19 @@ class _Plain:
     name = "mine"
 
 
-@pytest.mark.parametrize("adapter, kind, dtype, mode, group", [
-    (_Declaring, "value", "float32", "eager", "jax"),
-    (_Declaring, "grad", "float64", "eager", "jax-f64"),
-    (_Declaring, "value", "bfloat16", "eager", "jax-half"),
-    (_Declaring, "grad", "float16", "compiled", "jax-compiled-float16"),
-    (_Declaring, "relation", "float32", "eager", "jax-relations"),
-    (_Declaring, "stability", "float32", "eager", "jax-more"),
-    (_Declaring, "snippet", "", "eager", "jax-more"),
-    (_Plain, "value", "float32", "compiled", "mine"),  # no declaration: one group per framework
-])
+@pytest.mark.parametrize(
+    "adapter, kind, dtype, mode, group",
+    [
+        (_Declaring, "value", "float32", "eager", "jax"),
+        (_Declaring, "grad", "float64", "eager", "jax-f64"),
+        (_Declaring, "value", "bfloat16", "eager", "jax-half"),
+        (_Declaring, "grad", "float16", "compiled", "jax-compiled-float16"),
+        (_Declaring, "relation", "float32", "eager", "jax-relations"),
+        (_Declaring, "stability", "float32", "eager", "jax-more"),
+        (_Declaring, "snippet", "", "eager", "jax-more"),
+        (_Plain, "value", "float32", "compiled", "mine"),  # no declaration: one group per framework
+    ],
+)
 def test_worker_groups_come_from_what_the_adapter_declares(adapter, kind, dtype, mode, group):
     from suites.plugin.scheduling import group_for
 
@@ -372,8 +484,10 @@ def test_the_test_id_is_built_once_from_the_check():
     r = Check("torch", "F.cross_entropy", "shift_invariance", "float32", "eager", "all", "relation")
     assert r.test_id == "torch-F.cross_entropy-shift_invariance-float32"
     assert r.id == "torch-F.cross_entropy-shift_invariance-float32-eager-all-relation"
-    assert Check("numpy", "log_softmax", "logit_magnitude", "float16", kind="stability").test_id == \
-        "numpy-log_softmax-logit_magnitude-float16"
+    assert (
+        Check("numpy", "log_softmax", "logit_magnitude", "float16", kind="stability").test_id
+        == "numpy-log_softmax-logit_magnitude-float16"
+    )
     probe = Check("numpy", "log_softmax", "dtype", kind="probe", value="float16")
     assert probe.test_id == "numpy-log_softmax-dtype-float16"
     assert Check("numpy", "log_softmax", "random_index", kind="snippet").test_id == "numpy-log_softmax-random_index"
@@ -396,8 +510,14 @@ def test_keras_backends_run_by_default_in_their_float32_slice_and_fully_when_nam
 
 def test_case_and_binding_select_by_exact_name(run_suite, tmp_path):
     res = tmp_path / "r.json"
-    r = run_suite("suites", "--frameworks=", "--adapter=tests.fake_adapter:HONEST", "--case=random_index",
-                  "--binding=fake.softmax_ce", f"--results={res}")
+    r = run_suite(
+        "suites",
+        "--frameworks=",
+        "--adapter=tests.fake_adapter:HONEST",
+        "--case=random_index",
+        "--binding=fake.softmax_ce",
+        f"--results={res}",
+    )
     assert r.ret == 0, _out(r)[-3000:]
     doc = json.loads(res.read_text())
     assert {rec["case"] for rec in doc["records"]} == {"random_index"}  # not random_index_* nor a sweep
@@ -405,11 +525,20 @@ def test_case_and_binding_select_by_exact_name(run_suite, tmp_path):
     assert "expectations audit skipped: the run was a slice" in _out(r)
 
 
-@pytest.mark.parametrize("option, message", [
-    ("--case=random_indx", "--case=random_indx: no case, relation or stability axis has this name; did you mean "
-                           "random_index"),
-    ("--binding=fake.sofmax_ce", "--binding=fake.sofmax_ce: no binding of the frameworks in this run has this name; "
-                                 "did you mean fake.softmax_ce?")])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (
+            "--case=random_indx",
+            "--case=random_indx: no case, relation or stability axis has this name; did you mean random_index",
+        ),
+        (
+            "--binding=fake.sofmax_ce",
+            "--binding=fake.sofmax_ce: no binding of the frameworks in this run has this name; "
+            "did you mean fake.softmax_ce?",
+        ),
+    ],
+)
 def test_a_case_or_binding_that_does_not_exist_is_named_in_one_line(run_suite, option, message):
     r = run_suite("suites", "--frameworks=", "--adapter=tests.fake_adapter:HONEST", option, "--collect-only")
     assert r.ret != 0 and message in _out(r) + "\n".join(_err(r))

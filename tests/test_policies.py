@@ -1,6 +1,7 @@
 """The registry of oracle policies (xentcheck/policies): one unit test per policy, named ``test_<policy>``,
 each a small problem under the policy against numbers worked out by hand; then the registry itself: the
 Convention, the schema and the docs all come from it, and a new policy is one file."""
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,9 @@ from .runs import ROOT
 
 
 def _problem(op, x, target, kind, dtype="float64", **kw) -> Problem:
-    return Problem(case="t", op=op, dtype=dtype, x=np.asarray(x, float), target=np.asarray(target),
-                   target_kind=kind, **kw)
+    return Problem(
+        case="t", op=op, dtype=dtype, x=np.asarray(x, float), target=np.asarray(target), target_kind=kind, **kw
+    )
 
 
 def _ev(p: Problem, **policy):
@@ -33,6 +35,7 @@ def _ev(p: Problem, **policy):
 
 
 # -- one test per policy ------------------------------------------------------------------------------
+
 
 def test_empty_mean_zero():
     p = _problem("softmax_ce", [[1.0, 2.0], [0.5, 0.0]], [-100, -100], "index", reduction="mean", ignore_index=-100)
@@ -112,8 +115,8 @@ def test_log_epsilon():
 
 def test_log_grad_in_dtype():
     # d/dq of -0.01 log q at q = 2^-20: -0.01 * 2^20 is finite, but 1/q = 2^20 overflows float16 (max 65504)
-    p = _problem("categorical_ce", [[2.0 ** -20, 1.0]], [[0.01, 0.99]], "soft", dtype="float16")
-    assert _ev(p).grad[0, 0] == pytest.approx(-0.01 * 2.0 ** 20, rel=1e-15)
+    p = _problem("categorical_ce", [[2.0**-20, 1.0]], [[0.01, 0.99]], "soft", dtype="float16")
+    assert _ev(p).grad[0, 0] == pytest.approx(-0.01 * 2.0**20, rel=1e-15)
     assert _ev(p, log_grad_in_dtype=True).grad[0, 0] == -np.inf
 
 
@@ -141,8 +144,9 @@ def test_probabilities_dtype():
     p = _problem("bce", [[0.1]], [[1.0]], "binary")
     assert _ev(p).value[0, 0] == pytest.approx(-math.log(0.1), rel=1e-15)
     held = float(np.float32(0.1))  # the binding holds its probabilities in float32
-    assert held != 0.1 and _ev(p, probabilities_dtype="float32").value[0, 0] == pytest.approx(-math.log(held),
-                                                                                                rel=1e-15)
+    assert held != 0.1 and _ev(p, probabilities_dtype="float32").value[0, 0] == pytest.approx(
+        -math.log(held), rel=1e-15
+    )
 
 
 def test_renormalize():
@@ -203,6 +207,7 @@ def test_zero_times_inf():
 
 # -- the registry -------------------------------------------------------------------------------------
 
+
 def test_every_registered_policy_has_its_test():
     missing = [p.name for p in policies.REGISTRY if not callable(globals().get(f"test_{p.name}"))]
     assert missing == []
@@ -221,8 +226,14 @@ def test_convention_fields_and_schema_come_from_the_registry():
 @pytest.mark.parametrize("policy", policies.REGISTRY, ids=lambda p: p.name)
 def test_a_value_outside_a_policys_schema_is_one_line(policy):
     bad = 1.5 if policy.kind is bool else "nonsense"
-    raw = {"id": "x", "framework": "numpy", "bindings": ["b"], "expect": {policy.name: bad}, "reason": "r",
-           "source": "https://example.org"}
+    raw = {
+        "id": "x",
+        "framework": "numpy",
+        "bindings": ["b"],
+        "expect": {policy.name: bad},
+        "reason": "r",
+        "source": "https://example.org",
+    }
     with pytest.raises(ExpectationError, match=f"expect.{policy.name}") as e:
         _entry(raw, "f.toml: x")
     assert "\n" not in str(e.value)
@@ -260,7 +271,7 @@ POLICY = Policy(name="doubled", kind=bool, stage="after", ops=("bce",), hook=_do
                 doc="The loss is twice the mathematics.")
 '''
 
-CHECK_NEW_POLICY = '''
+CHECK_NEW_POLICY = """
 import numpy as np
 from xentcheck import policies, reference as R
 from xentcheck.expectations import SCHEMA
@@ -270,7 +281,7 @@ assert R.evaluate(p, R.Convention(doubled=True), np.ones((1, 1))).value[0, 0] ==
 assert SCHEMA["properties"]["expect"]["properties"]["doubled"] == {"title": "expect.doubled", "type": "boolean"}
 assert "| `doubled` | `true` | after | bce | The loss is twice the mathematics. |" in policies.markdown_table()
 print("ok")
-'''
+"""
 
 
 def test_a_new_policy_is_one_file(tmp_path):
@@ -278,8 +289,14 @@ def test_a_new_policy_is_one_file(tmp_path):
     pipeline all have the new policy."""
     shutil.copytree(ROOT / "xentcheck", tmp_path / "xentcheck", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "xentcheck" / "policies" / "doubled.py").write_text(NEW_POLICY)
-    out = subprocess.run([sys.executable, "-c", CHECK_NEW_POLICY], cwd=tmp_path, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK_NEW_POLICY],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert out.stdout.strip() == "ok", out.stderr
 
 
@@ -289,14 +306,24 @@ def test_zero_logit_grad_one_minus_target():
     p = _problem("sigmoid_bce", [[0.0, 1e-40, 1.0]], [[0.25, 0.25, 0.25]], "soft", dtype="float32")
     s1 = 1 / (1 + math.exp(-1.0))
     np.testing.assert_allclose(_ev(p).grad, [[0.25, 0.25, s1 - 0.25]], rtol=1e-12)
-    np.testing.assert_allclose(_ev(p, zero_logit_grad_one_minus_target=True).grad, [[0.75, 0.75, s1 - 0.25]],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        _ev(p, zero_logit_grad_one_minus_target=True).grad, [[0.75, 0.75, s1 - 0.25]], rtol=1e-12
+    )
 
 
 def test_empty_mean_nan_grad():
     # linear_ce with every target ignored under mean: the exact gradients are 0 (0 / 0 is taken as 0 for a
     # mean over nothing only with empty_mean_zero; the gradient of nothing is 0), NaN under the policy
-    p = Problem(case="t", op="linear_ce", dtype="float64", x=np.ones((2, 3)), target=np.array([-100, -100]),
-                target_kind="index", reduction="mean", ignore_index=-100, weight_matrix=np.ones((4, 3)))
+    p = Problem(
+        case="t",
+        op="linear_ce",
+        dtype="float64",
+        x=np.ones((2, 3)),
+        target=np.array([-100, -100]),
+        target_kind="index",
+        reduction="mean",
+        ignore_index=-100,
+        weight_matrix=np.ones((4, 3)),
+    )
     assert np.all(_ev(p).grad == 0)
     assert np.all(np.isnan(_ev(p, empty_mean_nan_grad=True).grad))

@@ -1,4 +1,5 @@
 """Properties of the oracle that hold for every input (hypothesis, derandomised for CI)."""
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -7,8 +8,9 @@ from hypothesis.extra.numpy import arrays
 from xentcheck import reference as R
 from xentcheck.problem import Problem
 
-logits = arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(2, 6)),
-                elements=st.floats(-50, 50, allow_nan=False))
+logits = arrays(
+    np.float64, st.tuples(st.integers(1, 6), st.integers(2, 6)), elements=st.floats(-50, 50, allow_nan=False)
+)
 
 
 def _p(op, x, t, kind, **kw):

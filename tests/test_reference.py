@@ -1,4 +1,5 @@
 """The oracle against arbitrary precision (mpmath) and against the worked examples every tutorial uses."""
+
 from __future__ import annotations
 
 import math
@@ -15,11 +16,13 @@ mp.mp.dps = 400  # enough for cancellations like log(1 + e^-666) next to 789
 
 
 def _problem(op, x, target, kind, **kw) -> Problem:
-    return Problem(case="t", op=op, dtype="float64", x=np.asarray(x, float), target=np.asarray(target),
-                   target_kind=kind, **kw)
+    return Problem(
+        case="t", op=op, dtype="float64", x=np.asarray(x, float), target=np.asarray(target), target_kind=kind, **kw
+    )
 
 
 # -- mpmath formulations, written directly from the definitions -----------------------------------
+
 
 def mp_softmax_ce(z, y):
     lse = mp.log(mp.fsum(mp.e ** mp.mpf(v) for v in z))
@@ -48,10 +51,12 @@ def mp_bce(p, t):
 
 def mp_grad(f, x, i):
     """d f / d x_i by mpmath's high-precision numerical differentiation."""
+
     def g(v):
         xs = list(map(mp.mpf, x))
         xs[i] = v
         return f(xs)
+
     with mp.workdps(400):  # enough digits that 1 - x stays exact next to x = 1e-300
         h = abs(mp.mpf(x[i])) * mp.mpf(10) ** -30 or mp.mpf(10) ** -30  # relative step: stays in the domain
         return +mp.diff(g, mp.mpf(x[i]), h=h)
@@ -62,6 +67,7 @@ def close(a, b, rel=1e-13, abs_=1e-300):
 
 
 # -- the worked examples ---------------------------------------------------------------------------
+
 
 def test_tutorial_probabilities_give_minus_log_point_one():
     p = _problem("categorical_ce", [[0.1, 0.5, 0.1, 0.1, 0.2], [0.1, 0.6, 0.1, 0.1, 0.1]], [0, 0], "index")
@@ -95,6 +101,7 @@ def test_soft_target_with_zero_mass_on_minus_inf_logit_is_finite():
 
 
 # -- against mpmath on random small inputs -----------------------------------------------------------
+
 
 @pytest.mark.parametrize("seed", range(5))
 def test_softmax_ce_value_and_grad_vs_mpmath(seed):
@@ -148,6 +155,7 @@ def test_sigmoid_bce_equals_two_class_softmax_ce_on_zero_and_z():
 
 # -- options and reductions --------------------------------------------------------------------------
 
+
 def test_class_weights_and_weighted_mean():
     z = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0], [0.0, 0.0, 0.0]])
     t = np.array([0, 2, 1])
@@ -155,8 +163,9 @@ def test_class_weights_and_weighted_mean():
     base = R.evaluate(_problem("softmax_ce", z, t, "index")).value
     none = R.evaluate(_problem("softmax_ce", z, t, "index", class_weight=w)).value
     np.testing.assert_allclose(none, w[t] * base, rtol=1e-15)
-    mean = R.evaluate(_problem("softmax_ce", z, t, "index", class_weight=w, reduction="mean"),
-                      R.Convention(mean_by="weight_sum")).value
+    mean = R.evaluate(
+        _problem("softmax_ce", z, t, "index", class_weight=w, reduction="mean"), R.Convention(mean_by="weight_sum")
+    ).value
     assert float(mean) == pytest.approx(np.sum(w[t] * base) / np.sum(w[t]), rel=1e-15)
     count = R.evaluate(_problem("softmax_ce", z, t, "index", class_weight=w, reduction="mean")).value
     assert float(count) == pytest.approx(np.sum(w[t] * base) / 3, rel=1e-15)
@@ -206,6 +215,7 @@ def test_reduced_gradient_is_the_mean_of_row_gradients():
 
 
 # -- documented policies ------------------------------------------------------------------------------
+
 
 def test_log_clamp_policy_gives_100_instead_of_inf():
     p = _problem("bce", [[0.0, 1.0]], [[1.0, 0.0]], "binary")
@@ -294,8 +304,15 @@ def test_upcast_half_rounds_constants_to_float32_and_the_result_back():
 def _bce_problem(p, t, dtype="float64", reduction="none"):
     from xentcheck.problem import Problem
 
-    return Problem(case="c", op="bce", dtype=dtype, x=np.asarray(p, dtype=np.float64),
-                   target=np.asarray(t, dtype=np.float64), target_kind="binary", reduction=reduction)
+    return Problem(
+        case="c",
+        op="bce",
+        dtype=dtype,
+        x=np.asarray(p, dtype=np.float64),
+        target=np.asarray(t, dtype=np.float64),
+        target_kind="binary",
+        reduction=reduction,
+    )
 
 
 def test_log_epsilon_policy_is_keras2s_formula():
@@ -326,14 +343,23 @@ def test_mean_divisor_epsilon_adds_to_the_count_of_valid_rows():
     from xentcheck.reference import Convention, evaluate
 
     x = np.array([[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]])
-    prob = Problem(case="c", op="softmax_ce", dtype="float64", x=x, target=np.array([1, -100, 0]),
-                   target_kind="index", reduction="mean", ignore_index=-100)
+    prob = Problem(
+        case="c",
+        op="softmax_ce",
+        dtype="float64",
+        x=x,
+        target=np.array([1, -100, 0]),
+        target_kind="index",
+        reduction="mean",
+        ignore_index=-100,
+    )
     plain = evaluate(prob, Convention(mean_by="valid_count"))
     eps = evaluate(prob, Convention(mean_by="valid_count", mean_divisor_epsilon=1e-7))
     assert float(eps.value) == pytest.approx(float(plain.value) * 2 / (2 + 1e-7), rel=1e-15)
 
 
 # -- where= class masks (optax) ----------------------------------------------------------------------
+
 
 def test_where_mask_is_the_softmax_over_the_included_classes():
     z = np.array([[1.0, 2.0, 3.0, 0.5], [0.3, -1.0, 2.0, 1.0]])
@@ -358,11 +384,14 @@ def test_where_excluding_the_target_is_infinite_and_whole_rows_contribute_nothin
 def test_where_policies_model_optax_on_an_excluded_target():
     z = np.array([[1.0, 2.0, 3.0]])
     where = np.array([[False, True, True]])
-    dropped = R.evaluate(_problem("softmax_ce", z, [[1.0, 0.0, 0.0]], "onehot", where=where),
-                         R.Convention(where_excluded_target="dropped"))
+    dropped = R.evaluate(
+        _problem("softmax_ce", z, [[1.0, 0.0, 0.0]], "onehot", where=where),
+        R.Convention(where_excluded_target="dropped"),
+    )
     assert dropped.value[0] == 0 and np.all(dropped.grad == 0)  # the mass on the excluded class is left out
-    label = R.evaluate(_problem("softmax_ce", z, [0], "index", where=where),
-                       R.Convention(where_excluded_target="label_logit"))
+    label = R.evaluate(
+        _problem("softmax_ce", z, [0], "index", where=where), R.Convention(where_excluded_target="label_logit")
+    )
     lse = math.log(math.exp(2.0) + math.exp(3.0))
     assert close(label.value[0], lse - 1.0)  # logsumexp over the included classes minus the label's logit
     sm = np.exp(z[0, 1:] - lse)
@@ -380,8 +409,14 @@ def test_where_empty_row_policy_models_optax_0_2_5():
 def test_probabilities_in_dtype_clip_the_rounded_softmax():
     # Keras on an eager tf.nn.softmax output: p = softmax([0, 30]) = [9.4e-14, 1) in float32, renormalised,
     # clipped to [1e-7, 1 - 1e-7]: the loss of class 0 is -log(float32(1e-7)), not the exact 30
-    p = Problem(case="t", op="softmax_ce", dtype="float32", x=np.array([[0.0, 30.0]]),
-                target=np.array([[1.0, 0.0]]), target_kind="onehot")
+    p = Problem(
+        case="t",
+        op="softmax_ce",
+        dtype="float32",
+        x=np.array([[0.0, 30.0]]),
+        target=np.array([[1.0, 0.0]]),
+        target_kind="onehot",
+    )
     conv = R.Convention(probabilities_dtype="input", renormalize="before_clip", prob_clip=1e-7)
     got = R.evaluate(p, conv, cotangent=np.ones(1))
     assert got.value[0] == -math.log(float(np.float32(1e-7)))
@@ -417,10 +452,25 @@ def test_an_ignored_row_contributes_nothing_whatever_its_logits_hold(poison, red
     # are all -inf (where asum * p - a would be 0 * NaN), hold a +inf or a NaN
     x = np.array([[0.5, -1.0, 2.0], [poison, poison, poison], [1.0, 0.0, -1.0]])
     conv = replace(R.MATH, mean_by="valid_count")  # the same divisor with and without the ignored row
-    ev = R.evaluate(Problem("t", "softmax_ce", "float64", x, np.array([2, -100, 0]), "index",
-                            reduction=reduction, ignore_index=-100), conv)
-    clean = R.evaluate(Problem("t", "softmax_ce", "float64", np.delete(x, 1, axis=0), np.array([2, 0]),
-                               "index", reduction=reduction, ignore_index=-100), conv)
+    ev = R.evaluate(
+        Problem(
+            "t", "softmax_ce", "float64", x, np.array([2, -100, 0]), "index", reduction=reduction, ignore_index=-100
+        ),
+        conv,
+    )
+    clean = R.evaluate(
+        Problem(
+            "t",
+            "softmax_ce",
+            "float64",
+            np.delete(x, 1, axis=0),
+            np.array([2, 0]),
+            "index",
+            reduction=reduction,
+            ignore_index=-100,
+        ),
+        conv,
+    )
     assert np.all(ev.grad[1] == 0) and np.all(np.isfinite(ev.grad))
     np.testing.assert_array_equal(np.delete(ev.grad, 1, axis=0), clean.grad)
     if reduction == "none":
@@ -431,8 +481,9 @@ def test_an_ignored_row_contributes_nothing_whatever_its_logits_hold(poison, red
 
 def test_the_zero_logit_gradient_policy_takes_the_subgradient_at_zero():
     # tf.nn.weighted_cross_entropy_with_logits differentiates |x| and max(-x, 0) with subgradient 0 at 0
-    p = Problem("t", "sigmoid_bce", "float32", np.array([[0.0, 0.0, 1e-40, 2.0]]), np.array([[0.0, 1.0, 0.0, 1.0]]),
-                "binary")
+    p = Problem(
+        "t", "sigmoid_bce", "float32", np.array([[0.0, 0.0, 1e-40, 2.0]]), np.array([[0.0, 1.0, 0.0, 1.0]]), "binary"
+    )
     math = R.evaluate(p)
     tf = R.evaluate(p, replace(R.MATH, zero_logit_grad_one_minus_target=True))
     np.testing.assert_allclose(math.grad[0, :3], [0.5, -0.5, 0.5])

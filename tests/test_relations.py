@@ -1,5 +1,6 @@
 """The relations layer bites: the honest NumPy implementation satisfies every relation, and each
 planted bug that breaks an identity is caught by the relation that states it (framework-free)."""
+
 from dataclasses import replace
 
 import pytest

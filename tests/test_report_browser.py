@@ -5,6 +5,7 @@ Screenshots are saved under results/screenshots/ for the reviewer.
 Chromium is Debian's ``chromium`` package, which ``./run`` installs when it is missing. Without it
 the test is skipped, except in CI (CI=true), where a missing browser is a failure.
 """
+
 import os
 import shutil
 import subprocess
@@ -44,9 +45,10 @@ def report(tmp_path_factory) -> Path:
     old, new = _versions()
     binding = HONEST.bindings()[0]
     for doc, adapter in ((old, HONEST), (new, FakeAdapter("fake", shift=False))):
-        doc["stability"] = [Judge(Registry([]), {}).sweep(adapter, binding, stability.BY_NAME["logit_magnitude"],
-                                                                  dt).to_json()
-                            for dt in ("float32", "float64")]
+        doc["stability"] = [
+            Judge(Registry([]), {}).sweep(adapter, binding, stability.BY_NAME["logit_magnitude"], dt).to_json()
+            for dt in ("float32", "float64")
+        ]
     d = tmp_path_factory.mktemp("report")
     import json
 
@@ -55,8 +57,9 @@ def report(tmp_path_factory) -> Path:
         (d / name).write_text(json.dumps(doc, allow_nan=False))
         paths.append(str(d / name))
     out = d / "report.html"
-    r = subprocess.run([sys.executable, "-m", "reports", "build", *paths, "-o", str(out)], cwd=ROOT,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "reports", "build", *paths, "-o", str(out)], cwd=ROOT, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     return out
 
@@ -127,7 +130,8 @@ def test_tables_sort_and_filter(page):
 def test_every_section_unpacks_and_the_overview_filters_the_cards(page):
     page.wait_for_function("window.xentcheckReport.loaded === true", timeout=30000)
     assert page.locator("div.lazy").count() == 0 or all(  # what is left waits for its <details> to open
-        d.get_attribute("data-when") == "open" for d in page.locator("div.lazy").all())
+        d.get_attribute("data-when") == "open" for d in page.locator("div.lazy").all()
+    )
     for section in ("environment", "summary", "capabilities", "audit"):
         assert page.locator(f"#{section}").count() == 1
     cell = page.locator("#overview a[data-family]").first
@@ -136,8 +140,10 @@ def test_every_section_unpacks_and_the_overview_filters_the_cards(page):
         cell.click()
         shown = [c for c in page.locator("div.card").all() if c.is_visible()]
         assert shown and len(shown) == int(cell.inner_text())
-        assert all(family in c.get_attribute("data-families").split("|") and c.get_attribute("data-kind") == kind
-                   for c in shown)
+        assert all(
+            family in c.get_attribute("data-families").split("|") and c.get_attribute("data-kind") == kind
+            for c in shown
+        )
         page.locator("#card-filter-clear").click()
         assert all(c.is_visible() for c in page.locator("div.card").all())
     details = page.locator("#coverage ~ details").first

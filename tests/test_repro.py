@@ -1,5 +1,6 @@
 """Reproduction snippets (framework-free): the text runs on its own and computes what it says, inputs
 are written exactly, options appear only when used, and the report shows the snippet escaped."""
+
 import contextlib
 import io
 
@@ -11,9 +12,13 @@ from xentcheck.problem import Problem
 from .test_report import render
 from .test_results import _doc
 
-NUMPY = Dialect(imports="import numpy as np", array=lambda lit, dt: f"np.asarray({lit}, dtype=np.{dt})",
-                index=lambda lit: f"np.asarray({lit})", grad="",
-                options={"class_weight": "w=class_weight"})
+NUMPY = Dialect(
+    imports="import numpy as np",
+    array=lambda lit, dt: f"np.asarray({lit}, dtype=np.{dt})",
+    index=lambda lit: f"np.asarray({lit})",
+    grad="",
+    options={"class_weight": "w=class_weight"},
+)
 CALL = "ce({x}, {t}{opts}, reduction={reduction})"
 PRELUDE = """
 def ce(z, t, w=None, reduction="none"):
@@ -25,8 +30,7 @@ def ce(z, t, w=None, reduction="none"):
 
 def _problem(**kw):
     x = np.array([[0.1, -2.5, 3.0000001], [1e-8, 0.0, -1.0]])
-    return Problem(case="c", op="softmax_ce", dtype="float64", x=x, target=np.array([2, 0]), target_kind="index",
-                   **kw)
+    return Problem(case="c", op="softmax_ce", dtype="float64", x=x, target=np.array([2, 0]), target_kind="index", **kw)
 
 
 def _run(text: str) -> dict:
@@ -57,8 +61,14 @@ def test_used_options_are_spelled_in_the_frameworks_names():
 
 def test_large_inputs_get_no_snippet():
     p = _problem()
-    big = Problem(case="c", op="softmax_ce", dtype="float64", x=np.zeros((100, 100)),
-                  target=np.zeros(100, dtype=np.int64), target_kind="index")
+    big = Problem(
+        case="c",
+        op="softmax_ce",
+        dtype="float64",
+        x=np.zeros((100, 100)),
+        target=np.zeros(100, dtype=np.int64),
+        target_kind="index",
+    )
     assert snippet(NUMPY, CALL, big, "value") is None and snippet(NUMPY, CALL, p, "value") is not None
 
 

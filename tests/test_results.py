@@ -1,4 +1,5 @@
 """The results document: schema, validation messages, atomic writes."""
+
 import json
 
 import pytest
@@ -11,8 +12,18 @@ from .test_checks import CASES, HONEST, _run
 
 def _doc():
     recs = [_run(HONEST, "random_index", check=c) for c in ("value", "grad")]
-    env = {"python": "3", "platform": "p", "cpu": "c", "cpu_count": 2, "date": "d", "command": "pytest",
-           "device": "cpu", "frameworks": {"fake": {"fake": "0.0"}}, "skipped": {}, "bindings": {}}
+    env = {
+        "python": "3",
+        "platform": "p",
+        "cpu": "c",
+        "cpu_count": 2,
+        "date": "d",
+        "command": "pytest",
+        "device": "cpu",
+        "frameworks": {"fake": {"fake": "0.0"}},
+        "skipped": {},
+        "bindings": {},
+    }
     return document(env, recs, {"entries": [], "stale": [], "unused": []}).to_json()
 
 
@@ -57,16 +68,20 @@ def test_unreadable_files(tmp_path, content, message):
 
 
 def test_cases_are_declarations():
-    assert {"extreme logits", "soft targets", "index vs one-hot", "multi-label", "zero probabilities",
-            "ordinary"} <= {c.category for c in CASES.values()}
+    assert {"extreme logits", "soft targets", "index vs one-hot", "multi-label", "zero probabilities", "ordinary"} <= {
+        c.category for c in CASES.values()
+    }
 
 
-@pytest.mark.parametrize("path, cls", [
-    (("records", "items"), "CheckRecord"),
-    (("stability", "items"), "StabilityRecord"),
-    (("stability", "items", "points", "items"), "StabilityPoint"),
-    (("benchmarks", "records", "items"), "BenchRecord"),
-])
+@pytest.mark.parametrize(
+    "path, cls",
+    [
+        (("records", "items"), "CheckRecord"),
+        (("stability", "items"), "StabilityRecord"),
+        (("stability", "items", "points", "items"), "StabilityPoint"),
+        (("benchmarks", "records", "items"), "BenchRecord"),
+    ],
+)
 def test_the_schema_and_the_record_classes_name_the_same_fields(path, cls):
     """One serialisation: a record class writes exactly the fields the schema describes."""
     from dataclasses import fields

@@ -1,5 +1,6 @@
 """The stability sweep (framework-free): its axes reach the dtype's edges, the honest implementation
 stays within the bound everywhere, and a softmax without the max shift is caught where it overflows."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -56,8 +57,18 @@ def test_an_axis_for_another_op_is_unsupported_with_the_reason():
 
 
 def test_stability_records_validate_in_a_results_document():
-    env = {"python": "3", "platform": "p", "cpu": "c", "cpu_count": 2, "date": "d", "command": "pytest",
-           "device": "cpu", "frameworks": {"fake": {"fake": "0.0"}}, "skipped": {}, "bindings": {}}
+    env = {
+        "python": "3",
+        "platform": "p",
+        "cpu": "c",
+        "cpu_count": 2,
+        "date": "d",
+        "command": "pytest",
+        "device": "cpu",
+        "frameworks": {"fake": {"fake": "0.0"}},
+        "skipped": {},
+        "bindings": {},
+    }
     doc = document(env, [], {"entries": [], "stale": [], "unused": []}, stability=[_sweep(HONEST, "float32")])
     validate(doc.to_json())
     assert doc.to_json()["stability"][0]["axis"] == "logit_magnitude"
@@ -69,8 +80,9 @@ def test_the_agreement_matrix_counts_points_where_two_bindings_answer_differentl
     honest, twin = _sweep(HONEST, "float32"), _sweep(HONEST, "float32")
     buggy = _sweep(FakeAdapter("fake", shift=False), "float32")
     twin, buggy = replace(twin, binding="twin"), replace(buggy, binding="no_shift")  # records are frozen
-    (m,) = agreement([Results(environment={}, summary={}, expectations={}, records=[],
-                              stability=[honest, twin, buggy])])
+    (m,) = agreement(
+        [Results(environment={}, summary={}, expectations={}, records=[], stability=[honest, twin, buggy])]
+    )
     cells = {(row["binding"], b): c for row in m["rows"] for b, c in zip(m["bindings"], row["cells"], strict=False)}
     assert cells[("fake: fake.softmax_ce", "fake: twin")]["differ"] == 0
     bad = cells[("fake: fake.softmax_ce", "fake: no_shift")]

@@ -1,5 +1,6 @@
 """The supervising parent (suites/plugin/supervise.py), on real processes: a binding that ends, hangs or
 is signalled never decides the run's exit status, and what finished is written, marked incomplete."""
+
 import json
 import os
 import signal
@@ -13,8 +14,19 @@ SLICE = ("-k", "float64 and none and value and (random_index or tutorial_logits)
 
 
 def _cmd(tmp_path, adapter: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-p", "no:randomly", "suites/test_conformance.py", "--frameworks=",
-            f"--adapter=tests.hostile_adapter:{adapter}", *SLICE, f"--results={tmp_path / 'r.json'}", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:randomly",
+        "suites/test_conformance.py",
+        "--frameworks=",
+        f"--adapter=tests.hostile_adapter:{adapter}",
+        *SLICE,
+        f"--results={tmp_path / 'r.json'}",
+        *extra,
+    ]
 
 
 def _records(tmp_path) -> dict:
@@ -36,8 +48,14 @@ def test_a_binding_that_exits_with_status_0_fails_the_run_and_keeps_what_finishe
 
 
 def test_a_hang_in_native_code_is_ended_by_the_timeout_and_recorded(tmp_path):
-    r = subprocess.run(_cmd(tmp_path, "NATIVE_HANG", "--timeout=1"), cwd=ROOT, capture_output=True, text=True,
-                       timeout=300, env={**os.environ, "XENTCHECK_GRACE_S": "3"})
+    r = subprocess.run(
+        _cmd(tmp_path, "NATIVE_HANG", "--timeout=1"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "XENTCHECK_GRACE_S": "3"},
+    )
     assert r.returncode == 6, r.stderr[-2000:]
     doc, by_case = _records(tmp_path)
     assert doc["complete"] is False
@@ -46,8 +64,14 @@ def test_a_hang_in_native_code_is_ended_by_the_timeout_and_recorded(tmp_path):
 
 
 def test_sigterm_ends_a_run_hung_in_native_code_with_results_marked_incomplete(tmp_path):
-    run = subprocess.Popen(_cmd(tmp_path, "NATIVE_HANG"), cwd=ROOT, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, env={**os.environ, "XENTCHECK_GRACE_S": "3"})
+    run = subprocess.Popen(
+        _cmd(tmp_path, "NATIVE_HANG"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "XENTCHECK_GRACE_S": "3"},
+    )
     try:
         for _ in range(1200):  # until the hang has begun: its check is the second (a poll, not a timing)
             found = list(tmp_path.glob("r.json.*.partial.jsonl"))
@@ -78,8 +102,18 @@ def test_sys_exit_in_a_binding_is_named_in_its_record(tmp_path):
 def test_a_binding_that_changes_the_working_folder_does_not_move_the_results(tmp_path):
     other = tmp_path / "elsewhere"
     other.mkdir()
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:randomly", "suites/test_conformance.py", "--frameworks=",
-           "--adapter=tests.hostile_adapter:CHDIR", *SLICE, "--results=results-c29/r.json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:randomly",
+        "suites/test_conformance.py",
+        "--frameworks=",
+        "--adapter=tests.hostile_adapter:CHDIR",
+        *SLICE,
+        "--results=results-c29/r.json",
+    ]
     env = {**os.environ, "XC_CHDIR_TO": str(other), "PYTHONPATH": str(ROOT)}
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     try:
@@ -107,16 +141,22 @@ def test_an_external_adapter_cannot_take_a_builtin_name(tmp_path):
 
 
 def test_two_external_adapters_with_one_name_are_refused(tmp_path):
-    r = subprocess.run([*_cmd(tmp_path, "ODD_ENVIRONMENT"), "--adapter=tests.hostile_adapter:ODD_ENVIRONMENT"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [*_cmd(tmp_path, "ODD_ENVIRONMENT"), "--adapter=tests.hostile_adapter:ODD_ENVIRONMENT"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 4 and len(err) == 1 and "two adapters are named 'oddenv'" in err[0]
 
 
 def test_without_the_supervisor_an_exit_0_passes_for_a_finished_run(tmp_path):
     """What --no-supervisor gives up (documented): the process that ends is the one that decides."""
-    r = subprocess.run([*_cmd(tmp_path, "EXITING"), "--no-supervisor"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        [*_cmd(tmp_path, "EXITING"), "--no-supervisor"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0 and not (tmp_path / "r.json").exists()
 
 
@@ -130,9 +170,23 @@ def test_results_to_a_device_are_refused_at_start_up(tmp_path):
 
 def test_a_run_selected_by_node_id_says_it_is_a_slice(tmp_path):
     node = "suites/test_conformance.py::test_conformance[oddenv-fake.softmax_ce-random_index-float64-eager-none-value]"
-    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", node, "--frameworks=",
-                        "--adapter=tests.hostile_adapter:ODD_ENVIRONMENT", f"--results={tmp_path / 'r.json'}"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:randomly",
+            node,
+            "--frameworks=",
+            "--adapter=tests.hostile_adapter:ODD_ENVIRONMENT",
+            f"--results={tmp_path / 'r.json'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-2000:]
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["environment"]["slice"] == "node ids" and doc["expectations"]["unused"] == []
@@ -153,8 +207,14 @@ def test_a_grandchild_holding_the_pipe_open_does_not_keep_the_supervisor_waiting
 
 
 def test_sigterm_to_a_healthy_run_stops_it_through_its_own_handler(tmp_path):
-    run = subprocess.Popen(_cmd(tmp_path, "SLEEPING"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, env={**os.environ, "XENTCHECK_GRACE_S": "120"})  # a loaded machine is slow
+    run = subprocess.Popen(
+        _cmd(tmp_path, "SLEEPING"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "XENTCHECK_GRACE_S": "120"},
+    )  # a loaded machine is slow
     try:
         for _ in range(1200):  # until the sleep has begun (a poll, not a timing)
             found = list(tmp_path.glob("r.json.*.partial.jsonl"))
@@ -190,8 +250,10 @@ def test_only_a_run_of_the_suites_has_results_to_salvage(tmp_path):
     from suites.plugin.supervise import _runs_suites
 
     def config(*args):
-        return SimpleNamespace(args=list(args), rootpath=ROOT, getini=lambda name: ["suites"],
-                               invocation_params=SimpleNamespace(dir=ROOT))
+        return SimpleNamespace(
+            args=list(args), rootpath=ROOT, getini=lambda name: ["suites"], invocation_params=SimpleNamespace(dir=ROOT)
+        )
+
     assert _runs_suites(config()) and _runs_suites(config("suites/test_conformance.py::test_conformance[x]"))
     assert _runs_suites(config(str(ROOT)))
     assert not _runs_suites(config("tests")) and not _runs_suites(config("tests/test_cases.py"))

@@ -1,4 +1,5 @@
 """The derived tolerance: honest float32 arithmetic lands inside it, real bugs land far outside."""
+
 import numpy as np
 import pytest
 
@@ -19,9 +20,19 @@ def _float32_check(problem, **bug):
     return compare(value.astype(np.float64), ev.value, bound(ev.value_scale, "float32"))
 
 
-@pytest.mark.parametrize("case", [c for c in load_catalog() if "softmax_ce" in c.ops and not c.class_weight
-                                  and not c.sample_weight and c.ignore_index is None and not c.label_smoothing
-                                  and c.where is None])
+@pytest.mark.parametrize(
+    "case",
+    [
+        c
+        for c in load_catalog()
+        if "softmax_ce" in c.ops
+        and not c.class_weight
+        and not c.sample_weight
+        and c.ignore_index is None
+        and not c.label_smoothing
+        and c.where is None
+    ],
+)
 def test_stable_float32_softmax_ce_is_within_bound_on_every_catalog_case(case):
     c = _float32_check(case.problem("softmax_ce", "float32", "none"))
     assert c.ok, c.detail
@@ -61,9 +72,11 @@ def test_half_precision_sums_are_bounded_by_float32_accumulation():
     a, s = np.array([1.0]), np.array([64000.0])  # a 32000-class exp-sum: S = 2C
     for half in ("float16", "bfloat16"):
         b = bound((a, s), half)[0]
-        assert b == pytest.approx(unit_roundoff(half) * KAPPA + unit_roundoff("float32") * 64000 + KAPPA * 2.0**-14
-                                  if half == "float16" else
-                                  unit_roundoff(half) * KAPPA + unit_roundoff("float32") * 64000 + KAPPA * 2.0**-126)
+        assert b == pytest.approx(
+            unit_roundoff(half) * KAPPA + unit_roundoff("float32") * 64000 + KAPPA * 2.0**-14
+            if half == "float16"
+            else unit_roundoff(half) * KAPPA + unit_roundoff("float32") * 64000 + KAPPA * 2.0**-126
+        )
         # accumulating in the half dtype itself errs by up to n u: that is outside the bound
         assert unit_roundoff(half) * 64000 > 10 * b
         assert bound((a, s), half, accumulate=half)[0] > unit_roundoff(half) * 64000

@@ -1,6 +1,7 @@
 """A binding that is a training step (``Binding.step``, e.g. keras.Model.train_on_batch) computes its own
 loss and gradient: the adapter calls it instead of differentiating ``fn``, and its result is judged like
 any other binding's. Framework-free: NumPy."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -30,8 +31,13 @@ def _step(x, i, compiled):
     return -np.sum(y * logp) / n, (np.exp(logp) - y) / n
 
 
-STEP = Binding("step", "test.train_step", Capabilities("softmax_ce", frozenset({"index"}), frozenset({"mean"})),
-               fn=None, step=_step)
+STEP = Binding(
+    "step",
+    "test.train_step",
+    Capabilities("softmax_ce", frozenset({"index"}), frozenset({"mean"})),
+    fn=None,
+    step=_step,
+)
 
 
 def test_a_training_step_is_judged_on_its_own_loss_and_gradient():

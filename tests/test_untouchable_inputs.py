@@ -1,6 +1,7 @@
 """Inputs the kernel cannot touch: a binding gets private copies, one that writes into them is an
 ``error`` naming it (never a pass), the oracle judges the declared inputs and the next binding gets
 pristine ones."""
+
 import numpy as np
 import pytest
 
@@ -57,8 +58,14 @@ def test_a_suite_run_of_the_external_vandal_has_no_pass(run_suite, tmp_path):
     import json
 
     res = tmp_path / "r.json"
-    run_suite("suites", "--frameworks=", "--adapter=tests.vandal_adapter:ADAPTER", "-k", "random_index or soft_",
-              f"--results={res}")
+    run_suite(
+        "suites",
+        "--frameworks=",
+        "--adapter=tests.vandal_adapter:ADAPTER",
+        "-k",
+        "random_index or soft_",
+        f"--results={res}",
+    )
     recs = [r for r in json.loads(res.read_text())["records"] if r["check"] in ("value", "grad")]
     ran = [r for r in recs if r["outcome"] != "unsupported"]
     assert ran and all(r["outcome"] == "error" and "wrote into its inputs" in r["reason"] for r in ran)

@@ -1,6 +1,7 @@
 """Versions, honestly: an option a binding needs a newer release for is withdrawn with the reason on
 older ones (its checks are unsupported, never an error), an exception raised by an adapter's own code
 is never read as the framework refusing an input, and the minimum environment is pyproject's floor."""
+
 import re
 import tomllib
 from dataclasses import replace
@@ -14,21 +15,30 @@ from .fake_adapter import HONEST, FakeAdapter
 from .runs import ROOT
 from .test_checks import CASES
 
-CAPS = Capabilities("softmax_ce", frozenset({"index"}), options=frozenset({"spatial", "channels_first"}),
-                    requires=(("channels_first", "optax", ">=0.2.4"),))
+CAPS = Capabilities(
+    "softmax_ce",
+    frozenset({"index"}),
+    options=frozenset({"spatial", "channels_first"}),
+    requires=(("channels_first", "optax", ">=0.2.4"),),
+)
 
 
 def test_an_option_the_installed_version_lacks_is_withdrawn_with_the_reason():
     old = CAPS.for_versions({"optax": "0.2.3"})
     assert old.options == {"spatial"} and old.as_dict()["unavailable"] == {
-        "channels_first": "option channels_first needs optax>=0.2.4 (installed: 0.2.3)"}
+        "channels_first": "option channels_first needs optax>=0.2.4 (installed: 0.2.3)"
+    }
     assert CAPS.for_versions({"optax": "0.2.8"}) is CAPS
     assert "channels_first" not in CAPS.for_versions({}).options  # not installed: not offered
 
 
 def test_its_checks_are_unsupported_with_the_reason_never_an_error():
-    b = replace(HONEST.bindings()[0], caps=replace(HONEST.bindings()[0].caps, options=CAPS.options,
-                                                    requires=CAPS.requires).for_versions({"optax": "0.2.3"}))
+    b = replace(
+        HONEST.bindings()[0],
+        caps=replace(HONEST.bindings()[0].caps, options=CAPS.options, requires=CAPS.requires).for_versions(
+            {"optax": "0.2.3"}
+        ),
+    )
     case = next(c for c in CASES.values() if c.channels_first and c.target_kind == "index")
     rec = Judge(Registry(), {}).check(HONEST, b, case.problem("softmax_ce", "float32", "none"), "value")
     assert rec.outcome == "unsupported" and rec.reason == "option channels_first needs optax>=0.2.4 (installed: 0.2.3)"
@@ -67,8 +77,11 @@ def test_a_framework_error_surfacing_in_adapter_code_is_still_the_frameworks():
 
 
 def test_the_minimum_environment_is_the_floor_pyproject_accepts():
-    pins = dict(line.split("==") for line in (ROOT / "constraints" / "minimum.txt").read_text().splitlines()
-                if "==" in line and not line.startswith("#"))
+    pins = dict(
+        line.split("==")
+        for line in (ROOT / "constraints" / "minimum.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     bounds = {}
     for req in project["dependencies"] + [r for rs in project["optional-dependencies"].values() for r in rs]:

@@ -1,4 +1,5 @@
 """The Weights & Biases export round-trips offline: one run per results file, read back from disk."""
+
 import json
 import os
 import subprocess
@@ -14,8 +15,11 @@ from .fake_adapter import HONEST
 from .runs import ROOT
 from .test_results import _doc
 
-wandb = pytest.importorskip("wandb", reason="the W&B export needs the wandb extra (./run installs it)") \
-    if os.environ.get("CI") != "true" else __import__("wandb")
+wandb = (
+    pytest.importorskip("wandb", reason="the W&B export needs the wandb extra (./run installs it)")
+    if os.environ.get("CI") != "true"
+    else __import__("wandb")
+)
 
 
 def _results(tmp_path):
@@ -32,8 +36,14 @@ def test_a_results_file_becomes_an_offline_wandb_run_that_reads_back(tmp_path):
 
     doc, path = _results(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}  # offline is the default
-    r = subprocess.run([sys.executable, "-m", "reports", "wandb", str(path), "--dir", str(tmp_path)], cwd=ROOT,
-                       env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "reports", "wandb", str(path), "--dir", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     (folder,) = [line.split(" to ", 1)[1] for line in r.stdout.splitlines() if line.startswith("W&B run written")]
     assert "offline-run-" in folder
@@ -50,8 +60,9 @@ def test_a_results_file_becomes_an_offline_wandb_run_that_reads_back(tmp_path):
     rows = json.loads(table.read_text())
     assert {row[0] for row in rows["data"]} == {rec["id"] for rec in doc["records"]}
     artifacts = [rec.artifact for rec in recs if rec.HasField("artifact") and rec.artifact.type == "report"]
-    assert [(a.name, [e.path for e in a.manifest.contents]) for a in artifacts] == [("xentcheck-report",
-                                                                                     ["report.html"])]
+    assert [(a.name, [e.path for e in a.manifest.contents]) for a in artifacts] == [
+        ("xentcheck-report", ["report.html"])
+    ]
 
 
 def test_without_wandb_the_command_says_how_to_install_it(monkeypatch):
@@ -64,10 +75,25 @@ def test_without_wandb_the_command_says_how_to_install_it(monkeypatch):
 
 def test_the_run_option_exports_the_run(tmp_path):
     env_dir = tmp_path / "w"
-    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", "suites/test_conformance.py",
-                        "--frameworks=numpy", "-k", "random_index and float64", "--wandb",
-                        f"--results={tmp_path / 'r.json'}"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env={**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")},
-                            "WANDB_DIR": str(env_dir)})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:randomly",
+            "suites/test_conformance.py",
+            "--frameworks=numpy",
+            "-k",
+            "random_index and float64",
+            "--wandb",
+            f"--results={tmp_path / 'r.json'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, "WANDB_DIR": str(env_dir)},
+    )
     assert r.returncode == 0, r.stdout[-2000:]
     assert "xentcheck: W&B run written to " in r.stdout and list(env_dir.glob("wandb/offline-run-*"))

@@ -2,6 +2,7 @@
 and then answers honestly for zeros (as a fused kernel that stores its gradient in the input buffer
 would leave them). Usable as ``--adapter=tests.vandal_adapter:ADAPTER``; every check must be an
 ``error`` naming it, never a ``pass``, and the bindings after it must see pristine inputs."""
+
 from __future__ import annotations
 
 from .fake_adapter import FakeAdapter

@@ -2,6 +2,7 @@
 
 wandb 0.31 writes its transaction log in LevelDB's log format behind a 7-byte header (``:W&B``, magic,
 version) and no longer ships a Python reader; each record is a ``wandb_internal_pb2.Record``."""
+
 import struct
 from pathlib import Path
 
@@ -20,8 +21,8 @@ def records(path: Path):
         if BLOCK - pos % BLOCK < 7:  # a block's tail too short for a header is padding
             pos += BLOCK - pos % BLOCK
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
         if kind in (FULL, LAST):
             rec = pb.Record()
             rec.ParseFromString(pending + chunk)

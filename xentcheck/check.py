@@ -8,6 +8,7 @@ the worker group it runs in (:attr:`Check.group`, from what its adapter declares
 frozen :class:`Verdict`; :func:`record` alone turns (check, verdict) into the results record, which is
 not changed after that.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -54,10 +55,14 @@ class Check:
         """The pytest id (``-k`` selects any slice of it): ``framework-binding-case-dtype-mode-reduction-
         check`` for a conformance check, ``framework-binding-relation-dtype``, ``framework-binding-axis-
         dtype``, ``framework-binding-facet-value`` and ``framework-binding-case`` for the others."""
-        parts = {"value": (self.dtype, self.mode, self.reduction, self.kind),
-                 "grad": (self.dtype, self.mode, self.reduction, self.kind),
-                 "relation": (self.dtype,), "stability": (self.dtype,), "probe": (self.value,),
-                 "snippet": ()}[self.kind]
+        parts = {
+            "value": (self.dtype, self.mode, self.reduction, self.kind),
+            "grad": (self.dtype, self.mode, self.reduction, self.kind),
+            "relation": (self.dtype,),
+            "stability": (self.dtype,),
+            "probe": (self.value,),
+            "snippet": (),
+        }[self.kind]
         return "-".join((self.framework, self.binding, self.case, *parts))
 
     @property
@@ -110,19 +115,51 @@ class Verdict:
 def record(check: Check, verdict: Verdict) -> CheckRecord | RelationRecord | StabilityRecord:
     """The results record of ``check`` judged as ``verdict``: the one place a record is made."""
     if check.kind == "stability":
-        return StabilityRecord(id=check.id, framework=check.framework, binding=check.binding, op=check.op or "",
-                               axis=check.case, label=check.statement, dtype=check.dtype, device=check.device,
-                               outcome=verdict.outcome, reason=verdict.reason,
-                               expectations=list(verdict.expectations), points=list(verdict.points))
-    ident = dict(id=check.id, framework=check.framework, binding=check.binding, api=check.api, op=check.op,
-                 case=check.case, category=check.category, dtype=check.dtype, mode=check.mode, device=check.device,
-                 reduction=check.reduction, target=check.target, check=check.kind)
-    judged = dict(outcome=verdict.outcome, reason=verdict.reason, expectation=verdict.expectation,
-                  errors=verdict.errors, result_dtype=verdict.result_dtype, compute_dtype=verdict.compute_dtype,
-                  duration_s=verdict.duration_s, expectation_differs=verdict.expectation_differs,
-                  errors_vs_expectation=verdict.errors_vs_expectation, vs_eager=verdict.vs_eager,
-                  repro=verdict.repro, traceback=verdict.traceback, raised=verdict.raised,
-                  worst=[dict(w) for w in verdict.worst] or None)
+        return StabilityRecord(
+            id=check.id,
+            framework=check.framework,
+            binding=check.binding,
+            op=check.op or "",
+            axis=check.case,
+            label=check.statement,
+            dtype=check.dtype,
+            device=check.device,
+            outcome=verdict.outcome,
+            reason=verdict.reason,
+            expectations=list(verdict.expectations),
+            points=list(verdict.points),
+        )
+    ident = dict(
+        id=check.id,
+        framework=check.framework,
+        binding=check.binding,
+        api=check.api,
+        op=check.op,
+        case=check.case,
+        category=check.category,
+        dtype=check.dtype,
+        mode=check.mode,
+        device=check.device,
+        reduction=check.reduction,
+        target=check.target,
+        check=check.kind,
+    )
+    judged = dict(
+        outcome=verdict.outcome,
+        reason=verdict.reason,
+        expectation=verdict.expectation,
+        errors=verdict.errors,
+        result_dtype=verdict.result_dtype,
+        compute_dtype=verdict.compute_dtype,
+        duration_s=verdict.duration_s,
+        expectation_differs=verdict.expectation_differs,
+        errors_vs_expectation=verdict.errors_vs_expectation,
+        vs_eager=verdict.vs_eager,
+        repro=verdict.repro,
+        traceback=verdict.traceback,
+        raised=verdict.raised,
+        worst=[dict(w) for w in verdict.worst] or None,
+    )
     if check.kind == "relation":
         return RelationRecord(**ident, **judged, relation=check.statement)
     return CheckRecord(**ident, **judged)

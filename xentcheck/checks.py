@@ -8,6 +8,7 @@ adapter, binding and problem) and returns a :class:`~xentcheck.check.Verdict`, w
 :func:`xentcheck.check.record` turns into the record. The numbers are judged by
 :func:`xentcheck.verdict.judge`. It imports no framework: it drives whatever adapter it is given.
 """
+
 from __future__ import annotations
 
 import time
@@ -48,8 +49,9 @@ def cotangent_for(problem: Problem, conv: reference.Convention) -> np.ndarray | 
     return round_to(rng.uniform(0.5, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape), problem.dtype)
 
 
-def unsupported_reason(binding: Binding, problem: Problem, check: str, mode: str = "eager",
-                       device: str = "cpu") -> str | None:
+def unsupported_reason(
+    binding: Binding, problem: Problem, check: str, mode: str = "eager", device: str = "cpu"
+) -> str | None:
     """Why this check cannot run (outside the binding's declared capabilities), or None. It depends on
     declarations only, so a run can settle it without calling the binding."""
     reason = binding.caps.why_unsupported(problem, mode=mode, device=device)
@@ -89,12 +91,29 @@ class Judge:
         """Why ``check`` cannot run on the run's device (its binding's declarations rule it out), or None."""
         return unsupported_reason(binding, problem, check.kind, check.mode, self.device)
 
-    def check(self, adapter: Adapter, binding: Binding, problem: Problem, kind: str = "value",
-              mode: str = "eager") -> CheckRecord:
+    def check(
+        self, adapter: Adapter, binding: Binding, problem: Problem, kind: str = "value", mode: str = "eager"
+    ) -> CheckRecord:
         """The record of ``binding``'s ``kind`` (value or grad) check on ``problem`` in ``mode``."""
-        return self.run(adapter, binding, problem, Check(
-            adapter.name, binding.name, problem.case, problem.dtype, mode, problem.reduction, kind, api=binding.api,
-            op=problem.op, category=problem.category, target=problem.target_kind, device=self.device))
+        return self.run(
+            adapter,
+            binding,
+            problem,
+            Check(
+                adapter.name,
+                binding.name,
+                problem.case,
+                problem.dtype,
+                mode,
+                problem.reduction,
+                kind,
+                api=binding.api,
+                op=problem.op,
+                category=problem.category,
+                target=problem.target_kind,
+                device=self.device,
+            ),
+        )
 
     def run(self, adapter: Adapter, binding: Binding, problem: Problem, check: Check) -> CheckRecord:
         """Run one conformance check and return its results record (see docs/results.md for the fields)."""
@@ -136,18 +155,27 @@ class Judge:
             duration = time.perf_counter() - t0
             documented = None if isinstance(e, ContractError) else judge_raised(self.expectation(check, problem), e)
             outcome, why, entry = documented or ("error", one_line(e), None)
-            v = Verdict(outcome, why, expectation=entry, expectation_differs=True if documented else None,
-                        duration_s=duration, traceback="".join(traceback.format_exception_only(type(e), e))[-2000:],
-                        raised={"type": type(e).__name__, "at": raised_at(e)})
+            v = Verdict(
+                outcome,
+                why,
+                expectation=entry,
+                expectation_differs=True if documented else None,
+                duration_s=duration,
+                traceback="".join(traceback.format_exception_only(type(e), e))[-2000:],
+                raised={"type": type(e).__name__, "at": raised_at(e)},
+            )
             return with_repro(v)
         duration = time.perf_counter() - t0
         got = out.value if kind == "value" else out.grad
         try:
             j = judge(self.expected(check, binding, problem, cot), kind, got, out.dtype_of(kind))
         except Exception as e:  # xentcheck's own oracle or judge failed: a defect of the harness, said as such
-            return Verdict("error", f"xentcheck could not judge this result (its oracle or judge raised): "
-                                    f"{one_line(e)}"[:500], duration_s=duration,
-                           traceback="".join(traceback.format_exception(type(e), e, e.__traceback__))[-2000:])
+            return Verdict(
+                "error",
+                f"xentcheck could not judge this result (its oracle or judge raised): {one_line(e)}"[:500],
+                duration_s=duration,
+                traceback="".join(traceback.format_exception(type(e), e, e.__traceback__))[-2000:],
+            )
         v = _from_judgement(j, out.dtype_of(kind), duration)
         if check.mode != "eager":
             v = replace(v, vs_eager=self._vs_eager(adapter, binding, check, got, j))
@@ -160,16 +188,21 @@ class Judge:
         numbers beyond rounding is visible even where both results pass."""
         ev = j.judged_by
         try:
-            eager = run_binding(adapter, binding, j.expected.problem, grad=check.kind == "grad",
-                                cotangent=j.expected.cotangent)
+            eager = run_binding(
+                adapter, binding, j.expected.problem, grad=check.kind == "grad", cotangent=j.expected.cotangent
+            )
         except Exception as e:
             return {"error": one_line(e)}
 
         def double(sc: tuple) -> tuple:
             return 2 * sc[0], 2 * sc[1]
 
-        c = compare_check(got, reference.Evaluation(eager.value, eager.grad, double(ev.value_scale),
-                                                    double(ev.grad_scale)), check.kind, j.expected.dtype)
+        c = compare_check(
+            got,
+            reference.Evaluation(eager.value, eager.grad, double(ev.value_scale), double(ev.grad_scale)),
+            check.kind,
+            j.expected.dtype,
+        )
         return {**c.errors().to_json(), "same": c.ok, "detail": c.detail[:300]}
 
     # -- the other layers --------------------------------------------------------------------------
@@ -192,8 +225,15 @@ class Judge:
 
 def _from_judgement(j: Judgement, result_dtype: str, duration_s: float) -> Verdict:
     """A conformance check's verdict from the judgement of its numbers."""
-    return Verdict(j.outcome, j.reason, expectation=j.expectation, expectation_differs=j.expectation_differs,
-                   errors=j.errors.errors(), result_dtype=result_dtype, compute_dtype=j.expected.dtype,
-                   duration_s=duration_s,
-                   errors_vs_expectation=None if j.errors_vs_expectation is None else j.errors_vs_expectation.errors(),
-                   worst=tuple(dict(w) for w in j.errors.worst) if j.outcome in ("fail", "deviation") else ())
+    return Verdict(
+        j.outcome,
+        j.reason,
+        expectation=j.expectation,
+        expectation_differs=j.expectation_differs,
+        errors=j.errors.errors(),
+        result_dtype=result_dtype,
+        compute_dtype=j.expected.dtype,
+        duration_s=duration_s,
+        errors_vs_expectation=None if j.errors_vs_expectation is None else j.errors_vs_expectation.errors(),
+        worst=tuple(dict(w) for w in j.errors.worst) if j.outcome in ("fail", "deviation") else (),
+    )

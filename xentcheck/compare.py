@@ -4,6 +4,7 @@ Non-finite reference values are exact expectations: NaN must be NaN, +inf must b
 -inf; a finite reference needs a finite result within the bound. +0 and -0 compare equal (no loss or
 gradient in these ops gives the sign of zero a meaning).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,8 +38,13 @@ class Comparison:
         def finite(v: float) -> float:
             return v if np.isfinite(v) else big
 
-        return Errors(max_abs=finite(self.max_abs), max_rel=finite(self.max_rel), tol_units=finite(self.tol_units),
-                      eps_units=finite(self.eps_units), mismatches=self.mismatches)
+        return Errors(
+            max_abs=finite(self.max_abs),
+            max_rel=finite(self.max_rel),
+            tol_units=finite(self.tol_units),
+            eps_units=finite(self.eps_units),
+            mismatches=self.mismatches,
+        )
 
 
 def _fmt(v: float) -> str:
@@ -106,8 +112,14 @@ def compare(got, expected, bound, scale_a=None, eps: float | None = None) -> Com
             cand = cand[np.argsort(-flat_units[cand], kind="stable")]
         for c in cand:
             i = tuple(int(j) for j in np.unravel_index(int(c), exp.shape))
-            worst.append({"at": list(i), "expected": json_number(exp[i]), "got": json_number(got[i]),
-                          "bound": float(bnd[i]) if np.isfinite(exp[i]) and np.isfinite(bnd[i]) else None})
+            worst.append(
+                {
+                    "at": list(i),
+                    "expected": json_number(exp[i]),
+                    "got": json_number(got[i]),
+                    "bound": float(bnd[i]) if np.isfinite(exp[i]) and np.isfinite(bnd[i]) else None,
+                }
+            )
     detail = "" if n_bad == 0 else f"{n_bad} of {exp.size} elements differ; " + "; ".join(examples)
     return Comparison(
         ok=n_bad == 0,

@@ -10,6 +10,7 @@ value when it contains it.
 Properties are computed on the problem as the binding receives it (inputs already rounded to the dtype
 under test; the class axis is last in the problem, ``layout`` says how it is handed over).
 """
+
 from __future__ import annotations
 
 import math
@@ -56,6 +57,7 @@ class Property:
 
 
 # --- the properties, each a small function of the problem ---------------------------------------
+
 
 def empty_batch(p: Problem) -> bool:
     """The batch has no examples (the input's first axis has length 0)."""
@@ -259,21 +261,38 @@ def _property(f: Callable, kind: type, values: tuple[str, ...] = (), many: bool 
 
 
 #: every property a condition may name
-PROPERTIES: dict[str, Property] = {p.name: p for p in (
-    _property(empty_batch, bool), _property(rank, int), _property(spatial_rank, int),
-    _property(layout, str, ("channels_last", "channels_first")), _property(dtype, str, DTYPES),
-    _property(num_classes, int), _property(op, str, OPS),
-    _property(target_kind, str, ("index", "onehot", "soft", "binary")), _property(reduction, str, REDUCTIONS),
-    _property(options, str, OPTIONS, many=True), _property(label_smoothing, float),
-    _property(has_pos_inf, bool), _property(has_neg_inf, bool), _property(has_inf, bool), _property(has_nan, bool),
-    _property(has_zero, bool),
-    _property(neg_inf_on_target_mass, bool), _property(row_without_target_mass, bool),
-    _property(has_ignored_rows, bool), _property(all_rows_ignored, bool),
-    _property(out_of_range_labels, str, LABEL_RANGES, many=True), _property(label_overflows_dtype, bool),
-    _property(target_rows_normalised, bool), _property(target_outside_unit_interval, bool),
-    _property(malformed, str, ("none", *MALFORMED)),
-    _property(where_excludes_target_mass, bool), _property(where_empty_row, bool),
-)}
+PROPERTIES: dict[str, Property] = {
+    p.name: p
+    for p in (
+        _property(empty_batch, bool),
+        _property(rank, int),
+        _property(spatial_rank, int),
+        _property(layout, str, ("channels_last", "channels_first")),
+        _property(dtype, str, DTYPES),
+        _property(num_classes, int),
+        _property(op, str, OPS),
+        _property(target_kind, str, ("index", "onehot", "soft", "binary")),
+        _property(reduction, str, REDUCTIONS),
+        _property(options, str, OPTIONS, many=True),
+        _property(label_smoothing, float),
+        _property(has_pos_inf, bool),
+        _property(has_neg_inf, bool),
+        _property(has_inf, bool),
+        _property(has_nan, bool),
+        _property(has_zero, bool),
+        _property(neg_inf_on_target_mass, bool),
+        _property(row_without_target_mass, bool),
+        _property(has_ignored_rows, bool),
+        _property(all_rows_ignored, bool),
+        _property(out_of_range_labels, str, LABEL_RANGES, many=True),
+        _property(label_overflows_dtype, bool),
+        _property(target_rows_normalised, bool),
+        _property(target_outside_unit_interval, bool),
+        _property(malformed, str, ("none", *MALFORMED)),
+        _property(where_excludes_target_mass, bool),
+        _property(where_empty_row, bool),
+    )
+}
 
 
 def _value_schema(prop: Property) -> dict:
@@ -288,8 +307,11 @@ def _value_schema(prop: Property) -> dict:
         one = {"title": title, "enum": list(prop.values)}
     else:
         one = {"title": title, "type": "string"}
-    return {"title": title, "anyOf": [one, {"type": "array", "items": one, "minItems": 1}],
-            "x-message": f"expected {_expects(prop)} or a list of them ({prop.doc})"}
+    return {
+        "title": title,
+        "anyOf": [one, {"type": "array", "items": one, "minItems": 1}],
+        "x-message": f"expected {_expects(prop)} or a list of them ({prop.doc})",
+    }
 
 
 def _expects(prop: Property) -> str:
@@ -299,9 +321,14 @@ def _expects(prop: Property) -> str:
 
 
 #: the JSON Schema of a ``when`` table (an unknown property or a value of the wrong type is one line)
-SCHEMA = {"title": "when", "type": "object", "minProperties": 1, "additionalProperties": False,
-          "x-unknown": "is not a property of the input (xentcheck/conditions.py)",
-          "properties": {name: _value_schema(p) for name, p in PROPERTIES.items()}}
+SCHEMA = {
+    "title": "when",
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "x-unknown": "is not a property of the input (xentcheck/conditions.py)",
+    "properties": {name: _value_schema(p) for name, p in PROPERTIES.items()},
+}
 
 
 def holds(condition: dict, problem: Problem) -> bool:

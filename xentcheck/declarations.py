@@ -1,5 +1,6 @@
 """Reading declaration files (cases, expectations): TOML arrays of tables, each located for errors and
 validated against a JSON Schema, every problem reported in one line naming the file, table and key."""
+
 from __future__ import annotations
 
 import tomllib
@@ -46,11 +47,16 @@ def tables(paths: list[Path], kind: TableKind) -> Iterator[tuple[str, dict]]:
         for i, raw in enumerate(data.get(key, [])):
             name = raw.get(name_key, "?") if isinstance(raw, dict) else "?"
             where = f"{Path(path).name}: {key} #{i + 1} {name!r}"
-            bad = non_finite({k: v for k, v in raw.items() if not isinstance(v, dict) or "values" not in v}
-                             if arrays_may_hold_inf and isinstance(raw, dict) else raw)
+            bad = non_finite(
+                {k: v for k, v in raw.items() if not isinstance(v, dict) or "values" not in v}
+                if arrays_may_hold_inf and isinstance(raw, dict)
+                else raw
+            )
             if bad:  # TOML has nan and inf; the results file (strict JSON) cannot hold them
-                raise error(f"{where}: {bad} is not a finite number (nan or inf); JSON results cannot hold it: "
-                            f"write a finite number (or, where the key takes one, the string \"nan\"/\"inf\")")
+                raise error(
+                    f"{where}: {bad} is not a finite number (nan or inf); JSON results cannot hold it: "
+                    f'write a finite number (or, where the key takes one, the string "nan"/"inf")'
+                )
             yield where, raw
 
 
@@ -59,7 +65,9 @@ def tables(paths: list[Path], kind: TableKind) -> Iterator[tuple[str, dict]]:
 _STRICT = jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
     type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)))
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
 
 
 def check(table: dict, schema: dict, where: str, error: type[Exception]) -> None:
@@ -81,8 +89,14 @@ def _words(schema: dict) -> str:
     if isinstance(kinds, list):
         return " or ".join(kinds)
     if kinds:
-        return {"array": "a list", "object": "a table", "integer": "an integer", "number": "a number",
-                "string": "a string", "boolean": "true or false"}.get(kinds, kinds)
+        return {
+            "array": "a list",
+            "object": "a table",
+            "integer": "an integer",
+            "number": "a number",
+            "string": "a string",
+            "boolean": "true or false",
+        }.get(kinds, kinds)
     return "another value"
 
 
@@ -98,8 +112,10 @@ def describe(e: jsonschema.ValidationError) -> str:
         return f"unknown key {unknown!r}{' in ' + path if path else ''}; known keys: {known}"
     if e.validator == "required":
         missing = next(k for k in e.validator_value if k not in e.instance)
-        return (f"missing required key {missing!r}{' in ' + path if path else ''} "
-                f"(every entry needs {', '.join(e.validator_value)})")
+        return (
+            f"missing required key {missing!r}{' in ' + path if path else ''} "
+            f"(every entry needs {', '.join(e.validator_value)})"
+        )
     if e.validator == "enum":
         return f"{label} {e.instance!r} is not one of: {', '.join(map(str, e.validator_value))}"
     if e.validator == "pattern":

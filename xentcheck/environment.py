@@ -1,4 +1,5 @@
 """Facts about the machine and the run, for the results file (no framework imports here)."""
+
 from __future__ import annotations
 
 import datetime

@@ -1,4 +1,5 @@
 """Exceptions as one line for records and messages, and where they were raised."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,7 @@ def raised_at(e: BaseException) -> str:
     path = Path(tb.tb_frame.f_code.co_filename)
     for anchor in ("site-packages", "dist-packages"):
         if anchor in path.parts:
-            path = Path(*path.parts[path.parts.index(anchor) + 1:])
+            path = Path(*path.parts[path.parts.index(anchor) + 1 :])
             break
     else:
         if path.is_relative_to(_ROOT):

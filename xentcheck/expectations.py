@@ -9,6 +9,7 @@ numbers still come from the oracle, never from the framework. A check an entry c
 matches the mathematics where the policy would differ, the entry no longer happens and the check
 fails (a fix or a behaviour change on upgrade is never silent).
 """
+
 from __future__ import annotations
 
 import re
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 _CONVENTION_KEYS = set(POLICIES)
 INVALID_TARGETS = ("nan", "wrap", "broadcast", "int_truncated", "zero")
 _REQUIRED = ("id", "framework", "bindings", "expect", "reason", "source")
+
+
 def _names(title: str, values: tuple[str, ...] | None = None) -> dict:
     item = {"title": f"{title} entry", "type": "string"}
     if values:
@@ -57,36 +60,58 @@ SCHEMA = {
     "required": list(_REQUIRED),
     "additionalProperties": False,
     "properties": {
-        "id": {"title": "id", "type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$",
-               "x-message": "id must be lower-case letters, digits and '-'"},
-        "framework": {"title": "framework", "anyOf": [{"type": "string", "minLength": 1},
-                                                       {"type": "array", "items": {"type": "string"}, "minItems": 1}],
-                      "x-expects": "a framework name or a list of them (Keras on several backends)"},
+        "id": {
+            "title": "id",
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9-]*$",
+            "x-message": "id must be lower-case letters, digits and '-'",
+        },
+        "framework": {
+            "title": "framework",
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            ],
+            "x-expects": "a framework name or a list of them (Keras on several backends)",
+        },
         "package": {"title": "package", "type": "string"},
         "bindings": {**_names("bindings"), "minItems": 1},
         "checks": _names("checks", ("value", "grad")),
         "when": conditions.SCHEMA,
         "examples": _names("examples"),
-        "tracker": {"title": "tracker", "type": "string", "minLength": 1,
-                    "x-expects": "the upstream issue and its state, or what was searched and that none was found"},
+        "tracker": {
+            "title": "tracker",
+            "type": "string",
+            "minLength": 1,
+            "x-expects": "the upstream issue and its state, or what was searched and that none was found",
+        },
         "dtypes": _names("dtypes", DTYPES),
         "options": _names("options", OPTIONS),
         "modes": _names("modes", ("eager", "compiled")),
         "reductions": _names("reductions", ("none", "sum", "mean")),
         "versions": {"title": "versions", "type": "string", "x-expects": "a version specifier like '>=2.0,<3'"},
-        "expect": {"title": "expect", "type": "object", "minProperties": 1, "additionalProperties": False,
-                   "x-unknown": "is not an oracle policy",
-                   "properties": {
-                       **policies.expect_schema(),
-                       "compute_dtype": {"title": "expect.compute_dtype", "enum": list(DTYPES)},
-                       "result_dtype": {"title": "expect.result_dtype", "enum": list(DTYPES)},
-                       "raises": {"title": "expect.raises", "type": "string", "minLength": 1},
-                       "message": {"title": "expect.message", "type": "string", "minLength": 1},
-                       "invalid_targets": {"title": "expect.invalid_targets", "enum": list(INVALID_TARGETS)},
-                   }},
+        "expect": {
+            "title": "expect",
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "x-unknown": "is not an oracle policy",
+            "properties": {
+                **policies.expect_schema(),
+                "compute_dtype": {"title": "expect.compute_dtype", "enum": list(DTYPES)},
+                "result_dtype": {"title": "expect.result_dtype", "enum": list(DTYPES)},
+                "raises": {"title": "expect.raises", "type": "string", "minLength": 1},
+                "message": {"title": "expect.message", "type": "string", "minLength": 1},
+                "invalid_targets": {"title": "expect.invalid_targets", "enum": list(INVALID_TARGETS)},
+            },
+        },
         "reason": {"title": "reason", "type": "string", "minLength": 1},
-        "source": {"title": "source", "type": "string", "pattern": "^https?://",
-                   "x-message": "source must be a link to the documentation or issue"},
+        "source": {
+            "title": "source",
+            "type": "string",
+            "pattern": "^https?://",
+            "x-message": "source must be a link to the documentation or issue",
+        },
     },
 }
 
@@ -187,23 +212,28 @@ class Expectation:
 def _entry(raw: dict, where: str) -> Expectation:
     for old in ("cases", "categories"):
         if old in raw:
-            raise ExpectationError(f"{where}: selects by {old} (our own names); describe the input instead with "
-                                   f"when = {{ property = value }} (xentcheck/conditions.py) and list the cases "
-                                   f"under examples")
+            raise ExpectationError(
+                f"{where}: selects by {old} (our own names); describe the input instead with "
+                f"when = {{ property = value }} (xentcheck/conditions.py) and list the cases "
+                f"under examples"
+            )
     check(raw, SCHEMA, where, ExpectationError)
     if raw.get("versions"):
         try:
             SpecifierSet(raw["versions"])
         except InvalidSpecifier:
-            raise ExpectationError(f"{where}: versions {raw['versions']!r} is not a version specifier like "
-                                   f"'>=2.0,<3'") from None
+            raise ExpectationError(
+                f"{where}: versions {raw['versions']!r} is not a version specifier like '>=2.0,<3'"
+            ) from None
     pattern = raw.get("expect", {}).get("message") if isinstance(raw.get("expect"), dict) else None
     if pattern is not None:
         try:  # at load: a bad pattern is the registry's mistake, never a binding's error mid-run
             re.compile(pattern)
         except re.error as e:
-            raise ExpectationError(f"{where}: expect.message {pattern!r} is not a regular expression ({e}); "
-                                   f"escape its special characters (e.g. \\( for a parenthesis)") from None
+            raise ExpectationError(
+                f"{where}: expect.message {pattern!r} is not a regular expression ({e}); "
+                f"escape its special characters (e.g. \\( for a parenthesis)"
+            ) from None
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()}
     return Expectation(**kw)
 
@@ -224,14 +254,16 @@ class Registry:
         expect: dict = {}
         for e in hits:
             expect.update(e.expect)
-        return replace(hits[0], id="+".join(e.id for e in hits), expect=expect,
-                       reason="; ".join(e.reason for e in hits))
+        return replace(
+            hits[0], id="+".join(e.id for e in hits), expect=expect, reason="; ".join(e.reason for e in hits)
+        )
 
     def get(self, entry_id: str) -> Expectation:
         return next(e for e in self.entries if e.id == entry_id)
 
-    def undeclared(self, known: set[str] | frozenset[str], declared: dict[str, set[str]],
-                   versions: dict | None = None) -> str | None:
+    def undeclared(
+        self, known: set[str] | frozenset[str], declared: dict[str, set[str]], versions: dict | None = None
+    ) -> str | None:
         """One line naming the first entry that names a framework not in ``known`` (every framework the
         run could check, installed or not), or a binding that none of its frameworks declares among
         ``declared`` (framework -> binding names, for the adapters loaded); None when all are declared.
@@ -241,8 +273,10 @@ class Registry:
         for e in self.entries:
             unknown = [f for f in e.frameworks if f not in known]
             if unknown:
-                return (f"expectation {e.id!r} names framework {unknown[0]!r}, which no adapter declares "
-                        f"(known: {', '.join(sorted(known))}); fix the name in the registry")
+                return (
+                    f"expectation {e.id!r} names framework {unknown[0]!r}, which no adapter declares "
+                    f"(known: {', '.join(sorted(known))}); fix the name in the registry"
+                )
             loaded = [f for f in e.frameworks if f in declared]
             if len(loaded) < len(e.frameworks):  # a binding may be one of a framework not loaded here
                 continue
@@ -251,17 +285,24 @@ class Registry:
             names = set().union(*(declared[f] for f in loaded))
             missing = [b for b in e.bindings if b not in names]
             if missing:
-                return (f"expectation {e.id!r} names binding {missing[0]!r}, which {' / '.join(loaded)} does not "
-                        f"declare; fix the name in the registry (see the adapter's bindings)")
+                return (
+                    f"expectation {e.id!r} names binding {missing[0]!r}, which {' / '.join(loaded)} does not "
+                    f"declare; fix the name in the registry (see the adapter's bindings)"
+                )
         return None
 
 
 def _in_scope(e: Expectation, r: CheckRecord) -> bool:
     """Whether ``r`` lies on the entry's bindings, checks, dtypes, modes and reductions, whatever its case:
     the checks the run selected where the entry could have applied."""
-    return (r.framework in e.frameworks and r.binding in e.bindings and r.check in e.checks
-            and (not e.dtypes or r.dtype in e.dtypes) and (not e.modes or r.mode in e.modes)
-            and (not e.reductions or r.reduction in e.reductions))
+    return (
+        r.framework in e.frameworks
+        and r.binding in e.bindings
+        and r.check in e.checks
+        and (not e.dtypes or r.dtype in e.dtypes)
+        and (not e.modes or r.mode in e.modes)
+        and (not e.reductions or r.reduction in e.reductions)
+    )
 
 
 @dataclass(frozen=True)
@@ -327,21 +368,32 @@ def audit(registry: Registry, records: list[CheckRecord], scope: RunScope) -> tu
         ran = [f for f in e.frameworks if f in frameworks]
         unknown = [b for b in e.bindings if declared is not None and not any(f"{f}::{b}" in declared for f in ran)]
         if unknown:
-            unused.append(f"expectation {e.id!r} names bindings {unknown} that {', '.join(ran)} does not have "
-                          f"(a typo, or a renamed binding)")
+            unused.append(
+                f"expectation {e.id!r} names bindings {unknown} that {', '.join(ran)} does not have "
+                f"(a typo, or a renamed binding)"
+            )
         elif e.id not in covered:
             # options are names the schema checks (no typo to catch), and a run that leaves the interaction
             # cases out (a slice) selects no problem combining them: such an entry is judged by the full run
             selected = 0 if e.options else sum(_in_scope(e, r) for r in records)
             if selected:
-                unused.append(f"expectation {e.id!r} covered none of the {selected} checks this run selected on its "
-                              f"bindings (its conditions or options match none of their inputs)")
+                unused.append(
+                    f"expectation {e.id!r} covered none of the {selected} checks this run selected on its "
+                    f"bindings (its conditions or options match none of their inputs)"
+                )
         elif e.id not in applied:
-            unused.append(f"expectation {e.id!r} covered checks, but none whose input shows the documented "
-                          f"behaviour; add a case that does")
+            unused.append(
+                f"expectation {e.id!r} covered checks, but none whose input shows the documented "
+                f"behaviour; add a case that does"
+            )
         elif e.id not in fired:
-            stale.append(no_longer_happens(expectation(e.id), f"it covered {applied[e.id]} checks and none deviated",
-                                           "the behaviour changed, update or remove the entry"))
+            stale.append(
+                no_longer_happens(
+                    expectation(e.id),
+                    f"it covered {applied[e.id]} checks and none deviated",
+                    "the behaviour changed, update or remove the entry",
+                )
+            )
     return stale, unused
 
 

@@ -7,6 +7,7 @@ grouped by (binding, check, the properties of the input that hold: xentcheck.con
 behaviour is one finding however many draws show it. The default run draws a fixed, derandomised few
 per binding; ``--fuzz`` runs a campaign; HypoFuzz runs long ones (docs/fuzzing.md).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,9 +26,14 @@ IGNORE = -100
 #: the ops whose problems the fuzzer draws (linear_ce's X and W are not drawn yet)
 OPS = ("softmax_ce", "categorical_ce", "sigmoid_bce", "bce", "nll")
 
+
 def _largest(dtype: str) -> float:
-    return {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
-            "float64": 1.7976931348623157e308}[dtype]
+    return {
+        "float16": 65504.0,
+        "bfloat16": 3.3895313892515355e38,
+        "float32": 3.4028234663852886e38,
+        "float64": 1.7976931348623157e308,
+    }[dtype]
 
 
 def _smallest_subnormal(dtype: str) -> float:
@@ -43,8 +49,11 @@ def special_values(dtype: str) -> list[float]:
 
 def logit_values(dtype: str) -> st.SearchStrategy[float]:
     """A logit: mostly ordinary, often special."""
-    return st.one_of(st.sampled_from(special_values(dtype)),
-                     st.floats(-30.0, 30.0, allow_nan=False, allow_infinity=False), st.sampled_from([2.5, 7.0]))
+    return st.one_of(
+        st.sampled_from(special_values(dtype)),
+        st.floats(-30.0, 30.0, allow_nan=False, allow_infinity=False),
+        st.sampled_from([2.5, 7.0]),
+    )
 
 
 @st.composite
@@ -67,8 +76,10 @@ def problems(draw, caps: Capabilities, dtypes: frozenset[str]) -> Problem:
     c = draw(st.integers(1, 5)) if categorical else draw(st.integers(1, 3))
     shape = (n, draw(st.integers(1, 3)), c) if "spatial" in on else (n, c)
     size = int(np.prod(shape))
-    z = round_to(np.array(draw(st.lists(logit_values(dtype), min_size=size, max_size=size)),
-                          dtype=np.float64).reshape(shape), dtype)
+    z = round_to(
+        np.array(draw(st.lists(logit_values(dtype), min_size=size, max_size=size)), dtype=np.float64).reshape(shape),
+        dtype,
+    )
     x = z
     with np.errstate(all="ignore"):
         if op == "categorical_ce":
@@ -93,10 +104,21 @@ def problems(draw, caps: Capabilities, dtypes: frozenset[str]) -> Problem:
         target = round_to(target, dtype)
     cw = round_to(rng.uniform(0.25, 2.0, size=c), dtype) if "class_weight" in on else None
     sw = round_to(rng.uniform(0.25, 2.0, size=n), dtype) if "sample_weight" in on else None
-    return Problem(case="fuzz", op=op, dtype=dtype, x=x, target=target, target_kind=kind, reduction=reduction,
-                   class_weight=cw, sample_weight=sw, ignore_index=IGNORE if "ignore_index" in on else None,
-                   label_smoothing=0.1 if "label_smoothing" in on else 0.0, category="fuzz",
-                   channels_first="channels_first" in on)
+    return Problem(
+        case="fuzz",
+        op=op,
+        dtype=dtype,
+        x=x,
+        target=target,
+        target_kind=kind,
+        reduction=reduction,
+        class_weight=cw,
+        sample_weight=sw,
+        ignore_index=IGNORE if "ignore_index" in on else None,
+        label_smoothing=0.1 if "label_smoothing" in on else 0.0,
+        category="fuzz",
+        channels_first="channels_first" in on,
+    )
 
 
 def finding_key(binding: str, check: str, problem: Problem) -> tuple:
@@ -109,6 +131,8 @@ def finding_key(binding: str, check: str, problem: Problem) -> tuple:
 
 def repro_line(problem: Problem) -> str:
     """The draw as a NumPy literal, for the finding's repro."""
-    return (f"op={problem.op!r} dtype={problem.dtype!r} reduction={problem.reduction!r} "
-            f"x=np.array({problem.x.tolist()!r}) target=np.array({problem.target.tolist()!r}) "
-            f"options={sorted(problem.options_used())}")
+    return (
+        f"op={problem.op!r} dtype={problem.dtype!r} reduction={problem.reduction!r} "
+        f"x=np.array({problem.x.tolist()!r}) target=np.array({problem.target.tolist()!r}) "
+        f"options={sorted(problem.options_used())}"
+    )

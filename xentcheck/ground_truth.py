@@ -7,6 +7,7 @@ mean divisor and must agree with the expected values within the rounding error o
 the source's dtype (the same bound a binding's result is judged by); a disagreement beyond rounding
 fails the oracle, never the bindings. The bindings are judged on the case as on every other.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -27,5 +28,6 @@ def oracle_vs_expected(problem: Problem, expected: dict) -> Comparison:
     ev = reference.evaluate(problem, conv)
     dtype = expected.get("dtype", problem.dtype)
     want = np.asarray(expected["value"]["values"], dtype=np.float64)
-    return compare(want, ev.value, bound(ev.value_scale, dtype), scale_a=ev.value_scale[0],
-                   eps=2 * unit_roundoff(dtype))
+    return compare(
+        want, ev.value, bound(ev.value_scale, dtype), scale_a=ev.value_scale[0], eps=2 * unit_roundoff(dtype)
+    )

@@ -4,6 +4,7 @@ There is no loss to compare with, or only the well-formed problem's: raising is 
 behaviour the registry documents (``invalid_targets``) is a deviation, and any other number returned
 is silent garbage. Only values are judged.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,8 +31,10 @@ if TYPE_CHECKING:
 #: where the built-in adapters' own code lives
 GLUE = "adapters/"
 #: how a call the adapter itself got wrong fails (a keyword or an API the installed version lacks)
-_SIGNATURE = re.compile(r"unexpected keyword argument|positional arguments? but|missing \d+ required|"
-                        r"multiple values for argument")
+_SIGNATURE = re.compile(
+    r"unexpected keyword argument|positional arguments? but|missing \d+ required|"
+    r"multiple values for argument"
+)
 
 
 def glue_failure(e: BaseException, where: str) -> bool:
@@ -61,8 +64,11 @@ def judge_invalid_input(judge: Judge, adapter: Adapter, binding: Binding, proble
     documented = entry.expect.get("invalid_targets") if entry else None
     # a documented behaviour of invalid input: the record names the entry whatever happens
     base = Verdict(expectation=entry.id, expectation_differs=True) if entry is not None and documented else Verdict()
-    what = f"the invalid label {problem.invalid_target}" if problem.invalid_target is not None else \
-        f"the malformed target ({problem.malformed})"
+    what = (
+        f"the invalid label {problem.invalid_target}"
+        if problem.invalid_target is not None
+        else f"the malformed target ({problem.malformed})"
+    )
     t0 = time.perf_counter()
     try:
         out = run_binding(adapter, binding, problem, grad=False, cotangent=None, mode=check.mode)
@@ -70,19 +76,31 @@ def judge_invalid_input(judge: Judge, adapter: Adapter, binding: Binding, proble
         return _raised(replace(base, duration_s=time.perf_counter() - t0), e, entry, documented, what)
     base = replace(base, duration_s=time.perf_counter() - t0)
     if entry is not None and entry.raises:  # the error-input table names an exception: returning fails
-        return replace(base, outcome="fail", expectation=entry.id, expectation_differs=True,
-                       reason=no_longer_happens(expectation(entry.id), f"the binding no longer raises "
-                                                f"{entry.raises} for {what}"))
+        return replace(
+            base,
+            outcome="fail",
+            expectation=entry.id,
+            expectation_differs=True,
+            reason=no_longer_happens(expectation(entry.id), f"the binding no longer raises {entry.raises} for {what}"),
+        )
     ex = judge.expected(check, binding, problem)
     ev, dtype = ex.allowed  # dtype, e.g. TF1 losses: float64 inputs, float32 accuracy
     got = np.asarray(out.value, dtype=np.float64)
-    seen = Returned(problem, got, ev, dtype, ex.documented_convention, entry, documented, what,
-                    replace(base, result_dtype=out.dtype, compute_dtype=dtype))
+    seen = Returned(
+        problem,
+        got,
+        ev,
+        dtype,
+        ex.documented_convention,
+        entry,
+        documented,
+        what,
+        replace(base, result_dtype=out.dtype, compute_dtype=dtype),
+    )
     return next(judge_ for applies, judge_ in RETURNED if applies(seen))(seen)
 
 
-def _raised(base: Verdict, e: BaseException, entry: Expectation | None, documented: str | None,
-            what: str) -> Verdict:
+def _raised(base: Verdict, e: BaseException, entry: Expectation | None, documented: str | None, what: str) -> Verdict:
     """The binding raised for invalid input: right, unless the adapter's own code failed, the registry
     documents another exception, or it documents a returned value (the behaviour changed)."""
     if isinstance(e, ContractError):  # the adapter's own failure, not the framework refusing the input
@@ -90,20 +108,31 @@ def _raised(base: Verdict, e: BaseException, entry: Expectation | None, document
     where = raised_at(e)
     base = replace(base, raised={"type": type(e).__name__, "at": where})
     if glue_failure(e, where):  # e.g. a TypeError for a keyword this version lacks, at the call site
-        return replace(base, outcome="error", reason=f"raised by xentcheck's adapter code at {where}, not by the "
-                                                     f"framework: {one_line(e)}")
+        return replace(
+            base,
+            outcome="error",
+            reason=f"raised by xentcheck's adapter code at {where}, not by the framework: {one_line(e)}",
+        )
     if entry is not None and entry.raises:  # the error-input table names the exception: another one fails
         base = replace(base, expectation=entry.id, expectation_differs=True)
         if entry.raised_as_documented(e):
-            return replace(base, outcome="pass",
-                           reason=f"rejects {what} with {entry.raises}, as documented: {one_line(e)}")
+            return replace(
+                base, outcome="pass", reason=f"rejects {what} with {entry.raises}, as documented: {one_line(e)}"
+            )
         pattern = entry.expect.get("message")
-        return replace(base, outcome="fail", reason=f"rejects {what} with {type(e).__name__} where "
-                                                    f"{expectation(entry.id)} documents {entry.raises}"
-                                                    f"{f' matching {pattern!r}' if pattern else ''}: {one_line(e)}")
+        return replace(
+            base,
+            outcome="fail",
+            reason=f"rejects {what} with {type(e).__name__} where "
+            f"{expectation(entry.id)} documents {entry.raises}"
+            f"{f' matching {pattern!r}' if pattern else ''}: {one_line(e)}",
+        )
     if documented:
-        return replace(base, outcome="fail", reason=no_longer_happens(
-            expectation(entry.id), f"the binding now rejects {what} ({type(e).__name__})"))
+        return replace(
+            base,
+            outcome="fail",
+            reason=no_longer_happens(expectation(entry.id), f"the binding now rejects {what} ({type(e).__name__})"),
+        )
     return replace(base, outcome="pass", reason=f"rejects {what}: {one_line(e)} (raised at {where})")
 
 
@@ -129,8 +158,10 @@ class Returned:
 
     @property
     def garbage(self) -> str:
-        return (f"returned {np.array2string(self.got.ravel()[:8], precision=4)} (shape {self.got.shape}) for "
-                f"{self.what} without raising")
+        return (
+            f"returned {np.array2string(self.got.ravel()[:8], precision=4)} (shape {self.got.shape}) for "
+            f"{self.what} without raising"
+        )
 
     @property
     def bad(self) -> np.ndarray:
@@ -139,8 +170,12 @@ class Returned:
 
     def settle(self, ok: bool, wrong: str, **evidence) -> Verdict:
         """``deviation`` as the entry documents when ``ok``, else ``fail`` saying ``wrong``."""
-        return replace(self.base, outcome="deviation" if ok else "fail",
-                       reason=as_documented(self.entry.reason, self.entry.expect) if ok else wrong, **evidence)
+        return replace(
+            self.base,
+            outcome="deviation" if ok else "fail",
+            reason=as_documented(self.entry.reason, self.entry.expect) if ok else wrong,
+            **evidence,
+        )
 
     def fail(self, reason: str, **evidence) -> Verdict:
         return replace(self.base, outcome="fail", reason=reason, **evidence)
@@ -161,13 +196,15 @@ def _broadcast(r: Returned) -> Verdict:
     if r.conv.mean_last_axis and x_b.shape[-1] != p.x.shape[-1]:
         # the per-example mean divides by the input's own class count, not the broadcast one
         k = x_b.shape[-1] / p.x.shape[-1]
-        bev = reference.Evaluation(bev.value * k, bev.grad, (bev.value_scale[0] * k, bev.value_scale[1] * k),
-                                   bev.grad_scale)
+        bev = reference.Evaluation(
+            bev.value * k, bev.grad, (bev.value_scale[0] * k, bev.value_scale[1] * k), bev.grad_scale
+        )
     got = r.got
     c = compare(got, bev.value, bound(bev.value_scale, r.dtype)) if got.shape == bev.value.shape else None
     ok = c is not None and c.ok
-    wrong = f"{expectation(entry.id)} says 'broadcast' for {r.what}: " + \
-        (c.detail if c is not None else f"got shape {got.shape}, broadcasting gives {bev.value.shape}")
+    wrong = f"{expectation(entry.id)} says 'broadcast' for {r.what}: " + (
+        c.detail if c is not None else f"got shape {got.shape}, broadcasting gives {bev.value.shape}"
+    )
     v = r.settle(ok, wrong, **({"errors": c.errors()} if c is not None else {}))
     return replace(v, reason=f"{v.reason}; the target broadcast to {x_b.shape}") if ok else v
 
@@ -191,10 +228,16 @@ def _malformed(r: Returned) -> Verdict:
     """A malformed target taken for what it means: the well-formed problem's exact loss passes."""
     c = compare(r.got, r.ev.value, bound(r.ev.value_scale, r.dtype))
     if r.problem.has_loss and c.ok and not r.documented:
-        return replace(r.base, outcome="pass", reason=f"takes {r.what} for what it means and computes the exact loss",
-                       errors=c.errors())
-    return r.fail((f"{r.garbage}: {c.detail}" if r.problem.has_loss else
-                   f"{r.garbage}: no loss exists (silent garbage)")[:500], errors=c.errors())
+        return replace(
+            r.base,
+            outcome="pass",
+            reason=f"takes {r.what} for what it means and computes the exact loss",
+            errors=c.errors(),
+        )
+    return r.fail(
+        (f"{r.garbage}: {c.detail}" if r.problem.has_loss else f"{r.garbage}: no loss exists (silent garbage)")[:500],
+        errors=c.errors(),
+    )
 
 
 def _invalid_rows(r: Returned) -> Verdict:

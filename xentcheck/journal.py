@@ -2,6 +2,7 @@
 run loses nothing that finished. One file per run (``RESULTS.<stamp>-<pid>.partial.jsonl``), removed
 only after the results file of a complete run is written; :func:`recover` turns one into a results
 document marked incomplete (``python -m reports recover``)."""
+
 from __future__ import annotations
 
 import datetime
@@ -85,8 +86,11 @@ def recover_lines(path: str | Path) -> tuple[Results, list[str]]:
         header = json.loads(lines[0]) if lines else {}
     except (json.JSONDecodeError, RecursionError):
         header = {}
-    if not isinstance(header, dict) or header.get("journal") != JOURNAL_VERSION or \
-            not isinstance(header.get("environment"), dict):
+    if (
+        not isinstance(header, dict)
+        or header.get("journal") != JOURNAL_VERSION
+        or not isinstance(header.get("environment"), dict)
+    ):
         raise JournalError(f"{p}: not a xentcheck journal (no header line); pass the .partial.jsonl file a run left")
     recs: dict[str, list] = {k: [] for k in _KINDS}
     skipped: list[str] = []
@@ -108,12 +112,20 @@ def recover_lines(path: str | Path) -> tuple[Results, list[str]]:
         recs[kind].append(rec)
     checks = sorted(recs["check"], key=lambda r: r.id)
     bench = header.get("bench")
-    doc = Results(environment=plain(header["environment"]), summary=summarize(checks),
-                  expectations={"entries": header.get("expectations", []), "stale": [], "unused": []},
-                  records=checks, stability=sorted(recs["stability"], key=lambda r: r.id),
-                  benchmarks=BenchSection.from_json({**bench, "records": [r.to_json() for r in recs["bench"]]})
-                  if isinstance(bench, dict) and recs["bench"] else None,
-                  complete=False, incomplete={"reason": "recovered from the journal of a run that did not finish",
-                                              "recorded": sum(map(len, recs.values())),
-                                              "expected": header.get("expected")})
+    doc = Results(
+        environment=plain(header["environment"]),
+        summary=summarize(checks),
+        expectations={"entries": header.get("expectations", []), "stale": [], "unused": []},
+        records=checks,
+        stability=sorted(recs["stability"], key=lambda r: r.id),
+        benchmarks=BenchSection.from_json({**bench, "records": [r.to_json() for r in recs["bench"]]})
+        if isinstance(bench, dict) and recs["bench"]
+        else None,
+        complete=False,
+        incomplete={
+            "reason": "recovered from the journal of a run that did not finish",
+            "recorded": sum(map(len, recs.values())),
+            "expected": header.get("expected"),
+        },
+    )
     return doc, skipped

@@ -1,6 +1,7 @@
 """What JSON can hold: a results file is strict JSON, so a value it cannot hold (NaN, inf, a set, an
 object) must be refused where it enters (a declaration file) or made plain where an adapter reports it
 (its environment), never discovered when the results are written at the end of a run."""
+
 from __future__ import annotations
 
 import math

@@ -18,6 +18,7 @@ terms, ``dW = dZ^T X`` and ``db`` sum N: their summation terms use the accumulat
 so a weight gradient accumulated in bfloat16 across chunks is outside the bound while a float32
 accumulation is inside.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -46,7 +47,7 @@ def split_grad(problem: Problem, flat: np.ndarray) -> dict[str, np.ndarray]:
     out, at = {}, 0
     for name, shape in grad_shapes(problem):
         n = int(np.prod(shape))
-        out[name] = np.asarray(flat[at:at + n]).reshape(shape)
+        out[name] = np.asarray(flat[at : at + n]).reshape(shape)
         at += n
     return out
 
@@ -85,8 +86,9 @@ def _weighted_target(sp: Problem) -> np.ndarray:
     return y * (sp.class_weight if sp.class_weight is not None else 1.0)
 
 
-def evaluate_linear(problem: Problem, conv: reference.Convention = reference.MATH,
-                    cotangent: np.ndarray | None = None) -> reference.Evaluation:
+def evaluate_linear(
+    problem: Problem, conv: reference.Convention = reference.MATH, cotangent: np.ndarray | None = None
+) -> reference.Evaluation:
     """Value and flat gradient (dX, dW, db) of a linear_ce problem under ``conv``, with error scales.
 
     ``reduction='none'``: the per-row loss (shape ``x.shape[:-1]``) and the VJP of ``cotangent``;
@@ -104,10 +106,20 @@ def evaluate_linear(problem: Problem, conv: reference.Convention = reference.MAT
             t = np.tanh(z / problem.softcap)
             z, deriv, mag = problem.softcap * t, 1 - t * t, mag * (1 - t * t)
         flat = problem.target.reshape(n_rows)
-        sp = Problem(case=problem.case, op="softmax_ce", dtype=problem.dtype, x=z, target=flat, target_kind="index",
-                     reduction=problem.reduction, class_weight=problem.class_weight,
-                     ignore_index=problem.ignore_index, label_smoothing=problem.label_smoothing,
-                     category=problem.category, invalid_target=problem.invalid_target)
+        sp = Problem(
+            case=problem.case,
+            op="softmax_ce",
+            dtype=problem.dtype,
+            x=z,
+            target=flat,
+            target_kind="index",
+            reduction=problem.reduction,
+            class_weight=problem.class_weight,
+            ignore_index=problem.ignore_index,
+            label_smoothing=problem.label_smoothing,
+            category=problem.category,
+            invalid_target=problem.invalid_target,
+        )
         loss, dz, (va, vs), (ga, gs) = reference.unreduced(sp, conv)
         a = _weighted_target(sp)
         asum = np.sum(a, axis=-1, keepdims=True)
@@ -150,8 +162,10 @@ def evaluate_linear(problem: Problem, conv: reference.Convention = reference.MAT
             terms = c * loss + (cz * zl if problem.z_loss else 0.0)
             value = np.asarray(np.sum(terms))
             ac, acz = np.abs(c), np.abs(cz)
-            vscale = (np.asarray(np.sum(ac * va + acz * zva)),
-                      np.asarray(np.sum(ac * vs + acz * zvs) + n_rows * np.sum(np.abs(terms))))
+            vscale = (
+                np.asarray(np.sum(ac * va + acz * zva)),
+                np.asarray(np.sum(ac * vs + acz * zvs) + n_rows * np.sum(np.abs(terms))),
+            )
         cc, ccz = c[:, None], cz[:, None]
         # an element with no gradient of its own (an ignored row) stays 0 even when the mean divides by 0
         g = np.where((cc != 0) & (dz != 0), dz * cc, 0.0)
@@ -165,16 +179,19 @@ def evaluate_linear(problem: Problem, conv: reference.Convention = reference.MAT
         dx = g @ w
         dw = g.T @ x
         v = z.shape[-1]
-        scales = [((gA + ag) @ aw, gS @ aw + v * (ag @ aw)),
-                  ((gA + ag).T @ ax, gS.T @ ax + n_rows * (ag.T @ ax))]
+        scales = [((gA + ag) @ aw, gS @ aw + v * (ag @ aw)), ((gA + ag).T @ ax, gS.T @ ax + n_rows * (ag.T @ ax))]
         grads = [dx.reshape(problem.x.shape), dw]
         if problem.bias is not None:
             grads.append(np.sum(g, axis=0))
             scales.append((np.sum(gA + ag, axis=0), np.sum(gS, axis=0) + n_rows * np.sum(ag, axis=0)))
         if conv.empty_mean_nan_grad and problem.reduction == "mean" and not np.any(counted):
             grads = [np.full_like(gr, np.nan) for gr in grads]
-    return reference.Evaluation(np.asarray(value, dtype=np.float64), flat_grad(*grads), vscale,
-                                (flat_grad(*(s[0] for s in scales)), flat_grad(*(s[1] for s in scales))))
+    return reference.Evaluation(
+        np.asarray(value, dtype=np.float64),
+        flat_grad(*grads),
+        vscale,
+        (flat_grad(*(s[0] for s in scales)), flat_grad(*(s[1] for s in scales))),
+    )
 
 
 def unfused(problem: Problem) -> Problem:
@@ -183,5 +200,13 @@ def unfused(problem: Problem) -> Problem:
     z, _ = exact_logits(problem)
     if problem.softcap is not None:
         z = problem.softcap * np.tanh(z / problem.softcap)
-    return replace(problem, op="softmax_ce", x=z, target=problem.target.reshape(-1), weight_matrix=None,
-                   bias=None, softcap=None, z_loss=0.0)
+    return replace(
+        problem,
+        op="softmax_ce",
+        x=z,
+        target=problem.target.reshape(-1),
+        weight_matrix=None,
+        bias=None,
+        softcap=None,
+        z_loss=0.0,
+    )

@@ -1,4 +1,5 @@
 """The user-facing wording of verdicts that more than one judge (or report) says, written once."""
+
 from __future__ import annotations
 
 __all__ = ["UPDATE_REGISTRY", "as_documented", "expectation", "no_longer_happens"]

@@ -4,6 +4,7 @@
 docs/adapters.md (between ``<!-- ops:begin -->`` and ``<!-- ops:end -->``); tests/test_docs.py fails
 when a block differs from the code.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,7 +21,7 @@ DESCRIPTIONS = {
     "bce": "probabilities in, binary or multi-label out (binary cross-entropy)",
     "nll": "log-probabilities in (which need not normalise), one class out of C: -w_t x_t",
     "linear_ce": "hidden states X [N, D] and a classifier W [V, D] (optional bias) in, one class out of V: "
-                 "the fused linear + cross-entropy of language-model training, with gradients for X, W, b",
+    "the fused linear + cross-entropy of language-model training, with gradients for X, W, b",
 }
 DOCS = ("README.md", "docs/adapters.md")
 #: what an op takes where it is not logits or probabilities
@@ -33,10 +34,23 @@ def markdown() -> str:
     missing = [op for op in OPS if op not in DESCRIPTIONS]
     if missing:
         raise KeyError(f"xentcheck.oplist.DESCRIPTIONS has no line for {missing}: add one")
-    rows = [f"| `{op}` | {_INPUT.get(op) or ('logits' if op in LOGIT_OPS else 'probabilities')} "
-            f"| {'classes' if op in CATEGORICAL_OPS else 'binary / multi-label'} | {DESCRIPTIONS[op]} |" for op in OPS]
-    return "\n".join([f"{len(OPS)} ops (`xentcheck.problem.OPS`):", "", "| op | input | output | what it computes |",
-                      "| --- | --- | --- | --- |", *rows]) + "\n"
+    rows = [
+        f"| `{op}` | {_INPUT.get(op) or ('logits' if op in LOGIT_OPS else 'probabilities')} "
+        f"| {'classes' if op in CATEGORICAL_OPS else 'binary / multi-label'} | {DESCRIPTIONS[op]} |"
+        for op in OPS
+    ]
+    return (
+        "\n".join(
+            [
+                f"{len(OPS)} ops (`xentcheck.problem.OPS`):",
+                "",
+                "| op | input | output | what it computes |",
+                "| --- | --- | --- | --- |",
+                *rows,
+            ]
+        )
+        + "\n"
+    )
 
 
 def write(root: Path) -> list[str]:

@@ -4,6 +4,7 @@ A :class:`Problem` is one fully materialised input: arrays already rounded to th
 (stored as float64 so the oracle sees exactly what the framework sees), in the canonical layout
 with the class axis last. Adapters translate it to their own conventions (e.g. channels-first).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -13,8 +14,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CATEGORICAL_OPS", "DTYPES", "LOGIT_OPS", "MALFORMED", "OPS", "OPTIONS", "REDUCTIONS", "SMALLEST_NORMAL",
-           "Problem", "numpy_dtype", "round_to", "unit_roundoff"]
+__all__ = [
+    "CATEGORICAL_OPS",
+    "DTYPES",
+    "LOGIT_OPS",
+    "MALFORMED",
+    "OPS",
+    "OPTIONS",
+    "REDUCTIONS",
+    "SMALLEST_NORMAL",
+    "Problem",
+    "numpy_dtype",
+    "round_to",
+    "unit_roundoff",
+]
 
 #: The ops: the cells of the classic taxonomy (input space x output kind); the docs' list is generated from
 #: this one (xentcheck.oplist)
@@ -27,8 +40,19 @@ LOGIT_OPS = frozenset({"softmax_ce", "sigmoid_bce"})
 REDUCTIONS = ("none", "sum", "mean")
 
 #: Options a case may use; a binding lists the ones it maps in its capabilities.
-OPTIONS = ("class_weight", "sample_weight", "pos_weight", "ignore_index", "label_smoothing", "spatial",
-           "channels_first", "where", "bias", "softcap", "z_loss")
+OPTIONS = (
+    "class_weight",
+    "sample_weight",
+    "pos_weight",
+    "ignore_index",
+    "label_smoothing",
+    "spatial",
+    "channels_first",
+    "where",
+    "bias",
+    "softcap",
+    "z_loss",
+)
 #: the options of op linear_ce alone: a classifier bias, logit soft-capping, the z-loss (lse_square_scale)
 LINEAR_OPTIONS = frozenset({"bias", "softcap", "z_loss"})
 
@@ -48,7 +72,7 @@ SMALLEST_NORMAL = {"float16": 2.0**-14, "bfloat16": 2.0**-126, "float32": 2.0**-
 def unit_roundoff(dtype: str) -> float:
     """u = eps / 2 of a floating dtype, the bound on one correctly rounded operation's relative error."""
     bits = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}[dtype]
-    return 2.0 ** -bits
+    return 2.0**-bits
 
 
 def numpy_dtype(dtype: str) -> np.dtype:

@@ -21,6 +21,7 @@ For reproduction snippets an adapter offers ``repro(binding, problem, check, cot
 mode)``; ``adapters.framework.FrameworkAdapter`` writes them from its ``dialect`` and each
 binding's ``call`` (see :mod:`adapters.repro`; ``suites/test_repro.py`` runs every one).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -32,8 +33,19 @@ import numpy as np
 from .problem import DTYPES, Problem
 from .reference import MATH, Convention
 
-__all__ = ["ALL_FLOATS", "ALL_REDUCTIONS", "FLOATS", "Adapter", "Binding", "Capabilities", "ContractError", "Inputs",
-           "Output", "WorkerGroup", "run_binding"]
+__all__ = [
+    "ALL_FLOATS",
+    "ALL_REDUCTIONS",
+    "FLOATS",
+    "Adapter",
+    "Binding",
+    "Capabilities",
+    "ContractError",
+    "Inputs",
+    "Output",
+    "WorkerGroup",
+    "run_binding",
+]
 
 ALL_REDUCTIONS = frozenset({"none", "sum", "mean"})
 FLOATS = frozenset({"float32", "float64"})
@@ -199,8 +211,9 @@ class Adapter(Protocol):
 
     # optional: ``worker_groups``, a tuple of WorkerGroup (how its checks split across xdist workers)
 
-    def run(self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None,
-            mode: str = "eager") -> Output:
+    def run(
+        self, binding: Binding, problem: Problem, *, grad: bool, cotangent: np.ndarray | None, mode: str = "eager"
+    ) -> Output:
         """Evaluate ``binding`` on ``problem``; with ``grad``, also the VJP of ``cotangent`` w.r.t. x.
         It runs on the adapter's ``device`` attribute (absent: the CPU), which the run sets once at
         start-up from ``--device``."""
@@ -221,17 +234,25 @@ class WorkerGroup:
     modes: frozenset[str] = frozenset()
 
     def takes(self, kind: str, dtype: str, mode: str) -> bool:
-        return all(not allowed or v in allowed
-                   for v, allowed in ((kind, self.kinds), (dtype, self.dtypes), (mode, self.modes)))
+        return all(
+            not allowed or v in allowed for v, allowed in ((kind, self.kinds), (dtype, self.dtypes), (mode, self.modes))
+        )
 
     @staticmethod
     def compiled_by_dtype(framework: str, first_rank: int) -> tuple[WorkerGroup, ...]:
         """A framework's compiled conformance checks, one group per dtype (``torch-compiled-float32``:
         a graph is compiled per dtype anyway, so a split compiles nothing twice), ranked from
         ``first_rank`` in the order float32, float64, float16, bfloat16."""
-        return tuple(WorkerGroup(f"{framework}-compiled-{dt}", first_rank + i, frozenset({"value", "grad"}),
-                                 frozenset({dt}), frozenset({"compiled"}))
-                     for i, dt in enumerate(("float32", "float64", "float16", "bfloat16")))
+        return tuple(
+            WorkerGroup(
+                f"{framework}-compiled-{dt}",
+                first_rank + i,
+                frozenset({"value", "grad"}),
+                frozenset({dt}),
+                frozenset({"compiled"}),
+            )
+            for i, dt in enumerate(("float32", "float64", "float16", "bfloat16"))
+        )
 
 
 class ContractError(TypeError):
@@ -255,8 +276,9 @@ def _handed_copy(problem: Problem) -> Problem:
     hit = _HANDED.get(id(problem))
     if hit is not None and hit[0] is problem:
         return hit[1]
-    copy = replace(problem, **{k: np.array(v, copy=True) for k in _INPUT_ARRAYS
-                               if (v := getattr(problem, k)) is not None})
+    copy = replace(
+        problem, **{k: np.array(v, copy=True) for k in _INPUT_ARRAYS if (v := getattr(problem, k)) is not None}
+    )
     _HANDED[id(problem)] = (problem, copy)
     while len(_HANDED) > 8:
         _HANDED.pop(next(iter(_HANDED)))
@@ -267,13 +289,19 @@ def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     """Bit for bit (NaN payloads and signed zeros included), shape and dtype too."""
     if a is None or b is None:
         return a is b
-    return a.shape == b.shape and a.dtype == b.dtype and np.ascontiguousarray(a).tobytes() == \
-        np.ascontiguousarray(b).tobytes()
+    return (
+        a.shape == b.shape
+        and a.dtype == b.dtype
+        and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+    )
 
 
-def _check_untouched(binding: Binding, inputs: tuple[Problem, Problem],
-                     cotangents: tuple[np.ndarray | None, np.ndarray | None],
-                     raised: BaseException | None = None) -> None:
+def _check_untouched(
+    binding: Binding,
+    inputs: tuple[Problem, Problem],
+    cotangents: tuple[np.ndarray | None, np.ndarray | None],
+    raised: BaseException | None = None,
+) -> None:
     """Raise InputWrittenError when the call changed the binding's copies (also when it raised: a
     refusal after writing is still a write); a written copy is dropped, never handed out again.
 
@@ -286,12 +314,21 @@ def _check_untouched(binding: Binding, inputs: tuple[Problem, Problem],
         written.append("cotangent")
     if written:
         _HANDED.pop(id(problem), None)
-        raise InputWrittenError(f"{binding.name} wrote into its inputs ({', '.join(written)}): its result is of "
-                                f"other inputs than the ones judged; the next binding gets pristine copies") from raised
+        raise InputWrittenError(
+            f"{binding.name} wrote into its inputs ({', '.join(written)}): its result is of "
+            f"other inputs than the ones judged; the next binding gets pristine copies"
+        ) from raised
 
 
-def run_binding(adapter: Adapter, binding: Binding, problem: Problem, *, grad: bool,
-                cotangent: np.ndarray | None, mode: str = "eager") -> Output:
+def run_binding(
+    adapter: Adapter,
+    binding: Binding,
+    problem: Problem,
+    *,
+    grad: bool,
+    cotangent: np.ndarray | None,
+    mode: str = "eager",
+) -> Output:
     """``adapter.run`` with its result checked against the protocol: an exception the call raises
     propagates as it is; a result that is not an Output raises ContractError.
 
@@ -309,8 +346,10 @@ def run_binding(adapter: Adapter, binding: Binding, problem: Problem, *, grad: b
         raise
     _check_untouched(binding, (problem, handed), (cotangent, cot))
     if not all(hasattr(out, k) for k in ("value", "grad", "dtype")):
-        raise ContractError(f"{adapter.name}'s run() returned {type(out).__name__} "
-                            f"{str(out)[:80]!r}, not an Output(value, grad, dtype) (see xentcheck.protocol)")
+        raise ContractError(
+            f"{adapter.name}'s run() returned {type(out).__name__} "
+            f"{str(out)[:80]!r}, not an Output(value, grad, dtype) (see xentcheck.protocol)"
+        )
     try:
         value = np.asarray(out.value, dtype=np.float64)
         g = None if out.grad is None else np.asarray(out.grad, dtype=np.float64)

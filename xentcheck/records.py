@@ -5,13 +5,24 @@ results schema (``results.schema.json``) describes, and :meth:`from_json` reads 
 reports work on the same types the run produced. ``tests/test_results.py`` checks that the schema
 and these classes name the same fields.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-__all__ = ["OUTCOMES", "BenchRecord", "BenchSection", "CheckRecord", "Errors", "RelationRecord", "Results",
-           "StabilityPoint", "StabilityRecord", "summarize"]
+__all__ = [
+    "OUTCOMES",
+    "BenchRecord",
+    "BenchSection",
+    "CheckRecord",
+    "Errors",
+    "RelationRecord",
+    "Results",
+    "StabilityPoint",
+    "StabilityRecord",
+    "summarize",
+]
 
 OUTCOMES = ("pass", "deviation", "fail", "unsupported", "error")
 
@@ -32,8 +43,11 @@ def _json(obj: Any, skip_none: frozenset[str]) -> dict:
 def _kwargs(cls: type, d: dict) -> dict:
     """Constructor arguments for ``cls`` from a JSON object (keys the class does not know are dropped:
     the schema has validated the document already)."""
-    return {f.name: d[f.metadata.get("key", f.name)] for f in fields(cls)
-            if f.metadata.get("json", True) and f.metadata.get("key", f.name) in d}
+    return {
+        f.name: d[f.metadata.get("key", f.name)]
+        for f in fields(cls)
+        if f.metadata.get("json", True) and f.metadata.get("key", f.name) in d
+    }
 
 
 @dataclass(frozen=True)
@@ -102,7 +116,8 @@ class CheckRecord:
     run: str = _run_label()
 
     OPTIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"expectation_differs", "errors_vs_expectation", "vs_eager", "repro", "traceback", "raised", "worst"})
+        {"expectation_differs", "errors_vs_expectation", "vs_eager", "repro", "traceback", "raised", "worst"}
+    )
 
     def to_json(self) -> dict:
         return _json(self, self.OPTIONAL)
@@ -212,8 +227,22 @@ class BenchRecord:
 
     #: written only once measured (compile_s is null in eager mode, so it goes with stats)
     MEASURED: ClassVar[frozenset[str]] = frozenset(
-        {"target", "reduction", "stats", "samples", "first_call_s", "compile_s", "bytes", "gbps", "floor_s",
-         "floor_bound", "floor_multiple", "peak_bytes", "peak_kind"})
+        {
+            "target",
+            "reduction",
+            "stats",
+            "samples",
+            "first_call_s",
+            "compile_s",
+            "bytes",
+            "gbps",
+            "floor_s",
+            "floor_bound",
+            "floor_multiple",
+            "peak_bytes",
+            "peak_kind",
+        }
+    )
 
     def to_json(self) -> dict:
         d = _json(self, self.MEASURED | {"overhead"})
@@ -281,8 +310,14 @@ class Results:
             d["complete"] = self.complete
         if self.incomplete is not None:
             d["incomplete"] = self.incomplete
-        d.update({"environment": self.environment, "summary": self.summary, "expectations": self.expectations,
-                  "records": [r.to_json() for r in self.records]})
+        d.update(
+            {
+                "environment": self.environment,
+                "summary": self.summary,
+                "expectations": self.expectations,
+                "records": [r.to_json() for r in self.records],
+            }
+        )
         if self.benchmarks is not None:
             d["benchmarks"] = self.benchmarks.to_json()
         if self.stability:
@@ -293,12 +328,19 @@ class Results:
 
     @classmethod
     def from_json(cls, d: dict) -> Results:
-        return cls(environment=d["environment"], summary=d["summary"], expectations=d["expectations"],
-                   records=[CheckRecord.from_json(r) for r in d["records"]],
-                   benchmarks=BenchSection.from_json(d["benchmarks"]) if d.get("benchmarks") else None,
-                   stability=[StabilityRecord.from_json(s) for s in d.get("stability", [])],
-                   schema_version=d["schema_version"], tool=d["tool"], complete=d.get("complete"),
-                   incomplete=d.get("incomplete"), harness=d.get("harness"))
+        return cls(
+            environment=d["environment"],
+            summary=d["summary"],
+            expectations=d["expectations"],
+            records=[CheckRecord.from_json(r) for r in d["records"]],
+            benchmarks=BenchSection.from_json(d["benchmarks"]) if d.get("benchmarks") else None,
+            stability=[StabilityRecord.from_json(s) for s in d.get("stability", [])],
+            schema_version=d["schema_version"],
+            tool=d["tool"],
+            complete=d.get("complete"),
+            incomplete=d.get("incomplete"),
+            harness=d.get("harness"),
+        )
 
 
 def summarize(records: list[CheckRecord]) -> dict[str, int]:

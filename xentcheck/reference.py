@@ -13,6 +13,7 @@ A :class:`Convention` carries what a binding documents about itself: how its mea
 *policies* some APIs apply (probability clipping, log clamping, a floored gradient denominator).
 ``MATH`` is the plain mathematics.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, make_dataclass
@@ -57,10 +58,15 @@ _CONVENTION_DOC = """A binding's documented semantics, beyond the op itself (a f
 #: the binding's documented semantics: how its mean divides, then one field per registered policy
 Convention = make_dataclass(
     "Convention",
-    [("mean_by", str, field(default="count")), ("mean_last_axis", bool, field(default=False)),
-     *[(p.name, p.annotation, field(default=None)) for p in policies.REGISTRY]],
-    bases=(_ConventionMethods,), frozen=True,
-    namespace={"__module__": __name__, "__doc__": policies.convention_doc(_CONVENTION_DOC)})
+    [
+        ("mean_by", str, field(default="count")),
+        ("mean_last_axis", bool, field(default=False)),
+        *[(p.name, p.annotation, field(default=None)) for p in policies.REGISTRY],
+    ],
+    bases=(_ConventionMethods,),
+    frozen=True,
+    namespace={"__module__": __name__, "__doc__": policies.convention_doc(_CONVENTION_DOC)},
+)
 
 #: the Convention fields that are numerical policies (every field but what the binding's mean divides by)
 POLICIES = tuple(p.name for p in policies.REGISTRY)
@@ -89,8 +95,13 @@ def output_shape(problem: Problem, conv: Convention = MATH) -> tuple[int, ...]:
     return tuple(problem.x.shape)
 
 
-def _softmax_ce(z: np.ndarray, a: np.ndarray, plain_product: bool = False, unit_target_sum: bool = False,
-                summed: np.ndarray | None = None):
+def _softmax_ce(
+    z: np.ndarray,
+    a: np.ndarray,
+    plain_product: bool = False,
+    unit_target_sum: bool = False,
+    summed: np.ndarray | None = None,
+):
     """l = sum_c a_c (lse(z) - z_c) and its gradient (sum a) p - a, per row, with error scales.
     ``summed``: the classes the binding's sum runs over (a ``where`` mask), where a plain product
     applies; the others are left out of the sum."""
@@ -399,13 +410,19 @@ def _bce_formula(flow: Flow) -> None:
     p, conv = flow.problem, flow.conv
     flow.a = flow.y
     flow.x = _held_probabilities(flow)
-    flow.loss, flow.grad, flow.vsc, flow.gsc = _bce(flow.x, flow.y, conv, conv.constants_dtype(p.dtype),
-                                                    t_rounded=bool(p.label_smoothing))
+    flow.loss, flow.grad, flow.vsc, flow.gsc = _bce(
+        flow.x, flow.y, conv, conv.constants_dtype(p.dtype), t_rounded=bool(p.label_smoothing)
+    )
 
 
 #: each op's formula: the loss, gradient and error scales of the flow's input and target (its core stage)
-_FORMULAS = {"softmax_ce": _softmax_formula, "nll": _nll_formula, "categorical_ce": _categorical_formula,
-             "sigmoid_bce": _sigmoid_formula, "bce": _bce_formula}
+_FORMULAS = {
+    "softmax_ce": _softmax_formula,
+    "nll": _nll_formula,
+    "categorical_ce": _categorical_formula,
+    "sigmoid_bce": _sigmoid_formula,
+    "bce": _bce_formula,
+}
 
 
 def _hooks(flow: Flow, stage: str) -> None:

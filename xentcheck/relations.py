@@ -13,6 +13,7 @@ so a relation is allowed exactly the rounding error both sides are allowed, neve
 logits lie on a 2^-8 grid within +-100 and shifts are integers within +-100, so a shifted input is exact in float32
 and float64 (the dtypes relations run in). This module imports no framework.
 """
+
 from __future__ import annotations
 
 import time
@@ -110,10 +111,27 @@ def base(op: str, dtype: str, d: Draw, kind: str, shape: tuple[int, ...] | None 
     if op == "linear_ce":  # hidden states X [N, 4] and a classifier W [C, 4] whose logits are about z's scale
         x = round_to(np.clip(np.round(rng.normal(0.0, 1.0, (shape[0], 4)) * 64) / 64, -4, 4), dtype)
         w = round_to(np.round(rng.normal(0.0, d.scale / 2, (shape[-1], 4)) * 64) / 64, dtype)
-        return Problem(case="relation", op=op, dtype=dtype, x=x, target=target, target_kind=kind,
-                       reduction=d.reduction, category="relations", weight_matrix=w)
-    return Problem(case="relation", op=op, dtype=dtype, x=x, target=target, target_kind=kind,
-                   reduction=d.reduction, category="relations")
+        return Problem(
+            case="relation",
+            op=op,
+            dtype=dtype,
+            x=x,
+            target=target,
+            target_kind=kind,
+            reduction=d.reduction,
+            category="relations",
+            weight_matrix=w,
+        )
+    return Problem(
+        case="relation",
+        op=op,
+        dtype=dtype,
+        x=x,
+        target=target,
+        target_kind=kind,
+        reduction=d.reduction,
+        category="relations",
+    )
 
 
 def _onehot(idx: np.ndarray, c: int) -> np.ndarray:
@@ -180,13 +198,20 @@ def _reduction(d, b, others):
 
 def _sigmoid_softmax(d, b, others):
     p = base("sigmoid_bce", d.dtype, d, "binary", shape=(d.batch * d.classes, 1))
-    two = replace(p, op="softmax_ce", x=np.concatenate([np.zeros_like(p.x), p.x], axis=-1),
-                  target=p.target[:, 0].astype(np.int64), target_kind="index")
+    two = replace(
+        p,
+        op="softmax_ce",
+        x=np.concatenate([np.zeros_like(p.x), p.x], axis=-1),
+        target=p.target[:, 0].astype(np.int64),
+        target_kind="index",
+    )
     softmax = next((o for o in others if o.caps.op == "softmax_ce" and _supports(o, two)), None)
     if softmax is None:
         return None
-    return (Side(p, value_map=lambda v: np.reshape(v, -1), grad_map=lambda g: g[:, 0]),
-            Side(two, binding=softmax, value_map=lambda v: np.reshape(v, -1), grad_map=lambda g: g[:, 1]))
+    return (
+        Side(p, value_map=lambda v: np.reshape(v, -1), grad_map=lambda g: g[:, 0]),
+        Side(two, binding=softmax, value_map=lambda v: np.reshape(v, -1), grad_map=lambda g: g[:, 1]),
+    )
 
 
 def _entropy(d, b, others):
@@ -221,26 +246,51 @@ def _need(op=None, targets=(), options=(), reductions=()):
             if not set(r.split("|")) & caps.reductions:
                 return f"needs reduction {r.replace('|', ' or ')}"
         return None
+
     return why
 
 
 RELATIONS: tuple[Relation, ...] = (
-    Relation("index_onehot", "CE(z, index t) = CE(z, onehot(t))",
-             _need(CATEGORICAL_OPS, targets=("index", "onehot")), _index_onehot),
-    Relation("shift_invariance", "CE(z + c, t) = CE(z, t) for a constant c per row",
-             _need({"softmax_ce"}), _shift),
-    Relation("label_smoothing_soft", "CE with smoothing e = CE with targets (1 - e) y + e / K",
-             _need(targets=("soft",), options=("label_smoothing",)), _smoothing),
-    Relation("ignore_index_drop", "ignored rows count as dropped rows (zero weight)",
-             _need(CATEGORICAL_OPS - {"linear_ce"}, targets=("index",), options=("ignore_index",)), _ignore),
-    Relation("reduction_of_none", "sum = sum of the unreduced loss; mean = that sum / count",
-             _need(reductions=("none", "sum|mean")), _reduction),
-    Relation("sigmoid_is_2class_softmax", "BCE(sigmoid z, t) = CE(softmax [0, z], t)",
-             _need({"sigmoid_bce"}, targets=("binary",)), _sigmoid_softmax),
-    Relation("ce_at_least_entropy", "CE(z, p) >= CE(log p, p) = H(p)",
-             _need({"softmax_ce"}, targets=("soft",), reductions=("none",)), _entropy, kind="ge", grad=False),
-    Relation("agrees_with_first_binding", "equals the framework's first binding of the same op",
-             _need(), _agrees),
+    Relation(
+        "index_onehot",
+        "CE(z, index t) = CE(z, onehot(t))",
+        _need(CATEGORICAL_OPS, targets=("index", "onehot")),
+        _index_onehot,
+    ),
+    Relation("shift_invariance", "CE(z + c, t) = CE(z, t) for a constant c per row", _need({"softmax_ce"}), _shift),
+    Relation(
+        "label_smoothing_soft",
+        "CE with smoothing e = CE with targets (1 - e) y + e / K",
+        _need(targets=("soft",), options=("label_smoothing",)),
+        _smoothing,
+    ),
+    Relation(
+        "ignore_index_drop",
+        "ignored rows count as dropped rows (zero weight)",
+        _need(CATEGORICAL_OPS - {"linear_ce"}, targets=("index",), options=("ignore_index",)),
+        _ignore,
+    ),
+    Relation(
+        "reduction_of_none",
+        "sum = sum of the unreduced loss; mean = that sum / count",
+        _need(reductions=("none", "sum|mean")),
+        _reduction,
+    ),
+    Relation(
+        "sigmoid_is_2class_softmax",
+        "BCE(sigmoid z, t) = CE(softmax [0, z], t)",
+        _need({"sigmoid_bce"}, targets=("binary",)),
+        _sigmoid_softmax,
+    ),
+    Relation(
+        "ce_at_least_entropy",
+        "CE(z, p) >= CE(log p, p) = H(p)",
+        _need({"softmax_ce"}, targets=("soft",), reductions=("none",)),
+        _entropy,
+        kind="ge",
+        grad=False,
+    ),
+    Relation("agrees_with_first_binding", "equals the framework's first binding of the same op", _need(), _agrees),
 )
 BY_NAME = {r.name: r for r in RELATIONS}
 
@@ -253,10 +303,17 @@ def strategy(dtype: str, reductions: frozenset[str], wide: bool = False):
     from hypothesis import strategies as st
 
     sizes = (st.integers(1, 8), st.integers(2, 9)) if wide else (st.sampled_from([1, 2, 4]), st.sampled_from([2, 3, 5]))
-    return st.builds(Draw, dtype=st.just(dtype), batch=sizes[0], classes=sizes[1],
-                     scale=st.sampled_from([0.5, 4.0, 30.0]), seed=st.integers(0, 2**16),
-                     reduction=st.sampled_from(sorted(reductions)), shift=st.integers(-100, 100).filter(bool),
-                     smoothing=st.sampled_from([0.1, 0.25, 0.5]))
+    return st.builds(
+        Draw,
+        dtype=st.just(dtype),
+        batch=sizes[0],
+        classes=sizes[1],
+        scale=st.sampled_from([0.5, 4.0, 30.0]),
+        seed=st.integers(0, 2**16),
+        reduction=st.sampled_from(sorted(reductions)),
+        shift=st.integers(-100, 100).filter(bool),
+        smoothing=st.sampled_from([0.1, 0.25, 0.5]),
+    )
 
 
 class _NotFinite(Exception):
@@ -293,8 +350,9 @@ def _evaluate(judge: Judge, subject: Subject, side: Side, grad: bool):
     for name, g, e in (("value", out.value, ev.value), ("grad", out.grad if grad else None, ev.grad)):
         # finite and representable in the dtype (a gradient of -1/p for a subnormal p may overflow)
         if g is not None and np.any((np.abs(e) <= finfo_max) & ~np.isfinite(g)):
-            raise _NotFinite(f"{name} of {b.name} is not finite where the mathematics is: "
-                             f"{np.asarray(g).ravel()[:6].tolist()}")
+            raise _NotFinite(
+                f"{name} of {b.name} is not finite where the mathematics is: {np.asarray(g).ravel()[:6].tolist()}"
+            )
     got = {"value": side.value_map(out.value)}
     bounds = {"value": side.value_map(np.broadcast_to(bound(ev.value_scale, dtype), np.shape(ev.value)))}
     if grad:
@@ -335,9 +393,14 @@ def partners(judge: Judge, framework: str, binding: Binding, bindings: list[Bind
     """The framework's other bindings a relation may compare ``binding`` with: those the registry
     documents alike on relation inputs (a sibling whose documented behaviour differs may
     legitimately disagree)."""
+
     def documented(name: str) -> tuple:
-        return tuple(getattr(judge.expectation(Check(framework, name, "relation", dtype, kind=c, category="relations")),
-                             "id", None) for c in ("value", "grad"))
+        return tuple(
+            getattr(
+                judge.expectation(Check(framework, name, "relation", dtype, kind=c, category="relations")), "id", None
+            )
+            for c in ("value", "grad")
+        )
 
     mine = documented(binding.name)
     return [b for b in bindings if b.name != binding.name and documented(b.name) == mine]
@@ -345,8 +408,20 @@ def partners(judge: Judge, framework: str, binding: Binding, bindings: list[Bind
 
 def check_for(judge: Judge, framework: str, binding: Binding, relation: Relation, dtype: str) -> Check:
     """The check of ``relation`` for ``binding`` of ``framework`` in ``dtype`` (eager, on the judge's device)."""
-    return Check(framework, binding.name, relation.name, dtype, "eager", "all", "relation", api=binding.api,
-                 op=binding.caps.op, category="relations", device=judge.device, statement=relation.statement)
+    return Check(
+        framework,
+        binding.name,
+        relation.name,
+        dtype,
+        "eager",
+        "all",
+        "relation",
+        api=binding.api,
+        op=binding.caps.op,
+        category="relations",
+        device=judge.device,
+        statement=relation.statement,
+    )
 
 
 def run_relation(judge: Judge, subject: Subject, relation: Relation, check: Check) -> Verdict:
@@ -360,8 +435,10 @@ def run_relation(judge: Judge, subject: Subject, relation: Relation, check: Chec
     base = Verdict(compute_dtype=dtype)
     why = relation.applies(binding.caps) or (None if dtype in binding.caps.dtypes else f"dtype {dtype} not supported")
     if why is None and dtype not in RELATION_DTYPES:
-        why = (f"relations run in {' and '.join(RELATION_DTYPES)}: a shifted or rearranged drawn input is exact there, "
-               f"not in {dtype}")
+        why = (
+            f"relations run in {' and '.join(RELATION_DTYPES)}: a shifted or rearranged drawn input is exact there, "
+            f"not in {dtype}"
+        )
     if why:
         return replace(base, reason=why)
     seen = {"ran": 0, "worst": 0.0, "last": None}
@@ -369,8 +446,15 @@ def run_relation(judge: Judge, subject: Subject, relation: Relation, check: Chec
     # The default run's draws are fixed by the check's id (not by this function's source, which
     # hypothesis's derandomize would hash: an edit here must not change which inputs are drawn).
     @seed(zlib.crc32(check.id.encode()) if judge.derandomize else None)
-    @settings(max_examples=judge.relation_examples, derandomize=False, deadline=None, database=None,
-              print_blob=False, report_multiple_bugs=False, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=judge.relation_examples,
+        derandomize=False,
+        deadline=None,
+        database=None,
+        print_blob=False,
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy(dtype, binding.caps.reductions, wide=not judge.derandomize))
     def holds(d: Draw) -> None:
         out = check_draw(judge, subject, relation, d)
@@ -390,7 +474,15 @@ def run_relation(judge: Judge, subject: Subject, relation: Relation, check: Chec
     except Exception as e:  # the binding raised on a drawn input
         outcome, why = "error", f"{one_line(e)} (on {seen['last']})"
     else:
-        outcome, why = ("unsupported", f"no drawn input fits the binding ({relation.statement})") if seen["ran"] == 0 \
+        outcome, why = (
+            ("unsupported", f"no drawn input fits the binding ({relation.statement})")
+            if seen["ran"] == 0
             else ("pass", f"held on {seen['ran']} drawn inputs")
-    return replace(base, outcome=outcome, reason=why, duration_s=time.perf_counter() - t0,
-                   errors=Errors(max_abs=0.0, max_rel=0.0, tol_units=seen["worst"], eps_units=0.0, mismatches=0))
+        )
+    return replace(
+        base,
+        outcome=outcome,
+        reason=why,
+        duration_s=time.perf_counter() - t0,
+        errors=Errors(max_abs=0.0, max_rel=0.0, tol_units=seen["worst"], eps_units=0.0, mismatches=0),
+    )

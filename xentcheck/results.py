@@ -4,6 +4,7 @@ Everything downstream (HTML report, diffs) is computed from these files alone. `
 current schema version and rejects others with one line saying what to do; it returns the typed
 document of :mod:`xentcheck.records`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,8 +14,18 @@ from pathlib import Path
 from .records import BenchSection, CheckRecord, Results, StabilityRecord, summarize
 from .safe_output import write_atomic  # re-exported: every output file is written through it
 
-__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "Results", "ResultsError", "document", "load", "schema", "summarize",
-           "validate", "write_atomic"]
+__all__ = [
+    "SCHEMA_PATH",
+    "SCHEMA_VERSION",
+    "Results",
+    "ResultsError",
+    "document",
+    "load",
+    "schema",
+    "summarize",
+    "validate",
+    "write_atomic",
+]
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
@@ -44,8 +55,10 @@ def validate(doc: dict, where: str = "results") -> None:
 
     version = doc.get("schema_version") if isinstance(doc, dict) else None
     if version != SCHEMA_VERSION:
-        raise ResultsError(f"{where}: schema_version {version!r} is not supported (this xentcheck reads "
-                           f"version {SCHEMA_VERSION}); re-run the suite with this version to regenerate it")
+        raise ResultsError(
+            f"{where}: schema_version {version!r} is not supported (this xentcheck reads "
+            f"version {SCHEMA_VERSION}); re-run the suite with this version to regenerate it"
+        )
     try:
         _validator()(doc)
     except fastjsonschema.JsonSchemaValueException as e:
@@ -72,11 +85,14 @@ def load(path: str | Path) -> Results:
     except json.JSONDecodeError as e:
         raise ResultsError(f"{p}: not JSON ({e.msg} at line {e.lineno}); is this a results file?") from None
     except RecursionError:  # nested beyond what the parser follows: no results file is
-        raise ResultsError(f"{p}: nested too deeply to be a results file; pass a results JSON written by a run") \
-            from None
+        raise ResultsError(
+            f"{p}: nested too deeply to be a results file; pass a results JSON written by a run"
+        ) from None
     except ValueError as e:  # a NaN/Infinity token
-        raise ResultsError(f"{p}: {e}; a results file is strict JSON (xentcheck writes non-finite numbers as "
-                           f"strings), so this one was not written by xentcheck or was edited") from None
+        raise ResultsError(
+            f"{p}: {e}; a results file is strict JSON (xentcheck writes non-finite numbers as "
+            f"strings), so this one was not written by xentcheck or was edited"
+        ) from None
     validate(doc, str(p))
     return Results.from_json(doc)
 
@@ -98,16 +114,30 @@ def dumps(doc: Results) -> str:
     return "".join(parts) + ("\n}" if lists else "")
 
 
-def document(environment: dict, records: list[CheckRecord], expectations: dict,
-             benchmarks: BenchSection | None = None, stability: list[StabilityRecord] | None = None,
-             incomplete: dict | None = None, harness: dict | None = None) -> Results:
+def document(
+    environment: dict,
+    records: list[CheckRecord],
+    expectations: dict,
+    benchmarks: BenchSection | None = None,
+    stability: list[StabilityRecord] | None = None,
+    incomplete: dict | None = None,
+    harness: dict | None = None,
+) -> Results:
     """Assemble a results document (its JSON validated before it is returned); ``benchmarks`` when
     timed, ``stability`` when the stability sweep ran; ``incomplete`` (reason, recorded, expected)
     when the run stopped early."""
     records = sorted(records, key=lambda r: r.id)
-    doc = Results(environment=environment, summary=summarize(records), expectations=expectations, records=records,
-                  benchmarks=benchmarks, stability=sorted(stability or [], key=lambda r: r.id),
-                  schema_version=SCHEMA_VERSION, complete=incomplete is None, incomplete=incomplete,
-                  harness=harness)
+    doc = Results(
+        environment=environment,
+        summary=summarize(records),
+        expectations=expectations,
+        records=records,
+        benchmarks=benchmarks,
+        stability=sorted(stability or [], key=lambda r: r.id),
+        schema_version=SCHEMA_VERSION,
+        complete=incomplete is None,
+        incomplete=incomplete,
+        harness=harness,
+    )
     validate(doc.to_json())
     return doc

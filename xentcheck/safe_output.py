@@ -3,6 +3,7 @@
 ``--results=/dev/null`` run as root would otherwise replace the device with a regular file (a rename
 replaces whatever the name points at), and a symlink planted at ``RESULTS.lock`` or at a journal's name
 would have a file elsewhere truncated. Every file the harness writes goes through here."""
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,10 @@ def target(path: str | Path) -> Path:
         raise OutputError(f"{p}: cannot inspect it ({e.strerror}); choose another path") from None
     if not stat.S_ISREG(mode):
         kind = "a folder" if stat.S_ISDIR(mode) else "a device or special file"
-        raise OutputError(f"{p} is {kind}, not a regular file; xentcheck writes results and reports only to "
-                          f"regular files: pass a file path")
+        raise OutputError(
+            f"{p} is {kind}, not a regular file; xentcheck writes results and reports only to "
+            f"regular files: pass a file path"
+        )
     return real
 
 

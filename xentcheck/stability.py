@@ -11,6 +11,7 @@ status: ``ok``, ``documented`` (within the bound of the binding's registry entry
 The sweep is a diagnostic drawn as the report's stability charts (where does each API stop being
 right?); the verdicts stay with the checks, whose cases include points of these axes.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,7 +42,7 @@ class Axis:
     """One sweep path: which ops it applies to, the registry category it falls in, and its points."""
 
     name: str
-    label: str        # what the x axis shows
+    label: str  # what the x axis shows
     ops: frozenset[str]
     category: str
     points: Callable[[str], np.ndarray]
@@ -100,15 +101,28 @@ def _probabilities(to_one: bool) -> Callable:
             x = np.stack([p, round_to(1.0 - p, dtype)], axis=1)
             return x, np.tile([1.0, 0.0], (len(p), 1))
         return p[:, None], np.ones((len(p), 1))
+
     return build
 
 
 AXES = (
     Axis("logit_magnitude", "largest |logit|", LOGIT_OPS, "extreme logits", _magnitudes, _logits),
-    Axis("probability_to_0", "probability of the target", frozenset({"categorical_ce", "bce"}),
-         "zero probabilities", _to_zero, _probabilities(False)),
-    Axis("probability_to_1", "1 - probability of the target", frozenset({"categorical_ce", "bce"}),
-         "zero probabilities", _to_one, _probabilities(True)),
+    Axis(
+        "probability_to_0",
+        "probability of the target",
+        frozenset({"categorical_ce", "bce"}),
+        "zero probabilities",
+        _to_zero,
+        _probabilities(False),
+    ),
+    Axis(
+        "probability_to_1",
+        "1 - probability of the target",
+        frozenset({"categorical_ce", "bce"}),
+        "zero probabilities",
+        _to_one,
+        _probabilities(True),
+    ),
 )
 BY_NAME = {a.name: a for a in AXES}
 
@@ -121,8 +135,16 @@ def problem(axis: Axis, op: str, dtype: str, target_kind: str) -> tuple[Problem,
         target = dense.argmax(axis=-1).astype(np.int64)
     else:
         target = dense
-    return Problem(case=f"stability_{axis.name}", op=op, dtype=dtype, x=x, target=target, target_kind=target_kind,
-                   reduction="none", category=axis.category), pts
+    return Problem(
+        case=f"stability_{axis.name}",
+        op=op,
+        dtype=dtype,
+        x=x,
+        target=target,
+        target_kind=target_kind,
+        reduction="none",
+        category=axis.category,
+    ), pts
 
 
 def _per_row(a: np.ndarray, rows: int) -> np.ndarray:
@@ -164,8 +186,17 @@ def _json_number(v: float) -> float | str:
 
 def check_for(judge: Judge, framework: str, binding: Binding, axis: Axis, dtype: str) -> Check:
     """The check of ``binding`` of ``framework`` along ``axis`` in ``dtype`` (eager, on the judge's device)."""
-    return Check(framework, binding.name, axis.name, dtype, kind="stability", api=binding.api, op=binding.caps.op,
-                 device=judge.device, statement=axis.label)
+    return Check(
+        framework,
+        binding.name,
+        axis.name,
+        dtype,
+        kind="stability",
+        api=binding.api,
+        op=binding.caps.op,
+        device=judge.device,
+        statement=axis.label,
+    )
 
 
 def sweep(judge: Judge, adapter: Adapter, binding: Binding, check: Check) -> Verdict:
@@ -194,8 +225,9 @@ def sweep(judge: Judge, adapter: Adapter, binding: Binding, check: Check) -> Ver
 
     def judge_rows(kind: str, got: np.ndarray):
         """Per-row error units and statuses of one check, against the mathematics and any registry entry."""
-        key = Check(adapter.name, binding.name, prob.case, prob.dtype, "eager", prob.reduction, kind,
-                    category=prob.category)
+        key = Check(
+            adapter.name, binding.name, prob.case, prob.dtype, "eager", prob.reduction, kind, category=prob.category
+        )
         ex = expected_for(judge.expectation(key, prob), binding, prob, cot, math)
         pick = (lambda e: (e.value, e.value_scale)) if kind == "value" else (lambda e: (e.grad, e.grad_scale))
         exp, scale = pick(ex.math)
@@ -213,9 +245,16 @@ def sweep(judge: Judge, adapter: Adapter, binding: Binding, check: Check) -> Ver
     points = []
     for i, p in enumerate(pts):
         grad = {} if g_status is None else {"grad_units": _json_number(g_units[i]), "grad_status": g_status[i]}
-        points.append(StabilityPoint(x=float(p), value=_json_number(got_v[i].sum()),
-                                     reference=_json_number(exp_v[i].sum()), value_units=_json_number(v_units[i]),
-                                     value_status=v_status[i], **grad))
+        points.append(
+            StabilityPoint(
+                x=float(p),
+                value=_json_number(got_v[i].sum()),
+                reference=_json_number(exp_v[i].sum()),
+                value_units=_json_number(v_units[i]),
+                value_status=v_status[i],
+                **grad,
+            )
+        )
     return replace(ok, points=tuple(points), expectations=tuple(sorted(entries)))
 
 

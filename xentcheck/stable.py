@@ -1,6 +1,7 @@
 """Elementwise building blocks of the oracle that keep the limits: ``0 * inf = 0`` where mathematics
 says so, and the softplus that neither overflows nor cancels. Shared by the oracle's formulas
 (:mod:`xentcheck.reference`) and the policies' hooks (:mod:`xentcheck.policies`)."""
+
 from __future__ import annotations
 
 import numpy as np

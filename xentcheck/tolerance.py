@@ -15,6 +15,7 @@ term: every operation may add an error of at most the smallest normal number ``t
 gets ``KAPPA * tiny`` (a float32 gradient of 1e-145 is 0 in float32, legitimately). Nothing in this
 module depends on the framework being checked.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,5 +55,8 @@ def bound(scale: tuple[np.ndarray, np.ndarray], dtype: str, accumulate: str | No
     ua = unit_roundoff(accumulate or accumulation_dtype(dtype))
     with np.errstate(all="ignore"):
         tiny = TINY[dtype]
-        return unit_roundoff(dtype) * KAPPA * np.asarray(a, dtype=np.float64) \
-            + ua * np.asarray(s, dtype=np.float64) + KAPPA * tiny
+        return (
+            unit_roundoff(dtype) * KAPPA * np.asarray(a, dtype=np.float64)
+            + ua * np.asarray(s, dtype=np.float64)
+            + KAPPA * tiny
+        )

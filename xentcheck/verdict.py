@@ -8,6 +8,7 @@ its expected values and bounds from it. :func:`judge` turns a result into a :cla
 ``pass``, ``deviation`` (matches the documented behaviour where it differs from the mathematics) or
 ``fail``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -83,15 +84,26 @@ class Expected:
         return (self.documented, self.documented_dtype) if self.entry is not None else (self.math, self.dtype)
 
 
-def expected_for(entry: Expectation | None, binding: Binding, problem: Problem,
-                 cotangent: np.ndarray | None = None, math: reference.Evaluation | None = None) -> Expected:
+def expected_for(
+    entry: Expectation | None,
+    binding: Binding,
+    problem: Problem,
+    cotangent: np.ndarray | None = None,
+    math: reference.Evaluation | None = None,
+) -> Expected:
     """The convention, oracle evaluation and dtypes for one check covered by the registry ``entry``
     (None: none; :meth:`xentcheck.checks.Judge.expectation` finds it). ``math``: the oracle's evaluation
     of this problem and cotangent, where the caller has it already (the value and the gradient check of
     one call share it)."""
     conv = binding.convention_for(problem)
-    return Expected(problem, entry, conv, math if math is not None else reference.evaluate(problem, conv, cotangent),
-                    problem.dtype, cotangent)
+    return Expected(
+        problem,
+        entry,
+        conv,
+        math if math is not None else reference.evaluate(problem, conv, cotangent),
+        problem.dtype,
+        cotangent,
+    )
 
 
 @dataclass(frozen=True)
@@ -128,10 +140,14 @@ def dtype_contract(ex: Expected, check: str, result_dtype: str | None) -> tuple[
     if result_dtype == ex.result_dtype:
         return "deviation", as_documented(ex.entry.reason, f"a {result_dtype} {what} for {p.dtype} input")
     if ex.entry is not None and ex.entry.result_dtype:
-        return "fail", (f"result contract: the {what} is {result_dtype} for {p.dtype} input, where "
-                        f"{expectation(ex.entry.id)} documents {ex.entry.result_dtype}; {UPDATE_REGISTRY}")
-    return "fail", (f"result contract: the {what} is {result_dtype} for {p.dtype} input (the input's dtype is "
-                    f"expected, or a documented promotion in the registry)")
+        return "fail", (
+            f"result contract: the {what} is {result_dtype} for {p.dtype} input, where "
+            f"{expectation(ex.entry.id)} documents {ex.entry.result_dtype}; {UPDATE_REGISTRY}"
+        )
+    return "fail", (
+        f"result contract: the {what} is {result_dtype} for {p.dtype} input (the input's dtype is "
+        f"expected, or a documented promotion in the registry)"
+    )
 
 
 def judge_raised(entry: Expectation | None, e: BaseException) -> tuple[str, str, str] | None:
@@ -152,10 +168,15 @@ def judge(ex: Expected, check: str, got: np.ndarray, result_dtype: str | None) -
     behaviour would differ means the entry no longer happens, which fails too."""
     v = _judge_numbers(ex, check, got)
     if ex.entry is not None and ex.entry.raises:
-        return replace(v, outcome="fail", expectation_differs=True,
-                       reason=no_longer_happens(expectation(ex.entry.id), f"the binding returned a result where "
-                                                f"it documents {ex.entry.raises}")
-                       + f" ({v.reason or 'the result passes'})")
+        return replace(
+            v,
+            outcome="fail",
+            expectation_differs=True,
+            reason=no_longer_happens(
+                expectation(ex.entry.id), f"the binding returned a result where it documents {ex.entry.raises}"
+            )
+            + f" ({v.reason or 'the result passes'})",
+        )
     contract = dtype_contract(ex, check, result_dtype)
     if contract is None or v.outcome == "fail":
         return v
@@ -175,17 +196,36 @@ def _judge_numbers(ex: Expected, check: str, got: np.ndarray) -> Judgement:
     vs_policy = compare_check(got, documented, check, ex.documented_dtype)
     # Whether the documented behaviour is distinguishable from the mathematics on this input; a
     # precision-only entry (compute_dtype) is not, per check: the run-level audit covers it.
-    policy_differs = not compare_check(documented.value if check == "value" else documented.grad, ex.math, check,
-                                       ex.dtype).ok
+    policy_differs = not compare_check(
+        documented.value if check == "value" else documented.grad, ex.math, check, ex.dtype
+    ).ok
     differs = policy_differs or entry.compute_dtype is not None
     if vs_math.ok:
         if policy_differs:
-            return Judgement("fail", no_longer_happens(expectation(entry.id), f"the result matches the mathematics "
-                                                       f"where the documented policy {entry.expect} would differ"),
-                             ex, vs_math, expectation_differs=differs)
+            return Judgement(
+                "fail",
+                no_longer_happens(
+                    expectation(entry.id),
+                    f"the result matches the mathematics where the documented policy {entry.expect} would differ",
+                ),
+                ex,
+                vs_math,
+                expectation_differs=differs,
+            )
         return Judgement("pass", "", ex, vs_math, expectation_differs=differs)  # no difference on this input
     if vs_policy.ok:
-        return Judgement("deviation", f"{as_documented(entry.reason, entry.expect)}; vs mathematics: "
-                                      f"{vs_math.detail}", ex, vs_math, vs_policy, differs)
-    return Judgement("fail", f"differs from the mathematics ({vs_math.detail}) and from {expectation(entry.id)} "
-                             f"({vs_policy.detail})", ex, vs_math, expectation_differs=differs)
+        return Judgement(
+            "deviation",
+            f"{as_documented(entry.reason, entry.expect)}; vs mathematics: {vs_math.detail}",
+            ex,
+            vs_math,
+            vs_policy,
+            differs,
+        )
+    return Judgement(
+        "fail",
+        f"differs from the mathematics ({vs_math.detail}) and from {expectation(entry.id)} ({vs_policy.detail})",
+        ex,
+        vs_math,
+        expectation_differs=differs,
+    )

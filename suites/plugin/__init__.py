@@ -7,6 +7,7 @@ adapters, cases and the registry and runs one check, ``hooks`` wires the session
 results and report. Adapters are imported lazily, only when
 the conformance suite is collected, so ``pytest tests`` (the harness self-tests) imports no framework.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -65,8 +66,9 @@ def pytest_configure(config: pytest.Config) -> None:
         hooks.catch_signals()
     config.pluginmanager.register(hooks, "xentcheck-session")
     if supervise.CHANNEL is not None and supervise.CHANNEL.config is config:
-        config.pluginmanager.register(supervise.ChildEvents(config, lambda item: _pending_record(xs, item)),
-                                      "xentcheck-supervised-child")
+        config.pluginmanager.register(
+            supervise.ChildEvents(config, lambda item: _pending_record(xs, item)), "xentcheck-supervised-child"
+        )
     if hooks.is_worker:
         config.pluginmanager.register(WorkerGroups(xs.group_ranks), "xentcheck-worker-groups")
     elif getattr(config.option, "dist", "no") != "no":

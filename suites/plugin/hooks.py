@@ -1,5 +1,6 @@
 """The pytest hooks of a run: settle unsupported checks at collection, collect records as tests report,
 record checks that never finished, and write everything at the end (controller side under xdist)."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,11 @@ from .writer import Writer, lock
 
 #: user_properties keys under which the suites attach records (as JSON: they may come from an xdist
 #: worker), and the parser of each
-PARSERS = {"xentcheck": CheckRecord.from_json, "xentcheck_bench": BenchRecord.from_json,
-           "xentcheck_stability": StabilityRecord.from_json}
+PARSERS = {
+    "xentcheck": CheckRecord.from_json,
+    "xentcheck_bench": BenchRecord.from_json,
+    "xentcheck_stability": StabilityRecord.from_json,
+}
 #: the key of the Check an item that records attaches at set-up, so a check that never finishes (a hang,
 #: a dead worker) still gets a full record
 SPEC_KEY = "xentcheck_spec"
@@ -59,12 +63,17 @@ class Hooks:
     def journal_header(self) -> dict:
         """What a journal starts with: enough to rebuild a results document from it."""
         xs = self.session
-        return {"environment": xs.environment, "expectations": [e.as_dict() for e in xs.registry.entries],
-                "expected": self.expected, "bench": xs.bench.settings() if xs.bench else None}
+        return {
+            "environment": xs.environment,
+            "expectations": [e.as_dict() for e in xs.registry.entries],
+            "expected": self.expected,
+            "bench": xs.bench.settings() if xs.bench else None,
+        }
 
     def catch_signals(self) -> None:
         """SIGINT and SIGTERM stop the run as an interruption (pytest then finishes the session, so the
         results are written, marked incomplete, and the journal is kept)."""
+
         def stop(signum, frame):
             if self.signal:  # a second signal (Ctrl-C reaches the supervisor too, which passes SIGTERM on)
                 return  # must not interrupt the writing of the results the first one started
@@ -76,10 +85,16 @@ class Hooks:
 
     def harness(self) -> dict:
         """The harness's own speed in this run, for the results file (see xentcheck/results.schema.json)."""
-        frameworks = {fw: {"checks": len(d), "seconds": sum(d), "checks_per_s": len(d) / sum(d) if sum(d) else None}
-                      for fw, d in sorted(self.timed.items())}
-        return {"time_to_first_check_s": self.first_check_s, "wall_s": process_age_s(),
-                "peak_rss_bytes": max([peak_rss_bytes() or 0, *self.worker_peaks]) or None, "frameworks": frameworks}
+        frameworks = {
+            fw: {"checks": len(d), "seconds": sum(d), "checks_per_s": len(d) / sum(d) if sum(d) else None}
+            for fw, d in sorted(self.timed.items())
+        }
+        return {
+            "time_to_first_check_s": self.first_check_s,
+            "wall_s": process_age_s(),
+            "peak_rss_bytes": max([peak_rss_bytes() or 0, *self.worker_peaks]) or None,
+            "frameworks": frameworks,
+        }
 
     def incomplete(self, session: pytest.Session, exitstatus: int) -> dict | None:
         """Why the run did not finish (None when it did)."""
@@ -104,9 +119,10 @@ class Hooks:
 
     def skip_lines(self) -> list[str]:
         env = self.session.environment
-        return [f"xentcheck: skipping {name}: {why}" for name, why in env["skipped"].items()] + \
-            [f"xentcheck: ERROR {why}: the run fails; the other frameworks still run"
-             for why in env.get("broken", {}).values()]
+        return [f"xentcheck: skipping {name}: {why}" for name, why in env["skipped"].items()] + [
+            f"xentcheck: ERROR {why}: the run fails; the other frameworks still run"
+            for why in env.get("broken", {}).values()
+        ]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> None:
@@ -115,8 +131,10 @@ class Hooks:
         device = xs.options.device
         if device != "cpu" and not self.is_worker and not xs.load_adapters():
             why = "; ".join(f"{k}: {v}" for k, v in xs.skipped.items()) or "no framework selected"
-            raise pytest.UsageError(f"--device={device}: no installed framework can run there ({why}); run on a "
-                                    f"machine with that device, or without --device")
+            raise pytest.UsageError(
+                f"--device={device}: no installed framework can run there ({why}); run on a "
+                f"machine with that device, or without --device"
+            )
 
     def pytest_report_collectionfinish(self, config, start_path, items) -> list[str]:
         self.announced = True
@@ -165,8 +183,10 @@ class Hooks:
             self.writer.add(rec)
         self.settled = len(settled)
         if settled:
-            self.lines_before.append(f"xentcheck: {len(settled)} checks are outside the bindings' declared "
-                                     f"capabilities: recorded as unsupported (with the reason) without running")
+            self.lines_before.append(
+                f"xentcheck: {len(settled)} checks are outside the bindings' declared "
+                f"capabilities: recorded as unsupported (with the reason) without running"
+            )
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         check = check_of(item)
@@ -200,8 +220,10 @@ class Hooks:
         died (pytest-xdist replaces the worker)."""
         text = str(report.longrepr or "").strip()
         crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", "")  # e.g. "SystemExit: 3"
-        message = next((line.lstrip("E+ ").strip() for line in text.splitlines() if "Timeout" in line), None) \
+        message = (
+            next((line.lstrip("E+ ").strip() for line in text.splitlines() if "Timeout" in line), None)
             or (crash.strip().splitlines() or text.splitlines() or ["the process died"])[0]
+        )
         return self.session.crash_record(self.started[report.nodeid], message)
 
     @pytest.hookimpl(optionalhook=True)
@@ -243,8 +265,9 @@ class Hooks:
             xs.environment["slice"] = note
         incomplete = self.incomplete(session, exitstatus)
         try:
-            self.lines, regressed = self.writer.finish(xs, sliced, incomplete, self.harness(),
-                                                       keyword=self.keyword_slice())
+            self.lines, regressed = self.writer.finish(
+                xs, sliced, incomplete, self.harness(), keyword=self.keyword_slice()
+            )
         except Exception as e:  # a harness bug (e.g. our own document failed its schema): say so plainly
             self.writer.journal.close(remove=False)
             where = f"; the records are kept in {self.writer.journal.path}" if self.writer.journal.written else ""
@@ -265,11 +288,14 @@ class Hooks:
     def slice_note(self) -> str:
         """What made this run a slice ("" for a full run), for the results file and the terminal."""
         opt = self.config.option
-        parts = [f"-k {opt.keyword!r}" if getattr(opt, "keyword", "") else "",
-                 f"-m {opt.markexpr!r}" if getattr(opt, "markexpr", "") else "",
-                 "--one-per-category" if self.session.options.one_per_category else "",
-                 " ".join(f"--case={n}" for n in self.session.options.case_names),
-                 " ".join(f"--binding={n}" for n in self.session.options.binding_names), self.slice_by_node()]
+        parts = [
+            f"-k {opt.keyword!r}" if getattr(opt, "keyword", "") else "",
+            f"-m {opt.markexpr!r}" if getattr(opt, "markexpr", "") else "",
+            "--one-per-category" if self.session.options.one_per_category else "",
+            " ".join(f"--case={n}" for n in self.session.options.case_names),
+            " ".join(f"--binding={n}" for n in self.session.options.binding_names),
+            self.slice_by_node(),
+        ]
         return ", ".join(p for p in parts if p)
 
     def keyword_slice(self) -> str:
@@ -277,8 +303,13 @@ class Hooks:
         be in this run); "" otherwise (another slice accepts every check it does not have)."""
         opt = self.config.option
         o = self.session.options
-        if getattr(opt, "markexpr", "") or o.one_per_category or o.case_names or o.binding_names or \
-                self.slice_by_node():
+        if (
+            getattr(opt, "markexpr", "")
+            or o.one_per_category
+            or o.case_names
+            or o.binding_names
+            or self.slice_by_node()
+        ):
             return ""
         return getattr(opt, "keyword", "") or ""
 
@@ -297,11 +328,18 @@ class Hooks:
         snippets = sum(i.startswith("suites/test_repro.py") for i in ids)
         placeholder = 0 if bench else sum(i.startswith("suites/test_benchmarks.py") for i in ids)
         others = len(ids) - as_tests - len(w.stability) - bench - snippets - placeholder  # e.g. tests/
-        settled = (f"{self.settled} unsupported ones were settled from the bindings' declarations and are no "
-                   f"pytest tests; " if self.settled else "")
-        extra = (f", {bench} benchmarks" if bench else "") + \
-            (f", {placeholder} skipped benchmark placeholder (no --bench)" if placeholder else "") + \
-            (f", {others} other tests" if others > 0 else "")
-        return (f"xentcheck: how pytest counts them: {settled}the other {as_tests} are pytest tests (pass and "
-                f"deviation show as passed, unsupported as skipped, fail and error as failed), beside "
-                f"{len(w.stability)} stability sweeps, {snippets} snippet checks{extra}")
+        settled = (
+            f"{self.settled} unsupported ones were settled from the bindings' declarations and are no pytest tests; "
+            if self.settled
+            else ""
+        )
+        extra = (
+            (f", {bench} benchmarks" if bench else "")
+            + (f", {placeholder} skipped benchmark placeholder (no --bench)" if placeholder else "")
+            + (f", {others} other tests" if others > 0 else "")
+        )
+        return (
+            f"xentcheck: how pytest counts them: {settled}the other {as_tests} are pytest tests (pass and "
+            f"deviation show as passed, unsupported as skipped, fail and error as failed), beside "
+            f"{len(w.stability)} stability sweeps, {snippets} snippet checks{extra}"
+        )

@@ -1,4 +1,5 @@
 """The run's command-line options: declared for pytest, then read and validated once into RunOptions."""
+
 from __future__ import annotations
 
 import os
@@ -28,86 +29,188 @@ FLOATX_SLICE = ("keras[jax]", "keras[torch]", "keras[numpy]")
 #: bindings the slice leaves out: the loss functions, keras.ops and the metrics run the same backend code
 #: as the loss classes, which call the functions, which call keras.ops (the loss classes and the training
 #: step are the slice's code paths)
-SLICE_LEAVES_OUT = ("keras.binary_crossentropy.", "keras.categorical_crossentropy.",
-                    "keras.sparse_categorical_crossentropy.", "keras.ops.", "keras.metrics.")
+SLICE_LEAVES_OUT = (
+    "keras.binary_crossentropy.",
+    "keras.categorical_crossentropy.",
+    "keras.sparse_categorical_crossentropy.",
+    "keras.ops.",
+    "keras.metrics.",
+)
 
 
 def add_options(parser: pytest.Parser) -> None:
     """The ``xentcheck`` option group of ``pytest --help``."""
     g = parser.getgroup("xentcheck", "xentcheck conformance suite")
-    g.addoption("--frameworks", default=None,
-                help=f"comma-separated frameworks to check (default: {', '.join(DEFAULT_FRAMEWORKS)}; Keras "
-                     f"on each backend runs in a worker process of its own, and {', '.join(FLOATX_SLICE)} check "
-                     f"float32 only unless named here or --all-dtypes)")
-    g.addoption("--adapter", action="append", default=[], metavar="MODULE:ATTR",
-                help="add an external adapter object (repeatable), tested like the built-in ones")
+    g.addoption(
+        "--frameworks",
+        default=None,
+        help=f"comma-separated frameworks to check (default: {', '.join(DEFAULT_FRAMEWORKS)}; Keras "
+        f"on each backend runs in a worker process of its own, and {', '.join(FLOATX_SLICE)} check "
+        f"float32 only unless named here or --all-dtypes)",
+    )
+    g.addoption(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="add an external adapter object (repeatable), tested like the built-in ones",
+    )
     g.addoption("--device", default="cpu", choices=("cpu", "cuda"), help="device to run the bindings on")
-    g.addoption("--modes", default="eager", metavar="eager,compiled",
-                help="execution modes to check: eager (default), compiled (torch.compile, "
-                     "tf.function(jit_compile=True), jax.jit; one compile per binding and problem), or both")
-    g.addoption("--all-dtypes", action="store_true",
-                help="run every case in float16, bfloat16, float32 and float64, and the relations in float64 "
-                     "(default: the dtypes each case declares)")
-    g.addoption("--one-per-category", action="store_true",
-                help="run only the first case of each category for each op and target kind: with --all-dtypes "
-                     "and --modes=eager,compiled, the shortest run that fills the coverage matrix")
-    g.addoption("--interactions", type=int, default=2, metavar="N",
-                help="interaction cases generated from each binding's capabilities: 2 (default) covers every "
-                     "pair of declared option values, 3 every triple (a longer run), 0 none")
-    g.addoption("--probe-capabilities", action="store_true",
-                help="also call every binding with each target kind, option, reduction and dtype it does not "
-                     "declare, and show in the capability table where the API takes more than declared or a "
-                     "documented parameter raises (informational: never fails the run)")
-    g.addoption("--relation-examples", type=int, default=None, metavar="N",
-                help="hypothesis inputs drawn per binding and relation (default 2, in float32; given, also in float64)")
-    g.addoption("--fuzz", action="store_true",
-                help="long property run: random (not derandomized) draws, 300 per binding and relation")
+    g.addoption(
+        "--modes",
+        default="eager",
+        metavar="eager,compiled",
+        help="execution modes to check: eager (default), compiled (torch.compile, "
+        "tf.function(jit_compile=True), jax.jit; one compile per binding and problem), or both",
+    )
+    g.addoption(
+        "--all-dtypes",
+        action="store_true",
+        help="run every case in float16, bfloat16, float32 and float64, and the relations in float64 "
+        "(default: the dtypes each case declares)",
+    )
+    g.addoption(
+        "--one-per-category",
+        action="store_true",
+        help="run only the first case of each category for each op and target kind: with --all-dtypes "
+        "and --modes=eager,compiled, the shortest run that fills the coverage matrix",
+    )
+    g.addoption(
+        "--interactions",
+        type=int,
+        default=2,
+        metavar="N",
+        help="interaction cases generated from each binding's capabilities: 2 (default) covers every "
+        "pair of declared option values, 3 every triple (a longer run), 0 none",
+    )
+    g.addoption(
+        "--probe-capabilities",
+        action="store_true",
+        help="also call every binding with each target kind, option, reduction and dtype it does not "
+        "declare, and show in the capability table where the API takes more than declared or a "
+        "documented parameter raises (informational: never fails the run)",
+    )
+    g.addoption(
+        "--relation-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hypothesis inputs drawn per binding and relation (default 2, in float32; given, also in float64)",
+    )
+    g.addoption(
+        "--fuzz",
+        action="store_true",
+        help="long property run: random (not derandomized) draws, 300 per binding and relation",
+    )
     g.addoption("--results", default=None, help=f"where to write the results JSON (default {DEFAULT_RESULTS})")
-    g.addoption("--report", default=None,
-                help=f"where to write the HTML report (default: beside --results, same name with .html; "
-                     f"without --results {DEFAULT_REPORT})")
-    g.addoption("--cases", default=[], action="append", metavar="PATH",
-                help="case declarations from outside the repository: a .toml file or a folder of them "
-                     "(repeatable; explicit arrays may sit beside them as .npy/.npz, see cases/README.md)")
-    g.addoption("--snippets-with-inputs", action="store_true", default=False,
-                help="give failing checks of --cases declarations reproduction snippets too (they paste the "
-                     "case's arrays into the results and the report; left out by default: the arrays may be "
-                     "private data and a report is made to be shared)")
-    g.addoption("--values-outside", action="store_true", default=False,
-                help="let a case's values_file name a file outside its declaration's folder (by default it is "
-                     "confined there: a shared case folder cannot read other files)")
-    g.addoption("--case", dest="case_names", default=[], action="append", metavar="NAME",
-                help="run only this case (its exact name; repeatable): its checks, or the relation or stability "
-                     "axis of that name; unlike -k, no other name that contains it")
-    g.addoption("--binding", dest="binding_names", default=[], action="append", metavar="NAME",
-                help="run only this binding (its exact name, e.g. torch.nn.functional.cross_entropy; repeatable)")
-    g.addoption("--expectations", default=None, action="append",
-                help="expectations registry file(s) (default suites/expectations.toml)")
-    g.addoption("--wandb", action="store_true",
-                help="also log the run to Weights & Biases (offline unless WANDB_MODE is set; "
-                     "pip install -e '.[wandb]')")
-    g.addoption("--baseline", default=None, metavar="PATH",
-                help="compare this run with an earlier results file; a regression fails the run")
-    g.addoption("--bench", action="store_true", default=False,
-                help="also run the benchmark sweep (add --benchmark-only to skip the conformance checks)")
-    g.addoption("--bench-sizes", default="quick", metavar="SWEEP|NxC,...",
-                help=f"sizes to time: {', '.join(sweep.SWEEPS)} or a list like 32x10,4096x32000 (default quick)")
+    g.addoption(
+        "--report",
+        default=None,
+        help=f"where to write the HTML report (default: beside --results, same name with .html; "
+        f"without --results {DEFAULT_REPORT})",
+    )
+    g.addoption(
+        "--cases",
+        default=[],
+        action="append",
+        metavar="PATH",
+        help="case declarations from outside the repository: a .toml file or a folder of them "
+        "(repeatable; explicit arrays may sit beside them as .npy/.npz, see cases/README.md)",
+    )
+    g.addoption(
+        "--snippets-with-inputs",
+        action="store_true",
+        default=False,
+        help="give failing checks of --cases declarations reproduction snippets too (they paste the "
+        "case's arrays into the results and the report; left out by default: the arrays may be "
+        "private data and a report is made to be shared)",
+    )
+    g.addoption(
+        "--values-outside",
+        action="store_true",
+        default=False,
+        help="let a case's values_file name a file outside its declaration's folder (by default it is "
+        "confined there: a shared case folder cannot read other files)",
+    )
+    g.addoption(
+        "--case",
+        dest="case_names",
+        default=[],
+        action="append",
+        metavar="NAME",
+        help="run only this case (its exact name; repeatable): its checks, or the relation or stability "
+        "axis of that name; unlike -k, no other name that contains it",
+    )
+    g.addoption(
+        "--binding",
+        dest="binding_names",
+        default=[],
+        action="append",
+        metavar="NAME",
+        help="run only this binding (its exact name, e.g. torch.nn.functional.cross_entropy; repeatable)",
+    )
+    g.addoption(
+        "--expectations",
+        default=None,
+        action="append",
+        help="expectations registry file(s) (default suites/expectations.toml)",
+    )
+    g.addoption(
+        "--wandb",
+        action="store_true",
+        help="also log the run to Weights & Biases (offline unless WANDB_MODE is set; pip install -e '.[wandb]')",
+    )
+    g.addoption(
+        "--baseline",
+        default=None,
+        metavar="PATH",
+        help="compare this run with an earlier results file; a regression fails the run",
+    )
+    g.addoption(
+        "--bench",
+        action="store_true",
+        default=False,
+        help="also run the benchmark sweep (add --benchmark-only to skip the conformance checks)",
+    )
+    g.addoption(
+        "--bench-sizes",
+        default="quick",
+        metavar="SWEEP|NxC,...",
+        help=f"sizes to time: {', '.join(sweep.SWEEPS)} or a list like 32x10,4096x32000 (default quick)",
+    )
     g.addoption("--bench-modes", default="eager,compiled", help="modes to time (default eager,compiled)")
-    g.addoption("--bench-passes", default="forward,forward+backward",
-                help="passes to time (default forward,forward+backward)")
+    g.addoption(
+        "--bench-passes", default="forward,forward+backward", help="passes to time (default forward,forward+backward)"
+    )
     g.addoption("--bench-dtypes", default="float32", help="dtypes to time (default float32)")
-    g.addoption("--bench-threads", type=int, default=None,
-                help="threads for every framework (default: the CPUs this process may use)")
-    g.addoption("--bench-time", type=float, default=0.5,
-                help="seconds of timed rounds per benchmark before it stops short of --bench-precision "
-                     "(at least 6 rounds, at most 200; default 0.5)")
-    g.addoption("--bench-precision", type=float, default=precision.PRECISION,
-                help="stop timing a benchmark once the 95%% interval of its median is within this fraction "
-                     f"of it (default {precision.PRECISION})")
-    g.addoption("--bench-max-call", type=float, default=runner.MAX_CALL_S,
-                help="a configuration whose call takes longer is timed in one round, without an interval, "
-                     f"and listed as such in the report (default {runner.MAX_CALL_S} s; 0: time every one "
-                     "in full)")
+    g.addoption(
+        "--bench-threads",
+        type=int,
+        default=None,
+        help="threads for every framework (default: the CPUs this process may use)",
+    )
+    g.addoption(
+        "--bench-time",
+        type=float,
+        default=0.5,
+        help="seconds of timed rounds per benchmark before it stops short of --bench-precision "
+        "(at least 6 rounds, at most 200; default 0.5)",
+    )
+    g.addoption(
+        "--bench-precision",
+        type=float,
+        default=precision.PRECISION,
+        help="stop timing a benchmark once the 95%% interval of its median is within this fraction "
+        f"of it (default {precision.PRECISION})",
+    )
+    g.addoption(
+        "--bench-max-call",
+        type=float,
+        default=runner.MAX_CALL_S,
+        help="a configuration whose call takes longer is timed in one round, without an interval, "
+        f"and listed as such in the report (default {runner.MAX_CALL_S} s; 0: time every one "
+        "in full)",
+    )
 
 
 def user_path(path: str | Path) -> Path:
@@ -201,25 +304,50 @@ class RunOptions:
             raise pytest.UsageError(str(e)) from None
         # absolute at start-up: a binding that changes the working folder cannot move where the run writes
         results = user_path(opt("results")) if opt("results") else DEFAULT_RESULTS.absolute()
-        report = user_path(opt("report")) if opt("report") else \
-            (results.with_suffix(".html") if opt("results") else DEFAULT_REPORT.absolute())
+        report = (
+            user_path(opt("report"))
+            if opt("report")
+            else (results.with_suffix(".html") if opt("results") else DEFAULT_REPORT.absolute())
+        )
         if results.resolve() == report.resolve():
-            raise pytest.UsageError(f"--results and --report are the same file ({results}); the report would "
-                                    f"overwrite the results: give the report another path")
-        return cls(frameworks=frameworks, frameworks_named=names is not None, adapters=tuple(opt("adapter")),
-                   device=opt("device"), modes=modes,
-                   all_dtypes=opt("all_dtypes"), one_per_category=opt("one_per_category"), fuzz=fuzz,
-                   relation_examples=examples,
-                   wide_relations=bool(fuzz or given is not None or opt("all_dtypes")),
-                   results=results, report=report,
-                   expectations=tuple(user_path(p) for p in opt("expectations") or ()) or (DEFAULT_EXPECTATIONS,),
-                   baseline=opt("baseline") and str(user_path(opt("baseline"))),
-                   cases=tuple(user_path(p) for p in opt("cases")), wandb=opt("wandb"),
-                   values_outside=opt("values_outside"),
-                   interactions=opt("interactions"), probe_capabilities=opt("probe_capabilities"),
-                   sliced=() if names is not None or opt("all_dtypes") else FLOATX_SLICE,
-                   case_names=tuple(opt("case_names")), binding_names=tuple(opt("binding_names")),
-                   bench=BenchOptions(sizes=opt("bench_sizes"), modes=opt("bench_modes"), passes=opt("bench_passes"),
-                                      dtypes=opt("bench_dtypes"), threads=opt("bench_threads"),
-                                      time_s=opt("bench_time"), precision=opt("bench_precision"),
-                                      max_call_s=opt("bench_max_call"), device=opt("device")) if opt("bench") else None)
+            raise pytest.UsageError(
+                f"--results and --report are the same file ({results}); the report would "
+                f"overwrite the results: give the report another path"
+            )
+        return cls(
+            frameworks=frameworks,
+            frameworks_named=names is not None,
+            adapters=tuple(opt("adapter")),
+            device=opt("device"),
+            modes=modes,
+            all_dtypes=opt("all_dtypes"),
+            one_per_category=opt("one_per_category"),
+            fuzz=fuzz,
+            relation_examples=examples,
+            wide_relations=bool(fuzz or given is not None or opt("all_dtypes")),
+            results=results,
+            report=report,
+            expectations=tuple(user_path(p) for p in opt("expectations") or ()) or (DEFAULT_EXPECTATIONS,),
+            baseline=opt("baseline") and str(user_path(opt("baseline"))),
+            cases=tuple(user_path(p) for p in opt("cases")),
+            wandb=opt("wandb"),
+            values_outside=opt("values_outside"),
+            interactions=opt("interactions"),
+            probe_capabilities=opt("probe_capabilities"),
+            sliced=() if names is not None or opt("all_dtypes") else FLOATX_SLICE,
+            case_names=tuple(opt("case_names")),
+            binding_names=tuple(opt("binding_names")),
+            bench=BenchOptions(
+                sizes=opt("bench_sizes"),
+                modes=opt("bench_modes"),
+                passes=opt("bench_passes"),
+                dtypes=opt("bench_dtypes"),
+                threads=opt("bench_threads"),
+                time_s=opt("bench_time"),
+                precision=opt("bench_precision"),
+                max_call_s=opt("bench_max_call"),
+                device=opt("device"),
+            )
+            if opt("bench")
+            else None,
+        )

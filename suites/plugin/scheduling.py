@@ -8,6 +8,7 @@ ids. So each worker writes the node id -> group table it computed to a file the 
 (``pytest_configure_node``) before it reports its collection, and the controller's scheduler reads it:
 the ids are never parsed.
 """
+
 from __future__ import annotations
 
 import atexit

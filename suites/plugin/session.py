@@ -1,6 +1,7 @@
 """The session of one run: the loaded adapters, cases and registry, the specs of each suite, and
 running one spec into its record. It knows nothing of pytest's hooks (``hooks.py``) or of files
 (``writer.py``)."""
+
 from __future__ import annotations
 
 import difflib
@@ -37,9 +38,11 @@ class XentSession:
             for name in options.frameworks:
                 missing = missing_packages(name)
                 if missing:
-                    raise pytest.UsageError(f"--frameworks names {name}, which is not installed (missing "
-                                            f"{', '.join(missing)}): install it (pip install -e '.[{name}]') or "
-                                            f"leave it out")
+                    raise pytest.UsageError(
+                        f"--frameworks names {name}, which is not installed (missing "
+                        f"{', '.join(missing)}): install it (pip install -e '.[{name}]') or "
+                        f"leave it out"
+                    )
         try:  # external adapters load at once, so a bad --adapter fails before anything runs
             self.externals = [load_external(spec) for spec in options.adapters]
         except AdapterError as e:
@@ -49,8 +52,9 @@ class XentSession:
         if twice:  # the second would silently replace the first
             raise pytest.UsageError(f"--adapter: two adapters are named {twice!r}; give each its own name")
         try:
-            self.cases: dict[str, Case] = {c.name: c for c in load_catalog(external=list(options.cases),
-                                                                      confine=not options.values_outside)}
+            self.cases: dict[str, Case] = {
+                c.name: c for c in load_catalog(external=list(options.cases), confine=not options.values_outside)
+            }
             self.registry = load_registry(list(options.expectations))
         except (CaseError, ExpectationError) as e:
             raise pytest.UsageError(str(e)) from None
@@ -97,8 +101,9 @@ class XentSession:
             if name not in known:
                 close = difflib.get_close_matches(name, sorted(known), n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise pytest.UsageError(f"--binding={name}: no binding of the frameworks in this run has this "
-                                        f"name{hint}")
+                raise pytest.UsageError(
+                    f"--binding={name}: no binding of the frameworks in this run has this name{hint}"
+                )
 
     # -- adapters -----------------------------------------------------------------------------
     def load_adapters(self) -> dict[str, Adapter]:
@@ -138,8 +143,9 @@ class XentSession:
             self.environment["frameworks"].pop(name, None)
         # a misspelt binding: the hooks raise it once collection ends, before anything runs (raised
         # here, inside a suite's parametrisation, pytest would print it as a collection traceback)
-        self.registry_error = self.registry.undeclared(self._known, {n: set(self.bindings(n)) for n in self.adapters},
-                                                       self.versions())
+        self.registry_error = self.registry.undeclared(
+            self._known, {n: set(self.bindings(n)) for n in self.adapters}, self.versions()
+        )
         self.environment["skipped"].update(self.skipped)
         if self.broken:
             self.environment["broken"] = dict(self.broken)
@@ -152,15 +158,24 @@ class XentSession:
             cache[framework] = {b.name: b for b in self.adapters[framework].bindings()}
             for b in cache[framework].values():
                 self.environment["bindings"][f"{framework}::{b.name}"] = {
-                    "framework": framework, "binding": b.name, "api": b.api, "doc": b.doc,
-                    "capabilities": b.caps.as_dict(), "conventions": interactions.conventions(b)}
+                    "framework": framework,
+                    "binding": b.name,
+                    "api": b.api,
+                    "doc": b.doc,
+                    "capabilities": b.caps.as_dict(),
+                    "conventions": interactions.conventions(b),
+                }
         return cache[framework]
 
     def versions(self) -> dict:
         """package -> version, for the registry's version ranges."""
         if self._versions is None:
-            self._versions = {k: v for facts in self.environment["frameworks"].values()
-                              for k, v in facts.items() if isinstance(v, str)}
+            self._versions = {
+                k: v
+                for facts in self.environment["frameworks"].values()
+                for k, v in facts.items()
+                if isinstance(v, str)
+            }
         return self._versions
 
     @property
@@ -195,8 +210,18 @@ class XentSession:
 
     def _check(self, fw: str, b: Binding, case: Case, **at: str) -> Check:
         """A conformance check of ``b`` on ``case`` ``at`` a dtype, mode, reduction and kind."""
-        return Check(fw, b.name, case.name, api=b.api, op=b.caps.op, category=case.category, target=case.target_kind,
-                     device=self.options.device, group=self.group(fw, at["kind"], at["dtype"], at["mode"]), **at)
+        return Check(
+            fw,
+            b.name,
+            case.name,
+            api=b.api,
+            op=b.caps.op,
+            category=case.category,
+            target=case.target_kind,
+            device=self.options.device,
+            group=self.group(fw, at["kind"], at["dtype"], at["mode"]),
+            **at,
+        )
 
     def specs(self) -> list[Check]:
         """Every check to run: binding x case x mode x dtype x reduction x (value, grad), where the op
@@ -206,15 +231,21 @@ class XentSession:
         for fw in self.load_adapters():
             for b in self.bindings(fw).values():
                 for case in self.cases.values():
-                    if b.caps.op not in case.ops or case.name not in chosen or case.name in self._generated \
-                            or not self.options.in_run(fw, b.name) or not self.options.case_chosen(case.name):
+                    if (
+                        b.caps.op not in case.ops
+                        or case.name not in chosen
+                        or case.name in self._generated
+                        or not self.options.in_run(fw, b.name)
+                        or not self.options.case_chosen(case.name)
+                    ):
                         continue
                     for mode in self.options.modes:
                         for dtype in self.options.dtypes_for(fw, DTYPES if self.options.all_dtypes else case.dtypes):
                             for red in self.options.reductions_for(fw, b.caps.reductions, case.reductions):
                                 for chk in case.checks:
-                                    out.append(self._check(fw, b, case, dtype=dtype, mode=mode, reduction=red,
-                                                           kind=chk))
+                                    out.append(
+                                        self._check(fw, b, case, dtype=dtype, mode=mode, reduction=red, kind=chk)
+                                    )
                 if self.options.in_run(fw, b.name):
                     out += [s for s in self._interaction_specs(fw, b) if self.options.case_chosen(s.case)]
         return out
@@ -235,8 +266,9 @@ class XentSession:
             self._generated.add(case.name)
             for mode in self.options.modes:
                 for chk in case.checks:
-                    out.append(self._check(fw, b, case, dtype=row["dtype"], mode=mode, reduction=row["reduction"],
-                                           kind=chk))
+                    out.append(
+                        self._check(fw, b, case, dtype=row["dtype"], mode=mode, reduction=row["reduction"], kind=chk)
+                    )
         return out
 
     def relation_specs(self) -> list[Check]:
@@ -244,39 +276,75 @@ class XentSession:
         float64, the half-precision dtypes are recorded as unsupported with the reason)."""
         # the default run draws in float32 only (the budget); --fuzz, --relation-examples or --all-dtypes adds float64
         dtypes = DTYPES if self.options.wide_relations else ("float16", "bfloat16", "float32")
-        return [replace(relations.check_for(self.judge, fw, b, r, dt), group=self.group(fw, "relation", dt))
-                for fw in self.load_adapters() if self.options.all_layers(fw)
-                for b in self.bindings(fw).values() if self.options.in_run(fw, b.name)
-                for r in relations.RELATIONS if self.options.case_chosen(r.name) for dt in dtypes]
+        return [
+            replace(relations.check_for(self.judge, fw, b, r, dt), group=self.group(fw, "relation", dt))
+            for fw in self.load_adapters()
+            if self.options.all_layers(fw)
+            for b in self.bindings(fw).values()
+            if self.options.in_run(fw, b.name)
+            for r in relations.RELATIONS
+            if self.options.case_chosen(r.name)
+            for dt in dtypes
+        ]
 
     def stability_specs(self) -> list[Check]:
         """The stability sweep's checks: every axis of the binding's op in every dtype it declares (eager;
         one batch per axis, so this is cheap)."""
-        return [replace(stability.check_for(self.judge, fw, b, ax, dt), group=self.group(fw, "stability", dt))
-                for fw in self.load_adapters() if self.options.all_layers(fw)
-                for b in self.bindings(fw).values() if self.options.in_run(fw, b.name)
-                for ax in stability.AXES if b.caps.op in ax.ops and self.options.case_chosen(ax.name)
-                for dt in sorted(b.caps.dtypes, key=DTYPES.index)]
+        return [
+            replace(stability.check_for(self.judge, fw, b, ax, dt), group=self.group(fw, "stability", dt))
+            for fw in self.load_adapters()
+            if self.options.all_layers(fw)
+            for b in self.bindings(fw).values()
+            if self.options.in_run(fw, b.name)
+            for ax in stability.AXES
+            if b.caps.op in ax.ops and self.options.case_chosen(ax.name)
+            for dt in sorted(b.caps.dtypes, key=DTYPES.index)
+        ]
 
     def probe_specs(self) -> list[Check]:
         """The checks of --probe-capabilities: every target kind, option, reduction and dtype a binding's
         op admits and the binding does not declare."""
         if not self.options.probe_capabilities or self.options.case_names:
             return []
-        return [Check(fw, b.name, facet, kind="probe", value=str(value), api=b.api, op=b.caps.op,
-                      device=self.options.device, group=self.group(fw, "probe"))
-                for fw in self.load_adapters() for b in self.bindings(fw).values() if self.options.in_run(fw, b.name)
-                for facet, value, _ in interactions.probes(b)]
+        return [
+            Check(
+                fw,
+                b.name,
+                facet,
+                kind="probe",
+                value=str(value),
+                api=b.api,
+                op=b.caps.op,
+                device=self.options.device,
+                group=self.group(fw, "probe"),
+            )
+            for fw in self.load_adapters()
+            for b in self.bindings(fw).values()
+            if self.options.in_run(fw, b.name)
+            for facet, value, _ in interactions.probes(b)
+        ]
 
     def snippet_specs(self, cases: tuple[str, ...]) -> list[Check]:
         """The snippet checks: every binding that declares a call, on each of ``cases`` its op takes
         (not for a sliced framework: conformance only)."""
-        return [Check(fw, name, case, kind="snippet", api=b.api, op=b.caps.op, device=self.options.device,
-                      group=self.group(fw, "snippet"))
-                for fw in self.load_adapters() if self.options.all_layers(fw)
-                for name, b in self.bindings(fw).items() if b.call and self.options.in_run(fw, name)
-                for case in filter(self.options.case_chosen, cases)
-                if case in self.cases and b.caps.op in self.cases[case].ops]
+        return [
+            Check(
+                fw,
+                name,
+                case,
+                kind="snippet",
+                api=b.api,
+                op=b.caps.op,
+                device=self.options.device,
+                group=self.group(fw, "snippet"),
+            )
+            for fw in self.load_adapters()
+            if self.options.all_layers(fw)
+            for name, b in self.bindings(fw).items()
+            if b.call and self.options.in_run(fw, name)
+            for case in filter(self.options.case_chosen, cases)
+            if case in self.cases and b.caps.op in self.cases[case].ops
+        ]
 
     def bench_specs(self) -> list[BenchSpec]:
         """Every benchmark to run (none without --bench)."""
@@ -301,8 +369,9 @@ class XentSession:
         return None if reason is None else record(self.judge.described(check, problem), Verdict(reason=reason))
 
     def run(self, check: Check) -> CheckRecord:
-        return self.judge.run(self.adapters[check.framework], self.bindings(check.framework)[check.binding],
-                              self.problem(check), check)
+        return self.judge.run(
+            self.adapters[check.framework], self.bindings(check.framework)[check.binding], self.problem(check), check
+        )
 
     def run_relation(self, check: Check) -> RelationRecord:
         bindings = self.bindings(check.framework)
@@ -322,12 +391,20 @@ class XentSession:
         case = interactions.case(b.caps.op, row)
         p = case.problem(b.caps.op, row["dtype"], row["reduction"])
         c = b.caps
-        wide = replace(b, caps=replace(c, targets=c.targets | {row["target"]},
-                                       reductions=c.reductions | {row["reduction"]}, dtypes=c.dtypes | {row["dtype"]},
-                                       options=c.options | p.options_used()))
+        wide = replace(
+            b,
+            caps=replace(
+                c,
+                targets=c.targets | {row["target"]},
+                reductions=c.reductions | {row["reduction"]},
+                dtypes=c.dtypes | {row["dtype"]},
+                options=c.options | p.options_used(),
+            ),
+        )
         rec = self.judge.check(self.adapters[check.framework], wide, p, "value")
-        result = {"pass": "works", "deviation": "works", "fail": "wrong", "error": "raises"}.get(rec.outcome,
-                                                                                                rec.outcome)
+        result = {"pass": "works", "deviation": "works", "fail": "wrong", "error": "raises"}.get(
+            rec.outcome, rec.outcome
+        )
         out = {"facet": facet, "value": value, "result": result, "case": case.name, "detail": rec.reason[:300]}
         self.environment.setdefault("probes", {}).setdefault(f"{check.framework}::{check.binding}", []).append(out)
         return out

@@ -16,6 +16,7 @@ Exit statuses (docs/faults.md): 0 all passed, 1 a check failed or regressed, 2 i
 error, 4 a usage or input error, 5 nothing collected, :data:`DID_NOT_FINISH` the run's process ended or
 was ended before it finished. ``--no-supervisor`` (or a platform without ``fork``) runs in one process.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,12 @@ _ENV = "XENTCHECK_SUPERVISED"
 
 def add_option(parser: pytest.Parser) -> None:
     parser.getgroup("xentcheck").addoption(
-        "--no-supervisor", action="store_true", default=False,
+        "--no-supervisor",
+        action="store_true",
+        default=False,
         help="run the session in this process (no supervising parent: a binding that ends the process with "
-             "status 0 then passes for a finished run)")
+        "status 0 then passes for a finished run)",
+    )
 
 
 def enabled(config: pytest.Config) -> bool:
@@ -54,8 +58,19 @@ def enabled(config: pytest.Config) -> bool:
     if getattr(opt, "no_supervisor", False):  # (an xdist worker has workerinput: its env var is inherited by
         # the pytest processes a test starts, which must be supervised as any other)
         return False
-    if any(getattr(opt, name, False) for name in ("help", "version", "collectonly", "showfixtures", "markers",
-                                                   "fixtures_per_test", "usepdb", "trace")):
+    if any(
+        getattr(opt, name, False)
+        for name in (
+            "help",
+            "version",
+            "collectonly",
+            "showfixtures",
+            "markers",
+            "fixtures_per_test",
+            "usepdb",
+            "trace",
+        )
+    ):
         return False  # nothing runs, or a debugger owns the terminal (its Ctrl-C must not end the run)
     main = Path(sys.argv[0]).name if sys.argv else ""
     return main in ("pytest", "py.test", "__main__.py", "pytest.exe")
@@ -210,8 +225,10 @@ class Parent:
             if self.killed is None and self.signal and now - self.signal_at > grace:
                 self._kill(f"interrupted by {self.signal}; the run did not stop within {grace:g} s and was killed")
             if self.killed is None and self.limit and self.current and now - self.started_at > self.limit + GRACE_S:
-                self._kill(f"timed out: the test ran past --timeout={self.limit:g} s by more than "
-                           f"{GRACE_S:g} s (a hang in native code); the run was ended")
+                self._kill(
+                    f"timed out: the test ran past --timeout={self.limit:g} s by more than "
+                    f"{GRACE_S:g} s (a hang in native code); the run was ended"
+                )
         while open_:  # what the child sent just before it ended
             ready, _, _ = select.select([self.fd], [], [], 0)
             if not ready:
@@ -277,9 +294,11 @@ def salvage(config: pytest.Config, pid: int, reason: str, current: dict | None) 
         except ResultsError:
             return [f"xentcheck: no record was written; {results} is not from this run"]
         doc.complete = False
-        doc.incomplete = {"reason": f"stale: a later run on this path did not finish ({reason}); these are an "
-                                    f"earlier run's results", "recorded": len(doc.records) + len(doc.stability),
-                          "expected": None}
+        doc.incomplete = {
+            "reason": f"stale: a later run on this path did not finish ({reason}); these are an earlier run's results",
+            "recorded": len(doc.records) + len(doc.stability),
+            "expected": None,
+        }
         try:
             write_atomic(results, dumps(doc))
         except OSError as e:
@@ -301,15 +320,16 @@ def salvage(config: pytest.Config, pid: int, reason: str, current: dict | None) 
             if all(r.id != rec.id for r in doc.records):
                 doc.records = sorted([*doc.records, rec], key=lambda r: r.id)
                 doc.summary = summarize(doc.records)
-    doc.incomplete = {**(doc.incomplete or {}), "reason": reason,
-                      "recorded": len(doc.records) + len(doc.stability)}
+    doc.incomplete = {**(doc.incomplete or {}), "reason": reason, "recorded": len(doc.records) + len(doc.stability)}
     doc.complete = False
     try:
         write_atomic(results, dumps(doc))
     except OSError as e:
         return [f"xentcheck: cannot write {results} ({e}); the journal is kept: {journals[-1]}"]
-    return [f"xentcheck: {len(doc.records)} records written to {results}, marked incomplete; the journal is kept: "
-            f"{journals[-1]}"]
+    return [
+        f"xentcheck: {len(doc.records)} records written to {results}, marked incomplete; the journal is kept: "
+        f"{journals[-1]}"
+    ]
 
 
 class ChildEvents:

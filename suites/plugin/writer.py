@@ -1,5 +1,6 @@
 """Writing a run's output: the lock on the results path, the journal as records arrive, then the
 results file (marked complete or not), the report and the comparison with a baseline at the end."""
+
 from __future__ import annotations
 
 import fcntl
@@ -34,8 +35,9 @@ def check_writable(flag: str, path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise pytest.UsageError(f"{flag}={path}: cannot create its folder ({e.strerror}); choose a writable path") \
-            from None
+        raise pytest.UsageError(
+            f"{flag}={path}: cannot create its folder ({e.strerror}); choose a writable path"
+        ) from None
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise pytest.UsageError(f"{flag}={path}: not writable; choose a writable path")
 
@@ -54,8 +56,10 @@ def lock(results: Path) -> IO[str]:
         f.seek(0)
         holder = f.read().strip() or "another process"
         f.close()
-        raise pytest.UsageError(f"--results={results}: another xentcheck run is writing it ({holder}); wait for it "
-                                f"to finish or pass another --results") from None
+        raise pytest.UsageError(
+            f"--results={results}: another xentcheck run is writing it ({holder}); wait for it "
+            f"to finish or pass another --results"
+        ) from None
     f.seek(0)
     f.truncate()
     from .supervise import supervisor_pid
@@ -114,8 +118,14 @@ class Writer:
             self.records.append(rec)
         self.journal.write(rec, self.header)
 
-    def finish(self, run: XentSession, sliced: bool, incomplete: dict | None = None,
-               harness: dict | None = None, keyword: str = "") -> tuple[list[str], bool]:
+    def finish(
+        self,
+        run: XentSession,
+        sliced: bool,
+        incomplete: dict | None = None,
+        harness: dict | None = None,
+        keyword: str = "",
+    ) -> tuple[list[str], bool]:
         """Write results and report of ``run`` (its environment, registry, versions, benchmarks, baseline
         and options); returns the lines to print at the end of the run and whether the run regressed
         against the baseline. ``sliced``: the run was a slice (-k, -m, --case, --binding,
@@ -128,9 +138,12 @@ class Writer:
         if not self.records and not benchmarks and not self.stability and not environment.get("probes"):
             self.journal.close(remove=incomplete is None)
             return [], False
-        scope = RunScope(frozenset(environment["frameworks"]), versions,
-                         declared=frozenset(environment.get("bindings", {})),
-                         fired_elsewhere=frozenset(self.fuzz_fired))
+        scope = RunScope(
+            frozenset(environment["frameworks"]),
+            versions,
+            declared=frozenset(environment.get("bindings", {})),
+            fired_elsewhere=frozenset(self.fuzz_fired),
+        )
         stale, unused = audit(registry, self.records, scope)
         if sliced or incomplete:  # a slice or a cut-short run may leave out every input where an entry shows
             stale, unused = [], []
@@ -138,26 +151,35 @@ class Writer:
         # the report (jinja2) loads here, at the end: a run that writes nothing never pays for it
         from reports.html import render
 
-        doc = document(environment, self.records, expectations, benchmarks, self.stability, incomplete=incomplete,
-                       harness=harness)
+        doc = document(
+            environment, self.records, expectations, benchmarks, self.stability, incomplete=incomplete, harness=harness
+        )
         lines = []
         if self.records:
-            lines.append(f"xentcheck: {len(self.records)} records: "
-                         + ", ".join(f"{doc.summary.get(k, 0)} {k}" for k in OUTCOMES))
+            lines.append(
+                f"xentcheck: {len(self.records)} records: "
+                + ", ".join(f"{doc.summary.get(k, 0)} {k}" for k in OUTCOMES)
+            )
         if benchmarks:
             counts = {o: sum(r.outcome == o for r in benchmarks.records) for o in ("ok", "unsupported", "error")}
-            lines.append(f"xentcheck: {counts['ok']} benchmarks timed, {counts['unsupported']} unsupported, "
-                         f"{counts['error']} error")
+            lines.append(
+                f"xentcheck: {counts['ok']} benchmarks timed, {counts['unsupported']} unsupported, "
+                f"{counts['error']} error"
+            )
         # registry housekeeping comes last, after where the results went (as the report's audit section)
         audit_lines = [f"xentcheck: STALE {s}" for s in stale] + [f"xentcheck: warning: {u}" for u in unused]
         if incomplete:
             expected = f" of {incomplete['expected']} collected" if incomplete.get("expected") is not None else ""
-            lines.append(f"xentcheck: INCOMPLETE: {incomplete['reason']}: {incomplete['recorded']} records"
-                         f"{expected}; the results are marked incomplete (the upgrade gate refuses them) and the "
-                         f"journal is kept: {self.journal.path}")
+            lines.append(
+                f"xentcheck: INCOMPLETE: {incomplete['reason']}: {incomplete['recorded']} records"
+                f"{expected}; the results are marked incomplete (the upgrade gate refuses them) and the "
+                f"journal is kept: {self.journal.path}"
+            )
         elif sliced:
-            lines.append(f"xentcheck: expectations audit skipped: the run was a slice "
-                         f"({environment.get('slice') or '-k, -m, --case, --binding or --one-per-category'})")
+            lines.append(
+                f"xentcheck: expectations audit skipped: the run was a slice "
+                f"({environment.get('slice') or '-k, -m, --case, --binding or --one-per-category'})"
+            )
         try:
             # one record per line: diffable and greppable, without the cost of indenting 10 MB of nesting
             write_atomic(self.results_path, dumps(doc))
@@ -177,8 +199,12 @@ class Writer:
             from reports.diff import diff, keyword_left_out
             from reports.diff import lines as diff_lines
 
-            changes = diff(baseline, doc, accept=frozenset({"removed"}) if sliced and not keyword else frozenset(),
-                           left_out=keyword_left_out(keyword) if keyword else None)
+            changes = diff(
+                baseline,
+                doc,
+                accept=frozenset({"removed"}) if sliced and not keyword else frozenset(),
+                left_out=keyword_left_out(keyword) if keyword else None,
+            )
             lines += [f"xentcheck: baseline: {line}" for line in diff_lines(changes)]
             regressed = bool(changes.regressions)
         return lines, regressed

@@ -12,6 +12,7 @@ buffer is sized against the device's cache, and an exp kernel computes its exps 
 measures the exp units rather than memory bandwidth or launch overhead (either would give a rate too
 low, and so a floor that is no lower bound).
 """
+
 from __future__ import annotations
 
 import time
@@ -68,8 +69,14 @@ def read_buffer_bytes(host: bool, cache_bytes: int | None = None) -> int:
     return max(DEVICE_BUFFER_BYTES, 8 * (cache_bytes or 0))
 
 
-def measure_bandwidth(threads: int, kernels: dict[str, Callable[[int], Callable[[], Any]]] | None = None,
-                      *, host: bool = True, repeats: int = 5, cache_bytes: int | None = None) -> dict:
+def measure_bandwidth(
+    threads: int,
+    kernels: dict[str, Callable[[int], Callable[[], Any]]] | None = None,
+    *,
+    host: bool = True,
+    repeats: int = 5,
+    cache_bytes: int | None = None,
+) -> dict:
     """Achievable read bandwidth (bytes/s): the fastest of several streaming read kernels over a
     buffer far larger than the cache. ``kernels`` are ``name -> factory(nbytes)`` from the adapters
     (on the device under test); ``host`` adds NumPy's own (for the CPU). Raises FloorError when no
@@ -99,16 +106,24 @@ def measure_bandwidth(threads: int, kernels: dict[str, Callable[[int], Callable[
 
 def numpy_exp_kernel(threads: int, pool: ThreadPoolExecutor) -> Callable[[int, str], Callable[[], Any]]:
     """NumPy's exp over one chunk per thread (NumPy ufuncs release the GIL)."""
+
     def factory(n: int, dtype: str) -> Callable[[], Any]:
         rng = np.random.default_rng(0)
         bufs = [rng.random(n // threads).astype(dtype) for _ in range(threads)]
         outs = [np.empty_like(b) for b in bufs]
         return lambda: list(pool.map(lambda i: np.exp(bufs[i], out=outs[i]), range(threads)))
+
     return factory
 
 
-def measure_exp(threads: int, dtype: str, kernels: dict[str, Callable[[int, str], Callable[[], Any]]] | None = None,
-                *, host: bool = True, repeats: int = 5) -> dict:
+def measure_exp(
+    threads: int,
+    dtype: str,
+    kernels: dict[str, Callable[[int, str], Callable[[], Any]]] | None = None,
+    *,
+    host: bool = True,
+    repeats: int = 5,
+) -> dict:
     """Exp throughput (exponentials/s) in ``dtype``: the best of NumPy (host) and the ``kernels``
     adapters offer (``name -> factory(n, dtype)`` returning a call that computes n exps), each at
     several sizes (per-call overhead favours the larger ones): cache-resident on the host,
@@ -129,8 +144,11 @@ def measure_exp(threads: int, dtype: str, kernels: dict[str, Callable[[int, str]
     if not rates:
         return {"exp_per_s": None, "kernel": None, "kernels": {}}
     best = max(rates, key=lambda k: rates[k][0])
-    return {"exp_per_s": rates[best][0], "kernel": f"{best} ({rates[best][1]} elements)",
-            "kernels": {k: v[0] for k, v in rates.items()}}
+    return {
+        "exp_per_s": rates[best][0],
+        "kernel": f"{best} ({rates[best][1]} elements)",
+        "kernels": {k: v[0] for k, v in rates.items()},
+    }
 
 
 def floor_seconds(nbytes: int, exps: int, bandwidth: dict, exp: dict) -> tuple[float, str]:

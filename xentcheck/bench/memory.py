@@ -1,5 +1,6 @@
 """Peak memory of one call: the process's resident-set high-water mark on the CPU (Linux), or the
 framework's device allocator where the adapter exposes one."""
+
 from __future__ import annotations
 
 import re
@@ -45,4 +46,3 @@ def peak_since(before: int | None) -> int | None:
         return max(0, _status_kb("VmHWM") * 1024 - before)
     except OSError:
         return None
-

@@ -1,5 +1,6 @@
 """The benchmark part of one pytest session: options, the specs to run, cached inputs, the floor
 measured once, and the records collected (written into the results document's ``benchmarks``)."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,11 @@ from . import floor as floor_mod
 from . import memory, precision, runner, sweep, threads
 from .sweep import BenchSpec
 
-_NO_COMPILE_CACHES = {"XENTCHECK_JAX_CACHE": "off", "TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
-                      "TORCHINDUCTOR_AUTOGRAD_CACHE": "0"}
+_NO_COMPILE_CACHES = {
+    "XENTCHECK_JAX_CACHE": "off",
+    "TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
+    "TORCHINDUCTOR_AUTOGRAD_CACHE": "0",
+}
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,9 @@ class BenchPlan:
                     for dtype in self.dtypes:
                         for mode in self.modes:
                             for pass_ in self.passes:
-                                of_size.append((key, BenchSpec(fw, b.name, b.caps.op, batch, classes, dtype, mode,
-                                                               pass_)))
+                                of_size.append(
+                                    (key, BenchSpec(fw, b.name, b.caps.op, batch, classes, dtype, mode, pass_))
+                                )
             of_size.sort(key=lambda k_spec: k_spec[0])  # stable: framework and binding order stay within a key
             out += [spec for _, spec in of_size]
         return out
@@ -124,13 +129,17 @@ class BenchPlan:
                 if not host and cache is not None and cache():
                     caches.append(cache())
             cache_bytes = floor_mod.last_level_cache_bytes() if host else max(caches, default=None)
-            exp = {dtype: floor_mod.measure_exp(self.threads, dtype, exps, host=host)
-                   for dtype in sorted(set(self.dtypes) | {"float32"})}
-            self.floor = {"device": device,
-                          "bandwidth": floor_mod.measure_bandwidth(self.threads, reads, host=host,
-                                                                   cache_bytes=cache_bytes),
-                          "exp": exp, "last_level_cache_bytes": cache_bytes,
-                          "process_peak_memory": memory.process_peak_available()}
+            exp = {
+                dtype: floor_mod.measure_exp(self.threads, dtype, exps, host=host)
+                for dtype in sorted(set(self.dtypes) | {"float32"})
+            }
+            self.floor = {
+                "device": device,
+                "bandwidth": floor_mod.measure_bandwidth(self.threads, reads, host=host, cache_bytes=cache_bytes),
+                "exp": exp,
+                "last_level_cache_bytes": cache_bytes,
+                "process_peak_memory": memory.process_peak_available(),
+            }
         return self.floor
 
     def run(self, adapters: dict[str, Adapter], binding: Binding, spec: BenchSpec, benchmark: Any) -> BenchRecord:
@@ -157,8 +166,18 @@ class BenchPlan:
             return rec
         floor = self.measure_floor(adapters)
         try:
-            return runner.measure(adapter, binding, spec, problem, benchmark, floor=floor, budget_s=self.budget_s,
-                                  target=self.precision, max_call_s=self.max_call_s, threads=self.threads)
+            return runner.measure(
+                adapter,
+                binding,
+                spec,
+                problem,
+                benchmark,
+                floor=floor,
+                budget_s=self.budget_s,
+                target=self.precision,
+                max_call_s=self.max_call_s,
+                threads=self.threads,
+            )
         except Exception as e:  # one binding's failure is recorded; the sweep goes on
             rec.outcome, rec.reason = "error", one_line(e)
             return rec
@@ -166,9 +185,17 @@ class BenchPlan:
     def settings(self) -> dict:
         """The sweep's settings as the results document's ``benchmarks`` holds them, without records
         (a journal starts with them, so benchmark records recover too)."""
-        return {"threads": self.thread_facts, "sizes": [list(s) for s in self.sizes], "modes": list(self.modes),
-                "passes": list(self.passes), "dtypes": list(self.dtypes), "budget_s": self.budget_s,
-                "precision": self.precision, "max_call_s": self.max_call_s, "floor": self.floor}
+        return {
+            "threads": self.thread_facts,
+            "sizes": [list(s) for s in self.sizes],
+            "modes": list(self.modes),
+            "passes": list(self.passes),
+            "dtypes": list(self.dtypes),
+            "budget_s": self.budget_s,
+            "precision": self.precision,
+            "max_call_s": self.max_call_s,
+            "floor": self.floor,
+        }
 
     def section(self) -> BenchSection | None:
         """The results document's ``benchmarks`` (None when nothing was timed)."""

@@ -10,6 +10,7 @@ reaches :data:`MAX_ROUNDS`; the record says which (``stopped``) and what precisi
 configuration whose first round is slower than the sweep's limit per call is timed in that round
 alone (``max-call``), without an interval.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,8 +56,14 @@ def relative_half_width(samples: Sequence[float], ci: tuple[float, float] | None
 def summary(samples: Sequence[float], target: float, stopped: str) -> dict:
     """The interval fields of a record's ``stats``."""
     ci = median_ci(samples)
-    return {"ci_level": LEVEL, "ci_low_s": ci[0] if ci else None, "ci_high_s": ci[1] if ci else None,
-            "precision": relative_half_width(samples, ci), "precision_target": target, "stopped": stopped}
+    return {
+        "ci_level": LEVEL,
+        "ci_low_s": ci[0] if ci else None,
+        "ci_high_s": ci[1] if ci else None,
+        "precision": relative_half_width(samples, ci),
+        "precision_target": target,
+        "stopped": stopped,
+    }
 
 
 class Enough(Exception):
@@ -72,8 +79,16 @@ class Stopper:
     geometrically spaced round counts (x1.25), so deciding costs little even for millisecond rounds.
     ``budget_s`` is the timed-rounds time after which a benchmark stops short of its target."""
 
-    def __init__(self, target: float, budget_s: float, *, max_call_s: float = 0.0, min_rounds: int = MIN_ROUNDS,
-                 max_rounds: int = MAX_ROUNDS, clock=time.perf_counter) -> None:
+    def __init__(
+        self,
+        target: float,
+        budget_s: float,
+        *,
+        max_call_s: float = 0.0,
+        min_rounds: int = MIN_ROUNDS,
+        max_rounds: int = MAX_ROUNDS,
+        clock=time.perf_counter,
+    ) -> None:
         self.target, self.budget_s, self.max_call_s = target, budget_s, max_call_s
         self.min_rounds, self.max_rounds = min_rounds, max_rounds
         self.clock = clock

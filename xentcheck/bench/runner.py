@@ -2,6 +2,7 @@
 in a compiled mode), calibrate, time with pytest-benchmark round after round until the median is
 known to the target precision (:mod:`.precision`), then measure peak memory and the adapter's
 overhead against a hand-written native call. Returns one benchmark record."""
+
 from __future__ import annotations
 
 import math
@@ -41,9 +42,20 @@ def _time_once(call: Callable[[], Any]) -> float:
 
 def base_record(spec: BenchSpec, api: str, device: str, threads: int) -> BenchRecord:
     """A benchmark's record before it is timed."""
-    return BenchRecord(id=spec.id, framework=spec.framework, binding=spec.binding, api=api, op=spec.op,
-                       mode=spec.mode, dtype=spec.dtype, pass_=spec.pass_, batch=spec.batch, classes=spec.classes,
-                       device=device, threads=threads)
+    return BenchRecord(
+        id=spec.id,
+        framework=spec.framework,
+        binding=spec.binding,
+        api=api,
+        op=spec.op,
+        mode=spec.mode,
+        dtype=spec.dtype,
+        pass_=spec.pass_,
+        batch=spec.batch,
+        classes=spec.classes,
+        device=device,
+        threads=threads,
+    )
 
 
 def plan_iterations(t_call: float) -> int:
@@ -51,8 +63,9 @@ def plan_iterations(t_call: float) -> int:
     return max(1, math.ceil(MIN_ROUND_S / max(t_call, 1e-9)))
 
 
-def timed_rounds(benchmark: Any, call: Callable[[], Any], iterations: int, *, target: float, budget_s: float,
-                 max_call_s: float) -> tuple[str, int | None]:
+def timed_rounds(
+    benchmark: Any, call: Callable[[], Any], iterations: int, *, target: float, budget_s: float, max_call_s: float
+) -> tuple[str, int | None]:
     """Time ``call`` with pytest-benchmark until :class:`.precision.Stopper` says enough; returns why
     it stopped and the process's peak memory growth during the first round. pytest-benchmark has no
     stopping rule of its own, so the loop is given the most rounds and ended between two rounds (in
@@ -69,8 +82,9 @@ def timed_rounds(benchmark: Any, call: Callable[[], Any], iterations: int, *, ta
             raise precision.Enough
 
     try:
-        benchmark.pedantic(call, rounds=precision.MAX_ROUNDS, iterations=iterations, warmup_rounds=0,
-                           teardown=after_round)
+        benchmark.pedantic(
+            call, rounds=precision.MAX_ROUNDS, iterations=iterations, warmup_rounds=0, teardown=after_round
+        )
     except precision.Enough:
         benchmark.has_error = False  # ended on purpose: the rounds so far are the measurement
     return stopper.stopped, first_round.get("peak")
@@ -103,8 +117,19 @@ def peak_memory(adapter: Any, call: Callable[[], Any], host_peak: int | None, fr
     return peak, "device allocator"
 
 
-def measure(adapter: Any, binding: Binding, spec: BenchSpec, problem: Problem, benchmark: Any, *, floor: dict,
-            budget_s: float, target: float, max_call_s: float, threads: int) -> BenchRecord:
+def measure(
+    adapter: Any,
+    binding: Binding,
+    spec: BenchSpec,
+    problem: Problem,
+    benchmark: Any,
+    *,
+    floor: dict,
+    budget_s: float,
+    target: float,
+    max_call_s: float,
+    threads: int,
+) -> BenchRecord:
     """Time ``binding`` on ``problem`` as ``spec`` says (on the adapter's ``device``), to ``target``
     precision within about ``budget_s`` of timed rounds (one round when a call takes more than
     ``max_call_s``, unless it is 0); the record carries stats with the median's interval, floor and memory."""
@@ -117,19 +142,46 @@ def measure(adapter: Any, binding: Binding, spec: BenchSpec, problem: Problem, b
             t_call = min(t_call, _time_once(call))
     iterations = plan_iterations(t_call)
     info = rec.to_json()
-    benchmark.extra_info.update({k: info[k] for k in ("framework", "binding", "api", "op", "mode", "dtype", "pass",
-                                                      "batch", "classes", "device", "threads")})
-    stopped, host_peak = timed_rounds(benchmark, call, iterations, target=target, budget_s=budget_s,
-                                      max_call_s=max_call_s)
+    benchmark.extra_info.update(
+        {
+            k: info[k]
+            for k in (
+                "framework",
+                "binding",
+                "api",
+                "op",
+                "mode",
+                "dtype",
+                "pass",
+                "batch",
+                "classes",
+                "device",
+                "threads",
+            )
+        }
+    )
+    stopped, host_peak = timed_rounds(
+        benchmark, call, iterations, target=target, budget_s=budget_s, max_call_s=max_call_s
+    )
     st = benchmark.stats.stats
     median = st.median
     nbytes = bytes_moved(spec.batch, spec.classes, spec.dtype, spec.grad)
     exp = floor["exp"].get(spec.dtype) or floor["exp"].get("float32")
     floor_s, bound = floor_seconds(nbytes, exps_needed(spec.batch, spec.classes), floor["bandwidth"], exp)
     rec.target, rec.reduction = problem.target_kind, problem.reduction
-    rec.stats = {"median_s": median, "min_s": st.min, "max_s": st.max, "mean_s": st.mean, "stddev_s": st.stddev,
-                 "q1_s": st.q1, "q3_s": st.q3, "iqr_s": st.iqr, "rounds": st.rounds, "iterations": iterations,
-                 **precision.summary(st.data, target, stopped)}
+    rec.stats = {
+        "median_s": median,
+        "min_s": st.min,
+        "max_s": st.max,
+        "mean_s": st.mean,
+        "stddev_s": st.stddev,
+        "q1_s": st.q1,
+        "q3_s": st.q3,
+        "iqr_s": st.iqr,
+        "rounds": st.rounds,
+        "iterations": iterations,
+        **precision.summary(st.data, target, stopped),
+    }
     rec.samples = list(st.data[:MAX_SAMPLES])
     rec.first_call_s = first
     rec.compile_s = max(0.0, first - median) if spec.mode == "compiled" else None

@@ -8,6 +8,7 @@ medians, new over old. Precision: the two medians' 95% intervals (:mod:`.precisi
 overlap, so a change is never claimed that the runs' own precision cannot resolve. A benchmark timed
 in fewer than 6 rounds in either run (``--bench-max-call``) has no interval and is not compared.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,18 +42,24 @@ class Change:
         return " ".join(str(k) for k in self.key)
 
     def as_dict(self) -> dict:
-        return {"key": {f.rstrip("_"): k for f, k in zip(KEY_FIELDS, self.key, strict=True)},
-                "old_median_s": self.old_median_s, "new_median_s": self.new_median_s, "ratio": self.ratio,
-                "p_value": None if math.isnan(self.p_value) else self.p_value,
-                "p_adjusted": None if math.isnan(self.p_adjusted) else self.p_adjusted, "verdict": self.verdict}
+        return {
+            "key": {f.rstrip("_"): k for f, k in zip(KEY_FIELDS, self.key, strict=True)},
+            "old_median_s": self.old_median_s,
+            "new_median_s": self.new_median_s,
+            "ratio": self.ratio,
+            "p_value": None if math.isnan(self.p_value) else self.p_value,
+            "p_adjusted": None if math.isnan(self.p_adjusted) else self.p_adjusted,
+            "verdict": self.verdict,
+        }
 
 
 def key_of(rec: BenchRecord) -> tuple:
     return tuple(getattr(rec, f) for f in KEY_FIELDS)
 
 
-def compare(old: list[BenchRecord], new: list[BenchRecord], *, alpha: float = ALPHA,
-            min_effect: float = MIN_EFFECT) -> list[Change]:
+def compare(
+    old: list[BenchRecord], new: list[BenchRecord], *, alpha: float = ALPHA, min_effect: float = MIN_EFFECT
+) -> list[Change]:
     """Compare the timed records present in both runs (records without samples are ignored)."""
     olds = {key_of(r): r for r in old if r.samples}
     out, pairs = [], []

@@ -5,6 +5,7 @@ memory-bound sizes; ``llm`` adds LLM-scale vocabularies. Each binding is timed o
 canonical problem: index targets where the binding takes them (else one-hot) for the categorical
 ops, hard 0/1 multi-label targets for the binary ops, the ``mean`` reduction where offered.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,10 @@ def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", part)
         if not m or int(m[1]) < 1 or int(m[2]) < 2:
-            raise SweepError(f"--bench-sizes: {part.strip()!r} is not BATCHxCLASSES (e.g. 4096x32000, classes >= 2) "
-                             f"nor one of {', '.join(SWEEPS)}")
+            raise SweepError(
+                f"--bench-sizes: {part.strip()!r} is not BATCHxCLASSES (e.g. 4096x32000, classes >= 2) "
+                f"nor one of {', '.join(SWEEPS)}"
+            )
         sizes.append((int(m[1]), int(m[2])))
     return tuple(sizes)
 
@@ -70,8 +73,16 @@ class BenchSpec:
 
     @property
     def id(self) -> str:
-        return "-".join((self.framework, self.binding, f"{self.batch}x{self.classes}", self.dtype, self.mode,
-                         "fwdbwd" if self.grad else "fwd"))
+        return "-".join(
+            (
+                self.framework,
+                self.binding,
+                f"{self.batch}x{self.classes}",
+                self.dtype,
+                self.mode,
+                "fwdbwd" if self.grad else "fwd",
+            )
+        )
 
 
 def canonical_target(op: str, accepted: frozenset[str]) -> str:
@@ -81,8 +92,7 @@ def canonical_target(op: str, accepted: frozenset[str]) -> str:
     return "binary"
 
 
-def problem(op: str, target_kind: str, reduction: str, batch: int, classes: int, dtype: str,
-            seed: int = 0) -> Problem:
+def problem(op: str, target_kind: str, reduction: str, batch: int, classes: int, dtype: str, seed: int = 0) -> Problem:
     """A seeded benchmark input: standard-normal logits (or their softmax / sigmoid for the
     probability ops, their log-softmax for ``nll``), with the targets named."""
     rng = np.random.default_rng(seed)
@@ -110,8 +120,16 @@ def problem(op: str, target_kind: str, reduction: str, batch: int, classes: int,
         target[np.arange(batch), rng.integers(0, classes, size=batch)] = 1.0
     else:
         target = (rng.random(shape) < 0.5).astype(np.float64)
-    return Problem(case=f"bench-{batch}x{classes}", op=op, dtype=dtype, x=x, target=target, target_kind=target_kind,
-                   reduction=reduction, category="benchmark")
+    return Problem(
+        case=f"bench-{batch}x{classes}",
+        op=op,
+        dtype=dtype,
+        x=x,
+        target=target,
+        target_kind=target_kind,
+        reduction=reduction,
+        category="benchmark",
+    )
 
 
 def bytes_moved(batch: int, classes: int, dtype: str, grad: bool) -> int:

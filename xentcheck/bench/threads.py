@@ -5,6 +5,7 @@ affinity (XLA and oneDNN size their pools from it), the usual environment variab
 TensorFlow's intra-op pool) and, for BLAS libraries NumPy already loaded, threadpoolctl. Adapters
 then set their own runtime knob (``torch.set_num_threads``) through ``Adapter.set_threads``.
 """
+
 from __future__ import annotations
 
 import os

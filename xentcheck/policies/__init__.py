@@ -6,6 +6,7 @@ the oracle's pipeline (``reference.unreduced`` runs each policy's hook at its st
 a registry entry's ``expect`` (:func:`expect_schema`) and the policy table in docs/expectations.md
 (:func:`markdown_table`; ``python -m xentcheck.policies --write`` regenerates it, a test fails on drift).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -26,8 +27,9 @@ def _discover() -> tuple[Policy, ...]:
             continue
         policy = importlib.import_module(f"{__name__}.{info.name}").POLICY
         if policy.name != info.name:
-            raise ValueError(f"xentcheck/policies/{info.name}.py declares policy {policy.name!r}: name the "
-                             f"module after its policy")
+            raise ValueError(
+                f"xentcheck/policies/{info.name}.py declares policy {policy.name!r}: name the module after its policy"
+            )
         found.append(policy)
     return tuple(sorted(found, key=lambda p: p.name))
 
@@ -64,6 +66,8 @@ def markdown_table() -> str:
 
 def convention_doc(header: str) -> str:
     """``header`` followed by one paragraph per policy: the docstring of ``Convention``."""
-    body = [textwrap.fill(f"{p.name}: {' '.join(p.doc.split())}", 100, initial_indent="    ",
-                          subsequent_indent="        ") for p in REGISTRY]
+    body = [
+        textwrap.fill(f"{p.name}: {' '.join(p.doc.split())}", 100, initial_indent="    ", subsequent_indent="        ")
+        for p in REGISTRY
+    ]
     return header + "\n" + "\n".join(body) + "\n"

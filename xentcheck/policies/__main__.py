@@ -1,6 +1,7 @@
 """``python -m xentcheck.policies --write``: regenerate the policy table in docs/expectations.md and
 xentcheck/expectations.schema.json from the registered policies; ``--check``: exit 1 where they drifted;
 with neither, print the table."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,6 +1,7 @@
 """The files made from the registered policies: the policy table in docs/expectations.md (between
 markers) and the registry's JSON Schema (xentcheck/expectations.schema.json). ``python -m
 xentcheck.policies --write`` writes them; ``--check`` (and tests/test_policies.py) fails on drift."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,12 @@ def schema_text() -> str:
     from ..expectations import SCHEMA  # the entry schema, whose expect part comes from the policies
 
     entry = {k: v for k, v in SCHEMA.items() if k != "$schema"}
-    doc = {"$schema": SCHEMA["$schema"], "title": "xentcheck expectations registry", "type": "object",
-           "properties": {"expectation": {"type": "array", "items": entry}}}
+    doc = {
+        "$schema": SCHEMA["$schema"],
+        "title": "xentcheck expectations registry",
+        "type": "object",
+        "properties": {"expectation": {"type": "array", "items": entry}},
+    }
     return json.dumps(doc, indent=2) + "\n"
 
 

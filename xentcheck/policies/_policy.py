@@ -1,4 +1,5 @@
 """What one oracle policy is (:class:`Policy`) and the working state its hook acts on (:class:`Flow`)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -14,7 +15,7 @@ STAGES = {
     "inputs": "on the inputs, before the loss formula (a hook changes the problem or the target)",
     "core": "inside the loss formula, which reads the policy's value where it forms the loss and gradient",
     "after": "after the loss formula (a hook changes its loss and gradient) or in the reduction, which "
-             "reads the policy's value",
+    "reads the policy's value",
 }
 #: a policy value's Python type -> its JSON Schema type
 _JSON_TYPES = {float: "number", bool: "boolean", str: "string"}

@@ -1,4 +1,5 @@
 """The log-softmax's exp-sum accumulated class by class in the input dtype (NumPy on ml_dtypes)."""
+
 import numpy as np
 
 from ..problem import round_to
@@ -24,8 +25,13 @@ def _sequential_exp_sum(flow: Flow) -> None:
 
 
 POLICY = Policy(
-    name="exp_sum_in_dtype", kind=bool, stage="after", ops=("softmax_ce",), hook=_sequential_exp_sum,
+    name="exp_sum_in_dtype",
+    kind=bool,
+    stage="after",
+    ops=("softmax_ce",),
+    hook=_sequential_exp_sum,
     doc="""`softmax_ce` values: the log-softmax's exp-sum is accumulated one class at a time in the input
     dtype, each partial sum rounded (NumPy's sum of an ml_dtypes bfloat16 array has no pairwise summation
     and no wider accumulator): over a large vocabulary the sum stalls once a term is below half an ulp of
-    it (at 256 in bfloat16 for terms near 1), so the loss is too small.""")
+    it (at 256 in bfloat16 for terms near 1), so the loss is too small.""",
+)

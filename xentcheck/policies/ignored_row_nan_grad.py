@@ -1,4 +1,5 @@
 """An ignored row's loss computed and masked out afterwards: a -inf logit there makes its gradient NaN."""
+
 import numpy as np
 
 from ._policy import Flow, Policy
@@ -12,7 +13,12 @@ def _masked_afterwards(flow: Flow) -> None:
 
 
 POLICY = Policy(
-    name="ignored_row_nan_grad", kind=bool, stage="after", ops=("softmax_ce",), hook=_masked_afterwards,
+    name="ignored_row_nan_grad",
+    kind=bool,
+    stage="after",
+    ops=("softmax_ce",),
+    hook=_masked_afterwards,
     doc="""`softmax_ce` with `ignore_index`: an ignored row's loss is computed (its label replaced) and
     masked out afterwards, so where that row holds a -inf logit the masked loss's gradient is NaN across
-    the row (`0 * inf`), instead of 0.""")
+    the row (`0 * inf`), instead of 0.""",
+)

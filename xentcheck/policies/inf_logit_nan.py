@@ -1,4 +1,5 @@
 """A +inf logit through the max shift in IEEE arithmetic (``inf - inf = NaN``) instead of to its limit."""
+
 import numpy as np
 
 from ._policy import Flow, Policy
@@ -20,7 +21,11 @@ def _nan_footprint(flow: Flow) -> None:
 
 
 POLICY = Policy(
-    name="inf_logit_nan", kind=str, stage="after", ops=("softmax_ce",), values=("row", "target_mass", "at_class"),
+    name="inf_logit_nan",
+    kind=str,
+    stage="after",
+    ops=("softmax_ce",),
+    values=("row", "target_mass", "at_class"),
     hook=_nan_footprint,
     doc="""`softmax_ce`: a +inf logit goes through the max shift in IEEE arithmetic instead of to its limit
     (`inf - inf` = NaN), with one of three footprints: `"row"`, the whole row's log-softmax is NaN, so the
@@ -28,4 +33,5 @@ POLICY = Policy(
     `"target_mass"`, only the +inf class's log-softmax is NaN (the others are -inf), so the loss is NaN
     where the target has mass there and the gradient is NaN across the row (SciPy); `"at_class"`, the loss
     is its limit (a logsumexp that handles +inf) and the gradient is NaN at the +inf class alone (optax's
-    integer-label loss).""")
+    integer-label loss).""",
+)

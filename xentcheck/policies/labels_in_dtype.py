@@ -1,4 +1,5 @@
 """Index labels passed through the floating dtype before use."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -23,7 +24,11 @@ def _round_labels(flow: Flow) -> None:
 
 
 POLICY = Policy(
-    name="labels_in_dtype", kind=bool, stage="inputs", ops=("softmax_ce", "categorical_ce", "nll"),
+    name="labels_in_dtype",
+    kind=bool,
+    stage="inputs",
+    ops=("softmax_ce", "categorical_ce", "nll"),
     hook=_round_labels,
     doc="""Index labels pass through the floating dtype before use, so a label the dtype cannot represent
-    (above 2048 in float16, 256 in bfloat16) becomes the nearest one it can.""")
+    (above 2048 in float16, 256 in bfloat16) becomes the nearest one it can.""",
+)

@@ -1,10 +1,15 @@
 """The derivative of ``log q`` held in the input dtype (autodiff of a plain log)."""
+
 from ._policy import Policy
 
 POLICY = Policy(
-    name="log_grad_in_dtype", kind=bool, stage="core", ops=("categorical_ce", "softmax_ce"),
+    name="log_grad_in_dtype",
+    kind=bool,
+    stage="core",
+    ops=("categorical_ce", "softmax_ce"),
     doc="""`categorical_ce`: the derivative of `log q` is the upstream gradient times `1/q` held in the
     input dtype (autodiff of a plain log), which overflows in float16 below `q = 2^-16`: the gradient turns
     inf/NaN where the exact one is finite. With `renormalize = "after_clip"` the log is taken of the
     clipped q and renormalised by a softmax (Keras's sparse path), so every class's gradient passes through
-    its own `1/q`.""")
+    its own `1/q`.""",
+)

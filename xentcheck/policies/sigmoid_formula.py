@@ -1,4 +1,5 @@
 """The binding's stable sigmoid-BCE formula evaluated as written at +-inf logits."""
+
 import numpy as np
 
 from ..stable import softplus
@@ -23,9 +24,14 @@ def _as_written(flow: Flow) -> None:
 
 
 POLICY = Policy(
-    name="sigmoid_formula", kind=str, stage="after", ops=("sigmoid_bce",), values=tuple(sorted(SIGMOID_FORMULAS)),
+    name="sigmoid_formula",
+    kind=str,
+    stage="after",
+    ops=("sigmoid_bce",),
+    values=tuple(sorted(SIGMOID_FORMULAS)),
     hook=_as_written,
     doc="""`sigmoid_bce`: the binding's stable formula (`"max_shift"`, TensorFlow's documented
     `max(z, 0) - z t + log(1 + exp(-|z|))`; `"linear"`, `(1 - t) z + softplus(-z)`; `"products"`,
     `t softplus(-z) + (1 - t) softplus(z)`), which at a +-inf logit meets `inf - inf` or `0 * inf` where the
-    limit is finite or infinite.""")
+    limit is finite or infinite.""",
+)

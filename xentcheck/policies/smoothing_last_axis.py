@@ -1,4 +1,5 @@
 """Categorical label smoothing divided by the size of the last axis, whatever the class axis."""
+
 from ._policy import Flow, Policy
 
 
@@ -9,7 +10,11 @@ def _last_axis(flow: Flow) -> None:
 
 
 POLICY = Policy(
-    name="smoothing_last_axis", kind=bool, stage="inputs", ops=("softmax_ce", "categorical_ce", "nll"),
+    name="smoothing_last_axis",
+    kind=bool,
+    stage="inputs",
+    ops=("softmax_ce", "categorical_ce", "nll"),
     hook=_last_axis,
     doc="""Categorical label smoothing divides `eps` by the size of the last axis the binding is handed,
-    whatever its class axis: with a channels-first layout, the last spatial size.""")
+    whatever its class axis: with a channels-first layout, the last spatial size.""",
+)
