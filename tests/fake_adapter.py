@@ -197,3 +197,19 @@ LIST_RETURNING = ListReturningAdapter("lists")
 def raising_factory():
     """An adapter factory that fails (``--adapter=tests.fake_adapter:raising_factory``)."""
     raise RuntimeError("the kernel library is not loaded")
+
+
+def fake_environment() -> dict:
+    """A minimal run environment naming the fake framework (for results documents and journals)."""
+    return {
+        "python": "3",
+        "platform": "p",
+        "cpu": "c",
+        "cpu_count": 2,
+        "date": "d",
+        "command": "pytest",
+        "device": "cpu",
+        "frameworks": {"fake": {"fake": "0.0"}},
+        "skipped": {},
+        "bindings": {},
+    }

@@ -19,6 +19,7 @@ from xentcheck.journal import Journal, JournalError, recover_lines
 from xentcheck.records import Results
 from xentcheck.results import ResultsError, load
 
+from .fake_adapter import fake_environment
 from .runs import ROOT
 from .test_cases import BASE
 from .test_checks import HONEST, _run
@@ -143,18 +144,7 @@ def test_a_non_finite_number_in_the_registry_is_one_line_at_load(tmp_path, value
 
 def _journal_lines(tmp_path) -> tuple[Journal, list[str]]:
     j = Journal(tmp_path / "r.json.x.partial.jsonl")
-    env = {
-        "python": "3",
-        "platform": "p",
-        "cpu": "c",
-        "cpu_count": 2,
-        "date": "d",
-        "command": "pytest",
-        "device": "cpu",
-        "frameworks": {"fake": {"fake": "0.0"}},
-        "skipped": {},
-        "bindings": {},
-    }
+    env = fake_environment()
     for check in ("value", "grad"):
         j.write(_run(HONEST, "random_index", check=check), lambda: {"environment": env, "expected": 2})
     j.close(remove=False)

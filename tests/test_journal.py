@@ -7,23 +7,13 @@ import pytest
 from xentcheck.journal import Journal, JournalError, recover, recover_lines
 from xentcheck.results import validate
 
+from .fake_adapter import fake_environment
 from .test_checks import HONEST, _run
 
 
 def _journal(tmp_path):
     j = Journal(tmp_path / "r.json.x.partial.jsonl")
-    env = {
-        "python": "3",
-        "platform": "p",
-        "cpu": "c",
-        "cpu_count": 2,
-        "date": "d",
-        "command": "pytest",
-        "device": "cpu",
-        "frameworks": {"fake": {"fake": "0.0"}},
-        "skipped": {},
-        "bindings": {},
-    }
+    env = fake_environment()
     for check in ("value", "grad"):
         j.write(_run(HONEST, "random_index", check=check), lambda: {"environment": env, "expected": 5})
     return j

@@ -7,23 +7,13 @@ import pytest
 from xentcheck.records import Results
 from xentcheck.results import SCHEMA_VERSION, ResultsError, document, load, validate, write_atomic
 
+from .fake_adapter import fake_environment
 from .test_checks import CASES, HONEST, _run
 
 
 def _doc():
     recs = [_run(HONEST, "random_index", check=c) for c in ("value", "grad")]
-    env = {
-        "python": "3",
-        "platform": "p",
-        "cpu": "c",
-        "cpu_count": 2,
-        "date": "d",
-        "command": "pytest",
-        "device": "cpu",
-        "frameworks": {"fake": {"fake": "0.0"}},
-        "skipped": {},
-        "bindings": {},
-    }
+    env = fake_environment()
     return document(env, recs, {"entries": [], "stale": [], "unused": []}).to_json()
 
 

@@ -12,7 +12,7 @@ from xentcheck.expectations import Registry
 from xentcheck.records import Results
 from xentcheck.results import document, validate
 
-from .fake_adapter import HONEST, FakeAdapter
+from .fake_adapter import HONEST, FakeAdapter, fake_environment
 
 EMPTY = Registry([])
 BINDING = HONEST.bindings()[0]
@@ -57,18 +57,7 @@ def test_an_axis_for_another_op_is_unsupported_with_the_reason():
 
 
 def test_stability_records_validate_in_a_results_document():
-    env = {
-        "python": "3",
-        "platform": "p",
-        "cpu": "c",
-        "cpu_count": 2,
-        "date": "d",
-        "command": "pytest",
-        "device": "cpu",
-        "frameworks": {"fake": {"fake": "0.0"}},
-        "skipped": {},
-        "bindings": {},
-    }
+    env = fake_environment()
     doc = document(env, [], {"entries": [], "stale": [], "unused": []}, stability=[_sweep(HONEST, "float32")])
     validate(doc.to_json())
     assert doc.to_json()["stability"][0]["axis"] == "logit_magnitude"
