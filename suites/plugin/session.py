@@ -83,7 +83,7 @@ class XentSession:
         self._versions: dict | None = None
         self._judge: Judge | None = None
         self._generated: set[str] = set()  # the interaction cases' names
-        self.registry_error: str | None = None  # a registry entry naming a binding no loaded adapter declares
+        self.registry_error: str | None = None  # a binding name (registry, --binding) no loaded adapter declares
 
     def _check_case_names(self) -> None:
         """A --case name that names nothing is a one-line error (an exact name: a typo would select nothing)."""
@@ -94,16 +94,15 @@ class XentSession:
                 hint = f"; did you mean {', '.join(close)}?" if close else "; the case names are in cases/*.toml"
                 raise pytest.UsageError(f"--case={name}: no case, relation or stability axis has this name{hint}")
 
-    def _check_binding_names(self) -> None:
-        """A --binding name no loaded adapter has is a one-line error."""
+    def _binding_names_error(self) -> str | None:
+        """One line for a --binding name no loaded adapter has (None when all are known)."""
         known = {b for fw in self.adapters for b in self.bindings(fw)}
         for name in self.options.binding_names:
             if name not in known:
                 close = difflib.get_close_matches(name, sorted(known), n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise pytest.UsageError(
-                    f"--binding={name}: no binding of the frameworks in this run has this name{hint}"
-                )
+                return f"--binding={name}: no binding of the frameworks in this run has this name{hint}"
+        return None
 
     # -- adapters -----------------------------------------------------------------------------
     def load_adapters(self) -> dict[str, Adapter]:
@@ -141,15 +140,15 @@ class XentSession:
         for name in [*self.skipped, *self.broken]:
             self.adapters.pop(name, None)
             self.environment["frameworks"].pop(name, None)
-        # a misspelt binding: the hooks raise it once collection ends, before anything runs (raised
-        # here, inside a suite's parametrisation, pytest would print it as a collection traceback)
-        self.registry_error = self.registry.undeclared(
+        # a misspelt binding (--binding or the registry): the hooks raise it once collection ends, before
+        # anything runs (raised here, inside a suite's parametrisation, pytest would print it as a
+        # collection traceback)
+        self.registry_error = self._binding_names_error() or self.registry.undeclared(
             self._known, {n: set(self.bindings(n)) for n in self.adapters}, self.versions()
         )
         self.environment["skipped"].update(self.skipped)
         if self.broken:
             self.environment["broken"] = dict(self.broken)
-        self._check_binding_names()
         return self.adapters
 
     def bindings(self, framework: str) -> dict[str, Binding]:
