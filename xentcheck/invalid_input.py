@@ -97,7 +97,18 @@ def judge_invalid_input(judge: Judge, adapter: Adapter, binding: Binding, proble
         what,
         replace(base, result_dtype=out.dtype, compute_dtype=dtype),
     )
-    return next(judge_ for applies, judge_ in RETURNED if applies(seen))(seen)
+    return _with_worst(next(judge_ for applies, judge_ in RETURNED if applies(seen))(seen), seen)
+
+
+def _with_worst(v: Verdict, r: Returned) -> Verdict:
+    """A fail or a deviation carries the numbers behind it: where the returned loss lies farthest from
+    the well-formed problem's (for an invalid label, its rows; for a malformed target, any element),
+    expected against got, with the bound."""
+    if v.outcome not in ("fail", "deviation") or v.worst or r.got.shape != r.ev.value.shape:
+        return v
+    with np.errstate(all="ignore"):
+        c = compare(r.got, r.ev.value, bound(r.ev.value_scale, r.dtype))
+    return replace(v, worst=tuple(dict(w) for w in c.worst))
 
 
 def _raised(base: Verdict, e: BaseException, entry: Expectation | None, documented: str | None, what: str) -> Verdict:
