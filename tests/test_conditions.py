@@ -217,3 +217,15 @@ def test_no_project_entry_selects_by_case_name():
 
     reg = load_registry([Path(__file__).resolve().parent.parent / "suites" / "expectations.toml"])
     assert sum(1 for e in reg.entries if e.when) >= 51
+
+
+def test_per_example_weight_misaligned():
+    x = np.zeros((4, 3, 5))  # a loss of shape (4, 3): its last axis is neither 1 nor 4
+    assert c.per_example_weight_misaligned(_p(x, np.zeros((4, 3), int), sample_weight=np.ones(4)))
+    assert not c.per_example_weight_misaligned(_p(x, np.zeros((4, 3), int)))  # no weight
+    assert not c.per_example_weight_misaligned(_p(np.zeros((4, 1, 5)), np.zeros((4, 1), int), sample_weight=np.ones(4)))
+    assert not c.per_example_weight_misaligned(_p(np.zeros((3, 3, 5)), np.zeros((3, 3), int), sample_weight=np.ones(3)))
+    assert not c.per_example_weight_misaligned(_p(np.zeros((4, 5)), np.zeros(4, int), sample_weight=np.ones(4)))
+    assert not c.per_example_weight_misaligned(_p(np.zeros((0, 1, 5)), np.zeros((0, 1), int), sample_weight=np.ones(0)))
+    assert c.per_example_weight_misaligned(_p(np.zeros((0, 2, 5)), np.zeros((0, 2), int), sample_weight=np.ones(0)))
+    assert not c.per_example_weight_misaligned(_p(np.zeros((1, 2, 5)), np.zeros((1, 2), int), sample_weight=np.ones(1)))

@@ -256,6 +256,15 @@ def where_empty_row(p: Problem) -> bool:
     return rows is not None and bool(np.any(~rows[1]))
 
 
+def per_example_weight_misaligned(p: Problem) -> bool:
+    """A per-example sample weight, shape (N,), against a loss with spatial axes, (N, d1, ...) (the input
+    without its class or last axis), whose last axis is neither 1 nor N, with N > 1: multiplied as it is,
+    without expanding it to (N, 1, ...), the two do not broadcast (with d1 = 1, d1 = N or N = 1 they do)."""
+    w = p.sample_weight
+    loss = p.x.shape[:-1]
+    return w is not None and w.ndim == 1 and len(loss) >= 2 and w.shape[0] != 1 and loss[-1] not in (1, w.shape[0])
+
+
 def _property(f: Callable, kind: type, values: tuple[str, ...] = (), many: bool = False) -> Property:
     return Property(f.__name__, " ".join((f.__doc__ or "").split()), f, kind, values, many)
 
@@ -291,6 +300,7 @@ PROPERTIES: dict[str, Property] = {
         _property(malformed, str, ("none", *MALFORMED)),
         _property(where_excludes_target_mass, bool),
         _property(where_empty_row, bool),
+        _property(per_example_weight_misaligned, bool),
     )
 }
 
