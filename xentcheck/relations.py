@@ -108,20 +108,10 @@ def base(op: str, dtype: str, d: Draw, kind: str, shape: tuple[int, ...] | None 
         target = round_to(rng.random(shape), dtype)
     else:
         target = (rng.random(shape) < 0.5).astype(np.float64)
+    w = None
     if op == "linear_ce":  # hidden states X [N, 4] and a classifier W [C, 4] whose logits are about z's scale
         x = round_to(np.clip(np.round(rng.normal(0.0, 1.0, (shape[0], 4)) * 64) / 64, -4, 4), dtype)
         w = round_to(np.round(rng.normal(0.0, d.scale / 2, (shape[-1], 4)) * 64) / 64, dtype)
-        return Problem(
-            case="relation",
-            op=op,
-            dtype=dtype,
-            x=x,
-            target=target,
-            target_kind=kind,
-            reduction=d.reduction,
-            category="relations",
-            weight_matrix=w,
-        )
     return Problem(
         case="relation",
         op=op,
@@ -131,6 +121,7 @@ def base(op: str, dtype: str, d: Draw, kind: str, shape: tuple[int, ...] | None 
         target_kind=kind,
         reduction=d.reduction,
         category="relations",
+        weight_matrix=w,
     )
 
 
