@@ -10,6 +10,7 @@ import numpy as np
 
 from xentcheck.declarations import TableKind, check, tables
 from xentcheck.problem import CATEGORICAL_OPS, MALFORMED
+from xentcheck.reference import POLICIES
 
 from .case import Case
 from .errors import CaseError
@@ -197,13 +198,26 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
         if len(case.reductions) != 1:
             raise CaseError(f"{where}: expected values are of one reduction; declare reductions = [that one]")
         got = np.shape(case.expected["value"]["values"])
-        want = tuple(p.x.shape[:-1] if p.categorical else p.x.shape) if p.reduction == "none" else ()
+        per_row = p.categorical or case.expected.get("mean_last_axis", False)
+        want = tuple(p.x.shape[:-1] if per_row else p.x.shape) if p.reduction == "none" else ()
         if got != want:
             raise CaseError(
                 f"{where}: expected.value has shape {got}, expected {want} (the loss of reduction "
                 f"{p.reduction!r} for an input of shape {tuple(p.x.shape)})"
             )
+        _check_expected_extras(case.expected, got, where)
     return case
+
+
+def _check_expected_extras(expected: dict, shape: tuple[int, ...], where: str) -> None:
+    """The source's policies must be oracle policies and its printed decimals one per value (or one)."""
+    unknown = sorted(set(expected.get("policies", {})) - set(POLICIES))
+    if unknown:
+        known = ", ".join(POLICIES)
+        raise CaseError(f"{where}: expected.policies names {unknown}, not oracle policies; known: {known}")
+    decimals = expected.get("decimals")
+    if isinstance(decimals, list) and len(decimals) != int(np.prod(shape)):
+        raise CaseError(f"{where}: expected.decimals has {len(decimals)} entries for {int(np.prod(shape))} values")
 
 
 #: the most elements a declared input may have (the largest built-in case has 256,512): a typo such as

@@ -67,6 +67,18 @@ def _values_file(title: str) -> dict:
     }
 
 
+def _expected_value_spec() -> dict:
+    """``expected.value``: like an array, or one number (the loss of a reducing case)."""
+    spec = _array_spec("expected.value")
+    values = spec["properties"]["values"]
+    spec["properties"] = {
+        **spec["properties"],
+        "values": {"title": values["title"], "x-expects": "a number or a (nested) list of numbers",
+                   "anyOf": [_NUMBER, {k: v for k, v in values.items() if k != "title"}]},
+    }  # fmt: skip
+    return spec
+
+
 def _array_spec(title: str) -> dict:
     """``logits`` / ``probs``: a generator (dist and its parameters) or explicit ``values``."""
     return {
@@ -167,9 +179,10 @@ def case_schema(categories: tuple[str, ...] | None) -> dict:
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["value", "source"],
-                "x-expects": "a table: value (values or values_file), source; optionally mean_by, dtype",
+                "x-expects": "a table: value (values or values_file), source; optionally mean_by, dtype, "
+                "mean_last_axis, policies, decimals, rounding, test, literal, licence",
                 "properties": {
-                    "value": _array_spec("expected.value"),
+                    "value": _expected_value_spec(),
                     "source": {
                         "title": "expected.source",
                         "type": "string",
@@ -181,6 +194,25 @@ def case_schema(categories: tuple[str, ...] | None) -> dict:
                         "enum": ["count", "valid_count", "weight_sum", "nonzero_weight_count"],
                     },
                     "dtype": {"title": "expected.dtype", "enum": ["float16", "bfloat16", "float32", "float64"]},
+                    "mean_last_axis": {"title": "expected.mean_last_axis", "type": "boolean"},
+                    "policies": {
+                        "title": "expected.policies",
+                        "type": "object",
+                        "x-expects": "a table of the oracle policies the source computes under, e.g. "
+                        '{ prob_clip = 1e-7, renormalize = "before_clip" }',
+                    },
+                    "decimals": {
+                        "title": "expected.decimals",
+                        "x-expects": "the decimal places the source printed: a number, or one per value",
+                        "anyOf": [
+                            {"type": "integer", "minimum": 0},
+                            {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        ],
+                    },
+                    "rounding": {"title": "expected.rounding", "enum": ["nearest", "truncated"]},
+                    "test": {"title": "expected.test", "type": "string"},
+                    "literal": {"title": "expected.literal", "type": "string"},
+                    "licence": {"title": "expected.licence", "type": "string"},
                 },
             },
             "targets": {
