@@ -280,7 +280,8 @@ def case_lines(v: dict, line: int, arrays: dict) -> list[str]:
     kind, tvals = v["targets"]
     probs = v["op"] in ("bce", "categorical_ce")
     reduction = v.get("reduction", "mean")
-    description = f"{v['src'].split('_')[0]} unit test {where}: {v['literal']}"
+    kind_of = "docstring example of" if v["src"].endswith("_doc") else "unit test"
+    description = f"{v['src'].split('_')[0]} {kind_of} {where}: {v['literal']}"
     out = [
         "[[case]]",
         f"name = {_toml(v['name'])}",
