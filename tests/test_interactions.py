@@ -7,9 +7,10 @@ from dataclasses import replace
 import pytest
 
 from cases import interactions
+from reports.coverage import interactions_view
 from xentcheck.checks import unsupported_reason
 from xentcheck.problem import OPTIONS
-from xentcheck.records import InteractionCoverage
+from xentcheck.records import InteractionCoverage, Results
 
 from .mutants import MutantAdapter
 
@@ -160,3 +161,18 @@ def test_an_unknown_declared_option_is_one_line_naming_the_binding():
         r"'class_weights'",
     ):
         interactions.plan(b)
+
+
+def test_the_report_view_shows_each_strength_of_each_binding_and_reads_the_older_form():
+    env = {
+        "interactions": {
+            "fake::fake.softmax_ce": interactions.plan(BINDINGS[0]).as_dict(),
+            "old::old.bce": {"strength": 2, "cases": 4, "pairs": 3, "covered": 3, "ruled_out": [], "missing": []},
+        }
+    }
+    rows = interactions_view([Results(environment=env, summary={}, expectations={}, records=[])])
+    new, old = rows
+    assert new["run_strength"] == "mixed" and [c["strength"] for c in new["by_strength"]] == [3, 2]
+    assert all(c["missing"] == [] and c["covered"] + len(c["ruled_out"]) == c["tuples"] for c in new["by_strength"])
+    assert "dtype" not in new["by_strength"][0]["factors"]
+    assert old["run_strength"] == "2" and [(c["strength"], c["tuples"]) for c in old["by_strength"]] == [(2, 3)]
