@@ -1,33 +1,70 @@
-"""Interaction cases: generated from each binding's declared capabilities so that every pair (with
-``--interactions=3``, every triple) of option values it declares meets in at least one case it runs.
+"""Interaction cases: generated from each binding's declared capabilities so that the option values it
+declares meet in the cases it runs, three at a time where they change the mathematics, two at a time
+for the rest.
 
 Bugs live where options meet: class weights with label smoothing, ignore_index under a channels-first
-layout, a sample-weighted mean in float16. A *factor* is one thing a binding lets the caller vary
-(target kind, reduction, dtype, each option on or off, -inf masks); a covering array of strength 2
-over the binding's factors (built by ``allpairspy``, deterministic) gives a few rows that together
-contain every pair of values. Each row becomes a case named by what it combines
-(``ix-soft-cw-ls-spatial``; dtype and reduction are in the check id), judged by the oracle like every
-other case. Combinations no problem can have (ignore_index needs index targets; channels-first needs
-spatial dimensions) are *ruled out* with the reason, so the pair coverage the report shows is complete.
+layout, a sample-weighted mean in float16, and some only where three meet (ignored rows of a spatial
+input under class weights). A *factor* is one thing a binding lets the caller vary (target kind,
+reduction, dtype, each option on or off, -inf masks). A covering array over the binding's factors
+(built by ``covertable``, deterministic) gives a few rows that together contain every combination the
+strength asks for:
+
+* ``mixed`` (the default): every triple of values of the factors that change the mathematics
+  (:data:`MATH_FACTORS`: target kind, reduction, the weights, ignore_index, label smoothing, spatial
+  dimensions and layout, masks) and every pair of values of all factors (so dtype, and linear_ce's
+  classifier options, meet every other factor's values two at a time);
+* ``2``: every pair; ``3``: every triple, of all factors (a longer run); ``0``: none.
+
+Each row becomes a case named by what it combines (``ix-softmaxce-soft-cw-ls-spatial``; dtype and
+reduction are in the check id), judged by the oracle like every other case. Combinations no problem
+can have (ignore_index needs index targets; channels-first needs spatial dimensions) are *ruled out*
+with the reason, so the coverage the report shows per strength is complete.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from allpairspy import AllPairs
+import covertable
 
 from xentcheck.problem import CATEGORICAL_OPS, DTYPES, LINEAR_OPTIONS, OPTIONS
 from xentcheck.protocol import Binding
+from xentcheck.records import InteractionCoverage, StrengthCoverage
 
 from . import Case
 
 CATEGORY = "interactions"
+#: the default strength: triples of the factors that change the mathematics, pairs of all factors
+MIXED = "mixed"
 #: the strengths the generator builds (0: no interaction cases)
-STRENGTHS = (0, 2, 3)
+STRENGTHS = (MIXED, 2, 3, 0)
+#: the factors that change the mathematics of the loss: in a ``mixed`` array their values meet three at
+#: a time (the issue's list: weights, ignore, smoothing, target kind, spatial and layout, reduction,
+#: masks). The others (dtype; linear_ce's bias, softcap and z_loss) meet every value two at a time.
+MATH_FACTORS = frozenset(
+    {
+        "target",
+        "reduction",
+        "class_weight",
+        "sample_weight",
+        "pos_weight",
+        "ignore_index",
+        "label_smoothing",
+        "spatial",
+        "channels_first",
+        "mask",
+        "where",
+    }
+)
+#: salts of covertable's deterministic ordering tried per binding, the smallest array kept. One: over
+#: the built-in bindings 2, 4 and 8 salts make 864 cases 827, 814 and 806 for 0.7, 1.9 and 4.8 s more
+#: collection in every worker, more than the checks they save take
+SALTS = ("",)
 #: option -> the short name it has in case ids
 SHORT = {
     "class_weight": "cw",
@@ -43,6 +80,10 @@ SHORT = {
     "softcap": "cap",
     "z_loss": "zl",
 }
+
+Strength = int | str
+#: (factor, value) pairs in factor order: one combination of values
+Combo = tuple[tuple[str, object], ...]
 
 
 class InteractionError(ValueError):
@@ -73,19 +114,42 @@ def factors(binding: Binding) -> OrderedDict[str, list]:
     return f
 
 
+#: the rules no problem breaks: (the factors a rule reads, why a row breaks it or None)
+RULES: tuple[tuple[tuple[str, str], Callable[[dict], str | None]], ...] = (
+    (
+        ("ignore_index", "target"),
+        lambda row: (
+            f"ignore_index applies to index targets, not {row['target']}"
+            if row["ignore_index"] and row["target"] != "index"
+            else None
+        ),
+    ),
+    (
+        ("channels_first", "spatial"),
+        lambda row: (
+            "a channels-first layout needs spatial dimensions"
+            if row["channels_first"] and row["spatial"] is False
+            else None
+        ),
+    ),
+)
+
+
 def conflict(row: dict) -> str | None:
     """Why no problem has these factor values together (None: some problem does). ``row`` may be partial."""
-    target = row.get("target")
-    if row.get("ignore_index") and target not in (None, "index"):
-        return f"ignore_index applies to index targets, not {target}"
-    if row.get("channels_first") and row.get("spatial") is False:
-        return "a channels-first layout needs spatial dimensions"
+    for keys, why in RULES:
+        if all(k in row for k in keys):
+            reason = why(row)
+            if reason is not None:
+                return reason
     return None
 
 
 def _completion(partial: dict, f: OrderedDict[str, list]) -> dict | None:
-    """A full row extending ``partial`` with no conflict, or None (depth-first; the factors are few)."""
-    rest = [k for k in f if k not in partial]
+    """A full row extending ``partial`` with no conflict, or None (depth-first over the factors a rule
+    reads; the others take their first value, no rule minds them)."""
+    ruled = {k for keys, _ in RULES for k in keys}
+    rest = [k for k in f if k not in partial and k in ruled]
 
     def go(i: int, row: dict) -> dict | None:
         if conflict(row) is not None:
@@ -98,7 +162,8 @@ def _completion(partial: dict, f: OrderedDict[str, list]) -> dict | None:
                 return done
         return None
 
-    return go(0, dict(partial))
+    row = go(0, dict(partial))
+    return None if row is None else {k: row[k] if k in row else f[k][0] for k in f}
 
 
 def why_infeasible(partial: dict, f: OrderedDict[str, list]) -> str | None:
@@ -118,99 +183,197 @@ def _label(name: str, value) -> str:
     return f"{name}={'on' if value else 'off'}"
 
 
+def parse_strength(text: str | int) -> Strength:
+    """``--interactions``'s value as the generator takes it: ``"mixed"``, or 0, 2 or 3; InteractionError
+    (one line) for anything else."""
+    value: Strength = text
+    if isinstance(text, str) and text.strip().isdigit():
+        value = int(text)
+    elif isinstance(text, str):
+        value = text.strip()
+    check_strength(value)
+    return value
+
+
+def check_strength(strength: Strength) -> None:
+    """Raise InteractionError (one line) unless the generator builds ``strength``."""
+    if strength not in STRENGTHS or isinstance(strength, bool):
+        raise InteractionError(
+            f"--interactions={strength}: the generator builds strength 2 (every pair), 3 (every triple), "
+            f"{MIXED} (the default: every triple of the factors that change the mathematics, every pair "
+            f"of all) or 0 (none)"
+        )
+
+
+def requirements(f: OrderedDict[str, list], strength: Strength) -> list[tuple[int, tuple[str, ...]]]:
+    """What a covering array at ``strength`` guarantees: (t, factors) for each set of factors whose
+    values meet t at a time. ``mixed``: triples of the math factors (when there are three) and pairs
+    of all; 2 or 3: that many at a time of all."""
+    names = tuple(f)
+    if strength == MIXED:
+        math = tuple(k for k in names if k in MATH_FACTORS)
+        return ([(3, math)] if len(math) >= 3 else []) + [(2, names)]
+    return [(strength, names)] if strength else []
+
+
+def _combos(row: dict, reqs: list[tuple[int, tuple[str, ...]]]) -> Iterator[Combo]:
+    """The combinations the requirements ask for that ``row`` (perhaps partial) contains."""
+    for t, names in reqs:
+        present = [k for k in names if k in row]
+        for combo in itertools.combinations(present, t):
+            yield tuple((k, row[k]) for k in combo)
+
+
 @dataclass
-class Plan:
-    """The interaction cases of one binding, and its pair coverage."""
+class Coverage:
+    """The combinations of ``strength`` values of ``factors`` (as "name=value" labels): covered by a
+    row, ruled out (with the reason) or missing."""
 
     strength: int
-    factors: OrderedDict[str, list]
-    rows: list[dict]
-    #: every pair of factor values, as ("name=value", "name=value")
-    pairs: list[tuple[str, str]] = field(default_factory=list)
-    covered: list[tuple[str, str]] = field(default_factory=list)
-    #: (pair, reason) for the pairs no problem can have, or the binding's capabilities rule out
-    ruled_out: list[tuple[tuple[str, str], str]] = field(default_factory=list)
+    factors: tuple[str, ...]
+    tuples: list[tuple[str, ...]] = field(default_factory=list)
+    covered: list[tuple[str, ...]] = field(default_factory=list)
+    ruled_out: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
 
     @property
-    def missing(self) -> list[tuple[str, str]]:
+    def missing(self) -> list[tuple[str, ...]]:
         settled = {p for p, _ in self.ruled_out} | set(self.covered)
-        return [p for p in self.pairs if p not in settled]
+        return [p for p in self.tuples if p not in settled]
+
+    def record(self) -> StrengthCoverage:
+        return StrengthCoverage(
+            strength=self.strength,
+            factors=self.factors,
+            tuples=len(self.tuples),
+            covered=len(self.covered),
+            ruled_out=tuple({"tuple": p, "reason": r} for p, r in self.ruled_out),
+            missing=tuple(self.missing),
+        )
+
+
+@dataclass
+class Plan:
+    """The interaction cases of one binding, and their coverage at each strength they guarantee."""
+
+    strength: Strength
+    factors: OrderedDict[str, list]
+    rows: list[dict]
+    coverage: list[Coverage] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[tuple[str, ...]]:
+        """Every combination neither covered nor ruled out, at any strength (a gap)."""
+        return [m for c in self.coverage for m in c.missing]
+
+    def record(self) -> InteractionCoverage:
+        """The coverage as the results file holds it (``environment.interactions``)."""
+        return InteractionCoverage(
+            strength=str(self.strength),
+            cases=len(self.rows),
+            factors={k: [str(v) for v in vs] for k, vs in self.factors.items()},
+            by_strength=tuple(c.record() for c in self.coverage),
+        )
 
     def as_dict(self) -> dict:
-        """The coverage as the results file holds it (``environment.interactions``)."""
-        return {
-            "strength": self.strength,
-            "cases": len(self.rows),
-            "pairs": len(self.pairs),
-            "covered": len(self.covered),
-            "ruled_out": [{"pair": list(p), "reason": r} for p, r in self.ruled_out],
-            "missing": [list(p) for p in self.missing],
-            "factors": {k: [str(v) for v in vs] for k, vs in self.factors.items()},
-        }
+        return self.record().to_json()
 
 
-def check_strength(strength: int) -> None:
-    """Raise InteractionError (one line) unless the generator builds ``strength``."""
-    if strength not in STRENGTHS:
-        raise InteractionError(
-            f"--interactions={strength}: the generator builds strength 2 (every pair), 3 (every triple) or 0 (none)"
-        )
-
-
-def plan(binding: Binding, strength: int = 2) -> Plan:
-    """The covering array of ``binding``'s factors at ``strength``, and which pairs it covers."""
+def plan(binding: Binding, strength: Strength = MIXED) -> Plan:
+    """The covering array of ``binding``'s factors at ``strength``, and what it covers at each strength."""
     check_strength(strength)
     f = factors(binding)
-    names = list(f)  # target, reduction and dtype at least: strength 3 is always buildable
-    rows: list[dict] = []
-    if strength:
-        gen = AllPairs(
-            f, n=strength, filter_func=lambda r: _completion(dict(zip(names, r, strict=False)), f) is not None
-        )
-        rows = [dict(zip(names, r, strict=True)) for r in gen]
-        rows += _complete(f, rows, strength)
-    p = Plan(strength, f, rows)
-    seen = {pair for row in rows for pair in itertools.combinations([_label(k, row[k]) for k in names], 2)}
-    for a, b in itertools.combinations(names, 2):
-        for va, vb in itertools.product(f[a], f[b]):
-            pair = (_label(a, va), _label(b, vb))
-            p.pairs.append(pair)
-            why = why_infeasible({a: va, b: vb}, f)
-            if why:
-                p.ruled_out.append((pair, why))
-            elif pair in seen:
-                p.covered.append(pair)
-    return p
+    key = tuple((k, tuple(v)) for k, v in f.items())
+    rows, coverage = _built(key, strength)
+    return Plan(strength, f, [dict(r) for r in rows], [_copy(c) for c in coverage])
 
 
-def _tuples(row: dict, strength: int) -> set[tuple]:
-    return set(itertools.combinations(row.items(), strength))
+def _copy(c: Coverage) -> Coverage:
+    return Coverage(c.strength, c.factors, list(c.tuples), list(c.covered), list(c.ruled_out))
 
 
-def _complete(f: OrderedDict[str, list], rows: list[dict], strength: int) -> list[dict]:
-    """Rows for the feasible tuples ``allpairspy`` left out (its greedy search under a filter can miss a
-    few): each new row starts from one missing tuple and fills the other factors greedily with the
-    values that cover the most tuples still missing, never a conflicting one."""
-    names = list(f)
-    want = {
-        t
-        for combo in itertools.combinations(names, strength)
-        for t in (tuple(zip(combo, vals, strict=True)) for vals in itertools.product(*(f[k] for k in combo)))
-        if _completion(dict(t), f) is not None
-    }
-    missing = want - set().union(*(_tuples(r, strength) for r in rows))
+@functools.lru_cache(maxsize=256)
+def _built(key: tuple, strength: Strength) -> tuple[tuple[Combo, ...], tuple[Coverage, ...]]:
+    """The rows and coverage of one set of factors (bindings of one API family often share theirs:
+    built once per process)."""
+    f: OrderedDict[str, list] = OrderedDict((k, list(v)) for k, v in key)
+    reqs = requirements(f, strength)
+    feasible: dict[Combo, str | None] = {}
+    for t, names in reqs:
+        for combo in itertools.combinations(names, t):
+            for vals in itertools.product(*(f[k] for k in combo)):
+                c = tuple(zip(combo, vals, strict=True))
+                feasible.setdefault(c, why_infeasible(dict(c), f))
+    want = {c for c, why in feasible.items() if why is None}
+    rows = _smallest(f, reqs, want) if reqs else []
+    seen = {c for row in rows for c in _combos(row, reqs)}
+    coverage = []
+    for t, names in reqs:
+        cov = Coverage(t, names)
+        for combo in itertools.combinations(names, t):
+            for vals in itertools.product(*(f[k] for k in combo)):
+                c = tuple(zip(combo, vals, strict=True))
+                labels = tuple(_label(k, v) for k, v in c)
+                cov.tuples.append(labels)
+                if feasible[c] is not None:
+                    cov.ruled_out.append((labels, feasible[c]))
+                elif c in seen:
+                    cov.covered.append(labels)
+        coverage.append(cov)
+    return tuple(tuple(r.items()) for r in rows), tuple(coverage)
+
+
+def _smallest(f: OrderedDict[str, list], reqs: list[tuple[int, tuple[str, ...]]], want: set[Combo]) -> list[dict]:
+    """The smallest covering array ``covertable`` makes over :data:`SALTS` (each deterministic), with any
+    combination it left out added and every row the others make redundant dropped."""
+    (base, _), *subs = sorted(reqs, key=lambda r: -len(r[1]))  # the requirement over all factors
+    sub_models = [{"fields": list(names), "strength": t} for t, names in subs]
+    constraints = [
+        {"operator": "fn", "requires": list(keys), "evaluate": lambda row, why=why: why(row) is None}
+        for keys, why in RULES
+        if all(k in f for k in keys)
+    ]
+    best: list[dict] | None = None
+    for salt in SALTS:
+        made = covertable.make(dict(f), strength=base, sub_models=sub_models, constraints=constraints, salt=salt)
+        rows = [{k: r[k] for k in f} for r in made]
+        rows += _complete(f, rows, reqs, want)
+        rows = _pruned(rows, reqs, want)
+        if best is None or len(rows) < len(best):
+            best = rows
+    return best or []
+
+
+def _complete(
+    f: OrderedDict[str, list], rows: list[dict], reqs: list[tuple[int, tuple[str, ...]]], want: set[Combo]
+) -> list[dict]:
+    """Rows for the feasible combinations the generator left out (a greedy search under constraints can
+    miss a few): each new row starts from one missing combination and fills the other factors greedily
+    with the values that cover the most combinations still missing, never a conflicting one."""
+    missing = want - {c for r in rows for c in _combos(r, reqs)}
     extra: list[dict] = []
     while missing:
         row = dict(min(missing, key=repr))  # deterministic
-        for k in names:
+        for k in f:
             if k in row:
                 continue
             options = [v for v in f[k] if _completion({**row, k: v}, f) is not None]
-            row[k] = max(options, key=lambda v, k=k: len(_tuples({**row, k: v}, min(strength, len(row) + 1)) & missing))
-        row = {k: row[k] for k in names}
+            row[k] = max(options, key=lambda v, k=k: len(set(_combos({**row, k: v}, reqs)) & missing))
+        row = {k: row[k] for k in f}
         extra.append(row)
-        missing -= _tuples(row, strength)
+        missing -= set(_combos(row, reqs))
     return extra
+
+
+def _pruned(rows: list[dict], reqs: list[tuple[int, tuple[str, ...]]], want: set[Combo]) -> list[dict]:
+    """``rows`` less each row (the last first) whose wanted combinations all meet in other rows too."""
+    of = [set(_combos(r, reqs)) & want for r in rows]
+    count = Counter(c for cs in of for c in cs)
+    keep = [True] * len(rows)
+    for i in reversed(range(len(rows))):
+        if all(count[c] > 1 for c in of[i]):
+            keep[i] = False
+            count.subtract(of[i])
+    return [r for r, k in zip(rows, keep, strict=True) if k]
 
 
 def case_name(op: str, row: dict) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from xentcheck.problem import DTYPES as DTYPE_ORDER
-from xentcheck.records import Results
+from xentcheck.records import InteractionCoverage, Results
 
 SHORT = {"float16": "16", "bfloat16": "b16", "float32": "32", "float64": "64"}
 _WORST = ("fail", "error", "deviation", "pass")
@@ -108,9 +108,11 @@ def _mark(cell: dict | None, caps: dict, mode: str, dtype: str, mode_ran: bool, 
     }
 
 
-def pairs_view(docs: list[Results]) -> list[dict]:
-    """Per binding, the pair coverage of its interaction cases (``environment.interactions``) with the
-    outcomes of their checks: pairs covered, ruled out (with the reason) and missing (a visible gap)."""
+def interactions_view(docs: list[Results]) -> list[dict]:
+    """Per binding and per strength its interaction cases guarantee (``environment.interactions``,
+    read as :class:`~xentcheck.records.InteractionCoverage`): which factors meet that many at a time,
+    how many combinations exist, how many are covered, ruled out (with the reason) and missing (a
+    visible gap), with the outcomes of the binding's interaction checks."""
     outcomes: dict = defaultdict(lambda: defaultdict(int))
     for d in docs:
         for r in d.records:
@@ -118,9 +120,28 @@ def pairs_view(docs: list[Results]) -> list[dict]:
                 outcomes[(r.framework, r.binding)][r.outcome] += 1
     rows = []
     for d in docs:
-        for key, cov in sorted(d.environment.get("interactions", {}).items()):
+        for key, raw in sorted(d.environment.get("interactions", {}).items()):
             fw, _, binding = key.partition("::")
+            cov = InteractionCoverage.from_json(raw)
+            strengths = [
+                {
+                    "strength": c.strength,
+                    "factors": list(c.factors),
+                    "tuples": c.tuples,
+                    "covered": c.covered,
+                    "ruled_out": [{"tuple": list(r["tuple"]), "reason": r["reason"]} for r in c.ruled_out],
+                    "missing": [list(m) for m in c.missing],
+                }
+                for c in cov.by_strength
+            ]
             rows.append(
-                {"framework": fw, "binding": binding, **cov, "outcomes": dict(sorted(outcomes[(fw, binding)].items()))}
+                {
+                    "framework": fw,
+                    "binding": binding,
+                    "run_strength": cov.strength,
+                    "cases": cov.cases,
+                    "by_strength": strengths,
+                    "outcomes": dict(sorted(outcomes[(fw, binding)].items())),
+                }
             )
     return rows

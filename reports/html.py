@@ -27,7 +27,7 @@ from xentcheck.records import CheckRecord, Results
 
 from .agreement import agreement
 from .charts import library, speed_charts, stability_charts
-from .coverage import coverage_view, pairs_view
+from .coverage import coverage_view, interactions_view
 from .errors import error_table
 from .findings import findings, overview
 from .history import changes, run_labels, trends
@@ -311,7 +311,7 @@ def render(docs: list[Results]) -> str:
             chart_lib=library() if groups else None,
             measured=measured_capabilities(records, bindings, probes),
             coverage=coverage_view(docs),
-            pairs=pairs_view(docs),
+            pairs=interactions_view(docs),
             errors=error_table(docs),
             findings=cards,
             stale=stale,

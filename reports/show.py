@@ -205,7 +205,7 @@ def _problem(case: Case, binding: Binding, dtype: str, reduction: str | None) ->
 
 def _interaction_case(name: str, binding: Binding) -> Case | None:
     """The generated interaction case ``name`` of ``binding`` (every strength the run offers)."""
-    for strength in (2, 3):
+    for strength in (interactions.MIXED, 2, 3):
         for row in interactions.plan(binding, strength).rows:
             c = interactions.case(binding.caps.op, row)
             if c.name == name:

@@ -418,7 +418,7 @@ def test_probing_capabilities_reports_what_undeclared_values_do_and_never_fails(
     assert "undeclared, probed" in expand((tmp_path / "r.html").read_text())
 
 
-def test_interaction_cases_run_and_their_pair_coverage_is_in_the_results(run_suite, tmp_path):
+def test_interaction_cases_run_and_their_coverage_per_strength_is_in_the_results(run_suite, tmp_path):
     res = tmp_path / "r.json"
     r = run_suite(
         "suites/test_conformance.py",
@@ -432,9 +432,14 @@ def test_interaction_cases_run_and_their_pair_coverage_is_in_the_results(run_sui
     assert r.ret == 0, _out(r)[-3000:]
     doc = json.loads(res.read_text())
     cov = doc["environment"]["interactions"]["fake::fake.softmax_ce"]
-    assert cov["missing"] == [] and cov["covered"] + len(cov["ruled_out"]) == cov["pairs"] and cov["cases"] >= 4
+    assert cov["strength"] == "mixed" and cov["cases"] >= 4
+    assert [c["strength"] for c in cov["by_strength"]] == [3, 2]
+    for c in cov["by_strength"]:
+        assert c["missing"] == [] and c["covered"] + len(c["ruled_out"]) == c["tuples"] > 0
+    assert "dtype" not in cov["by_strength"][0]["factors"] and "dtype" in cov["by_strength"][1]["factors"]
     assert {r["category"] for r in doc["records"]} == {"interactions"}
-    assert "pair coverage per binding" in expand((tmp_path / "r.html").read_text())
+    html = expand((tmp_path / "r.html").read_text())
+    assert "Interactions: coverage per strength" in html and "3-way" in html and "2-way" in html
     bad = run_suite("suites", "--frameworks=numpy", "--interactions=5")
     assert bad.ret == 4 and _err(bad)[-1].startswith("ERROR: --interactions=5: the generator builds strength 2")
 

@@ -479,6 +479,30 @@ def test_an_ignored_row_contributes_nothing_whatever_its_logits_hold(poison, red
         assert ev.value == clean.value
 
 
+@pytest.mark.parametrize("poison", [-np.inf, np.inf, np.nan])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("op", ["nll", "categorical_ce"])
+def test_an_ignored_row_contributes_nothing_to_the_other_ignoring_ops(op, poison, reduction):
+    # the same rule for the ops whose input is log-probabilities (nll) or probabilities (categorical_ce)
+    probs = np.array([[0.2, 0.3, 0.5], [0.3, 0.3, 0.4], [0.1, 0.6, 0.3]])
+    x = np.log(probs) if op == "nll" else probs
+    x[1] = poison
+    conv = replace(R.MATH, mean_by="valid_count")
+
+    def evaluate(rows, target):
+        return R.evaluate(
+            Problem("t", op, "float64", x[rows], target, "index", reduction=reduction, ignore_index=-100), conv
+        )
+
+    ev, clean = evaluate([0, 1, 2], np.array([2, -100, 0])), evaluate([0, 2], np.array([2, 0]))
+    assert np.all(ev.grad[1] == 0) and np.all(np.isfinite(ev.grad))
+    np.testing.assert_array_equal(np.delete(ev.grad, 1, axis=0), clean.grad)
+    if reduction == "none":
+        assert ev.value[1] == 0 and np.array_equal(np.delete(ev.value, 1), clean.value)
+    else:
+        assert ev.value == clean.value
+
+
 def test_the_zero_logit_gradient_policy_takes_the_subgradient_at_zero():
     # tf.nn.weighted_cross_entropy_with_logits differentiates |x| and max(-x, 0) with subgradient 0 at 0
     p = Problem(

@@ -89,3 +89,18 @@ def test_the_schema_and_the_record_classes_name_the_same_fields(path, cls):
         written -= {"run"}
     assert set(node["properties"]) == written
     assert set(node.get("required", [])) <= written
+
+
+def test_the_schema_and_the_interaction_coverage_classes_name_the_same_fields():
+    """environment.interactions: what InteractionCoverage and StrengthCoverage write is what the schema
+    describes (it also describes the older pair form, which the classes read)."""
+    from dataclasses import fields
+
+    from xentcheck.records import InteractionCoverage, StrengthCoverage
+    from xentcheck.results import schema
+
+    node = schema()["properties"]["environment"]["properties"]["interactions"]["additionalProperties"]
+    written = {f.name for f in fields(InteractionCoverage)}
+    assert written <= set(node["properties"]) and set(node["required"]) <= written
+    by = node["properties"]["by_strength"]["items"]
+    assert set(by["properties"]) == {f.name for f in fields(StrengthCoverage)} == set(by["required"])

@@ -17,10 +17,12 @@ __all__ = [
     "BenchSection",
     "CheckRecord",
     "Errors",
+    "InteractionCoverage",
     "RelationRecord",
     "Results",
     "StabilityPoint",
     "StabilityRecord",
+    "StrengthCoverage",
     "summarize",
 ]
 
@@ -282,6 +284,82 @@ class BenchSection:
         kw = _kwargs(cls, d)
         kw["records"] = [BenchRecord.from_json(r) for r in kw.get("records", [])]
         return cls(**kw)
+
+
+@dataclass(frozen=True)
+class StrengthCoverage:
+    """How far a binding's interaction cases cover the combinations of ``strength`` values of
+    ``factors``: ``tuples`` combinations exist, ``covered`` meet in a case the binding runs, the
+    ``ruled_out`` ones no problem can have (each with the reason) and the ``missing`` ones are gaps."""
+
+    strength: int
+    factors: tuple[str, ...]
+    tuples: int
+    covered: int
+    #: [{"tuple": ["name=value", ...], "reason": "..."}]
+    ruled_out: tuple[dict, ...] = ()
+    #: ["name=value", ...] for each combination neither covered nor ruled out
+    missing: tuple[tuple[str, ...], ...] = ()
+
+    def to_json(self) -> dict:
+        return {
+            "strength": self.strength,
+            "factors": list(self.factors),
+            "tuples": self.tuples,
+            "covered": self.covered,
+            "ruled_out": [{"tuple": list(r["tuple"]), "reason": r["reason"]} for r in self.ruled_out],
+            "missing": [list(m) for m in self.missing],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> StrengthCoverage:
+        return cls(
+            strength=d["strength"],
+            factors=tuple(d["factors"]),
+            tuples=d["tuples"],
+            covered=d["covered"],
+            ruled_out=tuple({"tuple": tuple(r["tuple"]), "reason": r["reason"]} for r in d.get("ruled_out", [])),
+            missing=tuple(tuple(m) for m in d.get("missing", [])),
+        )
+
+
+@dataclass(frozen=True)
+class InteractionCoverage:
+    """One binding's interaction cases (``environment.interactions``): the strength the run asked for
+    (``"mixed"``, ``"2"`` or ``"3"``), how many cases the covering array has, the factors and their
+    values, and the coverage at each strength it guarantees."""
+
+    strength: str
+    cases: int
+    factors: dict[str, list[str]]
+    by_strength: tuple[StrengthCoverage, ...]
+
+    def to_json(self) -> dict:
+        return {
+            "strength": self.strength,
+            "cases": self.cases,
+            "factors": {k: list(v) for k, v in self.factors.items()},
+            "by_strength": [c.to_json() for c in self.by_strength],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> InteractionCoverage:
+        """Also reads a file written before coverage per strength: its pair coverage is the 2-way one."""
+        factors = {k: list(v) for k, v in d.get("factors", {}).items()}
+        if "by_strength" in d:
+            by = tuple(StrengthCoverage.from_json(c) for c in d["by_strength"])
+        else:
+            by = (
+                StrengthCoverage(
+                    strength=2,
+                    factors=tuple(factors),
+                    tuples=d["pairs"],
+                    covered=d["covered"],
+                    ruled_out=tuple({"tuple": tuple(r["pair"]), "reason": r["reason"]} for r in d["ruled_out"]),
+                    missing=tuple(tuple(m) for m in d["missing"]),
+                ),
+            )
+        return cls(strength=str(d["strength"]), cases=d["cases"], factors=factors, by_strength=by)
 
 
 @dataclass

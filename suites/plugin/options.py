@@ -77,11 +77,12 @@ def add_options(parser: pytest.Parser) -> None:
     )
     g.addoption(
         "--interactions",
-        type=int,
-        default=2,
-        metavar="N",
-        help="interaction cases generated from each binding's capabilities: 2 (default) covers every "
-        "pair of declared option values, 3 every triple (a longer run), 0 none",
+        default=interactions.MIXED,
+        metavar="STRENGTH",
+        help="interaction cases generated from each binding's capabilities: mixed (default) covers "
+        "every triple of values of the options that change the mathematics (weights, ignore_index, "
+        "smoothing, target kind, spatial and layout, reduction, masks) and every pair of all; 2 every "
+        "pair; 3 every triple (a longer run); 0 none",
     )
     g.addoption(
         "--probe-capabilities",
@@ -243,8 +244,8 @@ class RunOptions:
     baseline: str | None
     cases: tuple[Path, ...] = ()
     wandb: bool = False
-    #: strength of the interaction cases' covering array (0: none)
-    interactions: int = 2
+    #: strength of the interaction cases' covering array: "mixed", 2, 3 or 0 (none)
+    interactions: int | str = "mixed"
     probe_capabilities: bool = False
     #: --values-outside: a case's values_file may name a file outside its declaration's folder
     values_outside: bool = False
@@ -299,7 +300,7 @@ class RunOptions:
         if not modes or set(modes) - {"eager", "compiled"}:
             raise pytest.UsageError(f"--modes={opt('modes')}: give eager, compiled or eager,compiled")
         try:
-            interactions.check_strength(opt("interactions"))
+            strength = interactions.parse_strength(opt("interactions"))
         except interactions.InteractionError as e:
             raise pytest.UsageError(str(e)) from None
         # absolute at start-up: a binding that changes the working folder cannot move where the run writes
@@ -332,7 +333,7 @@ class RunOptions:
             cases=tuple(user_path(p) for p in opt("cases")),
             wandb=opt("wandb"),
             values_outside=opt("values_outside"),
-            interactions=opt("interactions"),
+            interactions=strength,
             probe_capabilities=opt("probe_capabilities"),
             sliced=() if names is not None or opt("all_dtypes") else FLOATX_SLICE,
             case_names=tuple(opt("case_names")),

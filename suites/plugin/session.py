@@ -250,7 +250,7 @@ class XentSession:
         return out
 
     def _interaction_specs(self, fw: str, b: Binding) -> list[Check]:
-        """The checks of ``b``'s interaction cases; its pair coverage goes into the environment."""
+        """The checks of ``b``'s interaction cases; its coverage per strength goes into the environment."""
         if not self.options.interactions or not self.options.all_layers(fw):
             return []
         try:
