@@ -7,6 +7,7 @@ NumPy code written in this module; their documented convention is the weighted a
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 
 import numpy as np
@@ -172,9 +173,9 @@ class NumpyAdapter(FrameworkAdapter):
     def environment(self) -> dict:
         env = {"numpy": np.__version__, "scipy": scipy.__version__}
         if importlib.util.find_spec("sklearn") is not None:
-            import sklearn
-
-            env["scikit-learn"] = sklearn.__version__
+            # from its metadata: importing scikit-learn (about a second) waits for its binding's first call,
+            # which a worker that runs no NumPy check never makes
+            env["scikit-learn"] = importlib.metadata.version("scikit-learn")
         return env
 
     def bindings(self) -> list[Binding]:

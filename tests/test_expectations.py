@@ -91,3 +91,27 @@ def test_an_entry_narrowed_to_a_mode_applies_only_there(tmp_path):
     f.write_text(ENTRY.replace('versions = ">=2.0,<3"', 'modes = ["jit"]'))
     with pytest.raises(ExpectationError, match="modes entry 'jit' is not one of: eager, compiled"):
         load_registry([f])
+
+
+def test_the_registry_index_finds_what_a_scan_of_every_entry_finds():
+    """Registry.find looks entries up by (framework, binding, check kind): for every entry's own keys it
+    returns what applying every entry in turn returns."""
+    from xentcheck.check import Check
+
+    reg = load_registry([ROOT / "suites" / "expectations.toml"])
+    for e in reg.entries:
+        for fw in e.frameworks:
+            for b in e.bindings:
+                for kind in e.checks:
+                    key = Check(
+                        fw,
+                        b,
+                        "any",
+                        (e.dtypes or ("float32",))[0],
+                        (e.modes or ("eager",))[0],
+                        (e.reductions or ("mean",))[0],
+                        kind,
+                    )
+                    scan = [x for x in reg.entries if x.applies(key, {}, None)]
+                    found = reg.find(key, {}, None)
+                    assert (found.id if found else None) == ("+".join(x.id for x in scan) or None)

@@ -56,3 +56,34 @@ def test_a_relation_outside_the_capabilities_is_unsupported_with_the_reason():
     smoothing = next(r for r in RELATIONS if r.name == "label_smoothing_soft")
     rec = Judge().relation(adapter, narrow, [], smoothing, "float32")
     assert rec.outcome == "unsupported" and "label_smoothing" in rec.reason
+
+
+def test_a_relation_no_draw_can_fit_is_unsupported_without_drawing(monkeypatch):
+    """A binding with no partner to agree with fits no draw whatever its values: it is settled before
+    hypothesis draws (which would reject hundreds of draws before giving up)."""
+    import xentcheck.relations as relations
+
+    adapter = MutantAdapter(None)
+    b = next(b for b in adapter.bindings() if b.caps.op == "softmax_ce")
+    drawn = []
+    monkeypatch.setattr(relations, "check_draw", lambda *a: drawn.append(a))
+    agrees = relations.BY_NAME["agrees_with_first_binding"]
+    rec = Judge().relation(adapter, b, [], agrees, "float32")
+    assert rec.outcome == "unsupported" and "no drawn input fits" in rec.reason
+    assert drawn == []
+
+
+def test_a_relation_draws_only_the_reductions_it_can_use():
+    """reduction_of_none compares a reduced loss with its unreduced one: a draw of reduction none
+    never fits, so none is not drawn."""
+    adapter = MutantAdapter(None)
+    b = next(b for b in adapter.bindings() if b.caps.op == "softmax_ce")
+    assert "none" in b.caps.reductions
+    rec = Judge(relation_examples=4).relation(adapter, b, [], relations_by_name("reduction_of_none"), "float64")
+    assert rec.outcome == "pass" and "held on 4 drawn inputs" in rec.reason
+
+
+def relations_by_name(name):
+    from xentcheck.relations import BY_NAME
+
+    return BY_NAME[name]

@@ -13,7 +13,9 @@ fails (a fix or a behaviour change on upgrade is never silent).
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass, fields, replace
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -177,10 +179,7 @@ class Expectation:
         if not self.versions:
             return True
         v = versions.get(self.package or self.frameworks[0])
-        try:
-            return v is not None and Version(str(v)) in SpecifierSet(self.versions)
-        except InvalidVersion:
-            return False
+        return v is not None and _in_range(str(v), self.versions)
 
     def convention(self, base: Convention) -> Convention:
         """The binding's convention with this entry's policies applied."""
@@ -207,6 +206,15 @@ class Expectation:
 
     def as_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v, tuple) else v) for f in fields(self) for v in [getattr(self, f.name)]}
+
+
+@lru_cache(maxsize=4096)
+def _in_range(version: str, specifiers: str) -> bool:
+    # parsed once per (version, range): a run asks the same few pairs for every check it judges
+    try:
+        return Version(version) in SpecifierSet(specifiers)
+    except InvalidVersion:
+        return False
 
 
 def _entry(raw: dict, where: str) -> Expectation:
@@ -248,7 +256,8 @@ class Registry:
         """The entry covering the check ``key`` on the input ``problem`` (see :meth:`Expectation.applies`),
         if any. Several entries that apply together (e.g. a policy and a compute_dtype) combine into one
         whose id joins theirs with '+'."""
-        hits = [e for e in self.entries if e.applies(key, versions, problem)]
+        candidates = self._by_target.get((key.framework, key.binding, key.kind), ())
+        hits = [e for e in candidates if e.applies(key, versions, problem)]
         if len(hits) <= 1:
             return hits[0] if hits else None
         expect: dict = {}
@@ -260,6 +269,19 @@ class Registry:
 
     def get(self, entry_id: str) -> Expectation:
         return next(e for e in self.entries if e.id == entry_id)
+
+    @cached_property
+    def _by_target(self) -> dict[tuple[str, str, str], tuple[Expectation, ...]]:
+        """(framework, binding, check kind) -> the entries naming all three, in registry order: a run
+        asks :meth:`find` for every check it judges, and scanning every entry each time was a quarter of
+        the relations' time."""
+        index: dict[tuple[str, str, str], list[Expectation]] = defaultdict(list)
+        for e in self.entries:
+            for fw in e.frameworks:
+                for b in e.bindings:
+                    for kind in e.checks:
+                        index[(fw, b, kind)].append(e)
+        return {k: tuple(v) for k, v in index.items()}
 
     def undeclared(
         self, known: set[str] | frozenset[str], declared: dict[str, set[str]], versions: dict | None = None

@@ -8,6 +8,7 @@ and these classes name the same fields.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -29,27 +30,28 @@ __all__ = [
 OUTCOMES = ("pass", "deviation", "fail", "unsupported", "error")
 
 
+@functools.cache
+def _json_fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """(attribute, JSON key) of each field of ``cls`` that is written (looked up once per class: a run
+    converts tens of thousands of records, and ``dataclasses.fields`` is slow)."""
+    return tuple((f.name, f.metadata.get("key", f.name)) for f in fields(cls) if f.metadata.get("json", True))
+
+
 def _json(obj: Any, skip_none: frozenset[str]) -> dict:
     """The dataclass's fields as JSON values, leaving out the optional ones that are None."""
     out = {}
-    for f in fields(obj):
-        if not f.metadata.get("json", True):
+    for name, key in _json_fields(type(obj)):
+        v = getattr(obj, name)
+        if v is None and name in skip_none:
             continue
-        v = getattr(obj, f.name)
-        if v is None and f.name in skip_none:
-            continue
-        out[f.metadata.get("key", f.name)] = v.to_json() if hasattr(v, "to_json") else v
+        out[key] = v.to_json() if hasattr(v, "to_json") else v
     return out
 
 
 def _kwargs(cls: type, d: dict) -> dict:
     """Constructor arguments for ``cls`` from a JSON object (keys the class does not know are dropped:
     the schema has validated the document already)."""
-    return {
-        f.name: d[f.metadata.get("key", f.name)]
-        for f in fields(cls)
-        if f.metadata.get("json", True) and f.metadata.get("key", f.name) in d
-    }
+    return {name: d[key] for name, key in _json_fields(cls) if key in d}
 
 
 @dataclass(frozen=True)
