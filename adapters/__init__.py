@@ -18,6 +18,22 @@ import sys
 from pathlib import Path
 
 from xentcheck.exception_text import one_line
+
+if importlib.util.find_spec("triton") is not None:
+    # Triton (op linear_ce's Liger-Kernel and Cut Cross-Entropy kernels, and torch.compile's Inductor)
+    # and TensorFlow both carry LLVM and register its command-line options; when Triton loads second the
+    # process aborts ("LLVM ERROR: inconsistency in registered CommandLine options"), and torch._dynamo
+    # imports Triton lazily, at the first torch.compile. Every adapter, TensorFlow's and a user's
+    # --adapter included, is imported after this package, so Triton loading here comes first in every
+    # process that runs a framework: the conformance run (pytest loads this package from conftest.py),
+    # its xdist workers, the Keras workers and the scripts (tests/test_triton_first.py). Triton decides
+    # at its own import whether its helper functions are interpreted: without CUDA (Liger-Kernel's
+    # kernels on CPU) TRITON_INTERPRET=1 must be set before it.
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    import triton  # noqa: F401
 from xentcheck.protocol import (  # re-exported: adapters import the protocol from here
     ALL_FLOATS,
     ALL_REDUCTIONS,
