@@ -118,8 +118,9 @@ def _differentiate(loss, x: torch.Tensor, inp: Inputs):
     p = inp.problem
     dt, dev = _TORCH_DTYPES[p.dtype], x.device
     xl = x.detach().requires_grad_(True)
-    w = nn.Parameter(torch.as_tensor(p.weight_matrix, dtype=dt, device=dev))
-    b = None if p.bias is None else nn.Parameter(torch.as_tensor(p.bias, dtype=dt, device=dev))
+    wm, bias = p.handed_linear()  # as the binding receives them (the errors layer's malformed W or bias)
+    w = nn.Parameter(torch.as_tensor(wm, dtype=dt, device=dev))
+    b = None if bias is None else nn.Parameter(torch.as_tensor(bias, dtype=dt, device=dev))
     y = loss(xl.reshape(-1, xl.shape[-1]), w, b, inp.target.reshape(-1), inp)
     if p.reduction == "none":
         y = y.reshape(x.shape[:-1])
@@ -142,8 +143,9 @@ def _forward(loss, compiles_itself: bool = False) -> Callable[[torch.Tensor, Inp
 def _forward_once(loss, x: torch.Tensor, inp: Inputs) -> torch.Tensor:
     p = inp.problem
     dt = _TORCH_DTYPES[p.dtype]
-    w = torch.as_tensor(p.weight_matrix, dtype=dt)
-    b = None if p.bias is None else torch.as_tensor(p.bias, dtype=dt)
+    wm, bias = p.handed_linear()
+    w = torch.as_tensor(wm, dtype=dt)
+    b = None if bias is None else torch.as_tensor(bias, dtype=dt)
     return loss(x.reshape(-1, x.shape[-1]), w, b, inp.target.reshape(-1), inp)
 
 
