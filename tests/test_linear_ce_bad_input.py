@@ -61,14 +61,8 @@ def test_linear_errors_cases_hand_over_the_malformed_arrays():
 @pytest.mark.parametrize(
     "body, message",
     [
-        (
-            'ops = ["softmax_ce"]\nlogits = { scale = 1.0 }\ninvalid = { form = "hidden_mismatch" }\n',
-            "needs op linear_ce",
-        ),
-        (
-            'ops = ["softmax_ce"]\nlogits = { scale = 1.0 }\ninvalid = { form = "class_weight_length" }\n',
-            "class_weight",
-        ),
+        ('invalid = { form = "hidden_mismatch" }\n', "needs op linear_ce"),
+        ('invalid = { form = "class_weight_length" }\n', "class_weight"),
     ],
 )
 def test_malformed_linear_forms_need_what_they_break(tmp_path, body, message):
