@@ -13,8 +13,8 @@ dW, db raveled and joined). Rows of a [B, T, D] input are flattened to [B T, D] 
 APIs is called in training; an unreduced loss comes back shaped [B, T].
 
 On a machine without CUDA, Liger-Kernel's Triton kernels run in Triton's interpreter
-(``TRITON_INTERPRET=1``, set by the adapters package before Triton is imported): slow, so the default run keeps
-its sizes small.
+(``TRITON_INTERPRET=1``, set before Triton is imported: :func:`adapters.load_triton_first`): slow, so
+the default run keeps its sizes small.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from torch import nn
 from xentcheck.problem import Problem
 from xentcheck.reference import Convention
 
-from . import ALL_FLOATS, Binding, Capabilities, Inputs
+from . import ALL_FLOATS, Binding, Capabilities, Inputs, load_triton_first
 
-# Triton is loaded by the adapters package, before any TensorFlow and, without CUDA, after setting
-# TRITON_INTERPRET=1 (adapters/__init__.py): Liger-Kernel's kernels run in Triton's interpreter on CPU
+# Triton before any TensorFlow and, without CUDA, in its interpreter (Liger-Kernel's kernels on CPU)
+load_triton_first()
 
 _TORCH_DTYPES = {
     "float16": torch.float16,

@@ -1,4 +1,4 @@
-"""Triton loads before TensorFlow in every process that imports the adapters (adapters/__init__.py).
+"""Triton loads before TensorFlow wherever an adapter may load TensorFlow (adapters.load_triton_first).
 
 Both carry LLVM and register its command-line options; when Triton (op linear_ce's Liger-Kernel and
 Cut Cross-Entropy kernels, torch.compile's Inductor) loads after TensorFlow the process aborts with
@@ -36,9 +36,23 @@ def test_triton_after_tensorflow_aborts():
     assert "registered more than once" in out.stderr or "inconsistency" in out.stderr
 
 
-def test_adapters_package_loads_triton_before_tensorflow():
-    """Importing the adapters package first makes any later order safe: TensorFlow's adapter, then
-    Triton (the torch adapter's linear_ce libraries)."""
-    out = _run("import adapters\nimport tensorflow\nimport triton\nimport adapters.tensorflow_keras\nprint('ok')\n")
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from adapters import load_builtin\nload_builtin('tensorflow')\nload_builtin('torch')\n",
+        "import adapters.tensorflow_keras\nimport adapters.pytorch\n",
+    ],
+)
+def test_tensorflow_adapter_loads_triton_first(code):
+    """The TensorFlow adapter (through load_builtin or imported directly) has Triton loaded before it, so
+    the torch adapter's linear_ce libraries and torch.compile work after it in the same process."""
+    compile_ = "import torch\nprint(torch.compile(lambda x: x * 2)(torch.ones(2)).tolist())\nprint('ok')\n"
+    out = _run(code + compile_)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")
+
+
+def test_the_adapters_package_alone_imports_no_framework():
+    """Harness processes (the plugin imports the adapters package) pay for neither torch nor Triton."""
+    out = _run("import sys\nimport adapters\nprint(sorted(m for m in ('torch', 'triton') if m in sys.modules))\n")
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr[-2000:]
