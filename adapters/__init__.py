@@ -43,6 +43,7 @@ __all__ = [
     "Output",
     "WorkerGroup",
     "load_builtin",
+    "load_triton_first",
     "load_external",
     "missing_packages",
 ]
@@ -60,6 +61,26 @@ BUILTIN: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+def load_triton_first() -> None:
+    """Import Triton, where it is installed, before TensorFlow can load: the one place that orders them.
+
+    Triton (op linear_ce's Liger-Kernel and Cut Cross-Entropy kernels, and torch.compile's Inductor) and
+    TensorFlow both carry LLVM and register its command-line options; when Triton loads second the
+    process aborts ("LLVM ERROR: inconsistency in registered CommandLine options"), and torch._dynamo
+    imports Triton lazily, at the first torch.compile. :func:`load_builtin` calls this before the torch
+    and TensorFlow adapters, and those modules call it at their import too (a direct import is safe), so
+    every process that runs them has Triton first (tests/test_triton_first.py). Without CUDA, Triton runs
+    its kernels in its interpreter (Liger-Kernel on CPU), which it decides at its own import:
+    ``TRITON_INTERPRET=1`` is set before it. Harness processes that load neither adapter import nothing."""
+    if "triton" in sys.modules or importlib.util.find_spec("triton") is None:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    import triton  # noqa: F401
+
+
 class AdapterError(Exception):
     """An adapter that cannot be loaded; the message is one line saying what to do."""
 
@@ -75,6 +96,8 @@ def load_builtin(framework: str) -> Adapter:
     module_name, _ = BUILTIN[framework]
     module_name, _, attr = module_name.partition(":")
     try:
+        if framework in ("torch", "tensorflow"):
+            load_triton_first()
         module = importlib.import_module(module_name)
     except Exception as e:  # a broken install must not take the other frameworks down
         raise AdapterError(f"{framework}: importing its adapter failed: {one_line(e)}") from None

@@ -113,7 +113,12 @@ class FrameworkAdapter:
         target = self.asindex(t) if as_index else conv(t)
         where = None if problem.where is None else self.asmask(problem.where)
         return Inputs(
-            problem, target, conv(problem.class_weight), conv(problem.sample_weight), conv(problem.pos_weight), where
+            problem,
+            target,
+            conv(problem.handed_class_weight()),
+            conv(problem.sample_weight),
+            conv(problem.pos_weight),
+            where,
         )
 
     def asmask(self, a: np.ndarray) -> Any:

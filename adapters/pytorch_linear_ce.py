@@ -13,14 +13,14 @@ dW, db raveled and joined). Rows of a [B, T, D] input are flattened to [B T, D] 
 APIs is called in training; an unreduced loss comes back shaped [B, T].
 
 On a machine without CUDA, Liger-Kernel's Triton kernels run in Triton's interpreter
-(``TRITON_INTERPRET=1``, set here before Triton is first imported): slow, so the default run keeps
-its sizes small.
+(``TRITON_INTERPRET=1``, set before Triton is imported: :func:`adapters.load_triton_first`): slow, so
+the default run keeps its sizes small.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
@@ -32,15 +32,10 @@ from torch import nn
 from xentcheck.problem import Problem
 from xentcheck.reference import Convention
 
-from . import ALL_FLOATS, Binding, Capabilities, Inputs
+from . import ALL_FLOATS, Binding, Capabilities, Inputs, load_triton_first
 
-if not torch.cuda.is_available():  # Liger's Triton kernels: the interpreter, before Triton is imported
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-if importlib.util.find_spec("triton") is not None:
-    # Triton's LLVM and TensorFlow's register the same LLVM options: whichever loads second aborts the
-    # process ("inconsistency in registered CommandLine options") when it is Triton. torch._dynamo imports
-    # Triton lazily wherever it is installed, so load it now, with the torch adapter, before TensorFlow.
-    import triton  # noqa: F401
+# Triton before any TensorFlow and, without CUDA, in its interpreter (Liger-Kernel's kernels on CPU)
+load_triton_first()
 
 _TORCH_DTYPES = {
     "float16": torch.float16,
@@ -95,46 +90,75 @@ def _ignore(p: Problem) -> int:
     return -100 if p.ignore_index is None else p.ignore_index
 
 
-def _step(loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, Inputs], torch.Tensor]):
+def _stance(compiled: bool, compiles_itself: bool):
+    """Where the library compiles its own function (Cut Cross-Entropy's ``impl='torch_compile'``), eager
+    mode runs that function eagerly (the same graph, without Inductor: compiling costs seconds per
+    dtype, reduction and soft-cap, more than the default run's budget for the whole op) and compiled
+    mode compiles it as the library ships it."""
+    if compiled or not compiles_itself:
+        return contextlib.nullcontext()
+    return torch.compiler.set_stance("force_eager")
+
+
+def _step(
+    loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, Inputs], torch.Tensor],
+    compiles_itself: bool = False,
+):
     """A ``step`` from ``loss(X2d, W, b, target1d, inputs)``: the loss and the flat gradient (dX, dW, db)."""
 
     def step(x: torch.Tensor, inp: Inputs, compiled: bool):
-        p = inp.problem
-        dt, dev = _TORCH_DTYPES[p.dtype], x.device
-        xl = x.detach().requires_grad_(True)
-        w = nn.Parameter(torch.as_tensor(p.weight_matrix, dtype=dt, device=dev))
-        b = None if p.bias is None else nn.Parameter(torch.as_tensor(p.bias, dtype=dt, device=dev))
-        y = loss(xl.reshape(-1, xl.shape[-1]), w, b, inp.target.reshape(-1), inp)
-        if p.reduction == "none":
-            y = y.reshape(x.shape[:-1])
-        wrt = [xl, w] + ([b] if b is not None else [])
-        grads = torch.autograd.grad(y, wrt, grad_outputs=inp.cotangent if y.ndim else None, allow_unused=True)
-        grads = [torch.zeros_like(t) if g is None else g for t, g in zip(wrt, grads, strict=True)]
-        return y.detach(), torch.cat([g.reshape(-1) for g in grads])
+        with _stance(compiled, compiles_itself):
+            return _differentiate(loss, x, inp)
 
     return step
 
 
-def _forward(loss) -> Callable[[torch.Tensor, Inputs], torch.Tensor]:
-    """The forward alone (for probing), with W and b as constants."""
+def _differentiate(loss, x: torch.Tensor, inp: Inputs):
+    """The loss of ``x`` and its flat gradient with respect to X, W and b (fresh leaves each call)."""
+    p = inp.problem
+    dt, dev = _TORCH_DTYPES[p.dtype], x.device
+    xl = x.detach().requires_grad_(True)
+    wm, bias = p.handed_linear()  # as the binding receives them (the errors layer's malformed W or bias)
+    w = nn.Parameter(torch.as_tensor(wm, dtype=dt, device=dev))
+    b = None if bias is None else nn.Parameter(torch.as_tensor(bias, dtype=dt, device=dev))
+    y = loss(xl.reshape(-1, xl.shape[-1]), w, b, inp.target.reshape(-1), inp)
+    if p.reduction == "none":
+        y = y.reshape(x.shape[:-1])
+    wrt = [xl, w] + ([b] if b is not None else [])
+    grads = torch.autograd.grad(y, wrt, grad_outputs=inp.cotangent if y.ndim else None, allow_unused=True)
+    grads = [torch.zeros_like(t) if g is None else g for t, g in zip(wrt, grads, strict=True)]
+    return y.detach(), torch.cat([g.reshape(-1) for g in grads])
+
+
+def _forward(loss, compiles_itself: bool = False) -> Callable[[torch.Tensor, Inputs], torch.Tensor]:
+    """The forward alone (for probing, eager), with W and b as constants."""
 
     def fn(x, inp):
-        p = inp.problem
-        dt = _TORCH_DTYPES[p.dtype]
-        w = torch.as_tensor(p.weight_matrix, dtype=dt)
-        b = None if p.bias is None else torch.as_tensor(p.bias, dtype=dt)
-        return loss(x.reshape(-1, x.shape[-1]), w, b, inp.target.reshape(-1), inp)
+        with _stance(False, compiles_itself):
+            return _forward_once(loss, x, inp)
 
     return fn
+
+
+def _forward_once(loss, x: torch.Tensor, inp: Inputs) -> torch.Tensor:
+    p = inp.problem
+    dt = _TORCH_DTYPES[p.dtype]
+    wm, bias = p.handed_linear()
+    w = torch.as_tensor(wm, dtype=dt)
+    b = None if bias is None else torch.as_tensor(bias, dtype=dt)
+    return loss(x.reshape(-1, x.shape[-1]), w, b, inp.target.reshape(-1), inp)
 
 
 #: binding name -> its loss ``loss(X2d, W, b, target1d, inputs)`` (scripts/linear_ce_memory.py times these)
 LOSSES: dict[str, Callable] = {}
 
 
-def _binding(name: str, api: str, caps: Capabilities, loss, convention=WEIGHT_SUM, doc: str = "") -> Binding:
+def _binding(
+    name: str, api: str, caps: Capabilities, loss, convention=WEIGHT_SUM, doc: str = "", compiles_itself: bool = False
+) -> Binding:
     LOSSES[name] = loss
-    return Binding(name, api, caps, _forward(loss), convention, doc, step=_step(loss))
+    fwd, step = _forward(loss, compiles_itself), _step(loss, compiles_itself)
+    return Binding(name, api, caps, fwd, convention, doc, step=step)
 
 
 # -- PyTorch ---------------------------------------------------------------------------------------
@@ -366,7 +390,6 @@ def _cce_bindings() -> list[Binding]:
         frozenset({"index"}),
         dtypes=ALL_FLOATS,
         options=frozenset({"ignore_index", "softcap"}),
-        eager_only="the library compiles its own function (impl='torch_compile' on CPU)",
     )
     return [
         _binding(
@@ -375,7 +398,9 @@ def _cce_bindings() -> list[Binding]:
             caps,
             _cce,
             VALID_COUNT,
-            doc="impl='torch_compile' on CPU, 'cce' (Triton) on a GPU; no bias, no class weights",
+            compiles_itself=True,
+            doc="impl='torch_compile' on CPU (its function run eagerly in eager mode, compiled in compiled mode), "
+            "'cce' (Triton) on a GPU; no bias, no class weights",
         )
     ]
 

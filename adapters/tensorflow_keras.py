@@ -11,6 +11,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the report
 
+from . import load_triton_first  # noqa: E402
+
+load_triton_first()  # Triton's LLVM before TensorFlow's, or a later torch.compile aborts the process
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

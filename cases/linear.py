@@ -98,6 +98,7 @@ def linear_problem(case, dtype: str, reduction: str, labels: Labels, class_weigh
         label_smoothing=float(case.label_smoothing),
         category=case.category,
         invalid_target=labels.invalid_target,
+        malformed=(case.invalid or {}).get("form"),
         weight_matrix=round_to(w, dtype),
         bias=None if bias is None else round_to(bias, dtype),
         softcap=None if spec.get("softcap") is None else float(spec["softcap"]),

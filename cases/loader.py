@@ -162,6 +162,12 @@ def _check(entry: dict, where: str, schema: dict = SCHEMA, base: Path | None = N
             raise CaseError(f"{where}: invalid.form 'class_mismatch' needs dense categorical targets (onehot, soft)")
         if invalid.get("form") == "int_logits" and set(entry["ops"]) - {"softmax_ce", "sigmoid_bce"}:
             raise CaseError(f"{where}: invalid.form 'int_logits' needs logit ops only (softmax_ce, sigmoid_bce)")
+        if invalid.get("form") in ("hidden_mismatch", "bias_shape") and entry["ops"] != ["linear_ce"]:
+            raise CaseError(
+                f"{where}: invalid.form {invalid['form']!r} needs op linear_ce (a classifier W and its bias)"
+            )
+        if invalid.get("form") == "class_weight_length" and entry.get("class_weight") is None:
+            raise CaseError(f"{where}: invalid.form 'class_weight_length' needs class_weight declared")
         if invalid.get("form") == "target_rank" and kind != "index" and shape[-1] != 1:
             raise CaseError(f"{where}: invalid.form 'target_rank' with dense targets needs a last axis of 1")
     if (entry.get("linear") is not None) != ("linear_ce" in entry["ops"]) or (

@@ -53,6 +53,8 @@ _LINEAR = {
         },
         "softcap": {"title": "linear.softcap", "type": "number", "exclusiveMinimum": 0},
         "z_loss": {"title": "linear.z_loss", "type": "number", "minimum": 0},
+        # a real vocabulary: seconds per check in Triton's interpreter, so run with --large-vocab only
+        "large": {"title": "linear.large", "type": "boolean"},
     },
 }
 

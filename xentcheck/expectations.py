@@ -42,9 +42,13 @@ if TYPE_CHECKING:
 # label's row is NaN; "wrap": a negative label counts from the end, as NumPy indexing does;
 # "broadcast": a dense target of another shape is broadcast against the input, elementwise;
 # "int_truncated": with integer targets, the loss is returned cast to integers, truncated toward 0;
-# "zero": an out-of-range label one-hot encodes to a row of zeros, so its loss is 0).
+# "zero": an out-of-range label one-hot encodes to a row of zeros, so its loss is 0;
+# "first_entries": an array longer than its axis (class weights of another length than the classes) is
+# used up to the axis's length, the rest ignored: the well-formed problem's loss;
+# "out_of_bounds_read": an array shorter than its axis (targets for fewer rows than the input) is read
+# past its end, unchecked: a loss of undefined value, only its returning without raising is checked).
 _CONVENTION_KEYS = set(POLICIES)
-INVALID_TARGETS = ("nan", "wrap", "broadcast", "int_truncated", "zero")
+INVALID_TARGETS = ("nan", "wrap", "broadcast", "int_truncated", "zero", "first_entries", "out_of_bounds_read")
 _REQUIRED = ("id", "framework", "bindings", "expect", "reason", "source")
 
 

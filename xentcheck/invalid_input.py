@@ -235,6 +235,19 @@ def _int_truncated(r: Returned) -> Verdict:
     return r.settle(ok, f"{expectation(r.entry.id)} says the loss truncated to integers for {r.what}: {r.garbage}")
 
 
+def _first_entries(r: Returned) -> Verdict:
+    """A documented ``first_entries``: the extra entries ignored, so the well-formed problem's exact loss."""
+    c = compare(r.got, r.ev.value, bound(r.ev.value_scale, r.dtype))
+    wrong = f"{expectation(r.entry.id)} says the first entries are used for {r.what}: {c.detail}"
+    return r.settle(c.ok, wrong[:500], errors=c.errors())
+
+
+def _out_of_bounds_read(r: Returned) -> Verdict:
+    """A documented ``out_of_bounds_read``: the binding reads past an array's end, so its value is undefined;
+    what is checked is that it still returns (a raise is judged by _raised: the entry no longer holds)."""
+    return r.settle(True, "")
+
+
 def _malformed(r: Returned) -> Verdict:
     """A malformed target taken for what it means: the well-formed problem's exact loss passes."""
     c = compare(r.got, r.ev.value, bound(r.ev.value_scale, r.dtype))
@@ -286,6 +299,8 @@ RETURNED: tuple[tuple[Callable[[Returned], bool], Callable[[Returned], Verdict]]
     (lambda r: r.documented == "broadcast" and r.malformed, _broadcast),
     (lambda r: r.got.shape != r.ev.value.shape, _wrong_shape),
     (lambda r: r.documented == "int_truncated" and r.malformed, _int_truncated),
+    (lambda r: r.documented == "first_entries" and r.malformed, _first_entries),
+    (lambda r: r.documented == "out_of_bounds_read" and r.malformed, _out_of_bounds_read),
     (lambda r: r.malformed, _malformed),
     (lambda r: True, _invalid_rows),
 )

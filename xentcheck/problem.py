@@ -19,6 +19,7 @@ __all__ = [
     "DTYPES",
     "LOGIT_OPS",
     "MALFORMED",
+    "NO_LOSS",
     "OPS",
     "OPTIONS",
     "REDUCTIONS",
@@ -62,7 +63,21 @@ DTYPES = ("float16", "bfloat16", "float32", "float64")
 #: so the oracle knows the answer where one exists): class indices as floats, dense targets as
 #: integers, one axis too many (index) or too few (dense, last axis 1), one example missing, a dense
 #: target with one class more than the input, integer logits (integer-valued, so their loss exists).
-MALFORMED = ("float_labels", "int_targets", "target_rank", "missing_row", "class_mismatch", "int_logits")
+MALFORMED = (
+    "float_labels",
+    "int_targets",
+    "target_rank",
+    "missing_row",
+    "class_mismatch",
+    "int_logits",
+    # op linear_ce: the classifier W with one hidden unit more than X (D + 1), the bias with one class more
+    # than W, and (any op with class weights) class weights with one class more than there are
+    "hidden_mismatch",
+    "bias_shape",
+    "class_weight_length",
+)
+#: the malformed forms for which no loss exists (raising is the only right answer)
+NO_LOSS = ("missing_row", "class_mismatch", "hidden_mismatch", "bias_shape", "class_weight_length")
 
 
 #: the smallest normal number of each dtype (below it: subnormals, which CPU kernels may flush to zero)
@@ -147,6 +162,22 @@ class Problem:
             t = np.concatenate([t, np.zeros(t.shape[:-1] + (1,))], axis=-1)
         return t, as_index
 
+    def handed_linear(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """linear_ce: the classifier W and the bias as the binding receives them (``hidden_mismatch``: W
+        with a column of zeros more than X has; ``bias_shape``: the bias with one class more than W)."""
+        w, b = self.weight_matrix, self.bias
+        if self.malformed == "hidden_mismatch" and w is not None:
+            w = np.concatenate([w, np.zeros((w.shape[0], 1))], axis=1)
+        if self.malformed == "bias_shape":
+            b = np.concatenate([np.zeros(self.num_classes) if b is None else b, [0.0]])
+        return w, b
+
+    def handed_class_weight(self) -> np.ndarray | None:
+        """The class weights as the binding receives them (``class_weight_length``: one weight more)."""
+        if self.malformed == "class_weight_length" and self.class_weight is not None:
+            return np.concatenate([self.class_weight, [1.0]])
+        return self.class_weight
+
     def handed_x(self) -> tuple[np.ndarray, bool]:
         """The input as the binding receives it, and whether it goes as integers (``int_logits``)."""
         if self.malformed == "int_logits":
@@ -179,7 +210,7 @@ class Problem:
     def has_loss(self) -> bool:
         """False when no loss exists (an out-of-range label, a missing example): raising is the only right answer
         for the invalid part; a malformed but unambiguous target still has the loss of the well-formed one."""
-        return self.invalid_target is None and self.malformed not in ("missing_row", "class_mismatch")
+        return self.invalid_target is None and self.malformed not in NO_LOSS
 
     @property
     def num_classes(self) -> int:

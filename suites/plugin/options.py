@@ -70,6 +70,12 @@ def add_options(parser: pytest.Parser) -> None:
         "(default: the dtypes each case declares)",
     )
     g.addoption(
+        "--large-vocab",
+        action="store_true",
+        help="also run the linear_ce cases of real vocabularies (32000 to 256000 classes, `large = true` "
+        "in their linear table): seconds each in Triton's interpreter, so outside the default run",
+    )
+    g.addoption(
         "--one-per-category",
         action="store_true",
         help="run only the first case of each category for each op and target kind: with --all-dtypes "
@@ -256,6 +262,8 @@ class RunOptions:
     binding_names: tuple[str, ...] = ()
     #: the --bench* values (None: no --bench); BenchPlan validates them
     bench: BenchOptions | None = None
+    #: --large-vocab: the linear_ce cases marked ``large`` run too
+    large_vocab: bool = False
 
     def dtypes_for(self, framework: str, dtypes) -> tuple[str, ...]:
         """``dtypes`` as this run checks them for ``framework`` (a sliced one: float32 only)."""
@@ -338,6 +346,7 @@ class RunOptions:
             sliced=() if names is not None or opt("all_dtypes") else FLOATX_SLICE,
             case_names=tuple(opt("case_names")),
             binding_names=tuple(opt("binding_names")),
+            large_vocab=opt("large_vocab"),
             bench=BenchOptions(
                 sizes=opt("bench_sizes"),
                 modes=opt("bench_modes"),

@@ -198,11 +198,17 @@ class XentSession:
     # -- specs ----------------------------------------------------------------------------------
     def _chosen_cases(self) -> set[str]:
         """The cases this run uses: all, or with --one-per-category the first of each (category, op,
-        target kind, layout), so every binding meets every category it can take."""
+        target kind, layout), so every binding meets every category it can take; a linear_ce case marked
+        ``large`` only with --large-vocab or where --case names it."""
+        cases = {
+            name: case
+            for name, case in self.cases.items()
+            if not (case.linear or {}).get("large") or self.options.large_vocab or name in self.options.case_names
+        }
         if not self.options.one_per_category:
-            return set(self.cases)
+            return set(cases)
         first: dict = {}
-        for case in self.cases.values():
+        for case in cases.values():
             for op in case.ops:
                 first.setdefault((case.category, op, case.target_kind, bool(case.channels_first)), case.name)
         return set(first.values())
