@@ -6,6 +6,8 @@ inside the differentiated function, so gradients come back in the canonical layo
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -326,6 +328,44 @@ class TorchAdapter(FrameworkAdapter):
         peak = torch.cuda.max_memory_allocated() - before
         del out
         return peak
+
+    def matmul_kernels(self):
+        """torch's own matmul for the linear_ce time floor (name -> factory(n, dtype)): ``torch.mm`` of two
+        n x n matrices into a preallocated output, on the run's device."""
+
+        def mm(n, dtype):
+            g = torch.Generator(device=self.device).manual_seed(0)
+            a, b = (torch.randn(n, n, generator=g, dtype=_TORCH_DTYPES[dtype], device=self.device) for _ in "ab")
+            out = torch.empty(n, n, dtype=_TORCH_DTYPES[dtype], device=self.device)
+            return lambda: self.block(torch.mm(a, b, out=out))
+
+        return {"torch.mm": mm}
+
+    def host_allocator_peak_bytes(self, call):
+        """The peak bytes torch's CPU allocator held during one ``call`` above what it held before (None on
+        a device): the running sum of the profiler's memory events (``profile_memory=True``), the CPU
+        counterpart of ``torch.cuda.max_memory_allocated``. Counts the tensors torch allocates only."""
+        if self.device != "cpu":
+            return None
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            out = call()
+            del out
+        sizes = [(e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+        running = peak = 0
+        for _, nbytes in sorted(sizes, key=lambda s: s[0]):  # stable: same-instant events keep their order
+            running += nbytes
+            peak = max(peak, running)
+        return peak
+
+    def timing_unsupported(self, binding):
+        """Why ``binding`` is not timed here (None: it is): Triton kernels on the CPU run in Triton's
+        interpreter, orders of magnitude slower than compiled code, so their time says nothing."""
+        interpreted = self.device == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"
+        if interpreted and binding.api.startswith("liger_kernel"):
+            return "Triton kernels run in Triton's interpreter on the CPU (TRITON_INTERPRET=1): timed on a GPU only"
+        return None
 
     def to_numpy(self, t):
         t = t.detach()

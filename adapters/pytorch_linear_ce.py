@@ -121,8 +121,9 @@ def _forward(loss) -> Callable[[torch.Tensor, Inputs], torch.Tensor]:
     def fn(x, inp):
         p = inp.problem
         dt = _TORCH_DTYPES[p.dtype]
-        w = torch.as_tensor(p.weight_matrix, dtype=dt)
-        b = None if p.bias is None else torch.as_tensor(p.bias, dtype=dt)
+        # Parameters (without gradients), as the module bindings assign them to their nn.Linear
+        w = nn.Parameter(torch.as_tensor(p.weight_matrix, dtype=dt, device=x.device), requires_grad=False)
+        b = None if p.bias is None else nn.Parameter(torch.as_tensor(p.bias, dtype=dt, device=x.device), False)
         return loss(x.reshape(-1, x.shape[-1]), w, b, inp.target.reshape(-1), inp)
 
     return fn
