@@ -7,6 +7,7 @@ inside the differentiated function, so gradients come back in the canonical layo
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import torch
@@ -187,6 +188,10 @@ def _bindings() -> list[Binding]:
     ]
 
 
+#: the most chunks of rows a linear_ce binding with a fixed small chunk is timed with (timing_unsupported)
+TIMED_CHUNKS_MAX = 64
+
+
 class TorchAdapter(FrameworkAdapter):
     name = "torch"
     #: the xdist worker groups (xentcheck.protocol.WorkerGroup); the ranks order all adapters' groups as
@@ -359,13 +364,29 @@ class TorchAdapter(FrameworkAdapter):
             peak = max(peak, running)
         return peak
 
-    def timing_unsupported(self, binding):
-        """Why ``binding`` is not timed here (None: it is): Triton kernels on the CPU run in Triton's
-        interpreter, orders of magnitude slower than compiled code, so their time says nothing."""
+    def timing_unsupported(self, binding, problem=None):
+        """Why ``binding`` is not timed on ``problem`` here (None: it is): Triton kernels on the CPU run in
+        Triton's interpreter, orders of magnitude slower than compiled code, so their time says nothing;
+        a binding declared with a small fixed chunk of rows (``batch_chunk_size=4``, so that the
+        conformance checks' small inputs span several chunks) is timed only up to
+        :data:`TIMED_CHUNKS_MAX` chunks (at 256 x 128 x 32000 its 64 chunks take 13 s a forward on 2 CPU
+        cores; at 8192 rows it would be 2048 chunks)."""
         interpreted = self.device == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"
         if interpreted and binding.api.startswith("liger_kernel"):
             return "Triton kernels run in Triton's interpreter on the CPU (TRITON_INTERPRET=1): timed on a GPU only"
+        rows = re.search(r"batch_chunk_size=(\d+)", binding.doc)
+        if rows and problem is not None:
+            chunks = -(-problem.x.shape[0] // int(rows[1]))
+            if chunks > TIMED_CHUNKS_MAX:
+                return (
+                    f"{rows[0]} (declared for the conformance checks) makes {chunks} chunks of rows here: timed up to "
+                    f"{TIMED_CHUNKS_MAX}; torch's own chunking is timed as F.linear_cross_entropy.chunked_default"
+                )
         return None
+
+    def release(self):
+        super().release()
+        linear_ce.release()
 
     def to_numpy(self, t):
         t = t.detach()

@@ -61,8 +61,12 @@ def merge(parts: dict[str, Results], tree_peaks: dict[str, int | None] | None = 
         raise ValueError("no benchmark part to merge")
     first = docs[0]
     environment: dict = {}
-    for d in docs:
-        environment.update(d.environment)
+    for d in docs:  # the machine's facts from the first part; per-framework tables joined
+        for k, v in d.environment.items():
+            if isinstance(v, dict) and isinstance(environment.get(k), dict):
+                environment[k] = {**environment[k], **v}
+            else:
+                environment.setdefault(k, v)
     summary: dict = {}
     for d in docs:
         for k, v in d.summary.items():

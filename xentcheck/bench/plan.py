@@ -208,7 +208,7 @@ class BenchPlan:
         if why is None and spec.mode not in binding.caps.modes:  # e.g. a metric, eager only
             why = binding.caps.why_unsupported(problem, mode=spec.mode, device=device)
         if why is None and hasattr(adapter, "timing_unsupported"):  # e.g. a Triton interpreter on the CPU
-            why = adapter.timing_unsupported(binding)
+            why = adapter.timing_unsupported(binding, problem)
         if why:
             rec.outcome, rec.reason = "unsupported", why
             return rec
