@@ -107,9 +107,9 @@ def main(argv: list[str]) -> int:
             docs[name], peaks[name] = load(part), peak
         except ResultsError as e:  # the part wrote nothing (no such framework, a crash): the others still count
             print(f"bench: {name}: no results ({e})", file=sys.stderr)
-    if not docs:
+    if not docs:  # e.g. --collect-only; a part that failed has said so and set the status
         print("bench: no part wrote results; nothing to merge", file=sys.stderr)
-        return worst or 1
+        return worst
     doc = merge(docs, peaks, METHOD)
     out.write_text(dumps(doc))
     mem = doc.benchmarks.memory if doc.benchmarks else None
