@@ -52,7 +52,7 @@ def test_benchmark_inputs_are_valid_for_their_op(op):
     # held in float32 (exact for a float32 input), half the memory of float64 at 4096x32000
     assert p.x.dtype == np.float32 and (kind == "index" or p.target.dtype == np.float32)
     assert sweep.problem(op, kind, "mean", 4, 10, "float64").x.dtype == np.float64
-        # seeded: the same input every run, so two runs time the same work
+    # seeded: the same input every run, so two runs time the same work
     np.testing.assert_array_equal(p.x, sweep.problem(op, kind, "mean", 64, 100, "float32").x)
 
 
