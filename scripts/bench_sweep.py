@@ -56,6 +56,20 @@ def _option(args: list[str], name: str, default: str | None) -> tuple[str | None
     return value, rest
 
 
+def installed() -> list[str]:
+    """The default frameworks whose packages are installed (one line for each left out, as a run says)."""
+    from adapters import missing_packages
+
+    out = []
+    for fw in DEFAULT:
+        gone = missing_packages(fw)
+        if gone:
+            print(f"bench: {fw}: skipped, {', '.join(gone)} not installed", flush=True)
+        else:
+            out.append(fw)
+    return out
+
+
 def run_part(cmd: list[str]) -> tuple[int, int]:
     """Run one part; its exit status and the peak resident set of its process tree (sampled)."""
     proc = subprocess.Popen(cmd, cwd=ROOT)
@@ -79,7 +93,7 @@ def main(argv: list[str]) -> int:
     report, rest = _option(rest, "--report", "results/bench.html")
     named, rest = _option(rest, "--frameworks", None)
     # ``--frameworks=`` (empty) with ``--adapter=...``: one part, the external adapters alone
-    frameworks = [f.strip() for f in named.split(",") if f.strip()] or [""] if named is not None else list(DEFAULT)
+    frameworks = [f.strip() for f in named.split(",") if f.strip()] or [""] if named is not None else installed()
     out = Path(results)
     parts_dir = out.parent / "bench-parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
