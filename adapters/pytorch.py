@@ -6,6 +6,9 @@ inside the differentiated function, so gradients come back in the canonical layo
 
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -185,6 +188,10 @@ def _bindings() -> list[Binding]:
     ]
 
 
+#: the most chunks of rows a linear_ce binding with a fixed small chunk is timed with (timing_unsupported)
+TIMED_CHUNKS_MAX = 64
+
+
 class TorchAdapter(FrameworkAdapter):
     name = "torch"
     #: the xdist worker groups (xentcheck.protocol.WorkerGroup); the ranks order all adapters' groups as
@@ -326,6 +333,60 @@ class TorchAdapter(FrameworkAdapter):
         peak = torch.cuda.max_memory_allocated() - before
         del out
         return peak
+
+    def matmul_kernels(self):
+        """torch's own matmul for the linear_ce time floor (name -> factory(n, dtype)): ``torch.mm`` of two
+        n x n matrices into a preallocated output, on the run's device."""
+
+        def mm(n, dtype):
+            g = torch.Generator(device=self.device).manual_seed(0)
+            a, b = (torch.randn(n, n, generator=g, dtype=_TORCH_DTYPES[dtype], device=self.device) for _ in "ab")
+            out = torch.empty(n, n, dtype=_TORCH_DTYPES[dtype], device=self.device)
+            return lambda: self.block(torch.mm(a, b, out=out))
+
+        return {"torch.mm": mm}
+
+    def host_allocator_peak_bytes(self, call):
+        """The peak bytes torch's CPU allocator held during one ``call`` above what it held before (None on
+        a device): the running sum of the profiler's memory events (``profile_memory=True``), the CPU
+        counterpart of ``torch.cuda.max_memory_allocated``. Counts the tensors torch allocates only."""
+        if self.device != "cpu":
+            return None
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            out = call()
+            del out
+        sizes = [(e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+        running = peak = 0
+        for _, nbytes in sorted(sizes, key=lambda s: s[0]):  # stable: same-instant events keep their order
+            running += nbytes
+            peak = max(peak, running)
+        return peak
+
+    def timing_unsupported(self, binding, problem=None):
+        """Why ``binding`` is not timed on ``problem`` here (None: it is): Triton kernels on the CPU run in
+        Triton's interpreter, orders of magnitude slower than compiled code, so their time says nothing;
+        a binding declared with a small fixed chunk of rows (``batch_chunk_size=4``, so that the
+        conformance checks' small inputs span several chunks) is timed only up to
+        :data:`TIMED_CHUNKS_MAX` chunks (at 256 x 128 x 32000 its 64 chunks take 13 s a forward on 2 CPU
+        cores; at 8192 rows it would be 2048 chunks)."""
+        interpreted = self.device == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"
+        if interpreted and binding.api.startswith("liger_kernel"):
+            return "Triton kernels run in Triton's interpreter on the CPU (TRITON_INTERPRET=1): timed on a GPU only"
+        rows = re.search(r"batch_chunk_size=(\d+)", binding.doc)
+        if rows and problem is not None:
+            chunks = -(-problem.x.shape[0] // int(rows[1]))
+            if chunks > TIMED_CHUNKS_MAX:
+                return (
+                    f"{rows[0]} (declared for the conformance checks) makes {chunks} chunks of rows here: timed up to "
+                    f"{TIMED_CHUNKS_MAX}; torch's own chunking is timed as F.linear_cross_entropy.chunked_default"
+                )
+        return None
+
+    def release(self):
+        super().release()
+        linear_ce.release()
 
     def to_numpy(self, t):
         t = t.detach()

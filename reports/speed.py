@@ -16,7 +16,50 @@ OVERHEAD_LIMIT = 1.05
 
 
 def _size(r: BenchRecord) -> str:
+    if r.hidden is not None:
+        return f"{r.batch}x{r.hidden}x{r.classes}"
     return f"{r.batch}x{r.classes}"
+
+
+def linear_row(r: BenchRecord) -> dict:
+    """One fused linear + cross-entropy benchmark as the report's row: time against its FLOP floor, peak
+    memory against its memory floor (a timed record; an error keeps its reason)."""
+    row = {
+        "framework": r.framework,
+        "binding": r.binding,
+        "device": r.device,
+        "dtype": r.dtype,
+        "pass": r.pass_,
+        "size": _size(r),
+        "n": r.batch,
+        "d": r.hidden,
+        "v": r.classes,
+    }
+    if r.outcome == "error":
+        return {**row, "error": r.reason}
+    lin = r.linear or {}
+    return {
+        **row,
+        "median_s": r.stats["median_s"],
+        "ci": _interval(r.stats),
+        "stopped": r.stats.get("stopped"),
+        **{
+            k: lin.get(k)
+            for k in (
+                "flops",
+                "floor_s",
+                "floor_multiple",
+                "matmul_flop_per_s",
+                "memory_floor_bytes",
+                "logits_bytes",
+                "peak_bytes",
+                "peak_over_floor",
+                "peak_method",
+                "rss_peak_bytes",
+                "rss_over_floor",
+            )
+        },
+    }
 
 
 def speed_view(docs: list[Results]) -> dict | None:
@@ -25,10 +68,13 @@ def speed_view(docs: list[Results]) -> dict | None:
     if not runs:
         return None
     recs = [r for b in runs for r in b.records]
+    linear = [linear_row(r) for r in recs if r.hidden is not None and r.outcome in ("ok", "error")]
+    linear.sort(key=lambda r: (r["device"], r["n"] * r["d"] * r["v"], r["size"], r["dtype"], r["pass"], r["binding"]))
+    recs_by_size = [r for r in recs if r.hidden is None]
     # each device's own cache tells a cache-resident size from a memory-bound one (CPU and GPU runs merge)
     cache = {b.floor.get("device", "cpu"): b.floor.get("last_level_cache_bytes") for b in runs if b.floor}
     llc = cache.get("cpu", next(iter(cache.values()), None))
-    sizes = sorted({(r.batch, r.classes) for r in recs}, key=lambda s: s[0] * s[1])
+    sizes = sorted({(r.batch, r.classes) for r in recs_by_size}, key=lambda s: s[0] * s[1])
     size_names = [f"{b}x{c}" for b, c in sizes]
     rows: dict = {}
     once: list[dict] = []
@@ -51,6 +97,8 @@ def speed_view(docs: list[Results]) -> dict | None:
         )
         if r.outcome == "unsupported":
             row["unsupported"] = r.reason
+            continue
+        if r.hidden is not None:  # linear_ce: a table of its own (``linear``), at sizes of its own
             continue
         if r.outcome == "error":
             row["cells"][_size(r)] = {"error": r.reason}
@@ -121,6 +169,12 @@ def speed_view(docs: list[Results]) -> dict | None:
         "llc": llc,
         "once": once,
         "stops": dict(stops),
+        "linear": linear,
+        "linear_methods": {
+            r.linear["peak_method"]: r.linear.get("peak_method_text", "")
+            for r in recs
+            if r.linear and r.linear.get("peak_method")
+        },
     }
 
 

@@ -6,14 +6,15 @@
 #   2. bench        the fused bindings (F.cross_entropy, optax integer labels, the TensorFlow sparse op)
 #                   at 4096x32000 and 4096x128256, float32 and bfloat16 (where declared), eager and
 #                   compiled, forward and forward+backward; the floor is measured on the GPU
-#   2b. linear-ce   the fused linear + cross-entropy bindings at N = 8192, D = 4096, V = 128256 and 256000
-#                   in bfloat16: time and peak memory against the floor (scripts/linear_ce_memory.py)
+#   2b. linear-ce   every fused linear + cross-entropy binding the torch adapter declares there, at N = 8192,
+#                   D = 4096, V = 128256 and 256000 in bfloat16, forward and forward+backward: time against
+#                   6 N D V FLOPs at the measured matmul rate, peak memory (CUDA allocator) against the floor
 #   3. report       one report merging the GPU results with any CPU results files given
 #
 #   scripts/gpu-check.sh [OUT_DIR] [CPU_RESULTS.json ...]      (default OUT_DIR: results/gpu)
 #
 # Environment: PYTHON (default python3); XENTCHECK_GPU_CONFORMANCE_S, XENTCHECK_GPU_BENCH_S (phase limits,
-# default 300 and 240 s), XENTCHECK_GPU_LINEAR_S (each linear-ce size, default 240 s). Packages the machine lacks travel as wheels in .whl/ (scripts/gpu-wheels.sh
+# default 300 and 240 s), XENTCHECK_GPU_LINEAR_S (the linear-ce phase, default 180 s). Packages the machine lacks travel as wheels in .whl/ (scripts/gpu-wheels.sh
 # fetches them): they are installed into a temporary folder first. Exit status: 1 when no GPU is found
 # (one line, nothing run), else non-zero when any phase failed or ran out of time.
 set -uo pipefail
@@ -78,20 +79,22 @@ phase bench "$BENCH_S" "$PY" -m pytest suites/test_benchmarks.py --bench --bench
     -k "F.cross_entropy or softmax_cross_entropy_with_integer_labels or tf.nn.sparse_softmax_cross_entropy_with_logits" \
     --results="$OUT/gpu-bench.json" --report="$OUT/gpu-bench.html"
 
-# the fused linear + cross-entropy bindings (op linear_ce) at language-model sizes: time and peak memory
-# (the CUDA allocator's) against the floor, forward + backward, one process per binding
-LINEAR_S=${XENTCHECK_GPU_LINEAR_S:-240}
+# the fused linear + cross-entropy bindings (op linear_ce): every one the torch adapter declares on this
+# machine (torch's own where its torch has F.linear_cross_entropy, Liger-Kernel, Cut Cross-Entropy), timed
+# by the sweep at language-model sizes in bfloat16, forward and forward+backward: time against 6 N D V
+# FLOPs at the matmul rate measured with torch.mm in the same run, peak memory (torch.cuda.max_memory_allocated
+# after reset_peak_memory_stats) against inputs plus gradients. A binding declared with 4-row chunks is not
+# timed at 8192 rows (2048 chunks; the record says so); --timeout bounds each configuration.
+LINEAR_S=${XENTCHECK_GPU_LINEAR_S:-180}
 if [[ ",$frameworks," == *",torch,"* ]]; then
-    for v in 128256 256000; do
-        phase "linear-ce-$v" "$LINEAR_S" "$PY" scripts/linear_ce_memory.py --device cuda --n 8192 --d 4096 \
-            --v "$v" --dtype bfloat16 --repeats 3 --timeout 110 \
-            --bindings "F.linear+F.cross_entropy,F.linear_cross_entropy,F.linear_cross_entropy.chunked_auto,F.linear_cross_entropy.chunked_compact,liger.FusedLinearCrossEntropyLoss,liger.FusedLinearCrossEntropyLoss.fp32acc,cce.linear_cross_entropy" \
-            --out "$OUT/gpu-linear-ce-$v.json"
-    done
+    phase linear-ce "$LINEAR_S" "$PY" -m pytest suites/test_benchmarks.py --bench --benchmark-only --device=cuda \
+        --frameworks=torch --bench-sizes=32x10 --bench-linear-sizes=8192x4096x128256,8192x4096x256000 \
+        --bench-dtypes=bfloat16 --bench-modes=eager --bench-passes=forward,forward+backward --timeout=60 \
+        -k "x4096x" --results="$OUT/gpu-linear-ce.json" --report="$OUT/gpu-linear-ce.html"
 fi
 
 inputs=("$@")
-for f in "$OUT/gpu-conformance.json" "$OUT/gpu-bench.json"; do [ -f "$f" ] && inputs+=("$f"); done
+for f in "$OUT/gpu-conformance.json" "$OUT/gpu-bench.json" "$OUT/gpu-linear-ce.json"; do [ -f "$f" ] && inputs+=("$f"); done
 if [ ${#inputs[@]} -gt 0 ]; then
     phase report 120 "$PY" -m reports build "${inputs[@]}" -o "$OUT/gpu-report.html"
 else

@@ -154,7 +154,46 @@ class TimedFailingAdapter(TimedAdapter):
         return broken
 
 
+class TimedLinearAdapter(TimedAdapter):
+    """A fake with one fused linear + cross-entropy binding (op ``linear_ce``) beside the timed ones: its
+    call takes a modelled time on the virtual clock, its matmul kernel is NumPy's, and its host allocator
+    reports a modelled peak (the N x V logits three times over, as an unfused implementation holds them)
+    so that the floor arithmetic and the memory plumbing are tested end to end."""
+
+    LINEAR_DELAY_S = 0.004
+
+    def bindings(self) -> list[Binding]:
+        caps = Capabilities("linear_ce", frozenset({"index"}), eager_only="fake")
+        step = lambda x, inp, compiled: (None, None)  # noqa: E731  (a step binding, as the real ones are)
+        return [*super().bindings(), Binding("linear.fused", "fake.linear", caps, fn=None, step=step)]
+
+    def prepare(self, binding, problem, *, grad, mode="eager"):
+        if binding.caps.op != "linear_ce":
+            return super().prepare(binding, problem, grad=grad, mode=mode)
+        assert problem.weight_matrix.shape[0] == problem.num_classes  # a linear_ce input: W [V, D]
+        assert (binding.step is not None) == grad  # the forward alone runs the binding's fn, not its step
+        rng = np.random.default_rng([self.seed, grad, problem.x.size])
+        delay = self.LINEAR_DELAY_S * (3 if grad else 1)
+
+        def call():
+            _VIRTUAL_NOW[0] += delay * rng.lognormal(0.0, 0.05)
+
+        call.logits_bytes = problem.x.shape[0] * problem.num_classes * 4
+        return call
+
+    def matmul_kernels(self):
+        def mm(n, dtype):
+            a = np.ones((n, n), dtype=dtype)
+            return lambda: a @ a
+
+        return {"numpy.matmul": mm}
+
+    def host_allocator_peak_bytes(self, call):
+        return 3 * call.logits_bytes
+
+
 TIMED = TimedAdapter("timed")
+TIMED_LINEAR = TimedLinearAdapter("timed")
 TIMED_AGAIN = TimedAdapter("timed", seed=1)  # the same timings, other noise: an A/A pair with TIMED
 TIMED_SLOWER = TimedAdapter("timed", slowdown=1.25, seed=2)  # a planted 25% slowdown
 TIMED_FAILING = TimedFailingAdapter("timed")

@@ -49,6 +49,9 @@ def test_benchmark_inputs_are_valid_for_their_op(op):
         assert np.all((p.x > 0) & (p.x < 1))
     if kind == "index":
         assert p.target.shape == (64,) and p.target.min() >= 0 and p.target.max() < 100
+    # held in float32 (exact for a float32 input), half the memory of float64 at 4096x32000
+    assert p.x.dtype == np.float32 and (kind == "index" or p.target.dtype == np.float32)
+    assert sweep.problem(op, kind, "mean", 4, 10, "float64").x.dtype == np.float64
     # seeded: the same input every run, so two runs time the same work
     np.testing.assert_array_equal(p.x, sweep.problem(op, kind, "mean", 64, 100, "float32").x)
 

@@ -228,6 +228,10 @@ class BenchRecord:
     peak_bytes: int | None = None
     peak_kind: str | None = None
     overhead: dict | None = None
+    #: linear_ce: the hidden size D (``batch`` is N, ``classes`` is V)
+    hidden: int | None = None
+    #: linear_ce: the FLOP floor at the measured matmul rate, the memory floor and the peak against it
+    linear: dict | None = None
 
     #: written only once measured (compile_s is null in eager mode, so it goes with stats)
     MEASURED: ClassVar[frozenset[str]] = frozenset(
@@ -249,7 +253,7 @@ class BenchRecord:
     )
 
     def to_json(self) -> dict:
-        d = _json(self, self.MEASURED | {"overhead"})
+        d = _json(self, self.MEASURED | {"overhead", "hidden", "linear"})
         if self.stats is not None:
             d["compile_s"] = self.compile_s
         return d
@@ -275,9 +279,14 @@ class BenchSection:
     #: full (None in files written before adaptive rounds)
     precision: float | None = None
     max_call_s: float | None = None
+    #: linear_ce sizes (N, D, V), the matmul rate per framework and dtype, and the sweep's peak memory
+    #: (None in files written before linear_ce joined the sweep)
+    linear_sizes: list[list[int]] | None = None
+    matmul: dict | None = None
+    memory: dict | None = None
 
     def to_json(self) -> dict:
-        d = _json(self, frozenset())
+        d = _json(self, frozenset({"linear_sizes", "matmul", "memory"}))
         d["records"] = [r.to_json() for r in sorted(self.records, key=lambda r: r.id)]
         return d
 

@@ -185,6 +185,13 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="SWEEP|NxC,...",
         help=f"sizes to time: {', '.join(sweep.SWEEPS)} or a list like 32x10,4096x32000 (default quick)",
     )
+    g.addoption(
+        "--bench-linear-sizes",
+        default="auto",
+        metavar="auto|SWEEP|NxDxV,...",
+        help="linear_ce sizes to time (hidden states N x D, classifier V x D): auto (the sweep --bench-sizes "
+        f"names, none for a list), {', '.join(sweep.LINEAR_SWEEPS)} or a list like 1024x256x32000",
+    )
     g.addoption("--bench-modes", default="eager,compiled", help="modes to time (default eager,compiled)")
     g.addoption(
         "--bench-passes", default="forward,forward+backward", help="passes to time (default forward,forward+backward)"
@@ -349,6 +356,7 @@ class RunOptions:
             large_vocab=opt("large_vocab"),
             bench=BenchOptions(
                 sizes=opt("bench_sizes"),
+                linear_sizes=opt("bench_linear_sizes"),
                 modes=opt("bench_modes"),
                 passes=opt("bench_passes"),
                 dtypes=opt("bench_dtypes"),

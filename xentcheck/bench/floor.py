@@ -156,3 +156,50 @@ def floor_seconds(nbytes: int, exps: int, bandwidth: dict, exp: dict) -> tuple[f
     t_mem = nbytes / bandwidth["bytes_per_s"]
     t_exp = exps / exp["exp_per_s"] if exp.get("exp_per_s") else 0.0
     return (t_mem, "bandwidth") if t_mem >= t_exp else (t_exp, "exp")
+
+
+#: square matmul sizes (n x n times n x n) for the matmul peak: on the host from L2-resident to larger
+#: than the last-level cache, on a device large enough for its tensor cores to be busy
+MATMUL_SIZES = (512, 1024, 2048)
+DEVICE_MATMUL_SIZES = (4096, 8192)
+
+
+def measure_matmul(
+    dtype: str,
+    kernels: dict[str, Callable[[int, str], Callable[[], Any]]],
+    *,
+    host: bool = True,
+    repeats: int = 3,
+) -> dict:
+    """Matmul throughput (FLOP/s, 2 n^3 per n x n product) in ``dtype``: the best of the framework's own
+    matmul kernels (``name -> factory(n, dtype)`` returning a call that computes one n x n by n x n
+    product and waits for it) over :data:`MATMUL_SIZES` (:data:`DEVICE_MATMUL_SIZES` on a device). The
+    fused linear + cross-entropy floor divides its unavoidable FLOPs by it; ``flop_per_s`` is None where
+    no kernel ran in that dtype."""
+    rates: dict[str, tuple[float, int]] = {}
+    failures: dict[str, str] = {}
+    for name, factory in kernels.items():
+        for n in MATMUL_SIZES if host else DEVICE_MATMUL_SIZES:
+            try:
+                rate = 2 * n**3 / _best(factory(n, dtype), repeats)
+            except Exception as e:  # e.g. no matmul in that dtype: that kernel is no candidate
+                failures[name] = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+                break
+            if rate > rates.get(name, (0.0, 0))[0]:
+                rates[name] = (rate, n)
+    if not rates:
+        return {"flop_per_s": None, "kernel": None, "kernels": {}, "failures": failures}
+    best = max(rates, key=lambda k: rates[k][0])
+    return {
+        "flop_per_s": rates[best][0],
+        "kernel": f"{best} ({rates[best][1]}x{rates[best][1]})",
+        "kernels": {k: v[0] for k, v in rates.items()},
+        "failures": failures,
+    }
+
+
+def linear_floor_seconds(flops: int, matmul: dict) -> float | None:
+    """The fused linear + cross-entropy time floor: its unavoidable FLOPs at the measured matmul peak
+    (None where the peak could not be measured in that dtype)."""
+    rate = matmul.get("flop_per_s")
+    return flops / rate if rate else None

@@ -22,12 +22,23 @@ _NO_COMPILE_CACHES = {
 }
 
 
+#: how the sweep's own peak memory is measured (the bench report states it)
+MEMORY_METHOD = (
+    "this process's peak resident set (Linux VmHWM, kept across the resets before each timed round) plus the "
+    "largest resident set of its descendants (e.g. Inductor's compile workers) sampled after each "
+    "configuration; a descendant's peak between two samples is missed, pages shared between processes count "
+    "in each"
+)
+
+
 @dataclass(frozen=True)
 class BenchOptions:
     """The ``--bench*`` command-line values as given (declared and read with the run's other options
     in ``suites/plugin/options.py``); :class:`BenchPlan` validates them."""
 
     sizes: str = "quick"
+    #: the linear_ce sizes (N x D x V): ``auto`` follows a named ``sizes``
+    linear_sizes: str = "auto"
     modes: str = "eager,compiled"
     passes: str = "forward,forward+backward"
     dtypes: str = "float32"
@@ -45,6 +56,7 @@ class BenchPlan:
 
     def __init__(self, opt: BenchOptions):
         self.sizes = sweep.parse_sizes(opt.sizes)
+        self.linear_sizes = sweep.parse_linear_sizes(opt.linear_sizes, opt.sizes)
         self.modes = sweep.parse_list("--bench-modes", opt.modes, sweep.MODES)
         self.passes = sweep.parse_list("--bench-passes", opt.passes, sweep.PASSES)
         self.dtypes = sweep.parse_list("--bench-dtypes", opt.dtypes, DTYPES)
@@ -68,18 +80,26 @@ class BenchPlan:
         self.device = opt.device
         self.records: list[BenchRecord] = []
         self.floor: dict | None = None
+        #: framework -> dtype -> the matmul rate measured with the framework's own matmul (linear_ce floor)
+        self.matmul: dict[str, dict[str, dict]] = {}
+        #: the highest resident set of this process's descendants (compile workers), sampled after each
+        #: configuration
+        self.descendants_peak_bytes = 0
         self._problem_key: tuple | None = None
         self._problem = None
 
     def specs(self, adapters: dict, bindings) -> list[BenchSpec]:
         """Size-major order, and within a size the bindings that share an input together, so each input
-        is built once (at 4096x32000 building one takes seconds) and dropped before the next."""
+        is built once (at 4096x32000 building one takes seconds) and dropped before the next. The
+        linear_ce bindings follow, at their own sizes (N x D x V)."""
         out = []
         for batch, classes in self.sizes:
             of_size = []
             for fw in adapters:
                 for b in bindings(fw).values():
                     if b.step is not None:  # a training step builds its model per call: not a loss's timing
+                        continue
+                    if b.caps.op == sweep.LINEAR_OP:  # a step too, but timed at its own sizes below
                         continue
                     key = (b.caps.op, sweep.canonical_target(b.caps.op, b.caps.targets))
                     for dtype in self.dtypes:
@@ -90,6 +110,15 @@ class BenchPlan:
                                 )
             of_size.sort(key=lambda k_spec: k_spec[0])  # stable: framework and binding order stay within a key
             out += [spec for _, spec in of_size]
+        for batch, hidden, classes in self.linear_sizes:
+            for fw in adapters:
+                for b in bindings(fw).values():
+                    if b.caps.op != sweep.LINEAR_OP:
+                        continue
+                    for dtype in self.dtypes:
+                        for mode in self.modes:
+                            for pass_ in self.passes:
+                                out.append(BenchSpec(fw, b.name, b.caps.op, batch, classes, dtype, mode, pass_, hidden))
         return out
 
     def problem(self, binding, spec: BenchSpec):
@@ -99,8 +128,11 @@ class BenchPlan:
         key = self._key(binding, spec)
         if key != self._problem_key:
             self._problem, self._problem_key = None, None  # free the previous input first
-            op, target, batch, classes, dtype = key
-            self._problem = sweep.problem(op, target, reduction, batch, classes, dtype)
+            op, target, batch, classes, dtype, hidden = key
+            if hidden is not None:
+                self._problem = sweep.linear_problem(batch, hidden, classes, dtype)
+            else:
+                self._problem = sweep.problem(op, target, reduction, batch, classes, dtype)
             self._problem_key = key
         if self._problem.reduction != reduction:
             self._problem = replace(self._problem, reduction=reduction)
@@ -108,7 +140,18 @@ class BenchPlan:
 
     @staticmethod
     def _key(binding, spec: BenchSpec) -> tuple:
-        return (spec.op, sweep.canonical_target(spec.op, binding.caps.targets), spec.batch, spec.classes, spec.dtype)
+        target = sweep.canonical_target(spec.op, binding.caps.targets)
+        return (spec.op, target, spec.batch, spec.classes, spec.dtype, spec.hidden)
+
+    def measure_matmul(self, adapter: Adapter, framework: str, dtype: str) -> dict:
+        """The matmul rate of ``framework``'s own matmul in ``dtype`` (``matmul_kernels()`` of its adapter),
+        measured once per run, at the first linear_ce benchmark that needs it."""
+        by_dtype = self.matmul.setdefault(framework, {})
+        if dtype not in by_dtype:
+            offer = getattr(adapter, "matmul_kernels", None)
+            kernels = (offer() or {}) if offer is not None else {}
+            by_dtype[dtype] = floor_mod.measure_matmul(dtype, kernels, host=self.device == "cpu")
+        return by_dtype[dtype]
 
     def measure_floor(self, adapters: dict[str, Adapter]) -> dict:
         """Bandwidth and exp throughput on the run's device, once per run, before the first benchmark.
@@ -152,6 +195,9 @@ class BenchPlan:
             if (new_input or name != spec.framework) and hasattr(other, "release"):
                 other.release()
         problem = self.problem(binding, spec)
+        if spec.hidden is not None and not spec.grad:
+            # a linear_ce step returns the loss and its gradients: the forward alone is the binding's fn
+            binding = replace(binding, step=None)
         why = binding.caps.why_unsupported(problem, mode="eager", device=device)
         if why is None and spec.grad and not binding.caps.grad:
             why = "no gradient: the framework has no autodiff"
@@ -161,10 +207,14 @@ class BenchPlan:
             why = f"{spec.framework} has no compiler"
         if why is None and spec.mode not in binding.caps.modes:  # e.g. a metric, eager only
             why = binding.caps.why_unsupported(problem, mode=spec.mode, device=device)
+        if why is None and hasattr(adapter, "timing_unsupported"):  # e.g. a Triton interpreter on the CPU
+            why = adapter.timing_unsupported(binding, problem)
         if why:
             rec.outcome, rec.reason = "unsupported", why
             return rec
         floor = self.measure_floor(adapters)
+        if spec.hidden is not None:
+            floor = {**floor, "matmul": self.measure_matmul(adapter, spec.framework, spec.dtype)}
         try:
             return runner.measure(
                 adapter,
@@ -181,6 +231,8 @@ class BenchPlan:
         except Exception as e:  # one binding's failure is recorded; the sweep goes on
             rec.outcome, rec.reason = "error", one_line(e)
             return rec
+        finally:
+            self.descendants_peak_bytes = max(self.descendants_peak_bytes, memory.descendants_rss_bytes())
 
     def settings(self) -> dict:
         """The sweep's settings as the results document's ``benchmarks`` holds them, without records
@@ -188,6 +240,7 @@ class BenchPlan:
         return {
             "threads": self.thread_facts,
             "sizes": [list(s) for s in self.sizes],
+            "linear_sizes": [list(s) for s in self.linear_sizes],
             "modes": list(self.modes),
             "passes": list(self.passes),
             "dtypes": list(self.dtypes),
@@ -195,6 +248,18 @@ class BenchPlan:
             "precision": self.precision,
             "max_call_s": self.max_call_s,
             "floor": self.floor,
+            "matmul": self.matmul or None,
+            "memory": self.memory_summary(),
+        }
+
+    def memory_summary(self) -> dict:
+        """The sweep's peak memory as far as measured so far, with its method."""
+        own = memory.process_peak_bytes()
+        return {
+            "process_peak_bytes": own,
+            "descendants_peak_bytes": self.descendants_peak_bytes,
+            "sweep_peak_bytes": (own or 0) + self.descendants_peak_bytes or None,
+            "method": MEMORY_METHOD,
         }
 
     def section(self) -> BenchSection | None:

@@ -15,8 +15,8 @@ from ..problem import Problem
 from ..protocol import Binding
 from ..records import BenchRecord
 from . import memory, precision
-from .floor import floor_seconds
-from .sweep import BenchSpec, bytes_moved, exps_needed
+from .floor import floor_seconds, linear_floor_seconds
+from .sweep import BenchSpec, bytes_moved, exps_needed, linear_flops, linear_memory_floor
 
 #: the shortest timed round: tiny calls are repeated inside a round so the timer's resolution and
 #: the loop's own cost stay negligible
@@ -55,6 +55,7 @@ def base_record(spec: BenchSpec, api: str, device: str, threads: int) -> BenchRe
         classes=spec.classes,
         device=device,
         threads=threads,
+        hidden=spec.hidden,
     )
 
 
@@ -165,9 +166,6 @@ def measure(
     )
     st = benchmark.stats.stats
     median = st.median
-    nbytes = bytes_moved(spec.batch, spec.classes, spec.dtype, spec.grad)
-    exp = floor["exp"].get(spec.dtype) or floor["exp"].get("float32")
-    floor_s, bound = floor_seconds(nbytes, exps_needed(spec.batch, spec.classes), floor["bandwidth"], exp)
     rec.target, rec.reduction = problem.target_kind, problem.reduction
     rec.stats = {
         "median_s": median,
@@ -185,6 +183,12 @@ def measure(
     rec.samples = list(st.data[:MAX_SAMPLES])
     rec.first_call_s = first
     rec.compile_s = max(0.0, first - median) if spec.mode == "compiled" else None
+    if spec.hidden is not None:  # fused linear + cross-entropy: its own time and memory floors
+        linear_record(rec, adapter, call, spec, median, floor["matmul"], host_peak)
+        return rec
+    nbytes = bytes_moved(spec.batch, spec.classes, spec.dtype, spec.grad)
+    exp = floor["exp"].get(spec.dtype) or floor["exp"].get("float32")
+    floor_s, bound = floor_seconds(nbytes, exps_needed(spec.batch, spec.classes), floor["bandwidth"], exp)
     rec.bytes, rec.gbps = nbytes, nbytes / median / 1e9
     rec.floor_s, rec.floor_bound, rec.floor_multiple = floor_s, bound, median / floor_s
     rec.peak_bytes, rec.peak_kind = peak_memory(adapter, call, host_peak, spec.framework)
@@ -195,3 +199,80 @@ def measure(
         alternations = OVERHEAD_ROUNDS if median < SLOW_CALL_S else OVERHEAD_ROUNDS_SLOW
         rec.overhead = interleaved_ratio(call, native, alternations, iterations)
     return rec
+
+
+#: how a linear_ce call's peak memory is measured, by method (the report states it)
+LINEAR_MEMORY_METHODS = {
+    "device allocator": "the device allocator's peak over one call minus what it held before "
+    "(torch.cuda.max_memory_allocated after reset_peak_memory_stats): exact for the tensors the framework allocates",
+    "host allocator": "the framework's CPU allocator over one extra, untimed call (torch.profiler memory "
+    "events, profile_memory=True: the running sum of allocations and frees, its maximum): exact for the tensors "
+    "torch allocates; misses memory outside its allocator (oneDNN/MKL scratch, NumPy buffers of Triton's interpreter)",
+    "process RSS": "the process's resident-set growth during the first timed round (VmHWM reset just before): "
+    "page-granular; blocks the C allocator kept from an earlier call are reused unseen, so a lower bound",
+}
+
+
+def linear_peaks(
+    adapter: Any, call: Callable[[], Any], host_peak: int | None, framework: str
+) -> tuple[int | None, str, int | None]:
+    """(transient peak bytes of one linear_ce call above its inputs, the method, the process's RSS growth
+    during the first timed round on the CPU or None). On a device the allocator's peak; on the CPU the
+    framework's host allocator where its adapter offers one (``host_allocator_peak_bytes``), else the RSS."""
+    if getattr(adapter, "device", "cpu") != "cpu":
+        peak, kind = peak_memory(adapter, call, host_peak, framework)
+        return peak, kind, None
+    offer = getattr(adapter, "host_allocator_peak_bytes", None)
+    peak = offer(call) if offer is not None else None
+    if peak is None:
+        return host_peak, "process RSS", host_peak
+    return peak, "host allocator", host_peak
+
+
+def linear_fields(spec: BenchSpec, median: float, matmul: dict, peak: int | None, method: str, rss: int | None) -> dict:
+    """A linear_ce record's ``linear`` object: the FLOP floor at the measured matmul rate, the memory
+    floor, and the peak against it (``peak`` is the transient above the inputs, which are counted in)."""
+    n, d, v = spec.batch, spec.hidden, spec.classes
+    mem = linear_memory_floor(n, d, v, spec.dtype, spec.grad)
+    flops = linear_flops(n, d, v, spec.grad)
+    floor_s = linear_floor_seconds(flops, matmul)
+
+    def total(transient: int | None) -> int | None:
+        return None if transient is None else mem["inputs"] + transient
+
+    return {
+        "hidden": d,
+        "flops": flops,
+        "matmul_flop_per_s": matmul.get("flop_per_s"),
+        "matmul_kernel": matmul.get("kernel"),
+        "floor_s": floor_s,
+        "floor_multiple": median / floor_s if floor_s else None,
+        "inputs_bytes": mem["inputs"],
+        "gradients_bytes": mem["gradients"],
+        "memory_floor_bytes": mem["floor"],
+        "logits_bytes": mem["logits"],
+        "peak_bytes": total(peak),
+        "peak_over_floor": None if peak is None else total(peak) / mem["floor"],
+        "peak_method": method,
+        "peak_method_text": LINEAR_MEMORY_METHODS.get(method, method),
+        "rss_peak_bytes": total(rss),
+        "rss_over_floor": None if rss is None else total(rss) / mem["floor"],
+    }
+
+
+def linear_record(
+    rec: BenchRecord,
+    adapter: Any,
+    call: Callable[[], Any],
+    spec: BenchSpec,
+    median: float,
+    matmul: dict,
+    host_peak: int | None,
+) -> None:
+    """Fill a linear_ce record's floor and memory fields (time floor: 2 N D V FLOPs per matmul at the
+    matmul rate measured in the run, ``floor_bound`` ``matmul``)."""
+    peak, method, rss = linear_peaks(adapter, call, host_peak, spec.framework)
+    rec.linear = linear_fields(spec, median, matmul, peak, method, rss)
+    rec.floor_s, rec.floor_multiple = rec.linear["floor_s"], rec.linear["floor_multiple"]
+    rec.floor_bound = "matmul" if rec.floor_s is not None else None
+    rec.peak_bytes, rec.peak_kind = peak, method
