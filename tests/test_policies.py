@@ -176,6 +176,19 @@ def test_renormalize_sum_in_dtype():
     assert got == pytest.approx(8 * math.log(2), rel=1e-15)
 
 
+def test_sigmoid_steps_in_dtype():
+    # z = 6, t = 0, bfloat16 (8 significant bits): exp(-6) = 0.00248 is below half an ulp of 1 (2^-8),
+    # so 1 + exp(-6) rounds to 1 and p = 1: clipped to 1 - 2^-23 (float32 constants, upcast_half), the
+    # loss is -log(2^-23 * (1 + ...)) = -log(1 - float32(1 - 1e-7)). Correctly rounded, sigmoid(6) =
+    # 0.99753 is 1 - 2^-8 in bfloat16 (0.99609), and the loss -log(2^-8) = 8 log 2
+    p = _problem("sigmoid_bce", [[6.0]], [[0.0]], "binary", dtype="bfloat16")
+    pol = {"probabilities_dtype": "input", "prob_clip": 1e-7, "upcast_half": True}
+    assert _ev(p, **pol).value[0, 0] == pytest.approx(8 * math.log(2), rel=2**-8)
+    hi = float(np.float32(1 - 1e-7))
+    got = _ev(p, sigmoid_steps_in_dtype=True, **pol).value[0, 0]
+    assert got == float(R.round_to(-math.log1p(-hi), "bfloat16"))
+
+
 def test_mean_divisor_epsilon():
     p = _problem("softmax_ce", np.zeros((3, 2)), [1, -100, 0], "index", reduction="mean", ignore_index=-100)
     assert _ev(p, mean_by="valid_count").value == pytest.approx(math.log(2), rel=1e-15)  # 2 log 2 / 2

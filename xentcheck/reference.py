@@ -384,6 +384,8 @@ def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: st
             adot = np.sum(p * ga, axis=-1, keepdims=True)
             return loss, grad, (va, vs), (p * (ga + adot) + np.abs(grad), p * (gs + adot))
         p = round_to(np.exp(-_softplus(-z)), dtype)  # sigmoid(z), as _sigmoid_bce forms it
+        if conv.sigmoid_steps_in_dtype:  # 1 / (1 + exp(-z)), each step rounded to the dtype
+            p = round_to(1 / round_to(1 + round_to(np.exp(-z), dtype), dtype), dtype)
         loss, gp, (va, vs), (ga, gs) = _bce(p, a, conv, cdtype, upstream=upstream)
         d = p * (1 - p)
         return loss, gp * d, (va + np.abs(p) * ga, vs), (ga * d + np.abs(gp * d), gs * d)
