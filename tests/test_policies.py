@@ -120,6 +120,75 @@ def test_log_grad_in_dtype():
     assert _ev(p, log_grad_in_dtype=True).grad[0, 0] == -np.inf
 
 
+def test_log_grad_quotient():
+    # d/dq of -0.01 log q at q = 2^-20 in float16: TF's 1/q = 2^20 overflows (max 65504), JAX's and
+    # PyTorch's quotient upstream * 0.01 / q = 0.01 * 2^20 = 10485.76 does not, unless the upstream is
+    # 8: 83886 > 65504 (an overflow of the quotient, per unit upstream -inf, times 8 is -inf)
+    p = _problem("categorical_ce", [[2.0**-20, 1.0]], [[0.01, 0.99]], "soft", dtype="float16")
+    assert _ev(p, log_grad_in_dtype=True).grad[0, 0] == -np.inf
+    got = _ev(p, log_grad_in_dtype=True, log_grad_quotient=True).grad  # the quotient overrides
+    assert got[0, 0] == pytest.approx(-0.01 * 2.0**20, rel=1e-15) and got[0, 1] == pytest.approx(-0.99, rel=1e-15)
+    conv = R.Convention(log_grad_quotient=True)
+    assert R.evaluate(p, conv, np.array([8.0])).grad[0, 0] == -np.inf
+    assert R.evaluate(p, conv, np.array([-8.0])).grad[0, 0] == np.inf
+    # a class without target mass: 0 / q = 0 whatever q (the reciprocal gives 0 * inf = NaN)
+    z = _problem("categorical_ce", [[2.0**-20, 1.0]], [[0.0, 1.0]], "soft", dtype="float16")
+    assert _ev(z, log_grad_quotient=True).grad[0, 0] == 0.0 and np.isnan(_ev(z, log_grad_in_dtype=True).grad[0, 0])
+    # bce, mean over 2 elements: the upstream 1/2 reaches each log; -t/q = -2^23 at the clipped p = 0
+    # (q = 2^-23, 1e-7 in float16) overflows per 1/2 too: -inf, selected away by the clip: 0
+    b = _problem("bce", [[0.0, 0.5]], [[1.0, 1.0]], "binary", dtype="float16", reduction="mean")
+    ev = _ev(b, prob_clip=1e-7, zero_times_inf=True, log_grad_quotient=True)
+    assert ev.grad[0, 0] == 0.0 and ev.grad[0, 1] == pytest.approx(-0.5 / 0.5, rel=1e-15)
+
+
+def test_clip_grad_product():
+    # float16: 1 - 1e-7 rounds to 1, so q = 1 sits on the upper bound: JAX's minimum passes half the
+    # gradient, -1/q * 1/2 = -0.5 (selected: -1); the clipped q = 0 without target mass gets 0 * 0 = 0
+    p = _problem("categorical_ce", [[1.0, 0.0]], [0], "index", dtype="float16")
+    assert _ev(p, prob_clip=1e-7).grad[0].tolist() == [-1.0, 0.0]
+    assert _ev(p, prob_clip=1e-7, clip_grad_product=True).grad[0].tolist() == [-0.5, 0.0]
+    # bce at p = 0, t = 1, clipped to 2^-23: the quotient -1/2^-23 overflows float16; selected, the clip
+    # gives 0; multiplied, 0 * -inf = NaN
+    b = _problem("bce", [[0.0]], [[1.0]], "binary", dtype="float16")
+    pol = {"prob_clip": 1e-7, "zero_times_inf": True, "log_grad_quotient": True}
+    assert _ev(b, **pol).grad[0, 0] == 0.0
+    assert np.isnan(_ev(b, clip_grad_product=True, **pol).grad[0, 0])
+
+
+def test_reduction_sum_in_dtype():
+    # 300 nll losses of exactly 1. Summed one at a time in bfloat16 (8 significant bits, an ulp of 2 at
+    # 256), 256 + 1 is a tie that rounds to 256 (even): the sum stops at 256 and the mean is 256/300
+    # (exact: 300 and 1)
+    p = _problem("nll", -np.ones((300, 1)), np.zeros(300, int), "index", dtype="bfloat16", reduction="sum")
+    assert R.evaluate(p).value == 300.0
+    assert _ev(p, reduction_sum_in_dtype=True).value == 256.0
+    m = _problem("nll", -np.ones((300, 1)), np.zeros(300, int), "index", dtype="bfloat16", reduction="mean")
+    assert _ev(m, reduction_sum_in_dtype=True).value == pytest.approx(256 / 300, rel=1e-15)
+
+
+def test_renormalize_sum_in_dtype():
+    # 512 probabilities of 2^-9 (they sum to 1) and label 0: the renormalised q_0 is 2^-9 and the loss
+    # 9 log 2. Summed one at a time in bfloat16 the sum stalls at 2^-9 * 256 = 0.5 (0.5 + 2^-9 is a tie
+    # with 0.5, to even), so q_0 = 2^-9 / 0.5 = 2^-8 and the loss is 8 log 2
+    p = _problem("categorical_ce", np.full((1, 512), 2.0**-9), [0], "index", dtype="bfloat16")
+    assert _ev(p, renormalize="before_clip").value[0] == pytest.approx(9 * math.log(2), rel=1e-15)
+    got = _ev(p, renormalize="before_clip", renormalize_sum_in_dtype=True).value[0]
+    assert got == pytest.approx(8 * math.log(2), rel=1e-15)
+
+
+def test_sigmoid_steps_in_dtype():
+    # z = 6, t = 0, bfloat16 (8 significant bits): exp(-6) = 0.00248 is below half an ulp of 1 (2^-8),
+    # so 1 + exp(-6) rounds to 1 and p = 1: clipped to 1 - 2^-23 (float32 constants, upcast_half), the
+    # loss is -log(2^-23 * (1 + ...)) = -log(1 - float32(1 - 1e-7)). Correctly rounded, sigmoid(6) =
+    # 0.99753 is 1 - 2^-8 in bfloat16 (0.99609), and the loss -log(2^-8) = 8 log 2
+    p = _problem("sigmoid_bce", [[6.0]], [[0.0]], "binary", dtype="bfloat16")
+    pol = {"probabilities_dtype": "input", "prob_clip": 1e-7, "upcast_half": True}
+    assert _ev(p, **pol).value[0, 0] == pytest.approx(8 * math.log(2), rel=2**-8)
+    hi = float(np.float32(1 - 1e-7))
+    got = _ev(p, sigmoid_steps_in_dtype=True, **pol).value[0, 0]
+    assert got == float(R.round_to(-math.log1p(-hi), "bfloat16"))
+
+
 def test_mean_divisor_epsilon():
     p = _problem("softmax_ce", np.zeros((3, 2)), [1, -100, 0], "index", reduction="mean", ignore_index=-100)
     assert _ev(p, mean_by="valid_count").value == pytest.approx(math.log(2), rel=1e-15)  # 2 log 2 / 2

@@ -513,3 +513,23 @@ def test_the_zero_logit_gradient_policy_takes_the_subgradient_at_zero():
     np.testing.assert_allclose(math.grad[0, :3], [0.5, -0.5, 0.5])
     np.testing.assert_array_equal(tf.grad[0, :3], [1.0, 0.0, 1.0])
     assert tf.grad[0, 3] == math.grad[0, 3]  # away from the kink both agree
+
+
+def test_an_ignored_row_contributes_nothing_under_plain_products():
+    # one-hot products (Keras's sparse loss on JAX and NumPy) put 0 * -inf = NaN in a row with a -inf
+    # logit; an ignored row (label -100) is masked out afterwards whatever it holds: its loss and
+    # gradient are 0, while the counted row keeps its products: log 2 for logits [0, 0] and label 0
+    from xentcheck.reference import Convention, evaluate
+
+    p = Problem(
+        case="t",
+        op="softmax_ce",
+        dtype="float64",
+        x=np.array([[0.0, 0.0], [-np.inf, 0.0]]),
+        target=np.array([0, -100]),
+        target_kind="index",
+        ignore_index=-100,
+    )
+    ev = evaluate(p, Convention(zero_times_inf=True, one_hot_products=True), np.ones(2))
+    assert ev.value[0] == pytest.approx(np.log(2), rel=1e-15) and ev.value[1] == 0.0
+    assert np.array_equal(ev.grad[1], [0.0, 0.0]) and ev.grad[0] == pytest.approx([-0.5, 0.5], rel=1e-15)

@@ -178,17 +178,71 @@ def _clip_bounds(conv: Convention, dtype: str) -> tuple[float, float]:
     return float(round_to(eps, dtype)), float(round_to(1.0 - eps, dtype))
 
 
-def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str):
-    """l = -sum_c a_c log q_c with q the probabilities after the convention's policies."""
+def _sequential_sum(v: np.ndarray, dtype: str, axis: int | None = None) -> np.ndarray:
+    """The sum of ``v`` rounded to ``dtype`` and accumulated one element at a time in it, each partial
+    sum rounded (along ``axis``; None: every element, in C order)."""
+    v = round_to(v, dtype)
+    if axis is None:
+        v, axis = v.reshape(-1), 0
+    v = np.moveaxis(v, axis, 0)
+    total = np.zeros(v.shape[1:])
+    for k in range(v.shape[0]):  # sequential on purpose: that is the policy
+        total = round_to(total + v[k], dtype)
+    return total
+
+
+def _clip_factor(conv: Convention, q: np.ndarray, lo: float, hi: float, dtype: str) -> np.ndarray:
+    """What the clip's gradient multiplies the upstream gradient by at each unclipped ``q``: 1 inside the
+    bounds, 0 outside (selected: an overflowed upstream there still gives 0); under
+    ``clip_grad_product`` JAX's maximum/minimum factor, 1/2 where ``q`` as the dtype holds it (a
+    renormalised 0.99955 is 1 in bfloat16) equals a bound, and a product (0 * inf = NaN)."""
+    inside = (q >= lo) & (q <= hi)
+    if not conv.clip_grad_product:
+        return inside
+    held = round_to(q, dtype)
+    return np.where((held == lo) | (held == hi), 0.5, np.where(inside, 1.0, 0.0))
+
+
+def _apply_clip(conv: Convention, factor: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The clip's gradient: ``g`` selected where ``factor`` (from :func:`_clip_factor`) holds, or, under
+    ``clip_grad_product``, multiplied by it."""
+    if conv.clip_grad_product:
+        return g * factor
+    return _where0(factor, g)
+
+
+def _log_quotient(num: np.ndarray, den: np.ndarray, upstream, dtype: str) -> np.ndarray:
+    """``num / den`` per unit upstream gradient, where the binding forms ``(upstream * num) / den`` in
+    ``dtype`` (``log_grad_quotient``): exact where that quotient is finite in the dtype, its overflow
+    (+-inf, signed per unit upstream) where it is not, NaN where it is 0/0."""
+    u = (
+        np.ones_like(num)
+        if upstream is None
+        else np.broadcast_to(upstream, np.broadcast_shapes(np.shape(upstream), num.shape))
+    )
+    with np.errstate(all="ignore"):
+        held = round_to((u * num) / den, dtype)
+        exact = np.where(num == 0, 0.0, num / den)
+        over = np.copysign(np.inf, held) * np.where(u < 0, -1.0, 1.0)
+    return np.where(np.isnan(held), np.nan, np.where(np.isinf(held), over, exact))
+
+
+def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, upstream=None, input_dtype=None):
+    """l = -sum_c a_c log q_c with q the probabilities after the convention's policies (``dtype``: that of
+    the policies' constants; ``upstream``: the gradient reaching each row's loss, read by
+    ``log_grad_quotient``; ``input_dtype``: the input's, read by ``renormalize_sum_in_dtype``)."""
     steps = []  # (kind, data) in forward order, for the backward pass
     q = p
     if conv.renormalize == "before_clip":
         r = np.sum(q, axis=-1, keepdims=True)
         q = q / r
         steps.append(("renorm", (q, r)))
+        if conv.renormalize_sum_in_dtype:  # values: the sum and the quotients as the dtype holds them
+            held = input_dtype or dtype
+            q = round_to(p / _sequential_sum(p, held, axis=-1)[..., None], held)
     if conv.prob_clip is not None:
         lo, hi = _clip_bounds(conv, dtype)
-        inside = (q >= lo) & (q <= hi)
+        inside = _clip_factor(conv, q, lo, hi, dtype)
         q = np.clip(q, lo, hi)
         steps.append(("clip", inside))
     if conv.renormalize == "after_clip":
@@ -200,7 +254,10 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str):
     loss = -np.sum(_where0(on, a * logq), axis=-1)
     # the log of the renormalised q (renormalize before the clip, or none): its gradient is formed here;
     # after the clip, the renormalisation runs inside a softmax of log q, so the reciprocal applies below
-    if conv.log_grad_in_dtype and conv.renormalize != "after_clip":
+    if conv.log_grad_quotient and conv.renormalize != "after_clip":
+        # d log q = upstream / q, the quotient held in the dtype: inf only where it overflows
+        grad = _log_quotient(-a, q, None if upstream is None else upstream[..., None], dtype)
+    elif conv.log_grad_in_dtype and conv.renormalize != "after_clip":
         # d log q = upstream * (1/q), the reciprocal held in the dtype (may be inf)
         with np.errstate(over="ignore", invalid="ignore"):
             grad = -a * round_to(1 / q, dtype)
@@ -211,9 +268,9 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str):
     gs = np.zeros_like(grad)
     for kind, data in reversed(steps):
         if kind == "clip":
-            grad = _where0(data, grad)
-            ga = _where0(data, ga)
-            gs = _where0(data, gs)
+            grad = _apply_clip(conv, data, grad)
+            ga = _where0(data != 0, ga)
+            gs = _where0(data != 0, gs)
         else:  # q = v / sum(v): g_in = (g_out - sum_k g_out_k q_k) / sum(v)
             qn, r = data
             dot = np.sum(_where0(qn != 0, grad * qn), axis=-1, keepdims=True)
@@ -258,15 +315,16 @@ def _sigmoid_bce(z: np.ndarray, t: np.ndarray, pw: np.ndarray):
     return loss, grad, (va, np.zeros_like(va)), (ga, np.zeros_like(ga))
 
 
-def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str, t_rounded: bool = False):
+def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str, t_rounded: bool = False, upstream=None):
     """l = -(t log p + (1 - t) log(1 - p)) under the clipping / log-clamping policies.
 
     ``t_rounded``: the binding forms ``t`` itself (label smoothing), so ``t`` carries a rounding error
-    that ``1 - t`` amplifies; the error scales include its effect (dl/dt and dg/dt times |t|)."""
+    that ``1 - t`` amplifies; the error scales include its effect (dl/dt and dg/dt times |t|).
+    ``upstream``: the gradient reaching each element's loss, read by ``log_grad_quotient``."""
     q, inside = p, np.ones(p.shape, dtype=bool)
     if conv.prob_clip is not None:
         lo, hi = _clip_bounds(conv, dtype)
-        inside = (p >= lo) & (p <= hi)
+        inside = _clip_factor(conv, p, lo, hi, dtype)
         q = np.clip(p, lo, hi)
     e = 0.0 if conv.log_epsilon is None else round_to(conv.log_epsilon, dtype)
     # (1 - q) + e, in that order: 1 - q is exact for q >= 1/2, where -q + e would cancel
@@ -288,21 +346,25 @@ def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str, t_rounded: 
                 r1, r0 = round_to(r1, dtype), round_to(r0, dtype)
             grad = -t * r1 + (1 - t) * r0
         ga = np.abs(t) * np.abs(r1) + np.abs(1 - t) * np.abs(r0)
+    elif conv.zero_times_inf and conv.log_grad_quotient:
+        # each log's derivative the quotient upstream / q in the dtype; 0 / 0 = NaN at p = t in {0, 1}
+        grad = _log_quotient(-t, q, upstream, dtype) + _log_quotient(1 - t, 1 - q, upstream, dtype)
+        ga = np.abs(t) / q + np.abs(1 - t) / (1 - q)
     elif conv.zero_times_inf:
         grad = -t * (1 / q) + (1 - t) * (1 / (1 - q))
         ga = np.abs(t) / q + np.abs(1 - t) / (1 - q)
     else:
         grad = _where0(t != 0, -t / q) + _where0(t != 1, (1 - t) / (1 - q))
         ga = _where0(t != 0, np.abs(t / q)) + _where0(t != 1, np.abs((1 - t) / (1 - q)))
-    grad, ga = _where0(inside, grad), _where0(inside, ga)
+    grad, ga = _apply_clip(conv, inside, grad), _where0(inside != 0, ga)
     va = _where0(t != 0, np.abs(t) * (1 + np.abs(log1))) + _where0(t != 1, np.abs(1 - t) * (1 + np.abs(log0)))
     if t_rounded:
         va = va + np.abs(t) * np.abs(log1 - log0)
-        ga = ga + _where0(inside, np.abs(t) * (1 / q + 1 / (1 - q)))
+        ga = ga + _where0(inside != 0, np.abs(t) * (1 / q + 1 / (1 - q)))
     return loss, grad, (va, np.zeros_like(va)), (ga, np.zeros_like(ga))
 
 
-def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, categorical: bool):
+def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, categorical: bool, upstream=None):
     """The from-probabilities loss of ``softmax(z)`` / ``sigmoid(z)`` rounded to the policy's dtype
     (``probabilities_dtype``; ``"input"``: ``dtype``). The binding's own softmax may differ from the
     correctly rounded one by an ulp, so the value's error scale includes that rounding: |dl/dp| |p| per
@@ -314,7 +376,7 @@ def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: st
         if categorical:
             e = np.exp(z - np.max(z, axis=-1, keepdims=True))
             p = round_to(e / np.sum(e, axis=-1, keepdims=True), dtype)
-            loss, gp, (va, vs), (ga, gs) = _categorical_ce(p, a, conv, cdtype)
+            loss, gp, (va, vs), (ga, gs) = _categorical_ce(p, a, conv, cdtype, upstream)
             va = va + np.sum(np.abs(p) * ga, axis=-1)
             # d softmax: g_z = p (g_p - sum_k p_k g_p,k)
             dot = np.sum(_where0(p != 0, p * gp), axis=-1, keepdims=True)
@@ -322,7 +384,9 @@ def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: st
             adot = np.sum(p * ga, axis=-1, keepdims=True)
             return loss, grad, (va, vs), (p * (ga + adot) + np.abs(grad), p * (gs + adot))
         p = round_to(np.exp(-_softplus(-z)), dtype)  # sigmoid(z), as _sigmoid_bce forms it
-        loss, gp, (va, vs), (ga, gs) = _bce(p, a, conv, cdtype)
+        if conv.sigmoid_steps_in_dtype:  # 1 / (1 + exp(-z)), each step rounded to the dtype
+            p = round_to(1 / round_to(1 + round_to(np.exp(-z), dtype), dtype), dtype)
+        loss, gp, (va, vs), (ga, gs) = _bce(p, a, conv, cdtype, upstream=upstream)
         d = p * (1 - p)
         return loss, gp * d, (va + np.abs(p) * ga, vs), (ga * d + np.abs(gp * d), gs * d)
 
@@ -364,7 +428,9 @@ def _softmax_formula(flow: Flow) -> None:
     flow.a = a = flow.y * cw
     if conv.probabilities_dtype:
         flow.via_probabilities = True
-        flow.loss, flow.grad, flow.vsc, flow.gsc = _via_probabilities(flow.x, a, conv, p.dtype, categorical=True)
+        flow.loss, flow.grad, flow.vsc, flow.gsc = _via_probabilities(
+            flow.x, a, conv, p.dtype, categorical=True, upstream=flow.upstream
+        )
         return
     # index targets are gathered, not multiplied: the plain product policy applies to them only where the
     # binding one-hot encodes them first
@@ -377,6 +443,17 @@ def _softmax_formula(flow: Flow) -> None:
     out = _softmax_ce(x, a, flow.plain, bool(conv.grad_unit_target_sum), p.where)
     if p.where is not None:
         out = _where_classes(p, conv, a, *out)
+    if flow.plain and p.ignore_index is not None:
+        # an ignored row is masked out, whatever its products give (0 * -inf = NaN under plain products):
+        # it contributes nothing to the value or the gradient (ignored_row_nan_grad documents otherwise)
+        ign = p.ignored_rows()
+        loss, grad, vsc, gsc = out
+        out = (
+            np.where(ign, 0.0, loss),
+            np.where(ign[..., None], 0.0, grad),
+            tuple(np.where(ign, 0.0, v) for v in vsc),
+            tuple(np.where(ign[..., None], 0.0, g) for g in gsc),
+        )
     flow.x, flow.a = x, a
     flow.loss, flow.grad, flow.vsc, flow.gsc = out
 
@@ -392,7 +469,9 @@ def _categorical_formula(flow: Flow) -> None:
     cw = p.class_weight if p.class_weight is not None else 1.0
     flow.a = flow.y * cw
     flow.x = _held_probabilities(flow)
-    flow.loss, flow.grad, flow.vsc, flow.gsc = _categorical_ce(flow.x, flow.a, conv, conv.constants_dtype(p.dtype))
+    flow.loss, flow.grad, flow.vsc, flow.gsc = _categorical_ce(
+        flow.x, flow.a, conv, conv.constants_dtype(p.dtype), flow.upstream, p.dtype
+    )
 
 
 def _sigmoid_formula(flow: Flow) -> None:
@@ -400,7 +479,7 @@ def _sigmoid_formula(flow: Flow) -> None:
     flow.a = flow.y
     if conv.probabilities_dtype:
         flow.via_probabilities = True
-        out = _via_probabilities(flow.x, flow.y, conv, p.dtype, categorical=False)
+        out = _via_probabilities(flow.x, flow.y, conv, p.dtype, categorical=False, upstream=flow.upstream)
     else:
         out = _sigmoid_bce(flow.x, flow.y, p.pos_weight if p.pos_weight is not None else np.ones(1))
     flow.loss, flow.grad, flow.vsc, flow.gsc = out
@@ -411,7 +490,7 @@ def _bce_formula(flow: Flow) -> None:
     flow.a = flow.y
     flow.x = _held_probabilities(flow)
     flow.loss, flow.grad, flow.vsc, flow.gsc = _bce(
-        flow.x, flow.y, conv, conv.constants_dtype(p.dtype), t_rounded=bool(p.label_smoothing)
+        flow.x, flow.y, conv, conv.constants_dtype(p.dtype), t_rounded=bool(p.label_smoothing), upstream=flow.upstream
     )
 
 
@@ -459,10 +538,10 @@ def _mean_last_axis(flow: Flow) -> None:
         flow.grad, flow.gsc = flow.grad / k, (gsc[0] / k, gsc[1] / k)
 
 
-def _pipeline(problem: Problem, conv: Convention) -> Flow:
+def _pipeline(problem: Problem, conv: Convention, upstream: np.ndarray | None = None) -> Flow:
     """The policies' input hooks, the op's formula (which reads the core policies), the policies' after
-    hooks, then the weights and the last-axis mean."""
-    flow = Flow(problem, conv, problem.x)
+    hooks, then the weights and the last-axis mean. ``upstream``: see :attr:`Flow.upstream`."""
+    flow = Flow(problem, conv, problem.x, upstream=upstream)
     with np.errstate(all="ignore"):
         _hooks(flow, "inputs")
         flow.y = _smoothed(flow.problem, flow.problem.dense_target(), flow.smoothing_classes)
@@ -501,6 +580,23 @@ def mean_divisor(problem: Problem, conv: Convention, out_shape: tuple[int, ...])
     raise ValueError(f"unknown mean_by {conv.mean_by!r}; expected one of {MEAN_BY}")
 
 
+def _upstream(flow: Flow, c: np.ndarray) -> np.ndarray:
+    """The gradient reaching each element of the formula's loss from the binding's output, whose
+    gradient with respect to each unreduced element is ``c``: back through the last-axis mean and the
+    weights (:func:`_mean_last_axis`, :func:`_weighted`; a categorical op's class weights are in its
+    target weights ``a``)."""
+    p, conv = flow.problem, flow.conv
+    u = np.asarray(c, dtype=np.float64)
+    if conv.mean_last_axis and not p.categorical:
+        u = np.broadcast_to(u[..., None], p.x.shape) / p.x.shape[-1]
+    if p.sample_weight is not None:
+        sw = p.sample_weight
+        u = u * sw.reshape(sw.shape + (1,) * (u.ndim - sw.ndim))
+    if p.class_weight is not None and not p.categorical:
+        u = u * p.class_weight
+    return u
+
+
 def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | None = None) -> Evaluation:
     """Value and gradient of ``problem`` under ``conv``.
 
@@ -511,6 +607,7 @@ def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | 
         from .linear_ce import evaluate_linear
 
         return evaluate_linear(problem, conv, cotangent)
+    given = problem
     flow = _pipeline(problem, conv)
     problem = flow.problem  # as the input policies left it (labels_in_dtype may round its labels)
     loss, dloss, (va, vs), (ga, gs) = flow.loss, flow.grad, flow.vsc, flow.gsc
@@ -525,10 +622,14 @@ def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | 
             d = np.float64(np.inf)  # sum / inf = 0, and every gradient multiplier 1 / inf = 0
         with np.errstate(all="ignore"):
             c = np.full(shape, 1.0 / d)
-            value = np.sum(loss) / d
+            value = (_sequential_sum(loss, problem.dtype) if conv.reduction_sum_in_dtype else np.sum(loss)) / d
             n = loss.size
             # N-term summation of the weighted losses, then one division
             vscale = (np.sum(va) / abs(d), np.sum(vs) / abs(d) + n * np.sum(np.abs(loss)) / abs(d))
+    if conv.log_grad_quotient:  # the formula's rounding depends on the upstream gradient: run it with it
+        with np.errstate(all="ignore"):
+            flow = _pipeline(given, conv, _upstream(flow, c))
+        dloss, (ga, gs) = flow.grad, flow.gsc
     with np.errstate(all="ignore"):
         cg = c[..., None] if (problem.categorical or problem.x.ndim > c.ndim) else c
         # an element with no gradient of its own (an ignored row) stays 0 even when the mean divides by 0

@@ -45,6 +45,10 @@ class Flow:
     #: the error scales ``(A, S)`` of the loss and of the gradient
     vsc: tuple[np.ndarray, np.ndarray] | None = None
     gsc: tuple[np.ndarray, np.ndarray] | None = None
+    #: the gradient that reaches each element of the formula's loss from the binding's output (the
+    #: cotangent or the mean's 1/N, through the weights and the last-axis mean); None: 1. Only policies
+    #: whose rounding depends on it read it (``log_grad_quotient``)
+    upstream: np.ndarray | None = None
 
     def formed(self, *ops: str) -> bool:
         """Whether the loss is one of ``ops`` formed by its own formula (not through probabilities)."""
