@@ -11,7 +11,9 @@ per binding; ``--fuzz`` runs a campaign; HypoFuzz runs long ones (docs/fuzzing.m
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from . import conditions
 from .problem import CATEGORICAL_OPS, Problem, round_to
@@ -25,6 +27,39 @@ IGNORE = -100
 
 #: the ops whose problems the fuzzer draws (linear_ce's X and W are not drawn yet)
 OPS = ("softmax_ce", "categorical_ce", "sigmoid_bce", "bce", "nll")
+
+
+#: the Hypothesis settings profile of the fuzz target (registered by the run, read where the test is defined)
+PROFILE = "xentcheck-fuzz"
+#: the health checks the fuzz target suppresses: draws are slow (a framework call each) and filtered by the
+#: capabilities. Not nested_given: HypoFuzz refuses a test that suppresses it.
+SUPPRESSED = [h for h in HealthCheck if h.name != "nested_given"]
+
+
+def register_profile(campaign: bool, draws: int) -> None:
+    """Register the fuzz target's settings profile (not loaded: only the fuzz target uses it).
+    ``campaign``: random draws kept in Hypothesis's default example database (what HypoFuzz requires);
+    otherwise ``draws`` derandomised draws, no database (the default run's fixed slice)."""
+    if campaign:
+        settings.register_profile(PROFILE, max_examples=draws, deadline=None, suppress_health_check=SUPPRESSED)
+    else:
+        settings.register_profile(
+            PROFILE,
+            derandomize=True,
+            database=None,
+            max_examples=draws,
+            deadline=None,
+            suppress_health_check=SUPPRESSED,
+        )
+
+
+def profile() -> settings:
+    """The registered fuzz profile (the derandomised slice's when the run registered none)."""
+    try:
+        return settings.get_profile(PROFILE)
+    except InvalidArgument:
+        register_profile(False, 2)
+        return settings.get_profile(PROFILE)
 
 
 def _largest(dtype: str) -> float:

@@ -101,6 +101,8 @@ class Writer:
     redact_cases: frozenset[str] = frozenset()
     #: registry entries the fuzz slice's draws showed (the fuzz layer writes no record): for the audit
     fuzz_fired: set[str] = field(default_factory=set)
+    #: each fuzz item's tally document (xentcheck.fuzz_tally): merged into the results' fuzz section
+    fuzz_tallies: list[dict] = field(default_factory=list)
     journal: Journal = field(init=False)
 
     def __post_init__(self) -> None:
