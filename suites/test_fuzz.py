@@ -78,11 +78,11 @@ def test_fuzz(fuzz_binding, data) -> None:
     started = time.perf_counter()
     for check in ("value", "grad") if caps.grad else ("value",):
         rec = xs.judge.check(adapter, binding, p, check)
-        t.add(check, rec.outcome, rec.expectation)
+        t.add(rec.outcome, rec.expectation)
         if rec.outcome in ("fail", "error"):
             key = fuzz.finding_key(name, check, p)
             repro = fuzz.repro_line(p)
-            t.find(key, check, rec.outcome, rec.reason or "", repro, int(p.x.size))
+            tally.find(t, key, check, rec.outcome, rec.reason or "", repro, int(p.x.size))
             found.append(f"finding {key}: {rec.outcome}: {rec.reason} | draw: {repro}")
     tally.draw(t, started, time.perf_counter())
     tally.flush()
