@@ -165,9 +165,21 @@ def finding_key(binding: str, check: str, problem: Problem) -> tuple:
 
 
 def repro_line(problem: Problem) -> str:
-    """The draw as a NumPy literal, for the finding's repro."""
+    """The draw as a Python expression that rebuilds it: ``Problem(...)`` with every field the fuzzer
+    sets (arrays as ``np.array`` literals; evaluate it with ``nan`` and ``inf`` bound to NumPy's, e.g.
+    ``from numpy import nan, inf``)."""
+
+    def arr(a):
+        if a is None:
+            return "None"
+        if a.size == 0:  # a list literal loses an empty array's shape
+            return f"np.zeros({a.shape!r}, dtype={str(a.dtype)!r})"
+        return f"np.array({a.tolist()!r})"
+
     return (
-        f"op={problem.op!r} dtype={problem.dtype!r} reduction={problem.reduction!r} "
-        f"x=np.array({problem.x.tolist()!r}) target=np.array({problem.target.tolist()!r}) "
-        f"options={sorted(problem.options_used())}"
+        f"Problem(case='fuzz', op={problem.op!r}, dtype={problem.dtype!r}, reduction={problem.reduction!r}, "
+        f"target_kind={problem.target_kind!r}, x={arr(problem.x)}, target={arr(problem.target)}, "
+        f"class_weight={arr(problem.class_weight)}, sample_weight={arr(problem.sample_weight)}, "
+        f"ignore_index={problem.ignore_index!r}, label_smoothing={problem.label_smoothing!r}, "
+        f"channels_first={problem.channels_first!r})"
     )
