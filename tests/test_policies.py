@@ -78,6 +78,25 @@ def test_ignored_row_nan_grad():
     assert np.all(np.isnan(g[0])) and np.array_equal(g[1], [0.5, -0.5])  # 0 * inf there; the others exact
 
 
+def test_ignored_row_undefined_nan_grad():
+    x = [[np.inf, 0.0], [-np.inf, 0.0], [-np.inf, -np.inf], [np.nan, 0.0], [0.0, 0.0]]
+    p = _problem("softmax_ce", x, [-100, -100, -100, -100, 1], "index", ignore_index=-100)
+    g = _ev(p, ignored_row_undefined_nan_grad=True).grad
+    assert np.all(np.isnan(g[[0, 2, 3]]))  # +inf, every logit -inf, NaN: the row's log-softmax is NaN
+    assert np.array_equal(g[1], [0.0, 0.0])  # a -inf logit under a finite maximum: defined, so 0
+    assert np.array_equal(g[4], [0.5, -0.5])  # the counted row: softmax [1/2, 1/2] minus the one-hot
+
+
+def test_sample_weight_trailing_broadcast():
+    # N = 2 examples, d1 = 2 positions, 2 classes of equal logits: every element's loss is log 2
+    p = _problem("softmax_ce", np.zeros((2, 2, 2)), np.zeros((2, 2), int), "index", sample_weight=np.array([1.0, 3.0]))
+    log2 = math.log(2.0)
+    assert np.allclose(_ev(p).value, [[log2, log2], [3 * log2, 3 * log2]])  # example i weighted by w[i]
+    assert np.allclose(_ev(p, sample_weight_trailing_broadcast=True).value, [[log2, 3 * log2], [log2, 3 * log2]])
+    q = _problem("softmax_ce", np.zeros((2, 3, 2)), np.zeros((2, 3), int), "index", sample_weight=np.array([1.0, 3.0]))
+    assert np.array_equal(_ev(q, sample_weight_trailing_broadcast=True).value, _ev(q).value)  # d1 != N: no change
+
+
 def test_inf_logit_nan():
     p = _problem("softmax_ce", [[np.inf, 1.0, 2.0]], [1], "index")
     limit = _ev(p)

@@ -265,6 +265,25 @@ def per_example_weight_misaligned(p: Problem) -> bool:
     return w is not None and w.ndim == 1 and len(loss) >= 2 and w.shape[0] != 1 and loss[-1] not in (1, w.shape[0])
 
 
+def per_example_weight_along_last_axis(p: Problem) -> bool:
+    """A per-example sample weight, shape (N,) with N > 1, against a loss with spatial axes whose last
+    axis is N too, (N, ..., N): multiplied as it is, without expanding it to (N, 1, ...), it broadcasts
+    along that last axis, weighting positions instead of examples (no error to tell)."""
+    w = p.sample_weight
+    loss = p.x.shape[:-1]
+    return w is not None and w.ndim == 1 and len(loss) >= 2 and w.shape[0] > 1 and loss[-1] == w.shape[0]
+
+
+def ignored_row_log_softmax_undefined(p: Problem) -> bool:
+    """``softmax_ce``: an ignored row whose log-softmax is NaN: it holds a NaN or a +inf logit, or every
+    logit is -inf (the row contributes nothing, but a log-softmax taken before the row is masked is NaN)."""
+    if p.op != "softmax_ce" or p.ignore_index is None or p.x.size == 0 or p.malformed is not None:
+        return False
+    x = np.asarray(p.x)
+    undefined = np.any(np.isnan(x) | (x == np.inf), axis=-1) | np.all(x == -np.inf, axis=-1)
+    return bool(np.any(undefined & p.ignored_rows()))
+
+
 def _property(f: Callable, kind: type, values: tuple[str, ...] = (), many: bool = False) -> Property:
     return Property(f.__name__, " ".join((f.__doc__ or "").split()), f, kind, values, many)
 
@@ -301,6 +320,8 @@ PROPERTIES: dict[str, Property] = {
         _property(where_excludes_target_mass, bool),
         _property(where_empty_row, bool),
         _property(per_example_weight_misaligned, bool),
+        _property(per_example_weight_along_last_axis, bool),
+        _property(ignored_row_log_softmax_undefined, bool),
     )
 }
 
