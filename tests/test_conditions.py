@@ -257,3 +257,10 @@ def test_ignored_row_log_softmax_undefined():
     assert not c.ignored_row_log_softmax_undefined(
         replace(ignored_row([INF, 0.0]), ignore_index=None, target=np.array([0, 1]))
     )
+
+
+def test_has_near_largest():
+    assert c.has_near_largest(_p([[40000.0, 0.0]], [0], dtype="float16"))  # 40000 >= 65504 / 16
+    assert not c.has_near_largest(_p([[40000.0, 0.0]], [0], dtype="float32"))  # small for float32
+    assert not c.has_near_largest(_p([[INF, 0.0]], [0], dtype="float16"))  # not finite
+    assert c.has_near_largest(_p([[-3e38, 0.0]], [0], dtype="float32"))

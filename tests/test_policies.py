@@ -196,6 +196,15 @@ def test_smoothing_last_axis():
     np.testing.assert_allclose(_ev(p, smoothing_last_axis=True).value, [[1.15 * math.log(3)] * 2], rtol=1e-15)
 
 
+def test_sum_in_dtype():
+    p = _problem("nll", [[-40000.0], [-40000.0]], [0, 0], "index", dtype="float16", reduction="mean")
+    assert _ev(p).value == 40000.0  # the mean is finite in float16 (largest 65504)
+    assert _ev(p, sum_in_dtype=True).value == np.inf  # the sum, 80000, is not
+    q = _problem("sigmoid_bce", [[-3e38, -3e38]], [[1.0, 1.0]], "binary", dtype="float32")
+    assert _ev(q, mean_last_axis=True).value[0] == pytest.approx(3e38)  # softplus(3e38) = 3e38, averaged
+    assert _ev(q, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf  # 6e38 overflows float32
+
+
 def test_upcast_half():
     # float16 bce at p = t = 0 under the 1e-12 floor: 1e-12 is 0 in float16 (0 / 0), not in float32 (0 / 1e-12)
     p = _problem("bce", [[0.0]], [[0.0]], "binary", dtype="float16", reduction="sum")

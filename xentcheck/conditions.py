@@ -284,6 +284,23 @@ def ignored_row_log_softmax_undefined(p: Problem) -> bool:
     return bool(np.any(undefined & p.ignored_rows()))
 
 
+#: the largest finite value of each dtype
+_LARGEST = {
+    "float16": 65504.0,
+    "bfloat16": 3.3895313892515355e38,
+    "float32": 3.4028234663852886e38,
+    "float64": 1.7976931348623157e308,
+}
+
+
+def has_near_largest(p: Problem) -> bool:
+    """A finite input element of magnitude at least 1/16 of the dtype's largest finite value: a handful
+    of losses that size overflow a sum held in the dtype, though their mean is finite."""
+    x = np.asarray(p.x, dtype=np.float64)
+    big = _LARGEST.get(p.dtype, _LARGEST["float64"]) / 16
+    return bool(np.any(np.isfinite(x) & (np.abs(x) >= big)))
+
+
 def _property(f: Callable, kind: type, values: tuple[str, ...] = (), many: bool = False) -> Property:
     return Property(f.__name__, " ".join((f.__doc__ or "").split()), f, kind, values, many)
 
@@ -322,6 +339,7 @@ PROPERTIES: dict[str, Property] = {
         _property(per_example_weight_misaligned, bool),
         _property(per_example_weight_along_last_axis, bool),
         _property(ignored_row_log_softmax_undefined, bool),
+        _property(has_near_largest, bool),
     )
 }
 
