@@ -337,6 +337,10 @@ def test_zero_logit_grad_one_minus_target():
     np.testing.assert_allclose(
         _ev(p, zero_logit_grad_one_minus_target=True).grad, [[0.75, 0.75, s1 - 0.25]], rtol=1e-12
     )
+    # float16 is computed in float32, where its subnormals (here 2^-24) are normal: only the exact 0 is a kink
+    h = _problem("sigmoid_bce", [[0.0, 2.0**-24]], [[0.25, 0.25]], "soft", dtype="float16")
+    s24 = 1 / (1 + math.exp(-(2.0**-24)))
+    np.testing.assert_allclose(_ev(h, zero_logit_grad_one_minus_target=True).grad, [[0.75, s24 - 0.25]], rtol=1e-12)
 
 
 def test_empty_mean_nan_grad():
