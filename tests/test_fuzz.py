@@ -117,3 +117,18 @@ def test_the_repro_rebuilds_the_draw(p):
         p.label_smoothing,
         p.channels_first,
     )
+
+
+def test_a_shared_database_folder_becomes_the_campaigns_default(tmp_path):
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    before = settings._current_profile
+    try:
+        fuzz.register_profile(True, 10, str(tmp_path / "db"))
+        shared = DirectoryBasedExampleDatabase(str(tmp_path / "db"))
+        # HypoFuzz fuzzes a test only when its database is the default one: both are the shared folder
+        assert settings().database == shared and fuzz.profile().database == shared
+        assert not fuzz.profile().derandomize
+    finally:
+        settings.load_profile(before)
+        fuzz.register_profile(False, 2)

@@ -36,11 +36,25 @@ PROFILE = "xentcheck-fuzz"
 SUPPRESSED = [h for h in HealthCheck if h.name != "nested_given"]
 
 
-def register_profile(campaign: bool, draws: int) -> None:
+#: the environment variable naming a shared example database folder for campaigns on several machines
+DATABASE_ENV = "XENTCHECK_FUZZ_DATABASE"
+#: the settings profile loaded as Hypothesis's default when a shared database is named (HypoFuzz requires a
+#: fuzz target's database to be the default one)
+SHARED_PROFILE = "xentcheck-fuzz-shared-database"
+
+
+def register_profile(campaign: bool, draws: int, database: str | None = None) -> None:
     """Register the fuzz target's settings profile (not loaded: only the fuzz target uses it).
     ``campaign``: random draws kept in Hypothesis's default example database (what HypoFuzz requires);
-    otherwise ``draws`` derandomised draws, no database (the default run's fixed slice)."""
+    otherwise ``draws`` derandomised draws, no database (the default run's fixed slice). ``database``: a
+    folder shared by several machines' campaigns (a network share): it becomes Hypothesis's default
+    database too, so HypoFuzz accepts it, and every machine replays and extends the others' corpus."""
     if campaign:
+        if database:
+            from hypothesis.database import DirectoryBasedExampleDatabase
+
+            settings.register_profile(SHARED_PROFILE, database=DirectoryBasedExampleDatabase(database))
+            settings.load_profile(SHARED_PROFILE)
         settings.register_profile(PROFILE, max_examples=draws, deadline=None, suppress_health_check=SUPPRESSED)
     else:
         settings.register_profile(

@@ -10,6 +10,8 @@ the conformance suite is collected, so ``pytest tests`` (the harness self-tests)
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from xentcheck import fuzz
@@ -55,7 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
         count = int(worker.get("workercount", 1))
         threads.apply(max(1, threads.available() // count), pin=False)
     # the fuzz target's Hypothesis settings (suites/test_fuzz.py reads them when it is imported, after this)
-    fuzz.register_profile(options.fuzz, options.relation_examples)
+    fuzz.register_profile(options.fuzz, options.relation_examples, os.environ.get(fuzz.DATABASE_ENV))
     xs = XentSession(options, ["pytest", *config.invocation_params.args])
     config.stash[_KEY] = xs
     redact = frozenset()
