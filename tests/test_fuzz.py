@@ -98,14 +98,18 @@ def test_the_honest_fake_has_no_finding():
 
 
 @SETTINGS
-@given(fuzz.problems(replace(CAPS, options=frozenset(fuzz.FUZZ_OPTIONS)), frozenset({"float16", "float64"})))
+@given(
+    fuzz.problems(
+        replace(CAPS, options=frozenset(fuzz.FUZZ_OPTIONS + fuzz.LATE_OPTIONS)), frozenset({"float16", "float64"})
+    )
+)
 def test_the_repro_rebuilds_the_draw(p):
     from numpy import inf, nan  # noqa: F401  (names the repro expression uses)
 
     from xentcheck.problem import Problem  # noqa: F401
 
     q = eval(fuzz.repro_line(p))
-    for name in ("x", "target", "class_weight", "sample_weight"):
+    for name in ("x", "target", "class_weight", "sample_weight", "pos_weight", "where"):
         a, b = getattr(p, name), getattr(q, name)
         assert (a is None and b is None) or np.array_equal(a, b, equal_nan=True), name
     assert (q.op, q.dtype, q.reduction, q.target_kind, q.ignore_index, q.label_smoothing, q.channels_first) == (

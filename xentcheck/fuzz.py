@@ -19,9 +19,11 @@ from . import conditions
 from .problem import CATEGORICAL_OPS, Problem, round_to
 from .protocol import Capabilities
 
-#: the options the generator draws (where= and pos_weight need more structure than a fuzz draw: they are
-#: the catalog's and the interaction cases' job)
+#: the options the generator draws for every binding that declares them (pos_weight and where= are drawn
+#: after these, only for the bindings that declare them, so the others' derandomised draws stay as they were)
 FUZZ_OPTIONS = ("class_weight", "sample_weight", "ignore_index", "label_smoothing", "spatial", "channels_first")
+#: drawn after FUZZ_OPTIONS: a per-class positive weight (binary ops) and optax's where= mask (softmax_ce)
+LATE_OPTIONS = ("pos_weight", "where")
 IGNORE = -100
 
 
@@ -114,6 +116,7 @@ def problems(draw, caps: Capabilities, dtypes: frozenset[str]) -> Problem:
     kind = draw(st.sampled_from(sorted(caps.targets)))
     reduction = draw(st.sampled_from(sorted(caps.reductions)))
     on = {o for o in sorted(set(caps.options) & set(FUZZ_OPTIONS)) if draw(st.booleans())}
+    on |= {o for o in sorted(set(caps.options) & set(LATE_OPTIONS)) if draw(st.booleans())}
     categorical = op in CATEGORICAL_OPS
     if kind != "index":
         on.discard("ignore_index")
@@ -152,6 +155,9 @@ def problems(draw, caps: Capabilities, dtypes: frozenset[str]) -> Problem:
         target = rng.dirichlet(np.ones(c), size=shape[:-1]) if categorical else rng.random(shape)
         target = round_to(target, dtype)
     cw = round_to(rng.uniform(0.25, 2.0, size=c), dtype) if "class_weight" in on else None
+    pw = round_to(rng.uniform(0.25, 4.0, size=shape[-1]), dtype) if "pos_weight" in on and not categorical else None
+    # where=: most classes take part; now and then a row with none (it contributes nothing)
+    where = (rng.random(shape) < 0.8) if "where" in on and op == "softmax_ce" else None
     sw = round_to(rng.uniform(0.25, 2.0, size=n), dtype) if "sample_weight" in on else None
     return Problem(
         case="fuzz",
@@ -163,6 +169,8 @@ def problems(draw, caps: Capabilities, dtypes: frozenset[str]) -> Problem:
         reduction=reduction,
         class_weight=cw,
         sample_weight=sw,
+        pos_weight=pw,
+        where=where,
         ignore_index=IGNORE if "ignore_index" in on else None,
         label_smoothing=0.1 if "label_smoothing" in on else 0.0,
         category="fuzz",
@@ -194,6 +202,7 @@ def repro_line(problem: Problem) -> str:
         f"Problem(case='fuzz', op={problem.op!r}, dtype={problem.dtype!r}, reduction={problem.reduction!r}, "
         f"target_kind={problem.target_kind!r}, x={arr(problem.x)}, target={arr(problem.target)}, "
         f"class_weight={arr(problem.class_weight)}, sample_weight={arr(problem.sample_weight)}, "
+        f"pos_weight={arr(problem.pos_weight)}, where={arr(problem.where)}, "
         f"ignore_index={problem.ignore_index!r}, label_smoothing={problem.label_smoothing!r}, "
         f"channels_first={problem.channels_first!r})"
     )
