@@ -107,6 +107,10 @@ def test_inf_logit_nan():
     assert mass.value[0] == np.inf and np.all(np.isnan(mass.grad))
     at = _ev(p, inf_logit_nan="at_class")
     assert at.value[0] == np.inf and np.isnan(at.grad[0, 0]) and np.array_equal(at.grad[0, 1:], [-1.0, 0.0])
+    # where= excludes class 2: it takes no part, so its gradient stays 0 while the rest of the row is NaN
+    masked = _problem("softmax_ce", [[np.inf, 1.0, 2.0]], [1], "index", where=np.array([[True, True, False]]))
+    g = _ev(masked, inf_logit_nan="row").grad
+    assert np.all(np.isnan(g[0, :2])) and g[0, 2] == 0.0
 
 
 def test_labels_in_dtype():
