@@ -264,3 +264,11 @@ def test_has_near_largest():
     assert not c.has_near_largest(_p([[40000.0, 0.0]], [0], dtype="float32"))  # small for float32
     assert not c.has_near_largest(_p([[INF, 0.0]], [0], dtype="float16"))  # not finite
     assert c.has_near_largest(_p([[-3e38, 0.0]], [0], dtype="float32"))
+
+
+def test_nan_off_target_mass():
+    probs = [[np.nan, 0.5, 0.5], [0.25, 0.25, 0.5]]
+    assert c.nan_off_target_mass(_p(probs, [1, 2], op="categorical_ce"))
+    assert not c.nan_off_target_mass(_p(probs, [0, 2], op="categorical_ce"))  # the NaN is where the target is
+    assert not c.nan_off_target_mass(_p(probs, [-100, 2], op="categorical_ce", ignore_index=-100))  # row ignored
+    assert not c.nan_off_target_mass(_p(probs, [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], op="bce", kind="soft"))

@@ -200,6 +200,14 @@ def test_smoothing_last_axis():
     np.testing.assert_allclose(_ev(p, smoothing_last_axis=True).value, [[1.15 * math.log(3)] * 2], rtol=1e-15)
 
 
+def test_off_target_nan_propagates():
+    # row 0: NaN at class 0, target class 1 (p = 0.5): -log 0.5 in the mathematics, NaN when every class is read
+    p = _problem("categorical_ce", [[np.nan, 0.5, 0.5], [0.25, 0.25, 0.5]], [1, 2], "index")
+    np.testing.assert_allclose(_ev(p).value, [math.log(2.0), math.log(2.0)], rtol=1e-12)
+    v = _ev(p, off_target_nan_propagates=True).value
+    assert np.isnan(v[0]) and v[1] == pytest.approx(math.log(2.0))
+
+
 def test_sum_in_dtype():
     p = _problem("nll", [[-40000.0], [-40000.0]], [0, 0], "index", dtype="float16", reduction="mean")
     assert _ev(p).value == 40000.0  # the mean is finite in float16 (largest 65504)

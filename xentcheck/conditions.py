@@ -284,6 +284,14 @@ def ignored_row_log_softmax_undefined(p: Problem) -> bool:
     return bool(np.any(undefined & p.ignored_rows()))
 
 
+def nan_off_target_mass(p: Problem) -> bool:
+    """Categorical ops: a NaN input in a counted row at a class where the target has no mass (the loss,
+    a sum over the classes with target mass, does not read it)."""
+    if p.op not in CATEGORICAL_OPS or p.malformed is not None or p.x.size == 0:
+        return False
+    return bool(np.any(np.isnan(p.x) & (p.dense_target() == 0) & _counted(p)[..., None]))
+
+
 #: the largest finite value of each dtype
 _LARGEST = {
     "float16": 65504.0,
@@ -340,6 +348,7 @@ PROPERTIES: dict[str, Property] = {
         _property(per_example_weight_along_last_axis, bool),
         _property(ignored_row_log_softmax_undefined, bool),
         _property(has_near_largest, bool),
+        _property(nan_off_target_mass, bool),
     )
 }
 
