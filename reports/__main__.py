@@ -1,7 +1,9 @@
 """Command line for results files (no framework is imported).
 
 python -m reports build RESULTS.json [...] -o report.html   rebuild the HTML report (several files: one
-                                                            comparison, oldest first)
+                                                            comparison, oldest first); fuzz campaign files
+                                                            or folders (results/fuzz/) among them are merged
+                                                            into the last results file's fuzz section
 python -m reports diff OLD.json NEW.json                     print what changed; exit 1 on a regression
 python -m reports recover JOURNAL.partial.jsonl -o R.json    a results file, marked incomplete, from the
                                                             journal of a run that did not finish
@@ -17,9 +19,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 from xentcheck.bench import stats
+from xentcheck.fuzz_tally import TallyError, is_tally, read_tally
 from xentcheck.journal import JournalError, recover_lines
+from xentcheck.records import FuzzSection, Results
 from xentcheck.results import ResultsError, dumps, load, write_atomic
 
 from .diff import Thresholds, diff, lines
@@ -32,7 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{build,diff,recover,wandb,show}")
     build = sub.add_parser("build", help="build the HTML report from one or more results files")
-    build.add_argument("results", nargs="+", help="results JSON files written by a run")
+    build.add_argument(
+        "results",
+        nargs="+",
+        help="results JSON files written by a run, and fuzz tally files or folders (a campaign's results/fuzz/, "
+        "from any number of processes and machines), merged into the last results file's fuzz section",
+    )
     build.add_argument("-o", "--output", default="results/report.html", help="where to write the HTML page")
     cmp = sub.add_parser(
         "diff",
@@ -139,6 +149,22 @@ def _show(args) -> int:
     return 0
 
 
+def _with_fuzz(paths: list[str]) -> list[Results]:
+    """The results files among ``paths``, the last one carrying its own fuzz section merged with every
+    fuzz tally file or folder among them (several processes' and machines' campaigns: one section)."""
+    tallies = [read_tally(p) for p in paths if is_tally(p)]
+    docs = [load(p) for p in paths if not is_tally(p)]
+    if not docs:
+        raise ResultsError(
+            "no results file among the arguments: a report needs one (a run's results.json) to attach "
+            "the fuzz tallies to, e.g. python -m reports build results/results.json results/fuzz"
+        )
+    if tallies:
+        last = docs[-1]
+        docs[-1] = replace(last, fuzz=FuzzSection.merged(([last.fuzz] if last.fuzz else []) + tallies))
+    return docs
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "show":
@@ -148,9 +174,11 @@ def main(argv: list[str] | None = None) -> int:
             doc, skipped = recover_lines(args.journal)
             for line in skipped:  # every well-formed record is kept; these are the lines that were not
                 print(f"warning: {args.journal}: skipped {line}", file=sys.stderr)
+        elif args.command == "build":
+            docs = _with_fuzz(args.results)
         else:
             docs = [load(p) for p in ([args.old, args.new] if args.command == "diff" else args.results)]
-    except (ResultsError, JournalError) as e:
+    except (ResultsError, JournalError, TallyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.command == "wandb":
@@ -174,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "recover":
         text, what = dumps(doc), "results (marked incomplete)"
     else:
-        for path, doc in zip(args.results, docs, strict=True):
+        for path, doc in zip([p for p in args.results if not is_tally(p)], docs, strict=True):
             if doc.complete is False:
                 print(
                     f"warning: {path} is an incomplete run ({doc.incomplete['reason']}); the report marks it",

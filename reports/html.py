@@ -23,7 +23,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from xentcheck.records import CheckRecord, Results
+from xentcheck.records import CheckRecord, FuzzSection, Results
 
 from .agreement import agreement
 from .charts import library, speed_charts, stability_charts
@@ -313,6 +313,7 @@ def render(docs: list[Results]) -> str:
             coverage=coverage_view(docs),
             pairs=interactions_view(docs),
             errors=error_table(docs),
+            fuzz=FuzzSection.merged([d.fuzz for d in docs if d.fuzz]) if any(d.fuzz for d in docs) else None,
             findings=cards,
             stale=stale,
             unused=[u for d in docs for u in d.expectations["unused"]],

@@ -1,69 +1,90 @@
 """The fuzzer (xentcheck/fuzz.py) in the run: per binding, Hypothesis draws whole problems within its
 declared capabilities, biased toward special values (zeros, signed zeros, subnormals, the largest
 finite values, +-inf, NaN, empty batches), and judges the value and gradient of each draw as the
-catalog's checks are judged (the oracle, the registry's conditions on the input). A draw that fails or
-errs is shrunk to a minimal example and reported with its finding key (binding, check, the properties
-of the input that hold) and a repro line. The default run draws a fixed, derandomised few per binding
-(--fuzz-examples, default 2); --fuzz runs a campaign (200 draws, Hypothesis's example database);
-long campaigns run under HypoFuzz (docs/fuzzing.md). Ids read ``framework-binding``."""
+catalog's checks are judged (the oracle, the registry's conditions on the input). Findings are grouped
+by their finding key (binding, check, the properties of the input that hold), each with a repro line.
 
-import json
+The default run draws a fixed, derandomised few per binding (--relation-examples, default 2): a finding
+fails the item and Hypothesis shrinks it. ``--fuzz`` runs a campaign (random draws, Hypothesis's example
+database): a finding is recorded and the draws go on, since one binding often shows several behaviours
+and HypoFuzz stops fuzzing a target at its first failure; the item fails at its end if it found
+anything. Each test is a plain ``@given`` test, so HypoFuzz runs the same items as fuzz targets
+(``./run fuzz``, docs/fuzzing.md). What each binding saw (draws, seconds, outcomes, the registry entries
+that fired, the findings) goes into the results file's ``fuzz`` section, and under ``--fuzz`` also into
+a file per process under ``<results folder>/fuzz/`` that ``python -m reports build`` merges.
+Ids read ``framework-binding``."""
+
+from __future__ import annotations
+
+import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
+from hypothesis import strategies as st
 
 from suites.plugin import session_of
-from suites.plugin.hooks import FUZZ_KEY
+from suites.plugin.fuzzing import tally_of
 from xentcheck import fuzz
 
-#: draws per binding in the default run (derandomised: the same draws every run), and under --fuzz
-DEFAULT_DRAWS, CAMPAIGN_DRAWS = 2, 200
+
+def _skip_reason(xs, fw: str, binding) -> str | None:
+    caps = binding.caps
+    if not (frozenset(xs.options.dtypes_for(fw, sorted(caps.dtypes))) & caps.dtypes) or not caps.targets:
+        return "no dtype, target kind or reduction of the run's to draw"
+    if not caps.reductions:
+        return "no dtype, target kind or reduction of the run's to draw"
+    if caps.op not in fuzz.OPS:
+        return (
+            f"the fuzzer draws logits or probabilities; op {caps.op}'s hidden states and classifier are "
+            f"not drawn yet (its catalog cases, interactions and relations check it)"
+        )
+    return None
+
+
+#: the config of the run that collected this module. The test takes no fixture, not even pytestconfig:
+#: HypoFuzz tears a target's fixtures down at every switch between targets and cannot set them up again
+_RUN: list[pytest.Config] = []
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fuzz_binding" in metafunc.fixturenames:
+        _RUN[:] = [metafunc.config]
         xs = session_of(metafunc.config)
-        specs = [(fw, name) for fw in xs.load_adapters() if xs.options.all_layers(fw) for name in xs.bindings(fw)]
-        metafunc.parametrize("fuzz_binding", specs, ids=["-".join(s) for s in specs])
+        params = []
+        for fw in xs.load_adapters():
+            if not xs.options.all_layers(fw):
+                continue
+            for name, binding in xs.bindings(fw).items():
+                reason = _skip_reason(xs, fw, binding)
+                marks = [pytest.mark.skip(reason=reason)] if reason else []
+                params.append(pytest.param((fw, name), id=f"{fw}-{name}", marks=marks))
+        metafunc.parametrize("fuzz_binding", params)
 
 
-def test_fuzz(fuzz_binding, request: pytest.FixtureRequest) -> None:
-    xs = session_of(request.config)
+@fuzz.profile()
+@given(data=st.data())
+def test_fuzz(fuzz_binding, data) -> None:
+    config = _RUN[0]
+    xs = session_of(config)
     fw, name = fuzz_binding
+    tally = tally_of(config)
     binding, adapter = xs.bindings(fw)[name], xs.adapters[fw]
     caps = binding.caps
     dtypes = frozenset(xs.options.dtypes_for(fw, sorted(caps.dtypes))) & caps.dtypes
-    if not dtypes or not caps.targets or not caps.reductions:
-        pytest.skip("no dtype, target kind or reduction of the run's to draw")
-    if caps.op not in fuzz.OPS:
-        pytest.skip(
-            f"the fuzzer draws logits or probabilities; op {caps.op}'s hidden states and classifier are "
-            f"not drawn yet (its catalog cases, interactions and relations check it)"
-        )
+    p = data.draw(fuzz.problems(caps, dtypes), label="problem")
+    t = tally.binding(fw, name, caps.op)
     campaign = bool(xs.options.fuzz)
-    checks = ("value", "grad") if caps.grad else ("value",)
-
-    @settings(
-        derandomize=not campaign,
-        max_examples=CAMPAIGN_DRAWS if campaign else DEFAULT_DRAWS,
-        deadline=None,
-        database=settings.default.database if campaign else None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(fuzz.problems(caps, dtypes))
-    def draw(p):
-        for check in checks:
-            rec = xs.judge.check(adapter, binding, p, check)
-            if rec.outcome == "deviation" and rec.expectation:
-                fired.update(rec.expectation.split("+"))
-            if rec.outcome in ("fail", "error"):
-                raise AssertionError(
-                    f"finding {fuzz.finding_key(name, check, p)}: {rec.outcome}: {rec.reason} "
-                    f"| draw: {fuzz.repro_line(p)}"
-                )
-
-    fired: set[str] = set()
-    try:
-        draw()
-    finally:  # the entries the draws showed count for the registry audit (this layer writes no record)
-        request.node.user_properties.append((FUZZ_KEY, json.dumps(sorted(fired))))
+    found = []
+    started = time.perf_counter()
+    for check in ("value", "grad") if caps.grad else ("value",):
+        rec = xs.judge.check(adapter, binding, p, check)
+        t.add(rec.outcome, rec.expectation)
+        if rec.outcome in ("fail", "error"):
+            key = fuzz.finding_key(name, check, p)
+            repro = fuzz.repro_line(p)
+            tally.find(t, key, check, rec.outcome, rec.reason or "", repro, int(p.x.size))
+            found.append(f"finding {key}: {rec.outcome}: {rec.reason} | draw: {repro}")
+    tally.draw(t, started, time.perf_counter())
+    tally.flush()
+    if found and not campaign:
+        raise AssertionError("\n".join(found))

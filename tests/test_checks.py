@@ -308,3 +308,18 @@ def test_a_documented_exception_that_stops_fails_the_check(tmp_path):
     reg = _registry(tmp_path, '{ raises = "RuntimeError" }')
     rec = _run(HONEST, "random_index", registry=reg)
     assert rec.outcome == "fail" and "no longer happens" in rec.reason
+
+
+def test_a_documented_number_past_the_dtypes_range_is_the_inf_the_binding_returns():
+    # torch's BCE backward with its floored denominator gives (q - t) / floor: in float16 a number past
+    # 65504 is returned as inf, as the mathematics' own -1/q there: the two cannot be told apart
+    from xentcheck.reference import Evaluation
+    from xentcheck.verdict import documented_differs
+
+    scale = (np.array([1e5]), np.array([1e5]))
+    math = Evaluation(np.array([1.0]), np.array([-np.inf]), scale, scale)
+    floored = Evaluation(np.array([1.0]), np.array([-133158.0]), scale, scale)  # past float16's 65504
+    assert not documented_differs(floored, math, "grad", "float16")
+    assert documented_differs(floored, math, "grad", "float32")  # float32 holds it: distinguishable
+    inside = Evaluation(np.array([1.0]), np.array([-1000.0]), scale, scale)
+    assert documented_differs(inside, math, "grad", "float16")

@@ -229,3 +229,46 @@ def test_per_example_weight_misaligned():
     assert not c.per_example_weight_misaligned(_p(np.zeros((0, 1, 5)), np.zeros((0, 1), int), sample_weight=np.ones(0)))
     assert c.per_example_weight_misaligned(_p(np.zeros((0, 2, 5)), np.zeros((0, 2), int), sample_weight=np.ones(0)))
     assert not c.per_example_weight_misaligned(_p(np.zeros((1, 2, 5)), np.zeros((1, 2), int), sample_weight=np.ones(1)))
+
+
+def test_per_example_weight_along_last_axis():
+    x = np.zeros((3, 3, 5))  # a loss of shape (3, 3): a weight of shape (3,) broadcasts along its last axis
+    assert c.per_example_weight_along_last_axis(_p(x, np.zeros((3, 3), int), sample_weight=np.ones(3)))
+    assert not c.per_example_weight_along_last_axis(_p(x, np.zeros((3, 3), int)))  # no weight
+    assert not c.per_example_weight_along_last_axis(
+        _p(np.zeros((4, 3, 5)), np.zeros((4, 3), int), sample_weight=np.ones(4))
+    )
+    assert not c.per_example_weight_along_last_axis(_p(np.zeros((3, 5)), np.zeros(3, int), sample_weight=np.ones(3)))
+    assert not c.per_example_weight_along_last_axis(
+        _p(np.zeros((1, 1, 5)), np.zeros((1, 1), int), sample_weight=np.ones(1))
+    )
+
+
+def test_ignored_row_log_softmax_undefined():
+    def ignored_row(row):
+        return _p([row, [0.0, 1.0]], [-100, 1], ignore_index=-100)
+
+    assert c.ignored_row_log_softmax_undefined(ignored_row([INF, 0.0]))
+    assert c.ignored_row_log_softmax_undefined(ignored_row([np.nan, 0.0]))
+    assert c.ignored_row_log_softmax_undefined(ignored_row([-INF, -INF]))
+    assert not c.ignored_row_log_softmax_undefined(ignored_row([-INF, 0.0]))  # a finite maximum: defined
+    counted = _p([[INF, 0.0], [0.0, 1.0]], [0, 1], ignore_index=-100)
+    assert not c.ignored_row_log_softmax_undefined(counted)  # the row with +inf is not ignored
+    assert not c.ignored_row_log_softmax_undefined(
+        replace(ignored_row([INF, 0.0]), ignore_index=None, target=np.array([0, 1]))
+    )
+
+
+def test_has_near_largest():
+    assert c.has_near_largest(_p([[40000.0, 0.0]], [0], dtype="float16"))  # 40000 >= 65504 / 16
+    assert not c.has_near_largest(_p([[40000.0, 0.0]], [0], dtype="float32"))  # small for float32
+    assert not c.has_near_largest(_p([[INF, 0.0]], [0], dtype="float16"))  # not finite
+    assert c.has_near_largest(_p([[-3e38, 0.0]], [0], dtype="float32"))
+
+
+def test_nan_off_target_mass():
+    probs = [[np.nan, 0.5, 0.5], [0.25, 0.25, 0.5]]
+    assert c.nan_off_target_mass(_p(probs, [1, 2], op="categorical_ce"))
+    assert not c.nan_off_target_mass(_p(probs, [0, 2], op="categorical_ce"))  # the NaN is where the target is
+    assert not c.nan_off_target_mass(_p(probs, [-100, 2], op="categorical_ce", ignore_index=-100))  # row ignored
+    assert not c.nan_off_target_mass(_p(probs, [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], op="bce", kind="soft"))

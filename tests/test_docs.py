@@ -61,6 +61,8 @@ def plan(cmd: str) -> tuple[list[list[str]], str]:
         args = shlex.split(cmd)
         collect = [str(ROOT / "run"), args[1], *_framework_free(args[2:]), "--collect-only", "-q"]
         return [collect], r"suites/test_\w+\.py: [1-9]"
+    if cmd.startswith("./run fuzz"):  # a campaign runs until stopped: its usage, without setting anything up
+        return [[str(ROOT / "run"), "fuzz", "--help"]], r"fuzz \[OPTS\] \[-- ARGS\]"
     if cmd.startswith(("./run matrix", "./run upgrade")):
         args = shlex.split(cmd)
         return [[str(ROOT / "run"), args[1], "--help"], ["TOX", *args[2:]]], r"usage: ./run COMMAND"

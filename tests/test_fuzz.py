@@ -95,3 +95,44 @@ def test_the_finding_key_names_the_properties_that_hold():
 def test_the_honest_fake_has_no_finding():
     # special values included: the oracle and a correct kernel agree on every draw
     assert _findings(HONEST, 60) == {}
+
+
+@SETTINGS
+@given(
+    fuzz.problems(
+        replace(CAPS, options=frozenset(fuzz.FUZZ_OPTIONS + fuzz.LATE_OPTIONS)), frozenset({"float16", "float64"})
+    )
+)
+def test_the_repro_rebuilds_the_draw(p):
+    from numpy import inf, nan  # noqa: F401  (names the repro expression uses)
+
+    from xentcheck.problem import Problem  # noqa: F401
+
+    q = eval(fuzz.repro_line(p))
+    for name in ("x", "target", "class_weight", "sample_weight", "pos_weight", "where"):
+        a, b = getattr(p, name), getattr(q, name)
+        assert (a is None and b is None) or np.array_equal(a, b, equal_nan=True), name
+    assert (q.op, q.dtype, q.reduction, q.target_kind, q.ignore_index, q.label_smoothing, q.channels_first) == (
+        p.op,
+        p.dtype,
+        p.reduction,
+        p.target_kind,
+        p.ignore_index,
+        p.label_smoothing,
+        p.channels_first,
+    )
+
+
+def test_a_shared_database_folder_becomes_the_campaigns_default(tmp_path):
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    before = settings._current_profile
+    try:
+        fuzz.register_profile(True, 10, str(tmp_path / "db"))
+        shared = DirectoryBasedExampleDatabase(str(tmp_path / "db"))
+        # HypoFuzz fuzzes a test only when its database is the default one: both are the shared folder
+        assert settings().database == shared and fuzz.profile().database == shared
+        assert not fuzz.profile().derandomize
+    finally:
+        settings.load_profile(before)
+        fuzz.register_profile(False, 2)

@@ -78,6 +78,25 @@ def test_ignored_row_nan_grad():
     assert np.all(np.isnan(g[0])) and np.array_equal(g[1], [0.5, -0.5])  # 0 * inf there; the others exact
 
 
+def test_ignored_row_undefined_nan_grad():
+    x = [[np.inf, 0.0], [-np.inf, 0.0], [-np.inf, -np.inf], [np.nan, 0.0], [0.0, 0.0]]
+    p = _problem("softmax_ce", x, [-100, -100, -100, -100, 1], "index", ignore_index=-100)
+    g = _ev(p, ignored_row_undefined_nan_grad=True).grad
+    assert np.all(np.isnan(g[[0, 2, 3]]))  # +inf, every logit -inf, NaN: the row's log-softmax is NaN
+    assert np.array_equal(g[1], [0.0, 0.0])  # a -inf logit under a finite maximum: defined, so 0
+    assert np.array_equal(g[4], [0.5, -0.5])  # the counted row: softmax [1/2, 1/2] minus the one-hot
+
+
+def test_sample_weight_trailing_broadcast():
+    # N = 2 examples, d1 = 2 positions, 2 classes of equal logits: every element's loss is log 2
+    p = _problem("softmax_ce", np.zeros((2, 2, 2)), np.zeros((2, 2), int), "index", sample_weight=np.array([1.0, 3.0]))
+    log2 = math.log(2.0)
+    assert np.allclose(_ev(p).value, [[log2, log2], [3 * log2, 3 * log2]])  # example i weighted by w[i]
+    assert np.allclose(_ev(p, sample_weight_trailing_broadcast=True).value, [[log2, 3 * log2], [log2, 3 * log2]])
+    q = _problem("softmax_ce", np.zeros((2, 3, 2)), np.zeros((2, 3), int), "index", sample_weight=np.array([1.0, 3.0]))
+    assert np.array_equal(_ev(q, sample_weight_trailing_broadcast=True).value, _ev(q).value)  # d1 != N: no change
+
+
 def test_inf_logit_nan():
     p = _problem("softmax_ce", [[np.inf, 1.0, 2.0]], [1], "index")
     limit = _ev(p)
@@ -88,6 +107,10 @@ def test_inf_logit_nan():
     assert mass.value[0] == np.inf and np.all(np.isnan(mass.grad))
     at = _ev(p, inf_logit_nan="at_class")
     assert at.value[0] == np.inf and np.isnan(at.grad[0, 0]) and np.array_equal(at.grad[0, 1:], [-1.0, 0.0])
+    # where= excludes class 2: it takes no part, so its gradient stays 0 while the rest of the row is NaN
+    masked = _problem("softmax_ce", [[np.inf, 1.0, 2.0]], [1], "index", where=np.array([[True, True, False]]))
+    g = _ev(masked, inf_logit_nan="row").grad
+    assert np.all(np.isnan(g[0, :2])) and g[0, 2] == 0.0
 
 
 def test_labels_in_dtype():
@@ -246,6 +269,23 @@ def test_smoothing_last_axis():
     np.testing.assert_allclose(_ev(p, smoothing_last_axis=True).value, [[1.15 * math.log(3)] * 2], rtol=1e-15)
 
 
+def test_off_target_nan_propagates():
+    # row 0: NaN at class 0, target class 1 (p = 0.5): -log 0.5 in the mathematics, NaN when every class is read
+    p = _problem("categorical_ce", [[np.nan, 0.5, 0.5], [0.25, 0.25, 0.5]], [1, 2], "index")
+    np.testing.assert_allclose(_ev(p).value, [math.log(2.0), math.log(2.0)], rtol=1e-12)
+    v = _ev(p, off_target_nan_propagates=True).value
+    assert np.isnan(v[0]) and v[1] == pytest.approx(math.log(2.0))
+
+
+def test_sum_in_dtype():
+    p = _problem("nll", [[-40000.0], [-40000.0]], [0, 0], "index", dtype="float16", reduction="mean")
+    assert _ev(p).value == 40000.0  # the mean is finite in float16 (largest 65504)
+    assert _ev(p, sum_in_dtype=True).value == np.inf  # the sum, 80000, is not
+    q = _problem("sigmoid_bce", [[-3e38, -3e38]], [[1.0, 1.0]], "binary", dtype="float32")
+    assert _ev(q, mean_last_axis=True).value[0] == pytest.approx(3e38)  # softplus(3e38) = 3e38, averaged
+    assert _ev(q, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf  # 6e38 overflows float32
+
+
 def test_upcast_half():
     # float16 bce at p = t = 0 under the 1e-12 floor: 1e-12 is 0 in float16 (0 / 0), not in float32 (0 / 1e-12)
     p = _problem("bce", [[0.0]], [[0.0]], "binary", dtype="float16", reduction="sum")
@@ -378,6 +418,10 @@ def test_zero_logit_grad_one_minus_target():
     np.testing.assert_allclose(
         _ev(p, zero_logit_grad_one_minus_target=True).grad, [[0.75, 0.75, s1 - 0.25]], rtol=1e-12
     )
+    # float16 is computed in float32, where its subnormals (here 2^-24) are normal: only the exact 0 is a kink
+    h = _problem("sigmoid_bce", [[0.0, 2.0**-24]], [[0.25, 0.25]], "soft", dtype="float16")
+    s24 = 1 / (1 + math.exp(-(2.0**-24)))
+    np.testing.assert_allclose(_ev(h, zero_logit_grad_one_minus_target=True).grad, [[0.75, s24 - 0.25]], rtol=1e-12)
 
 
 def test_empty_mean_nan_grad():

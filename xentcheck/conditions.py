@@ -265,6 +265,50 @@ def per_example_weight_misaligned(p: Problem) -> bool:
     return w is not None and w.ndim == 1 and len(loss) >= 2 and w.shape[0] != 1 and loss[-1] not in (1, w.shape[0])
 
 
+def per_example_weight_along_last_axis(p: Problem) -> bool:
+    """A per-example sample weight, shape (N,) with N > 1, against a loss with spatial axes whose last
+    axis is N too, (N, ..., N): multiplied as it is, without expanding it to (N, 1, ...), it broadcasts
+    along that last axis, weighting positions instead of examples (no error to tell)."""
+    w = p.sample_weight
+    loss = p.x.shape[:-1]
+    return w is not None and w.ndim == 1 and len(loss) >= 2 and w.shape[0] > 1 and loss[-1] == w.shape[0]
+
+
+def ignored_row_log_softmax_undefined(p: Problem) -> bool:
+    """``softmax_ce``: an ignored row whose log-softmax is NaN: it holds a NaN or a +inf logit, or every
+    logit is -inf (the row contributes nothing, but a log-softmax taken before the row is masked is NaN)."""
+    if p.op != "softmax_ce" or p.ignore_index is None or p.x.size == 0 or p.malformed is not None:
+        return False
+    x = np.asarray(p.x)
+    undefined = np.any(np.isnan(x) | (x == np.inf), axis=-1) | np.all(x == -np.inf, axis=-1)
+    return bool(np.any(undefined & p.ignored_rows()))
+
+
+def nan_off_target_mass(p: Problem) -> bool:
+    """Categorical ops: a NaN input in a counted row at a class where the target has no mass (the loss,
+    a sum over the classes with target mass, does not read it)."""
+    if p.op not in CATEGORICAL_OPS or p.malformed is not None or p.x.size == 0:
+        return False
+    return bool(np.any(np.isnan(p.x) & (p.dense_target() == 0) & _counted(p)[..., None]))
+
+
+#: the largest finite value of each dtype
+_LARGEST = {
+    "float16": 65504.0,
+    "bfloat16": 3.3895313892515355e38,
+    "float32": 3.4028234663852886e38,
+    "float64": 1.7976931348623157e308,
+}
+
+
+def has_near_largest(p: Problem) -> bool:
+    """A finite input element of magnitude at least 1/16 of the dtype's largest finite value: a handful
+    of losses that size overflow a sum held in the dtype, though their mean is finite."""
+    x = np.asarray(p.x, dtype=np.float64)
+    big = _LARGEST.get(p.dtype, _LARGEST["float64"]) / 16
+    return bool(np.any(np.isfinite(x) & (np.abs(x) >= big)))
+
+
 def _property(f: Callable, kind: type, values: tuple[str, ...] = (), many: bool = False) -> Property:
     return Property(f.__name__, " ".join((f.__doc__ or "").split()), f, kind, values, many)
 
@@ -301,6 +345,10 @@ PROPERTIES: dict[str, Property] = {
         _property(where_excludes_target_mass, bool),
         _property(where_empty_row, bool),
         _property(per_example_weight_misaligned, bool),
+        _property(per_example_weight_along_last_axis, bool),
+        _property(ignored_row_log_softmax_undefined, bool),
+        _property(has_near_largest, bool),
+        _property(nan_off_target_mass, bool),
     )
 }
 

@@ -11,20 +11,71 @@ per binding; ``--fuzz`` runs a campaign; HypoFuzz runs long ones (docs/fuzzing.m
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from . import conditions
 from .problem import CATEGORICAL_OPS, Problem, round_to
 from .protocol import Capabilities
 
-#: the options the generator draws (where= and pos_weight need more structure than a fuzz draw: they are
-#: the catalog's and the interaction cases' job)
+#: the options the generator draws for every binding that declares them (pos_weight and where= are drawn
+#: after these, only for the bindings that declare them, so the others' derandomised draws stay as they were)
 FUZZ_OPTIONS = ("class_weight", "sample_weight", "ignore_index", "label_smoothing", "spatial", "channels_first")
+#: drawn after FUZZ_OPTIONS: a per-class positive weight (binary ops) and optax's where= mask (softmax_ce)
+LATE_OPTIONS = ("pos_weight", "where")
 IGNORE = -100
 
 
 #: the ops whose problems the fuzzer draws (linear_ce's X and W are not drawn yet)
 OPS = ("softmax_ce", "categorical_ce", "sigmoid_bce", "bce", "nll")
+
+
+#: the Hypothesis settings profile of the fuzz target (registered by the run, read where the test is defined)
+PROFILE = "xentcheck-fuzz"
+#: the health checks the fuzz target suppresses: draws are slow (a framework call each) and filtered by the
+#: capabilities. Not nested_given: HypoFuzz refuses a test that suppresses it.
+SUPPRESSED = [h for h in HealthCheck if h.name != "nested_given"]
+
+
+#: the environment variable naming a shared example database folder for campaigns on several machines
+DATABASE_ENV = "XENTCHECK_FUZZ_DATABASE"
+#: the settings profile loaded as Hypothesis's default when a shared database is named (HypoFuzz requires a
+#: fuzz target's database to be the default one)
+SHARED_PROFILE = "xentcheck-fuzz-shared-database"
+
+
+def register_profile(campaign: bool, draws: int, database: str | None = None) -> None:
+    """Register the fuzz target's settings profile (not loaded: only the fuzz target uses it).
+    ``campaign``: random draws kept in Hypothesis's default example database (what HypoFuzz requires);
+    otherwise ``draws`` derandomised draws, no database (the default run's fixed slice). ``database``: a
+    folder shared by several machines' campaigns (a network share): it becomes Hypothesis's default
+    database too, so HypoFuzz accepts it, and every machine replays and extends the others' corpus."""
+    if campaign:
+        if database:
+            from hypothesis.database import DirectoryBasedExampleDatabase
+
+            settings.register_profile(SHARED_PROFILE, database=DirectoryBasedExampleDatabase(database))
+            settings.load_profile(SHARED_PROFILE)
+        settings.register_profile(PROFILE, max_examples=draws, deadline=None, suppress_health_check=SUPPRESSED)
+    else:
+        settings.register_profile(
+            PROFILE,
+            derandomize=True,
+            database=None,
+            max_examples=draws,
+            deadline=None,
+            suppress_health_check=SUPPRESSED,
+        )
+
+
+def profile() -> settings:
+    """The registered fuzz profile (the derandomised slice's when the run registered none)."""
+    try:
+        return settings.get_profile(PROFILE)
+    except InvalidArgument:
+        register_profile(False, 2)
+        return settings.get_profile(PROFILE)
 
 
 def _largest(dtype: str) -> float:
@@ -65,6 +116,7 @@ def problems(draw, caps: Capabilities, dtypes: frozenset[str]) -> Problem:
     kind = draw(st.sampled_from(sorted(caps.targets)))
     reduction = draw(st.sampled_from(sorted(caps.reductions)))
     on = {o for o in sorted(set(caps.options) & set(FUZZ_OPTIONS)) if draw(st.booleans())}
+    on |= {o for o in sorted(set(caps.options) & set(LATE_OPTIONS)) if draw(st.booleans())}
     categorical = op in CATEGORICAL_OPS
     if kind != "index":
         on.discard("ignore_index")
@@ -103,6 +155,9 @@ def problems(draw, caps: Capabilities, dtypes: frozenset[str]) -> Problem:
         target = rng.dirichlet(np.ones(c), size=shape[:-1]) if categorical else rng.random(shape)
         target = round_to(target, dtype)
     cw = round_to(rng.uniform(0.25, 2.0, size=c), dtype) if "class_weight" in on else None
+    pw = round_to(rng.uniform(0.25, 4.0, size=shape[-1]), dtype) if "pos_weight" in on and not categorical else None
+    # where=: most classes take part; now and then a row with none (it contributes nothing)
+    where = (rng.random(shape) < 0.8) if "where" in on and op == "softmax_ce" else None
     sw = round_to(rng.uniform(0.25, 2.0, size=n), dtype) if "sample_weight" in on else None
     return Problem(
         case="fuzz",
@@ -114,6 +169,8 @@ def problems(draw, caps: Capabilities, dtypes: frozenset[str]) -> Problem:
         reduction=reduction,
         class_weight=cw,
         sample_weight=sw,
+        pos_weight=pw,
+        where=where,
         ignore_index=IGNORE if "ignore_index" in on else None,
         label_smoothing=0.1 if "label_smoothing" in on else 0.0,
         category="fuzz",
@@ -130,9 +187,22 @@ def finding_key(binding: str, check: str, problem: Problem) -> tuple:
 
 
 def repro_line(problem: Problem) -> str:
-    """The draw as a NumPy literal, for the finding's repro."""
+    """The draw as a Python expression that rebuilds it: ``Problem(...)`` with every field the fuzzer
+    sets (arrays as ``np.array`` literals; evaluate it with ``nan`` and ``inf`` bound to NumPy's, e.g.
+    ``from numpy import nan, inf``)."""
+
+    def arr(a):
+        if a is None:
+            return "None"
+        if a.size == 0:  # a list literal loses an empty array's shape
+            return f"np.zeros({a.shape!r}, dtype={str(a.dtype)!r})"
+        return f"np.array({a.tolist()!r})"
+
     return (
-        f"op={problem.op!r} dtype={problem.dtype!r} reduction={problem.reduction!r} "
-        f"x=np.array({problem.x.tolist()!r}) target=np.array({problem.target.tolist()!r}) "
-        f"options={sorted(problem.options_used())}"
+        f"Problem(case='fuzz', op={problem.op!r}, dtype={problem.dtype!r}, reduction={problem.reduction!r}, "
+        f"target_kind={problem.target_kind!r}, x={arr(problem.x)}, target={arr(problem.target)}, "
+        f"class_weight={arr(problem.class_weight)}, sample_weight={arr(problem.sample_weight)}, "
+        f"pos_weight={arr(problem.pos_weight)}, where={arr(problem.where)}, "
+        f"ignore_index={problem.ignore_index!r}, label_smoothing={problem.label_smoothing!r}, "
+        f"channels_first={problem.channels_first!r})"
     )

@@ -19,6 +19,9 @@ __all__ = [
     "CheckRecord",
     "Errors",
     "InteractionCoverage",
+    "FuzzFinding",
+    "FuzzRecord",
+    "FuzzSection",
     "RelationRecord",
     "Results",
     "StabilityPoint",
@@ -374,6 +377,149 @@ class InteractionCoverage:
 
 
 @dataclass
+class FuzzFinding:
+    """One behaviour the fuzzer found: draws of one binding whose check failed or erred with the same
+    finding key (xentcheck.fuzz.finding_key: binding, check, dtype, target kind, the input's properties
+    that hold), with the smallest draw that showed it (fewest elements, then shortest repro)."""
+
+    key: list
+    check: str
+    outcome: str
+    reason: str
+    count: int
+    repro: str
+    #: elements in the smallest draw's input (the measure the smallest repro is kept by)
+    size: int
+
+    def to_json(self) -> dict:
+        return _json(self, frozenset())
+
+    @classmethod
+    def from_json(cls, d: dict) -> FuzzFinding:
+        return cls(**_kwargs(cls, d))
+
+
+@dataclass
+class FuzzRecord:
+    """What the fuzzer saw of one binding (one process's, or several merged): draws, the seconds spent
+    judging them and the wall seconds between consecutive draws (the engine's own work included), the
+    outcomes of the checks, the registry entries that turned a check into a documented deviation, and
+    the findings by key."""
+
+    framework: str
+    binding: str
+    op: str
+    draws: int = 0
+    seconds: float = 0.0
+    wall_seconds: float = 0.0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    fired: dict[str, int] = field(default_factory=dict)
+    findings: list[FuzzFinding] = field(default_factory=list)
+
+    @property
+    def draws_per_s(self) -> float | None:
+        """Draws per second of judging (framework call and oracle)."""
+        return round(self.draws / self.seconds, 2) if self.seconds > 0 else None
+
+    @property
+    def draws_per_wall_s(self) -> float | None:
+        """Draws per second as the campaign got them (generation and the engine's bookkeeping included)."""
+        return round(self.draws / self.wall_seconds, 2) if self.wall_seconds > 0 else None
+
+    def add(self, outcome: str, expectation: str | None) -> None:
+        """Count one judged check (its outcome, and the registry entries of a documented deviation)."""
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if outcome == "deviation" and expectation:
+            for name in expectation.split("+"):
+                self.fired[name] = self.fired.get(name, 0) + 1
+
+    def find(self, f: FuzzFinding) -> bool:
+        """Count ``f.count`` draws of a finding (a new key, or one seen before, whose smallest draw is
+        kept); returns whether its key is new here."""
+        for g in self.findings:
+            if g.key == f.key:
+                g.count += f.count
+                if (f.size, len(f.repro)) < (g.size, len(g.repro)):
+                    g.repro, g.size, g.reason, g.outcome = f.repro, f.size, f.reason, f.outcome
+                return False
+        self.findings.append(FuzzFinding(**{k.name: getattr(f, k.name) for k in fields(f)}))
+        return True
+
+    def merge(self, other: FuzzRecord) -> None:
+        """Add ``other``'s draws, seconds, outcomes, fired entries and findings (same binding)."""
+        self.draws += other.draws
+        self.seconds += other.seconds
+        self.wall_seconds += other.wall_seconds
+        for k, v in other.outcomes.items():
+            self.outcomes[k] = self.outcomes.get(k, 0) + v
+        for k, v in other.fired.items():
+            self.fired[k] = self.fired.get(k, 0) + v
+        for f in other.findings:
+            self.find(f)
+
+    def to_json(self) -> dict:
+        d = _json(self, frozenset())
+        d["findings"] = [f.to_json() for f in self.findings]
+        d["draws_per_s"] = self.draws_per_s
+        d["draws_per_wall_s"] = self.draws_per_wall_s
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> FuzzRecord:
+        kw = _kwargs(cls, d)
+        kw["findings"] = [FuzzFinding.from_json(f) for f in d.get("findings", [])]
+        kw["outcomes"], kw["fired"] = dict(kw.get("outcomes", {})), dict(kw.get("fired", {}))
+        return cls(**kw)
+
+
+@dataclass
+class FuzzSection:
+    """The fuzzer's part of a results document: one record per binding (merged over every process and
+    machine that fuzzed it), the processes it came from (machine, pid, first and last write, as Unix
+    times) and the package versions they ran."""
+
+    records: list[FuzzRecord] = field(default_factory=list)
+    sources: list[dict] = field(default_factory=list)
+    versions: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "records": [r.to_json() for r in self.records],
+            "sources": self.sources,
+            "versions": self.versions,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> FuzzSection:
+        return cls([FuzzRecord.from_json(r) for r in d["records"]], list(d["sources"]), dict(d["versions"]))
+
+    @classmethod
+    def merged(cls, sections: list[FuzzSection]) -> FuzzSection:
+        """Several sections as one: a binding's records add up (draws, seconds, outcomes, fired entries;
+        findings with the same key add their counts and keep the smallest draw)."""
+        out: dict[tuple[str, str], FuzzRecord] = {}
+        sources, versions = [], {}
+        for s in sections:
+            for src in s.sources:  # one process's items each carry it: one entry per (machine, pid)
+                same = next(
+                    (x for x in sources if (x.get("machine"), x.get("pid")) == (src.get("machine"), src.get("pid"))),
+                    None,
+                )
+                if same is None:
+                    sources.append(dict(src))
+                else:
+                    same["updated"] = max(same.get("updated") or 0, src.get("updated") or 0)
+            for pkg, ver in s.versions.items():
+                versions.setdefault(pkg, ver)
+            for r in s.records:
+                key = (r.framework, r.binding)
+                if key not in out:
+                    out[key] = FuzzRecord(r.framework, r.binding, r.op)
+                out[key].merge(r)
+        return cls([out[k] for k in sorted(out)], sources, versions)
+
+
+@dataclass
 class Results:
     """A whole results document, as :func:`xentcheck.results.load` returns it.
 
@@ -392,6 +538,8 @@ class Results:
     incomplete: dict | None = None
     #: the harness's own speed: time to first check, wall time, peak memory, checks/s per framework
     harness: dict | None = None
+    #: what the fuzzer saw per binding (suites/test_fuzz.py; merged from campaign files by reports build)
+    fuzz: FuzzSection | None = None
 
     def to_json(self) -> dict:
         d: dict = {"schema_version": self.schema_version, "tool": self.tool}
@@ -413,6 +561,8 @@ class Results:
             d["stability"] = [s.to_json() for s in self.stability]
         if self.harness is not None:
             d["harness"] = self.harness
+        if self.fuzz is not None:
+            d["fuzz"] = self.fuzz.to_json()
         return d
 
     @classmethod
@@ -429,6 +579,7 @@ class Results:
             complete=d.get("complete"),
             incomplete=d.get("incomplete"),
             harness=d.get("harness"),
+            fuzz=FuzzSection.from_json(d["fuzz"]) if d.get("fuzz") else None,
         )
 
 

@@ -533,7 +533,11 @@ def _mean_last_axis(flow: Flow) -> None:
     if flow.conv.mean_last_axis and not flow.problem.categorical:
         k = flow.x.shape[-1]
         vsc, gsc = flow.vsc, flow.gsc
-        flow.loss = np.mean(flow.loss, axis=-1)
+        if flow.conv.sum_in_dtype:  # the class sum held in the dtype, then divided
+            with np.errstate(over="ignore"):
+                flow.loss = round_to(np.sum(flow.loss, axis=-1), flow.problem.dtype) / k
+        else:
+            flow.loss = np.mean(flow.loss, axis=-1)
         flow.vsc = (np.mean(vsc[0], axis=-1), np.mean(vsc[1], axis=-1) + k * np.mean(np.abs(vsc[0]), axis=-1))
         flow.grad, flow.gsc = flow.grad / k, (gsc[0] / k, gsc[1] / k)
 
@@ -622,7 +626,10 @@ def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | 
             d = np.float64(np.inf)  # sum / inf = 0, and every gradient multiplier 1 / inf = 0
         with np.errstate(all="ignore"):
             c = np.full(shape, 1.0 / d)
-            value = (_sequential_sum(loss, problem.dtype) if conv.reduction_sum_in_dtype else np.sum(loss)) / d
+            total = _sequential_sum(loss, problem.dtype) if conv.reduction_sum_in_dtype else np.sum(loss)
+            if conv.sum_in_dtype:  # the batch sum held in the dtype: past its largest value it is inf
+                total = round_to(total, problem.dtype)
+            value = total / d
             n = loss.size
             # N-term summation of the weighted losses, then one division
             vscale = (np.sum(va) / abs(d), np.sum(vs) / abs(d) + n * np.sum(np.abs(loss)) / abs(d))

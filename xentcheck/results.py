@@ -11,7 +11,7 @@ import functools
 import json
 from pathlib import Path
 
-from .records import BenchSection, CheckRecord, Results, StabilityRecord, summarize
+from .records import BenchSection, CheckRecord, FuzzSection, Results, StabilityRecord, summarize
 from .safe_output import write_atomic  # re-exported: every output file is written through it
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "schema",
     "summarize",
     "validate",
+    "validate_fuzz",
     "write_atomic",
 ]
 
@@ -65,6 +66,26 @@ def validate(doc: dict, where: str = "results") -> None:
         path = "/".join(str(p) for p in (e.path or [])[1:]) or "(top level)"
         message = e.message.removeprefix(e.name or "").strip()
         raise ResultsError(f"{where}: invalid results document at {path}: {message}") from None
+
+
+@functools.cache
+def _fuzz_validator():
+    import fastjsonschema
+
+    return fastjsonschema.compile(schema()["properties"]["fuzz"])
+
+
+def validate_fuzz(section: dict, where: str) -> None:
+    """Raise ResultsError (one line) unless ``section`` is a valid fuzz section (a campaign's tally file)."""
+    import fastjsonschema
+
+    try:
+        _fuzz_validator()(section)
+    except fastjsonschema.JsonSchemaValueException as e:
+        path = "/".join(str(p) for p in (e.path or [])[1:]) or "(top level)"
+        raise ResultsError(
+            f"{where}: invalid fuzz tally at {path}: {e.message.removeprefix(e.name or '').strip()}"
+        ) from None
 
 
 def _not_json(token: str) -> float:
@@ -122,6 +143,7 @@ def document(
     stability: list[StabilityRecord] | None = None,
     incomplete: dict | None = None,
     harness: dict | None = None,
+    fuzz: FuzzSection | None = None,
 ) -> Results:
     """Assemble a results document (its JSON validated before it is returned); ``benchmarks`` when
     timed, ``stability`` when the stability sweep ran; ``incomplete`` (reason, recorded, expected)
@@ -138,6 +160,7 @@ def document(
         complete=incomplete is None,
         incomplete=incomplete,
         harness=harness,
+        fuzz=fuzz,
     )
     validate(doc.to_json())
     return doc

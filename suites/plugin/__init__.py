@@ -10,12 +10,16 @@ the conformance suite is collected, so ``pytest tests`` (the harness self-tests)
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from xentcheck import fuzz
 from xentcheck.check import Check, Verdict, record
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
 from . import supervise
+from .fuzzing import FuzzItems
 from .hooks import Hooks
 from .options import RunOptions, add_options
 from .scheduling import Controller, WorkerGroups
@@ -52,6 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
         count = int(worker.get("workercount", 1))
         threads.apply(max(1, threads.available() // count), pin=False)
+    # the fuzz target's Hypothesis settings (suites/test_fuzz.py reads them when it is imported, after this)
+    fuzz.register_profile(options.fuzz, options.relation_examples, os.environ.get(fuzz.DATABASE_ENV))
     xs = XentSession(options, ["pytest", *config.invocation_params.args])
     config.stash[_KEY] = xs
     redact = frozenset()
@@ -65,6 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
             check_writable(flag, path)
         hooks.catch_signals()
     config.pluginmanager.register(hooks, "xentcheck-session")
+    config.pluginmanager.register(FuzzItems(), "xentcheck-fuzz-items")
     if supervise.CHANNEL is not None and supervise.CHANNEL.config is config:
         config.pluginmanager.register(
             supervise.ChildEvents(config, lambda item: _pending_record(xs, item)), "xentcheck-supervised-child"

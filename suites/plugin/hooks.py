@@ -13,6 +13,7 @@ from xentcheck.check import CONFORMANCE, Check
 from xentcheck.environment import peak_rss_bytes, process_age_s
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
+from .fuzzing import FUZZ_KEY, FUZZ_TALLY_KEY
 from .scheduling import check_of
 from .session import XentSession
 from .writer import Writer, lock
@@ -27,8 +28,6 @@ PARSERS = {
 #: the key of the Check an item that records attaches at set-up, so a check that never finishes (a hang,
 #: a dead worker) still gets a full record
 SPEC_KEY = "xentcheck_spec"
-#: the key under which the fuzz slice attaches the registry entries its draws showed (it writes no record)
-FUZZ_KEY = "xentcheck_fuzz_fired"
 #: the parameters of the suites' tests that produce a record (what "collected" counts)
 RECORDING_PARAMS = ("spec", "relation_spec", "stability_spec", "bench_spec")
 
@@ -202,6 +201,8 @@ class Hooks:
                 self.started[report.nodeid] = Check.from_json(value)
             elif key == FUZZ_KEY and report.when == "call":
                 self.writer.fuzz_fired.update(json.loads(value))
+            elif key == FUZZ_TALLY_KEY and report.when == "call":
+                self.writer.fuzz_tallies.append(json.loads(value))
         recs = [PARSERS[k](v) for k, v in report.user_properties if k in props]
         if report.when == "call" and recs:
             self.take_lock()  # under xdist the controller collects nothing: it locks at the first record

@@ -16,7 +16,7 @@ from xentcheck.bench.plan import BenchPlan
 from xentcheck.exception_text import one_line
 from xentcheck.expectations import RunScope, audit
 from xentcheck.journal import Journal, journal_path
-from xentcheck.records import OUTCOMES, BenchRecord, CheckRecord, Results, StabilityRecord
+from xentcheck.records import OUTCOMES, BenchRecord, CheckRecord, FuzzSection, Results, StabilityRecord
 from xentcheck.results import document, dumps, write_atomic
 from xentcheck.safe_output import OutputError, open_lock, target
 
@@ -101,6 +101,8 @@ class Writer:
     redact_cases: frozenset[str] = frozenset()
     #: registry entries the fuzz slice's draws showed (the fuzz layer writes no record): for the audit
     fuzz_fired: set[str] = field(default_factory=set)
+    #: each fuzz item's tally document (xentcheck.fuzz_tally): merged into the results' fuzz section
+    fuzz_tallies: list[dict] = field(default_factory=list)
     journal: Journal = field(init=False)
 
     def __post_init__(self) -> None:
@@ -135,7 +137,13 @@ class Writer:
         environment, registry, versions, bench = run.environment, run.registry, run.versions(), run.bench
         baseline, wandb = run.baseline, run.options.wandb
         benchmarks = bench.section() if bench else None
-        if not self.records and not benchmarks and not self.stability and not environment.get("probes"):
+        if (
+            not self.records
+            and not benchmarks
+            and not self.stability
+            and not self.fuzz_tallies
+            and not environment.get("probes")
+        ):
             self.journal.close(remove=incomplete is None)
             return [], False
         scope = RunScope(
@@ -152,7 +160,16 @@ class Writer:
         from reports.html import render
 
         doc = document(
-            environment, self.records, expectations, benchmarks, self.stability, incomplete=incomplete, harness=harness
+            environment,
+            self.records,
+            expectations,
+            benchmarks,
+            self.stability,
+            incomplete=incomplete,
+            harness=harness,
+            fuzz=FuzzSection.merged([FuzzSection.from_json(t) for t in self.fuzz_tallies])
+            if self.fuzz_tallies
+            else None,
         )
         lines = []
         if self.records:

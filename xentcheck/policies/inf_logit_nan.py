@@ -17,7 +17,10 @@ def _nan_footprint(flow: Flow) -> None:
     elif footprint == "target_mass":
         flow.loss = np.where(np.any(pinf & (flow.a != 0), axis=-1), np.nan, flow.loss)
     at_class = footprint == "at_class"
-    flow.grad = np.where((pinf if at_class else row[..., None]) & counted[..., None], np.nan, flow.grad)
+    # a class where= excludes takes no part in the log-softmax: its gradient stays 0 (optax masks it)
+    included = np.ones(flow.grad.shape, dtype=bool) if flow.problem.where is None else flow.problem.where
+    trap = (pinf if at_class else row[..., None]) & counted[..., None] & included
+    flow.grad = np.where(trap, np.nan, flow.grad)
 
 
 POLICY = Policy(
