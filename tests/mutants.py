@@ -181,7 +181,11 @@ class MutantAdapter:
             loss = loss * sw.reshape(sw.shape + (1,) * (loss.ndim - 1))
         if p.reduction == "none":
             return loss, g
-        return (loss.sum(), g) if p.reduction == "sum" else (loss.sum() / d, g)
+        # honest: a half-precision batch is summed in float32 (a finite mean of large losses stays finite)
+        total = loss.astype(np.float32).sum().astype(loss.dtype) if loss.dtype == np.float16 else loss.sum()
+        if p.reduction == "sum":
+            return total, g
+        return (loss.astype(np.float32).sum() / d).astype(loss.dtype) if loss.dtype == np.float16 else total / d, g
 
     def _divisor(self, p, valid, cw, sw):
         """What ``mean`` divides by: the weight sum of the counted examples (index targets), else the
