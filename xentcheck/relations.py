@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 #: the dtypes relations are drawn in (a shifted or rearranged drawn input is exact there)
 RELATION_DTYPES = ("float32", "float64")
+#: the default run's batch sizes and class counts (few: frameworks that compile per shape reuse caches)
+DEFAULT_BATCHES, DEFAULT_CLASSES = (1, 2, 4), (2, 3, 5)
 
 
 @dataclass(frozen=True)
@@ -302,7 +304,11 @@ def strategy(dtype: str, reductions: frozenset[str], wide: bool = False):
     their caches across relations); ``wide`` (the fuzz run) draws any small shape."""
     from hypothesis import strategies as st
 
-    sizes = (st.integers(1, 8), st.integers(2, 9)) if wide else (st.sampled_from([1, 2, 4]), st.sampled_from([2, 3, 5]))
+    sizes = (
+        (st.integers(1, 8), st.integers(2, 9))
+        if wide
+        else (st.sampled_from(DEFAULT_BATCHES), st.sampled_from(DEFAULT_CLASSES))
+    )
     return st.builds(
         Draw,
         dtype=st.just(dtype),
@@ -321,13 +327,16 @@ def _fits_somewhere(relation: Relation, subject: Subject, dtype: str, reductions
     relation that needs a partner binding the framework lacks, or a target kind no partner takes, fits
     none, and hypothesis would reject draw after draw (hundreds, most of the relations' time) before
     giving up. Fitting depends on sizes, reductions and the bindings, not on the drawn values."""
-    others = list(subject.others)
-    for batch, classes, reduction in itertools.product((1, 2, 4), (2, 3, 5), sorted(reductions)):
-        d = Draw(dtype, batch, classes, 0.5, 0, reduction, 1, 0.1)
-        sides = relation.build(d, subject.binding, others)
-        if sides is not None and all(_supports(s.binding or subject.binding, s.problem) for s in sides):
-            return True
-    return False
+    grid = itertools.product(DEFAULT_BATCHES, DEFAULT_CLASSES, sorted(reductions))
+    return any(_fitting_sides(relation, subject, Draw(dtype, n, c, 0.5, 0, r, 1, 0.1)) for n, c, r in grid)
+
+
+def _fitting_sides(relation: Relation, subject: Subject, d: Draw) -> tuple[Side, Side] | None:
+    """The two sides of ``relation`` on draw ``d``, or None when the draw does not fit the bindings."""
+    sides = relation.build(d, subject.binding, list(subject.others))
+    if sides is None or not all(_supports(s.binding or subject.binding, s.problem) for s in sides):
+        return None
+    return sides
 
 
 class _NotFinite(Exception):
@@ -378,8 +387,8 @@ def _evaluate(judge: Judge, subject: Subject, side: Side, grad: bool):
 def check_draw(judge: Judge, subject: Subject, relation: Relation, d: Draw) -> _Outcome | None:
     """Evaluate one drawn instance of ``relation``; None when the draw does not fit the binding."""
     binding = subject.binding
-    sides = relation.build(d, binding, list(subject.others))
-    if sides is None or not all(_supports(s.binding or binding, s.problem) for s in sides):
+    sides = _fitting_sides(relation, subject, d)
+    if sides is None:
         return None
     grad = relation.grad and binding.caps.grad and all((s.binding or binding).caps.grad for s in sides)
     try:
