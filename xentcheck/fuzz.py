@@ -52,12 +52,18 @@ def register_profile(campaign: bool, draws: int, database: str | None = None) ->
     folder shared by several machines' campaigns (a network share): it becomes Hypothesis's default
     database too, so HypoFuzz accepts it, and every machine replays and extends the others' corpus."""
     if campaign:
+        # derandomize said outright: under CI=1 Hypothesis loads its "ci" profile (derandomised), and a
+        # profile inherits the loaded one; a derandomised campaign replays one sequence forever
         if database:
             from hypothesis.database import DirectoryBasedExampleDatabase
 
-            settings.register_profile(SHARED_PROFILE, database=DirectoryBasedExampleDatabase(database))
+            settings.register_profile(
+                SHARED_PROFILE, database=DirectoryBasedExampleDatabase(database), derandomize=False
+            )
             settings.load_profile(SHARED_PROFILE)
-        settings.register_profile(PROFILE, max_examples=draws, deadline=None, suppress_health_check=SUPPRESSED)
+        settings.register_profile(
+            PROFILE, max_examples=draws, deadline=None, suppress_health_check=SUPPRESSED, derandomize=False
+        )
     else:
         settings.register_profile(
             PROFILE,

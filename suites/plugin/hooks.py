@@ -3,8 +3,12 @@ record checks that never finished, and write everything at the end (controller s
 
 from __future__ import annotations
 
+import gc
 import json
+import os
+import shutil
 import signal
+import tempfile
 from collections import defaultdict
 
 import pytest
@@ -30,6 +34,8 @@ PARSERS = {
 SPEC_KEY = "xentcheck_spec"
 #: the parameters of the suites' tests that produce a record (what "collected" counts)
 RECORDING_PARAMS = ("spec", "relation_spec", "stability_spec", "bench_spec")
+#: the workerinput key naming the file a worker writes its settled checks to
+SETTLED_KEY = "xentcheck_settled_path"
 
 
 class Hooks:
@@ -49,7 +55,7 @@ class Hooks:
         self._lock = None  # the results path's lock, taken once the run will write records
         self.first_check_s: float | None = None  # process age when the first check that ran reported
         self.timed: dict[str, list[float]] = defaultdict(list)  # framework -> durations of its checks as tests
-        self.worker_settled: list[CheckRecord] = []  # an xdist worker's settled checks, shipped at its end
+        self._settled_path: str | None = None  # controller: the file the workers write their settled checks to
         self.worker_peaks: list[int] = []  # the workers' peak memory (the controller's own is small)
         self.usage_error: str | None = None  # a registry name no adapter declares, found by an xdist worker
         writer.header = self.journal_header
@@ -170,9 +176,17 @@ class Hooks:
                 settled.append(rec)
         items[:] = keep
         if self.is_worker:
-            # every worker settles the same checks (collections are identical); each ships them, and
-            # the controller keeps one copy, so a worker that dies loses none
-            self.worker_settled = settled
+            # every worker settles the same checks (collections are identical) and writes them, whole, to
+            # the file the controller named, before it reports its collection: the controller reads one
+            # copy then, while the checks run (at the session's end, 14,000 records through execnet cost
+            # each worker and the controller seconds after the last check), and a worker that dies later
+            # loses none
+            path = config.workerinput.get(SETTLED_KEY)
+            if path:
+                mine = f"{path}.{config.workerinput.get('workerid', 'gw')}"
+                with open(mine, "w", encoding="utf-8") as f:
+                    f.writelines(json.dumps(r.to_json()) + "\n" for r in settled)
+                os.replace(mine, path)
             return
         params = [getattr(getattr(i, "callspec", None), "params", {}) for i in keep]
         self.expected = len(settled) + sum(any(k in p for k in RECORDING_PARAMS) for p in params)
@@ -191,6 +205,17 @@ class Hooks:
         check = check_of(item)
         if check is not None and check.records:
             item.user_properties.append((SPEC_KEY, check.to_json()))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        # Each phase's report copies the item's user_properties; the controller reads the check at
+        # set-up and the records after the call, so the later reports need not carry them again (under
+        # xdist each is serialised by the worker and again read by the controller, 11,000 times a run)
+        if report.when != "setup":
+            ours = (SPEC_KEY, *PARSERS, FUZZ_KEY, FUZZ_TALLY_KEY) if report.when == "teardown" else (SPEC_KEY,)
+            report.user_properties = [(k, v) for k, v in report.user_properties if k not in ours]
+        return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
@@ -240,19 +265,50 @@ class Hooks:
                 self.session.environment[key].update(env.get(key, {}))
             for key, found in env.get("probes", {}).items():
                 self.session.environment.setdefault("probes", {}).setdefault(key, []).extend(found)
-        if out.get("xentcheck_settled") and not self.settled:
+        self.take_settled()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        """Controller: name the file the workers write their settled checks to."""
+        if self._settled_path is None:
+            self._settled_path = os.path.join(tempfile.mkdtemp(prefix="xentcheck-settled-"), "settled.jsonl")
+        node.workerinput[SETTLED_KEY] = self._settled_path
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+        self.take_settled()
+        gc.freeze()
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # What is alive now (the frameworks' modules, the collection: millions of objects in a worker)
+        # lives until the end: out of the collector's sight, each full collection during the run and
+        # pytest's at the end (gc_collect_harder) scans only what came after
+        gc.freeze()
+
+    def take_settled(self) -> None:
+        """Controller: the settled checks a worker wrote, once (the first worker that collected wrote them)."""
+        path = self._settled_path
+        if path is None or self.settled or not os.path.exists(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        if lines:
             self.take_lock()
-            for text in out["xentcheck_settled"]:
-                self.writer.add(CheckRecord.from_json(text))
-            self.settled = len(out["xentcheck_settled"])
+            for text in lines:
+                self.writer.add(CheckRecord.from_json(json.loads(text)))
+        self.settled = len(lines)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._settled_path is not None:  # a replaced worker may still write to it until the end
+            shutil.rmtree(os.path.dirname(self._settled_path), ignore_errors=True)
 
     @pytest.hookimpl(tryfirst=True)  # before xdist's own hook sends workeroutput to the controller
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        gc.freeze()  # the records live until the process ends: no collection need scan them again
         xs = self.session
         if self.is_worker:
             # plain JSON types only: execnet cannot send everything a framework reports
             self.config.workeroutput["xentcheck_environment"] = json.loads(json.dumps(xs.environment, default=str))
-            self.config.workeroutput["xentcheck_settled"] = [r.to_json() for r in self.worker_settled]
             self.config.workeroutput["xentcheck_peak_rss"] = peak_rss_bytes()
             self.config.workeroutput["xentcheck_usage_error"] = self.usage_error
             return

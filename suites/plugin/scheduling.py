@@ -62,7 +62,7 @@ class WorkerGroups:
         # Everything the worker reports has reached the controller by now. Tearing down TensorFlow's,
         # JAX's and PyTorch's modules at interpreter exit takes 2-5 s per worker, which the controller
         # waits for; the last atexit handler registered runs first and skips it.
-        atexit.register(_exit_now)
+        atexit.register(exit_now)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session, config, items) -> None:
@@ -76,10 +76,12 @@ class WorkerGroups:
             os.replace(mine, path)  # whole, before this worker reports its collection
 
 
-def _exit_now() -> None:
+def exit_now(status: int = 0) -> None:
+    """End the process at once (as the last atexit handler registered, the first to run): what it had to
+    say is said and written, and the interpreter's teardown of large modules only costs seconds."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(status)
 
 
 class Controller:

@@ -19,6 +19,7 @@ was ended before it finished. ``--no-supervisor`` (or a platform without ``fork`
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -28,6 +29,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from .scheduling import exit_now
 
 #: exit status of a run whose process ended (or was ended) before it finished
 DID_NOT_FINISH = 6
@@ -372,6 +375,10 @@ class ReportEnd:
             _last_word(config, pytest.ExitCode.INTERNAL_ERROR)
             raise
         _last_word(config, result)
+        if CHANNEL is not None and config.pluginmanager.has_plugin("dsession"):
+            # the controller of xdist workers (no framework in it): its results are written and the
+            # parent has its exit status; tearing down its records and modules would only delay the parent
+            atexit.register(exit_now, int(result))
         return result
 
 
