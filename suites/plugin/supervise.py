@@ -342,10 +342,12 @@ class ChildEvents:
     def __init__(self, config: pytest.Config, pending_record) -> None:
         self.config = config
         self.pending_record = pending_record  # nodeid, item -> the JSON of an ``error`` record, or None
+        self.running: str | None = None  # the test this process runs (never one of an xdist worker's)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item, nextitem) -> None:
         if CHANNEL is not None and CHANNEL.config is item.config:
+            self.running = item.nodeid
             CHANNEL.send(start=item.nodeid, record=self.pending_record(item))
 
     @pytest.hookimpl(tryfirst=True)
@@ -355,7 +357,10 @@ class ChildEvents:
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logfinish(self, nodeid, location) -> None:
-        if CHANNEL is not None and CHANNEL.config is self.config:
+        # only for a test this process started: an xdist controller logs its workers' 11,000 tests, which
+        # its parent need not hear of (a worker that dies is xdist's to report)
+        if CHANNEL is not None and CHANNEL.config is self.config and nodeid == self.running:
+            self.running = None
             CHANNEL.send(finish=nodeid)
 
 
