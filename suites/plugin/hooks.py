@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import shutil
 import signal
-import tempfile
 from collections import defaultdict
 
 import pytest
@@ -18,7 +15,7 @@ from xentcheck.environment import peak_rss_bytes, process_age_s
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
 from .fuzzing import FUZZ_KEY, FUZZ_TALLY_KEY
-from .scheduling import check_of
+from .scheduling import SETTLED_KEY, check_of, write_whole
 from .session import XentSession
 from .writer import Writer, lock
 
@@ -34,8 +31,6 @@ PARSERS = {
 SPEC_KEY = "xentcheck_spec"
 #: the parameters of the suites' tests that produce a record (what "collected" counts)
 RECORDING_PARAMS = ("spec", "relation_spec", "stability_spec", "bench_spec")
-#: the workerinput key naming the file a worker writes its settled checks to
-SETTLED_KEY = "xentcheck_settled_path"
 
 
 class Hooks:
@@ -55,7 +50,6 @@ class Hooks:
         self._lock = None  # the results path's lock, taken once the run will write records
         self.first_check_s: float | None = None  # process age when the first check that ran reported
         self.timed: dict[str, list[float]] = defaultdict(list)  # framework -> durations of its checks as tests
-        self._settled_path: str | None = None  # controller: the file the workers write their settled checks to
         self.worker_peaks: list[int] = []  # the workers' peak memory (the controller's own is small)
         self.usage_error: str | None = None  # a registry name no adapter declares, found by an xdist worker
         writer.header = self.journal_header
@@ -176,17 +170,12 @@ class Hooks:
                 settled.append(rec)
         items[:] = keep
         if self.is_worker:
-            # every worker settles the same checks (collections are identical) and writes them, whole, to
-            # the file the controller named, before it reports its collection: the controller reads one
-            # copy then, while the checks run (at the session's end, 14,000 records through execnet cost
-            # each worker and the controller seconds after the last check), and a worker that dies later
+            # every worker settles the same checks (collections are identical) and writes them to the
+            # file the controller named, before it reports its collection: the controller reads one copy
+            # then, while the checks run (at the session's end, 14,000 records through execnet cost each
+            # worker and the controller seconds after the last check), and a worker that dies later
             # loses none
-            path = config.workerinput.get(SETTLED_KEY)
-            if path:
-                mine = f"{path}.{config.workerinput.get('workerid', 'gw')}"
-                with open(mine, "w", encoding="utf-8") as f:
-                    f.writelines(json.dumps(r.to_json()) + "\n" for r in settled)
-                os.replace(mine, path)
+            write_whole(config, SETTLED_KEY, "".join(json.dumps(r.to_json()) + "\n" for r in settled))
             return
         params = [getattr(getattr(i, "callspec", None), "params", {}) for i in keep]
         self.expected = len(settled) + sum(any(k in p for k in RECORDING_PARAMS) for p in params)
@@ -268,13 +257,6 @@ class Hooks:
         self.take_settled()
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node) -> None:
-        """Controller: name the file the workers write their settled checks to."""
-        if self._settled_path is None:
-            self._settled_path = os.path.join(tempfile.mkdtemp(prefix="xentcheck-settled-"), "settled.jsonl")
-        node.workerinput[SETTLED_KEY] = self._settled_path
-
-    @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
         self.take_settled()
         gc.freeze()
@@ -287,20 +269,15 @@ class Hooks:
 
     def take_settled(self) -> None:
         """Controller: the settled checks a worker wrote, once (the first worker that collected wrote them)."""
-        path = self._settled_path
-        if path is None or self.settled or not os.path.exists(path):
+        scheduling = self.config.pluginmanager.get_plugin("xentcheck-scheduling")
+        if scheduling is None or self.settled or not scheduling.settled_path.exists():
             return
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        lines = scheduling.settled_path.read_text(encoding="utf-8").splitlines()
         if lines:
             self.take_lock()
             for text in lines:
                 self.writer.add(CheckRecord.from_json(json.loads(text)))
         self.settled = len(lines)
-
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
-        if self._settled_path is not None:  # a replaced worker may still write to it until the end
-            shutil.rmtree(os.path.dirname(self._settled_path), ignore_errors=True)
 
     @pytest.hookimpl(tryfirst=True)  # before xdist's own hook sends workeroutput to the controller
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

@@ -6,7 +6,8 @@ A test's group comes from its :class:`~xentcheck.check.Check` (the suites' param
 framework. The workers know the checks (they collect); the controller, which schedules, only sees node
 ids. So each worker writes the node id -> group table it computed to a file the controller names
 (``pytest_configure_node``) before it reports its collection, and the controller's scheduler reads it:
-the ids are never parsed.
+the ids are never parsed. The workers hand over their settled (unsupported) checks the same way
+(:func:`write_whole`, :data:`SETTLED_KEY`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import atexit
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +29,8 @@ from xentcheck.check import Check
 CHECK_PARAMS = ("spec", "relation_spec", "stability_spec", "probe_spec", "repro_spec")
 #: the workerinput key naming the group table's path
 _TABLE_KEY = "xentcheck_groups"
+#: the workerinput key naming the file a worker writes its settled checks to (JSON lines)
+SETTLED_KEY = "xentcheck_settled"
 
 
 def check_of(item: pytest.Item) -> Check | None:
@@ -68,12 +72,20 @@ class WorkerGroups:
     def pytest_collection_modifyitems(self, session, config, items) -> None:
         ranks = self.ranks()
         items.sort(key=lambda i: _rank(i, ranks))  # stable within a group
-        path = config.workerinput.get(_TABLE_KEY)
-        if path:
+        if config.workerinput.get(_TABLE_KEY):
             table = {i.nodeid: c.group for i in items for c in [check_of(i)] if c is not None and c.group}
-            mine = f"{path}.{config.workerinput.get('workerid', 'gw')}"
-            Path(mine).write_text(json.dumps(table))
-            os.replace(mine, path)  # whole, before this worker reports its collection
+            write_whole(config, _TABLE_KEY, json.dumps(table))
+
+
+def write_whole(config: pytest.Config, key: str, text: str) -> None:
+    """Worker: write ``text`` to the file the controller named under ``key`` in its workerinput (if it
+    named one), whole: through a file of this worker's own, renamed into place, so the controller never
+    reads half of it, and every worker may write the same file (their collections are identical)."""
+    path = config.workerinput.get(key)
+    if path:
+        mine = f"{path}.{config.workerinput.get('workerid', 'gw')}"
+        Path(mine).write_text(text, encoding="utf-8")
+        os.replace(mine, path)
 
 
 def exit_now(status: int = 0) -> None:
@@ -85,11 +97,13 @@ def exit_now(status: int = 0) -> None:
 
 
 class Controller:
-    """Registered in the controller of an xdist run: names the group table's file for the workers and
-    makes the scheduler that reads it."""
+    """Registered in the controller of an xdist run: names the files the workers hand over (the group
+    table, the settled checks) and makes the scheduler that reads the table."""
 
     def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="xentcheck-groups-")) / "groups.json"
+        self.folder = Path(tempfile.mkdtemp(prefix="xentcheck-handover-"))
+        self.path = self.folder / "groups.json"
+        self.settled_path = self.folder / "settled.jsonl"
         self._table: dict[str, str] | None = None
 
     def group_of(self, nodeid: str) -> str | None:
@@ -104,6 +118,7 @@ class Controller:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:
         node.workerinput[_TABLE_KEY] = str(self.path)
+        node.workerinput[SETTLED_KEY] = str(self.settled_path)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config, log):
@@ -112,11 +127,7 @@ class Controller:
         return None
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        for p in (self.path, self.path.parent):
-            try:
-                p.unlink() if p.is_file() else p.rmdir()
-            except OSError:
-                pass
+        shutil.rmtree(self.folder, ignore_errors=True)  # (a replaced worker writes to it until the end)
 
 
 def make_scheduler(config: pytest.Config, log, group_of):
