@@ -123,17 +123,7 @@ def interactions_view(docs: list[Results]) -> list[dict]:
         for key, raw in sorted(d.environment.get("interactions", {}).items()):
             fw, _, binding = key.partition("::")
             cov = InteractionCoverage.from_json(raw)
-            strengths = [
-                {
-                    "strength": c.strength,
-                    "factors": list(c.factors),
-                    "tuples": c.tuples,
-                    "covered": c.covered,
-                    "ruled_out": [{"tuple": list(r["tuple"]), "reason": r["reason"]} for r in c.ruled_out],
-                    "missing": [list(m) for m in c.missing],
-                }
-                for c in cov.by_strength
-            ]
+            strengths = [c.to_json() for c in cov.by_strength]
             rows.append(
                 {
                     "framework": fw,
