@@ -4,12 +4,25 @@ float64 needs ``jax_enable_x64`` (inputs carry explicit dtypes, so float32 cases
 JAX compiles every primitive once per shape and dtype, which dominates its checks: a persistent
 compilation cache (keyed by the program, compile options and jax/XLA versions, so it never serves a
 stale executable) makes repeated runs about twice as fast. ``XENTCHECK_JAX_CACHE=off`` disables it.
+
+Before the cache can be asked, JAX lowers the function to an MLIR module, and for every lowering it
+builds a new MLIR context, loading every dialect: about 5 ms, 80% of the lowering and most of an eager
+JAX check warm (docs/performance.md, stop 35). :func:`share_mlir_context` hands JAX one context per
+thread instead, renewed every ``RENEW_EVERY`` lowerings so that what a context interns cannot grow
+without bound (what llvm/llvm-project#217320's resettable contexts are for). The modules JAX builds
+and compiles are the same: the same number of lowerings and compilations, every one served by the same
+cache entries, and the same records, value for value (``tests/test_jax_config.py`` compares the
+lowered text). ``XENTCHECK_JAX_SHARED_CONTEXT=off`` gives every lowering its own context again.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
+
+#: lowerings served by one shared context before a fresh one replaces it
+RENEW_EVERY = 1000
 
 
 def configure(x64: bool = True) -> None:
@@ -28,3 +41,43 @@ def configure(x64: bool = True) -> None:
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    if os.environ.get("XENTCHECK_JAX_SHARED_CONTEXT") != "off":
+        share_mlir_context()
+
+
+def share_mlir_context(renew_every: int = RENEW_EVERY) -> bool:
+    """Make JAX lower into one MLIR context per thread, a fresh one every ``renew_every`` lowerings.
+    Returns whether it applies: False where this JAX has no ``make_ir_context`` to wrap (a JAX whose
+    internals moved runs as it comes)."""
+    from jax._src.interpreters import mlir
+
+    fresh = getattr(mlir, "make_ir_context", None)
+    if fresh is None:
+        return False
+    if getattr(fresh, "xentcheck_shared", False):
+        return True
+    local = threading.local()
+
+    def shared_context():
+        uses = getattr(local, "uses", renew_every)
+        if uses >= renew_every:
+            local.context, uses = fresh(), 0
+        local.uses = uses + 1
+        return local.context
+
+    shared_context.xentcheck_shared = True
+    shared_context.__wrapped__ = fresh
+    mlir.make_ir_context = shared_context
+    return True
+
+
+def mlir_context() -> str:
+    """How this process's JAX lowers, for the results' environment."""
+    from jax._src.interpreters import mlir
+
+    if getattr(getattr(mlir, "make_ir_context", None), "xentcheck_shared", False):
+        return (
+            f"one MLIR context per thread, renewed every {RENEW_EVERY} lowerings "
+            f"(XENTCHECK_JAX_SHARED_CONTEXT=off: one per lowering)"
+        )
+    return "one MLIR context per lowering (JAX's own)"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import jax
 
-from .jax_config import configure
+from .jax_config import configure, mlir_context
 
 configure()
 
@@ -161,6 +161,7 @@ class JaxAdapter(FrameworkAdapter):
             "optax": optax.__version__,
             "jax.backend": jax.default_backend(),
             "jax.devices": [str(d) for d in jax.devices()],
+            "jax.mlir_context": mlir_context(),
         }
 
     def bindings(self) -> list[Binding]:

@@ -183,6 +183,8 @@ def _declaration_cache(backend: str) -> Path | None:
             except importlib.metadata.PackageNotFoundError:
                 key.update(f"{package}=none".encode())
     key.update(_source_digest())
+    if backend == "jax":  # the environment says how JAX lowers (adapters/jax_config.py)
+        key.update(os.environ.get("XENTCHECK_JAX_SHARED_CONTEXT", "").encode())
     return Path(root) / f"{backend}-{key.hexdigest()[:16]}.json"
 
 
@@ -216,6 +218,10 @@ class _Worker(FrameworkAdapter):
         package = BACKENDS[self.backend]
         if package:
             env[package] = importlib.import_module(package).__version__
+        if self.backend == "jax":
+            from .jax_config import mlir_context
+
+            env["jax.mlir_context"] = mlir_context()
         return env
 
     def bindings(self) -> list[Binding]:

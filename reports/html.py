@@ -246,7 +246,8 @@ def _label_runs(docs: list[Results], labels: list[str]) -> list[Results]:
     for d, label in zip(docs, labels, strict=True):
 
         def tag(r, label=label):
-            return replace(r, run=label if count[r.framework] > 1 else "")
+            run = label if count[r.framework] > 1 else ""
+            return r if r.run == run else replace(r, run=run)  # one run's report copies nothing
 
         out.append(replace(d, records=[tag(r) for r in d.records], stability=[tag(r) for r in d.stability]))
     return out

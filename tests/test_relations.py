@@ -58,6 +58,24 @@ def test_a_relation_outside_the_capabilities_is_unsupported_with_the_reason():
     assert rec.outcome == "unsupported" and "label_smoothing" in rec.reason
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_what_the_declaration_rules_out_is_the_run_s_own_unsupported_verdict(dtype):
+    """A run settles a relation at collection by ``declared_unsupported``: it must be exactly the
+    verdict running the relation gives, and say nothing of a relation that may run."""
+    import xentcheck.relations as relations
+
+    adapter = MutantAdapter(None)
+    bindings = adapter.bindings()
+    for b in [*bindings, replace(bindings[0], caps=replace(bindings[0].caps, dtypes=frozenset({"float64"})))]:
+        for relation in RELATIONS:
+            why = relations.declared_unsupported(b, relation, dtype)
+            rec = Judge(relation_examples=1).relation(adapter, b, bindings, relation, dtype)
+            if why is not None:
+                assert (rec.outcome, rec.reason) == ("unsupported", why), (b.name, relation.name)
+            else:
+                assert dtype in relations.RELATION_DTYPES and dtype in b.caps.dtypes
+
+
 def test_a_relation_no_draw_can_fit_is_unsupported_without_drawing(monkeypatch):
     """A binding with no partner to agree with fits no draw whatever its values: it is settled before
     hypothesis draws (which would reject hundreds of draws before giving up)."""

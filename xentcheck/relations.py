@@ -447,6 +447,18 @@ def check_for(judge: Judge, framework: str, binding: Binding, relation: Relation
     )
 
 
+def declared_unsupported(binding: Binding, relation: Relation, dtype: str) -> str | None:
+    """Why ``relation`` cannot run for ``binding`` in ``dtype``, from the binding's declaration alone
+    (None: it may run). A run settles these at collection, as it settles conformance checks."""
+    why = relation.applies(binding.caps) or (None if dtype in binding.caps.dtypes else f"dtype {dtype} not supported")
+    if why is None and dtype not in RELATION_DTYPES:
+        why = (
+            f"relations run in {' and '.join(RELATION_DTYPES)}: a shifted or rearranged drawn input is exact there, "
+            f"not in {dtype}"
+        )
+    return why
+
+
 def run_relation(judge: Judge, subject: Subject, relation: Relation, check: Check) -> Verdict:
     """Check ``relation`` for ``subject``'s binding on the judge's number of hypothesis draws
     (``judge.relation_examples``); returns its verdict. Each side's bound is the one of the behaviour
@@ -456,13 +468,8 @@ def run_relation(judge: Judge, subject: Subject, relation: Relation, check: Chec
 
     binding, dtype = subject.binding, check.dtype
     base = Verdict(compute_dtype=dtype)
-    why = relation.applies(binding.caps) or (None if dtype in binding.caps.dtypes else f"dtype {dtype} not supported")
+    why = declared_unsupported(binding, relation, dtype)
     reductions = binding.caps.reductions & relation.reductions if relation.reductions else binding.caps.reductions
-    if why is None and dtype not in RELATION_DTYPES:
-        why = (
-            f"relations run in {' and '.join(RELATION_DTYPES)}: a shifted or rearranged drawn input is exact there, "
-            f"not in {dtype}"
-        )
     if why is None and not _fits_somewhere(relation, subject, dtype, reductions):
         why = f"no drawn input fits the binding ({relation.statement})"
     if why:

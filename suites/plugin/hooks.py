@@ -29,6 +29,8 @@ PARSERS = {
 #: the key of the Check an item that records attaches at set-up, so a check that never finishes (a hang,
 #: a dead worker) still gets a full record
 SPEC_KEY = "xentcheck_spec"
+#: the kinds of check a run settles at collection where the binding's declaration rules them out
+SETTLED_KINDS = (*CONFORMANCE, "relation")
 #: the parameters of the suites' tests that produce a record (what "collected" counts)
 RECORDING_PARAMS = ("spec", "relation_spec", "stability_spec", "bench_spec")
 
@@ -163,7 +165,7 @@ class Hooks:
         keep, settled = [], []
         for item in items:
             check = check_of(item)
-            rec = self.session.unsupported(check) if check is not None and check.kind in CONFORMANCE else None
+            rec = self.session.unsupported(check) if check is not None and check.kind in SETTLED_KINDS else None
             if rec is None:
                 keep.append(item)
             else:

@@ -21,21 +21,27 @@ DEFAULT_EXPECTATIONS = ROOT / "suites" / "expectations.toml"
 DEFAULT_FRAMEWORKS = tuple(BUILTIN)
 #: Keras on JAX, PyTorch and NumPy: a run that does not name them (and has no --all-dtypes) checks their
 #: slice, the default run's budget: the catalog's conformance checks in float32 (Keras's default floatx)
-#: of the loss classes and the training step (SLICE_LEAVES_OUT), unreduced where the binding
-#: offers it (Keras's reductions are backend-independent code over the per-example losses, checked in
-#: every reduction on TensorFlow); no interaction cases, relations, stability sweep or snippets. Named,
-#: they run everything.
+#: of the loss classes (SLICE_LEAVES_OUT), unreduced where the binding offers it (Keras's reductions are
+#: backend-independent code over the per-example losses, checked in every reduction on TensorFlow); no
+#: interaction cases, relations, stability sweep or snippets. Named, they run everything.
 FLOATX_SLICE = ("keras[jax]", "keras[torch]", "keras[numpy]")
 #: bindings the slice leaves out: the loss functions, keras.ops and the metrics run the same backend code
-#: as the loss classes, which call the functions, which call keras.ops (the loss classes and the training
-#: step are the slice's code paths)
+#: as the loss classes, which call the functions, which call keras.ops; the training step (the loss
+#: classes under the backend's trainer) is checked on TensorFlow, and on the other backends when they are
+#: named: on JAX it compiles a train function per shape, 13 of keras[jax]'s 16 s (docs/performance.md)
 SLICE_LEAVES_OUT = (
     "keras.binary_crossentropy.",
     "keras.categorical_crossentropy.",
     "keras.sparse_categorical_crossentropy.",
     "keras.ops.",
     "keras.metrics.",
+    "keras.Model.train_on_batch.",
 )
+#: JAX computes in float32 unless ``jax_enable_x64`` is set, which it leaves off by default: a run that
+#: does not name jax (and has no --all-dtypes) checks its cases and stability sweep in the dtypes JAX
+#: users get without it; its float64 (x64 mode) runs when jax is named or with --all-dtypes (it was
+#: 15.6 s of a worker's time, the largest share of the default run's budget: docs/performance.md)
+X64_SLICE = ("jax",)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -46,7 +52,7 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help=f"comma-separated frameworks to check (default: {', '.join(DEFAULT_FRAMEWORKS)}; Keras "
         f"on each backend runs in a worker process of its own, and {', '.join(FLOATX_SLICE)} check "
-        f"float32 only unless named here or --all-dtypes)",
+        f"float32 only unless named here or --all-dtypes; {', '.join(X64_SLICE)} checks float64 only then too)",
     )
     g.addoption(
         "--adapter",
@@ -264,6 +270,8 @@ class RunOptions:
     values_outside: bool = False
     #: frameworks this run checks in their slice only (see FLOATX_SLICE)
     sliced: tuple[str, ...] = ()
+    #: frameworks this run checks without float64 (see X64_SLICE)
+    without_x64: tuple[str, ...] = ()
     #: --case and --binding: exact names this run is narrowed to (empty: no narrowing)
     case_names: tuple[str, ...] = ()
     binding_names: tuple[str, ...] = ()
@@ -273,8 +281,11 @@ class RunOptions:
     large_vocab: bool = False
 
     def dtypes_for(self, framework: str, dtypes) -> tuple[str, ...]:
-        """``dtypes`` as this run checks them for ``framework`` (a sliced one: float32 only)."""
-        return tuple(d for d in dtypes if framework not in self.sliced or d == "float32")
+        """``dtypes`` as this run checks them for ``framework`` (a sliced one: float32 only; one without
+        x64: no float64)."""
+        if framework in self.sliced:
+            return tuple(d for d in dtypes if d == "float32")
+        return tuple(d for d in dtypes if framework not in self.without_x64 or d != "float64")
 
     def reductions_for(self, framework: str, offered: frozenset[str], reductions) -> tuple[str, ...]:
         """A case's ``reductions`` as this run checks them for a binding of ``framework`` that offers
@@ -351,6 +362,7 @@ class RunOptions:
             interactions=strength,
             probe_capabilities=opt("probe_capabilities"),
             sliced=() if names is not None or opt("all_dtypes") else FLOATX_SLICE,
+            without_x64=() if names is not None or opt("all_dtypes") else X64_SLICE,
             case_names=tuple(opt("case_names")),
             binding_names=tuple(opt("binding_names")),
             large_vocab=opt("large_vocab"),

@@ -259,8 +259,9 @@ class XentSession:
         """The checks of ``b``'s interaction cases; its coverage per strength goes into the environment."""
         if not self.options.interactions or not self.options.all_layers(fw):
             return []
-        try:
-            plan = interactions.plan(b, self.options.interactions)
+        dtypes = frozenset(self.options.dtypes_for(fw, b.caps.dtypes))
+        try:  # over the dtypes this run checks the framework in (the default run's JAX: no float64)
+            plan = interactions.plan(replace(b, caps=replace(b.caps, dtypes=dtypes)), self.options.interactions)
         except interactions.InteractionError as e:
             raise pytest.UsageError(f"{fw}: {e}") from None
         self.environment["interactions"][f"{fw}::{b.name}"] = plan.as_dict()
@@ -303,7 +304,7 @@ class XentSession:
             if self.options.in_run(fw, b.name)
             for ax in stability.AXES
             if b.caps.op in ax.ops and self.options.case_chosen(ax.name)
-            for dt in sorted(b.caps.dtypes, key=DTYPES.index)
+            for dt in self.options.dtypes_for(fw, sorted(b.caps.dtypes, key=DTYPES.index))
         ]
 
     def probe_specs(self) -> list[Check]:
@@ -367,8 +368,12 @@ class XentSession:
         return self._problems[key]
 
     def unsupported(self, check: Check) -> CheckRecord | None:
-        """The ``unsupported`` record of a check its binding's declared capabilities rule out, else None
-        (settled from declarations alone, without calling the binding)."""
+        """The ``unsupported`` record of a conformance or relation check its binding's declared
+        capabilities rule out, else None (settled from declarations alone, without calling the binding)."""
+        if check.kind == "relation":
+            b = self.bindings(check.framework)[check.binding]
+            why = relations.declared_unsupported(b, relations.BY_NAME[check.case], check.dtype)
+            return None if why is None else record(check, Verdict(reason=why, compute_dtype=check.dtype))
         problem = self.problem(check)
         reason = self.judge.unsupported(self.bindings(check.framework)[check.binding], problem, check)
         return None if reason is None else record(self.judge.described(check, problem), Verdict(reason=reason))
