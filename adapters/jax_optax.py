@@ -19,6 +19,7 @@ import optax  # noqa: E402
 from xentcheck.bench.floor import EXP_CHAIN  # noqa: E402
 
 from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs, WorkerGroup  # noqa: E402
+from . import jax_linear_ce as linear_ce  # noqa: E402
 from .framework import FrameworkAdapter  # noqa: E402
 from .repro import Dialect  # noqa: E402
 
@@ -162,12 +163,13 @@ class JaxAdapter(FrameworkAdapter):
             "jax.backend": jax.default_backend(),
             "jax.devices": [str(d) for d in jax.devices()],
             "jax.mlir_context": mlir_context(),
+            **linear_ce.environment(),
         }
 
     def bindings(self) -> list[Binding]:
         has_gpu = any(d.platform == "gpu" for d in jax.devices())
         devices = frozenset({"cpu", "cuda"}) if has_gpu else frozenset({"cpu"})
-        return self.declare(_bindings(), devices, self.environment())
+        return self.declare(_bindings() + linear_ce.bindings(), devices, self.environment())
 
     def _device(self):
         return jax.devices("gpu" if self.device == "cuda" else "cpu")[0]
