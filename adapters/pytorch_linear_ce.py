@@ -149,6 +149,48 @@ def _differentiate(loss, x: torch.Tensor, inp: Inputs):
     return y.detach(), torch.cat([g.reshape(-1) for g in grads])
 
 
+def _leaves(x: torch.Tensor, inp: Inputs, *, x_grad: bool = True, w_grad: bool = True):
+    """Fresh X, W (and bias) leaves as ``_differentiate`` makes them, each requiring grad as asked."""
+    p = inp.problem
+    dt, dev = _TORCH_DTYPES[p.dtype], x.device
+    wm, bias = p.handed_linear()
+    xl = x.detach().requires_grad_(x_grad)
+    w = nn.Parameter(classifier(wm, dt, dev), requires_grad=w_grad)
+    b = None if bias is None else nn.Parameter(torch.as_tensor(bias, dtype=dt, device=dev), requires_grad=w_grad)
+    return xl, w, b
+
+
+def _loss_of(loss, x, xl, w, b, inp: Inputs) -> torch.Tensor:
+    y = loss(xl.reshape(-1, xl.shape[-1]), w, b, inp.target.reshape(-1), inp)
+    return y.reshape(x.shape[:-1]) if inp.problem.reduction == "none" else y
+
+
+def _grads(y, wrt, inp: Inputs, **kw) -> list[torch.Tensor]:
+    grads = torch.autograd.grad(y, wrt, grad_outputs=inp.cotangent if y.ndim else None, allow_unused=True, **kw)
+    return [torch.zeros_like(t) if g is None else g for t, g in zip(wrt, grads, strict=True)]
+
+
+def _separately(loss, x: torch.Tensor, inp: Inputs):
+    """dX with W and b frozen (``requires_grad=False``, as when only the activations are trained), then dW
+    and db with X frozen, each from its own forward: the flat gradient (dX, dW, db) of two partial steps."""
+    xl, w, b = _leaves(x, inp, w_grad=False)
+    y = _loss_of(loss, x, xl, w, b, inp)
+    (dx,) = _grads(y, [xl], inp)
+    xl, w, b = _leaves(x, inp, x_grad=False)
+    dw = _grads(_loss_of(loss, x, xl, w, b, inp), [w] + ([b] if b is not None else []), inp)
+    return y.detach(), torch.cat([g.reshape(-1) for g in [dx, *dw]])
+
+
+def _twice(loss, x: torch.Tensor, inp: Inputs):
+    """One forward, two backward passes (``retain_graph=True`` on the first): the second's gradient, which
+    must equal the first's (a kernel that frees or scales its saved gradient in the backward fails)."""
+    xl, w, b = _leaves(x, inp)
+    y = _loss_of(loss, x, xl, w, b, inp)
+    wrt = [xl, w] + ([b] if b is not None else [])
+    _grads(y, wrt, inp, retain_graph=True)
+    return y.detach(), torch.cat([g.reshape(-1) for g in _grads(y, wrt, inp)])
+
+
 def _forward(loss, compiles_itself: bool = False) -> Callable[[torch.Tensor, Inputs], torch.Tensor]:
     """The forward alone (for probing, eager), with W and b as constants."""
 
@@ -425,8 +467,58 @@ def _cce_bindings() -> list[Binding]:
     ]
 
 
+#: how a training loop may call a fused loss other than one forward and one full backward, as bindings of
+#: their own (suffix -> (doc, the step's differentiation or None for the value under torch.no_grad)), on one
+#: binding of each library (VARIANT_OF), in float32
+VARIANTS = {
+    "[grad X, then W]": ("dX with W and b frozen, then dW and db with X frozen (two forwards)", _separately),
+    "[retain_graph]": ("one forward, a second backward with retain_graph=True: its gradient", _twice),
+    "[no_grad]": ("the value under torch.no_grad() with X and W requiring grad (evaluation)", None),
+}
+VARIANT_OF = (
+    "F.linear_cross_entropy",
+    "F.linear_cross_entropy.chunked_default",
+    "liger.FusedLinearCrossEntropyLoss",
+    "cce.linear_cross_entropy",
+)
+
+
+def _variants(b: Binding) -> list[Binding]:
+    loss = LOSSES[b.name]
+    compiles_itself = b.name.startswith("cce.")
+    # float32 and ignore_index only (its all-ignored rows are where the chunked paths differ): the calling
+    # conventions, not the options, are what a variant checks, inside the default run's budget
+    caps = replace(b.caps, dtypes=frozenset({"float32"}), options=b.caps.options & {"ignore_index"})
+    out = []
+    for suffix, (doc, differentiate) in VARIANTS.items():
+        if differentiate is None:
+
+            def value(x, inp, loss=loss):
+                with torch.no_grad(), _stance(False, compiles_itself):
+                    xl, w, bias = _leaves(x, inp)
+                    return _loss_of(loss, x, xl, w, bias, inp)
+
+            out.append(Binding(b.name + suffix, b.api, replace(caps, grad=False), value, b.convention, doc))
+        else:
+
+            def step(x, inp, compiled, loss=loss, differentiate=differentiate):
+                with _stance(compiled, compiles_itself):
+                    return differentiate(loss, x, inp)
+
+            out.append(
+                Binding(b.name + suffix, b.api, caps, _forward(loss, compiles_itself), b.convention, doc, step=step)
+            )
+    return out
+
+
 def bindings() -> list[Binding]:
-    """Every linear_ce binding whose library is installed (torch's own always)."""
+    """Every linear_ce binding whose library is installed (torch's own always), and the calling variants of
+    one binding of each library (VARIANTS)."""
+    out = _bindings()
+    return out + [v for b in out if b.name in VARIANT_OF for v in _variants(b)]
+
+
+def _bindings() -> list[Binding]:
     out = _torch_bindings() if hasattr(F, "linear_cross_entropy") else []
     if _installed("liger_kernel") and _installed("triton"):
         out += _liger_bindings()

@@ -50,6 +50,25 @@ def test_a_reductions_filter_covers_only_that_reduction_path(tmp_path):
     assert reg.find(replace(key, reduction="mean"), {}) is e and reg.find(replace(key, reduction="none"), {}) is None
 
 
+def test_a_calling_variant_has_its_binding_s_entries_and_its_own():
+    from xentcheck.protocol import variant_of
+
+    assert variant_of("F.linear_cross_entropy[retain_graph]") == "F.linear_cross_entropy"
+    assert variant_of("F.binary_cross_entropy") == "F.binary_cross_entropy" == variant_of("F.binary_cross_entropy")
+    assert variant_of("[x]") == "[x]" and variant_of("a[b") == "a[b"
+    f = ROOT / "suites" / "expectations.toml"
+    reg = load_registry([f])
+    key = Check("torch", "F.binary_cross_entropy[no_grad]", "c", "float32", kind="value", category="cat")
+    base = reg.find(replace(key, binding="F.binary_cross_entropy"), {"torch": "2.13.0"})
+    variant = reg.find(key, {"torch": "2.13.0"})
+    assert base is not None and variant is not None and variant.id == base.id
+    own = Check("torch", "liger.FusedLinearCrossEntropyLoss[grad X, then W]", "c", "float32", "eager", "sum", "grad")
+    plain = replace(own, binding="liger.FusedLinearCrossEntropyLoss")
+    versions = {"torch": "2.13.0", "liger-kernel": "0.8.5"}
+    assert "liger-flce-frozen-input-no-weight-grad" in reg.find(own, versions).id
+    assert "frozen" not in getattr(reg.find(plain, versions), "id", "")
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [

@@ -192,6 +192,15 @@ def test_empty_mean_policies():
     assert zero.value == 0 and np.all(zero.grad == 0)
 
 
+def test_a_frozen_input_leaves_the_classifier_without_gradient():
+    p = _problem("float32", "sum")
+    full = reference.evaluate(p)
+    frozen = reference.evaluate(p, reference.Convention(frozen_input_no_weight_grad=True))
+    parts, got = linear_ce.split_grad(p, full.grad), linear_ce.split_grad(p, frozen.grad)
+    assert np.array_equal(got["dX"], parts["dX"]) and np.any(parts["dW"] != 0) and np.any(parts["db"] != 0)
+    assert np.all(got["dW"] == 0) and np.all(got["db"] == 0) and frozen.value == full.value
+
+
 def test_catalog_linear_cases_build():
     found = [c for c in cases.load_catalog() if "linear_ce" in c.ops]
     assert len(found) >= 10

@@ -440,3 +440,20 @@ def test_empty_mean_nan_grad():
     )
     assert np.all(_ev(p).grad == 0)
     assert np.all(np.isnan(_ev(p, empty_mean_nan_grad=True).grad))
+
+
+def test_frozen_input_no_weight_grad():
+    # linear_ce, one row x = [1, 2], W = 0 (uniform softmax over 2 classes), target 0, sum: dZ = [-1/2, 1/2],
+    # so dX = dZ W = 0, dW = dZ^T x = [[-1/2, -1], [1/2, 1]]; with X frozen the API returns no dW: 0
+    p = Problem(
+        case="t",
+        op="linear_ce",
+        dtype="float64",
+        x=np.array([[1.0, 2.0]]),
+        target=np.array([0]),
+        target_kind="index",
+        reduction="sum",
+        weight_matrix=np.zeros((2, 2)),
+    )
+    np.testing.assert_allclose(_ev(p).grad, [0, 0, -0.5, -1, 0.5, 1], atol=1e-15)
+    np.testing.assert_allclose(_ev(p, frozen_input_no_weight_grad=True).grad, [0, 0, 0, 0, 0, 0], atol=1e-15)

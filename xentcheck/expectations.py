@@ -26,6 +26,7 @@ from . import conditions, policies
 from .declarations import TableKind, check, tables
 from .messages import expectation, no_longer_happens
 from .problem import DTYPES, OPTIONS, Problem
+from .protocol import variant_of
 from .records import CheckRecord
 from .reference import POLICIES, Convention
 
@@ -152,13 +153,19 @@ class Expectation:
     #: the entry covers only problems that use all these options together (an interaction)
     options: tuple[str, ...] = ()
 
+    def covers(self, binding: str) -> bool:
+        """Whether the entry names ``binding``, or the binding it is a calling variant of (``NAME[how]``:
+        the same API called another way, e.g. with a second backward, has the API's documented behaviours;
+        an entry about the variant alone names it in full)."""
+        return binding in self.bindings or variant_of(binding) in self.bindings
+
     def applies(self, key: Check, versions: dict, problem: Problem | None = None) -> bool:
         """Whether this entry covers the check ``key`` (its framework, binding, dtype, kind, mode,
         reduction and the options its problem uses; version taken from ``versions[package or
         framework]``) on the input ``problem``, which an entry with a ``when`` condition needs (without it
         such an entry does not apply). Case names and categories never select: behaviours are described
         by the input."""
-        if key.framework not in self.frameworks or key.binding not in self.bindings or key.kind not in self.checks:
+        if key.framework not in self.frameworks or not self.covers(key.binding) or key.kind not in self.checks:
             return False
         if not set(self.options) <= key.options:
             return False
@@ -261,6 +268,9 @@ class Registry:
         if any. Several entries that apply together (e.g. a policy and a compute_dtype) combine into one
         whose id joins theirs with '+'."""
         candidates = self._by_target.get((key.framework, key.binding, key.kind), ())
+        base = variant_of(key.binding)
+        if base != key.binding:  # a calling variant: its own entries, then its binding's
+            candidates += self._by_target.get((key.framework, base, key.kind), ())
         hits = [e for e in candidates if e.applies(key, versions, problem)]
         if len(hits) <= 1:
             return hits[0] if hits else None
@@ -323,7 +333,7 @@ def _in_scope(e: Expectation, r: CheckRecord) -> bool:
     the checks the run selected where the entry could have applied."""
     return (
         r.framework in e.frameworks
-        and r.binding in e.bindings
+        and e.covers(r.binding)
         and r.check in e.checks
         and (not e.dtypes or r.dtype in e.dtypes)
         and (not e.modes or r.mode in e.modes)

@@ -186,6 +186,8 @@ def evaluate_linear(
             scales.append((np.sum(gA + ag, axis=0), np.sum(gS, axis=0) + n_rows * np.sum(ag, axis=0)))
         if conv.empty_mean_nan_grad and problem.reduction == "mean" and not np.any(counted):
             grads = [np.full_like(gr, np.nan) for gr in grads]
+        if conv.frozen_input_no_weight_grad:
+            grads = [grads[0], *(np.zeros_like(gr) for gr in grads[1:])]
     return reference.Evaluation(
         np.asarray(value, dtype=np.float64),
         flat_grad(*grads),

@@ -272,6 +272,15 @@ _INPUT_ARRAYS = ("x", "target", "class_weight", "sample_weight", "pos_weight", "
 _HANDED: dict[int, tuple[Problem, Problem]] = {}
 
 
+def variant_of(binding: str) -> str:
+    """The binding that a calling variant ``NAME[how]`` calls (``binding`` itself when it is no variant).
+    A variant calls the same API another way (e.g. a second backward): it is checked like any binding,
+    has the API's documented behaviours, and takes no part in the relations, whose identities are the
+    API's."""
+    base, sep, rest = binding.partition("[")
+    return base if sep and rest.endswith("]") and base else binding
+
+
 def _handed_copy(problem: Problem) -> Problem:
     hit = _HANDED.get(id(problem))
     if hit is not None and hit[0] is problem:

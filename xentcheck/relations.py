@@ -30,7 +30,7 @@ from .check import Check, Verdict
 from .compare import compare
 from .exception_text import one_line
 from .problem import CATEGORICAL_OPS, Problem, round_to
-from .protocol import Adapter, Binding, Capabilities, run_binding
+from .protocol import Adapter, Binding, Capabilities, run_binding, variant_of
 from .records import Errors
 from .tolerance import bound
 
@@ -426,7 +426,9 @@ def partners(judge: Judge, framework: str, binding: Binding, bindings: list[Bind
         )
 
     mine = documented(binding.name)
-    return [b for b in bindings if b.name != binding.name and documented(b.name) == mine]
+    return [
+        b for b in bindings if b.name != binding.name and variant_of(b.name) == b.name and documented(b.name) == mine
+    ]
 
 
 def check_for(judge: Judge, framework: str, binding: Binding, relation: Relation, dtype: str) -> Check:

@@ -21,7 +21,7 @@ from xentcheck.exception_text import one_line
 from xentcheck.expectations import ExpectationError, load_registry
 from xentcheck.json_safety import plain
 from xentcheck.problem import DTYPES, Problem
-from xentcheck.protocol import Adapter, Binding
+from xentcheck.protocol import Adapter, Binding, variant_of
 from xentcheck.records import BenchRecord, CheckRecord, RelationRecord, StabilityRecord
 from xentcheck.results import Results, ResultsError, load
 
@@ -287,7 +287,7 @@ class XentSession:
             for fw in self.load_adapters()
             if self.options.all_layers(fw)
             for b in self.bindings(fw).values()
-            if self.options.in_run(fw, b.name)
+            if self.options.in_run(fw, b.name) and variant_of(b.name) == b.name
             for r in relations.RELATIONS
             if self.options.case_chosen(r.name)
             for dt in dtypes
