@@ -134,19 +134,13 @@ def _step(
 
 def _differentiate(loss, x: torch.Tensor, inp: Inputs):
     """The loss of ``x`` and its flat gradient with respect to X, W and b (fresh leaves each call)."""
-    p = inp.problem
-    dt, dev = _TORCH_DTYPES[p.dtype], x.device
-    xl = x.detach().requires_grad_(True)
-    wm, bias = p.handed_linear()  # as the binding receives them (the errors layer's malformed W or bias)
-    w = nn.Parameter(classifier(wm, dt, dev))
-    b = None if bias is None else nn.Parameter(torch.as_tensor(bias, dtype=dt, device=dev))
-    y = loss(xl.reshape(-1, xl.shape[-1]), w, b, inp.target.reshape(-1), inp)
-    if p.reduction == "none":
-        y = y.reshape(x.shape[:-1])
-    wrt = [xl, w] + ([b] if b is not None else [])
-    grads = torch.autograd.grad(y, wrt, grad_outputs=inp.cotangent if y.ndim else None, allow_unused=True)
-    grads = [torch.zeros_like(t) if g is None else g for t, g in zip(wrt, grads, strict=True)]
-    return y.detach(), torch.cat([g.reshape(-1) for g in grads])
+    xl, w, b = _leaves(x, inp)
+    y = _loss_of(loss, x, xl, w, b, inp)
+    return y.detach(), torch.cat([g.reshape(-1) for g in _grads(y, _wrt(xl, w, b), inp)])
+
+
+def _wrt(xl, w, b) -> list[torch.Tensor]:
+    return [xl, w] + ([b] if b is not None else [])
 
 
 def _leaves(x: torch.Tensor, inp: Inputs, *, x_grad: bool = True, w_grad: bool = True):
@@ -177,7 +171,7 @@ def _separately(loss, x: torch.Tensor, inp: Inputs):
     y = _loss_of(loss, x, xl, w, b, inp)
     (dx,) = _grads(y, [xl], inp)
     xl, w, b = _leaves(x, inp, x_grad=False)
-    dw = _grads(_loss_of(loss, x, xl, w, b, inp), [w] + ([b] if b is not None else []), inp)
+    dw = _grads(_loss_of(loss, x, xl, w, b, inp), _wrt(xl, w, b)[1:], inp)
     return y.detach(), torch.cat([g.reshape(-1) for g in [dx, *dw]])
 
 
@@ -186,9 +180,8 @@ def _twice(loss, x: torch.Tensor, inp: Inputs):
     must equal the first's (a kernel that frees or scales its saved gradient in the backward fails)."""
     xl, w, b = _leaves(x, inp)
     y = _loss_of(loss, x, xl, w, b, inp)
-    wrt = [xl, w] + ([b] if b is not None else [])
-    _grads(y, wrt, inp, retain_graph=True)
-    return y.detach(), torch.cat([g.reshape(-1) for g in _grads(y, wrt, inp)])
+    _grads(y, _wrt(xl, w, b), inp, retain_graph=True)
+    return y.detach(), torch.cat([g.reshape(-1) for g in _grads(y, _wrt(xl, w, b), inp)])
 
 
 def _forward(loss, compiles_itself: bool = False) -> Callable[[torch.Tensor, Inputs], torch.Tensor]:
