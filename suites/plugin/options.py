@@ -52,7 +52,7 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help=f"comma-separated frameworks to check (default: {', '.join(DEFAULT_FRAMEWORKS)}; Keras "
         f"on each backend runs in a worker process of its own, and {', '.join(FLOATX_SLICE)} check "
-        f"float32 only unless named here or --all-dtypes; {', '.join(X64_SLICE)} checks float64 only then too)",
+        f"float32 only, and {', '.join(X64_SLICE)} without float64, unless named here or --all-dtypes)",
     )
     g.addoption(
         "--adapter",
