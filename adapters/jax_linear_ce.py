@@ -25,14 +25,20 @@ from xentcheck.problem import Problem
 from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs
 
 
+def _classifier(x, p: Problem) -> tuple:
+    """W and the bias (None without one) in ``x``'s dtype, as the binding receives them (the errors
+    layer's malformed W or bias)."""
+    wm, bias = p.handed_linear()
+    return jnp.asarray(wm, dtype=x.dtype), None if bias is None else jnp.asarray(bias, dtype=x.dtype)
+
+
 def _step(loss: Callable) -> Callable:
     """A ``step`` from ``loss(X2d, W, b, target1d, problem)``: the loss and the flat gradient (dX, dW, db)."""
 
     def step(x, inp: Inputs, compiled: bool):
         p = inp.problem
-        wm, bias = p.handed_linear()  # as the binding receives them (the errors layer's malformed W or bias)
-        w = jnp.asarray(wm, dtype=x.dtype)
-        args = (x, w) if bias is None else (x, w, jnp.asarray(bias, dtype=x.dtype))
+        w, b = _classifier(x, p)
+        args = (x, w) if b is None else (x, w, b)
         t, lead = inp.target.reshape(-1), x.shape[:-1]
 
         def f(x_, w_, *b_):
@@ -50,10 +56,8 @@ def _forward(loss: Callable) -> Callable:
     """The forward alone (probing, reproduction), with W and b as constants."""
 
     def fn(x, inp: Inputs):
-        p = inp.problem
-        wm, bias = p.handed_linear()
-        b = None if bias is None else jnp.asarray(bias, dtype=x.dtype)
-        return loss(x.reshape(-1, x.shape[-1]), jnp.asarray(wm, dtype=x.dtype), b, inp.target.reshape(-1), p)
+        w, b = _classifier(x, inp.problem)
+        return loss(x.reshape(-1, x.shape[-1]), w, b, inp.target.reshape(-1), inp.problem)
 
     return fn
 

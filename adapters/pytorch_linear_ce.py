@@ -122,12 +122,16 @@ def _stance(compiled: bool, compiles_itself: bool):
 def _step(
     loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, Inputs], torch.Tensor],
     compiles_itself: bool = False,
+    differentiate: Callable | None = None,
 ):
-    """A ``step`` from ``loss(X2d, W, b, target1d, inputs)``: the loss and the flat gradient (dX, dW, db)."""
+    """A ``step`` from ``loss(X2d, W, b, target1d, inputs)``: the loss and the flat gradient (dX, dW, db),
+    taken by ``differentiate`` (default ``_differentiate``: one forward, one backward; a calling variant's
+    otherwise)."""
+    how = differentiate or _differentiate
 
     def step(x: torch.Tensor, inp: Inputs, compiled: bool):
         with _stance(compiled, compiles_itself):
-            return _differentiate(loss, x, inp)
+            return how(loss, x, inp)
 
     return step
 
@@ -144,7 +148,9 @@ def _wrt(xl, w, b) -> list[torch.Tensor]:
 
 
 def _leaves(x: torch.Tensor, inp: Inputs, *, x_grad: bool = True, w_grad: bool = True):
-    """Fresh X, W (and bias) leaves as ``_differentiate`` makes them, each requiring grad as asked."""
+    """Fresh X, W (and bias) leaves, each requiring grad as asked: W and b as ``nn.Parameter``s, as the
+    module bindings assign them to their ``nn.Linear``, converted from the problem's arrays as the binding
+    receives them (the errors layer's malformed W or bias)."""
     p = inp.problem
     dt, dev = _TORCH_DTYPES[p.dtype], x.device
     wm, bias = p.handed_linear()
@@ -195,23 +201,22 @@ def _forward(loss, compiles_itself: bool = False) -> Callable[[torch.Tensor, Inp
 
 
 def _forward_once(loss, x: torch.Tensor, inp: Inputs) -> torch.Tensor:
-    p = inp.problem
-    dt = _TORCH_DTYPES[p.dtype]
-    wm, bias = p.handed_linear()
-    # Parameters (without gradients), as the module bindings assign them to their nn.Linear
-    w = nn.Parameter(classifier(wm, dt, x.device), requires_grad=False)
-    b = None if bias is None else nn.Parameter(torch.as_tensor(bias, dtype=dt, device=x.device), False)
-    return loss(x.reshape(-1, x.shape[-1]), w, b, inp.target.reshape(-1), inp)
+    xl, w, b = _leaves(x, inp, x_grad=False, w_grad=False)
+    return loss(xl.reshape(-1, xl.shape[-1]), w, b, inp.target.reshape(-1), inp)
 
 
 #: binding name -> its loss ``loss(X2d, W, b, target1d, inputs)`` (scripts/linear_ce_memory.py times these)
 LOSSES: dict[str, Callable] = {}
+#: the bindings whose library compiles its own function (see ``_stance``)
+COMPILES_ITSELF: set[str] = set()
 
 
 def _binding(
     name: str, api: str, caps: Capabilities, loss, convention=WEIGHT_SUM, doc: str = "", compiles_itself: bool = False
 ) -> Binding:
     LOSSES[name] = loss
+    if compiles_itself:
+        COMPILES_ITSELF.add(name)
     fwd, step = _forward(loss, compiles_itself), _step(loss, compiles_itself)
     return Binding(name, api, caps, fwd, convention, doc, step=step)
 
@@ -477,8 +482,7 @@ VARIANT_OF = (
 
 
 def _variants(b: Binding) -> list[Binding]:
-    loss = LOSSES[b.name]
-    compiles_itself = b.name.startswith("cce.")
+    loss, compiles_itself = LOSSES[b.name], b.name in COMPILES_ITSELF
     # float32 and ignore_index only (its all-ignored rows are where the chunked paths differ): the calling
     # conventions, not the options, are what a variant checks, inside the default run's budget
     caps = replace(b.caps, dtypes=frozenset({"float32"}), options=b.caps.options & {"ignore_index"})
@@ -493,11 +497,7 @@ def _variants(b: Binding) -> list[Binding]:
 
             out.append(Binding(b.name + suffix, b.api, replace(caps, grad=False), value, b.convention, doc))
         else:
-
-            def step(x, inp, compiled, loss=loss, differentiate=differentiate):
-                with _stance(compiled, compiles_itself):
-                    return differentiate(loss, x, inp)
-
+            step = _step(loss, compiles_itself, differentiate)
             out.append(
                 Binding(b.name + suffix, b.api, caps, _forward(loss, compiles_itself), b.convention, doc, step=step)
             )

@@ -424,20 +424,25 @@ def test_zero_logit_grad_one_minus_target():
     np.testing.assert_allclose(_ev(h, zero_logit_grad_one_minus_target=True).grad, [[0.75, s24 - 0.25]], rtol=1e-12)
 
 
-def test_empty_mean_nan_grad():
-    # linear_ce with every target ignored under mean: the exact gradients are 0 (0 / 0 is taken as 0 for a
-    # mean over nothing only with empty_mean_zero; the gradient of nothing is 0), NaN under the policy
-    p = Problem(
+def _linear(x, target, w, reduction, **kw) -> Problem:
+    """A float64 linear_ce problem: hidden states ``x``, index ``target``, classifier ``w``."""
+    return Problem(
         case="t",
         op="linear_ce",
         dtype="float64",
-        x=np.ones((2, 3)),
-        target=np.array([-100, -100]),
+        x=x,
+        target=np.array(target),
         target_kind="index",
-        reduction="mean",
-        ignore_index=-100,
-        weight_matrix=np.ones((4, 3)),
+        reduction=reduction,
+        weight_matrix=w,
+        **kw,
     )
+
+
+def test_empty_mean_nan_grad():
+    # linear_ce with every target ignored under mean: the exact gradients are 0 (0 / 0 is taken as 0 for a
+    # mean over nothing only with empty_mean_zero; the gradient of nothing is 0), NaN under the policy
+    p = _linear(np.ones((2, 3)), [-100, -100], np.ones((4, 3)), "mean", ignore_index=-100)
     assert np.all(_ev(p).grad == 0)
     assert np.all(np.isnan(_ev(p, empty_mean_nan_grad=True).grad))
 
@@ -445,15 +450,6 @@ def test_empty_mean_nan_grad():
 def test_frozen_input_no_weight_grad():
     # linear_ce, one row x = [1, 2], W = 0 (uniform softmax over 2 classes), target 0, sum: dZ = [-1/2, 1/2],
     # so dX = dZ W = 0, dW = dZ^T x = [[-1/2, -1], [1/2, 1]]; with X frozen the API returns no dW: 0
-    p = Problem(
-        case="t",
-        op="linear_ce",
-        dtype="float64",
-        x=np.array([[1.0, 2.0]]),
-        target=np.array([0]),
-        target_kind="index",
-        reduction="sum",
-        weight_matrix=np.zeros((2, 2)),
-    )
+    p = _linear(np.array([[1.0, 2.0]]), [0], np.zeros((2, 2)), "sum")
     np.testing.assert_allclose(_ev(p).grad, [0, 0, -0.5, -1, 0.5, 1], atol=1e-15)
     np.testing.assert_allclose(_ev(p, frozen_input_no_weight_grad=True).grad, [0, 0, 0, 0, 0, 0], atol=1e-15)
