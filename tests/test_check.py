@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from xentcheck.check import Check, Verdict, record
+from xentcheck.check import Bundle, Check, Verdict, record
 from xentcheck.records import CheckRecord, RelationRecord, StabilityRecord
 
 
@@ -73,3 +73,20 @@ def test_the_identity_is_what_a_check_compares_by():
     a = Check("fake", "b", "c", "float32", "eager", "mean", "grad", group="one")
     assert a == Check("fake", "b", "c", "float32", "eager", "mean", "grad", group="another", api="x")
     assert a != Check("fake", "b", "c", "float32", "compiled", "mean", "grad")
+
+
+def test_a_bundle_holds_the_checks_of_one_binding_case_dtype_and_mode():
+    def c(dtype: str, reduction: str, kind: str, group: str = "g") -> Check:
+        return Check("fake", "b", "random_index", dtype, "eager", reduction, kind, group=group)
+
+    checks = [c("float32", "none", "value"), c("float64", "none", "value"), c("float32", "mean", "grad")]
+    checks.append(c("float32", "sum", "grad", group="other"))  # another worker group: never bundled with the rest
+    bundles = Bundle.of(checks)
+    assert [b.checks for b in bundles] == [(checks[0], checks[2]), (checks[1],), (checks[3],)]
+    assert bundles[0].test_id == "fake-b-random_index-float32-eager" and bundles[0].group == "g"
+    assert [c.id for c in bundles[0].checks] == [
+        "fake-b-random_index-float32-eager-none-value",
+        "fake-b-random_index-float32-eager-mean-grad",
+    ]
+    with pytest.raises(ValueError):
+        Bundle(())

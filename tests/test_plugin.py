@@ -64,9 +64,29 @@ def test_external_adapter_is_tested_like_a_builtin(run_suite, tmp_path):
         "-rA",
     )
     assert r.ret == 0, _out(r)[-3000:]
-    assert "fake-fake.softmax_ce-random_index-float32-eager-mean-grad" in _out(r)
+    assert "test_conformance[fake-fake.softmax_ce-random_index-float32-eager]" in _out(r)  # one test: its checks
     doc = json.loads((tmp_path / "r.json").read_text())
     assert {rec["framework"] for rec in doc["records"]} == {"fake"}
+    assert "fake-fake.softmax_ce-random_index-float32-eager-mean-grad" in {rec["id"] for rec in doc["records"]}
+
+
+def test_k_selects_checks_by_their_own_ids(run_suite, tmp_path):
+    # a test runs a bundle (every reduction and kind of a binding on a case in a dtype and mode); -k judges
+    # each check by its id, as if it were a test of its own, so a bundle runs only the checks it selects
+    r = run_suite(
+        "suites/test_conformance.py",
+        "--frameworks=",
+        "--adapter=tests.fake_adapter:HONEST",
+        "-k",
+        "random_index and float64 and (grad or not mean)",
+        f"--results={tmp_path / 'r.json'}",
+        f"--report={tmp_path / 'r.html'}",
+    )
+    assert r.ret == 0, _out(r)[-3000:]
+    ran = {rec["id"] for rec in json.loads((tmp_path / "r.json").read_text())["records"]}
+    base = "fake-fake.softmax_ce-random_index-float64-eager"
+    assert {f"{base}-mean-grad", f"{base}-none-value", f"{base}-none-grad", f"{base}-sum-value"} <= ran
+    assert f"{base}-mean-value" not in ran and not any("float32" in i or "random_index" not in i for i in ran)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 
 from .records import CheckRecord, Errors, RelationRecord, StabilityPoint, StabilityRecord
 
-__all__ = ["CONFORMANCE", "KINDS", "Check", "Verdict", "record"]
+__all__ = ["CONFORMANCE", "KINDS", "Bundle", "Check", "Verdict", "record"]
 
 #: the kinds of check: a value or gradient against the oracle (conformance), a relation inside one
 #: framework, a stability sweep along one axis, a probed capability, a reproduction snippet
@@ -86,6 +86,43 @@ class Check:
     def records(self) -> bool:
         """Whether this kind of check writes a results record (probes and snippets report otherwise)."""
         return self.kind in ("value", "grad", "relation", "stability")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The conformance checks one test runs: one binding on one case in one dtype and mode, every
+    reduction and kind (value, grad) of them that the run selected.
+
+    A test per check cost pytest and pytest-xdist about 2.5 ms of CPU each (its phases, reports and
+    their transport), as much as a typical check; a test per bundle runs the same checks and writes the
+    same records (each check keeps its own id), in a third of the tests. ``-k`` still selects checks by
+    their ids (the suite's plugin narrows a bundle to the checks it selects)."""
+
+    checks: tuple[Check, ...]
+
+    def __post_init__(self) -> None:
+        if not self.checks:
+            raise ValueError("a bundle holds at least one check")
+
+    @property
+    def test_id(self) -> str:
+        """``framework-binding-case-dtype-mode``: what every check of the bundle shares."""
+        c = self.checks[0]
+        return "-".join((c.framework, c.binding, c.case, c.dtype, c.mode))
+
+    @property
+    def group(self) -> str:
+        """The worker group its checks share (:meth:`of` never bundles checks of two groups)."""
+        return self.checks[0].group
+
+    @staticmethod
+    def of(checks: list[Check]) -> list[Bundle]:
+        """``checks`` bundled by binding, case, dtype, mode (and worker group), in the order each bundle
+        first occurs."""
+        out: dict[tuple, list[Check]] = {}
+        for c in checks:
+            out.setdefault((c.framework, c.binding, c.case, c.dtype, c.mode, c.group), []).append(c)
+        return [Bundle(tuple(cs)) for cs in out.values()]
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,15 @@ import os
 import pytest
 
 from xentcheck import fuzz
-from xentcheck.check import Check, Verdict, record
+from xentcheck.check import Verdict, record
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
 from . import supervise
 from .fuzzing import FuzzItems
 from .hooks import Hooks
 from .options import RunOptions, add_options
-from .scheduling import Controller, WorkerGroups
+from .scheduling import Controller, WorkerGroups, checks_of
+from .selection import CheckKeywords
 from .session import XentSession
 from .writer import Writer, check_writable
 
@@ -72,9 +73,10 @@ def pytest_configure(config: pytest.Config) -> None:
         hooks.catch_signals()
     config.pluginmanager.register(hooks, "xentcheck-session")
     config.pluginmanager.register(FuzzItems(), "xentcheck-fuzz-items")
+    config.pluginmanager.register(CheckKeywords(), "xentcheck-check-keywords")
     if supervise.CHANNEL is not None and supervise.CHANNEL.config is config:
         config.pluginmanager.register(
-            supervise.ChildEvents(config, lambda item: _pending_record(xs, item)), "xentcheck-supervised-child"
+            supervise.ChildEvents(config, lambda item: _pending_records(xs, item)), "xentcheck-supervised-child"
         )
     if hooks.is_worker:
         config.pluginmanager.register(WorkerGroups(xs.group_ranks), "xentcheck-worker-groups")
@@ -82,12 +84,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(Controller(), "xentcheck-scheduling")
 
 
-def _pending_record(xs: XentSession, item: pytest.Item) -> dict | None:
-    """The ``error`` record a check gets if its process ends during it (see ``supervise``): any kind of
-    check that writes a record (conformance, relation, stability point), built from its ``Check``."""
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    check = next((v for v in params.values() if isinstance(v, Check) and v.records), None)
-    return None if check is None else record(check, Verdict("error", "did not complete")).to_json()
+def _pending_records(xs: XentSession, item: pytest.Item) -> list[dict]:
+    """The ``error`` records a test gets if its process ends during it (see ``supervise``): one for each
+    check it runs that writes a record (conformance, relation, stability sweep), built from its ``Check``."""
+    return [record(c, Verdict("error", "did not complete")).to_json() for c in checks_of(item) if c.records]
 
 
 def session_of(config: pytest.Config) -> XentSession:
@@ -101,9 +101,13 @@ def attach(request: pytest.FixtureRequest, rec: CheckRecord | BenchRecord | Stab
     request.node.user_properties.append((key, rec.to_json()))
 
 
-def fail_or_skip(rec: CheckRecord) -> None:
-    """Map an outcome to the pytest verdict (pass and deviation pass; unsupported skips)."""
-    if rec.outcome == "unsupported":
-        pytest.skip(rec.reason)
-    if rec.outcome in ("fail", "error"):
-        pytest.fail(f"{rec.outcome}: {rec.reason}", pytrace=False)
+def fail_or_skip(*recs: CheckRecord) -> None:
+    """Map the outcomes of a test's records to its pytest verdict: it fails if any failed or erred (each
+    named), skips if all are unsupported, else passes (pass and deviation)."""
+    bad = [r for r in recs if r.outcome in ("fail", "error")]
+    if bad:
+        if len(recs) == 1:
+            pytest.fail(f"{bad[0].outcome}: {bad[0].reason}", pytrace=False)
+        pytest.fail("\n".join(f"{r.id}: {r.outcome}: {r.reason}" for r in bad), pytrace=False)
+    if recs and all(r.outcome == "unsupported" for r in recs):
+        pytest.skip(recs[0].reason)

@@ -15,7 +15,7 @@ from xentcheck.environment import peak_rss_bytes, process_age_s
 from xentcheck.records import BenchRecord, CheckRecord, StabilityRecord
 
 from .fuzzing import FUZZ_KEY, FUZZ_TALLY_KEY
-from .scheduling import SETTLED_KEY, check_of, write_whole
+from .scheduling import SETTLED_KEY, checks_of, narrow, write_whole
 from .session import XentSession
 from .writer import Writer, lock
 
@@ -26,13 +26,11 @@ PARSERS = {
     "xentcheck_bench": BenchRecord.from_json,
     "xentcheck_stability": StabilityRecord.from_json,
 }
-#: the key of the Check an item that records attaches at set-up, so a check that never finishes (a hang,
+#: the key of the Checks an item that records attaches at set-up, so a check that never finishes (a hang,
 #: a dead worker) still gets a full record
 SPEC_KEY = "xentcheck_spec"
 #: the kinds of check a run settles at collection where the binding's declaration rules them out
 SETTLED_KINDS = (*CONFORMANCE, "relation")
-#: the parameters of the suites' tests that produce a record (what "collected" counts)
-RECORDING_PARAMS = ("spec", "relation_spec", "stability_spec", "bench_spec")
 
 
 class Hooks:
@@ -45,7 +43,7 @@ class Hooks:
         self.lines: list[str] = []
         self.lines_before: list[str] = []  # said after collection
         self.announced = False
-        self.started: dict[str, Check] = {}  # node id -> the checks that began (those that write records)
+        self.started: dict[str, list[Check]] = {}  # node id -> the checks that began (those that write records)
         self.expected: int | None = None  # records this run set out to write (None: unknown, e.g. under xdist)
         self.settled = 0  # unsupported checks settled from declarations: records, not pytest tests
         self.signal: str | None = None  # the signal that stopped the run
@@ -164,12 +162,17 @@ class Hooks:
             return
         keep, settled = [], []
         for item in items:
-            check = check_of(item)
-            rec = self.session.unsupported(check) if check is not None and check.kind in SETTLED_KINDS else None
-            if rec is None:
+            checks = checks_of(item)
+            if not checks or checks[0].kind not in SETTLED_KINDS:
                 keep.append(item)
-            else:
-                settled.append(rec)
+                continue
+            recs = [self.session.unsupported(c) for c in checks]
+            settled += [r for r in recs if r is not None]
+            left = tuple(c for c, r in zip(checks, recs, strict=True) if r is None)
+            if len(left) < len(checks) and left:
+                narrow(item, left)
+            if left:
+                keep.append(item)
         items[:] = keep
         if self.is_worker:
             # every worker settles the same checks (collections are identical) and writes them to the
@@ -180,7 +183,9 @@ class Hooks:
             write_whole(config, SETTLED_KEY, "".join(json.dumps(r.to_json()) + "\n" for r in settled))
             return
         params = [getattr(getattr(i, "callspec", None), "params", {}) for i in keep]
-        self.expected = len(settled) + sum(any(k in p for k in RECORDING_PARAMS) for p in params)
+        self.expected = len(settled) + sum(
+            sum(c.records for c in checks_of(i)) or "bench_spec" in p for i, p in zip(keep, params, strict=True)
+        )
         if self.expected or any("probe_spec" in p for p in params):
             self.take_lock()  # before anything runs: a second run on the same path stops here
         for rec in settled:  # after the count: the journal's header carries it
@@ -193,9 +198,9 @@ class Hooks:
             )
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        check = check_of(item)
-        if check is not None and check.records:
-            item.user_properties.append((SPEC_KEY, check.to_json()))
+        checks = [c.to_json() for c in checks_of(item) if c.records]
+        if checks:
+            item.user_properties.append((SPEC_KEY, checks))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
@@ -214,7 +219,7 @@ class Hooks:
         props = dict.fromkeys(PARSERS)
         for key, value in report.user_properties:
             if key == SPEC_KEY and report.when == "setup":
-                self.started[report.nodeid] = Check.from_json(value)
+                self.started[report.nodeid] = [Check.from_json(c) for c in value]
             elif key == FUZZ_KEY and report.when == "call":
                 self.writer.fuzz_fired.update(json.loads(value))
             elif key == FUZZ_TALLY_KEY and report.when == "call":
@@ -230,18 +235,19 @@ class Hooks:
                     self.timed[rec.framework].append(report.duration / len(recs))
         elif report.failed and report.when != "setup" and report.nodeid in self.started:
             self.take_lock()
-            self.writer.add(self.crash_record(report))  # timed out, or its process died: no record came back
+            for rec in self.crash_records(report):  # timed out, or its process died: no record came back
+                self.writer.add(rec)
 
-    def crash_record(self, report: pytest.TestReport) -> CheckRecord | StabilityRecord:
-        """An ``error`` record for a check that never finished: it hung past the timeout, or its process
-        died (pytest-xdist replaces the worker)."""
+    def crash_records(self, report: pytest.TestReport) -> list[CheckRecord | StabilityRecord]:
+        """``error`` records for the checks of a test that never finished: it hung past the timeout, or its
+        process died (pytest-xdist replaces the worker)."""
         text = str(report.longrepr or "").strip()
         crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", "")  # e.g. "SystemExit: 3"
         message = (
             next((line.lstrip("E+ ").strip() for line in text.splitlines() if "Timeout" in line), None)
             or (crash.strip().splitlines() or text.splitlines() or ["the process died"])[0]
         )
-        return self.session.crash_record(self.started[report.nodeid], message)
+        return [self.session.crash_record(c, message) for c in self.started[report.nodeid]]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
@@ -361,9 +367,10 @@ class Hooks:
         bench = len(self.session.bench.records) if self.session.bench else 0
         as_tests = len(w.records) - self.settled
         ids = {r.nodeid for k in ("passed", "failed", "skipped", "error") for r in terminalreporter.stats.get(k, [])}
+        tests = sum(i.startswith(("suites/test_conformance.py", "suites/test_relations.py")) for i in ids)
         snippets = sum(i.startswith("suites/test_repro.py") for i in ids)
         placeholder = 0 if bench else sum(i.startswith("suites/test_benchmarks.py") for i in ids)
-        others = len(ids) - as_tests - len(w.stability) - bench - snippets - placeholder  # e.g. tests/
+        others = len(ids) - tests - len(w.stability) - bench - snippets - placeholder  # e.g. tests/
         settled = (
             f"{self.settled} unsupported ones were settled from the bindings' declarations and are no pytest tests; "
             if self.settled
@@ -375,7 +382,9 @@ class Hooks:
             + (f", {others} other tests" if others > 0 else "")
         )
         return (
-            f"xentcheck: how pytest counts them: {settled}the other {as_tests} are pytest tests (pass and "
-            f"deviation show as passed, unsupported as skipped, fail and error as failed), beside "
-            f"{len(w.stability)} stability sweeps, {snippets} snippet checks{extra}"
+            f"xentcheck: how pytest counts them: {settled}the other {as_tests} come from {tests} pytest tests "
+            f"(a conformance test checks a binding on a case in one dtype and mode, every reduction, value "
+            f"and gradient: it passes when each passes or deviates as documented, skips when all are "
+            f"unsupported, fails when any fails or errs), beside {len(w.stability)} stability sweeps, "
+            f"{snippets} snippet checks{extra}"
         )

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from xentcheck.check import Check
+from xentcheck.check import Bundle, Check
 
 #: the suites' parameters that hold a Check
 CHECK_PARAMS = ("spec", "relation_spec", "stability_spec", "probe_spec", "repro_spec")
@@ -33,10 +33,29 @@ _TABLE_KEY = "xentcheck_groups"
 SETTLED_KEY = "xentcheck_settled"
 
 
-def check_of(item: pytest.Item) -> Check | None:
-    """The Check a suite's test item runs (None for any other test)."""
+def checks_of(item: pytest.Item) -> tuple[Check, ...]:
+    """The Checks a suite's test item runs: a conformance test's bundle, another suite's one check
+    (none for any other test)."""
     params = getattr(getattr(item, "callspec", None), "params", {})
-    return next((params[k] for k in CHECK_PARAMS if isinstance(params.get(k), Check)), None)
+    for key in CHECK_PARAMS:
+        value = params.get(key)
+        if isinstance(value, Bundle):
+            return value.checks
+        if isinstance(value, Check):
+            return (value,)
+    return ()
+
+
+def check_of(item: pytest.Item) -> Check | None:
+    """The (first) Check a suite's test item runs (None for any other test): its group and kind are
+    those of every check it runs."""
+    return next(iter(checks_of(item)), None)
+
+
+def narrow(item: pytest.Item, checks: tuple[Check, ...]) -> None:
+    """Let a conformance test run only ``checks`` of its bundle (the others settled or deselected), before
+    it is set up: its parameter is read from the call spec then."""
+    item.callspec.params["spec"] = Bundle(checks)
 
 
 def group_for(adapter, kind: str, dtype: str = "", mode: str = "eager") -> str:

@@ -4,7 +4,7 @@
 waits for it. The child tells the parent, over a pipe, which test it starts and, at the very end, its
 exit status. A child that ends without that last word (a kernel called ``os._exit(0)`` or ``exit()``,
 a segfault, the OOM killer) cannot pass for a finished run: the parent turns the child's journal into
-results marked incomplete, adds an ``error`` record for the check that was running, and exits with
+results marked incomplete, adds an ``error`` record for each check of the test that was running, and exits with
 :data:`DID_NOT_FINISH`. The parent also bounds what the child may take:
 
 - a test that runs past pytest-timeout's ``timeout`` by more than :data:`GRACE_S` (15 s; a hang in native code,
@@ -277,8 +277,8 @@ def _runs_suites(config: pytest.Config) -> bool:
 
 
 def salvage(config: pytest.Config, pid: int, reason: str, current: dict | None) -> list[str]:
-    """Results from the journal of the child ``pid``, marked incomplete, with an ``error`` record for the
-    check it was running; the lines that say what was written."""
+    """Results from the journal of the child ``pid``, marked incomplete, with an ``error`` record for each
+    check of the test it was running; the lines that say what was written."""
     from .options import DEFAULT_RESULTS, user_path
 
     if not _runs_suites(config):  # e.g. `pytest tests`: it writes no results, so it has none to salvage
@@ -312,8 +312,8 @@ def salvage(config: pytest.Config, pid: int, reason: str, current: dict | None) 
         doc = recover(journals[-1])
     except JournalError as e:
         return [f"xentcheck: the journal cannot be read ({e})"]
-    if current and current.get("record"):
-        raw = {**current["record"], "reason": f"did not complete: {reason}"[:500]}
+    for pending in (current or {}).get("records") or ():
+        raw = {**pending, "reason": f"did not complete: {reason}"[:500]}
         if "axis" in raw:  # a stability sweep's record
             rec = StabilityRecord.from_json(raw)
             if all(s.id != rec.id for s in doc.stability):
@@ -322,7 +322,7 @@ def salvage(config: pytest.Config, pid: int, reason: str, current: dict | None) 
             rec = CheckRecord.from_json(raw)
             if all(r.id != rec.id for r in doc.records):
                 doc.records = sorted([*doc.records, rec], key=lambda r: r.id)
-                doc.summary = summarize(doc.records)
+    doc.summary = summarize(doc.records)
     doc.incomplete = {**(doc.incomplete or {}), "reason": reason, "recorded": len(doc.records) + len(doc.stability)}
     doc.complete = False
     try:
@@ -337,18 +337,18 @@ def salvage(config: pytest.Config, pid: int, reason: str, current: dict | None) 
 
 class ChildEvents:
     """Registered in the supervised child: tells the parent each test it starts and finishes, with the
-    record to keep for a check that never finishes, and the exit status at the very end."""
+    records to keep for its checks if it never finishes, and the exit status at the very end."""
 
-    def __init__(self, config: pytest.Config, pending_record) -> None:
+    def __init__(self, config: pytest.Config, pending_records) -> None:
         self.config = config
-        self.pending_record = pending_record  # nodeid, item -> the JSON of an ``error`` record, or None
+        self.pending_records = pending_records  # item -> the JSON of its checks' ``error`` records
         self.running: str | None = None  # the test this process runs (never one of an xdist worker's)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item, nextitem) -> None:
         if CHANNEL is not None and CHANNEL.config is item.config:
             self.running = item.nodeid
-            CHANNEL.send(start=item.nodeid, record=self.pending_record(item))
+            CHANNEL.send(start=item.nodeid, records=self.pending_records(item))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus) -> None:
