@@ -267,6 +267,11 @@ class _Worker(FrameworkAdapter):
 
 def _serve(backend: str) -> None:
     """Answer requests on stdin until it closes (``python -m adapters.keras_backends BACKEND``)."""
+    # Keras imports scikit-learn, where it is installed, for its scikit-learn wrappers alone (guarded:
+    # without it Keras defines stand-ins), which no binding uses: a second of every worker's start. The
+    # worker imports Keras as where scikit-learn is not installed (None in sys.modules: `import` fails and
+    # importlib.util.find_spec says it is absent, as torch._dynamo asks)
+    sys.modules["sklearn"] = None
     from xentcheck.exception_text import raised_at
     from xentcheck.protocol import run_binding
 

@@ -12,6 +12,7 @@ and ends with what xentcheck's oracle expects.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -38,10 +39,17 @@ class Dialect:
 
 
 def _literal(a: np.ndarray) -> str:
+    a = np.asarray(a)
+    return _formatted(a.dtype, a.shape, a.tobytes())
+
+
+@functools.lru_cache(maxsize=256)
+def _formatted(dtype: np.dtype, shape: tuple[int, ...], data: bytes) -> str:
+    # by value: a case's arrays recur in the snippets of its every reduction, check and binding, and
+    # formatting each element's shortest repr is most of a snippet's cost
+    a = np.frombuffer(data, dtype=dtype).reshape(shape)
     return (
-        np.array2string(
-            np.asarray(a), separator=", ", threshold=MAX_ELEMENTS + 1, max_line_width=100, floatmode="unique"
-        )
+        np.array2string(a, separator=", ", threshold=MAX_ELEMENTS + 1, max_line_width=100, floatmode="unique")
         .replace("inf", "float('inf')")
         .replace("nan", "float('nan')")
     )
