@@ -17,6 +17,8 @@ errors layer judges them as if raised in-process.
 from __future__ import annotations
 
 import builtins
+import contextlib
+import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -32,7 +34,7 @@ import numpy as np
 
 from xentcheck.problem import Problem
 from xentcheck.protocol import Binding, Output, WorkerGroup
-from xentcheck.safe_output import write_atomic
+from xentcheck.safe_output import OutputError, open_lock, write_atomic
 
 from . import declaration_cache, keras_losses
 from .framework import FrameworkAdapter
@@ -95,13 +97,19 @@ class KerasBackend:
             path = _declaration_cache(self.backend)
             # data only (JSON, validated): a planted or stale file is ignored and a worker asked instead
             self._hello = declaration_cache.load(path, _Declared) if path else None
+            if self._hello is None and path:
+                # every pytest-xdist worker collects, and all would start this backend at once to declare it
+                # (a cold run): the first builds the cache, the others wait for it and read it
+                with _exclusive(path.with_name(path.name + ".lock")):
+                    self._hello = declaration_cache.load(path, _Declared)
+                    if self._hello is None:
+                        self._start()
+                        try:
+                            write_atomic(path, declaration_cache.dumps(self._hello))
+                        except (OSError, ValueError, TypeError):
+                            pass  # a cache that cannot be written costs a start next time, nothing else
             if self._hello is None:
                 self._start()
-                if path:
-                    try:
-                        write_atomic(path, declaration_cache.dumps(self._hello))
-                    except (OSError, ValueError, TypeError):
-                        pass  # a cache that cannot be written costs a start next time, nothing else
         return self._hello
 
     def _start(self) -> None:
@@ -163,6 +171,21 @@ class KerasBackend:
         if reply[0] == "ok":
             return reply[1]
         raise _rebuild(*reply[1:])
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path):
+    """Hold an exclusive lock on the file ``lock`` (created) while the block runs; where it cannot be
+    had (an unwritable folder), run the block without it."""
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        f = open_lock(lock)
+    except (OSError, OutputError):
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def _declaration_cache(backend: str) -> Path | None:

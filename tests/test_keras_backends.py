@@ -90,3 +90,27 @@ def test_a_declaration_is_cached_so_collecting_starts_no_worker(tmp_path, monkey
     off.bindings()
     assert off._proc is not None
     off._stop()
+
+
+def test_one_process_at_a_time_builds_a_declaration(tmp_path):
+    # every xdist worker collects; in a cold run all would start the same Keras worker to declare it
+    import threading
+    import time
+
+    from adapters.keras_backends import _exclusive
+
+    lock, spans = tmp_path / "decl.json.lock", []
+
+    def hold() -> None:
+        with _exclusive(lock):
+            t0 = time.monotonic()
+            time.sleep(0.2)
+            spans.append((t0, time.monotonic()))
+
+    threads = [threading.Thread(target=hold) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    spans.sort()
+    assert len(spans) == 3 and all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
