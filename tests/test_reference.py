@@ -534,3 +534,16 @@ def test_an_ignored_row_contributes_nothing_under_plain_products():
     ev = evaluate(p, Convention(zero_times_inf=True, one_hot_products=True), np.ones(2))
     assert ev.value[0] == pytest.approx(np.log(2), rel=1e-15) and ev.value[1] == 0.0
     assert np.array_equal(ev.grad[1], [0.0, 0.0]) and ev.grad[0] == pytest.approx([-0.5, 0.5], rel=1e-15)
+
+
+def test_a_question_asked_again_is_answered_alike_and_the_answer_is_the_callers_own():
+    p = _problem("softmax_ce", [[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], [2, 0], "index", reduction="none")
+    cot = np.array([0.5, -2.0])
+    first = R.evaluate(p, cotangent=cot)
+    first.value[:] = 7.0  # a caller writing into its answer changes no later one
+    first.grad[:] = 7.0
+    again = R.evaluate(p, cotangent=cot)
+    fresh = R._evaluate(p, R.MATH, cot)
+    assert np.array_equal(again.value, fresh.value) and np.array_equal(again.grad, fresh.grad)
+    other = R.evaluate(p, cotangent=np.array([1.0, 1.0]))  # another cotangent: another question
+    assert not np.array_equal(other.grad, again.grad)
