@@ -485,7 +485,15 @@ def _variants(b: Binding) -> list[Binding]:
     loss, compiles_itself = LOSSES[b.name], b.name in COMPILES_ITSELF
     # float32 and ignore_index only (its all-ignored rows are where the chunked paths differ): the calling
     # conventions, not the options, are what a variant checks, inside the default run's budget
-    caps = replace(b.caps, dtypes=frozenset({"float32"}), options=b.caps.options & {"ignore_index"})
+    caps = replace(
+        b.caps,
+        dtypes=frozenset({"float32"}),
+        options=b.caps.options & {"ignore_index"},
+        # (the base binding's check covers its compiled mode; a variant's no_grad value is a plain forward
+        # that cannot see the mode, and Cut Cross-Entropy's own compile meets torch.compile's there)
+        modes=frozenset({"eager"}),
+        eager_only=b.caps.eager_only or "a calling variant is checked eagerly (its binding's compiled mode is checked)",
+    )
     out = []
     for suffix, (doc, differentiate) in VARIANTS.items():
         if differentiate is None:
