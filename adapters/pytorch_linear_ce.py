@@ -113,8 +113,9 @@ def _stance(compiled: bool, compiles_itself: bool):
     """Where the library compiles its own function (Cut Cross-Entropy's ``impl='torch_compile'``), eager
     mode runs that function eagerly (the same graph, without Inductor: compiling costs seconds per
     dtype, reduction and soft-cap, more than the default run's budget for the whole op) and compiled
-    mode compiles it as the library ships it."""
-    if compiled or not compiles_itself:
+    mode compiles it as the library ships it. Inside a trace of torch.compile (the benchmarks' compiled
+    forward), the trace takes the library's function in: no stance is set there (tracing one is an error)."""
+    if compiled or not compiles_itself or torch.compiler.is_compiling():
         return contextlib.nullcontext()
     return torch.compiler.set_stance("force_eager")
 

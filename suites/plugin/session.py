@@ -358,7 +358,12 @@ class XentSession:
             return []
         # Keras's other backends are timed when named (their float32 slice is the conformance run's budget)
         adapters = {k: a for k, a in self.load_adapters().items() if self.options.all_layers(k)}
-        return [s for s in self.bench.specs(adapters, self.bindings) if self.options.in_run(s.framework, s.binding)]
+        # a calling variant (NAME[how]) is a way to call its binding, checked for conformance, not a kernel to time
+        return [
+            s
+            for s in self.bench.specs(adapters, self.bindings)
+            if self.options.in_run(s.framework, s.binding) and variant_of(s.binding) == s.binding
+        ]
 
     # -- running --------------------------------------------------------------------------------
     def problem(self, check: Check) -> Problem:
