@@ -604,7 +604,8 @@ def _upstream(flow: Flow, c: np.ndarray) -> np.ndarray:
 
 #: the last evaluations asked for, by the problem's identity (problems are frozen), the convention and
 #: the cotangent: a binding's value and gradient checks, and the bindings of one convention, ask the
-#: oracle the same question
+#: oracle the same question. An entry holds its problem, so no other object can take that identity
+#: while the entry lasts
 _RECENT: OrderedDict[tuple, tuple[Problem, Evaluation]] = OrderedDict()
 _RECENT_SIZE = 64
 
@@ -619,7 +620,7 @@ def evaluate(problem: Problem, conv: Convention = MATH, cotangent: np.ndarray | 
     c = None if cotangent is None else np.asarray(cotangent)
     key = (id(problem), conv, None if c is None else (c.dtype.str, c.shape, c.tobytes()))
     hit = _RECENT.get(key)
-    if hit is None or hit[0] is not problem:
+    if hit is None:
         hit = (problem, _evaluate(problem, conv, cotangent))
         _RECENT[key] = hit
         if len(_RECENT) > _RECENT_SIZE:

@@ -52,6 +52,12 @@ def check_of(item: pytest.Item) -> Check | None:
     return next(iter(checks_of(item)), None)
 
 
+def bundle_of(item: pytest.Item) -> Bundle | None:
+    """The bundle a conformance test runs (None for any other test)."""
+    value = getattr(getattr(item, "callspec", None), "params", {}).get("spec")
+    return value if isinstance(value, Bundle) else None
+
+
 def narrow(item: pytest.Item, checks: tuple[Check, ...]) -> None:
     """Let a conformance test run only ``checks`` of its bundle (the others settled or deselected), before
     it is set up: its parameter is read from the call spec then."""

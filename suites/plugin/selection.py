@@ -12,9 +12,7 @@ import pytest
 from _pytest.mark import KeywordMatcher
 from _pytest.mark.expression import Expression
 
-from xentcheck.check import Bundle
-
-from .scheduling import narrow
+from .scheduling import bundle_of, narrow
 
 
 class CheckKeywords:
@@ -24,7 +22,7 @@ class CheckKeywords:
     @pytest.hookimpl(wrapper=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list):
         keyword = config.option.keyword.lstrip()
-        bundles = [_bundle_of(i) for i in items]
+        bundles = [bundle_of(i) for i in items]
         if not keyword or not any(bundles):
             return (yield)
         try:
@@ -54,8 +52,3 @@ class CheckKeywords:
             return (yield)
         finally:
             config.option.keyword = keyword
-
-
-def _bundle_of(item: pytest.Item) -> Bundle | None:
-    value = getattr(getattr(item, "callspec", None), "params", {}).get("spec")
-    return value if isinstance(value, Bundle) else None
