@@ -24,6 +24,13 @@ from .repro import Dialect, snippet
 _ARRAY_FIELDS = ("x", "target", "class_weight", "sample_weight", "pos_weight", "where")
 
 
+def lines_up(cotangent_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> bool:
+    """Whether a cotangent of ``cotangent_shape`` lines up element for element with an unreduced output of
+    ``output_shape``: the same shape up to axes of length 1, which a binding may squeeze or add (Keras's
+    loss wrapper squeezes a class axis of length 1) without changing the elements' order."""
+    return tuple(d for d in cotangent_shape if d != 1) == tuple(d for d in output_shape if d != 1)
+
+
 class FrameworkAdapter:
     """Base class: subclasses set ``name`` and implement the primitives below."""
 

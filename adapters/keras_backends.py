@@ -37,7 +37,7 @@ from xentcheck.protocol import Binding, Output, WorkerGroup
 from xentcheck.safe_output import OutputError, open_lock, write_atomic
 
 from . import declaration_cache, keras_losses
-from .framework import FrameworkAdapter
+from .framework import FrameworkAdapter, lines_up
 
 ROOT = Path(__file__).resolve().parents[1]
 #: backend -> the package its autodiff and arrays come from (None: no autodiff)
@@ -267,14 +267,16 @@ class _Worker(FrameworkAdapter):
             import jax.numpy as jnp
 
             y, pull = jax.vjp(f, x)
-            cot = jnp.ones_like(y) if cotangent is None or cotangent.shape != y.shape else cotangent.astype(y.dtype)
+            fits = cotangent is not None and lines_up(cotangent.shape, y.shape)
+            cot = cotangent.reshape(y.shape).astype(y.dtype) if fits else jnp.ones_like(y)
             return y, pull(cot)[0]
         if self.backend == "torch":
             import torch
 
             x = x.detach().requires_grad_(True)
             y = f(x)
-            cot = torch.ones_like(y) if cotangent is None or cotangent.shape != y.shape else cotangent.to(y.dtype)
+            fits = cotangent is not None and lines_up(tuple(cotangent.shape), tuple(y.shape))
+            cot = cotangent.reshape(y.shape).to(y.dtype) if fits else torch.ones_like(y)
             (g,) = torch.autograd.grad(y, x, grad_outputs=cot, allow_unused=True)
             return y.detach(), torch.zeros_like(x) if g is None else g
         raise NotImplementedError(f"keras[{self.backend}] has no autodiff")

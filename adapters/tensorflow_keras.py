@@ -30,7 +30,7 @@ from . import (  # noqa: E402
     WorkerGroup,
     keras_losses,
 )
-from .framework import FrameworkAdapter  # noqa: E402
+from .framework import FrameworkAdapter, lines_up  # noqa: E402
 from .repro import Dialect  # noqa: E402
 
 DTYPES = ALL_FLOATS
@@ -228,6 +228,8 @@ class TensorflowAdapter(FrameworkAdapter):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = f(x)
+        if cotangent is not None and y.shape.rank and cotangent.shape != y.shape and lines_up(cotangent.shape, y.shape):
+            cotangent = tf.reshape(cotangent, y.shape)  # an output with a singleton axis squeezed or added
         g = tape.gradient(y, x, output_gradients=cotangent if y.shape.rank else None)
         return y, (tf.zeros_like(x) if g is None else g)
 

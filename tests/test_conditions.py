@@ -219,6 +219,16 @@ def test_no_project_entry_selects_by_case_name():
     assert sum(1 for e in reg.entries if e.when) >= 51
 
 
+def test_last_spatial_axis_singleton():
+    assert c.last_spatial_axis_singleton(_p(np.zeros((2, 1, 1)), np.zeros((2, 1))))
+    assert c.last_spatial_axis_singleton(_p(np.zeros((2, 3, 1, 4)), np.zeros((2, 3, 1))))
+    assert c.last_spatial_axis_singleton(_p(np.zeros((0, 1, 3)), np.zeros((0, 1))))  # an empty batch too
+    assert not c.last_spatial_axis_singleton(_p(np.zeros((2, 3, 1)), np.zeros((2, 3))))  # the last spatial is 3
+    assert not c.last_spatial_axis_singleton(_p(np.zeros((2, 1, 3, 1)), np.zeros((2, 1, 3))))
+    assert not c.last_spatial_axis_singleton(_p(np.zeros((2, 1)), np.zeros(2)))  # no spatial axis: (N, C = 1)
+    assert not c.last_spatial_axis_singleton(PLAIN)
+
+
 def test_per_example_weight_misaligned():
     x = np.zeros((4, 3, 5))  # a loss of shape (4, 3): its last axis is neither 1 nor 4
     assert c.per_example_weight_misaligned(_p(x, np.zeros((4, 3), int), sample_weight=np.ones(4)))

@@ -8,7 +8,7 @@ import math
 import shutil
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -57,6 +57,10 @@ def test_exp_sum_in_dtype():
     assert R.evaluate(p).value[0] == pytest.approx(math.log(512), rel=1e-15)
     assert _ev(p, exp_sum_in_dtype=True).value[0] == pytest.approx(math.log(256), rel=1e-15)
     assert _ev(p, exp_sum_in_dtype=False).value[0] == R.evaluate(p).value[0]  # False is not in force
+    # an ignored row stays out whatever its logits: all -inf gives an exp-sum of 0 and 0 * NaN products
+    q = _problem("softmax_ce", [[-np.inf, -np.inf], [0.0, 0.0]], [-100, 0], "index", ignore_index=-100)
+    plain = {"zero_times_inf": True, "one_hot_products": True}
+    assert np.array_equal(_ev(q, exp_sum_in_dtype=True, **plain).value, [0.0, math.log(2)])
 
 
 def test_grad_denominator_floor():
@@ -275,6 +279,21 @@ def test_off_target_nan_propagates():
     np.testing.assert_allclose(_ev(p).value, [math.log(2.0), math.log(2.0)], rtol=1e-12)
     v = _ev(p, off_target_nan_propagates=True).value
     assert np.isnan(v[0]) and v[1] == pytest.approx(math.log(2.0))
+
+
+def test_squeeze_singleton_class():
+    # one class, one spatial axis of length 1: (N, 1, 1) probabilities; -log q per element either way
+    p = _problem("categorical_ce", [[[0.5]], [[0.25]]], [[0], [0]], "index", reduction="none")
+    conv = R.Convention(squeeze_singleton_class=True)
+    assert R.output_shape(p) == (2, 1) and R.output_shape(p, conv) == (2,)
+    plain, squeezed = R.evaluate(p, R.MATH, np.array([[1.0], [3.0]])), R.evaluate(p, conv, np.array([1.0, 3.0]))
+    assert squeezed.value.shape == (2,) and np.array_equal(squeezed.value, plain.value[:, 0])  # log 2, log 4
+    assert np.allclose(squeezed.value, [math.log(2), math.log(4)])
+    assert np.array_equal(squeezed.grad, plain.grad) and np.allclose(squeezed.grad[:, 0, 0], [-2.0, -12.0])  # -c / q
+    longer = replace(p, x=np.full((2, 3, 1), 0.5), target=np.zeros((2, 3), int))  # the last spatial axis is 3
+    assert R.output_shape(longer, conv) == (2, 3)
+    summed = replace(p, reduction="sum")  # a reduced value is a scalar either way
+    assert _ev(summed, squeeze_singleton_class=True).value == pytest.approx(math.log(8))
 
 
 def test_sum_in_dtype():

@@ -504,6 +504,22 @@ def test_an_ignored_row_contributes_nothing_to_the_other_ignoring_ops(op, poison
     _assert_row_1_adds_nothing(ev, clean, reduction)
 
 
+@pytest.mark.parametrize("poison", [0.0, np.inf, np.nan])
+@pytest.mark.parametrize("renormalize", ["before_clip", "after_clip"])
+def test_an_ignored_row_contributes_nothing_under_renormalisation(renormalize, poison):
+    # the rule holds under the probability policies too: the renormalisation's backward, (g - sum g q) / r,
+    # would turn a NaN (or 0 / 0) probability row into a NaN gradient, 0 * NaN, though the row is ignored
+    probs = np.array([[0.2, 0.3, 0.5], [0.3, 0.3, 0.4], [0.1, 0.6, 0.3]])
+    probs[1] = poison
+    conv = replace(R.MATH, mean_by="valid_count", renormalize=renormalize, prob_clip=1e-7, log_grad_quotient=True)
+
+    def evaluate(rows, target):
+        p = Problem("t", "categorical_ce", "float64", probs[rows], target, "index", reduction="mean", ignore_index=-100)
+        return R.evaluate(p, conv)
+
+    _assert_row_1_adds_nothing(evaluate([0, 1, 2], np.array([2, -100, 0])), evaluate([0, 2], np.array([2, 0])), "mean")
+
+
 def test_the_zero_logit_gradient_policy_takes_the_subgradient_at_zero():
     # tf.nn.weighted_cross_entropy_with_logits differentiates |x| and max(-x, 0) with subgradient 0 at 0
     p = Problem(

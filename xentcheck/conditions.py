@@ -74,6 +74,13 @@ def spatial_rank(p: Problem) -> int:
     return max(int(p.x.ndim) - 2, 0)
 
 
+def last_spatial_axis_singleton(p: Problem) -> bool:
+    """The input has spatial axes and the last one, just before the class axis in the problem's own
+    (channels-last) layout, has length 1, as in (N, 1, C) or (N, H, 1, C): an API that squeezes a class
+    axis of length 1 then finds another axis of length 1 in its place."""
+    return p.x.ndim > 2 and p.x.shape[-2] == 1
+
+
 def layout(p: Problem) -> str:
     """How the class axis is handed to the binding: ``channels_last`` (the problem's own) or
     ``channels_first`` ((N, C, d1, ...), the binding told axis=1)."""
@@ -320,6 +327,7 @@ PROPERTIES: dict[str, Property] = {
         _property(empty_batch, bool),
         _property(rank, int),
         _property(spatial_rank, int),
+        _property(last_spatial_axis_singleton, bool),
         _property(layout, str, ("channels_last", "channels_first")),
         _property(dtype, str, DTYPES),
         _property(num_classes, int),

@@ -92,8 +92,15 @@ class Evaluation:
 def output_shape(problem: Problem, conv: Convention = MATH) -> tuple[int, ...]:
     """Shape of the unreduced output a binding with this convention returns."""
     if problem.categorical or conv.mean_last_axis:
-        return tuple(problem.x.shape[:-1])
+        shape = tuple(problem.x.shape[:-1])
+        return shape[:-1] if _squeezes_singleton_class(problem, conv) else shape
     return tuple(problem.x.shape)
+
+
+def _squeezes_singleton_class(problem: Problem, conv: Convention) -> bool:
+    """``squeeze_singleton_class`` applies: one class, and spatial axes whose last one has length 1."""
+    x = problem.x
+    return bool(conv.squeeze_singleton_class) and problem.categorical and x.ndim > 2 and x.shape[-2:] == (1, 1)
 
 
 def _softmax_ce(
@@ -447,14 +454,7 @@ def _softmax_formula(flow: Flow) -> None:
     if flow.plain and p.ignore_index is not None:
         # an ignored row is masked out, whatever its products give (0 * -inf = NaN under plain products):
         # it contributes nothing to the value or the gradient (ignored_row_nan_grad documents otherwise)
-        ign = p.ignored_rows()
-        loss, grad, vsc, gsc = out
-        out = (
-            np.where(ign, 0.0, loss),
-            np.where(ign[..., None], 0.0, grad),
-            tuple(np.where(ign, 0.0, v) for v in vsc),
-            tuple(np.where(ign[..., None], 0.0, g) for g in gsc),
-        )
+        out = _masked_ignored_rows(p, *out)
     flow.x, flow.a = x, a
     flow.loss, flow.grad, flow.vsc, flow.gsc = out
 
@@ -470,8 +470,22 @@ def _categorical_formula(flow: Flow) -> None:
     cw = p.class_weight if p.class_weight is not None else 1.0
     flow.a = flow.y * cw
     flow.x = _held_probabilities(flow)
-    flow.loss, flow.grad, flow.vsc, flow.gsc = _categorical_ce(
-        flow.x, flow.a, conv, conv.constants_dtype(p.dtype), flow.upstream, p.dtype
+    out = _categorical_ce(flow.x, flow.a, conv, conv.constants_dtype(p.dtype), flow.upstream, p.dtype)
+    flow.loss, flow.grad, flow.vsc, flow.gsc = _masked_ignored_rows(p, *out)
+
+
+def _masked_ignored_rows(p: Problem, loss, grad, vsc, gsc):
+    """An ignored row contributes nothing to the value or the gradient, whatever its probabilities hold:
+    a renormalisation's backward would carry a NaN there into the row's gradient (0 * NaN), which no
+    policy documents (a binding that leaks it says so with its own policy)."""
+    ign = p.ignored_rows()
+    if not ign.any():
+        return loss, grad, vsc, gsc
+    return (
+        np.where(ign, 0.0, loss),
+        np.where(ign[..., None], 0.0, grad),
+        tuple(np.where(ign, 0.0, v) for v in vsc),
+        tuple(np.where(ign[..., None], 0.0, g) for g in gsc),
     )
 
 
@@ -645,8 +659,12 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
     loss, dloss, (va, vs), (ga, gs) = flow.loss, flow.grad, flow.vsc, flow.gsc
     shape = loss.shape
     if problem.reduction == "none" or (conv.empty_reduced_is_empty and loss.size == 0):
-        c = np.ones(shape) if cotangent is None else np.asarray(cotangent, dtype=np.float64)
+        # (a squeezed output's cotangent lines up with the loss element for element: the same order)
+        c = np.ones(shape) if cotangent is None else np.asarray(cotangent, dtype=np.float64).reshape(shape)
         value, vscale = loss, (va, vs)
+        if _squeezes_singleton_class(problem, conv):
+            squeezed = output_shape(problem, conv)
+            value, vscale = loss.reshape(squeezed), (va.reshape(squeezed), vs.reshape(squeezed))
     else:
         # a float64 divisor: an empty or fully ignored batch has mean 0/0 = NaN, not an exception
         d = np.float64(1.0 if problem.reduction == "sum" else mean_divisor(problem, conv, shape))
