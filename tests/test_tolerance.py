@@ -81,3 +81,37 @@ def test_half_precision_sums_are_bounded_by_float32_accumulation():
         assert unit_roundoff(half) * 64000 > 10 * b
         assert bound((a, s), half, accumulate=half)[0] > unit_roundoff(half) * 64000
     assert bound((a, s), "float32")[0] == bound((a, s), "float32", accumulate="float32")[0]
+
+
+def test_a_weighted_means_divisor_is_a_sum_and_its_rounding_is_allowed():
+    # a mean over the sum of the weights divides by a float32 sum of n terms: summed one by one it errs
+    # by up to (n - 1) u relative, and every gradient element shares that error (a legitimate kernel:
+    # Inductor's compiled cross_entropy on ONNX's 5-D weighted case, 6480 weights). A divisor off by far
+    # more (a mean over the wrong weights) is still caught
+    from dataclasses import replace
+
+    from xentcheck.problem import Problem
+
+    rng = np.random.default_rng(0)
+    n, c = 6480, 5
+    p = Problem(
+        "t",
+        "softmax_ce",
+        "float32",
+        rng.normal(size=(n, c)).astype(np.float32).astype(np.float64),
+        rng.integers(0, c, n),
+        "index",
+        reduction="mean",
+        class_weight=rng.uniform(0.5, 1.5, c).astype(np.float32) * 1.0,
+    )
+    conv = replace(R.MATH, mean_by="weight_sum")
+    ev = R.evaluate(p, conv)
+    omega = R.per_example_weight(p).astype(np.float32)
+    d32 = np.float32(0)
+    for w in omega:  # recursive summation in float32, as a compiled loop may do
+        d32 = np.float32(d32 + w)
+    d = float(np.sum(R.per_example_weight(p)))
+    assert abs(float(d32) - d) / d > 1e-6  # the float32 sum really errs
+    near = ev.grad * (d / float(d32))
+    assert np.all(np.abs(near - ev.grad) <= bound(ev.grad_scale, "float32"))
+    assert not np.all(np.abs(ev.grad * 1.001 - ev.grad) <= bound(ev.grad_scale, "float32"))

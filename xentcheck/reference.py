@@ -658,6 +658,7 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
     problem = flow.problem  # as the input policies left it (labels_in_dtype may round its labels)
     loss, dloss, (va, vs), (ga, gs) = flow.loss, flow.grad, flow.vsc, flow.gsc
     shape = loss.shape
+    divisor_terms = 0  # the number of weights a mean's divisor sums (0: the divisor is a count, exact)
     if problem.reduction == "none" or (conv.empty_reduced_is_empty and loss.size == 0):
         # (a squeezed output's cotangent lines up with the loss element for element: the same order)
         c = np.ones(shape) if cotangent is None else np.asarray(cotangent, dtype=np.float64).reshape(shape)
@@ -679,6 +680,8 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
             n = loss.size
             # N-term summation of the weighted losses, then one division
             vscale = (np.sum(va) / abs(d), np.sum(vs) / abs(d) + n * np.sum(np.abs(loss)) / abs(d))
+            if problem.reduction == "mean" and conv.mean_by == "weight_sum":
+                divisor_terms = int(np.size(per_example_weight(problem)))
     if conv.log_grad_quotient:  # the formula's rounding depends on the upstream gradient: run it with it
         with np.errstate(all="ignore"):
             flow = _pipeline(given, conv, _upstream(flow, c))
@@ -688,6 +691,11 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
         # an element with no gradient of its own (an ignored row) stays 0 even when the mean divides by 0
         grad = _where0((cg != 0) & (dloss != 0), dloss * cg)
         gscale = (_where0(cg != 0, ga * np.abs(cg)), _where0(cg != 0, gs * np.abs(cg)))
+        if divisor_terms:
+            # the divisor is itself a sum of the weights: its rounding, at most (n - 1) u relative in a
+            # recursive sum (Higham 4.2), scales the value and every gradient element alike
+            vscale = (vscale[0], vscale[1] + divisor_terms * np.abs(value))
+            gscale = (gscale[0], gscale[1] + divisor_terms * np.abs(grad))
     value = np.asarray(value, dtype=np.float64)
     if conv.constants_dtype(problem.dtype) != problem.dtype:  # computed wider, rounded back: may overflow
         with np.errstate(over="ignore"):
