@@ -286,6 +286,51 @@ def test_sum_in_dtype():
     assert _ev(q, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf  # 6e38 overflows float32
 
 
+def test_log_softmax_in_dtype():
+    # float16: lse([20, -65504]) = 20 (e^-65524 vanishes), so -log_softmax = [0, 65524]; 65524 rounds to inf
+    # in float16 (largest 65504; inf from 65520), though half of it, the loss, is finite
+    x = [[20.0, -65504.0]]
+    p = _problem("softmax_ce", x, [[0.5, 0.5]], "soft", dtype="float16", reduction="none")
+    assert _ev(p).value[0] == 32762.0
+    assert _ev(p, log_softmax_in_dtype=True).value[0] == np.inf
+    # no target mass at the overflowing class: the limit is exact (0), a plain product 0 * -inf is NaN
+    q = _problem("softmax_ce", x, [[1.0, 0.0]], "soft", dtype="float16", reduction="none")
+    assert _ev(q, log_softmax_in_dtype=True).value[0] == 0.0
+    assert np.isnan(_ev(q, log_softmax_in_dtype=True, zero_times_inf=True).value[0])
+    # float32 holds 65524: the exact loss
+    r = _problem("softmax_ce", x, [[0.5, 0.5]], "soft", dtype="float32", reduction="none")
+    assert _ev(r, log_softmax_in_dtype=True).value[0] == 32762.0
+
+
+def test_loss_in_dtype():
+    # float16 softplus(65504) = 65504, times pos_weight 2 = 131008 (inf in float16); weighted by 1/4: 32752
+    p = _problem(
+        "sigmoid_bce", [[-65504.0]], [[1.0]], "binary", dtype="float16", reduction="none",
+        pos_weight=np.array([2.0]), sample_weight=np.array([0.25]),
+    )  # fmt: skip
+    assert _ev(p).value[0, 0] == 32752.0
+    assert _ev(p, loss_in_dtype=True).value[0, 0] == np.inf
+    # the weighted loss 2 * 40000 = 80000 overflows float16 though the weighted mean 80000 / 2 does not
+    q = _problem("nll", [[-40000.0]], [0], "index", dtype="float16", reduction="mean", sample_weight=np.array([2.0]))
+    assert _ev(q, mean_by="weight_sum").value == 40000.0
+    assert _ev(q, mean_by="weight_sum", loss_in_dtype=True).value == np.inf
+    # 40000 unweighted and weighted by 1: exact
+    r = _problem("nll", [[-40000.0]], [0], "index", dtype="float16", reduction="mean", sample_weight=np.array([1.0]))
+    assert _ev(r, mean_by="weight_sum", loss_in_dtype=True).value == 40000.0
+
+
+def test_log_weight_in_dtype():
+    # float32, z = -3e38, t = 1/2, pw = 3/2: the loss pw t softplus(-z) + (1 - t) softplus(z) = 2.25e38, but
+    # the log weight lw = 1 + (pw - 1) t = 1.25 times softplus(-z) = 3e38 is 3.75e38: inf in float32
+    def bce(pw):
+        return _problem("sigmoid_bce", [[-3e38]], [[0.5]], "binary", dtype="float32", pos_weight=np.array([pw]))
+
+    assert _ev(bce(1.5)).value[0, 0] == pytest.approx(2.25e38, rel=1e-15)
+    assert _ev(bce(1.5), log_weight_in_dtype=True).value[0, 0] == np.inf
+    # pw = 1.1: lw = 1.05, the product 3.15e38 is finite: the exact loss 1.65e38
+    assert _ev(bce(1.1), log_weight_in_dtype=True).value[0, 0] == pytest.approx(1.65e38, rel=1e-15)
+
+
 def test_upcast_half():
     # float16 bce at p = t = 0 under the 1e-12 floor: 1e-12 is 0 in float16 (0 / 0), not in float32 (0 / 1e-12)
     p = _problem("bce", [[0.0]], [[0.0]], "binary", dtype="float16", reduction="sum")

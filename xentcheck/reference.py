@@ -512,10 +512,19 @@ def _hooks(flow: Flow, stage: str) -> None:
             policy.hook(flow)
 
 
+def _overflowed(loss: np.ndarray, dtype: str) -> np.ndarray:
+    """``loss`` where ``dtype`` holds it finitely, the +-inf it rounds to where it passes the dtype's range."""
+    r = round_to(loss, dtype)
+    return np.where(np.isinf(r) & np.isfinite(loss), r, loss)
+
+
 def _weighted(flow: Flow) -> None:
     """The weights every API applies to its unreduced loss: a binary op's elementwise class weight
     (broadcast on the class axis), then the per-sample weights."""
     p = flow.problem
+    held = flow.conv.constants_dtype(p.dtype) if flow.conv.loss_in_dtype else None
+    if held:  # the unweighted loss as the dtype holds it: past its largest value, inf
+        flow.loss = _overflowed(flow.loss, held)
     if p.class_weight is not None and not p.categorical:
         cw = p.class_weight
         flow.loss, flow.grad = flow.loss * cw, flow.grad * cw
@@ -527,6 +536,8 @@ def _weighted(flow: Flow) -> None:
         flow.loss, flow.vsc = flow.loss * sw, (flow.vsc[0] * np.abs(sw), flow.vsc[1] * np.abs(sw))
         swg = sw[..., None] if p.categorical else sw
         flow.grad, flow.gsc = flow.grad * swg, (flow.gsc[0] * np.abs(swg), flow.gsc[1] * np.abs(swg))
+    if held:  # and the weighted one
+        flow.loss = _overflowed(flow.loss, held)
 
 
 def _mean_last_axis(flow: Flow) -> None:
