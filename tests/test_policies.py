@@ -284,6 +284,12 @@ def test_sum_in_dtype():
     q = _problem("sigmoid_bce", [[-3e38, -3e38]], [[1.0, 1.0]], "binary", dtype="float32")
     assert _ev(q, mean_last_axis=True).value[0] == pytest.approx(3e38)  # softplus(3e38) = 3e38, averaged
     assert _ev(q, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf  # 6e38 overflows float32
+    # weighted by 1/4 after the mean over the classes (Keras): the unweighted class sum 6e38 still overflows
+    r = _problem(
+        "sigmoid_bce", [[-3e38, -3e38]], [[1.0, 1.0]], "binary", dtype="float32", sample_weight=np.array([0.25])
+    )
+    assert _ev(r, mean_last_axis=True).value[0] == pytest.approx(7.5e37)
+    assert _ev(r, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf
 
 
 def test_log_softmax_in_dtype():

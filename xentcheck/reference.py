@@ -530,6 +530,7 @@ def _weighted(flow: Flow) -> None:
         flow.loss, flow.grad = flow.loss * cw, flow.grad * cw
         flow.vsc = (flow.vsc[0] * np.abs(cw), flow.vsc[1] * np.abs(cw))
         flow.gsc = (flow.gsc[0] * np.abs(cw), flow.gsc[1] * np.abs(cw))
+    flow.before_sample_weight = flow.loss
     if p.sample_weight is not None:
         sw = p.sample_weight
         sw = sw.reshape(sw.shape + (1,) * (flow.loss.ndim - sw.ndim))
@@ -548,6 +549,11 @@ def _mean_last_axis(flow: Flow) -> None:
         if flow.conv.sum_in_dtype:  # the class sum held in the dtype, then divided
             with np.errstate(over="ignore"):
                 flow.loss = round_to(np.sum(flow.loss, axis=-1), flow.problem.dtype) / k
+                # a binding that weights each example after its mean over the classes (Keras) sums them
+                # unweighted: where that sum overflows, so does its weighted mean
+                unweighted = np.sum(flow.before_sample_weight, axis=-1)
+                over = np.isinf(round_to(unweighted, flow.problem.dtype)) & np.isfinite(unweighted)
+                flow.loss = np.where(over & np.isfinite(flow.loss), np.sign(unweighted) * np.inf, flow.loss)
         else:
             flow.loss = np.mean(flow.loss, axis=-1)
         flow.vsc = (np.mean(vsc[0], axis=-1), np.mean(vsc[1], axis=-1) + k * np.mean(np.abs(vsc[0]), axis=-1))
