@@ -325,6 +325,19 @@ def test_loss_in_dtype():
     assert _ev(r, mean_by="weight_sum", loss_in_dtype=True).value == 40000.0
 
 
+def test_masked_mean_scaled_weights():
+    # float32, four rows, one counted with loss 2e38 (-log_softmax of the label at logit -2e38 beside 0):
+    # the mean over the counted row is 2e38; Keras weights it by total / valid = 4 (8e38, inf in float32)
+    # and divides the sum by 4
+    x = [[0.0, -2e38], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
+    p = _problem("nll", x, [1, -100, -100, -100], "index", dtype="float32", reduction="mean", ignore_index=-100)
+    assert _ev(p, mean_by="valid_count").value == 2e38
+    assert _ev(p, mean_by="valid_count", masked_mean_scaled_weights=True).value == 2e38  # the same mean
+    held = _ev(p, mean_by="valid_count", masked_mean_scaled_weights=True, loss_in_dtype=True)
+    assert held.value == np.inf
+    assert _ev(p, mean_by="valid_count", loss_in_dtype=True).value == 2e38  # unscaled: 2e38 is finite
+
+
 def test_log_weight_in_dtype():
     # float32, z = -3e38, t = 1/2, pw = 3/2: the loss pw t softplus(-z) + (1 - t) softplus(z) = 2.25e38, but
     # the log weight lw = 1 + (pw - 1) t = 1.25 times softplus(-z) = 3e38 is 3.75e38: inf in float32

@@ -671,10 +671,16 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
             d = np.float64(np.inf)  # sum / inf = 0, and every gradient multiplier 1 / inf = 0
         with np.errstate(all="ignore"):
             c = np.full(shape, 1.0 / d)
-            total = _sequential_sum(loss, problem.dtype) if conv.reduction_sum_in_dtype else np.sum(loss)
+            terms, d_sum = loss, d
+            if conv.masked_mean_scaled_weights and conv.mean_by == "valid_count" and 0 < d < np.inf:
+                # Keras's apply_mask: each counted loss weighted by total / valid, the sum divided by total
+                terms, d_sum = loss * (loss.size / d), np.float64(loss.size)
+                if conv.loss_in_dtype:
+                    terms = _overflowed(terms, conv.constants_dtype(problem.dtype))
+            total = _sequential_sum(terms, problem.dtype) if conv.reduction_sum_in_dtype else np.sum(terms)
             if conv.sum_in_dtype:  # the batch sum held in the dtype: past its largest value it is inf
                 total = round_to(total, problem.dtype)
-            value = total / d
+            value = total / d_sum
             n = loss.size
             # N-term summation of the weighted losses, then one division
             vscale = (np.sum(va) / abs(d), np.sum(vs) / abs(d) + n * np.sum(np.abs(loss)) / abs(d))
