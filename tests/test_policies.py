@@ -325,6 +325,23 @@ def test_loss_in_dtype():
     assert _ev(r, mean_by="weight_sum", loss_in_dtype=True).value == 40000.0
 
 
+def test_smoothing_sum_in_dtype():
+    # float32 [-1.5e38, -1.5e38, 1.5e38], label 2, eps 0.1: -log_softmax = [3e38, 3e38, 0], whose class sum
+    # 6e38 overflows float32 though the loss, 0.9 * 0 + 0.1 / 3 * 6e38 = 2e37, does not
+    x = [[-1.5e38, -1.5e38, 1.5e38]]
+    p = _problem("softmax_ce", x, [2], "index", dtype="float32", reduction="none", label_smoothing=0.1)
+    assert _ev(p).value[0] == pytest.approx(2e37, rel=1e-12)
+    assert _ev(p, smoothing_sum_in_dtype=True).value[0] == np.inf
+    # [-1e38, -1e38, 1e38]: a class sum of 4e38 also overflows; [-5e37, -5e37, 5e37]: 2e38 does not
+    q = _problem("softmax_ce", [[-5e37, -5e37, 5e37]], [2], "index", dtype="float32", label_smoothing=0.1)
+    assert _ev(q, smoothing_sum_in_dtype=True).value[0] == pytest.approx(2e38 * 0.1 / 3, rel=1e-12)
+    # reduced: two rows of class sum 2e38 each sum to 4e38, inf in float32, though the mean is finite
+    r = _problem("softmax_ce", [[-5e37, -5e37, 5e37]] * 2, [2, 2], "index", dtype="float32", reduction="mean",
+                 label_smoothing=0.1)  # fmt: skip
+    assert _ev(r).value == pytest.approx(2e38 * 0.1 / 3, rel=1e-12)
+    assert _ev(r, smoothing_sum_in_dtype=True).value == np.inf
+
+
 def test_masked_mean_scaled_weights():
     # float32, four rows, one counted with loss 2e38 (-log_softmax of the label at logit -2e38 beside 0):
     # the mean over the counted row is 2e38; Keras weights it by total / valid = 4 (8e38, inf in float32)
