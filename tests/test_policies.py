@@ -141,6 +141,14 @@ def test_log_grad_in_dtype():
     p = _problem("categorical_ce", [[2.0**-20, 1.0]], [[0.01, 0.99]], "soft", dtype="float16")
     assert _ev(p).grad[0, 0] == pytest.approx(-0.01 * 2.0**20, rel=1e-15)
     assert _ev(p, log_grad_in_dtype=True).grad[0, 0] == -np.inf
+    # bce at p = 2^-20 in float16: t = 1 gives -1/p = -2^20 (finite exactly, -inf through 1/p in float16);
+    # t = 0 gives 1/(1 - p), and as a plain product the log p term adds 0 * inf = NaN
+    b = _problem("bce", [[2.0**-20, 2.0**-20, 0.5]], [[1.0, 0.0, 1.0]], "binary", dtype="float16")
+    exact = _ev(b).grad[0]
+    assert exact[0] == -(2.0**20) and exact[1] == pytest.approx(1 / (1 - 2.0**-20), rel=1e-15) and exact[2] == -2.0
+    held = _ev(b, log_grad_in_dtype=True).grad[0]
+    assert held[0] == -np.inf and held[1] == pytest.approx(1.0, rel=1e-3) and held[2] == -2.0
+    assert np.isnan(_ev(b, log_grad_in_dtype=True, zero_times_inf=True).grad[0, 1])
 
 
 def test_log_grad_quotient():

@@ -351,6 +351,16 @@ def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str, t_rounded: 
         # each log's derivative the quotient upstream / q in the dtype; 0 / 0 = NaN at p = t in {0, 1}
         grad = _log_quotient(-t, q, upstream, dtype) + _log_quotient(1 - t, 1 - q, upstream, dtype)
         ga = np.abs(t) / q + np.abs(1 - t) / (1 - q)
+    elif conv.log_grad_in_dtype:
+        # each log's derivative upstream * (1/q), the reciprocal held in the dtype: inf below q = 2^-16 in
+        # float16, and 0 * inf = NaN where its term's weight is 0 (as a plain product)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            r1, r0 = round_to(1 / q, dtype), round_to(1 / (1 - q), dtype)
+            if conv.zero_times_inf:
+                grad = -t * r1 + (1 - t) * r0
+            else:
+                grad = _where0(t != 0, -t * r1) + _where0(t != 1, (1 - t) * r0)
+        ga = np.abs(t) / q + np.abs(1 - t) / (1 - q)
     elif conv.zero_times_inf:
         grad = -t * (1 / q) + (1 - t) * (1 / (1 - q))
         ga = np.abs(t) / q + np.abs(1 - t) / (1 - q)
