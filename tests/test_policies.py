@@ -333,6 +333,20 @@ def test_loss_in_dtype():
     assert _ev(r, mean_by="weight_sum", loss_in_dtype=True).value == 40000.0
 
 
+def test_renormalized_in_dtype():
+    # float16 row [1, 2^-23 (x4)]: its sum 1 + 2^-21 rounds to 1, so the quotient 2^-23 is held as 2^-23,
+    # exactly the clip's lower bound (1e-7 in float16 is 2^-23): the clamp passes its gradient, and with the
+    # quotient -1 / 2^-23 = -2^23 overflowing float16 the label's gradient is -inf; the exact quotient
+    # 2^-23 / (1 + 2^-21) is below the bound, clipped, and gets no gradient
+    row = [[1.0] + [2.0**-23] * 4]
+    p = _problem("categorical_ce", row, [4], "index", dtype="float16")
+    conv = {"renormalize": "before_clip", "prob_clip": 1e-7, "log_grad_quotient": True}
+    assert np.all(_ev(p, **conv).grad == 0.0)  # every probability's gradient cut by the clip
+    held = _ev(p, **conv, renormalized_in_dtype=True)
+    assert np.isnan(held.grad[0, 4]) and np.all(held.grad[0, :4] == np.inf)  # -inf + inf at the label
+    assert held.value[0] == pytest.approx(-math.log(2.0**-23), rel=1e-12)  # log of the bound either way
+
+
 def test_smoothing_sum_in_dtype():
     # float32 [-1.5e38, -1.5e38, 1.5e38], label 2, eps 0.1: -log_softmax = [3e38, 3e38, 0], whose class sum
     # 6e38 overflows float32 though the loss, 0.9 * 0 + 0.1 / 3 * 6e38 = 2e37, does not

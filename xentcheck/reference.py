@@ -241,6 +241,9 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, 
         if conv.renormalize_sum_in_dtype:  # values: the sum and the quotients as the dtype holds them
             held = input_dtype or dtype
             q = round_to(p / _sequential_sum(p, held, axis=-1)[..., None], held)
+        elif conv.renormalized_in_dtype:  # the quotients as the dtype holds them, of a correctly rounded sum
+            held = input_dtype or dtype
+            q = round_to(p / round_to(np.sum(p, axis=-1, keepdims=True), held), held)
     if conv.prob_clip is not None:
         lo, hi = _clip_bounds(conv, dtype)
         inside = _clip_factor(conv, q, lo, hi, dtype)
