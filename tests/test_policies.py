@@ -300,6 +300,19 @@ def test_sum_in_dtype():
     assert _ev(r, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf
 
 
+def test_logits_dtype():
+    # float64 logits [0, 1e300, -1e300]: converted to float32 they are [0, inf, -inf]; the +inf logit takes
+    # all the mass, so the loss at class 0 is inf (the exact float64 loss is 1e300, finite)
+    p = _problem("softmax_ce", [[0.0, 1e300, -1e300]], [0], "index", reduction="none")
+    assert _ev(p).value[0] == 1e300
+    assert _ev(p, logits_dtype="float32").value[0] == np.inf
+    # through the max shift in IEEE arithmetic (inf_logit_nan) the row is NaN
+    assert np.isnan(_ev(p, logits_dtype="float32", inf_logit_nan="row").value[0])
+    # logits float32 holds: unchanged (the exact loss of the float64 logits)
+    q = _problem("softmax_ce", [[0.0, 0.1, -0.3]], [0], "index", reduction="none")
+    assert _ev(q, logits_dtype="float32").value[0] == _ev(q).value[0]
+
+
 def test_log_softmax_in_dtype():
     # float16: lse([20, -65504]) = 20 (e^-65524 vanishes), so -log_softmax = [0, 65524]; 65524 rounds to inf
     # in float16 (largest 65504; inf from 65520), though half of it, the loss, is finite
