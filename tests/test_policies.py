@@ -327,6 +327,8 @@ def test_log_softmax_in_dtype():
     # float32 holds 65524: the exact loss
     r = _problem("softmax_ce", x, [[0.5, 0.5]], "soft", dtype="float32", reduction="none")
     assert _ev(r, log_softmax_in_dtype=True).value[0] == 32762.0
+    e = _problem("softmax_ce", np.zeros((0, 2)), np.zeros((0, 2)), "soft", dtype="float16", reduction="none")
+    assert _ev(e, log_softmax_in_dtype=True).value.shape == (0,)  # an empty batch: nothing to hold
 
 
 def test_loss_in_dtype():

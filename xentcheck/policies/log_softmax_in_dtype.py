@@ -7,13 +7,11 @@ from ._policy import Flow, Policy
 
 
 def _held(flow: Flow) -> None:
-    if not flow.formed("softmax_ce"):
+    if not flow.formed("softmax_ce") or flow.x.size == 0:
         return
     p, z, a = flow.problem, flow.x, flow.a  # z: the logits the formula took (a where mask applied)
     dtype = flow.conv.constants_dtype(p.dtype)
     m = np.max(z, axis=-1, keepdims=True)
-    if z.size == 0:
-        return
     m_safe = np.where(np.isfinite(m), m, 0.0)
     lse = m_safe + np.log(np.sum(np.exp(z - m_safe), axis=-1, keepdims=True))
     nll = lse - z  # -log_softmax, exact (a +inf or all -inf row gives inf/NaN here and is left alone)
