@@ -145,6 +145,14 @@ def test_log_grad_in_dtype():
     p = _problem("categorical_ce", [[2.0**-20, 1.0]], [[0.01, 0.99]], "soft", dtype="float16")
     assert _ev(p).grad[0, 0] == pytest.approx(-0.01 * 2.0**20, rel=1e-15)
     assert _ev(p, log_grad_in_dtype=True).grad[0, 0] == -np.inf
+    # bce at p = 2^-20 in float16: t = 1 gives -1/p = -2^20 (finite exactly, -inf through 1/p in float16);
+    # t = 0 gives 1/(1 - p), and as a plain product the log p term adds 0 * inf = NaN
+    b = _problem("bce", [[2.0**-20, 2.0**-20, 0.5]], [[1.0, 0.0, 1.0]], "binary", dtype="float16")
+    exact = _ev(b).grad[0]
+    assert exact[0] == -(2.0**20) and exact[1] == pytest.approx(1 / (1 - 2.0**-20), rel=1e-15) and exact[2] == -2.0
+    held = _ev(b, log_grad_in_dtype=True).grad[0]
+    assert held[0] == -np.inf and held[1] == pytest.approx(1.0, rel=1e-3) and held[2] == -2.0
+    assert np.isnan(_ev(b, log_grad_in_dtype=True, zero_times_inf=True).grad[0, 1])
 
 
 def test_log_grad_quotient():
@@ -303,6 +311,116 @@ def test_sum_in_dtype():
     q = _problem("sigmoid_bce", [[-3e38, -3e38]], [[1.0, 1.0]], "binary", dtype="float32")
     assert _ev(q, mean_last_axis=True).value[0] == pytest.approx(3e38)  # softplus(3e38) = 3e38, averaged
     assert _ev(q, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf  # 6e38 overflows float32
+    # weighted by 1/4 after the mean over the classes (Keras): the unweighted class sum 6e38 still overflows
+    r = _problem(
+        "sigmoid_bce", [[-3e38, -3e38]], [[1.0, 1.0]], "binary", dtype="float32", sample_weight=np.array([0.25])
+    )
+    assert _ev(r, mean_last_axis=True).value[0] == pytest.approx(7.5e37)
+    assert _ev(r, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf
+
+
+def test_logits_dtype():
+    # float64 logits [0, 1e300, -1e300]: converted to float32 they are [0, inf, -inf]; the +inf logit takes
+    # all the mass, so the loss at class 0 is inf (the exact float64 loss is 1e300, finite)
+    p = _problem("softmax_ce", [[0.0, 1e300, -1e300]], [0], "index", reduction="none")
+    assert _ev(p).value[0] == 1e300
+    assert _ev(p, logits_dtype="float32").value[0] == np.inf
+    # through the max shift in IEEE arithmetic (inf_logit_nan) the row is NaN
+    assert np.isnan(_ev(p, logits_dtype="float32", inf_logit_nan="row").value[0])
+    # logits float32 holds: unchanged (the exact loss of the float64 logits)
+    q = _problem("softmax_ce", [[0.0, 0.1, -0.3]], [0], "index", reduction="none")
+    assert _ev(q, logits_dtype="float32").value[0] == _ev(q).value[0]
+
+
+def test_log_softmax_in_dtype():
+    # float16: lse([20, -65504]) = 20 (e^-65524 vanishes), so -log_softmax = [0, 65524]; 65524 rounds to inf
+    # in float16 (largest 65504; inf from 65520), though half of it, the loss, is finite
+    x = [[20.0, -65504.0]]
+    p = _problem("softmax_ce", x, [[0.5, 0.5]], "soft", dtype="float16", reduction="none")
+    assert _ev(p).value[0] == 32762.0
+    assert _ev(p, log_softmax_in_dtype=True).value[0] == np.inf
+    # no target mass at the overflowing class: the limit is exact (0), a plain product 0 * -inf is NaN
+    q = _problem("softmax_ce", x, [[1.0, 0.0]], "soft", dtype="float16", reduction="none")
+    assert _ev(q, log_softmax_in_dtype=True).value[0] == 0.0
+    assert np.isnan(_ev(q, log_softmax_in_dtype=True, zero_times_inf=True).value[0])
+    # float32 holds 65524: the exact loss
+    r = _problem("softmax_ce", x, [[0.5, 0.5]], "soft", dtype="float32", reduction="none")
+    assert _ev(r, log_softmax_in_dtype=True).value[0] == 32762.0
+    e = _problem("softmax_ce", np.zeros((0, 2)), np.zeros((0, 2)), "soft", dtype="float16", reduction="none")
+    assert _ev(e, log_softmax_in_dtype=True).value.shape == (0,)  # an empty batch: nothing to hold
+
+
+def test_loss_in_dtype():
+    # float16 softplus(65504) = 65504, times pos_weight 2 = 131008 (inf in float16); weighted by 1/4: 32752
+    p = _problem(
+        "sigmoid_bce", [[-65504.0]], [[1.0]], "binary", dtype="float16", reduction="none",
+        pos_weight=np.array([2.0]), sample_weight=np.array([0.25]),
+    )  # fmt: skip
+    assert _ev(p).value[0, 0] == 32752.0
+    assert _ev(p, loss_in_dtype=True).value[0, 0] == np.inf
+    # the weighted loss 2 * 40000 = 80000 overflows float16 though the weighted mean 80000 / 2 does not
+    q = _problem("nll", [[-40000.0]], [0], "index", dtype="float16", reduction="mean", sample_weight=np.array([2.0]))
+    assert _ev(q, mean_by="weight_sum").value == 40000.0
+    assert _ev(q, mean_by="weight_sum", loss_in_dtype=True).value == np.inf
+    # 40000 unweighted and weighted by 1: exact
+    r = _problem("nll", [[-40000.0]], [0], "index", dtype="float16", reduction="mean", sample_weight=np.array([1.0]))
+    assert _ev(r, mean_by="weight_sum", loss_in_dtype=True).value == 40000.0
+
+
+def test_renormalized_in_dtype():
+    # float16 row [1, 2^-23 (x4)]: its sum 1 + 2^-21 rounds to 1, so the quotient 2^-23 is held as 2^-23,
+    # exactly the clip's lower bound (1e-7 in float16 is 2^-23): the clamp passes its gradient, and with the
+    # quotient -1 / 2^-23 = -2^23 overflowing float16 the label's gradient is -inf; the exact quotient
+    # 2^-23 / (1 + 2^-21) is below the bound, clipped, and gets no gradient
+    row = [[1.0] + [2.0**-23] * 4]
+    p = _problem("categorical_ce", row, [4], "index", dtype="float16")
+    conv = {"renormalize": "before_clip", "prob_clip": 1e-7, "log_grad_quotient": True}
+    assert np.all(_ev(p, **conv).grad == 0.0)  # every probability's gradient cut by the clip
+    held = _ev(p, **conv, renormalized_in_dtype=True)
+    assert np.isnan(held.grad[0, 4]) and np.all(held.grad[0, :4] == np.inf)  # -inf + inf at the label
+    assert held.value[0] == pytest.approx(-math.log(2.0**-23), rel=1e-12)  # log of the bound either way
+
+
+def test_smoothing_sum_in_dtype():
+    # float32 [-1.5e38, -1.5e38, 1.5e38], label 2, eps 0.1: -log_softmax = [3e38, 3e38, 0], whose class sum
+    # 6e38 overflows float32 though the loss, 0.9 * 0 + 0.1 / 3 * 6e38 = 2e37, does not
+    x = [[-1.5e38, -1.5e38, 1.5e38]]
+    p = _problem("softmax_ce", x, [2], "index", dtype="float32", reduction="none", label_smoothing=0.1)
+    assert _ev(p).value[0] == pytest.approx(2e37, rel=1e-12)
+    assert _ev(p, smoothing_sum_in_dtype=True).value[0] == np.inf
+    # [-1e38, -1e38, 1e38]: a class sum of 4e38 also overflows; [-5e37, -5e37, 5e37]: 2e38 does not
+    q = _problem("softmax_ce", [[-5e37, -5e37, 5e37]], [2], "index", dtype="float32", label_smoothing=0.1)
+    assert _ev(q, smoothing_sum_in_dtype=True).value[0] == pytest.approx(2e38 * 0.1 / 3, rel=1e-12)
+    # reduced: two rows of class sum 2e38 each sum to 4e38, inf in float32, though the mean is finite
+    r = _problem("softmax_ce", [[-5e37, -5e37, 5e37]] * 2, [2, 2], "index", dtype="float32", reduction="mean",
+                 label_smoothing=0.1)  # fmt: skip
+    assert _ev(r).value == pytest.approx(2e38 * 0.1 / 3, rel=1e-12)
+    assert _ev(r, smoothing_sum_in_dtype=True).value == np.inf
+
+
+def test_masked_mean_scaled_weights():
+    # float32, four rows, one counted with loss 2e38 (-log_softmax of the label at logit -2e38 beside 0):
+    # the mean over the counted row is 2e38; Keras weights it by total / valid = 4 (8e38, inf in float32)
+    # and divides the sum by 4
+    x = [[0.0, -2e38], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
+    p = _problem("nll", x, [1, -100, -100, -100], "index", dtype="float32", reduction="mean", ignore_index=-100)
+    assert _ev(p, mean_by="valid_count").value == 2e38
+    assert _ev(p, mean_by="valid_count", masked_mean_scaled_weights=True).value == 2e38  # the same mean
+    held = _ev(p, mean_by="valid_count", masked_mean_scaled_weights=True, loss_in_dtype=True)
+    assert held.value == np.inf
+    assert _ev(p, mean_by="valid_count", loss_in_dtype=True).value == 2e38  # unscaled: 2e38 is finite
+
+
+def test_log_weight_in_dtype():
+    # float32, z = -3e38, t = 1/2, pw = 3/2: the loss pw t softplus(-z) + (1 - t) softplus(z) = 2.25e38, but
+    # the log weight lw = 1 + (pw - 1) t = 1.25 times softplus(-z) = 3e38 is 3.75e38: inf in float32
+    def bce(pw):
+        return _problem("sigmoid_bce", [[-3e38]], [[0.5]], "binary", dtype="float32", pos_weight=np.array([pw]))
+
+    assert _ev(bce(1.5)).value[0, 0] == pytest.approx(2.25e38, rel=1e-15)
+    assert _ev(bce(1.5), log_weight_in_dtype=True).value[0, 0] == np.inf
+    # pw = 1.1: lw = 1.05, the product 3.15e38 is finite: the exact loss 1.65e38
+    assert _ev(bce(1.1), log_weight_in_dtype=True).value[0, 0] == pytest.approx(1.65e38, rel=1e-15)
 
 
 def test_upcast_half():

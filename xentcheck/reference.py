@@ -248,6 +248,9 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, 
         if conv.renormalize_sum_in_dtype:  # values: the sum and the quotients as the dtype holds them
             held = input_dtype or dtype
             q = round_to(p / _sequential_sum(p, held, axis=-1)[..., None], held)
+        elif conv.renormalized_in_dtype:  # the quotients as the dtype holds them, of a correctly rounded sum
+            held = input_dtype or dtype
+            q = round_to(p / round_to(np.sum(p, axis=-1, keepdims=True), held), held)
     if conv.prob_clip is not None:
         lo, hi = _clip_bounds(conv, dtype)
         inside = _clip_factor(conv, q, lo, hi, dtype)
@@ -357,6 +360,16 @@ def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str, t_rounded: 
     elif conv.zero_times_inf and conv.log_grad_quotient:
         # each log's derivative the quotient upstream / q in the dtype; 0 / 0 = NaN at p = t in {0, 1}
         grad = _log_quotient(-t, q, upstream, dtype) + _log_quotient(1 - t, 1 - q, upstream, dtype)
+        ga = np.abs(t) / q + np.abs(1 - t) / (1 - q)
+    elif conv.log_grad_in_dtype:
+        # each log's derivative upstream * (1/q), the reciprocal held in the dtype: inf below q = 2^-16 in
+        # float16, and 0 * inf = NaN where its term's weight is 0 (as a plain product)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            r1, r0 = round_to(1 / q, dtype), round_to(1 / (1 - q), dtype)
+            if conv.zero_times_inf:
+                grad = -t * r1 + (1 - t) * r0
+            else:
+                grad = _where0(t != 0, -t * r1) + _where0(t != 1, (1 - t) * r0)
         ga = np.abs(t) / q + np.abs(1 - t) / (1 - q)
     elif conv.zero_times_inf:
         grad = -t * (1 / q) + (1 - t) * (1 / (1 - q))
@@ -526,21 +539,33 @@ def _hooks(flow: Flow, stage: str) -> None:
             policy.hook(flow)
 
 
+def _overflowed(loss: np.ndarray, dtype: str) -> np.ndarray:
+    """``loss`` where ``dtype`` holds it finitely, the +-inf it rounds to where it passes the dtype's range."""
+    r = round_to(loss, dtype)
+    return np.where(np.isinf(r) & np.isfinite(loss), r, loss)
+
+
 def _weighted(flow: Flow) -> None:
     """The weights every API applies to its unreduced loss: a binary op's elementwise class weight
     (broadcast on the class axis), then the per-sample weights."""
     p = flow.problem
+    held = flow.conv.constants_dtype(p.dtype) if flow.conv.loss_in_dtype else None
+    if held:  # the unweighted loss as the dtype holds it: past its largest value, inf
+        flow.loss = _overflowed(flow.loss, held)
     if p.class_weight is not None and not p.categorical:
         cw = p.class_weight
         flow.loss, flow.grad = flow.loss * cw, flow.grad * cw
         flow.vsc = (flow.vsc[0] * np.abs(cw), flow.vsc[1] * np.abs(cw))
         flow.gsc = (flow.gsc[0] * np.abs(cw), flow.gsc[1] * np.abs(cw))
+    flow.before_sample_weight = flow.loss
     if p.sample_weight is not None:
         sw = p.sample_weight
         sw = sw.reshape(sw.shape + (1,) * (flow.loss.ndim - sw.ndim))
         flow.loss, flow.vsc = flow.loss * sw, (flow.vsc[0] * np.abs(sw), flow.vsc[1] * np.abs(sw))
         swg = sw[..., None] if p.categorical else sw
         flow.grad, flow.gsc = flow.grad * swg, (flow.gsc[0] * np.abs(swg), flow.gsc[1] * np.abs(swg))
+    if held:  # and the weighted one
+        flow.loss = _overflowed(flow.loss, held)
 
 
 def _mean_last_axis(flow: Flow) -> None:
@@ -551,6 +576,11 @@ def _mean_last_axis(flow: Flow) -> None:
         if flow.conv.sum_in_dtype:  # the class sum held in the dtype, then divided
             with np.errstate(over="ignore"):
                 flow.loss = round_to(np.sum(flow.loss, axis=-1), flow.problem.dtype) / k
+                # a binding that weights each example after its mean over the classes (Keras) sums them
+                # unweighted: where that sum overflows, so does its weighted mean
+                unweighted = np.sum(flow.before_sample_weight, axis=-1)
+                over = np.isinf(round_to(unweighted, flow.problem.dtype)) & np.isfinite(unweighted)
+                flow.loss = np.where(over & np.isfinite(flow.loss), np.sign(unweighted) * np.inf, flow.loss)
         else:
             flow.loss = np.mean(flow.loss, axis=-1)
         flow.vsc = (np.mean(vsc[0], axis=-1), np.mean(vsc[1], axis=-1) + k * np.mean(np.abs(vsc[0]), axis=-1))
@@ -673,10 +703,16 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
             d = np.float64(np.inf)  # sum / inf = 0, and every gradient multiplier 1 / inf = 0
         with np.errstate(all="ignore"):
             c = np.full(shape, 1.0 / d)
-            total = _sequential_sum(loss, problem.dtype) if conv.reduction_sum_in_dtype else np.sum(loss)
+            terms, d_sum = loss, d
+            if conv.masked_mean_scaled_weights and conv.mean_by == "valid_count" and 0 < d < np.inf:
+                # Keras's apply_mask: each counted loss weighted by total / valid, the sum divided by total
+                terms, d_sum = loss * (loss.size / d), np.float64(loss.size)
+                if conv.loss_in_dtype:
+                    terms = _overflowed(terms, conv.constants_dtype(problem.dtype))
+            total = _sequential_sum(terms, problem.dtype) if conv.reduction_sum_in_dtype else np.sum(terms)
             if conv.sum_in_dtype:  # the batch sum held in the dtype: past its largest value it is inf
                 total = round_to(total, problem.dtype)
-            value = total / d
+            value = total / d_sum
             n = loss.size
             # N-term summation of the weighted losses, then one division
             vscale = (np.sum(va) / abs(d), np.sum(vs) / abs(d) + n * np.sum(np.abs(loss)) / abs(d))
