@@ -284,6 +284,28 @@ def test_sum_in_dtype():
     q = _problem("sigmoid_bce", [[-3e38, -3e38]], [[1.0, 1.0]], "binary", dtype="float32")
     assert _ev(q, mean_last_axis=True).value[0] == pytest.approx(3e38)  # softplus(3e38) = 3e38, averaged
     assert _ev(q, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf  # 6e38 overflows float32
+    # a per-example weight multiplies the label mean, after the sum: 2e38 + log 2 is finite, so the
+    # weighted mean is 2 * 1e38 (weighting each label's term first would sum 4e38 + 2 log 2: inf)
+    w = _problem("sigmoid_bce", [[-2e38, 0.0]], [[1.0, 0.0]], "binary", dtype="float32", sample_weight=np.array([2.0]))
+    assert _ev(w, mean_last_axis=True, sum_in_dtype=True).value[0] == pytest.approx(2e38)
+
+
+def test_label_sum_in_float32():
+    # float16: the two labels' terms, 40000 each, sum to 80000, past 65504, but not past float32's largest
+    p = _problem("sigmoid_bce", [[-40000.0, -40000.0]], [[1.0, 1.0]], "binary", dtype="float16")
+    assert _ev(p, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf
+    assert _ev(p, mean_last_axis=True, sum_in_dtype=True, label_sum_in_float32=True).value[0] == 40000.0
+    # bfloat16: bfloat16's largest, 255 * 2^120, plus 0.75 * 2^120 is 255.75 * 2^120: past bfloat16's
+    # overflow threshold (255.5 * 2^120) but below float32's (256 * 2^120 less half an ulp)
+    big, small = 255 * 2.0**120, 0.75 * 2.0**120
+    b = _problem("sigmoid_bce", [[-big, -small]], [[1.0, 1.0]], "binary", dtype="bfloat16")
+    assert _ev(b, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf
+    held = _ev(b, mean_last_axis=True, sum_in_dtype=True, label_sum_in_float32=True).value[0]
+    assert held == pytest.approx(255.75 * 2.0**119, rel=1e-12)
+    # float32 is held in float32 either way: 6e38 overflows
+    q = _problem("sigmoid_bce", [[-3e38, -3e38]], [[1.0, 1.0]], "binary", dtype="float32")
+    assert _ev(q, mean_last_axis=True, sum_in_dtype=True, label_sum_in_float32=True).value[0] == np.inf
+    assert _ev(p, mean_last_axis=True, label_sum_in_float32=True).value[0] == 40000.0  # alone: no effect
 
 
 def test_upcast_half():

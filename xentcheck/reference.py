@@ -512,20 +512,29 @@ def _hooks(flow: Flow, stage: str) -> None:
             policy.hook(flow)
 
 
-def _weighted(flow: Flow) -> None:
-    """The weights every API applies to its unreduced loss: a binary op's elementwise class weight
-    (broadcast on the class axis), then the per-sample weights."""
+def _class_weighted(flow: Flow) -> None:
+    """A binary op's elementwise class weight (broadcast on the class axis), applied to each label's
+    term before any mean over the labels."""
     p = flow.problem
     if p.class_weight is not None and not p.categorical:
         cw = p.class_weight
         flow.loss, flow.grad = flow.loss * cw, flow.grad * cw
         flow.vsc = (flow.vsc[0] * np.abs(cw), flow.vsc[1] * np.abs(cw))
         flow.gsc = (flow.gsc[0] * np.abs(cw), flow.gsc[1] * np.abs(cw))
+
+
+def _sample_weighted(flow: Flow) -> None:
+    """The per-sample weights, one per example (or per element of the input without its class axis),
+    applied to the per-example loss: after a binary op's mean over its labels (``mean_last_axis``), as
+    the APIs that average over the labels apply them (Keras's loss classes weight the per-example mean).
+    The same number as weighting each label's term first, except where a policy rounds the label sum
+    (``sum_in_dtype``)."""
+    p = flow.problem
     if p.sample_weight is not None:
         sw = p.sample_weight
         sw = sw.reshape(sw.shape + (1,) * (flow.loss.ndim - sw.ndim))
         flow.loss, flow.vsc = flow.loss * sw, (flow.vsc[0] * np.abs(sw), flow.vsc[1] * np.abs(sw))
-        swg = sw[..., None] if p.categorical else sw
+        swg = sw.reshape(sw.shape + (1,) * (flow.grad.ndim - sw.ndim))  # the gradient keeps the class axis
         flow.grad, flow.gsc = flow.grad * swg, (flow.gsc[0] * np.abs(swg), flow.gsc[1] * np.abs(swg))
 
 
@@ -535,8 +544,11 @@ def _mean_last_axis(flow: Flow) -> None:
         k = flow.x.shape[-1]
         vsc, gsc = flow.vsc, flow.gsc
         if flow.conv.sum_in_dtype:  # the class sum held in the dtype, then divided
+            held = flow.problem.dtype
+            if flow.conv.label_sum_in_float32 and held in ("float16", "bfloat16"):
+                held = "float32"
             with np.errstate(over="ignore"):
-                flow.loss = round_to(np.sum(flow.loss, axis=-1), flow.problem.dtype) / k
+                flow.loss = round_to(np.sum(flow.loss, axis=-1), held) / k
         else:
             flow.loss = np.mean(flow.loss, axis=-1)
         flow.vsc = (np.mean(vsc[0], axis=-1), np.mean(vsc[1], axis=-1) + k * np.mean(np.abs(vsc[0]), axis=-1))
@@ -545,15 +557,17 @@ def _mean_last_axis(flow: Flow) -> None:
 
 def _pipeline(problem: Problem, conv: Convention, upstream: np.ndarray | None = None) -> Flow:
     """The policies' input hooks, the op's formula (which reads the core policies), the policies' after
-    hooks, then the weights and the last-axis mean. ``upstream``: see :attr:`Flow.upstream`."""
+    hooks, then a binary op's class weights, the last-axis mean and the sample weights. ``upstream``: see
+    :attr:`Flow.upstream`."""
     flow = Flow(problem, conv, problem.x, upstream=upstream)
     with np.errstate(all="ignore"):
         _hooks(flow, "inputs")
         flow.y = _smoothed(flow.problem, flow.problem.dense_target(), flow.smoothing_classes)
         _FORMULAS[flow.problem.op](flow)
         _hooks(flow, "after")
-        _weighted(flow)
+        _class_weighted(flow)
         _mean_last_axis(flow)
+        _sample_weighted(flow)
     return flow
 
 
@@ -588,8 +602,8 @@ def mean_divisor(problem: Problem, conv: Convention, out_shape: tuple[int, ...])
 def _upstream(flow: Flow, c: np.ndarray) -> np.ndarray:
     """The gradient reaching each element of the formula's loss from the binding's output, whose
     gradient with respect to each unreduced element is ``c``: back through the last-axis mean and the
-    weights (:func:`_mean_last_axis`, :func:`_weighted`; a categorical op's class weights are in its
-    target weights ``a``)."""
+    weights (:func:`_mean_last_axis`, :func:`_class_weighted`, :func:`_sample_weighted`; a categorical
+    op's class weights are in its target weights ``a``)."""
     p, conv = flow.problem, flow.conv
     u = np.asarray(c, dtype=np.float64)
     if conv.mean_last_axis and not p.categorical:
