@@ -245,6 +245,19 @@ def test_renormalize():
     p = _problem("categorical_ce", [[0.2, 0.3, 0.4]], [2], "index")  # sums to 0.9
     assert _ev(p).value[0] == pytest.approx(-math.log(0.4), rel=1e-15)
     assert _ev(p, renormalize="before_clip").value[0] == pytest.approx(-math.log(0.4 / 0.9), rel=1e-15)
+    # ignored rows contribute nothing, whatever the renormalisation makes of them (0/0 for a zero or NaN
+    # row): the counted row's gradient is d/dq_j -log(q_2 / s) = 1/s - [j = 2]/q_2, with s = 0.9
+    rows = [[0.2, 0.3, 0.4], [np.nan, np.nan, np.nan], [0.0, 0.0, 0.0]]
+    q = _problem("categorical_ce", rows, [2, -100, -100], "index", ignore_index=-100, reduction="sum")
+    ev = _ev(q, renormalize="before_clip", prob_clip=1e-7)
+    assert ev.value == pytest.approx(-math.log(0.4 / 0.9), rel=1e-12)
+    np.testing.assert_allclose(ev.grad[0], [1 / 0.9, 1 / 0.9, 1 / 0.9 - 1 / 0.4], rtol=1e-12)
+    assert np.array_equal(ev.grad[1:], np.zeros((2, 3)))
+    # after the clip, in float16: 1/q of an ignored row's 2.4e-7 is inf, times its zero gradient NaN
+    h = _problem("categorical_ce", [[2.384185791015625e-07, 0.5, 0.0, 0.5]], [-100], "index", dtype="float16",
+                 ignore_index=-100, reduction="none")  # fmt: skip
+    ev = _ev(h, prob_clip=1e-7, renormalize="after_clip", log_grad_in_dtype=True)
+    assert np.array_equal(ev.grad, np.zeros((1, 4))) and ev.value[0] == 0.0
 
 
 def test_sigmoid_formula():
