@@ -57,6 +57,11 @@ def test_exp_sum_in_dtype():
     assert R.evaluate(p).value[0] == pytest.approx(math.log(512), rel=1e-15)
     assert _ev(p, exp_sum_in_dtype=True).value[0] == pytest.approx(math.log(256), rel=1e-15)
     assert _ev(p, exp_sum_in_dtype=False).value[0] == R.evaluate(p).value[0]  # False is not in force
+    # an ignored row stays masked out under plain one-hot products (its 0 * inf would be NaN): the loss
+    # is the counted row's alone, log(e^0 + e^0) - 0 = log 2 (1 + 1 = 2 is exact in bfloat16)
+    q = _problem("softmax_ce", [[7.0, -np.inf], [0.0, 0.0]], [-100, 1], "index", dtype="bfloat16", ignore_index=-100)
+    got = _ev(q, exp_sum_in_dtype=True, zero_times_inf=True, one_hot_products=True).value
+    assert got[0] == 0.0 and got[1] == pytest.approx(math.log(2), rel=1e-15)
 
 
 def test_grad_denominator_floor():
