@@ -62,6 +62,8 @@ def test_exp_sum_in_dtype():
     q = _problem("softmax_ce", [[7.0, -np.inf], [0.0, 0.0]], [-100, 1], "index", dtype="bfloat16", ignore_index=-100)
     got = _ev(q, exp_sum_in_dtype=True, zero_times_inf=True, one_hot_products=True).value
     assert got[0] == 0.0 and got[1] == pytest.approx(math.log(2), rel=1e-15)
+    dense = _problem("softmax_ce", np.zeros((2, 3)), np.eye(3)[:2], "onehot", dtype="bfloat16")  # one loss a row
+    np.testing.assert_allclose(_ev(dense, exp_sum_in_dtype=True).value, [math.log(3), math.log(3)], rtol=1e-15)
 
 
 def test_grad_denominator_floor():

@@ -471,7 +471,7 @@ def _categorical_formula(flow: Flow) -> None:
     flow.a = flow.y * cw
     flow.x = _held_probabilities(flow)
     out = _categorical_ce(flow.x, flow.a, conv, conv.constants_dtype(p.dtype), flow.upstream, p.dtype)
-    if p.ignore_index is not None:
+    if p.ignore_index is not None and p.target_kind == "index":
         # an ignored row is masked out, whatever the policies' steps give there: a renormalisation of an
         # all-zero or NaN row is 0/0, a float16 reciprocal of a small q inf, and 0 * NaN or 0 * inf is
         # NaN; the row contributes nothing to the value or the gradient (the APIs that renormalise and

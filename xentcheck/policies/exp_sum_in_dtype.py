@@ -21,8 +21,11 @@ def _sequential_exp_sum(flow: Flow) -> None:
         total = round_to(total + e[..., k], dtype)
     nll = m_safe + np.log(total)[..., None] - z
     terms = a * nll if flow.plain else where0(a != 0, a * nll)
-    # an ignored row stays masked out, as the formula masks it (under plain products its 0 * inf is NaN)
-    flow.loss = np.where(flow.problem.ignored_rows(), 0.0, np.sum(terms, axis=-1))
+    loss = np.sum(terms, axis=-1)
+    if flow.problem.target_kind == "index":
+        # an ignored row stays masked out, as the formula masks it (under plain products its 0 * inf is NaN)
+        loss = np.where(flow.problem.ignored_rows(), 0.0, loss)
+    flow.loss = loss
 
 
 POLICY = Policy(
