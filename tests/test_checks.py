@@ -323,3 +323,35 @@ def test_a_documented_number_past_the_dtypes_range_is_the_inf_the_binding_return
     assert documented_differs(floored, math, "grad", "float32")  # float32 holds it: distinguishable
     inside = Evaluation(np.array([1.0]), np.array([-1000.0]), scale, scale)
     assert documented_differs(inside, math, "grad", "float16")
+
+
+def test_a_result_that_matches_both_the_mathematics_and_the_documented_behaviour_is_no_stale_entry():
+    # softmax through a float32 clip at 1 - 2^-23 (prob_clip 1e-7): with one class the probability is 1,
+    # the documented loss -log(1 - 2^-23) = 2^-23 + 2^-47 + ..., the mathematics 0 within the bound 2^-23
+    # (error scale S = 2, 2 u S with u = 2^-24). JAX's float32 log returns 2^-23, which matches both: the
+    # two cannot be told apart there, so it passes; a result of 2^-23 + 2^-46 (torch: correctly rounded)
+    # is past the mathematics' bound and the documented one: a deviation
+    from xentcheck import reference
+    from xentcheck.expectations import _entry
+    from xentcheck.problem import Problem
+    from xentcheck.verdict import Expected, judge
+
+    p = Problem(
+        case="t", op="softmax_ce", dtype="float32", reduction="mean", target_kind="onehot",
+        x=np.zeros((2, 1)), target=np.ones((2, 1)),
+    )  # fmt: skip
+    raw = {
+        "id": "clip",
+        "framework": "fake",
+        "bindings": ["b"],
+        "expect": {"probabilities_dtype": "input", "renormalize": "before_clip", "prob_clip": 1e-7},
+        "reason": "r",
+        "source": "https://example.org",
+    }
+    conv = reference.Convention()
+    ex = Expected(p, _entry(raw, "t.toml: clip"), conv, reference.evaluate(p, conv), "float32")
+    assert ex.math.value == 0.0 and ex.documented.value > 2.0**-23
+    assert judge(ex, "value", np.float32(2.0**-23), "float32").outcome == "pass"
+    assert judge(ex, "value", np.float32(2.0**-23) + np.float32(2.0**-46), "float32").outcome == "deviation"
+    past = judge(ex, "value", np.float32(2.0**-20), "float32")  # past both bounds
+    assert past.outcome == "fail" and "differs from the mathematics" in past.reason

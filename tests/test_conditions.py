@@ -254,6 +254,20 @@ def test_per_example_weight_along_last_axis():
     )
 
 
+def test_per_example_weight_gains_axes():
+    def weighted(shape, n):
+        return _p(np.zeros((*shape, 5)), np.zeros(shape, int), sample_weight=np.ones(n))
+
+    assert c.per_example_weight_gains_axes(weighted((1, 3), 1))  # (1,) * (1, 3) is (1, 3)
+    assert c.per_example_weight_gains_axes(weighted((2, 2), 2))  # (2,) * (2, 2) is (2, 2)
+    assert c.per_example_weight_gains_axes(weighted((2, 3, 1), 2))  # (2,) * (2, 3, 1) is (2, 3, 2)
+    assert c.per_example_weight_gains_axes(weighted((1, 1, 1), 1))  # (1,) * (1, 1, 1) is (1, 1, 1)
+    assert not c.per_example_weight_gains_axes(weighted((3, 1), 3))  # an (N, 1) loss: the weight is expanded
+    assert not c.per_example_weight_gains_axes(weighted((2, 3), 2))  # no broadcast (per_example_weight_misaligned)
+    assert not c.per_example_weight_gains_axes(weighted((2,), 2))  # no spatial axis: the shapes agree
+    assert not c.per_example_weight_gains_axes(_p(np.zeros((2, 2, 5)), np.zeros((2, 2), int)))  # no weight
+
+
 def test_ignored_row_log_softmax_undefined():
     def ignored_row(row):
         return _p([row, [0.0, 1.0]], [-100, 1], ignore_index=-100)

@@ -61,6 +61,13 @@ def test_exp_sum_in_dtype():
     q = _problem("softmax_ce", [[-np.inf, -np.inf], [0.0, 0.0]], [-100, 0], "index", ignore_index=-100)
     plain = {"zero_times_inf": True, "one_hot_products": True}
     assert np.array_equal(_ev(q, exp_sum_in_dtype=True, **plain).value, [0.0, math.log(2)])
+    # an ignored row stays masked out under plain one-hot products (its 0 * inf would be NaN): the loss
+    # is the counted row's alone, log(e^0 + e^0) - 0 = log 2 (1 + 1 = 2 is exact in bfloat16)
+    q = _problem("softmax_ce", [[7.0, -np.inf], [0.0, 0.0]], [-100, 1], "index", dtype="bfloat16", ignore_index=-100)
+    got = _ev(q, exp_sum_in_dtype=True, zero_times_inf=True, one_hot_products=True).value
+    assert got[0] == 0.0 and got[1] == pytest.approx(math.log(2), rel=1e-15)
+    dense = _problem("softmax_ce", np.zeros((2, 3)), np.eye(3)[:2], "onehot", dtype="bfloat16")  # one loss a row
+    np.testing.assert_allclose(_ev(dense, exp_sum_in_dtype=True).value, [math.log(3), math.log(3)], rtol=1e-15)
 
 
 def test_grad_denominator_floor():
@@ -257,6 +264,19 @@ def test_renormalize():
     p = _problem("categorical_ce", [[0.2, 0.3, 0.4]], [2], "index")  # sums to 0.9
     assert _ev(p).value[0] == pytest.approx(-math.log(0.4), rel=1e-15)
     assert _ev(p, renormalize="before_clip").value[0] == pytest.approx(-math.log(0.4 / 0.9), rel=1e-15)
+    # ignored rows contribute nothing, whatever the renormalisation makes of them (0/0 for a zero or NaN
+    # row): the counted row's gradient is d/dq_j -log(q_2 / s) = 1/s - [j = 2]/q_2, with s = 0.9
+    rows = [[0.2, 0.3, 0.4], [np.nan, np.nan, np.nan], [0.0, 0.0, 0.0]]
+    q = _problem("categorical_ce", rows, [2, -100, -100], "index", ignore_index=-100, reduction="sum")
+    ev = _ev(q, renormalize="before_clip", prob_clip=1e-7)
+    assert ev.value == pytest.approx(-math.log(0.4 / 0.9), rel=1e-12)
+    np.testing.assert_allclose(ev.grad[0], [1 / 0.9, 1 / 0.9, 1 / 0.9 - 1 / 0.4], rtol=1e-12)
+    assert np.array_equal(ev.grad[1:], np.zeros((2, 3)))
+    # after the clip, in float16: 1/q of an ignored row's 2.4e-7 is inf, times its zero gradient NaN
+    h = _problem("categorical_ce", [[2.384185791015625e-07, 0.5, 0.0, 0.5]], [-100], "index", dtype="float16",
+                 ignore_index=-100, reduction="none")  # fmt: skip
+    ev = _ev(h, prob_clip=1e-7, renormalize="after_clip", log_grad_in_dtype=True)
+    assert np.array_equal(ev.grad, np.zeros((1, 4))) and ev.value[0] == 0.0
 
 
 def test_sigmoid_formula():
@@ -317,6 +337,10 @@ def test_sum_in_dtype():
     )
     assert _ev(r, mean_last_axis=True).value[0] == pytest.approx(7.5e37)
     assert _ev(r, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf
+    # a per-example weight multiplies the label mean, after the sum: 2e38 + log 2 is finite, so the
+    # weighted mean is 2 * 1e38 (weighting each label's term first would sum 4e38 + 2 log 2: inf)
+    w = _problem("sigmoid_bce", [[-2e38, 0.0]], [[1.0, 0.0]], "binary", dtype="float32", sample_weight=np.array([2.0]))
+    assert _ev(w, mean_last_axis=True, sum_in_dtype=True).value[0] == pytest.approx(2e38)
 
 
 def test_logits_dtype():
@@ -421,6 +445,24 @@ def test_log_weight_in_dtype():
     assert _ev(bce(1.5), log_weight_in_dtype=True).value[0, 0] == np.inf
     # pw = 1.1: lw = 1.05, the product 3.15e38 is finite: the exact loss 1.65e38
     assert _ev(bce(1.1), log_weight_in_dtype=True).value[0, 0] == pytest.approx(1.65e38, rel=1e-15)
+
+
+def test_label_sum_in_float32():
+    # float16: the two labels' terms, 40000 each, sum to 80000, past 65504, but not past float32's largest
+    p = _problem("sigmoid_bce", [[-40000.0, -40000.0]], [[1.0, 1.0]], "binary", dtype="float16")
+    assert _ev(p, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf
+    assert _ev(p, mean_last_axis=True, sum_in_dtype=True, label_sum_in_float32=True).value[0] == 40000.0
+    # bfloat16: bfloat16's largest, 255 * 2^120, plus 0.75 * 2^120 is 255.75 * 2^120: past bfloat16's
+    # overflow threshold (255.5 * 2^120) but below float32's (256 * 2^120 less half an ulp)
+    big, small = 255 * 2.0**120, 0.75 * 2.0**120
+    b = _problem("sigmoid_bce", [[-big, -small]], [[1.0, 1.0]], "binary", dtype="bfloat16")
+    assert _ev(b, mean_last_axis=True, sum_in_dtype=True).value[0] == np.inf
+    held = _ev(b, mean_last_axis=True, sum_in_dtype=True, label_sum_in_float32=True).value[0]
+    assert held == pytest.approx(255.75 * 2.0**119, rel=1e-12)
+    # float32 is held in float32 either way: 6e38 overflows
+    q = _problem("sigmoid_bce", [[-3e38, -3e38]], [[1.0, 1.0]], "binary", dtype="float32")
+    assert _ev(q, mean_last_axis=True, sum_in_dtype=True, label_sum_in_float32=True).value[0] == np.inf
+    assert _ev(p, mean_last_axis=True, label_sum_in_float32=True).value[0] == 40000.0  # alone: no effect
 
 
 def test_upcast_half():

@@ -281,6 +281,18 @@ def per_example_weight_along_last_axis(p: Problem) -> bool:
     return w is not None and w.ndim == 1 and len(loss) >= 2 and w.shape[0] > 1 and loss[-1] == w.shape[0]
 
 
+def per_example_weight_gains_axes(p: Problem) -> bool:
+    """A per-example sample weight, shape (N,), against a loss with spatial axes, (N, d1, ...), that it
+    broadcasts with (the loss's last axis is 1 or N, or N = 1), except a loss of shape (N, 1) (which a
+    weight is expanded to match): their product has more axes than the weight, so it cannot be written
+    back into the weight (an in-place product raises)."""
+    w = p.sample_weight
+    loss = p.x.shape[:-1]
+    if w is None or w.ndim != 1 or len(loss) < 2 or (len(loss) == 2 and loss[-1] == 1):
+        return False
+    return w.shape[0] == 1 or loss[-1] in (1, w.shape[0])
+
+
 def ignored_row_log_softmax_undefined(p: Problem) -> bool:
     """``softmax_ce``: an ignored row whose log-softmax is NaN: it holds a NaN or a +inf logit, or every
     logit is -inf (the row contributes nothing, but a log-softmax taken before the row is masked is NaN)."""
@@ -354,6 +366,7 @@ PROPERTIES: dict[str, Property] = {
         _property(where_empty_row, bool),
         _property(per_example_weight_misaligned, bool),
         _property(per_example_weight_along_last_axis, bool),
+        _property(per_example_weight_gains_axes, bool),
         _property(ignored_row_log_softmax_undefined, bool),
         _property(has_near_largest, bool),
         _property(nan_off_target_mass, bool),

@@ -490,8 +490,10 @@ def _categorical_formula(flow: Flow) -> None:
 def _masked_ignored_rows(p: Problem, loss, grad, vsc, gsc):
     """An ignored row contributes nothing to the value or the gradient, whatever its probabilities hold:
     a renormalisation's backward would carry a NaN there into the row's gradient (0 * NaN), which no
-    policy documents (a binding that leaks it says so with its own policy)."""
-    ign = p.ignored_rows()
+    policy documents (a binding that leaks it says so with its own policy). The APIs that renormalise and
+    clip, Keras's, replace an ignored row's probabilities with zeros and mask its loss with a where, whose
+    gradient there is 0."""
+    ign = p.ignored_rows() if p.target_kind == "index" else np.zeros(loss.shape, dtype=bool)
     if not ign.any():
         return loss, grad, vsc, gsc
     return (
@@ -545,9 +547,10 @@ def _overflowed(loss: np.ndarray, dtype: str) -> np.ndarray:
     return np.where(np.isinf(r) & np.isfinite(loss), r, loss)
 
 
-def _weighted(flow: Flow) -> None:
-    """The weights every API applies to its unreduced loss: a binary op's elementwise class weight
-    (broadcast on the class axis), then the per-sample weights."""
+def _class_weighted(flow: Flow) -> None:
+    """A binary op's elementwise class weight (broadcast on the class axis), applied to each label's
+    term before any mean over the labels; under ``loss_in_dtype`` the unweighted loss as the dtype
+    holds it first (past its largest value, inf)."""
     p = flow.problem
     held = flow.conv.constants_dtype(p.dtype) if flow.conv.loss_in_dtype else None
     if held:  # the unweighted loss as the dtype holds it: past its largest value, inf
@@ -557,12 +560,21 @@ def _weighted(flow: Flow) -> None:
         flow.loss, flow.grad = flow.loss * cw, flow.grad * cw
         flow.vsc = (flow.vsc[0] * np.abs(cw), flow.vsc[1] * np.abs(cw))
         flow.gsc = (flow.gsc[0] * np.abs(cw), flow.gsc[1] * np.abs(cw))
-    flow.before_sample_weight = flow.loss
+
+
+def _sample_weighted(flow: Flow) -> None:
+    """The per-sample weights, one per example (or per element of the input without its class axis),
+    applied to the per-example loss: after a binary op's mean over its labels (``mean_last_axis``), as
+    the APIs that average over the labels apply them (Keras's loss classes weight the per-example mean).
+    The same number as weighting each label's term first, except where a policy rounds the label sum
+    (``sum_in_dtype``); under ``loss_in_dtype`` the weighted loss as the dtype holds it."""
+    p = flow.problem
+    held = flow.conv.constants_dtype(p.dtype) if flow.conv.loss_in_dtype else None
     if p.sample_weight is not None:
         sw = p.sample_weight
         sw = sw.reshape(sw.shape + (1,) * (flow.loss.ndim - sw.ndim))
         flow.loss, flow.vsc = flow.loss * sw, (flow.vsc[0] * np.abs(sw), flow.vsc[1] * np.abs(sw))
-        swg = sw[..., None] if p.categorical else sw
+        swg = sw.reshape(sw.shape + (1,) * (flow.grad.ndim - sw.ndim))  # the gradient keeps the class axis
         flow.grad, flow.gsc = flow.grad * swg, (flow.gsc[0] * np.abs(swg), flow.gsc[1] * np.abs(swg))
     if held:  # and the weighted one
         flow.loss = _overflowed(flow.loss, held)
@@ -574,13 +586,11 @@ def _mean_last_axis(flow: Flow) -> None:
         k = flow.x.shape[-1]
         vsc, gsc = flow.vsc, flow.gsc
         if flow.conv.sum_in_dtype:  # the class sum held in the dtype, then divided
+            held = flow.problem.dtype
+            if flow.conv.label_sum_in_float32 and held in ("float16", "bfloat16"):
+                held = "float32"
             with np.errstate(over="ignore"):
-                flow.loss = round_to(np.sum(flow.loss, axis=-1), flow.problem.dtype) / k
-                # a binding that weights each example after its mean over the classes (Keras) sums them
-                # unweighted: where that sum overflows, so does its weighted mean
-                unweighted = np.sum(flow.before_sample_weight, axis=-1)
-                over = np.isinf(round_to(unweighted, flow.problem.dtype)) & np.isfinite(unweighted)
-                flow.loss = np.where(over & np.isfinite(flow.loss), np.sign(unweighted) * np.inf, flow.loss)
+                flow.loss = round_to(np.sum(flow.loss, axis=-1), held) / k
         else:
             flow.loss = np.mean(flow.loss, axis=-1)
         flow.vsc = (np.mean(vsc[0], axis=-1), np.mean(vsc[1], axis=-1) + k * np.mean(np.abs(vsc[0]), axis=-1))
@@ -589,15 +599,17 @@ def _mean_last_axis(flow: Flow) -> None:
 
 def _pipeline(problem: Problem, conv: Convention, upstream: np.ndarray | None = None) -> Flow:
     """The policies' input hooks, the op's formula (which reads the core policies), the policies' after
-    hooks, then the weights and the last-axis mean. ``upstream``: see :attr:`Flow.upstream`."""
+    hooks, then a binary op's class weights, the last-axis mean and the sample weights. ``upstream``: see
+    :attr:`Flow.upstream`."""
     flow = Flow(problem, conv, problem.x, upstream=upstream)
     with np.errstate(all="ignore"):
         _hooks(flow, "inputs")
         flow.y = _smoothed(flow.problem, flow.problem.dense_target(), flow.smoothing_classes)
         _FORMULAS[flow.problem.op](flow)
         _hooks(flow, "after")
-        _weighted(flow)
+        _class_weighted(flow)
         _mean_last_axis(flow)
+        _sample_weighted(flow)
     return flow
 
 
@@ -632,8 +644,8 @@ def mean_divisor(problem: Problem, conv: Convention, out_shape: tuple[int, ...])
 def _upstream(flow: Flow, c: np.ndarray) -> np.ndarray:
     """The gradient reaching each element of the formula's loss from the binding's output, whose
     gradient with respect to each unreduced element is ``c``: back through the last-axis mean and the
-    weights (:func:`_mean_last_axis`, :func:`_weighted`; a categorical op's class weights are in its
-    target weights ``a``)."""
+    weights (:func:`_mean_last_axis`, :func:`_class_weighted`, :func:`_sample_weighted`; a categorical
+    op's class weights are in its target weights ``a``)."""
     p, conv = flow.problem, flow.conv
     u = np.asarray(c, dtype=np.float64)
     if conv.mean_last_axis and not p.categorical:

@@ -207,7 +207,10 @@ def _judge_numbers(ex: Expected, check: str, got: np.ndarray) -> Judgement:
     policy_differs = documented_differs(documented, ex.math, check, ex.dtype)
     differs = policy_differs or entry.compute_dtype is not None
     if vs_math.ok:
-        if policy_differs:
+        # no longer happens: the result is the mathematics' and not the documented behaviour's. Where the
+        # two differ by no more than the bounds, a result may match both (a float32 clip at 1 - 2^-23
+        # documents a loss of 1.19e-7 where the mathematics is 0 within 2^-23): that cannot tell them apart
+        if policy_differs and not vs_policy.ok:
             return Judgement(
                 "fail",
                 no_longer_happens(

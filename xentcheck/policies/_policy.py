@@ -49,9 +49,6 @@ class Flow:
     #: cotangent or the mean's 1/N, through the weights and the last-axis mean); None: 1. Only policies
     #: whose rounding depends on it read it (``log_grad_quotient``)
     upstream: np.ndarray | None = None
-    #: the loss after the class weights and before the sample weights (read by ``sum_in_dtype``'s sum over
-    #: the last axis, which a Keras binary loss takes before it weights each example)
-    before_sample_weight: np.ndarray | None = None
 
     def formed(self, *ops: str) -> bool:
         """Whether the loss is one of ``ops`` formed by its own formula (not through probabilities)."""

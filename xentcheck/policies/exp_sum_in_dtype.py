@@ -21,10 +21,11 @@ def _sequential_exp_sum(flow: Flow) -> None:
         total = round_to(total + e[..., k], dtype)
     nll = m_safe + np.log(total)[..., None] - z
     terms = a * nll if flow.plain else where0(a != 0, a * nll)
-    # an ignored row keeps the formula's 0: it is masked out whatever its products give (a row of -inf
-    # or NaN logits makes its exp-sum 0 or NaN, and 0 * NaN is NaN)
     loss = np.sum(terms, axis=-1)
-    flow.loss = np.where(flow.problem.ignored_rows(), flow.loss, loss) if flow.problem.target_kind == "index" else loss
+    if flow.problem.target_kind == "index":
+        # an ignored row stays masked out, as the formula masks it (under plain products its 0 * inf is NaN)
+        loss = np.where(flow.problem.ignored_rows(), 0.0, loss)
+    flow.loss = loss
 
 
 POLICY = Policy(
