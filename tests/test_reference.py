@@ -547,3 +547,24 @@ def test_a_question_asked_again_is_answered_alike_and_the_answer_is_the_callers_
     assert np.array_equal(again.value, fresh.value) and np.array_equal(again.grad, fresh.grad)
     other = R.evaluate(p, cotangent=np.array([1.0, 1.0]))  # another cotangent: another question
     assert not np.array_equal(other.grad, again.grad)
+
+
+@pytest.mark.parametrize("poison", [np.nan, 0.0])
+def test_an_ignored_row_contributes_nothing_under_renormalisation(poison):
+    # Keras's sparse loss from probabilities divides each row by its sum before the clip; an ignored row
+    # of NaNs (or of zeros: 0/0) renormalises to NaN, but the row is masked out: its loss and gradient
+    # are 0. The counted row [0.2, 0.6] with label 1 renormalises to [0.25, 0.75]: loss -log 0.75, and
+    # the gradient of -log(p1 / (p0 + p1)) is [1/(p0 + p1), 1/(p0 + p1) - 1/p1] = [1.25, 1.25 - 1/0.6]
+    p = Problem(
+        "t",
+        "categorical_ce",
+        "float64",
+        np.array([[0.2, 0.6], [poison, poison]]),
+        np.array([1, -100]),
+        "index",
+        ignore_index=-100,
+    )
+    ev = R.evaluate(p, replace(R.MATH, renormalize="before_clip", prob_clip=1e-7), np.ones(2))
+    assert ev.value[0] == pytest.approx(-np.log(0.75), rel=1e-14) and ev.value[1] == 0.0
+    assert ev.grad[0] == pytest.approx([1.25, 1.25 - 1 / 0.6], rel=1e-14)
+    assert np.array_equal(ev.grad[1], [0.0, 0.0])

@@ -470,9 +470,20 @@ def _categorical_formula(flow: Flow) -> None:
     cw = p.class_weight if p.class_weight is not None else 1.0
     flow.a = flow.y * cw
     flow.x = _held_probabilities(flow)
-    flow.loss, flow.grad, flow.vsc, flow.gsc = _categorical_ce(
-        flow.x, flow.a, conv, conv.constants_dtype(p.dtype), flow.upstream, p.dtype
-    )
+    out = _categorical_ce(flow.x, flow.a, conv, conv.constants_dtype(p.dtype), flow.upstream, p.dtype)
+    if p.ignore_index is not None:
+        # an ignored row is masked out whatever its probabilities hold: a renormalisation's sum of a NaN or
+        # all-zero row is NaN (0 * NaN under the policies), but the row contributes nothing to the value or
+        # the gradient (Keras selects its probabilities away with `where` before the loss)
+        ign = p.ignored_rows()
+        loss, grad, vsc, gsc = out
+        out = (
+            np.where(ign, 0.0, loss),
+            np.where(ign[..., None], 0.0, grad),
+            tuple(np.where(ign, 0.0, v) for v in vsc),
+            tuple(np.where(ign[..., None], 0.0, g) for g in gsc),
+        )
+    flow.loss, flow.grad, flow.vsc, flow.gsc = out
 
 
 def _sigmoid_formula(flow: Flow) -> None:
