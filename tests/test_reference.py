@@ -568,3 +568,19 @@ def test_an_ignored_row_contributes_nothing_under_renormalisation(poison):
     assert ev.value[0] == pytest.approx(-np.log(0.75), rel=1e-14) and ev.value[1] == 0.0
     assert ev.grad[0] == pytest.approx([1.25, 1.25 - 1 / 0.6], rel=1e-14)
     assert np.array_equal(ev.grad[1], [0.0, 0.0])
+
+
+def test_a_sigmoid_an_ulp_off_is_within_the_gradient_bound_via_probabilities():
+    # a sigmoid output layer's loss (probabilities_dtype): the gradient at a logit of 7 with target 1 is
+    # p - 1 = -9.1106e-4 for the correctly rounded float32 p = 0.99908894; PyTorch's and JAX's sigmoid
+    # give the float32 an ulp above (0.99908900), whose p - 1 = -9.1100e-4 is 2^-24 = 5.96e-8 away. The
+    # bound must admit that ulp: the gradient's error scale includes |p| where it is not clipped
+    from xentcheck.tolerance import bound
+
+    p = Problem("t", "sigmoid_bce", "float32", np.array([[7.0]]), np.array([[1.0]]), "binary")
+    ev = R.evaluate(p, replace(R.MATH, probabilities_dtype="input", prob_clip=1e-7), np.ones((1, 1)))
+    p32 = np.float32(0.99908894)
+    assert ev.grad[0, 0] == pytest.approx(float(p32) - 1.0, rel=1e-12)
+    ulp_above = float(np.nextafter(p32, np.float32(2))) - 1.0
+    assert abs(ulp_above - ev.grad[0, 0]) == pytest.approx(2.0**-24, rel=1e-6)
+    assert abs(ulp_above - ev.grad[0, 0]) <= bound(ev.grad_scale, "float32")[0, 0]

@@ -389,7 +389,12 @@ def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: st
             p = round_to(1 / round_to(1 + round_to(np.exp(-z), dtype), dtype), dtype)
         loss, gp, (va, vs), (ga, gs) = _bce(p, a, conv, cdtype, upstream=upstream)
         d = p * (1 - p)
-        return loss, gp * d, (va + np.abs(p) * ga, vs), (ga * d + np.abs(gp * d), gs * d)
+        g = gp * d
+        # the binding's sigmoid may be an ulp off the correctly rounded one (PyTorch's and JAX's sigmoid
+        # of 7.0 in float32 is an ulp above it), and its backward, p (1 - p), reads its own p: where no
+        # clip bites the gradient is p - t, so it moves by as much as p does, however small 1 - p is
+        ulp = _where0(g != 0, np.abs(p))
+        return loss, g, (va + np.abs(p) * ga, vs), (ga * d + np.abs(g) + ulp, gs * d)
 
 
 def per_example_weight(problem: Problem) -> np.ndarray:
