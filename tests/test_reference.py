@@ -584,3 +584,13 @@ def test_a_sigmoid_an_ulp_off_is_within_the_gradient_bound_via_probabilities():
     ulp_above = float(np.nextafter(p32, np.float32(2))) - 1.0
     assert abs(ulp_above - ev.grad[0, 0]) == pytest.approx(2.0**-24, rel=1e-6)
     assert abs(ulp_above - ev.grad[0, 0]) <= bound(ev.grad_scale, "float32")[0, 0]
+
+
+def test_a_nan_logit_leaves_its_row_without_a_value_even_beside_a_plus_inf():
+    # the +inf limit takes all the mass only over finite logits: lse([inf, NaN, 0]) reads the NaN, so the
+    # row's loss and gradient are NaN, whatever its label; without the NaN, [inf, 1, 0] with label 1 is
+    # lse - z_1 = +inf (the mass is at class 0), with gradient softmax - onehot = [1, -1, 0]
+    p = _problem("softmax_ce", [[np.inf, np.nan, 0.0], [np.inf, 0.0, np.nan], [np.inf, 1.0, 0.0]], [0, 1, 1], "index")
+    ev = R.evaluate(p, cotangent=np.ones(3))
+    assert np.isnan(ev.value[0]) and np.isnan(ev.value[1]) and ev.value[2] == np.inf
+    assert np.all(np.isnan(ev.grad[:2])) and np.array_equal(ev.grad[2], [1.0, -1.0, 0.0])

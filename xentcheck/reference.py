@@ -120,6 +120,9 @@ def _softmax_ce(
     pinf = z == np.inf
     k = np.sum(pinf, axis=-1, keepdims=True)
     nll = np.where(k > 0, np.where(pinf, np.log(np.maximum(k, 1)), np.inf), nll)
+    # ...unless the row also holds a NaN logit: the logsumexp reads every logit, so it has no value (a
+    # +inf does not make a NaN's mass 0: the limit is taken over finite logits only)
+    nll = np.where(np.any(np.isnan(z), axis=-1, keepdims=True), np.nan, nll)
     on = a != 0
     terms = _where0(on, a * nll)
     if plain_product:
