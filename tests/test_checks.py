@@ -323,3 +323,37 @@ def test_a_documented_number_past_the_dtypes_range_is_the_inf_the_binding_return
     assert documented_differs(floored, math, "grad", "float32")  # float32 holds it: distinguishable
     inside = Evaluation(np.array([1.0]), np.array([-1000.0]), scale, scale)
     assert documented_differs(inside, math, "grad", "float16")
+
+
+def test_a_documented_result_held_in_a_wider_dtype_keeps_a_number_past_the_inputs_range():
+    # SciPy's log_expit on float16 input runs its float64 loop and returns float64 (result_dtype): a sum
+    # of losses of 240529.9 is past float16's 65504, so the mathematics (in float16) is inf, but a float64
+    # result holds the number: documented, it is 240529.9, distinguishable from the mathematics' inf
+    from xentcheck.reference import Evaluation
+    from xentcheck.verdict import compare_check, documented_differs
+
+    scale = (np.array(1.0), np.array(0.0))
+    math = Evaluation(np.array(240529.9), np.array([0.0]), scale, scale)
+    assert not compare_check(np.array(240529.9), math, "value", "float16").ok  # float16: inf
+    assert compare_check(np.array(240529.9), math, "value", "float16", held="float64").ok
+    assert documented_differs(math, math, "value", "float16", held="float64")
+    assert not documented_differs(math, math, "value", "float16")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "compute", "result", "held"),
+    [
+        ("float16", None, "float64", "float64"),  # SciPy's float64 loop: computed and returned in float64
+        ("float64", "float32", None, "float32"),  # Keras NumPy: computed in float32, cast back to float64
+        ("float16", "float32", None, "float16"),  # computed wider, returned in float16
+        ("float16", None, None, "float16"),
+    ],
+)
+def test_the_documented_range_is_the_narrower_of_the_computing_and_the_returned_dtype(dtype, compute, result, held):
+    from types import SimpleNamespace
+
+    from xentcheck.verdict import Expected
+
+    entry = SimpleNamespace(compute_dtype=compute, result_dtype=result)
+    ex = Expected(SimpleNamespace(dtype=dtype), entry, None, None, dtype)
+    assert ex.documented_range_dtype == held
