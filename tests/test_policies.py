@@ -453,3 +453,28 @@ def test_frozen_input_no_weight_grad():
     p = _linear(np.array([[1.0, 2.0]]), [0], np.zeros((2, 2)), "sum")
     np.testing.assert_allclose(_ev(p).grad, [0, 0, -0.5, -1, 0.5, 1], atol=1e-15)
     np.testing.assert_allclose(_ev(p, frozen_input_no_weight_grad=True).grad, [0, 0, 0, 0, 0, 0], atol=1e-15)
+
+
+def test_input_in_dtype():
+    # Keras's NumPy backend converts a float64 input to float32: 0.1 rounds to 0.100000001490116, and a
+    # logit of 1e308 is +inf there, so under inf_logit_nan = "row" its row's loss is NaN. Without the
+    # policy, row 1 ([1e308, 0], label 1) is lse - z_1 = 1e308 (finite) and row 0 is log(1 + e^-0.1)
+    x = np.array([[0.1, 0.0], [1e308, 0.0]])
+    p = Problem("t", "softmax_ce", "float64", x, np.array([1, 1]), "index")
+    exact = R.evaluate(p, R.MATH, np.ones(2)).value
+    assert exact[0] == pytest.approx(np.log1p(np.exp(0.1)), rel=1e-15) and exact[1] == pytest.approx(1e308)
+    held = R.evaluate(p, R.Convention(input_in_dtype="float32", inf_logit_nan="row"), np.ones(2)).value
+    z = float(np.float32(0.1))
+    assert z != 0.1 and held[0] == pytest.approx(np.log1p(np.exp(z)), rel=1e-15) and np.isnan(held[1])
+
+
+def test_zero_times_inf_reads_the_log_softmax_the_dtype_holds():
+    # plain products read the log-softmax as the binding holds it: logits [3e38, -3e38] in float32 give
+    # lse - z_1 = 6e38, past float32's range, so inf, and the class without target mass gives 0 * inf =
+    # NaN (label 0); in float64 the same product is 0 * 6e38 = 0 and the loss lse - z_0 = log1p(e^-6e38) = 0
+    x = np.array([[3e38, -3e38]])
+    loss = {}
+    for dtype in ("float32", "float64"):
+        p = Problem("t", "softmax_ce", dtype, x, np.array([[1.0, 0.0]]), "onehot")
+        loss[dtype] = R.evaluate(p, R.Convention(zero_times_inf=True), np.ones(1)).value[0]
+    assert np.isnan(loss["float32"]) and loss["float64"] == 0.0

@@ -102,10 +102,12 @@ def _softmax_ce(
     plain_product: bool = False,
     unit_target_sum: bool = False,
     summed: np.ndarray | None = None,
+    held: str | None = None,
 ):
     """l = sum_c a_c (lse(z) - z_c) and its gradient (sum a) p - a, per row, with error scales.
     ``summed``: the classes the binding's sum runs over (a ``where`` mask), where a plain product
-    applies; the others are left out of the sum."""
+    applies; the others are left out of the sum. ``held``: the dtype a plain product's log-softmax is
+    held in (past its range it is -inf, and 0 * -inf is NaN)."""
     m = np.max(z, axis=-1, keepdims=True)
     m_safe = np.where(np.isfinite(m), m, 0.0)  # all -inf or +inf rows: let inf/NaN arise naturally
     e = np.exp(z - m_safe)
@@ -126,7 +128,11 @@ def _softmax_ce(
     on = a != 0
     terms = _where0(on, a * nll)
     if plain_product:
-        terms = a * nll if summed is None else np.where(summed, a * nll, terms)
+        # the binding multiplies the log-softmax it holds: where lse - z_c is past the dtype's range (a
+        # logit near the dtype's most negative value beside one near its largest) that is inf
+        held_nll = nll if held is None else np.where(np.isnan(nll), nll, round_to(nll, held))
+        held_nll = np.where(np.isinf(held_nll), held_nll, nll)  # in range: the exact value, as before
+        terms = a * held_nll if summed is None else np.where(summed, a * held_nll, terms)
     loss = np.sum(terms, axis=-1)
     asum = np.ones_like(k, dtype=np.float64) if unit_target_sum else np.sum(a, axis=-1, keepdims=True)
     p = np.exp(-nll)
@@ -449,7 +455,8 @@ def _softmax_formula(flow: Flow) -> None:
         x = np.where(p.where, x, -np.inf)
         if conv.where_excluded_target == "dropped":
             a = np.where(p.where, a, 0.0)
-    out = _softmax_ce(x, a, flow.plain, bool(conv.grad_unit_target_sum), p.where)
+    held = conv.input_in_dtype or conv.constants_dtype(p.dtype)
+    out = _softmax_ce(x, a, flow.plain, bool(conv.grad_unit_target_sum), p.where, held)
     if p.where is not None:
         out = _where_classes(p, conv, a, *out)
     if flow.plain and p.ignore_index is not None:
