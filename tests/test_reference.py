@@ -594,3 +594,17 @@ def test_a_nan_logit_leaves_its_row_without_a_value_even_beside_a_plus_inf():
     ev = R.evaluate(p, cotangent=np.ones(3))
     assert np.isnan(ev.value[0]) and np.isnan(ev.value[1]) and ev.value[2] == np.inf
     assert np.all(np.isnan(ev.grad[:2])) and np.array_equal(ev.grad[2], [1.0, -1.0, 0.0])
+
+
+def test_a_confident_bfloat16_loss_below_half_an_ulp_of_the_exp_sum_may_be_0():
+    # logits [-22.75, -13.625, 0] with label 2: the loss is log(1 + e^-13.625 + e^-22.75) = 1.21e-6, but
+    # the exp-sum 1.0000012 held in bfloat16 is 1 (its ulp is 2^-7), so log S = 0 and the loss 0, as
+    # PyTorch's, JAX's and TensorFlow's bfloat16 log-softmax give: the bound admits that rounding of S
+    from xentcheck.tolerance import bound
+
+    p = Problem("t", "softmax_ce", "bfloat16", np.array([[-22.75, -13.625, 0.0]]), np.array([2]), "index")
+    ev = R.evaluate(p, cotangent=np.ones(1))
+    assert ev.value[0] == pytest.approx(np.log1p(np.exp(-13.625) + np.exp(-22.75)), rel=1e-12)
+    assert ev.value[0] > 1.2e-6 and ev.value[0] <= bound(ev.value_scale, "bfloat16")[0]
+    # KAPPA = 8 roundings of u = 2^-8 on a magnitude of 1 (and the exp-sum's float32 summation term)
+    assert bound(ev.value_scale, "bfloat16")[0] == pytest.approx(8 * 2.0**-8, rel=1e-3)

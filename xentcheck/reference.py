@@ -140,8 +140,10 @@ def _softmax_ce(
     c = z.shape[-1]
     abs_a = np.abs(a)
     mag = np.abs(m_safe) + np.abs(log_s)
-    # A: |lse| + |z_c| for every weighted class; S: the 2C u error of the C-term exp-sum (inside log).
-    va = np.sum(_where0(on, abs_a * (mag + np.abs(z))), axis=-1)
+    # A: |lse| + |z_c| for every weighted class, plus 1 for the exp-sum itself, which the binding holds in
+    # the dtype before its log (S >= 1 rounded by u moves log S by u: in bfloat16 a confident loss below
+    # 2^-9 is 0); S: the 2C u error of the C-term exp-sum (inside log).
+    va = np.sum(_where0(on, abs_a * (mag + np.abs(z) + 1)), axis=-1)
     vs = 2 * c * np.sum(abs_a, axis=-1)
     ga = np.abs(asum) * p * (1 + np.abs(_where0(np.isfinite(z), z)) + mag) + abs_a
     gs = 2 * c * np.abs(asum) * p
