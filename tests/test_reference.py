@@ -608,3 +608,14 @@ def test_a_confident_bfloat16_loss_below_half_an_ulp_of_the_exp_sum_may_be_0():
     assert ev.value[0] > 1.2e-6 and ev.value[0] <= bound(ev.value_scale, "bfloat16")[0]
     # KAPPA = 8 roundings of u = 2^-8 on a magnitude of 1 (and the exp-sum's float32 summation term)
     assert bound(ev.value_scale, "bfloat16")[0] == pytest.approx(8 * 2.0**-8, rel=1e-3)
+
+
+def test_a_per_example_weight_after_the_last_axis_mean_is_no_overflow_of_the_oracles_own():
+    # Keras's binary losses average over the last axis, then weight each example: logits [1.7e308, 0, 0]
+    # with target 0 have losses [1.7e308, log 2, log 2], whose mean is 5.67e307, and the weight 1.5 gives
+    # 8.5e307, finite; weighting each element first would overflow float64 (1.5 * 1.7e308)
+    x = np.array([[1.7e308, 0.0, 0.0]])
+    p = Problem("t", "sigmoid_bce", "float64", x, np.zeros((1, 3)), "binary", sample_weight=np.array([1.5]))
+    ev = R.evaluate(p, replace(R.MATH, mean_last_axis=True), np.ones(1))
+    assert ev.value[0] == pytest.approx(1.5 * ((1.7e308 + 2 * np.log(2)) / 3), rel=1e-15)
+    assert ev.grad[0] == pytest.approx([0.5, 0.25, 0.25], rel=1e-15)  # 1.5 * sigmoid(z) / 3

@@ -540,20 +540,20 @@ def _hooks(flow: Flow, stage: str) -> None:
             policy.hook(flow)
 
 
-def _weighted(flow: Flow) -> None:
+def _weighted(flow: Flow, classes: bool = True, samples: bool = True) -> None:
     """The weights every API applies to its unreduced loss: a binary op's elementwise class weight
-    (broadcast on the class axis), then the per-sample weights."""
+    (broadcast on the class axis, where ``classes``), then the per-sample weights (where ``samples``)."""
     p = flow.problem
-    if p.class_weight is not None and not p.categorical:
+    if classes and p.class_weight is not None and not p.categorical:
         cw = p.class_weight
         flow.loss, flow.grad = flow.loss * cw, flow.grad * cw
         flow.vsc = (flow.vsc[0] * np.abs(cw), flow.vsc[1] * np.abs(cw))
         flow.gsc = (flow.gsc[0] * np.abs(cw), flow.gsc[1] * np.abs(cw))
-    if p.sample_weight is not None:
+    if samples and p.sample_weight is not None:
         sw = p.sample_weight
         sw = sw.reshape(sw.shape + (1,) * (flow.loss.ndim - sw.ndim))
         flow.loss, flow.vsc = flow.loss * sw, (flow.vsc[0] * np.abs(sw), flow.vsc[1] * np.abs(sw))
-        swg = sw[..., None] if p.categorical else sw
+        swg = p.sample_weight.reshape(p.sample_weight.shape + (1,) * (flow.grad.ndim - p.sample_weight.ndim))
         flow.grad, flow.gsc = flow.grad * swg, (flow.gsc[0] * np.abs(swg), flow.gsc[1] * np.abs(swg))
 
 
@@ -580,8 +580,16 @@ def _pipeline(problem: Problem, conv: Convention, upstream: np.ndarray | None = 
         flow.y = _smoothed(flow.problem, flow.problem.dense_target(), flow.smoothing_classes)
         _FORMULAS[flow.problem.op](flow)
         _hooks(flow, "after")
-        _weighted(flow)
-        _mean_last_axis(flow)
+        sw = flow.problem.sample_weight
+        if conv.mean_last_axis and not flow.problem.categorical and sw is not None and sw.ndim < flow.loss.ndim:
+            # a per-example weight after the last-axis mean, as the binding applies it: the same number,
+            # but a loss near the largest float64 times a weight above 1 is not an overflow of our own
+            _weighted(flow, samples=False)
+            _mean_last_axis(flow)
+            _weighted(flow, classes=False)
+        else:
+            _weighted(flow)
+            _mean_last_axis(flow)
     return flow
 
 
