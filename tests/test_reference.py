@@ -619,3 +619,17 @@ def test_a_per_example_weight_after_the_last_axis_mean_is_no_overflow_of_the_ora
     ev = R.evaluate(p, replace(R.MATH, mean_last_axis=True), np.ones(1))
     assert ev.value[0] == pytest.approx(1.5 * ((1.7e308 + 2 * np.log(2)) / 3), rel=1e-15)
     assert ev.grad[0] == pytest.approx([0.5, 0.25, 0.25], rel=1e-15)  # 1.5 * sigmoid(z) / 3
+
+
+def test_the_clip_decides_on_the_probability_as_the_dtype_holds_it():
+    # p = [1 - 2^-23, 1.0607592e-7] (float32) sums to 0.99999999, so the renormalised q0 is 0.99999989,
+    # above the float32 upper bound 1 - 2^-23 = 0.99999988 exactly, but in float32 it is that bound:
+    # inside the clip (PyTorch's clamp passes the gradient at a bound), so -log q0 has the gradient of
+    # the renormalisation, (g_q - sum_k g_q,k q_k) / r = [(1 - 1/q0) / r, 1 / r], not 0
+    p0, p1 = float(np.float32(1 - 2.0**-23)), float(np.float32(1.0607592315636794e-07))
+    p = Problem("t", "categorical_ce", "float32", np.array([[p0, p1]]), np.array([0]), "index")
+    ev = R.evaluate(p, replace(R.MATH, renormalize="before_clip", prob_clip=1e-7), np.ones(1))
+    r = p0 + p1
+    assert p0 / r > p0  # exactly, outside the clip (p0 is the float32 bound 1 - 2^-23)
+    # (to float32's precision: the oracle takes the log of the clipped q0, the bound, an ulp from q0)
+    assert ev.grad[0] == pytest.approx([(1 - r / p0) / r, 1 / r], rel=1e-7, abs=1e-14)

@@ -208,10 +208,12 @@ def _clip_factor(conv: Convention, q: np.ndarray, lo: float, hi: float, dtype: s
     bounds, 0 outside (selected: an overflowed upstream there still gives 0); under
     ``clip_grad_product`` JAX's maximum/minimum factor, 1/2 where ``q`` as the dtype holds it (a
     renormalised 0.99955 is 1 in bfloat16) equals a bound, and a product (0 * inf = NaN)."""
-    inside = (q >= lo) & (q <= hi)
+    # the binding compares q as it holds it, in the dtype, with the bounds: a renormalised 0.99999989
+    # is 1 - 2^-23 in float32, the upper bound itself, inside the clip
+    held = round_to(q, dtype)
+    inside = (held >= lo) & (held <= hi)
     if not conv.clip_grad_product:
         return inside
-    held = round_to(q, dtype)
     return np.where((held == lo) | (held == hi), 0.5, np.where(inside, 1.0, 0.0))
 
 
