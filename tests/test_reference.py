@@ -633,3 +633,13 @@ def test_the_clip_decides_on_the_probability_as_the_dtype_holds_it():
     assert p0 / r > p0  # exactly, outside the clip (p0 is the float32 bound 1 - 2^-23)
     # (to float32's precision: the oracle takes the log of the clipped q0, the bound, an ulp from q0)
     assert ev.grad[0] == pytest.approx([(1 - r / p0) / r, 1 / r], rel=1e-7, abs=1e-14)
+
+
+def test_an_excluded_label_keeps_its_own_gradient_when_the_included_softmax_has_none():
+    # optax's integer-label loss under where=: logsumexp over the included classes minus the label's
+    # logit. Row [-inf, 0] with label 1 and class 1 excluded: the included logsumexp is over [-inf] alone,
+    # -inf, so the loss is -inf and class 0's gradient exp(-inf - -inf) is NaN; the label's gradient is
+    # -1 from its own logit alone (the masked logsumexp gives an excluded class exactly 0)
+    p = _problem("softmax_ce", [[-np.inf, 0.0]], [1], "index", where=np.array([[True, False]]))
+    ev = R.evaluate(p, replace(R.MATH, where_excluded_target="label_logit"), np.ones(1))
+    assert ev.value[0] == -np.inf and np.isnan(ev.grad[0, 0]) and ev.grad[0, 1] == -1.0

@@ -166,6 +166,10 @@ def _where_classes(problem: Problem, conv: Convention, a: np.ndarray, loss, grad
     # already, the label's own -a included; otherwise an excluded logit gets none
     kept = inc | (a != 0) if label_logit else inc
     grad = np.where(kept, grad, 0.0)
+    if label_logit:
+        # an excluded label's gradient is its own -a alone: the masked logsumexp gives an excluded class
+        # exactly 0 (a select), even where the included classes' softmax is NaN (all of them -inf)
+        grad = np.where(~inc & (a != 0), -a, grad)
     gsc = (np.where(kept, gsc[0], 0.0), np.where(kept, gsc[1], 0.0))
     if label_logit:
         outside = np.any(~inc & (a != 0), axis=-1) & np.any(inc, axis=-1)
