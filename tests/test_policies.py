@@ -8,7 +8,7 @@ import math
 import shutil
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -478,3 +478,20 @@ def test_zero_times_inf_reads_the_log_softmax_the_dtype_holds():
         p = Problem("t", "softmax_ce", dtype, x, np.array([[1.0, 0.0]]), "onehot")
         loss[dtype] = R.evaluate(p, R.Convention(zero_times_inf=True), np.ones(1)).value[0]
     assert np.isnan(loss["float32"]) and loss["float64"] == 0.0
+
+
+def test_bce_grad_steps_in_dtype():
+    # PyTorch's float16 BCE backward: p = 1.49e-6 is 25 float16 subnormal ulps (2^-24 each), t = 0, and the
+    # cotangent 0.8975 (0.89746 in float16): g p = 22.44 ulps rounds to 22, (1 - p) p = 25 ulps (1 - p is
+    # 1 in float16), so the gradient is 22/25 = 0.88 (float16 0.87988), where the exact one is 0.8975
+    p = Problem("t", "bce", "float16", np.array([[2.0**-24 * 25]]), np.zeros((1, 1)), "binary")
+    cot = np.array([[float(np.float16(0.8975))]])
+    floor = R.Convention(grad_denominator_floor=9.999999960041972e-13)
+    exact = R.evaluate(p, floor, cot).grad[0, 0]
+    assert exact == pytest.approx(cot[0, 0] / (1 - 2.0**-24 * 25), rel=1e-12)
+    steps = R.evaluate(p, replace(floor, bce_grad_steps_in_dtype="cotangent"), cot).grad[0, 0]
+    assert steps == float(np.float16(22 / 25)) == 0.8798828125
+    # the kernel is handed the cotangent alone: a weight multiplies its rounded result afterwards
+    w = replace(p, class_weight=np.array([0.5]))
+    weighted = R.evaluate(w, replace(floor, bce_grad_steps_in_dtype="cotangent"), cot).grad[0, 0]
+    assert weighted == pytest.approx(0.5 * 0.8798828125, rel=1e-12)

@@ -353,7 +353,16 @@ def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str, t_rounded: 
         loss = -(t * log1 + (1 - t) * log0)
     else:
         loss = -(_where0(t != 0, t * log1) + _where0(t != 1, (1 - t) * log0))
-    if conv.grad_denominator_floor is not None:
+    if conv.grad_denominator_floor is not None and conv.bce_grad_steps_in_dtype:
+        # g (p - t) / max((1 - p) p, floor), each step rounded to the dtype, per unit of g
+        g = np.ones_like(q) if upstream is None else np.broadcast_to(upstream, q.shape)
+        floor = round_to(conv.grad_denominator_floor, dtype)
+        den = np.maximum(round_to(round_to(1 - q, dtype) * q, dtype), floor)
+        with np.errstate(all="ignore"):
+            held = round_to(round_to(g * round_to(q - t, dtype), dtype) / den, dtype)
+            grad = np.where(g != 0, held / g, (q - t) / den)
+        ga = (np.abs(q) + np.abs(t)) / den
+    elif conv.grad_denominator_floor is not None:
         den = np.maximum(q * (1 - q), round_to(conv.grad_denominator_floor, dtype))
         grad = (q - t) / den
         ga = (np.abs(q) + np.abs(t)) / den
@@ -688,6 +697,7 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
     shape = loss.shape
     if problem.reduction == "none" or (conv.empty_reduced_is_empty and loss.size == 0):
         c = np.ones(shape) if cotangent is None else np.asarray(cotangent, dtype=np.float64)
+        output_grad = c  # the gradient of the binding's output with respect to each unreduced element
         value, vscale = loss, (va, vs)
     else:
         # a float64 divisor: an empty or fully ignored batch has mean 0/0 = NaN, not an exception
@@ -696,6 +706,7 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
             d = np.float64(np.inf)  # sum / inf = 0, and every gradient multiplier 1 / inf = 0
         with np.errstate(all="ignore"):
             c = np.full(shape, 1.0 / d)
+            output_grad = np.ones(shape)  # a scalar output's own gradient, before the reduction's 1/d
             total = _sequential_sum(loss, problem.dtype) if conv.reduction_sum_in_dtype else np.sum(loss)
             if conv.sum_in_dtype:  # the batch sum held in the dtype: past its largest value it is inf
                 total = round_to(total, problem.dtype)
@@ -703,9 +714,12 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
             n = loss.size
             # N-term summation of the weighted losses, then one division
             vscale = (np.sum(va) / abs(d), np.sum(vs) / abs(d) + n * np.sum(np.abs(loss)) / abs(d))
-    if conv.log_grad_quotient:  # the formula's rounding depends on the upstream gradient: run it with it
+    if conv.log_grad_quotient or conv.bce_grad_steps_in_dtype:
+        # the formula's rounding depends on the upstream gradient: run it with it (the kernel's own, before
+        # the weights and the mean, under bce_grad_steps_in_dtype = "cotangent")
+        up = output_grad if conv.bce_grad_steps_in_dtype == "cotangent" else _upstream(flow, c)
         with np.errstate(all="ignore"):
-            flow = _pipeline(given, conv, _upstream(flow, c))
+            flow = _pipeline(given, conv, up)
         dloss, (ga, gs) = flow.grad, flow.gsc
     with np.errstate(all="ignore"):
         cg = c[..., None] if (problem.categorical or problem.x.ndim > c.ndim) else c
