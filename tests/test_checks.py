@@ -327,10 +327,10 @@ def test_a_documented_number_past_the_dtypes_range_is_the_inf_the_binding_return
 
 def test_a_result_that_matches_both_the_mathematics_and_the_documented_behaviour_is_no_stale_entry():
     # softmax through a float32 clip at 1 - 2^-23 (prob_clip 1e-7): with one class the probability is 1,
-    # the documented loss -log(1 - 2^-23) = 2^-23 + 2^-47 + ..., the mathematics 0 within the bound 2^-23
-    # (error scale S = 2, 2 u S with u = 2^-24). JAX's float32 log returns 2^-23, which matches both: the
-    # two cannot be told apart there, so it passes; a result of 2^-23 + 2^-46 (torch: correctly rounded)
-    # is past the mathematics' bound and the documented one: a deviation
+    # the documented loss -log(1 - 2^-23) = 2^-23 + 2^-47 + ..., the mathematics 0 within its bound (the
+    # exp-sum's and the log's roundings, 10 u). JAX's float32 log returns 2^-23, which matches both: the
+    # two cannot be told apart there, so it passes; a result past the mathematics' bound and inside the
+    # documented one is a deviation
     from xentcheck import reference
     from xentcheck.expectations import _entry
     from xentcheck.problem import Problem
@@ -352,6 +352,46 @@ def test_a_result_that_matches_both_the_mathematics_and_the_documented_behaviour
     ex = Expected(p, _entry(raw, "t.toml: clip"), conv, reference.evaluate(p, conv), "float32")
     assert ex.math.value == 0.0 and ex.documented.value > 2.0**-23
     assert judge(ex, "value", np.float32(2.0**-23), "float32").outcome == "pass"
-    assert judge(ex, "value", np.float32(2.0**-23) + np.float32(2.0**-46), "float32").outcome == "deviation"
+    # a result past the mathematics' bound and inside the documented one is a deviation
+    from xentcheck.tolerance import bound
+
+    math_edge = float(bound(ex.math.value_scale, "float32"))
+    documented_edge = float(ex.documented.value + bound(ex.documented.value_scale, "float32"))
+    assert math_edge < documented_edge
+    assert judge(ex, "value", np.float32((math_edge + documented_edge) / 2), "float32").outcome == "deviation"
     past = judge(ex, "value", np.float32(2.0**-20), "float32")  # past both bounds
     assert past.outcome == "fail" and "differs from the mathematics" in past.reason
+
+
+def test_a_documented_result_held_in_a_wider_dtype_keeps_a_number_past_the_inputs_range():
+    # SciPy's log_expit on float16 input runs its float64 loop and returns float64 (result_dtype): a sum
+    # of losses of 240529.9 is past float16's 65504, so the mathematics (in float16) is inf, but a float64
+    # result holds the number: documented, it is 240529.9, distinguishable from the mathematics' inf
+    from xentcheck.reference import Evaluation
+    from xentcheck.verdict import compare_check, documented_differs
+
+    scale = (np.array(1.0), np.array(0.0))
+    math = Evaluation(np.array(240529.9), np.array([0.0]), scale, scale)
+    assert not compare_check(np.array(240529.9), math, "value", "float16").ok  # float16: inf
+    assert compare_check(np.array(240529.9), math, "value", "float16", held="float64").ok
+    assert documented_differs(math, math, "value", "float16", held="float64")
+    assert not documented_differs(math, math, "value", "float16")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "compute", "result", "held"),
+    [
+        ("float16", None, "float64", "float64"),  # SciPy's float64 loop: computed and returned in float64
+        ("float64", "float32", None, "float32"),  # Keras NumPy: computed in float32, cast back to float64
+        ("float16", "float32", None, "float16"),  # computed wider, returned in float16
+        ("float16", None, None, "float16"),
+    ],
+)
+def test_the_documented_range_is_the_narrower_of_the_computing_and_the_returned_dtype(dtype, compute, result, held):
+    from types import SimpleNamespace
+
+    from xentcheck.verdict import Expected
+
+    entry = SimpleNamespace(compute_dtype=compute, result_dtype=result)
+    ex = Expected(SimpleNamespace(dtype=dtype), entry, None, None, dtype)
+    assert ex.documented_range_dtype == held

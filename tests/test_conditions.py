@@ -296,3 +296,10 @@ def test_nan_off_target_mass():
     assert not c.nan_off_target_mass(_p(probs, [0, 2], op="categorical_ce"))  # the NaN is where the target is
     assert not c.nan_off_target_mass(_p(probs, [-100, 2], op="categorical_ce", ignore_index=-100))  # row ignored
     assert not c.nan_off_target_mass(_p(probs, [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], op="bce", kind="soft"))
+
+
+def test_beyond_float32_range():
+    assert c.beyond_float32_range(_p([[1.7976931348623157e308, 0.0]], [0], dtype="float64"))  # +inf in float32
+    assert c.beyond_float32_range(_p([[-3.5e38, 0.0]], [0], dtype="float64"))  # -inf in float32
+    assert not c.beyond_float32_range(_p([[3.4e38, 0.0]], [0], dtype="float64"))  # float32 holds it
+    assert not c.beyond_float32_range(_p([[INF, 0.0]], [0], dtype="float64"))  # not finite

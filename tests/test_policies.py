@@ -399,7 +399,9 @@ def test_renormalized_in_dtype():
     row = [[1.0] + [2.0**-23] * 4]
     p = _problem("categorical_ce", row, [4], "index", dtype="float16")
     conv = {"renormalize": "before_clip", "prob_clip": 1e-7, "log_grad_quotient": True}
-    assert np.all(_ev(p, **conv).grad == 0.0)  # every probability's gradient cut by the clip
+    # the oracle decides the clip on the quotient as the dtype holds it in any case (2^-23 / (1 + 2^-21)
+    # rounds to 2^-23 in float16): the policy adds the sum's own rounding, which this row does not need
+    assert np.array_equal(_ev(p, **conv).grad, _ev(p, **conv, renormalized_in_dtype=True).grad, equal_nan=True)
     held = _ev(p, **conv, renormalized_in_dtype=True)
     assert np.isnan(held.grad[0, 4]) and np.all(held.grad[0, :4] == np.inf)  # -inf + inf at the label
     assert held.value[0] == pytest.approx(-math.log(2.0**-23), rel=1e-12)  # log of the bound either way
@@ -632,3 +634,45 @@ def test_frozen_input_no_weight_grad():
     p = _linear(np.array([[1.0, 2.0]]), [0], np.zeros((2, 2)), "sum")
     np.testing.assert_allclose(_ev(p).grad, [0, 0, -0.5, -1, 0.5, 1], atol=1e-15)
     np.testing.assert_allclose(_ev(p, frozen_input_no_weight_grad=True).grad, [0, 0, 0, 0, 0, 0], atol=1e-15)
+
+
+def test_input_in_dtype():
+    # Keras's NumPy backend converts a float64 input to float32: 0.1 rounds to 0.100000001490116, and a
+    # logit of 1e308 is +inf there, so under inf_logit_nan = "row" its row's loss is NaN. Without the
+    # policy, row 1 ([1e308, 0], label 1) is lse - z_1 = 1e308 (finite) and row 0 is log(1 + e^-0.1)
+    x = np.array([[0.1, 0.0], [1e308, 0.0]])
+    p = Problem("t", "softmax_ce", "float64", x, np.array([1, 1]), "index")
+    exact = R.evaluate(p, R.MATH, np.ones(2)).value
+    assert exact[0] == pytest.approx(np.log1p(np.exp(0.1)), rel=1e-15) and exact[1] == pytest.approx(1e308)
+    held = R.evaluate(p, R.Convention(input_in_dtype="float32", inf_logit_nan="row"), np.ones(2)).value
+    z = float(np.float32(0.1))
+    assert z != 0.1 and held[0] == pytest.approx(np.log1p(np.exp(z)), rel=1e-15) and np.isnan(held[1])
+
+
+def test_zero_times_inf_reads_the_log_softmax_the_dtype_holds():
+    # plain products read the log-softmax as the binding holds it: logits [3e38, -3e38] in float32 give
+    # lse - z_1 = 6e38, past float32's range, so inf, and the class without target mass gives 0 * inf =
+    # NaN (label 0); in float64 the same product is 0 * 6e38 = 0 and the loss lse - z_0 = log1p(e^-6e38) = 0
+    x = np.array([[3e38, -3e38]])
+    loss = {}
+    for dtype in ("float32", "float64"):
+        p = Problem("t", "softmax_ce", dtype, x, np.array([[1.0, 0.0]]), "onehot")
+        loss[dtype] = R.evaluate(p, R.Convention(zero_times_inf=True), np.ones(1)).value[0]
+    assert np.isnan(loss["float32"]) and loss["float64"] == 0.0
+
+
+def test_bce_grad_steps_in_dtype():
+    # PyTorch's float16 BCE backward: p = 1.49e-6 is 25 float16 subnormal ulps (2^-24 each), t = 0, and the
+    # cotangent 0.8975 (0.89746 in float16): g p = 22.44 ulps rounds to 22, (1 - p) p = 25 ulps (1 - p is
+    # 1 in float16), so the gradient is 22/25 = 0.88 (float16 0.87988), where the exact one is 0.8975
+    p = Problem("t", "bce", "float16", np.array([[2.0**-24 * 25]]), np.zeros((1, 1)), "binary")
+    cot = np.array([[float(np.float16(0.8975))]])
+    floor = R.Convention(grad_denominator_floor=9.999999960041972e-13)
+    exact = R.evaluate(p, floor, cot).grad[0, 0]
+    assert exact == pytest.approx(cot[0, 0] / (1 - 2.0**-24 * 25), rel=1e-12)
+    steps = R.evaluate(p, replace(floor, bce_grad_steps_in_dtype="cotangent"), cot).grad[0, 0]
+    assert steps == float(np.float16(22 / 25)) == 0.8798828125
+    # the kernel is handed the cotangent alone: a weight multiplies its rounded result afterwards
+    w = replace(p, class_weight=np.array([0.5]))
+    weighted = R.evaluate(w, replace(floor, bce_grad_steps_in_dtype="cotangent"), cot).grad[0, 0]
+    assert weighted == pytest.approx(0.5 * 0.8798828125, rel=1e-12)

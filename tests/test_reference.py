@@ -563,3 +563,94 @@ def test_a_question_asked_again_is_answered_alike_and_the_answer_is_the_callers_
     assert np.array_equal(again.value, fresh.value) and np.array_equal(again.grad, fresh.grad)
     other = R.evaluate(p, cotangent=np.array([1.0, 1.0]))  # another cotangent: another question
     assert not np.array_equal(other.grad, again.grad)
+
+
+def test_a_sigmoid_an_ulp_off_is_within_the_gradient_bound_via_probabilities():
+    # a sigmoid output layer's loss (probabilities_dtype): the gradient at a logit of 7 with target 1 is
+    # p - 1 = -9.1106e-4 for the correctly rounded float32 p = 0.99908894; PyTorch's and JAX's sigmoid
+    # give the float32 an ulp above (0.99908900), whose p - 1 = -9.1100e-4 is 2^-24 = 5.96e-8 away. The
+    # bound must admit that ulp: the gradient's error scale includes |p| where it is not clipped
+    from xentcheck.tolerance import bound
+
+    p = Problem("t", "sigmoid_bce", "float32", np.array([[7.0]]), np.array([[1.0]]), "binary")
+    ev = R.evaluate(p, replace(R.MATH, probabilities_dtype="input", prob_clip=1e-7), np.ones((1, 1)))
+    p32 = np.float32(0.99908894)
+    assert ev.grad[0, 0] == pytest.approx(float(p32) - 1.0, rel=1e-12)
+    ulp_above = float(np.nextafter(p32, np.float32(2))) - 1.0
+    assert abs(ulp_above - ev.grad[0, 0]) == pytest.approx(2.0**-24, rel=1e-6)
+    assert abs(ulp_above - ev.grad[0, 0]) <= bound(ev.grad_scale, "float32")[0, 0]
+
+
+def test_a_nan_logit_leaves_its_row_without_a_value_even_beside_a_plus_inf():
+    # the +inf limit takes all the mass only over finite logits: lse([inf, NaN, 0]) reads the NaN, so the
+    # row's loss and gradient are NaN, whatever its label; without the NaN, [inf, 1, 0] with label 1 is
+    # lse - z_1 = +inf (the mass is at class 0), with gradient softmax - onehot = [1, -1, 0]
+    p = _problem("softmax_ce", [[np.inf, np.nan, 0.0], [np.inf, 0.0, np.nan], [np.inf, 1.0, 0.0]], [0, 1, 1], "index")
+    ev = R.evaluate(p, cotangent=np.ones(3))
+    assert np.isnan(ev.value[0]) and np.isnan(ev.value[1]) and ev.value[2] == np.inf
+    assert np.all(np.isnan(ev.grad[:2])) and np.array_equal(ev.grad[2], [1.0, -1.0, 0.0])
+
+
+def test_a_confident_bfloat16_loss_below_half_an_ulp_of_the_exp_sum_may_be_0():
+    # logits [-22.75, -13.625, 0] with label 2: the loss is log(1 + e^-13.625 + e^-22.75) = 1.21e-6, but
+    # the exp-sum 1.0000012 held in bfloat16 is 1 (its ulp is 2^-7), so log S = 0 and the loss 0, as
+    # PyTorch's, JAX's and TensorFlow's bfloat16 log-softmax give: the bound admits that rounding of S
+    from xentcheck.tolerance import bound
+
+    p = Problem("t", "softmax_ce", "bfloat16", np.array([[-22.75, -13.625, 0.0]]), np.array([2]), "index")
+    ev = R.evaluate(p, cotangent=np.ones(1))
+    assert ev.value[0] == pytest.approx(np.log1p(np.exp(-13.625) + np.exp(-22.75)), rel=1e-12)
+    assert ev.value[0] > 1.2e-6 and ev.value[0] <= bound(ev.value_scale, "bfloat16")[0]
+    # KAPPA = 8 roundings of u = 2^-8 on a magnitude of 1 (and the exp-sum's float32 summation term)
+    assert bound(ev.value_scale, "bfloat16")[0] == pytest.approx(8 * 2.0**-8, rel=1e-3)
+
+
+def test_a_per_example_weight_after_the_last_axis_mean_is_no_overflow_of_the_oracles_own():
+    # Keras's binary losses average over the last axis, then weight each example: logits [1.7e308, 0, 0]
+    # with target 0 have losses [1.7e308, log 2, log 2], whose mean is 5.67e307, and the weight 1.5 gives
+    # 8.5e307, finite; weighting each element first would overflow float64 (1.5 * 1.7e308)
+    x = np.array([[1.7e308, 0.0, 0.0]])
+    p = Problem("t", "sigmoid_bce", "float64", x, np.zeros((1, 3)), "binary", sample_weight=np.array([1.5]))
+    ev = R.evaluate(p, replace(R.MATH, mean_last_axis=True), np.ones(1))
+    assert ev.value[0] == pytest.approx(1.5 * ((1.7e308 + 2 * np.log(2)) / 3), rel=1e-15)
+    assert ev.grad[0] == pytest.approx([0.5, 0.25, 0.25], rel=1e-15)  # 1.5 * sigmoid(z) / 3
+
+
+def test_the_clip_decides_on_the_probability_as_the_dtype_holds_it():
+    # p = [1 - 2^-23, 1.0607592e-7] (float32) sums to 0.99999999, so the renormalised q0 is 0.99999989,
+    # above the float32 upper bound 1 - 2^-23 = 0.99999988 exactly, but in float32 it is that bound:
+    # inside the clip (PyTorch's clamp passes the gradient at a bound), so -log q0 has the gradient of
+    # the renormalisation, (g_q - sum_k g_q,k q_k) / r = [(1 - 1/q0) / r, 1 / r], not 0
+    p0, p1 = float(np.float32(1 - 2.0**-23)), float(np.float32(1.0607592315636794e-07))
+    p = Problem("t", "categorical_ce", "float32", np.array([[p0, p1]]), np.array([0]), "index")
+    ev = R.evaluate(p, replace(R.MATH, renormalize="before_clip", prob_clip=1e-7), np.ones(1))
+    r = p0 + p1
+    assert p0 / r > p0  # exactly, outside the clip (p0 is the float32 bound 1 - 2^-23)
+    # (to float32's precision: the oracle takes the log of the clipped q0, the bound, an ulp from q0)
+    assert ev.grad[0] == pytest.approx([(1 - r / p0) / r, 1 / r], rel=1e-7, abs=1e-14)
+
+
+def test_an_excluded_label_keeps_its_own_gradient_when_the_included_softmax_has_none():
+    # optax's integer-label loss under where=: logsumexp over the included classes minus the label's
+    # logit. Row [-inf, 0] with label 1 and class 1 excluded: the included logsumexp is over [-inf] alone,
+    # -inf, so the loss is -inf and class 0's gradient exp(-inf - -inf) is NaN; the label's gradient is
+    # -1 from its own logit alone (the masked logsumexp gives an excluded class exactly 0)
+    p = _problem("softmax_ce", [[-np.inf, 0.0]], [1], "index", where=np.array([[True, False]]))
+    ev = R.evaluate(p, replace(R.MATH, where_excluded_target="label_logit"), np.ones(1))
+    assert ev.value[0] == -np.inf and np.isnan(ev.grad[0, 0]) and ev.grad[0, 1] == -1.0
+
+
+@pytest.mark.parametrize("poison", [np.nan, 0.0])
+def test_an_ignored_row_is_masked_beside_a_renormalised_counted_row(poison):
+    # Keras's sparse loss from probabilities divides each row by its sum before the clip; an ignored row
+    # of NaNs (or of zeros: 0/0) renormalises to NaN, but the row is masked out: its loss and gradient
+    # are 0. The counted row [0.2, 0.6] with label 1 renormalises to [0.25, 0.75]: loss -log 0.75, and
+    # the gradient of -log(p1 / (p0 + p1)) is [1/(p0 + p1), 1/(p0 + p1) - 1/p1] = [1.25, 1.25 - 1/0.6]
+    p = Problem(
+        "t", "categorical_ce", "float64", np.array([[0.2, 0.6], [poison, poison]]), np.array([1, -100]), "index",
+        ignore_index=-100,
+    )  # fmt: skip
+    ev = R.evaluate(p, replace(R.MATH, renormalize="before_clip", prob_clip=1e-7), np.ones(2))
+    assert ev.value[0] == pytest.approx(-np.log(0.75), rel=1e-14) and ev.value[1] == 0.0
+    assert ev.grad[0] == pytest.approx([1.25, 1.25 - 1 / 0.6], rel=1e-14)
+    assert np.array_equal(ev.grad[1], [0.0, 0.0])

@@ -328,6 +328,13 @@ def has_near_largest(p: Problem) -> bool:
     return bool(np.any(np.isfinite(x) & (np.abs(x) >= big)))
 
 
+def beyond_float32_range(p: Problem) -> bool:
+    """A finite input element of magnitude above float32's largest finite value (only a float64 input
+    holds one): a binding that converts its input to float32 turns it into +-inf."""
+    x = np.asarray(p.x, dtype=np.float64)
+    return bool(np.any(np.isfinite(x) & (np.abs(x) > _LARGEST["float32"])))
+
+
 def _property(f: Callable, kind: type, values: tuple[str, ...] = (), many: bool = False) -> Property:
     return Property(f.__name__, " ".join((f.__doc__ or "").split()), f, kind, values, many)
 
@@ -367,6 +374,7 @@ PROPERTIES: dict[str, Property] = {
         _property(per_example_weight_misaligned, bool),
         _property(per_example_weight_along_last_axis, bool),
         _property(per_example_weight_gains_axes, bool),
+        _property(beyond_float32_range, bool),
         _property(ignored_row_log_softmax_undefined, bool),
         _property(has_near_largest, bool),
         _property(nan_off_target_mass, bool),

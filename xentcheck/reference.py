@@ -109,10 +109,12 @@ def _softmax_ce(
     plain_product: bool = False,
     unit_target_sum: bool = False,
     summed: np.ndarray | None = None,
+    held: str | None = None,
 ):
     """l = sum_c a_c (lse(z) - z_c) and its gradient (sum a) p - a, per row, with error scales.
     ``summed``: the classes the binding's sum runs over (a ``where`` mask), where a plain product
-    applies; the others are left out of the sum."""
+    applies; the others are left out of the sum. ``held``: the dtype a plain product's log-softmax is
+    held in (past its range it is -inf, and 0 * -inf is NaN)."""
     m = np.max(z, axis=-1, keepdims=True)
     m_safe = np.where(np.isfinite(m), m, 0.0)  # all -inf or +inf rows: let inf/NaN arise naturally
     e = np.exp(z - m_safe)
@@ -127,10 +129,17 @@ def _softmax_ce(
     pinf = z == np.inf
     k = np.sum(pinf, axis=-1, keepdims=True)
     nll = np.where(k > 0, np.where(pinf, np.log(np.maximum(k, 1)), np.inf), nll)
+    # ...unless the row also holds a NaN logit: the logsumexp reads every logit, so it has no value (a
+    # +inf does not make a NaN's mass 0: the limit is taken over finite logits only)
+    nll = np.where(np.any(np.isnan(z), axis=-1, keepdims=True), np.nan, nll)
     on = a != 0
     terms = _where0(on, a * nll)
     if plain_product:
-        terms = a * nll if summed is None else np.where(summed, a * nll, terms)
+        # the binding multiplies the log-softmax it holds: where lse - z_c is past the dtype's range (a
+        # logit near the dtype's most negative value beside one near its largest) that is inf
+        held_nll = nll if held is None else np.where(np.isnan(nll), nll, round_to(nll, held))
+        held_nll = np.where(np.isinf(held_nll), held_nll, nll)  # in range: the exact value, as before
+        terms = a * held_nll if summed is None else np.where(summed, a * held_nll, terms)
     loss = np.sum(terms, axis=-1)
     asum = np.ones_like(k, dtype=np.float64) if unit_target_sum else np.sum(a, axis=-1, keepdims=True)
     p = np.exp(-nll)
@@ -138,8 +147,10 @@ def _softmax_ce(
     c = z.shape[-1]
     abs_a = np.abs(a)
     mag = np.abs(m_safe) + np.abs(log_s)
-    # A: |lse| + |z_c| for every weighted class; S: the 2C u error of the C-term exp-sum (inside log).
-    va = np.sum(_where0(on, abs_a * (mag + np.abs(z))), axis=-1)
+    # A: |lse| + |z_c| for every weighted class, plus 1 for the exp-sum itself, which the binding holds in
+    # the dtype before its log (S >= 1 rounded by u moves log S by u: in bfloat16 a confident loss below
+    # 2^-9 is 0); S: the 2C u error of the C-term exp-sum (inside log).
+    va = np.sum(_where0(on, abs_a * (mag + np.abs(z) + 1)), axis=-1)
     vs = 2 * c * np.sum(abs_a, axis=-1)
     ga = np.abs(asum) * p * (1 + np.abs(_where0(np.isfinite(z), z)) + mag) + abs_a
     gs = 2 * c * np.abs(asum) * p
@@ -162,6 +173,10 @@ def _where_classes(problem: Problem, conv: Convention, a: np.ndarray, loss, grad
     # already, the label's own -a included; otherwise an excluded logit gets none
     kept = inc | (a != 0) if label_logit else inc
     grad = np.where(kept, grad, 0.0)
+    if label_logit:
+        # an excluded label's gradient is its own -a alone: the masked logsumexp gives an excluded class
+        # exactly 0 (a select), even where the included classes' softmax is NaN (all of them -inf)
+        grad = np.where(~inc & (a != 0), -a, grad)
     gsc = (np.where(kept, gsc[0], 0.0), np.where(kept, gsc[1], 0.0))
     if label_logit:
         outside = np.any(~inc & (a != 0), axis=-1) & np.any(inc, axis=-1)
@@ -204,10 +219,12 @@ def _clip_factor(conv: Convention, q: np.ndarray, lo: float, hi: float, dtype: s
     bounds, 0 outside (selected: an overflowed upstream there still gives 0); under
     ``clip_grad_product`` JAX's maximum/minimum factor, 1/2 where ``q`` as the dtype holds it (a
     renormalised 0.99955 is 1 in bfloat16) equals a bound, and a product (0 * inf = NaN)."""
-    inside = (q >= lo) & (q <= hi)
+    # the binding compares q as it holds it, in the dtype, with the bounds: a renormalised 0.99999989
+    # is 1 - 2^-23 in float32, the upper bound itself, inside the clip
+    held = round_to(q, dtype)
+    inside = (held >= lo) & (held <= hi)
     if not conv.clip_grad_product:
         return inside
-    held = round_to(q, dtype)
     return np.where((held == lo) | (held == hi), 0.5, np.where(inside, 1.0, 0.0))
 
 
@@ -346,7 +363,16 @@ def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str, t_rounded: 
         loss = -(t * log1 + (1 - t) * log0)
     else:
         loss = -(_where0(t != 0, t * log1) + _where0(t != 1, (1 - t) * log0))
-    if conv.grad_denominator_floor is not None:
+    if conv.grad_denominator_floor is not None and conv.bce_grad_steps_in_dtype:
+        # g (p - t) / max((1 - p) p, floor), each step rounded to the dtype, per unit of g
+        g = np.ones_like(q) if upstream is None else np.broadcast_to(upstream, q.shape)
+        floor = round_to(conv.grad_denominator_floor, dtype)
+        den = np.maximum(round_to(round_to(1 - q, dtype) * q, dtype), floor)
+        with np.errstate(all="ignore"):
+            held = round_to(round_to(g * round_to(q - t, dtype), dtype) / den, dtype)
+            grad = np.where(g != 0, held / g, (q - t) / den)
+        ga = (np.abs(q) + np.abs(t)) / den
+    elif conv.grad_denominator_floor is not None:
         den = np.maximum(q * (1 - q), round_to(conv.grad_denominator_floor, dtype))
         grad = (q - t) / den
         ga = (np.abs(q) + np.abs(t)) / den
@@ -409,7 +435,12 @@ def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: st
             p = round_to(1 / round_to(1 + round_to(np.exp(-z), dtype), dtype), dtype)
         loss, gp, (va, vs), (ga, gs) = _bce(p, a, conv, cdtype, upstream=upstream)
         d = p * (1 - p)
-        return loss, gp * d, (va + np.abs(p) * ga, vs), (ga * d + np.abs(gp * d), gs * d)
+        g = gp * d
+        # the binding's sigmoid may be an ulp off the correctly rounded one (PyTorch's and JAX's sigmoid
+        # of 7.0 in float32 is an ulp above it), and its backward, p (1 - p), reads its own p: where no
+        # clip bites the gradient is p - t, so it moves by as much as p does, however small 1 - p is
+        ulp = _where0(g != 0, np.abs(p))
+        return loss, g, (va + np.abs(p) * ga, vs), (ga * d + np.abs(g) + ulp, gs * d)
 
 
 def per_example_weight(problem: Problem) -> np.ndarray:
@@ -461,7 +492,8 @@ def _softmax_formula(flow: Flow) -> None:
         x = np.where(p.where, x, -np.inf)
         if conv.where_excluded_target == "dropped":
             a = np.where(p.where, a, 0.0)
-    out = _softmax_ce(x, a, flow.plain, bool(conv.grad_unit_target_sum), p.where)
+    held = conv.input_in_dtype or conv.constants_dtype(p.dtype)
+    out = _softmax_ce(x, a, flow.plain, bool(conv.grad_unit_target_sum), p.where, held)
     if p.where is not None:
         out = _where_classes(p, conv, a, *out)
     if flow.plain and p.ignore_index is not None:
@@ -704,6 +736,7 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
     if problem.reduction == "none" or (conv.empty_reduced_is_empty and loss.size == 0):
         # (a squeezed output's cotangent lines up with the loss element for element: the same order)
         c = np.ones(shape) if cotangent is None else np.asarray(cotangent, dtype=np.float64).reshape(shape)
+        output_grad = c  # the gradient of the binding's output with respect to each unreduced element
         value, vscale = loss, (va, vs)
         if _squeezes_singleton_class(problem, conv):
             squeezed = output_shape(problem, conv)
@@ -715,6 +748,7 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
             d = np.float64(np.inf)  # sum / inf = 0, and every gradient multiplier 1 / inf = 0
         with np.errstate(all="ignore"):
             c = np.full(shape, 1.0 / d)
+            output_grad = np.ones(shape)  # a scalar output's own gradient, before the reduction's 1/d
             terms, d_sum = loss, d
             if conv.masked_mean_scaled_weights and conv.mean_by == "valid_count" and 0 < d < np.inf:
                 # Keras's apply_mask: each counted loss weighted by total / valid, the sum divided by total
@@ -730,9 +764,12 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
             vscale = (np.sum(va) / abs(d), np.sum(vs) / abs(d) + n * np.sum(np.abs(loss)) / abs(d))
             if problem.reduction == "mean" and conv.mean_by == "weight_sum":
                 divisor_terms = int(np.size(per_example_weight(problem)))
-    if conv.log_grad_quotient:  # the formula's rounding depends on the upstream gradient: run it with it
+    if conv.log_grad_quotient or conv.bce_grad_steps_in_dtype:
+        # the formula's rounding depends on the upstream gradient: run it with it (the kernel's own, before
+        # the weights and the mean, under bce_grad_steps_in_dtype = "cotangent")
+        up = output_grad if conv.bce_grad_steps_in_dtype == "cotangent" else _upstream(flow, c)
         with np.errstate(all="ignore"):
-            flow = _pipeline(given, conv, _upstream(flow, c))
+            flow = _pipeline(given, conv, up)
         dloss, (ga, gs) = flow.grad, flow.gsc
     with np.errstate(all="ignore"):
         cg = c[..., None] if (problem.categorical or problem.x.ndim > c.ndim) else c
