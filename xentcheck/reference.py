@@ -274,7 +274,10 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, 
             gs = _where0(data != 0, gs)
         else:  # q = v / sum(v): g_in = (g_out - sum_k g_out_k q_k) / sum(v)
             qn, r = data
-            dot = np.sum(_where0(qn != 0, grad * qn), axis=-1, keepdims=True)
+            # sum_k g_k q_k: where q_k = 0 the exact limit drops the term; a binding that multiplies
+            # (clip_grad_product: JAX) forms NaN * 0 = NaN from its clip's 0 * inf and spreads it
+            prod = grad * qn
+            dot = np.sum(prod if conv.clip_grad_product else _where0(qn != 0, prod), axis=-1, keepdims=True)
             grad = (grad - dot) / r
             if conv.log_grad_in_dtype and conv.renormalize == "after_clip":
                 # Keras's sparse path: softmax cross-entropy on log q, whose gradient g_log = q grad
@@ -447,16 +450,22 @@ def _softmax_formula(flow: Flow) -> None:
     if flow.plain and p.ignore_index is not None:
         # an ignored row is masked out, whatever its products give (0 * -inf = NaN under plain products):
         # it contributes nothing to the value or the gradient (ignored_row_nan_grad documents otherwise)
-        ign = p.ignored_rows()
-        loss, grad, vsc, gsc = out
-        out = (
-            np.where(ign, 0.0, loss),
-            np.where(ign[..., None], 0.0, grad),
-            tuple(np.where(ign, 0.0, v) for v in vsc),
-            tuple(np.where(ign[..., None], 0.0, g) for g in gsc),
-        )
+        out = _without_ignored_rows(p, out)
     flow.x, flow.a = x, a
     flow.loss, flow.grad, flow.vsc, flow.gsc = out
+
+
+def _without_ignored_rows(p: Problem, out: tuple) -> tuple:
+    """A formula's (loss, grad, value scale, grad scale) with the ignored rows' entries 0: an ignored row
+    contributes nothing to the value or the gradient, whatever a policy's arithmetic on its input gives."""
+    ign = p.ignored_rows()
+    loss, grad, vsc, gsc = out
+    return (
+        np.where(ign, 0.0, loss),
+        np.where(ign[..., None], 0.0, grad),
+        tuple(np.where(ign, 0.0, v) for v in vsc),
+        tuple(np.where(ign[..., None], 0.0, g) for g in gsc),
+    )
 
 
 def _nll_formula(flow: Flow) -> None:
@@ -470,9 +479,13 @@ def _categorical_formula(flow: Flow) -> None:
     cw = p.class_weight if p.class_weight is not None else 1.0
     flow.a = flow.y * cw
     flow.x = _held_probabilities(flow)
-    flow.loss, flow.grad, flow.vsc, flow.gsc = _categorical_ce(
-        flow.x, flow.a, conv, conv.constants_dtype(p.dtype), flow.upstream, p.dtype
-    )
+    out = _categorical_ce(flow.x, flow.a, conv, conv.constants_dtype(p.dtype), flow.upstream, p.dtype)
+    if p.ignore_index is not None:
+        # the policies' arithmetic on an ignored row's probabilities (0 / NaN in the log's quotient, the
+        # renormalisation's NaN sum) is not the binding's: the bindings select the row away (Keras:
+        # where(valid, y_pred, 0) before the loss, where(valid, loss, 0) after), so it stays 0
+        out = _without_ignored_rows(p, out)
+    flow.loss, flow.grad, flow.vsc, flow.gsc = out
 
 
 def _sigmoid_formula(flow: Flow) -> None:
