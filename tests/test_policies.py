@@ -178,6 +178,32 @@ def test_clip_grad_product():
     assert np.isnan(_ev(b, clip_grad_product=True, **pol).grad[0, 0])
 
 
+def test_clip_grad_product_spreads_through_the_renormalisation():
+    # float16 [1, 0] with the target on class 1, renormalised (sum 1) and clipped: class 1 is clipped from
+    # 0 up to 2^-23, where -1/q overflows float16 to -inf. Selected (PyTorch's clamp), the clip gives it 0
+    # and class 0 (q = 1, no target mass) has 0: the renormalisation's (g - sum g q) / 1 is [0, 0].
+    # Multiplied (JAX's clip), 0 * -inf = NaN, and the renormalisation's sum_k g_k q_k meets NaN * 0 = NaN:
+    # the whole row is NaN
+    p = _problem("categorical_ce", [[1.0, 0.0]], [1], "index", dtype="float16")
+    pol = {"renormalize": "before_clip", "prob_clip": 1e-7, "log_grad_quotient": True}
+    assert _ev(p, **pol).grad[0].tolist() == [0.0, 0.0]
+    assert np.all(np.isnan(_ev(p, clip_grad_product=True, **pol).grad[0]))
+
+
+def test_log_softmax_in_dtype():
+    # float16 row [-65504, 30]: log-softmax of class 0 is -65534 - log1p(e^-65534), which float16 (largest
+    # finite 65504, ties to inf from 65520) holds as -inf; row [-65000, 30]: -65030 rounds to -65024, finite
+    x = [[-65504.0, 30.0], [-65504.0, 30.0], [-65000.0, 30.0]]
+    p = _problem("softmax_ce", x, np.eye(2)[[1, 0, 0]], "onehot", dtype="float16")
+    exact = _ev(p, zero_times_inf=True).value
+    assert exact[0] == 0.0 and exact[1] == 65534.0 and exact[2] == 65030.0  # 0 * (lse - z_0) in the limit
+    held = _ev(p, zero_times_inf=True, log_softmax_in_dtype=True).value
+    assert np.isnan(held[0]) and held[1] == np.inf and held[2] == 65030.0  # 0 * -inf; 1 * -inf; finite: exact
+    gathered = _problem("softmax_ce", x, [1, 0, 0], "index", dtype="float16")
+    assert _ev(gathered, log_softmax_in_dtype=True).value.tolist() == [0.0, np.inf, 65030.0]  # no products
+    assert _ev(_problem("softmax_ce", x, [1, 0, 0], "index"), log_softmax_in_dtype=True).value[1] == 65534.0
+
+
 def test_reduction_sum_in_dtype():
     # 300 nll losses of exactly 1. Summed one at a time in bfloat16 (8 significant bits, an ulp of 2 at
     # 256), 256 + 1 is a tie that rounds to 256 (even): the sum stops at 256 and the mean is 256/300

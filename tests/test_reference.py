@@ -536,6 +536,29 @@ def test_an_ignored_row_contributes_nothing_under_plain_products():
     assert np.array_equal(ev.grad[1], [0.0, 0.0]) and ev.grad[0] == pytest.approx([-0.5, 0.5], rel=1e-15)
 
 
+def test_an_ignored_row_contributes_nothing_under_the_probability_policies():
+    # Keras's sparse loss from probabilities selects an ignored row away (where(valid, y_pred, 0) before the
+    # loss, where(valid, loss, 0) after): whatever the policies' arithmetic on its NaN probabilities gives
+    # (0 / NaN in the log's quotient, a NaN renormalising sum), its loss and gradient are 0. The counted
+    # row [1/4, 3/4] with label 1 keeps its own: loss -log(3/4), gradient -1/q + 1/sum = [1, -1/3]
+    from xentcheck.reference import Convention, evaluate
+
+    p = Problem(
+        case="t",
+        op="categorical_ce",
+        dtype="float32",
+        x=np.array([[np.nan, np.nan], [0.25, 0.75]]),
+        target=np.array([-100, 1]),
+        target_kind="index",
+        ignore_index=-100,
+    )
+    conv = Convention(renormalize="before_clip", prob_clip=1e-7, log_grad_quotient=True, clip_grad_product=True)
+    ev = evaluate(p, conv, np.ones(2))
+    assert ev.value[0] == 0.0 and np.array_equal(ev.grad[0], [0.0, 0.0])
+    assert ev.value[1] == pytest.approx(-np.log(0.75), rel=1e-12)
+    assert ev.grad[1] == pytest.approx([1.0, -1 / 3], rel=1e-12)
+
+
 def test_a_question_asked_again_is_answered_alike_and_the_answer_is_the_callers_own():
     p = _problem("softmax_ce", [[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], [2, 0], "index", reduction="none")
     cot = np.array([0.5, -2.0])
