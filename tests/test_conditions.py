@@ -266,6 +266,14 @@ def test_has_near_largest():
     assert c.has_near_largest(_p([[-3e38, 0.0]], [0], dtype="float32"))
 
 
+def test_has_float32_overflow():
+    assert c.has_float32_overflow(_p([[1.7e308, 0.0]], [0]))  # float64's largest is inf in float32
+    assert c.has_float32_overflow(_p([[-3.5e38, 0.0]], [0]))  # just past float32's 3.4028235e38
+    assert not c.has_float32_overflow(_p([[3.4e38, 0.0]], [0]))  # finite in float32
+    assert not c.has_float32_overflow(_p([[INF, 0.0]], [0]))  # already infinite: not an overflow
+    assert not c.has_float32_overflow(_p([[3e38, 0.0]], [0], dtype="bfloat16"))  # bfloat16 fits in float32
+
+
 def test_nan_off_target_mass():
     probs = [[np.nan, 0.5, 0.5], [0.25, 0.25, 0.5]]
     assert c.nan_off_target_mass(_p(probs, [1, 2], op="categorical_ce"))

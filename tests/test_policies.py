@@ -190,6 +190,18 @@ def test_clip_grad_product_spreads_through_the_renormalisation():
     assert np.all(np.isnan(_ev(p, clip_grad_product=True, **pol).grad[0]))
 
 
+def test_input_dtype():
+    # float64 logits converted to float32: 1.7e308 is +inf there (the row's loss is then NaN under
+    # inf_logit_nan = "row"), -1.7e308 is -inf (0 * -inf = NaN under plain products); 1e30 stays 1e30
+    # (the label on class 1 of [0, 1e30, 0]: a loss of exactly 0)
+    x = [[2.5, 1.7e308, 7.0], [2.5, -1.7e308, 7.0], [0.0, 1e30, 0.0]]
+    p = _problem("softmax_ce", x, np.eye(3)[[2, 0, 1]], "onehot")
+    exact = _ev(p, zero_times_inf=True).value
+    assert exact[0] == 1.7e308 - 7.0 and exact[1] == pytest.approx(4.5 + math.log1p(math.exp(-4.5)), rel=1e-15)
+    held = _ev(p, zero_times_inf=True, inf_logit_nan="row", input_dtype="float32").value
+    assert np.isnan(held[0]) and np.isnan(held[1]) and held[2] == exact[2] == 0.0
+
+
 def test_log_softmax_in_dtype():
     # float16 row [-65504, 30]: log-softmax of class 0 is -65534 - log1p(e^-65534), which float16 (largest
     # finite 65504, ties to inf from 65520) holds as -inf; row [-65000, 30]: -65030 rounds to -65024, finite

@@ -309,6 +309,13 @@ def has_near_largest(p: Problem) -> bool:
     return bool(np.any(np.isfinite(x) & (np.abs(x) >= big)))
 
 
+def has_float32_overflow(p: Problem) -> bool:
+    """A finite input element beyond float32's range (it rounds to +-inf in float32, |x| above about
+    3.4e38): only float64 input has one, and a binding that converts it to float32 sees an infinity."""
+    x = np.asarray(p.x, dtype=np.float64)
+    return bool(np.any(np.isfinite(x) & np.isinf(round_to(x, "float32"))))
+
+
 def _property(f: Callable, kind: type, values: tuple[str, ...] = (), many: bool = False) -> Property:
     return Property(f.__name__, " ".join((f.__doc__ or "").split()), f, kind, values, many)
 
@@ -348,6 +355,7 @@ PROPERTIES: dict[str, Property] = {
         _property(per_example_weight_along_last_axis, bool),
         _property(ignored_row_log_softmax_undefined, bool),
         _property(has_near_largest, bool),
+        _property(has_float32_overflow, bool),
         _property(nan_off_target_mass, bool),
     )
 }

@@ -15,7 +15,7 @@ def _overflowed_log_softmax(flow: Flow) -> None:
     finite_row = np.isfinite(m)  # a +inf or NaN row is inf_logit_nan's or NaN already
     m = np.where(finite_row, m, 0.0)
     lsm = (z - m) - np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True))
-    over = finite_row & np.isfinite(z) & (round_to(lsm, flow.problem.dtype) == -np.inf)
+    over = finite_row & np.isfinite(z) & (round_to(lsm, flow.conv.input_dtype or flow.problem.dtype) == -np.inf)
     # an ignored row is selected away before the loss (Keras zeroes its logits): it stays 0
     if flow.problem.target_kind == "index":
         over &= ~flow.problem.ignored_rows()[..., None]
@@ -32,9 +32,10 @@ POLICY = Policy(
     ops=("softmax_ce",),
     hook=_overflowed_log_softmax,
     doc="""`softmax_ce` values: the log-softmax `z_c - lse(z)` is held in the input dtype (the shift
-    `z - max(z)` formed in it, or the result rounded to it), so where it is below the dtype's most
-    negative finite value (a finite logit more than 65504 below its row's maximum in float16, about
-    3.4e38 in bfloat16) it is -inf: the loss is +inf where the target has mass at that class, and with
-    plain products (`zero_times_inf`, `one_hot_products`) `0 * -inf = NaN` where it has none, where the
-    exact loss is finite. Elsewhere it is the exact loss.""",
+    `z - max(z)` formed in it, or the result rounded to it; `input_dtype`'s where that is set), so
+    where it is below the dtype's most negative finite value (a finite logit more than 65504 below its
+    row's maximum in float16, about 3.4e38 in bfloat16) it is -inf: the loss is +inf where the target
+    has mass at that class, and with plain products (`zero_times_inf`, `one_hot_products`)
+    `0 * -inf = NaN` where it has none, where the exact loss is finite. Elsewhere it is the exact
+    loss.""",
 )
