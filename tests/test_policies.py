@@ -107,6 +107,12 @@ def test_inf_logit_nan():
     assert mass.value[0] == np.inf and np.all(np.isnan(mass.grad))
     at = _ev(p, inf_logit_nan="at_class")
     assert at.value[0] == np.inf and np.isnan(at.grad[0, 0]) and np.array_equal(at.grad[0, 1:], [-1.0, 0.0])
+    # at_class: the label on the +inf class is inf - inf = NaN (the limit is log 1 = 0); with logsumexp's
+    # shift of 0, exp(800) overflows float64 too (inf / inf = NaN) while exp(2) / inf = 0 stays the limit
+    on = _problem("softmax_ce", [[np.inf, 800.0, 2.0]], [0], "index")
+    assert _ev(on).value[0] == 0.0 and np.array_equal(_ev(on).grad[0], [0.0, 0.0, 0.0])
+    at_on = _ev(on, inf_logit_nan="at_class")
+    assert np.isnan(at_on.value[0]) and np.all(np.isnan(at_on.grad[0, :2])) and at_on.grad[0, 2] == 0.0
     # where= excludes class 2: it takes no part, so its gradient stays 0 while the rest of the row is NaN
     masked = _problem("softmax_ce", [[np.inf, 1.0, 2.0]], [1], "index", where=np.array([[True, True, False]]))
     g = _ev(masked, inf_logit_nan="row").grad

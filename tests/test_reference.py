@@ -559,6 +559,15 @@ def test_an_ignored_row_contributes_nothing_under_the_probability_policies():
     assert ev.grad[1] == pytest.approx([1.0, -1 / 3], rel=1e-12)
 
 
+def test_a_nan_logit_leaves_no_limit_to_take_beside_a_pos_inf():
+    # the +inf limit (all mass on the +inf class) needs every other logit to be a number: a NaN logit has
+    # no value, so the row's loss and gradient are NaN, as in a row without +inf
+    p = _problem("softmax_ce", [[np.inf, np.nan, 1.0], [np.inf, 0.0, 1.0]], [1, 1], "index", reduction="none")
+    ev = R.evaluate(p, R.MATH, np.ones(2))
+    assert np.isnan(ev.value[0]) and np.all(np.isnan(ev.grad[0]))
+    assert ev.value[1] == np.inf and np.array_equal(ev.grad[1], [1.0, -1.0, 0.0])  # the limit
+
+
 def test_a_question_asked_again_is_answered_alike_and_the_answer_is_the_callers_own():
     p = _problem("softmax_ce", [[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], [2, 0], "index", reduction="none")
     cot = np.array([0.5, -2.0])

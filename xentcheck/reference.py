@@ -119,7 +119,9 @@ def _softmax_ce(
     # A row with k logits at +inf: the limit puts mass 1/k on each (lse - z_c = log k there, +inf elsewhere).
     pinf = z == np.inf
     k = np.sum(pinf, axis=-1, keepdims=True)
-    nll = np.where(k > 0, np.where(pinf, np.log(np.maximum(k, 1)), np.inf), nll)
+    # (a NaN logit has no value to take a limit over: its row stays NaN, +inf or not)
+    limit = (k > 0) & ~np.any(np.isnan(z), axis=-1, keepdims=True)
+    nll = np.where(limit, np.where(pinf, np.log(np.maximum(k, 1)), np.inf), nll)
     on = a != 0
     terms = _where0(on, a * nll)
     if plain_product:
