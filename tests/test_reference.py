@@ -568,6 +568,26 @@ def test_a_nan_logit_leaves_no_limit_to_take_beside_a_pos_inf():
     assert ev.value[1] == np.inf and np.array_equal(ev.grad[1], [1.0, -1.0, 0.0])  # the limit
 
 
+def test_the_clip_sees_the_renormalised_probability_as_the_dtype_holds_it():
+    # float16 [2^-23, 1], the target on class 0: the sum 1 + 2^-23 is 1 in float16, so the binding's
+    # renormalised q_0 is 2^-23, the clip's lower bound (1e-7 rounded to float16): the clip passes its
+    # gradient, -1 / 2^-23 = -2^23, which overflows float16 (log_grad_quotient) to -inf, and the
+    # renormalisation's (g - sum_k g_k q_k) / r gives -inf - -inf = NaN at class 0 and 0 + inf at class 1.
+    # The exact q_0 = 2^-23 / (1 + 2^-23) is below the bound: clipped, it would pass no gradient at all
+    from xentcheck.reference import Convention, evaluate
+
+    p = Problem(
+        case="t",
+        op="categorical_ce",
+        dtype="float16",
+        x=np.array([[2.0**-23, 1.0]]),
+        target=np.array([0]),
+        target_kind="index",
+    )
+    g = evaluate(p, Convention(renormalize="before_clip", prob_clip=1e-7, log_grad_quotient=True), np.ones(1)).grad
+    assert np.isnan(g[0, 0]) and g[0, 1] == np.inf
+
+
 def test_a_question_asked_again_is_answered_alike_and_the_answer_is_the_callers_own():
     p = _problem("softmax_ce", [[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], [2, 0], "index", reduction="none")
     cot = np.array([0.5, -2.0])

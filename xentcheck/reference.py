@@ -194,15 +194,19 @@ def _sequential_sum(v: np.ndarray, dtype: str, axis: int | None = None) -> np.nd
     return total
 
 
-def _clip_factor(conv: Convention, q: np.ndarray, lo: float, hi: float, dtype: str) -> np.ndarray:
+def _clip_factor(
+    conv: Convention, q: np.ndarray, lo: float, hi: float, dtype: str, held: np.ndarray | None = None
+) -> np.ndarray:
     """What the clip's gradient multiplies the upstream gradient by at each unclipped ``q``: 1 inside the
     bounds, 0 outside (selected: an overflowed upstream there still gives 0); under
     ``clip_grad_product`` JAX's maximum/minimum factor, 1/2 where ``q`` as the dtype holds it (a
-    renormalised 0.99955 is 1 in bfloat16) equals a bound, and a product (0 * inf = NaN)."""
-    inside = (q >= lo) & (q <= hi)
+    renormalised 0.99955 is 1 in bfloat16) equals a bound, and a product (0 * inf = NaN).
+    ``held``: ``q`` as the binding holds it where that is not ``q`` rounded to ``dtype`` (a
+    renormalisation by a sum the dtype rounded): the clip compares that with its bounds."""
+    held = round_to(q, dtype) if held is None else held
     if not conv.clip_grad_product:
-        return inside
-    held = round_to(q, dtype)
+        return (held >= lo) & (held <= hi)
+    inside = (q >= lo) & (q <= hi)
     return np.where((held == lo) | (held == hi), 0.5, np.where(inside, 1.0, 0.0))
 
 
@@ -235,17 +239,22 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, 
     the policies' constants; ``upstream``: the gradient reaching each row's loss, read by
     ``log_grad_quotient``; ``input_dtype``: the input's, read by ``renormalize_sum_in_dtype``)."""
     steps = []  # (kind, data) in forward order, for the backward pass
-    q = p
+    q, held = p, None
     if conv.renormalize == "before_clip":
         r = np.sum(q, axis=-1, keepdims=True)
         q = q / r
         steps.append(("renorm", (q, r)))
+        # the clip sees the quotient by the sum as the dtype holds it: [2^-23, 1] in float16 sums to 1, so
+        # 2^-23 sits on the clip's lower bound (its gradient passes) where the exact 2^-23 / (1 + 2^-23) is
+        # below it (clipped, no gradient)
+        hd = input_dtype or dtype
+        held = round_to(p / round_to(r, hd), hd)
         if conv.renormalize_sum_in_dtype:  # values: the sum and the quotients as the dtype holds them
             held = input_dtype or dtype
             q = round_to(p / _sequential_sum(p, held, axis=-1)[..., None], held)
     if conv.prob_clip is not None:
         lo, hi = _clip_bounds(conv, dtype)
-        inside = _clip_factor(conv, q, lo, hi, dtype)
+        inside = _clip_factor(conv, q, lo, hi, dtype, held)
         q = np.clip(q, lo, hi)
         steps.append(("clip", inside))
     if conv.renormalize == "after_clip":
