@@ -57,6 +57,10 @@ def test_exp_sum_in_dtype():
     assert R.evaluate(p).value[0] == pytest.approx(math.log(512), rel=1e-15)
     assert _ev(p, exp_sum_in_dtype=True).value[0] == pytest.approx(math.log(256), rel=1e-15)
     assert _ev(p, exp_sum_in_dtype=False).value[0] == R.evaluate(p).value[0]  # False is not in force
+    # an ignored row stays 0 under one-hot products even where its -inf logit would give 0 * -inf
+    q = _problem("softmax_ce", [[-np.inf, 0.0], [0.0, 0.0]], [-100, 1], "index", dtype="bfloat16", ignore_index=-100)
+    v = _ev(q, exp_sum_in_dtype=True, zero_times_inf=True, one_hot_products=True).value
+    assert v[0] == 0.0 and v[1] == pytest.approx(math.log(2), rel=1e-15)
 
 
 def test_grad_denominator_floor():

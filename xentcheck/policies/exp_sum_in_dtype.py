@@ -21,7 +21,9 @@ def _sequential_exp_sum(flow: Flow) -> None:
         total = round_to(total + e[..., k], dtype)
     nll = m_safe + np.log(total)[..., None] - z
     terms = a * nll if flow.plain else where0(a != 0, a * nll)
-    flow.loss = np.sum(terms, axis=-1)
+    # an ignored row keeps the formula's 0, whatever its logits give under plain products
+    ignored = flow.problem.ignored_rows() if flow.problem.target_kind == "index" else False
+    flow.loss = np.where(ignored, flow.loss, np.sum(terms, axis=-1))
 
 
 POLICY = Policy(
