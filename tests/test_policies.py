@@ -212,6 +212,18 @@ def test_input_dtype():
     assert np.isnan(held[0]) and np.isnan(held[1]) and held[2] == exact[2] == 0.0
 
 
+def test_weighted_loss_in_dtype():
+    # float16 log-probabilities -40000 and 40000, class weight 2: the weighted losses 80000 and -80000 are
+    # past float16's 65504, so +inf and -inf, and their sum NaN where the exact sum is 0; a weighted loss
+    # of 2 * 30000 = 60000 fits and keeps its exact value
+    w = np.array([2.0])
+    p = _problem("nll", [[-40000.0], [40000.0]], [0, 0], "index", dtype="float16", class_weight=w, reduction="sum")
+    assert R.evaluate(p).value == 0.0
+    assert np.isnan(_ev(p, weighted_loss_in_dtype=True).value)
+    q = _problem("nll", [[-30000.0], [30000.0]], [0, 0], "index", dtype="float16", class_weight=w, reduction="sum")
+    assert _ev(q, weighted_loss_in_dtype=True).value == 0.0
+
+
 def test_log_softmax_in_dtype():
     # float16 row [-65504, 30]: log-softmax of class 0 is -65534 - log1p(e^-65534), which float16 (largest
     # finite 65504, ties to inf from 65520) holds as -inf; row [-65000, 30]: -65030 rounds to -65024, finite
