@@ -295,7 +295,13 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, 
                 # reaches q as g_log * (1/q) with the reciprocal in the dtype (inf below 2^-16 in float16)
                 qin = qn * r
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    grad = (grad * qin) * round_to(1 / qin, dtype)
+                    g_log = grad * qin
+                    if upstream is not None:
+                        # TensorFlow's upstream * (softmax - onehot) is held in the dtype: below float16's
+                        # smallest subnormal it is 0, and 0 * (1/q = inf) is NaN
+                        u = np.broadcast_to(upstream[..., None], g_log.shape)
+                        g_log = np.where(u != 0, round_to(u * g_log, dtype) / np.where(u != 0, u, 1.0), g_log)
+                    grad = g_log * round_to(1 / qin, dtype)
             # the renormalisation may run in log space (Keras: a softmax of log q), rounding each log q
             ga = (ga + np.abs(dot) * (1 + np.abs(np.log(np.where(qn > 0, qn, 1.0))))) / r
             gs = gs / r + p.shape[-1] * np.abs(dot) / r
@@ -364,6 +370,11 @@ def _bce(p: np.ndarray, t: np.ndarray, conv: Convention, dtype: str, t_rounded: 
     elif conv.zero_times_inf and conv.log_grad_quotient:
         # each log's derivative the quotient upstream / q in the dtype; 0 / 0 = NaN at p = t in {0, 1}
         grad = _log_quotient(-t, q, upstream, dtype) + _log_quotient(1 - t, 1 - q, upstream, dtype)
+        ga = np.abs(t) / q + np.abs(1 - t) / (1 - q)
+    elif conv.zero_times_inf and conv.log_grad_in_dtype:
+        # each log's derivative upstream * (1/q), the reciprocal held in the dtype: inf below 2^-16 in float16
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            grad = -t * round_to(1 / q, dtype) + (1 - t) * round_to(1 / (1 - q), dtype)
         ga = np.abs(t) / q + np.abs(1 - t) / (1 - q)
     elif conv.zero_times_inf:
         grad = -t * (1 / q) + (1 - t) * (1 / (1 - q))
@@ -685,7 +696,8 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
             n = loss.size
             # N-term summation of the weighted losses, then one division
             vscale = (np.sum(va) / abs(d), np.sum(vs) / abs(d) + n * np.sum(np.abs(loss)) / abs(d))
-    if conv.log_grad_quotient:  # the formula's rounding depends on the upstream gradient: run it with it
+    # the formula's rounding depends on the upstream gradient: run it with it
+    if conv.log_grad_quotient or (conv.log_grad_in_dtype and conv.renormalize == "after_clip"):
         with np.errstate(all="ignore"):
             flow = _pipeline(given, conv, _upstream(flow, c))
         dloss, (ga, gs) = flow.grad, flow.gsc
