@@ -250,8 +250,7 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, 
         hd = input_dtype or dtype
         held = round_to(p / round_to(r, hd), hd)
         if conv.renormalize_sum_in_dtype:  # values: the sum and the quotients as the dtype holds them
-            held = input_dtype or dtype
-            q = round_to(p / _sequential_sum(p, held, axis=-1)[..., None], held)
+            q = held = round_to(p / _sequential_sum(p, hd, axis=-1)[..., None], hd)
     if conv.prob_clip is not None:
         lo, hi = _clip_bounds(conv, dtype)
         inside = _clip_factor(conv, q, lo, hi, dtype, held)
