@@ -23,7 +23,7 @@ POLICY = Policy(
     doc="""`softmax_ce`: the binding converts the logits to this dtype before the loss (Keras's NumPy
     backend turns float64 into float32 in `convert_to_tensor`), so a finite logit beyond its range
     becomes +-inf there and the limit rules and the other policies in force (`inf_logit_nan`,
-    `zero_times_inf`, `log_softmax_in_dtype`) act on the infinity: a logit of 1.8e308 is +inf in
+    `zero_times_inf`, `log_softmax_in_dtype`) act on the infinity: a logit of 1.7e308 is +inf in
     float32, and the row's loss is NaN under `inf_logit_nan = "row"`, where the exact loss is finite or
-    1.8e308. The other logits keep their values (their rounding is a precision: `compute_dtype`).""",
+    1.7e308. The other logits keep their values (their rounding is a precision: `compute_dtype`).""",
 )
