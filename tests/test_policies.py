@@ -68,6 +68,10 @@ def test_exp_sum_in_dtype():
     assert got[0] == 0.0 and got[1] == pytest.approx(math.log(2), rel=1e-15)
     dense = _problem("softmax_ce", np.zeros((2, 3)), np.eye(3)[:2], "onehot", dtype="bfloat16")  # one loss a row
     np.testing.assert_allclose(_ev(dense, exp_sum_in_dtype=True).value, [math.log(3), math.log(3)], rtol=1e-15)
+    # an ignored row stays 0 under one-hot products even where its -inf logit would give 0 * -inf
+    q = _problem("softmax_ce", [[-np.inf, 0.0], [0.0, 0.0]], [-100, 1], "index", dtype="bfloat16", ignore_index=-100)
+    v = _ev(q, exp_sum_in_dtype=True, zero_times_inf=True, one_hot_products=True).value
+    assert v[0] == 0.0 and v[1] == pytest.approx(math.log(2), rel=1e-15)
 
 
 def test_grad_denominator_floor():
@@ -118,6 +122,12 @@ def test_inf_logit_nan():
     assert mass.value[0] == np.inf and np.all(np.isnan(mass.grad))
     at = _ev(p, inf_logit_nan="at_class")
     assert at.value[0] == np.inf and np.isnan(at.grad[0, 0]) and np.array_equal(at.grad[0, 1:], [-1.0, 0.0])
+    # at_class: the label on the +inf class is inf - inf = NaN (the limit is log 1 = 0); with logsumexp's
+    # shift of 0, exp(800) overflows float64 too (inf / inf = NaN) while exp(2) / inf = 0 stays the limit
+    on = _problem("softmax_ce", [[np.inf, 800.0, 2.0]], [0], "index")
+    assert _ev(on).value[0] == 0.0 and np.array_equal(_ev(on).grad[0], [0.0, 0.0, 0.0])
+    at_on = _ev(on, inf_logit_nan="at_class")
+    assert np.isnan(at_on.value[0]) and np.all(np.isnan(at_on.grad[0, :2])) and at_on.grad[0, 2] == 0.0
     # where= excludes class 2: it takes no part, so its gradient stays 0 while the rest of the row is NaN
     masked = _problem("softmax_ce", [[np.inf, 1.0, 2.0]], [1], "index", where=np.array([[True, True, False]]))
     g = _ev(masked, inf_logit_nan="row").grad
@@ -160,6 +170,27 @@ def test_log_grad_in_dtype():
     held = _ev(b, log_grad_in_dtype=True).grad[0]
     assert held[0] == -np.inf and held[1] == pytest.approx(1.0, rel=1e-3) and held[2] == -2.0
     assert np.isnan(_ev(b, log_grad_in_dtype=True, zero_times_inf=True).grad[0, 1])
+    # bce: p = 2^-23 (the clip's float16 lower bound, so its gradient passes), t = 1/64: -t/p = -2^17 is
+    # past 65504 anyway, but with t = 2^-12 the exact -2^11 is finite while t * (1/p = 2^23 -> inf) is -inf
+    b = _problem("bce", [[2.0**-23]], [[2.0**-12]], "binary", dtype="float16")
+    pol = {"prob_clip": 1e-7, "zero_times_inf": True}
+    assert _ev(b, **pol).grad[0, 0] == pytest.approx(-(2.0**11) + (1 - 2.0**-12) / (1 - 2.0**-23), rel=1e-12)
+    assert _ev(b, log_grad_in_dtype=True, **pol).grad[0, 0] == -np.inf
+    # the sparse path (clip, log, softmax cross-entropy): float16 [1, 2^-23] with label 0, a mean over 64
+    # rows: the gradient reaching log q at class 1 is (1/64) * softmax_1 = 2^-6 * 2^-23 / (1 + 2^-23),
+    # below float16's smallest subnormal 2^-24, so 0, and 0 * (1/2^-23 = inf) is NaN
+    s = _problem(
+        "categorical_ce",
+        np.tile([[1.0, 2.0**-23]], (64, 1)),
+        np.zeros(64, int),
+        "index",
+        dtype="float16",
+        reduction="mean",
+    )
+    sp = {"prob_clip": 1e-7, "renormalize": "after_clip", "log_grad_in_dtype": True}
+    assert np.all(np.isnan(_ev(s, **sp).grad[:, 1]))
+    one = _problem("categorical_ce", [[1.0, 2.0**-23]], [0], "index", dtype="float16", reduction="mean")
+    assert _ev(one, **sp).grad[0, 1] == np.inf  # upstream 1: 2^-23 / (1 + 2^-23) holds as 2^-23, times inf
 
 
 def test_log_grad_quotient():
@@ -168,6 +199,27 @@ def test_log_grad_quotient():
     # 8: 83886 > 65504 (an overflow of the quotient, per unit upstream -inf, times 8 is -inf)
     p = _problem("categorical_ce", [[2.0**-20, 1.0]], [[0.01, 0.99]], "soft", dtype="float16")
     assert _ev(p, log_grad_in_dtype=True).grad[0, 0] == -np.inf
+    # bce: p = 2^-23 (the clip's float16 lower bound, so its gradient passes), t = 1/64: -t/p = -2^17 is
+    # past 65504 anyway, but with t = 2^-12 the exact -2^11 is finite while t * (1/p = 2^23 -> inf) is -inf
+    b = _problem("bce", [[2.0**-23]], [[2.0**-12]], "binary", dtype="float16")
+    pol = {"prob_clip": 1e-7, "zero_times_inf": True}
+    assert _ev(b, **pol).grad[0, 0] == pytest.approx(-(2.0**11) + (1 - 2.0**-12) / (1 - 2.0**-23), rel=1e-12)
+    assert _ev(b, log_grad_in_dtype=True, **pol).grad[0, 0] == -np.inf
+    # the sparse path (clip, log, softmax cross-entropy): float16 [1, 2^-23] with label 0, a mean over 64
+    # rows: the gradient reaching log q at class 1 is (1/64) * softmax_1 = 2^-6 * 2^-23 / (1 + 2^-23),
+    # below float16's smallest subnormal 2^-24, so 0, and 0 * (1/2^-23 = inf) is NaN
+    s = _problem(
+        "categorical_ce",
+        np.tile([[1.0, 2.0**-23]], (64, 1)),
+        np.zeros(64, int),
+        "index",
+        dtype="float16",
+        reduction="mean",
+    )
+    sp = {"prob_clip": 1e-7, "renormalize": "after_clip", "log_grad_in_dtype": True}
+    assert np.all(np.isnan(_ev(s, **sp).grad[:, 1]))
+    one = _problem("categorical_ce", [[1.0, 2.0**-23]], [0], "index", dtype="float16", reduction="mean")
+    assert _ev(one, **sp).grad[0, 1] == np.inf  # upstream 1: 2^-23 / (1 + 2^-23) holds as 2^-23, times inf
     got = _ev(p, log_grad_in_dtype=True, log_grad_quotient=True).grad  # the quotient overrides
     assert got[0, 0] == pytest.approx(-0.01 * 2.0**20, rel=1e-15) and got[0, 1] == pytest.approx(-0.99, rel=1e-15)
     conv = R.Convention(log_grad_quotient=True)
@@ -195,6 +247,44 @@ def test_clip_grad_product():
     pol = {"prob_clip": 1e-7, "zero_times_inf": True, "log_grad_quotient": True}
     assert _ev(b, **pol).grad[0, 0] == 0.0
     assert np.isnan(_ev(b, clip_grad_product=True, **pol).grad[0, 0])
+
+
+def test_clip_grad_product_spreads_through_the_renormalisation():
+    # float16 [1, 0] with the target on class 1, renormalised (sum 1) and clipped: class 1 is clipped from
+    # 0 up to 2^-23, where -1/q overflows float16 to -inf. Selected (PyTorch's clamp), the clip gives it 0
+    # and class 0 (q = 1, no target mass) has 0: the renormalisation's (g - sum g q) / 1 is [0, 0].
+    # Multiplied (JAX's clip), 0 * -inf = NaN, and the renormalisation's sum_k g_k q_k meets NaN * 0 = NaN:
+    # the whole row is NaN
+    p = _problem("categorical_ce", [[1.0, 0.0]], [1], "index", dtype="float16")
+    pol = {"renormalize": "before_clip", "prob_clip": 1e-7, "log_grad_quotient": True}
+    assert _ev(p, **pol).grad[0].tolist() == [0.0, 0.0]
+    assert np.all(np.isnan(_ev(p, clip_grad_product=True, **pol).grad[0]))
+
+
+def test_weighted_loss_in_dtype():
+    # float16 log-probabilities -40000 and 40000, class weight 2: the weighted losses 80000 and -80000 are
+    # past float16's 65504, so +inf and -inf, and their sum NaN where the exact sum is 0; a weighted loss
+    # of 2 * 30000 = 60000 fits and keeps its exact value
+    w = np.array([2.0])
+    p = _problem("nll", [[-40000.0], [40000.0]], [0, 0], "index", dtype="float16", class_weight=w, reduction="sum")
+    assert R.evaluate(p).value == 0.0
+    assert np.isnan(_ev(p, weighted_loss_in_dtype=True).value)
+    q = _problem("nll", [[-30000.0], [30000.0]], [0, 0], "index", dtype="float16", class_weight=w, reduction="sum")
+    assert _ev(q, weighted_loss_in_dtype=True).value == 0.0
+
+
+def test_log_softmax_in_dtype_plain_products():
+    # float16 row [-65504, 30]: log-softmax of class 0 is -65534 - log1p(e^-65534), which float16 (largest
+    # finite 65504, ties to inf from 65520) holds as -inf; row [-65000, 30]: -65030 rounds to -65024, finite
+    x = [[-65504.0, 30.0], [-65504.0, 30.0], [-65000.0, 30.0]]
+    p = _problem("softmax_ce", x, np.eye(2)[[1, 0, 0]], "onehot", dtype="float16")
+    exact = _ev(p, zero_times_inf=True).value
+    assert exact[0] == 0.0 and exact[1] == 65534.0 and exact[2] == 65030.0  # 0 * (lse - z_0) in the limit
+    held = _ev(p, zero_times_inf=True, log_softmax_in_dtype=True).value
+    assert np.isnan(held[0]) and held[1] == np.inf and held[2] == 65030.0  # 0 * -inf; 1 * -inf; finite: exact
+    gathered = _problem("softmax_ce", x, [1, 0, 0], "index", dtype="float16")
+    assert _ev(gathered, log_softmax_in_dtype=True).value.tolist() == [0.0, np.inf, 65030.0]  # no products
+    assert _ev(_problem("softmax_ce", x, [1, 0, 0], "index"), log_softmax_in_dtype=True).value[1] == 65534.0
 
 
 def test_reduction_sum_in_dtype():
@@ -389,22 +479,6 @@ def test_loss_in_dtype():
     # 40000 unweighted and weighted by 1: exact
     r = _problem("nll", [[-40000.0]], [0], "index", dtype="float16", reduction="mean", sample_weight=np.array([1.0]))
     assert _ev(r, mean_by="weight_sum", loss_in_dtype=True).value == 40000.0
-
-
-def test_renormalized_in_dtype():
-    # float16 row [1, 2^-23 (x4)]: its sum 1 + 2^-21 rounds to 1, so the quotient 2^-23 is held as 2^-23,
-    # exactly the clip's lower bound (1e-7 in float16 is 2^-23): the clamp passes its gradient, and with the
-    # quotient -1 / 2^-23 = -2^23 overflowing float16 the label's gradient is -inf; the exact quotient
-    # 2^-23 / (1 + 2^-21) is below the bound, clipped, and gets no gradient
-    row = [[1.0] + [2.0**-23] * 4]
-    p = _problem("categorical_ce", row, [4], "index", dtype="float16")
-    conv = {"renormalize": "before_clip", "prob_clip": 1e-7, "log_grad_quotient": True}
-    # the oracle decides the clip on the quotient as the dtype holds it in any case (2^-23 / (1 + 2^-21)
-    # rounds to 2^-23 in float16): the policy adds the sum's own rounding, which this row does not need
-    assert np.array_equal(_ev(p, **conv).grad, _ev(p, **conv, renormalized_in_dtype=True).grad, equal_nan=True)
-    held = _ev(p, **conv, renormalized_in_dtype=True)
-    assert np.isnan(held.grad[0, 4]) and np.all(held.grad[0, :4] == np.inf)  # -inf + inf at the label
-    assert held.value[0] == pytest.approx(-math.log(2.0**-23), rel=1e-12)  # log of the bound either way
 
 
 def test_smoothing_sum_in_dtype():
@@ -634,31 +708,6 @@ def test_frozen_input_no_weight_grad():
     p = _linear(np.array([[1.0, 2.0]]), [0], np.zeros((2, 2)), "sum")
     np.testing.assert_allclose(_ev(p).grad, [0, 0, -0.5, -1, 0.5, 1], atol=1e-15)
     np.testing.assert_allclose(_ev(p, frozen_input_no_weight_grad=True).grad, [0, 0, 0, 0, 0, 0], atol=1e-15)
-
-
-def test_input_in_dtype():
-    # Keras's NumPy backend converts a float64 input to float32: 0.1 rounds to 0.100000001490116, and a
-    # logit of 1e308 is +inf there, so under inf_logit_nan = "row" its row's loss is NaN. Without the
-    # policy, row 1 ([1e308, 0], label 1) is lse - z_1 = 1e308 (finite) and row 0 is log(1 + e^-0.1)
-    x = np.array([[0.1, 0.0], [1e308, 0.0]])
-    p = Problem("t", "softmax_ce", "float64", x, np.array([1, 1]), "index")
-    exact = R.evaluate(p, R.MATH, np.ones(2)).value
-    assert exact[0] == pytest.approx(np.log1p(np.exp(0.1)), rel=1e-15) and exact[1] == pytest.approx(1e308)
-    held = R.evaluate(p, R.Convention(input_in_dtype="float32", inf_logit_nan="row"), np.ones(2)).value
-    z = float(np.float32(0.1))
-    assert z != 0.1 and held[0] == pytest.approx(np.log1p(np.exp(z)), rel=1e-15) and np.isnan(held[1])
-
-
-def test_zero_times_inf_reads_the_log_softmax_the_dtype_holds():
-    # plain products read the log-softmax as the binding holds it: logits [3e38, -3e38] in float32 give
-    # lse - z_1 = 6e38, past float32's range, so inf, and the class without target mass gives 0 * inf =
-    # NaN (label 0); in float64 the same product is 0 * 6e38 = 0 and the loss lse - z_0 = log1p(e^-6e38) = 0
-    x = np.array([[3e38, -3e38]])
-    loss = {}
-    for dtype in ("float32", "float64"):
-        p = Problem("t", "softmax_ce", dtype, x, np.array([[1.0, 0.0]]), "onehot")
-        loss[dtype] = R.evaluate(p, R.Convention(zero_times_inf=True), np.ones(1)).value[0]
-    assert np.isnan(loss["float32"]) and loss["float64"] == 0.0
 
 
 def test_bce_grad_steps_in_dtype():

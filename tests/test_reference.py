@@ -552,6 +552,58 @@ def test_an_ignored_row_contributes_nothing_under_plain_products():
     assert np.array_equal(ev.grad[1], [0.0, 0.0]) and ev.grad[0] == pytest.approx([-0.5, 0.5], rel=1e-15)
 
 
+def test_an_ignored_row_contributes_nothing_under_the_probability_policies():
+    # Keras's sparse loss from probabilities selects an ignored row away (where(valid, y_pred, 0) before the
+    # loss, where(valid, loss, 0) after): whatever the policies' arithmetic on its NaN probabilities gives
+    # (0 / NaN in the log's quotient, a NaN renormalising sum), its loss and gradient are 0. The counted
+    # row [1/4, 3/4] with label 1 keeps its own: loss -log(3/4), gradient -1/q + 1/sum = [1, -1/3]
+    from xentcheck.reference import Convention, evaluate
+
+    p = Problem(
+        case="t",
+        op="categorical_ce",
+        dtype="float32",
+        x=np.array([[np.nan, np.nan], [0.25, 0.75]]),
+        target=np.array([-100, 1]),
+        target_kind="index",
+        ignore_index=-100,
+    )
+    conv = Convention(renormalize="before_clip", prob_clip=1e-7, log_grad_quotient=True, clip_grad_product=True)
+    ev = evaluate(p, conv, np.ones(2))
+    assert ev.value[0] == 0.0 and np.array_equal(ev.grad[0], [0.0, 0.0])
+    assert ev.value[1] == pytest.approx(-np.log(0.75), rel=1e-12)
+    assert ev.grad[1] == pytest.approx([1.0, -1 / 3], rel=1e-12)
+
+
+def test_a_nan_logit_leaves_no_limit_to_take_beside_a_pos_inf():
+    # the +inf limit (all mass on the +inf class) needs every other logit to be a number: a NaN logit has
+    # no value, so the row's loss and gradient are NaN, as in a row without +inf
+    p = _problem("softmax_ce", [[np.inf, np.nan, 1.0], [np.inf, 0.0, 1.0]], [1, 1], "index", reduction="none")
+    ev = R.evaluate(p, R.MATH, np.ones(2))
+    assert np.isnan(ev.value[0]) and np.all(np.isnan(ev.grad[0]))
+    assert ev.value[1] == np.inf and np.array_equal(ev.grad[1], [1.0, -1.0, 0.0])  # the limit
+
+
+def test_the_clip_sees_the_renormalised_probability_as_the_dtype_holds_it():
+    # float16 [2^-23, 1], the target on class 0: the sum 1 + 2^-23 is 1 in float16, so the binding's
+    # renormalised q_0 is 2^-23, the clip's lower bound (1e-7 rounded to float16): the clip passes its
+    # gradient, -1 / 2^-23 = -2^23, which overflows float16 (log_grad_quotient) to -inf, and the
+    # renormalisation's (g - sum_k g_k q_k) / r gives -inf - -inf = NaN at class 0 and 0 + inf at class 1.
+    # The exact q_0 = 2^-23 / (1 + 2^-23) is below the bound: clipped, it would pass no gradient at all
+    from xentcheck.reference import Convention, evaluate
+
+    p = Problem(
+        case="t",
+        op="categorical_ce",
+        dtype="float16",
+        x=np.array([[2.0**-23, 1.0]]),
+        target=np.array([0]),
+        target_kind="index",
+    )
+    g = evaluate(p, Convention(renormalize="before_clip", prob_clip=1e-7, log_grad_quotient=True), np.ones(1)).grad
+    assert np.isnan(g[0, 0]) and g[0, 1] == np.inf
+
+
 def test_a_question_asked_again_is_answered_alike_and_the_answer_is_the_callers_own():
     p = _problem("softmax_ce", [[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], [2, 0], "index", reduction="none")
     cot = np.array([0.5, -2.0])

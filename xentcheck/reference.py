@@ -109,12 +109,10 @@ def _softmax_ce(
     plain_product: bool = False,
     unit_target_sum: bool = False,
     summed: np.ndarray | None = None,
-    held: str | None = None,
 ):
     """l = sum_c a_c (lse(z) - z_c) and its gradient (sum a) p - a, per row, with error scales.
     ``summed``: the classes the binding's sum runs over (a ``where`` mask), where a plain product
-    applies; the others are left out of the sum. ``held``: the dtype a plain product's log-softmax is
-    held in (past its range it is -inf, and 0 * -inf is NaN)."""
+    applies; the others are left out of the sum."""
     m = np.max(z, axis=-1, keepdims=True)
     m_safe = np.where(np.isfinite(m), m, 0.0)  # all -inf or +inf rows: let inf/NaN arise naturally
     e = np.exp(z - m_safe)
@@ -134,12 +132,8 @@ def _softmax_ce(
     nll = np.where(np.any(np.isnan(z), axis=-1, keepdims=True), np.nan, nll)
     on = a != 0
     terms = _where0(on, a * nll)
-    if plain_product:
-        # the binding multiplies the log-softmax it holds: where lse - z_c is past the dtype's range (a
-        # logit near the dtype's most negative value beside one near its largest) that is inf
-        held_nll = nll if held is None else np.where(np.isnan(nll), nll, round_to(nll, held))
-        held_nll = np.where(np.isinf(held_nll), held_nll, nll)  # in range: the exact value, as before
-        terms = a * held_nll if summed is None else np.where(summed, a * held_nll, terms)
+    if plain_product:  # (the log-softmax as the dtype holds it, past its range: log_softmax_in_dtype)
+        terms = a * nll if summed is None else np.where(summed, a * nll, terms)
     loss = np.sum(terms, axis=-1)
     asum = np.ones_like(k, dtype=np.float64) if unit_target_sum else np.sum(a, axis=-1, keepdims=True)
     p = np.exp(-nll)
@@ -214,14 +208,17 @@ def _sequential_sum(v: np.ndarray, dtype: str, axis: int | None = None) -> np.nd
     return total
 
 
-def _clip_factor(conv: Convention, q: np.ndarray, lo: float, hi: float, dtype: str) -> np.ndarray:
+def _clip_factor(
+    conv: Convention, q: np.ndarray, lo: float, hi: float, dtype: str, held: np.ndarray | None = None
+) -> np.ndarray:
     """What the clip's gradient multiplies the upstream gradient by at each unclipped ``q``: 1 inside the
     bounds, 0 outside (selected: an overflowed upstream there still gives 0); under
     ``clip_grad_product`` JAX's maximum/minimum factor, 1/2 where ``q`` as the dtype holds it (a
-    renormalised 0.99955 is 1 in bfloat16) equals a bound, and a product (0 * inf = NaN)."""
-    # the binding compares q as it holds it, in the dtype, with the bounds: a renormalised 0.99999989
-    # is 1 - 2^-23 in float32, the upper bound itself, inside the clip
-    held = round_to(q, dtype)
+    renormalised 0.99955 is 1 in bfloat16) equals a bound, and a product (0 * inf = NaN).
+    ``held``: ``q`` as the binding holds it where that is not ``q`` rounded to ``dtype`` (a
+    renormalisation by a sum the dtype rounded): the clip compares that with its bounds (a renormalised
+    0.99999989 is 1 - 2^-23 in float32, the upper bound itself, inside the clip)."""
+    held = round_to(q, dtype) if held is None else held
     inside = (held >= lo) & (held <= hi)
     if not conv.clip_grad_product:
         return inside
@@ -257,20 +254,21 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, 
     the policies' constants; ``upstream``: the gradient reaching each row's loss, read by
     ``log_grad_quotient``; ``input_dtype``: the input's, read by ``renormalize_sum_in_dtype``)."""
     steps = []  # (kind, data) in forward order, for the backward pass
-    q = p
+    q, held = p, None
     if conv.renormalize == "before_clip":
         r = np.sum(q, axis=-1, keepdims=True)
         q = q / r
         steps.append(("renorm", (q, r)))
+        # the clip sees the quotient by the sum as the dtype holds it: [2^-23, 1] in float16 sums to 1, so
+        # 2^-23 sits on the clip's lower bound (its gradient passes) where the exact 2^-23 / (1 + 2^-23) is
+        # below it (clipped, no gradient)
+        hd = input_dtype or dtype
+        held = round_to(p / round_to(r, hd), hd)
         if conv.renormalize_sum_in_dtype:  # values: the sum and the quotients as the dtype holds them
-            held = input_dtype or dtype
-            q = round_to(p / _sequential_sum(p, held, axis=-1)[..., None], held)
-        elif conv.renormalized_in_dtype:  # the quotients as the dtype holds them, of a correctly rounded sum
-            held = input_dtype or dtype
-            q = round_to(p / round_to(np.sum(p, axis=-1, keepdims=True), held), held)
+            q = held = round_to(p / _sequential_sum(p, hd, axis=-1)[..., None], hd)
     if conv.prob_clip is not None:
         lo, hi = _clip_bounds(conv, dtype)
-        inside = _clip_factor(conv, q, lo, hi, dtype)
+        inside = _clip_factor(conv, q, lo, hi, dtype, held)
         q = np.clip(q, lo, hi)
         steps.append(("clip", inside))
     if conv.renormalize == "after_clip":
@@ -301,14 +299,23 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, 
             gs = _where0(data != 0, gs)
         else:  # q = v / sum(v): g_in = (g_out - sum_k g_out_k q_k) / sum(v)
             qn, r = data
-            dot = np.sum(_where0(qn != 0, grad * qn), axis=-1, keepdims=True)
+            # sum_k g_k q_k: where q_k = 0 the exact limit drops the term; a binding that multiplies
+            # (clip_grad_product: JAX) forms NaN * 0 = NaN from its clip's 0 * inf and spreads it
+            prod = grad * qn
+            dot = np.sum(prod if conv.clip_grad_product else _where0(qn != 0, prod), axis=-1, keepdims=True)
             grad = (grad - dot) / r
             if conv.log_grad_in_dtype and conv.renormalize == "after_clip":
                 # Keras's sparse path: softmax cross-entropy on log q, whose gradient g_log = q grad
                 # reaches q as g_log * (1/q) with the reciprocal in the dtype (inf below 2^-16 in float16)
                 qin = qn * r
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    grad = (grad * qin) * round_to(1 / qin, dtype)
+                    g_log = grad * qin
+                    if upstream is not None:
+                        # TensorFlow's upstream * (softmax - onehot) is held in the dtype: below float16's
+                        # smallest subnormal it is 0, and 0 * (1/q = inf) is NaN
+                        u = np.broadcast_to(upstream[..., None], g_log.shape)
+                        g_log = np.where(u != 0, round_to(u * g_log, dtype) / np.where(u != 0, u, 1.0), g_log)
+                    grad = g_log * round_to(1 / qin, dtype)
             # the renormalisation may run in log space (Keras: a softmax of log q), rounding each log q
             ga = (ga + np.abs(dot) * (1 + np.abs(np.log(np.where(qn > 0, qn, 1.0))))) / r
             gs = gs / r + p.shape[-1] * np.abs(dot) / r
@@ -492,8 +499,7 @@ def _softmax_formula(flow: Flow) -> None:
         x = np.where(p.where, x, -np.inf)
         if conv.where_excluded_target == "dropped":
             a = np.where(p.where, a, 0.0)
-    held = conv.input_in_dtype or conv.constants_dtype(p.dtype)
-    out = _softmax_ce(x, a, flow.plain, bool(conv.grad_unit_target_sum), p.where, held)
+    out = _softmax_ce(x, a, flow.plain, bool(conv.grad_unit_target_sum), p.where)
     if p.where is not None:
         out = _where_classes(p, conv, a, *out)
     if flow.plain and p.ignore_index is not None:
@@ -764,7 +770,11 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
             vscale = (np.sum(va) / abs(d), np.sum(vs) / abs(d) + n * np.sum(np.abs(loss)) / abs(d))
             if problem.reduction == "mean" and conv.mean_by == "weight_sum":
                 divisor_terms = int(np.size(per_example_weight(problem)))
-    if conv.log_grad_quotient or conv.bce_grad_steps_in_dtype:
+    if (
+        conv.log_grad_quotient
+        or conv.bce_grad_steps_in_dtype
+        or (conv.log_grad_in_dtype and conv.renormalize == "after_clip")
+    ):
         # the formula's rounding depends on the upstream gradient: run it with it (the kernel's own, before
         # the weights and the mean, under bce_grad_steps_in_dtype = "cotangent")
         up = output_grad if conv.bce_grad_steps_in_dtype == "cotangent" else _upstream(flow, c)
