@@ -303,3 +303,13 @@ def test_beyond_float32_range():
     assert c.beyond_float32_range(_p([[-3.5e38, 0.0]], [0], dtype="float64"))  # -inf in float32
     assert not c.beyond_float32_range(_p([[3.4e38, 0.0]], [0], dtype="float64"))  # float32 holds it
     assert not c.beyond_float32_range(_p([[INF, 0.0]], [0], dtype="float64"))  # not finite
+
+
+def test_every_property_is_in_the_registry_docs():
+    # docs/expectations.md's table of the properties a `when` may name lists each one (a property nobody can
+    # find is one nobody uses)
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "expectations.md").read_text()
+    missing = [name for name in c.PROPERTIES if f"| `{name}` |" not in text]
+    assert not missing, f"docs/expectations.md's property table lacks {missing}"
