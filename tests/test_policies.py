@@ -539,6 +539,10 @@ def test_label_sum_in_float32():
     q = _problem("sigmoid_bce", [[-3e38, -3e38]], [[1.0, 1.0]], "binary", dtype="float32")
     assert _ev(q, mean_last_axis=True, sum_in_dtype=True, label_sum_in_float32=True).value[0] == np.inf
     assert _ev(p, mean_last_axis=True, label_sum_in_float32=True).value[0] == 40000.0  # alone: no effect
+    # float64 is held in float32 too (Keras's PyTorch backend): 6e38 overflows there, not in float64
+    d = _problem("sigmoid_bce", [[-3e38, -3e38]], [[1.0, 1.0]], "binary", dtype="float64")
+    assert _ev(d, mean_last_axis=True, sum_in_dtype=True).value[0] == pytest.approx(3e38)
+    assert _ev(d, mean_last_axis=True, sum_in_dtype=True, label_sum_in_float32=True).value[0] == np.inf
 
 
 def test_upcast_half():

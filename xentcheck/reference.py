@@ -625,7 +625,7 @@ def _mean_last_axis(flow: Flow) -> None:
         vsc, gsc = flow.vsc, flow.gsc
         if flow.conv.sum_in_dtype:  # the class sum held in the dtype, then divided
             held = flow.problem.dtype
-            if flow.conv.label_sum_in_float32 and held in ("float16", "bfloat16"):
+            if flow.conv.label_sum_in_float32 and held in ("float16", "bfloat16", "float64"):
                 held = "float32"
             with np.errstate(over="ignore"):
                 flow.loss = round_to(np.sum(flow.loss, axis=-1), held) / k
