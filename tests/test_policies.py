@@ -729,3 +729,18 @@ def test_bce_grad_steps_in_dtype():
     w = replace(p, class_weight=np.array([0.5]))
     weighted = R.evaluate(w, replace(floor, bce_grad_steps_in_dtype="cotangent"), cot).grad[0, 0]
     assert weighted == pytest.approx(0.5 * 0.8798828125, rel=1e-12)
+
+
+def test_sigmoid_quotient_steps_in_dtype():
+    # bfloat16 z = 5.78125: exp(z) = 324.1 rounds to 324, 1 + 324 = 325 is a tie between 324 and 326 that
+    # rounds to 324 (even), so p = 324 / 324 = 1, where the correctly rounded sigmoid 0.99692 is 1 - 2^-8:
+    # with t = 0, log(1 - 1) = -inf (the clip's upper bound is 1 in bfloat16), an infinite loss where the
+    # correctly rounded probability gives -log(2^-8) = 8 log 2. z = 5.75: exp(z) = 314.19 -> 314, 315 ties
+    # to 316, 314 / 316 = 0.99367 -> 1 - 2^-7: below the correctly rounded 1 - 2^-8 (not monotonic), a loss
+    # of 7 log 2. exp(100) overflows bfloat16: p is 1, as correctly rounded
+    conv = {"probabilities_dtype": "input", "prob_clip": 1e-7}
+    p = _problem("sigmoid_bce", [[5.78125, 5.75, 100.0]], [[0.0, 0.0, 1.0]], "binary", dtype="bfloat16")
+    exact = _ev(p, **conv).value[0]
+    assert exact[0] == pytest.approx(8 * math.log(2), rel=1e-12) and exact[1] == pytest.approx(8 * math.log(2))
+    held = _ev(p, **conv, sigmoid_quotient_steps_in_dtype=True).value[0]
+    assert held[0] == np.inf and held[1] == pytest.approx(7 * math.log(2), rel=1e-12) and held[2] == exact[2]

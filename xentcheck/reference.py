@@ -440,6 +440,9 @@ def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: st
         p = round_to(np.exp(-_softplus(-z)), dtype)  # sigmoid(z), as _sigmoid_bce forms it
         if conv.sigmoid_steps_in_dtype:  # 1 / (1 + exp(-z)), each step rounded to the dtype
             p = round_to(1 / round_to(1 + round_to(np.exp(-z), dtype), dtype), dtype)
+        if conv.sigmoid_quotient_steps_in_dtype:  # exp(z) / (1 + exp(z)), each step rounded; 1 past exp's range
+            e = round_to(np.exp(z), dtype)
+            p = np.where(np.isinf(e), 1.0, round_to(e / round_to(1 + e, dtype), dtype))
         loss, gp, (va, vs), (ga, gs) = _bce(p, a, conv, cdtype, upstream=upstream)
         d = p * (1 - p)
         g = gp * d
