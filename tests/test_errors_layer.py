@@ -245,6 +245,29 @@ def test_int_truncated_accepts_only_the_floor_or_the_ceiling(tmp_path):
     assert _check(Returning(off), "int_binary_targets", "sigmoid_bce", registry=reg).outcome == "fail"
 
 
+def test_int_truncated_of_a_label_mean_truncates_each_label(tmp_path):
+    # F.multilabel_soft_margin_loss compiled on integer logits: each label's term is cast to int64, their
+    # integer sum divided by the labels' count (Inductor, torch 2.13.0): row [2, -1, 3] with targets
+    # [1, 0, 1] has terms softplus(-2), softplus(-1), softplus(-3) = 0.127, 0.313, 0.049, all truncated to
+    # 0; row [-3, 4, 0] with [1, 0, 1]: 3.049, 4.018, 0.693 -> 3, 4, 0: a mean of 7 / 3
+    from xentcheck.check import Verdict
+    from xentcheck.invalid_input import Returned, _int_truncated
+
+    x, t = np.array([[2.0, -1.0, 3.0], [-3.0, 4.0, 0.0]]), np.array([[1.0, 0.0, 1.0], [1.0, 0.0, 1.0]])
+    p = Problem(case="t", op="sigmoid_bce", dtype="float32", x=x, target=t, target_kind="binary")
+    conv = R.Convention(mean_last_axis=True)
+    ev = R.evaluate(p, conv, np.ones(2))
+    entry = _entry(tmp_path, "np.sigmoid_bce", "int_binary_targets", '{ invalid_targets = "int_truncated" }').entries[0]
+
+    def verdict(got):
+        r = Returned(p, np.asarray(got, float), ev, "float32", conv, entry, "int_truncated", "t", Verdict("fail"))
+        return _int_truncated(r).outcome
+
+    assert verdict([0.0, np.float32(7 / 3)]) == "deviation"
+    assert verdict(np.trunc(ev.value)) == "fail"  # the whole mean truncated: [0, 2], not this binding's form
+    assert verdict([0.0, 2.0]) == "fail"
+
+
 def test_the_error_input_table_pins_the_exception_type(tmp_path):
     # the honest implementation raises ValueError("label out of range") for an out-of-range label
     ok = _entry(tmp_path, "np.softmax_ce", "label_out_of_range", '{ raises = "ValueError", message = "out of range" }')

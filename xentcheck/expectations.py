@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 # invalid_targets: what a binding documents for invalid input instead of raising ("nan": an out-of-range
 # label's row is NaN; "wrap": a negative label counts from the end, as NumPy indexing does;
 # "broadcast": a dense target of another shape is broadcast against the input, elementwise;
-# "int_truncated": with integer targets, the loss is returned cast to integers, truncated toward 0;
+# "int_truncated": with integer inputs, the loss is returned cast to integers, truncated toward 0 (a loss
+# averaged over its labels: each label's term truncated, then averaged);
 # "zero": an out-of-range label one-hot encodes to a row of zeros, so its loss is 0;
 # "first_entries": an array longer than its axis (class weights of another length than the classes) is
 # used up to the axis's length, the rest ignored: the well-formed problem's loss;

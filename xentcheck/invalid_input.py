@@ -21,7 +21,7 @@ from .compare import compare
 from .exception_text import one_line, raised_at
 from .expectations import Expectation
 from .messages import as_documented, expectation, no_longer_happens
-from .problem import Problem
+from .problem import Problem, unit_roundoff
 from .protocol import Adapter, Binding, ContractError, run_binding
 from .tolerance import bound
 
@@ -225,10 +225,23 @@ def _wrong_shape(r: Returned) -> Verdict:
 
 
 def _int_truncated(r: Returned) -> Verdict:
-    """The loss computed, then cast to the integer target's dtype: truncated toward zero. Where the exact
-    loss is within its bound of an integer, rounding may put it on either side, so the floor or the
-    ceiling is accepted there: only those two integers, never any value."""
-    ev, got = r.ev, r.got
+    """The loss computed, then cast to the integer dtype: truncated toward zero. Where the exact loss is
+    within its bound of an integer, rounding may put it on either side, so the floor or the ceiling is
+    accepted there: only those two integers, never any value. A binary loss averaged over its labels
+    (``mean_last_axis``, unweighted and unreduced: ``F.multilabel_soft_margin_loss``) truncates each
+    label's term and divides their integer sum: the mean of the truncated terms."""
+    p, ev, got = r.problem, r.ev, r.got
+    per_label = r.conv.mean_last_axis and not p.categorical and p.reduction == "none"
+    if per_label and p.class_weight is None and p.sample_weight is None and p.pos_weight is None:
+        terms, _, scale, _ = reference.unreduced(p, replace(r.conv, mean_last_axis=False))
+        near = np.abs(terms - np.round(terms)) <= bound(scale, r.dtype)
+        lo = np.mean(np.where(near, np.floor(terms), np.trunc(terms)), axis=-1)
+        hi = np.mean(np.where(near, np.ceil(terms), np.trunc(terms)), axis=-1)
+        # the quotient rounded to the dtype the binding returns it in (a float16 2/3 is 0.6665)
+        slack = 2 * unit_roundoff(p.dtype) * np.maximum(np.abs(lo), np.abs(hi))
+        ok = bool(np.all((got >= lo - slack) & (got <= hi + slack)))
+        what = "each label's term truncated to integers, then averaged"
+        return r.settle(ok, f"{expectation(r.entry.id)} says {what} for {r.what}: {r.garbage}")
     near = np.abs(ev.value - np.round(ev.value)) <= bound(ev.value_scale, r.dtype)
     either = (got == np.floor(ev.value)) | (got == np.ceil(ev.value))
     ok = bool(np.all((got == np.trunc(ev.value)) | (near & either)))
