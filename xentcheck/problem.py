@@ -106,6 +106,13 @@ def round_to(a: np.ndarray, dtype: str) -> np.ndarray:
         return np.asarray(a, dtype=np.float64).astype(numpy_dtype(dtype)).astype(np.float64)
 
 
+def overflowed(a: np.ndarray, dtype: str) -> np.ndarray:
+    """``a`` with every finite value beyond ``dtype``'s range as the +-inf that correct rounding gives
+    there, every other value as it is (only the overflow of a value the dtype holds, not its rounding)."""
+    r = round_to(a, dtype)
+    return np.where(np.isinf(r) & np.isfinite(a), r, a)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One materialised input for one op.

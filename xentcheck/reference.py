@@ -23,7 +23,7 @@ import numpy as np
 
 from . import policies
 from .policies import Flow
-from .problem import Problem, round_to
+from .problem import Problem, overflowed, round_to
 from .stable import softplus as _softplus
 from .stable import where0 as _where0
 
@@ -582,12 +582,6 @@ def _hooks(flow: Flow, stage: str) -> None:
             policy.hook(flow)
 
 
-def _overflowed(loss: np.ndarray, dtype: str) -> np.ndarray:
-    """``loss`` where ``dtype`` holds it finitely, the +-inf it rounds to where it passes the dtype's range."""
-    r = round_to(loss, dtype)
-    return np.where(np.isinf(r) & np.isfinite(loss), r, loss)
-
-
 def _class_weighted(flow: Flow) -> None:
     """A binary op's elementwise class weight (broadcast on the class axis), applied to each label's
     term before any mean over the labels; under ``loss_in_dtype`` the unweighted loss as the dtype
@@ -595,7 +589,7 @@ def _class_weighted(flow: Flow) -> None:
     p = flow.problem
     held = flow.conv.constants_dtype(p.dtype) if flow.conv.loss_in_dtype else None
     if held:  # the unweighted loss as the dtype holds it: past its largest value, inf
-        flow.loss = _overflowed(flow.loss, held)
+        flow.loss = overflowed(flow.loss, held)
     if p.class_weight is not None and not p.categorical:
         cw = p.class_weight
         flow.loss, flow.grad = flow.loss * cw, flow.grad * cw
@@ -618,7 +612,7 @@ def _sample_weighted(flow: Flow) -> None:
         swg = sw.reshape(sw.shape + (1,) * (flow.grad.ndim - sw.ndim))  # the gradient keeps the class axis
         flow.grad, flow.gsc = flow.grad * swg, (flow.gsc[0] * np.abs(swg), flow.gsc[1] * np.abs(swg))
     if held:  # and the weighted one
-        flow.loss = _overflowed(flow.loss, held)
+        flow.loss = overflowed(flow.loss, held)
 
 
 def _mean_last_axis(flow: Flow) -> None:
@@ -763,7 +757,7 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
                 # Keras's apply_mask: each counted loss weighted by total / valid, the sum divided by total
                 terms, d_sum = loss * (loss.size / d), np.float64(loss.size)
                 if conv.loss_in_dtype:
-                    terms = _overflowed(terms, conv.constants_dtype(problem.dtype))
+                    terms = overflowed(terms, conv.constants_dtype(problem.dtype))
             total = _sequential_sum(terms, problem.dtype) if conv.reduction_sum_in_dtype else np.sum(terms)
             if conv.sum_in_dtype:  # the batch sum held in the dtype: past its largest value it is inf
                 total = round_to(total, problem.dtype)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["softplus", "where0"]
+__all__ = ["neg_log_softmax", "softplus", "where0"]
 
 
 def where0(cond: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -17,3 +17,11 @@ def where0(cond: np.ndarray, value: np.ndarray) -> np.ndarray:
 def softplus(x: np.ndarray) -> np.ndarray:
     """``log(1 + e^x)`` without overflow for large ``x`` or loss of digits for very negative ``x``."""
     return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def neg_log_softmax(z: np.ndarray) -> np.ndarray:
+    """``lse(z) - z_c`` along the last axis, shifted by each row's maximum; a row whose maximum is not
+    finite (a +inf, or every logit -inf) is left to give inf or NaN as IEEE arithmetic does."""
+    m = np.max(z, axis=-1, keepdims=True)
+    m_safe = np.where(np.isfinite(m), m, 0.0)
+    return m_safe + np.log(np.sum(np.exp(z - m_safe), axis=-1, keepdims=True)) - z

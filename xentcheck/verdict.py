@@ -21,19 +21,12 @@ from .compare import Comparison, compare
 from .exception_text import one_line
 from .expectations import Expectation
 from .messages import UPDATE_REGISTRY, as_documented, expectation, no_longer_happens
-from .problem import Problem, round_to, unit_roundoff
+from .problem import Problem, overflowed, unit_roundoff
 from .protocol import Binding
 from .tolerance import bound, compute_dtype
 
 #: the dtypes by the range they hold, narrowest first
 _RANGE_ORDER = ["float16", "bfloat16", "float32", "float64"]
-
-
-def overflowed(exp: np.ndarray, dtype: str) -> np.ndarray:
-    """``exp`` with every value beyond ``dtype``'s range as the +-inf that correct rounding gives there."""
-    with np.errstate(over="ignore"):
-        r = round_to(exp, dtype)
-    return np.where(np.isinf(r) & np.isfinite(exp), r, exp)
 
 
 def documented_differs(

@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..problem import round_to
+from ..stable import neg_log_softmax
 from ._policy import Flow, Policy
 
 
@@ -11,10 +12,7 @@ def _held(flow: Flow) -> None:
         return
     p, z, a = flow.problem, flow.x, flow.a  # z: the logits the formula took (a where mask applied)
     dtype = flow.conv.constants_dtype(p.dtype)
-    m = np.max(z, axis=-1, keepdims=True)
-    m_safe = np.where(np.isfinite(m), m, 0.0)
-    lse = m_safe + np.log(np.sum(np.exp(z - m_safe), axis=-1, keepdims=True))
-    nll = lse - z  # -log_softmax, exact (a +inf or all -inf row gives inf/NaN here and is left alone)
+    nll = neg_log_softmax(z)  # exact (a +inf or all -inf row gives inf/NaN here and is left alone)
     over = np.isfinite(nll) & np.isinf(round_to(nll, dtype))  # the log-probability the dtype holds is -inf
     if p.where is not None:
         over &= p.where

@@ -1,17 +1,14 @@
 """The logits converted to a narrower dtype before the loss: a logit beyond its range is +-inf there."""
 
-import numpy as np
-
-from ..problem import round_to
+from ..problem import overflowed
 from ._policy import Flow, Policy
 
 
 def _converted(flow: Flow) -> None:
     if flow.problem.op not in ("softmax_ce", "sigmoid_bce"):
         return
-    held = round_to(flow.x, flow.conv.logits_dtype)
     # only the overflow: the rounding of the other logits is the compute dtype's (an entry's compute_dtype)
-    flow.x = np.where(np.isinf(held) & np.isfinite(flow.x), held, flow.x)
+    flow.x = overflowed(flow.x, flow.conv.logits_dtype)
 
 
 POLICY = Policy(

@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..problem import round_to
+from ..stable import neg_log_softmax
 from ._policy import Flow, Policy
 
 
@@ -12,9 +13,7 @@ def _held(flow: Flow) -> None:
         return
     z, dtype = flow.x, flow.conv.constants_dtype(p.dtype)
     w = p.class_weight if p.class_weight is not None else np.ones(p.num_classes)
-    m = np.max(z, axis=-1, keepdims=True)
-    m_safe = np.where(np.isfinite(m), m, 0.0)
-    nll = m_safe + np.log(np.sum(np.exp(z - m_safe), axis=-1, keepdims=True)) - z  # -log_softmax, exact
+    nll = neg_log_softmax(z)  # -log_softmax, exact
     counted = p.valid_mask()
     s = np.where(counted, np.sum(w * nll, axis=-1), 0.0)  # the smoothing term's sum, before eps / C
     over = np.isfinite(s) & np.isinf(round_to(s, dtype))
