@@ -74,6 +74,25 @@ def test_exp_sum_in_dtype():
     assert v[0] == 0.0 and v[1] == pytest.approx(math.log(2), rel=1e-15)
 
 
+def test_softmax_sum_in_dtype():
+    # float32, logits [17, 0, 0, 0]: each small term exp(-17) = 4.1e-8 is below half an ulp of 1 (2^-24), so
+    # summed in class order from the 1 the sum stays 1 and the largest probability is exactly 1 (its loss
+    # 0); correctly rounded it is 1 / (1 + 3 exp(-17)) -> 1 - 2^-23, a loss of 2^-23 (to 1e-7)
+    y = [[1.0, 0.0, 0.0, 0.0]]
+    p = _problem("softmax_ce", [[17.0, 0.0, 0.0, 0.0]], y, "onehot", dtype="float32")
+    via = {"probabilities_dtype": "input"}
+    assert _ev(p, **via).value[0] == pytest.approx(2.0**-23, rel=1e-7)
+    assert _ev(p, softmax_sum_in_dtype=True, **via).value[0] == 0.0
+    # the largest logit last: the three small terms add up first, past half an ulp, so the sum is 1 + 2^-23
+    # and the probability 1 - 2^-23, as correctly rounded
+    q = _problem("softmax_ce", [[0.0, 0.0, 0.0, 17.0]], [[0.0, 0.0, 0.0, 1.0]], "onehot", dtype="float32")
+    assert _ev(q, softmax_sum_in_dtype=True, **via).value[0] == _ev(q, **via).value[0]
+    # with the clip at 1 - 1e-7 (1 - 2^-23 in float32) the probability of 1 is cut: no gradient at all
+    clipped = {"renormalize": "before_clip", "prob_clip": 1e-7, "renormalize_sum_in_dtype": True, **via}
+    assert np.array_equal(_ev(p, softmax_sum_in_dtype=True, **clipped).grad, [[0.0, 0.0, 0.0, 0.0]])
+    assert _ev(p, **clipped).grad[0, 0] < 0  # correctly rounded, 1 - 2^-23 sits on the bound and passes
+
+
 def test_grad_denominator_floor():
     p = _problem("bce", [[0.0]], [[1.0]], "binary")
     assert _ev(p).grad[0, 0] == -np.inf  # -t / p

@@ -429,7 +429,14 @@ def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: st
     with np.errstate(all="ignore"):
         if categorical:
             e = np.exp(z - np.max(z, axis=-1, keepdims=True))
-            p = round_to(e / np.sum(e, axis=-1, keepdims=True), dtype)
+            if conv.softmax_sum_in_dtype:  # each term and partial sum rounded, in class order
+                e = round_to(e, dtype)
+                total = np.zeros(e.shape[:-1] + (1,))
+                for k in range(e.shape[-1]):  # sequential on purpose: that is the policy
+                    total = round_to(total + e[..., k : k + 1], dtype)
+            else:
+                total = np.sum(e, axis=-1, keepdims=True)
+            p = round_to(e / total, dtype)
             loss, gp, (va, vs), (ga, gs) = _categorical_ce(p, a, conv, cdtype, upstream)
             va = va + np.sum(np.abs(p) * ga, axis=-1)
             # d softmax: g_z = p (g_p - sum_k p_k g_p,k)
