@@ -93,6 +93,23 @@ def test_softmax_sum_in_dtype():
     assert _ev(p, **clipped).grad[0, 0] < 0  # correctly rounded, 1 - 2^-23 sits on the bound and passes
 
 
+def test_lost_label_nan():
+    # float16 holds no integer above 65519: label 70000 becomes inf, no class; under lost_label_nan its
+    # row's target is NaN (XLA's sparse kernel), so its loss and gradient are NaN and the other row exact
+    c = 70001
+    p = _problem("softmax_ce", np.zeros((2, c)), [70000, 1], "index", dtype="float16")
+    ev = _ev(p, labels_in_dtype=True, lost_label_nan=True)
+    assert np.isnan(ev.value[0]) and ev.value[1] == pytest.approx(math.log(c), rel=1e-15)
+    assert np.all(np.isnan(ev.grad[0])) and np.all(np.isfinite(ev.grad[1]))
+    # from probabilities, clipped to [1e-7, 1 - 1e-7] before an after-clip renormalisation (TensorFlow's
+    # sparse path): the clip selects 0 for the classes it holds, so only the two probabilities inside get NaN
+    q = np.zeros((1, c))
+    q[0, :2] = 0.5
+    p = _problem("categorical_ce", q, [70000], "index", dtype="float16")
+    g = _ev(p, labels_in_dtype=True, lost_label_nan=True, prob_clip=1e-7, renormalize="after_clip").grad[0]
+    assert np.all(np.isnan(g[:2])) and np.array_equal(g[2:], np.zeros(c - 2))
+
+
 def test_grad_denominator_floor():
     p = _problem("bce", [[0.0]], [[1.0]], "binary")
     assert _ev(p).grad[0, 0] == -np.inf  # -t / p

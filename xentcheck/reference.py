@@ -647,6 +647,8 @@ def _pipeline(problem: Problem, conv: Convention, upstream: np.ndarray | None = 
     with np.errstate(all="ignore"):
         _hooks(flow, "inputs")
         flow.y = _smoothed(flow.problem, flow.problem.dense_target(), flow.smoothing_classes)
+        if flow.lost_rows is not None:  # lost_label_nan: the row of a label the dtype lost is NaN
+            flow.y = np.where(flow.lost_rows[..., None], np.nan, flow.y)
         _FORMULAS[flow.problem.op](flow)
         _hooks(flow, "after")
         _class_weighted(flow)

@@ -49,6 +49,9 @@ class Flow:
     #: cotangent or the mean's 1/N, through the weights and the last-axis mean); None: 1. Only policies
     #: whose rounding depends on it read it (``log_grad_quotient``)
     upstream: np.ndarray | None = None
+    #: the rows whose label the dtype could not hold (``labels_in_dtype``: it became inf), where
+    #: ``lost_label_nan`` says the binding fills their target with NaN; None: no such row
+    lost_rows: np.ndarray | None = None
 
     def formed(self, *ops: str) -> bool:
         """Whether the loss is one of ``ops`` formed by its own formula (not through probabilities)."""

@@ -17,7 +17,10 @@ def _round_labels(flow: Flow) -> None:
     # a label the dtype cannot hold becomes inf (float16 above 65519): cast back, it is no class, and
     # a one-hot encoding of it is a row of zeros, whose loss is 0 (as a planted invalid label's)
     lost = ~np.isfinite(rounded) & ~problem.ignored_rows()
-    if np.any(lost) and flow.conv.one_hot_products and problem.invalid_target is None:
+    if np.any(lost) and flow.conv.lost_label_nan:  # the row's loss is NaN: any class stands in for it
+        flow.lost_rows = lost
+        rounded = np.where(lost, 0, rounded)
+    elif np.any(lost) and flow.conv.one_hot_products and problem.invalid_target is None:
         rounded = np.where(lost, problem.num_classes, rounded)
         problem = replace(problem, invalid_target=problem.num_classes)
     flow.problem = replace(problem, target=rounded.astype(np.int64))
