@@ -21,6 +21,8 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
+
 #: lowerings served by one shared context before a fresh one replaces it
 RENEW_EVERY = 1000
 
@@ -81,3 +83,18 @@ def mlir_context() -> str:
             f"(XENTCHECK_JAX_SHARED_CONTEXT=off: one per lowering)"
         )
     return "one MLIR context per lowering (JAX's own)"
+
+
+def host_array(a, dtype) -> np.ndarray:
+    """``a`` as a NumPy array of ``dtype`` as JAX holds it (int64 and float64 are 32-bit without x64),
+    cast on the host: handed to ``jax.device_put`` it is put on the device as it is, where
+    ``jnp.asarray(a, dtype)`` would compile a convert_element_type for its shape."""
+    import jax
+
+    return np.asarray(a).astype(jax.dtypes.canonicalize_dtype(dtype))
+
+
+def ones_like(y) -> np.ndarray:
+    """Ones of ``y``'s shape and dtype on the host (a cotangent): ``jnp.ones_like`` compiles a broadcast
+    for every shape."""
+    return np.ones(np.shape(y), dtype=y.dtype)

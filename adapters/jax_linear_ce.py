@@ -23,13 +23,16 @@ import optax
 from xentcheck.problem import Problem
 
 from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs
+from .jax_config import host_array, ones_like
 
 
 def _classifier(x, p: Problem) -> tuple:
     """W and the bias (None without one) in ``x``'s dtype, as the binding receives them (the errors
     layer's malformed W or bias)."""
     wm, bias = p.handed_linear()
-    return jnp.asarray(wm, dtype=x.dtype), None if bias is None else jnp.asarray(bias, dtype=x.dtype)
+    # cast on the host (jnp.asarray casts on the device, compiling a convert per shape; the values are
+    # the dtype's already)
+    return jax.device_put(host_array(wm, x.dtype)), None if bias is None else jax.device_put(host_array(bias, x.dtype))
 
 
 def _step(loss: Callable) -> Callable:
@@ -46,7 +49,7 @@ def _step(loss: Callable) -> Callable:
             return y.reshape(lead) if p.reduction == "none" else y
 
         y, pullback = jax.vjp(jax.jit(f) if compiled else f, *args)
-        grads = pullback(jnp.ones_like(y) if inp.cotangent is None else inp.cotangent.reshape(y.shape))
+        grads = pullback(ones_like(y) if inp.cotangent is None else inp.cotangent.reshape(y.shape))
         return y, jnp.concatenate([g.reshape(-1) for g in grads])
 
     return step

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import jax
 
-from .jax_config import configure, mlir_context
+from .jax_config import configure, host_array, mlir_context, ones_like
 
 configure()
 
@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from xentcheck.bench.floor import EXP_CHAIN  # noqa: E402
+from xentcheck.problem import numpy_dtype  # noqa: E402
 
 from . import ALL_FLOATS, ALL_REDUCTIONS, Binding, Capabilities, Inputs, WorkerGroup  # noqa: E402
 from . import jax_linear_ce as linear_ce  # noqa: E402
@@ -174,18 +175,22 @@ class JaxAdapter(FrameworkAdapter):
     def _device(self):
         return jax.devices("gpu" if self.device == "cuda" else "cpu")[0]
 
+    # Inputs are cast on the host and put on the device as they are: jnp.asarray(a, dtype) casts on the
+    # device, which compiles a convert_element_type for every shape (a third of a cold run's JAX
+    # compilations were the adapter's own casts and cotangents). The problem's arrays already hold values
+    # of the dtype (xentcheck.problem.round_to), so either cast gives the same array.
     def asarray(self, a, dtype):
-        return jax.device_put(jnp.asarray(np.asarray(a), dtype=dtype), self._device())
+        return jax.device_put(host_array(a, numpy_dtype(dtype)), self._device())
 
     def asindex(self, a):
-        return jax.device_put(jnp.asarray(np.asarray(a), dtype=jnp.int64), self._device())
+        return jax.device_put(host_array(a, np.int64), self._device())
 
     def asmask(self, a):
-        return jax.device_put(jnp.asarray(np.asarray(a), dtype=bool), self._device())
+        return jax.device_put(host_array(a, np.bool_), self._device())
 
     def value_and_vjp(self, f, x, cotangent):
         y, pullback = jax.vjp(f, x)
-        (g,) = pullback(cotangent if cotangent is not None else jnp.ones_like(y))
+        (g,) = pullback(cotangent if cotangent is not None else ones_like(y))
         return y, g
 
     def compile(self, f):

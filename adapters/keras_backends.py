@@ -32,12 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from xentcheck.problem import Problem
+from xentcheck.problem import Problem, numpy_dtype
 from xentcheck.protocol import Binding, Output, WorkerGroup
 from xentcheck.safe_output import OutputError, open_lock, write_atomic
 
 from . import declaration_cache, keras_losses
 from .framework import FrameworkAdapter, lines_up
+from .jax_config import host_array, ones_like
 
 ROOT = Path(__file__).resolve().parents[1]
 #: backend -> the package its autodiff and arrays come from (None: no autodiff)
@@ -254,7 +255,10 @@ class _Worker(FrameworkAdapter):
         return self.declare(out, frozenset({"cpu"}), self.environment())
 
     def asarray(self, a, dtype):
-        return self.keras.ops.convert_to_tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
+        a = np.asarray(a, dtype=np.float64)
+        if self.backend == "jax":  # cast on the host: JAX casts on the device, compiling a convert per shape
+            a = host_array(a, numpy_dtype(dtype))  # (the values are the dtype's already: exact)
+        return self.keras.ops.convert_to_tensor(a, dtype=dtype)
 
     def asindex(self, a):
         return self.keras.ops.convert_to_tensor(np.asarray(a, dtype=np.int64), dtype="int64")
@@ -264,11 +268,10 @@ class _Worker(FrameworkAdapter):
         # a Keras loss may return another dtype or an empty array, which the result contract judges
         if self.backend == "jax":
             import jax
-            import jax.numpy as jnp
 
             y, pull = jax.vjp(f, x)
             fits = cotangent is not None and lines_up(cotangent.shape, y.shape)
-            cot = cotangent.reshape(y.shape).astype(y.dtype) if fits else jnp.ones_like(y)
+            cot = cotangent.reshape(y.shape).astype(y.dtype) if fits else ones_like(y)
             return y, pull(cot)[0]
         if self.backend == "torch":
             import torch
