@@ -164,8 +164,9 @@ class MutantAdapter:
                 if bug == "naive_sigmoid":
                     sig = 1 / (1 + np.exp(-x))
                     lp, ln = np.log(sig), np.log(1 - sig)
-                else:
-                    lp, ln = -_softplus(-x), -_softplus(x)
+                else:  # held in float64 until the weights apply: pw t log sigmoid(z) may pass the dtype's
+                    # largest value where the weighted loss does not (case weighted_logits_near_largest)
+                    lp, ln = -_softplus(-x.astype(np.float64)), -_softplus(x.astype(np.float64))
                 pos, neg = (1.0, pw) if bug == "pos_weight_on_negatives" else (pw, 1.0)
                 loss = -(np.where(t != 0, pos * t * lp, 0) + np.where(t != 1, neg * (1 - t) * ln, 0))
                 g = f * (neg * (1 - t) * np.exp(-_softplus(-x)) - pos * t * np.exp(-_softplus(x)))
@@ -179,6 +180,7 @@ class MutantAdapter:
                 loss, g = loss * cw, g * cw
         if sw is not None:
             loss = loss * sw.reshape(sw.shape + (1,) * (loss.ndim - 1))
+        loss = loss.astype(dt)  # the weighted loss in the dtype
         if p.reduction == "none":
             return loss, g
         # honest: a half-precision batch is summed in float32 (a finite mean of large losses stays finite)
