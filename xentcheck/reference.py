@@ -431,9 +431,7 @@ def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: st
             e = np.exp(z - np.max(z, axis=-1, keepdims=True))
             if conv.softmax_sum_in_dtype:  # each term and partial sum rounded, in class order
                 e = round_to(e, dtype)
-                total = np.zeros(e.shape[:-1] + (1,))
-                for k in range(e.shape[-1]):  # sequential on purpose: that is the policy
-                    total = round_to(total + e[..., k : k + 1], dtype)
+                total = _sequential_sum(e, dtype, axis=-1)[..., None]
             else:
                 total = np.sum(e, axis=-1, keepdims=True)
             p = round_to(e / total, dtype)
