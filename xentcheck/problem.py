@@ -26,7 +26,9 @@ __all__ = [
     "SMALLEST_NORMAL",
     "Problem",
     "numpy_dtype",
+    "overflowed",
     "round_to",
+    "sequential_sum",
     "unit_roundoff",
 ]
 
@@ -111,6 +113,19 @@ def overflowed(a: np.ndarray, dtype: str) -> np.ndarray:
     there, every other value as it is (only the overflow of a value the dtype holds, not its rounding)."""
     r = round_to(a, dtype)
     return np.where(np.isinf(r) & np.isfinite(a), r, a)
+
+
+def sequential_sum(v: np.ndarray, dtype: str, axis: int | None = None) -> np.ndarray:
+    """The sum of ``v`` rounded to ``dtype`` and accumulated one element at a time in it, each partial
+    sum rounded (along ``axis``; None: every element, in C order)."""
+    v = round_to(v, dtype)
+    if axis is None:
+        v, axis = v.reshape(-1), 0
+    v = np.moveaxis(v, axis, 0)
+    total = np.zeros(v.shape[1:])
+    for k in range(v.shape[0]):  # sequential on purpose: that is the policy
+        total = round_to(total + v[k], dtype)
+    return total
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import policies
 from .policies import Flow
-from .problem import Problem, overflowed, round_to
+from .problem import Problem, overflowed, round_to, sequential_sum
 from .stable import softplus as _softplus
 from .stable import where0 as _where0
 
@@ -195,19 +195,6 @@ def _clip_bounds(conv: Convention, dtype: str) -> tuple[float, float]:
     return float(round_to(eps, dtype)), float(round_to(1.0 - eps, dtype))
 
 
-def _sequential_sum(v: np.ndarray, dtype: str, axis: int | None = None) -> np.ndarray:
-    """The sum of ``v`` rounded to ``dtype`` and accumulated one element at a time in it, each partial
-    sum rounded (along ``axis``; None: every element, in C order)."""
-    v = round_to(v, dtype)
-    if axis is None:
-        v, axis = v.reshape(-1), 0
-    v = np.moveaxis(v, axis, 0)
-    total = np.zeros(v.shape[1:])
-    for k in range(v.shape[0]):  # sequential on purpose: that is the policy
-        total = round_to(total + v[k], dtype)
-    return total
-
-
 def _clip_factor(
     conv: Convention, q: np.ndarray, lo: float, hi: float, dtype: str, held: np.ndarray | None = None
 ) -> np.ndarray:
@@ -265,7 +252,7 @@ def _categorical_ce(p: np.ndarray, a: np.ndarray, conv: Convention, dtype: str, 
         hd = input_dtype or dtype
         held = round_to(p / round_to(r, hd), hd)
         if conv.renormalize_sum_in_dtype:  # values: the sum and the quotients as the dtype holds them
-            q = held = round_to(p / _sequential_sum(p, hd, axis=-1)[..., None], hd)
+            q = held = round_to(p / sequential_sum(p, hd, axis=-1)[..., None], hd)
     if conv.prob_clip is not None:
         lo, hi = _clip_bounds(conv, dtype)
         inside = _clip_factor(conv, q, lo, hi, dtype, held)
@@ -431,7 +418,7 @@ def _via_probabilities(z: np.ndarray, a: np.ndarray, conv: Convention, dtype: st
             e = np.exp(z - np.max(z, axis=-1, keepdims=True))
             if conv.softmax_sum_in_dtype:  # each term and partial sum rounded, in class order
                 e = round_to(e, dtype)
-                total = _sequential_sum(e, dtype, axis=-1)[..., None]
+                total = sequential_sum(e, dtype, axis=-1)[..., None]
             else:
                 total = np.sum(e, axis=-1, keepdims=True)
             p = round_to(e / total, dtype)
@@ -765,7 +752,7 @@ def _evaluate(problem: Problem, conv: Convention, cotangent: np.ndarray | None) 
                 terms, d_sum = loss * (loss.size / d), np.float64(loss.size)
                 if conv.loss_in_dtype:
                     terms = overflowed(terms, conv.constants_dtype(problem.dtype))
-            total = _sequential_sum(terms, problem.dtype) if conv.reduction_sum_in_dtype else np.sum(terms)
+            total = sequential_sum(terms, problem.dtype) if conv.reduction_sum_in_dtype else np.sum(terms)
             if conv.sum_in_dtype:  # the batch sum held in the dtype: past its largest value it is inf
                 total = round_to(total, problem.dtype)
             value = total / d_sum

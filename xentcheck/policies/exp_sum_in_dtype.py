@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..problem import round_to
+from ..problem import sequential_sum
 from ..stable import where0
 from ._policy import Flow, Policy
 
@@ -15,10 +15,7 @@ def _sequential_exp_sum(flow: Flow) -> None:
     z, a, dtype = flow.x, flow.a, flow.problem.dtype
     m = np.max(z, axis=-1, keepdims=True)
     m_safe = np.where(np.isfinite(m), m, 0.0)
-    e = round_to(np.exp(z - m_safe), dtype)
-    total = np.zeros(z.shape[:-1])
-    for k in range(z.shape[-1]):  # sequential on purpose: that is the policy
-        total = round_to(total + e[..., k], dtype)
+    total = sequential_sum(np.exp(z - m_safe), dtype, axis=-1)  # each term and partial sum rounded
     nll = m_safe + np.log(total)[..., None] - z
     terms = a * nll if flow.plain else where0(a != 0, a * nll)
     loss = np.sum(terms, axis=-1)
