@@ -8,7 +8,7 @@ from xentcheck.bench import floor, runner, sweep
 
 
 def test_named_and_explicit_sizes():
-    assert sweep.parse_sizes("quick")[-1] == (4096, 32000)
+    assert sweep.parse_sizes("quick")[-1] == (512, 32000)
     assert sweep.parse_sizes("32x10, 8192X32000") == ((32, 10), (8192, 32000))
     assert max(c for _, c in sweep.parse_sizes("llm")) >= 128000
 

@@ -20,9 +20,13 @@ import numpy as np
 
 from xentcheck.problem import CATEGORICAL_OPS, Problem, numpy_dtype, round_to
 
-#: named size sweeps (batch x classes)
+#: named size sweeps (batch x classes). ``quick``'s memory-bound size is a 32000-class vocabulary at 512
+#: rows: 65 MB a float32 array, twice this machine's last-level cache, and a forward+backward touches
+#: three such arrays at least. At 4096 rows one configuration alone (TensorFlow's eager tape over a Keras
+#: binary loss) holds 5.6 GB above its inputs, 8.4 GB in all, and the sweep took 24 min here; at 1024
+#: rows 10 min 43 s (docs/performance.md, stop 39). 4096x32000 and up are in ``full`` and ``llm``
 SWEEPS: dict[str, tuple[tuple[int, int], ...]] = {
-    "quick": ((32, 10), (1024, 1000), (4096, 32000)),
+    "quick": ((32, 10), (1024, 1000), (512, 32000)),
     "full": ((32, 10), (256, 1000), (1024, 8000), (4096, 32000), (8192, 32000)),
     "llm": ((32, 10), (1024, 8000), (4096, 32000), (8192, 32000), (2048, 128256), (4096, 128256)),
 }
