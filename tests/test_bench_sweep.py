@@ -96,3 +96,19 @@ def test_floor_measurements_are_positive_and_name_their_kernel():
     exp = floor.measure_exp(1, "float32", repeats=1)
     assert exp["exp_per_s"] > 1e6 and exp["kernel"].startswith("numpy.exp")
     assert floor.measure_exp(1, "bfloat16", repeats=1)["exp_per_s"] is None  # NumPy has no bfloat16 exp
+
+
+def test_a_bench_process_compiles_into_kernel_caches_of_its_own(monkeypatch):
+    # Inductor keeps its C++ kernels (Triton its GPU binaries) across runs whatever the graph caches say:
+    # a benchmark's compile time would be a load from an earlier run's folder
+    import os
+
+    from xentcheck.bench.plan import fresh_kernel_caches
+
+    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
+        monkeypatch.setenv(var, "")  # so that what the call sets is undone after the test
+        monkeypatch.delenv(var)
+    root = fresh_kernel_caches()
+    assert root is not None and os.path.isdir(root) and not os.listdir(root)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"].startswith(root) and os.environ["TRITON_CACHE_DIR"].startswith(root)
+    assert fresh_kernel_caches() is None  # chosen already (by the caller, or by this process): kept

@@ -3,7 +3,10 @@ measured once, and the records collected (written into the results document's ``
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,6 +32,22 @@ MEMORY_METHOD = (
     "configuration; a descendant's peak between two samples is missed, pages shared between processes count "
     "in each"
 )
+
+
+def fresh_kernel_caches() -> str | None:
+    """Point Inductor's and Triton's kernel caches at a folder of this process's own, removed at its end
+    (where the caller has not chosen them). Whatever the graph caches say, Inductor keeps every C++
+    kernel it builds (Triton every GPU binary) in a folder shared by all runs: a later run loads them
+    instead of compiling, and its compile times read short (a quick sweep's torch part spent 111 s in
+    compiled first calls on a fresh clone and 65 s on a machine that had run it before). Returns the
+    folder (None: both were chosen)."""
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ and "TRITON_CACHE_DIR" in os.environ:
+        return None
+    root = tempfile.mkdtemp(prefix="xentcheck-bench-kernels-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(root, "inductor"))
+    os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(root, "triton"))
+    return root
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,7 @@ class BenchPlan:
         # compile times must be real compiles, not loads from the frameworks' on-disk caches
         for var, value in _NO_COMPILE_CACHES.items():
             os.environ.setdefault(var, value)
+        fresh_kernel_caches()
         self.threads = n
         self.device = opt.device
         self.records: list[BenchRecord] = []
